@@ -1,0 +1,48 @@
+# Switchyard. `make demo` runs the main job on loopback; `make test` runs the tests.
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+PKGS      := ./...
+BENCHTIME ?= 1s
+STATICCHECK_VERSION ?= 2026.2.2
+
+.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/switchyard ./cmd/switchyard
+
+vet:
+	$(GO) vet $(PKGS)
+
+# The tests: vet first, then every package under the race detector.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The Go benchmarks (hot paths), with allocations reported.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+# Formatting, vet, staticcheck and the repository greps.
+check: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck $(PKGS)
+	@bash .ci/greps
+
+# Fuzz every parser for a short while (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	@bash .ci/fuzz $(FUZZTIME)
+
+demo: build
+	./bin/switchyard demo
+
+bench-compare: build
+	./bin/switchyard bench compare
+
+bench-policies: build
+	./bin/switchyard bench policies
+
+clean:
+	rm -rf bin

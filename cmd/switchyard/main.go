@@ -1,0 +1,126 @@
+// Command switchyard is the single Switchyard binary: the gateway, the
+// Resource service, the node agent, the simulated engine, the demo and the
+// benchmark harness, each as a subcommand.
+//
+// This package only parses flags and wires packages together; it holds no
+// logic of its own.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand. run receives the arguments after the
+// subcommand's name and a context cancelled on SIGINT or SIGTERM.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands lists every subcommand in the order help prints them. Each
+// subcommand lives in its own file.
+func commands() []command {
+	return []command{
+		{"gateway", "serve clients: route each request to a replica of its model", runGateway},
+		{"resource", "run a Resource instance: heartbeat ingest and the online list", runResource},
+		{"agent", "run the node agent, drain a node, or probe engines and accelerators", runAgent},
+		{"sim", "run simulated inference engines", runSim},
+		{"demo", "run a Resource, a gateway and a simulated fleet on loopback, and report", runDemo},
+		{"bench", "load generator, proxy comparison and policy simulation", runBench},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// errUsage marks an error already explained by a usage message.
+var errUsage = errors.New("usage")
+
+// errNotBuilt is returned by subcommands that do not exist yet.
+var errNotBuilt = errors.New("not built yet")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand and returns the process exit code:
+// 0 on success, 2 on a usage error, 1 on any other failure.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "-h"}, stdout, stderr)
+		}
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		default:
+			fmt.Fprintf(stderr, "switchyard %s: %v\n", name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "switchyard: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Switchyard: a sidecar-free L7 inference gateway.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: switchyard COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "  help      print this text, or `switchyard help COMMAND` for a command's flags")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `switchyard COMMAND -h` to see every flag of a command.")
+}
+
+// newFlagSet returns a flag set that prints its usage to stderr and
+// returns parse errors instead of exiting.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("switchyard "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: switchyard %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs and maps a parse failure to errUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
