@@ -7,7 +7,10 @@ import (
 )
 
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("agent", "agent [flags]", stderr)
+	if len(args) > 0 && args[0] == "probe" {
+		return runAgentProbe(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("agent", "agent [run|drain|probe] [flags]", stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
