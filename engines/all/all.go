@@ -1,0 +1,11 @@
+// Package all registers every engine adapter; blank import it.
+package all
+
+import (
+	_ "github.com/switchyard-dev/switchyard/engines/mindie"
+	_ "github.com/switchyard-dev/switchyard/engines/rayserve"
+	_ "github.com/switchyard-dev/switchyard/engines/sglang"
+	_ "github.com/switchyard-dev/switchyard/engines/tgi"
+	_ "github.com/switchyard-dev/switchyard/engines/triton"
+	_ "github.com/switchyard-dev/switchyard/engines/vllm"
+)

@@ -1,0 +1,145 @@
+package rayserve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/engines"
+)
+
+func appsFixture(t testing.TB) []byte {
+	b, err := os.ReadFile("../testdata/fixtures/rayserve/api-serve-applications-ray-docs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseApplicationsFixture(t *testing.T) {
+	c, err := ParseApplications(bytes.NewReader(appsFixture(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPPort != 8000 || c.GRPCPort != 9000 || c.ProxyLocation != "EveryNode" || c.ControllerNodeIP != "10.0.29.214" {
+		t.Errorf("cluster header = %+v", c)
+	}
+	if len(c.Proxies) != 1 || c.Proxies[0].HTTPAddr != "10.0.29.214:8000" || c.Proxies[0].GRPCAddr != "10.0.29.214:9000" || !c.Proxies[0].Healthy() {
+		t.Errorf("proxies = %+v", c.Proxies)
+	}
+	if len(c.Apps) != 1 || c.Apps[0].Name != "app1" || c.Apps[0].RoutePrefix != "/" || len(c.Apps[0].Deployments) != 2 {
+		t.Fatalf("apps = %+v", c.Apps)
+	}
+	d := c.Apps[0].Deployments[1]
+	if d.Name != "Translator" || d.MaxOngoingRequests != 100 || d.NumCPUs != 1 || len(d.Replicas) != 1 || d.Replicas[0].ReplicaID != "app1#Translator#oMhRlb" || d.Replicas[0].PID != 29892 {
+		t.Errorf("Translator = %+v", d)
+	}
+	routes := c.Routes()
+	if len(routes) != 1 || routes[0].Replicas != 2 || routes[0].HTTPAddr != "10.0.29.214:8000" {
+		t.Errorf("routes = %+v", routes)
+	}
+}
+
+func TestParseApplicationsNPU(t *testing.T) {
+	body := `{"http_options":{"port":8000},"proxies":{"n1":{"node_id":"n1","node_ip":"10.0.0.1","status":"HEALTHY"},"n2":{"node_id":"n2","node_ip":"10.0.0.2","status":"DRAINING"}},
+"applications":{"llm":{"name":"llm","route_prefix":"/llm","status":"RUNNING","deployments":{"Qwen":{"name":"Qwen","status":"HEALTHY",
+"deployment_config":{"num_replicas":3,"ray_actor_options":{"num_cpus":8,"resources":{"NPU":2}}},
+"replicas":[{"node_id":"n1","node_ip":"10.0.0.1","replica_id":"a","state":"RUNNING"},{"node_id":"n1","node_ip":"10.0.0.1","replica_id":"b","state":"STARTING"},{"node_id":"n2","node_ip":"10.0.0.2","replica_id":"c","state":"RUNNING"}]}}}}}`
+	c, err := ParseApplications(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Apps[0].Deployments[0].NPUs; got != 2 {
+		t.Errorf("NPUs = %v", got)
+	}
+	r := c.Routes()
+	// n1 has one RUNNING replica (the STARTING one does not count); n2's proxy is DRAINING.
+	if len(r) != 1 || r[0].NodeID != "n1" || r[0].Replicas != 1 || r[0].NPUs != 2 || r[0].RoutePrefix != "/llm" {
+		t.Errorf("routes = %+v", r)
+	}
+}
+
+func TestParseApplicationsErrors(t *testing.T) {
+	full := appsFixture(t)
+	cases := []struct{ name, body, mention string }{
+		{"empty", "", "EOF"},
+		{"truncated", string(full[:len(full)/2]), "unexpected EOF"},
+		{"syntax", "{\n\"applications\": [}", "line 2"},
+		{"no applications", `{"proxies":{}}`, "applications"},
+		{"wrong type", "{\"applications\": {\"a\": {\"deployments\": 5}}}", "line 1"},
+		{"replica without node", `{"applications":{"a":{"deployments":{"d":{"replicas":[{"replica_id":"x"}]}}}}}`, "replicas[0]"},
+		{"bad port", `{"http_options":{"port":70000},"applications":{}}`, "port"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseApplications(strings.NewReader(c.body))
+			if !errors.Is(err, engines.ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), c.mention) {
+				t.Errorf("err %q does not mention %q", err, c.mention)
+			}
+		})
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	body := appsFixture(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != ApplicationsPath {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Discover(ctx, srv.Client(), srv.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes()) != 1 {
+		t.Errorf("routes = %+v", c.Routes())
+	}
+}
+
+func TestParseLoadServeMetrics(t *testing.T) {
+	text := "ray_serve_replica_processing_queries{application=\"app1\",deployment=\"Translator\",replica=\"r1\"} 3\nray_serve_deployment_queued_queries{application=\"app1\",deployment=\"Translator\"} 2\n"
+	l, err := ParseLoad(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Running.String() != "3" || l.Waiting.String() != "2" || len(l.Models) != 1 {
+		t.Errorf("load = %+v", l)
+	}
+	// A node-metrics exposition without Serve metrics is not a valid load.
+	data, _ := os.ReadFile("../testdata/fixtures/rayserve/ray-node-metrics-ray2.6.1-worker-datadog-fixture.prom")
+	if _, err := ParseLoad(bytes.NewReader(data)); !errors.Is(err, engines.ErrNoLoadMetrics) {
+		t.Errorf("node metrics: err = %v", err)
+	}
+}
+
+func FuzzParseApplications(f *testing.F) {
+	f.Add(appsFixture(f))
+	f.Add([]byte(`{"applications":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		c, err := ParseApplications(bytes.NewReader(b))
+		if err != nil {
+			if !errors.Is(err, engines.ErrMalformed) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		_ = c.Routes()
+	})
+}

@@ -1,0 +1,19 @@
+package sglang
+
+import (
+	"bytes"
+	"os"
+	"testing"
+)
+
+func BenchmarkParseLoad(b *testing.B) {
+	data, err := os.ReadFile("../testdata/fixtures/sglang/metrics-v0.5.10-datadog-fixture-trimmed.prom")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		_, _ = ParseLoad(bytes.NewReader(data))
+	}
+}
