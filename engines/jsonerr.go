@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // JSONError turns an encoding/json error on data into one naming the
@@ -18,6 +19,13 @@ func JSONError(data []byte, err error) error {
 		off = se.Offset
 	case errors.As(err, &te):
 		off = te.Offset
+	}
+	if off < 0 && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+		line, col := LineCol(data, len(data))
+		if len(bytes.TrimSpace(data)) == 0 {
+			return fmt.Errorf("%w: empty input", ErrMalformed)
+		}
+		return fmt.Errorf("%w: line %d column %d: truncated: input ends inside a JSON value", ErrMalformed, line, col)
 	}
 	if off < 0 || off > int64(len(data)) {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)

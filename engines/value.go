@@ -54,6 +54,10 @@ func (x Value) MarshalJSON() ([]byte, error) {
 	if !x.ok {
 		return []byte("null"), nil
 	}
+	if math.Abs(x.v) < 1e21 {
+		// Plain decimal: byte counts read as integers, not 3.9e+10.
+		return strconv.AppendFloat(nil, x.v, 'f', -1, 64), nil
+	}
 	return strconv.AppendFloat(nil, x.v, 'g', -1, 64), nil
 }
 
