@@ -1,0 +1,400 @@
+package discovery
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ClientConfig configures a [Client]. Every field's doc states its default.
+type ClientConfig struct {
+	// Servers are the Resource instances' host:port. Required.
+	Servers []string
+	// Token is the shared bearer token.
+	Token string
+	// TLS, when set, makes the client speak HTTPS with this config (set
+	// Certificates for mTLS).
+	TLS *tls.Config
+	// Apps are watched from the start; Client.Watch adds more.
+	Apps []string
+	// Subscriber identifies this client to Resource for acknowledgements.
+	// Default: hostname plus a random suffix.
+	Subscriber string
+	// PullInterval is the plain-pull period (and the longest retry
+	// backoff). Default 3 s.
+	PullInterval time.Duration
+	// WatchWait is how long a long-poll waits for a change. Default 25 s.
+	// Negative disables watching: the client pulls every PullInterval.
+	WatchWait time.Duration
+	// RequestTimeout bounds a request beyond its WatchWait. Default 5 s.
+	RequestTimeout time.Duration
+	// StaleAfter marks an app's view stale when no Resource instance has
+	// answered for this long. Default PullInterval (any failed request also
+	// marks it stale until the next success).
+	StaleAfter time.Duration
+	// OnUpdate, when set, receives every new version of an app's list. It
+	// is called from that app's watch goroutine: calls for one app are
+	// serialised, calls for different apps may run concurrently. It must not
+	// block (hand the list to the owner and return) and must not modify the
+	// list.
+	OnUpdate func(app string, list OnlineList)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *ClientConfig) applyDefaults() {
+	if c.PullInterval == 0 {
+		c.PullInterval = 3 * time.Second
+	}
+	if c.WatchWait == 0 {
+		c.WatchWait = 25 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = c.PullInterval
+	}
+	if c.Subscriber == "" {
+		h, _ := os.Hostname()
+		var b [4]byte
+		_, _ = crand.Read(b[:])
+		c.Subscriber = h + "-" + hex.EncodeToString(b[:])
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate returns an error naming the first bad field.
+func (c *ClientConfig) Validate() error {
+	switch {
+	case len(c.Servers) == 0:
+		return errors.New("discovery: client config: Servers is empty")
+	case c.PullInterval < 10*time.Millisecond:
+		return fmt.Errorf("discovery: client config: PullInterval %v below 10ms", c.PullInterval)
+	case c.RequestTimeout < 10*time.Millisecond:
+		return fmt.Errorf("discovery: client config: RequestTimeout %v below 10ms", c.RequestTimeout)
+	case len(c.Subscriber) > 128:
+		return errors.New("discovery: client config: Subscriber longer than 128 bytes")
+	}
+	return nil
+}
+
+// Client keeps a live view of the online lists of the apps it watches, for a
+// gateway. It long-polls one Resource instance for deltas, falls back to
+// plain pulls and fails over to the next instance on any error, and
+// acknowledges each version it applied (the next request carries it). It
+// never empties a view because Resource is unreachable: it keeps the last
+// list and reports it stale.
+//
+// A Client is safe for concurrent use. Start it with Run.
+type Client struct {
+	cfg  ClientConfig
+	http *http.Client
+
+	mu     sync.Mutex
+	views  map[string]*view // guarded by mu
+	runCtx context.Context  // guarded by mu; set while Run runs
+	wg     sync.WaitGroup
+}
+
+// view is one app's state. Fields are guarded by mu.
+type view struct {
+	mu      sync.Mutex
+	epoch   uint64
+	version uint64
+	nodes   map[string]Node
+	list    OnlineList
+	have    bool
+	lastOK  time.Time
+	failing bool
+	server  string
+	started bool
+}
+
+// ClientStatus is an app's view as the client sees it, for metrics.
+type ClientStatus struct {
+	App     string
+	Epoch   uint64
+	Version uint64
+	Nodes   int
+	// Stale is true while the view could not be refreshed (the list is the
+	// last one known).
+	Stale       bool
+	LastContact time.Time
+	Server      string
+}
+
+// NewClient checks cfg and returns a client; call Run to start it.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cfg.TLS,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: cfg.RequestTimeout,
+		DisableCompression:  true,
+	}
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, views: make(map[string]*view)}
+	for _, a := range cfg.Apps {
+		c.views[a] = &view{}
+	}
+	return c, nil
+}
+
+// SubscriberID returns the id this client acknowledges versions under.
+func (c *Client) SubscriberID() string { return c.cfg.Subscriber }
+
+// Watch adds app to the watched apps (no-op if already watched).
+func (c *Client) Watch(app string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.views[app]; ok {
+		return
+	}
+	v := &view{}
+	c.views[app] = v
+	if c.runCtx != nil {
+		c.startLocked(c.runCtx, app, v)
+	}
+}
+
+func (c *Client) startLocked(ctx context.Context, app string, v *view) {
+	if v.started {
+		return
+	}
+	v.started = true
+	c.wg.Go(func() { c.loop(ctx, app, v) })
+}
+
+// Run watches every app until ctx is done, then returns ctx's error.
+func (c *Client) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.runCtx = ctx
+	for app, v := range c.views {
+		c.startLocked(ctx, app, v)
+	}
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.wg.Wait()
+	c.http.CloseIdleConnections()
+	return ctx.Err()
+}
+
+func (c *Client) view(app string) *view {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.views[app]
+}
+
+// List returns the app's last known list and whether one is known. The list
+// must not be modified.
+func (c *Client) List(app string) (OnlineList, bool) {
+	v := c.view(app)
+	if v == nil {
+		return OnlineList{}, false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.list, v.have
+}
+
+// Stale reports whether the app's view is not being refreshed (no Resource
+// instance answered lately); its list is then the last one known.
+func (c *Client) Stale(app string) bool { return c.Status(app).Stale }
+
+// Status returns the app's view status.
+func (c *Client) Status(app string) ClientStatus {
+	st := ClientStatus{App: app, Stale: true}
+	v := c.view(app)
+	if v == nil {
+		return st
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	st.Epoch, st.Version, st.Nodes = v.epoch, v.version, len(v.nodes)
+	st.LastContact, st.Server = v.lastOK, v.server
+	st.Stale = v.failing || !v.have || time.Since(v.lastOK) > c.cfg.StaleAfter+c.cfg.WatchWait+c.cfg.RequestTimeout
+	return st
+}
+
+// loop keeps one app's view fresh until ctx is done.
+func (c *Client) loop(ctx context.Context, app string, v *view) {
+	servers := c.cfg.Servers
+	idx := rand.IntN(len(servers))
+	backoff := 50 * time.Millisecond
+	t := time.NewTimer(0)
+	<-t.C
+	defer t.Stop()
+	sleep := func(d time.Duration) bool {
+		t.Reset(d)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		v.mu.Lock()
+		epoch, since, failing, have := v.epoch, v.version, v.failing, v.have
+		v.mu.Unlock()
+		wait := c.cfg.WatchWait
+		if failing || !have || wait < 0 {
+			wait = 0 // a plain pull
+		}
+		server := servers[idx]
+		d, err := c.fetch(ctx, server, app, epoch, since, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			v.mu.Lock()
+			v.failing = true
+			v.mu.Unlock()
+			c.cfg.Logger.Debug("discovery: fetch failed", "app", app, "server", server, "err", err)
+			idx = (idx + 1) % len(servers)
+			if !sleep(backoff) {
+				return
+			}
+			backoff = min(backoff*2, c.cfg.PullInterval)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		list, changed := c.apply(v, server, d)
+		if changed && c.cfg.OnUpdate != nil {
+			c.cfg.OnUpdate(app, list)
+		}
+		if c.cfg.WatchWait < 0 {
+			if changed {
+				c.ack(ctx, server, app, list.Epoch, list.Version)
+			}
+			if !sleep(c.cfg.PullInterval) {
+				return
+			}
+		}
+	}
+}
+
+// apply merges d into v and returns the new list if it changed.
+func (c *Client) apply(v *view, server string, d *Delta) (OnlineList, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.lastOK, v.failing, v.server = time.Now(), false, server
+	switch {
+	case d.Reset:
+		v.nodes = make(map[string]Node, len(d.Upserts))
+	case d.Epoch != v.epoch || d.From != v.version || d.To < d.From:
+		// Not a delta of our view: force a reset on the next request.
+		v.epoch, v.version = 0, 0
+		return OnlineList{}, false
+	case d.To == d.From:
+		return OnlineList{}, false
+	}
+	for i := range d.Upserts {
+		v.nodes[d.Upserts[i].ID] = d.Upserts[i]
+	}
+	for _, id := range d.Removes {
+		delete(v.nodes, id)
+	}
+	v.epoch, v.version, v.have = d.Epoch, d.To, true
+	l := OnlineList{App: d.App, Epoch: d.Epoch, Version: d.To, Nodes: make([]Node, 0, len(v.nodes))}
+	for _, n := range v.nodes {
+		l.Nodes = append(l.Nodes, n)
+	}
+	v.list = l
+	return l, true
+}
+
+func (c *Client) newRequest(ctx context.Context, method, server, path string, q url.Values) (*http.Request, error) {
+	scheme := "http"
+	if c.cfg.TLS != nil {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: server, Path: path, RawQuery: q.Encode()}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	return req, nil
+}
+
+// fetch asks one instance for the changes since (epoch, since), waiting up
+// to wait for one. Asking acknowledges since.
+func (c *Client) fetch(ctx context.Context, server, app string, epoch, since uint64, wait time.Duration) (*Delta, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+c.cfg.RequestTimeout)
+	defer cancel()
+	q := url.Values{}
+	q.Set("since", strconv.FormatUint(since, 10))
+	q.Set("epoch", strconv.FormatUint(epoch, 10))
+	q.Set("subscriber", c.cfg.Subscriber)
+	q.Set("format", "bin")
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, server, "/v1/apps/"+url.PathEscape(app)+"/delta", q)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: watch %s: %w", app, err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: watch %s on %s: %w", app, server, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("discovery: watch %s on %s: read: %w", app, server, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("discovery: watch %s on %s: %w", app, server, ErrBadToken)
+	default:
+		return nil, fmt.Errorf("discovery: watch %s on %s: %s: %.200s", app, server, resp.Status, body)
+	}
+	var d Delta
+	if err := DecodeDelta(body, &d, nil); err != nil {
+		return nil, fmt.Errorf("discovery: watch %s on %s: decode: %w", app, server, err)
+	}
+	return &d, nil
+}
+
+// ack tells server the client applied version (pull mode; watches ack with
+// their next request).
+func (c *Client) ack(ctx context.Context, server, app string, epoch, version uint64) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	q := url.Values{}
+	q.Set("subscriber", c.cfg.Subscriber)
+	q.Set("epoch", strconv.FormatUint(epoch, 10))
+	q.Set("version", strconv.FormatUint(version, 10))
+	req, err := c.newRequest(ctx, http.MethodPost, server, "/v1/apps/"+url.PathEscape(app)+"/ack", q)
+	if err != nil {
+		return
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}

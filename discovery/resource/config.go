@@ -1,0 +1,157 @@
+package resource
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures one Resource instance. The zero value is usable (no
+// token, no peers) after [Config.applyDefaults]; every field's doc states its
+// default. A Config must not change after New.
+type Config struct {
+	// Token is the shared bearer token required on every heartbeat, peer
+	// link and list read. Empty disables authentication (local demos only).
+	Token string
+	// TLS, when set, serves TLS on the listener; set ClientCAs and
+	// ClientAuth = tls.RequireAndVerifyClientCert for mTLS. Peer links dial
+	// with PeerTLS.
+	TLS *tls.Config
+	// PeerTLS is the client TLS config used to dial peers. Default: none
+	// (plain TCP).
+	PeerTLS *tls.Config
+
+	// Period is the agents' heartbeat period. Default 1 s.
+	Period time.Duration
+	// MissedBeats is how many periods of silence turn a node offline.
+	// Default 3.
+	MissedBeats int
+	// SuspectAfter is the silence after which a ready node becomes suspect.
+	// Default 1.5 × Period.
+	SuspectAfter time.Duration
+	// SweepInterval is how often liveness is checked. Default Period / 10.
+	SweepInterval time.Duration
+
+	// Window is how long heard changes are batched before they are committed
+	// to the list and sent to peers; draining and offline changes skip it.
+	// Default 50 ms; at most 100 ms.
+	Window time.Duration
+	// LoadEpsilon is the smallest change of utilisation or KV-cache usage
+	// (absolute) or of concurrency (relative) worth propagating. Default 0.05.
+	LoadEpsilon float64
+	// LoadRefresh propagates a node's load even when it moved less than
+	// LoadEpsilon once the propagated load is this old. Default 10 s.
+	LoadRefresh time.Duration
+
+	// Peers are the other instances' host:port (this instance's own address
+	// may be included; it is recognised and skipped).
+	Peers []string
+	// PeerDNS is a "name:port" resolved every PeerDNSInterval into peers.
+	PeerDNS string
+	// PeerDNSInterval defaults to 5 s.
+	PeerDNSInterval time.Duration
+	// ReHomeGrace is how long nodes owned by a lost peer stay listed while
+	// their agents reconnect to another instance. Default 5 s.
+	ReHomeGrace time.Duration
+
+	// MaxExpireShare is the largest share of an app's nodes that may expire
+	// (by silence) within GuardWindow; more are held as suspect. At least
+	// one node may always expire. Default 0.5.
+	MaxExpireShare float64
+	// GuardWindow defaults to 10 s.
+	GuardWindow time.Duration
+
+	// SubscriberTTL is how long a subscriber that stopped polling still
+	// counts as watching (for drain acknowledgements). Default 10 s.
+	SubscriberTTL time.Duration
+	// MaxWait caps a long-poll's wait. Default 60 s.
+	MaxWait time.Duration
+
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the production preset: 1 s heartbeats, 3 missed
+// beats, a 50 ms peer window.
+func DefaultConfig() Config {
+	var c Config
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.Period == 0 {
+		c.Period = time.Second
+	}
+	if c.MissedBeats == 0 {
+		c.MissedBeats = 3
+	}
+	if c.SuspectAfter == 0 {
+		c.SuspectAfter = c.Period * 3 / 2
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = c.Period / 10
+	}
+	if c.Window == 0 {
+		c.Window = 50 * time.Millisecond
+	}
+	if c.LoadEpsilon == 0 {
+		c.LoadEpsilon = 0.05
+	}
+	if c.LoadRefresh == 0 {
+		c.LoadRefresh = 10 * time.Second
+	}
+	if c.PeerDNSInterval == 0 {
+		c.PeerDNSInterval = 5 * time.Second
+	}
+	if c.ReHomeGrace == 0 {
+		c.ReHomeGrace = 5 * time.Second
+	}
+	if c.MaxExpireShare == 0 {
+		c.MaxExpireShare = 0.5
+	}
+	if c.GuardWindow == 0 {
+		c.GuardWindow = 10 * time.Second
+	}
+	if c.SubscriberTTL == 0 {
+		c.SubscriberTTL = 10 * time.Second
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate returns an error naming the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Period < 10*time.Millisecond:
+		return fmt.Errorf("resource: config: Period %v below 10ms", c.Period)
+	case c.MissedBeats < 1:
+		return fmt.Errorf("resource: config: MissedBeats %d below 1", c.MissedBeats)
+	case c.SuspectAfter <= 0 || c.SuspectAfter > time.Duration(c.MissedBeats)*c.Period:
+		return fmt.Errorf("resource: config: SuspectAfter %v must be in (0, MissedBeats×Period]", c.SuspectAfter)
+	case c.SweepInterval < time.Millisecond || c.SweepInterval > c.Period:
+		return fmt.Errorf("resource: config: SweepInterval %v must be in [1ms, Period]", c.SweepInterval)
+	case c.Window < time.Millisecond || c.Window > 100*time.Millisecond:
+		return fmt.Errorf("resource: config: Window %v must be in [1ms, 100ms]", c.Window)
+	case c.LoadEpsilon < 0 || c.LoadEpsilon > 1:
+		return fmt.Errorf("resource: config: LoadEpsilon %v must be in [0, 1]", c.LoadEpsilon)
+	case c.LoadRefresh < c.Period:
+		return fmt.Errorf("resource: config: LoadRefresh %v below Period", c.LoadRefresh)
+	case c.ReHomeGrace < c.Period:
+		return fmt.Errorf("resource: config: ReHomeGrace %v below Period", c.ReHomeGrace)
+	case c.MaxExpireShare <= 0 || c.MaxExpireShare > 1:
+		return fmt.Errorf("resource: config: MaxExpireShare %v must be in (0, 1]", c.MaxExpireShare)
+	case c.GuardWindow <= 0:
+		return fmt.Errorf("resource: config: GuardWindow %v must be positive", c.GuardWindow)
+	case c.SubscriberTTL < c.Period:
+		return fmt.Errorf("resource: config: SubscriberTTL %v below Period", c.SubscriberTTL)
+	case c.MaxWait < time.Second:
+		return fmt.Errorf("resource: config: MaxWait %v below 1s", c.MaxWait)
+	}
+	return nil
+}

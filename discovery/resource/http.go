@@ -1,0 +1,411 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+)
+
+// HTTP API (all but /healthz need "Authorization: Bearer TOKEN"):
+//
+//	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"}
+//	GET  /v1/apps                       apps with their version and node count
+//	GET  /v1/apps/{app}/list            full snapshot (OnlineList)
+//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json
+//	                                    changes since V; waits up to wait for one (long-poll);
+//	                                    a reset (full list) on an unknown epoch or old V.
+//	                                    The request acknowledges V for the subscriber.
+//	POST /v1/apps/{app}/ack             ?subscriber=ID&epoch=E&version=V
+//	GET  /v1/apps/{app}/drain           ?node=ID[&local=1] → DrainStatus over the tier
+//	GET  /metrics                       Prometheus text
+//	GET  /healthz                       200 "ok"
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/heartbeat", s.handleHeartbeat)
+	mux.HandleFunc("GET /v1/apps", s.handleApps)
+	mux.HandleFunc("GET /v1/apps/{app}/list", s.handleList)
+	mux.HandleFunc("GET /v1/apps/{app}/delta", s.handleDelta)
+	mux.HandleFunc("POST /v1/apps/{app}/ack", s.handleAck)
+	mux.HandleFunc("GET /v1/apps/{app}/drain", s.handleDrain)
+	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			_, _ = io.WriteString(w, "ok\n")
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.tokenOK(tok) {
+			if s.cfg.Token != "" {
+				s.rejections.Add(discovery.ReasonBadToken)
+				writeErr(w, http.StatusUnauthorized, discovery.ErrBadToken)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type errBody struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason,omitempty"`
+	Field  string `json:"field,omitempty"`
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	b := errBody{Error: err.Error()}
+	var ie *discovery.InputError
+	if errors.As(err, &ie) {
+		b.Reason, b.Field = ie.Reason.String(), ie.Field
+	} else if errors.Is(err, discovery.ErrBadToken) {
+		b.Reason = discovery.ReasonBadToken.String()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(b)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, discovery.MaxHeartbeatBytes+1))
+	if err != nil {
+		s.rejections.Add(discovery.ReasonMalformed)
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("resource: read body: %w", err))
+		return
+	}
+	var hb discovery.Heartbeat
+	if err := discovery.DecodeHeartbeatJSON(body, &hb); err != nil {
+		reason := discovery.ReasonOf(err)
+		s.rejections.Add(reason)
+		code := http.StatusBadRequest
+		if reason == discovery.ReasonOversized && len(body) > discovery.MaxHeartbeatBytes {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeErr(w, code, err)
+		return
+	}
+	s.stats.heartbeats.Add(1)
+	s.stats.httpBeats.Add(1)
+	s.ingest(&hb, s.now().UnixNano())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type appInfo struct {
+	App         string `json:"app"`
+	Epoch       uint64 `json:"epoch"`
+	Version     uint64 `json:"version"`
+	Nodes       int    `json:"nodes"`
+	Subscribers int    `json:"subscribers"`
+}
+
+func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
+	var out []appInfo
+	for _, a := range s.appList() {
+		a.mu.Lock()
+		out = append(out, appInfo{a.name, s.id, a.version, a.live, len(a.subs)})
+		a.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
+	writeJSON(w, out)
+}
+
+// appParam returns the named app after checking the name.
+func (s *Server) appParam(w http.ResponseWriter, r *http.Request) *app {
+	name := r.PathValue("app")
+	probe := discovery.Heartbeat{ID: "x", App: name}
+	if err := probe.Validate(); err != nil {
+		var ie *discovery.InputError
+		if errors.As(err, &ie) && ie.Field == "app" {
+			s.rejections.Add(ie.Reason)
+			writeErr(w, http.StatusBadRequest, err)
+			return nil
+		}
+	}
+	return s.appFor(name)
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	a := s.appParam(w, r)
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	l := a.snapshotLocked(s.id)
+	a.mu.Unlock()
+	sort.Slice(l.Nodes, func(i, j int) bool { return l.Nodes[i].ID < l.Nodes[j].ID })
+	if r.URL.Query().Get("format") == "bin" {
+		d := discovery.Delta{App: l.App, Epoch: l.Epoch, To: l.Version, Reset: true, Upserts: l.Nodes}
+		writeBin(w, &d)
+		return
+	}
+	writeJSON(w, l)
+}
+
+var binPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func writeBin(w http.ResponseWriter, d *discovery.Delta) {
+	bp := binPool.Get().(*[]byte)
+	b := discovery.AppendDelta((*bp)[:0], d)
+	w.Header().Set("Content-Type", "application/x-switchyard-delta")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+	if cap(b) <= 16<<20 {
+		*bp = b
+		binPool.Put(bp)
+	}
+}
+
+func queryUint(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, &discovery.InputError{Reason: discovery.ReasonWrongType, Field: name, Problem: fmt.Sprintf("%q is not an unsigned integer", v)}
+	}
+	return n, nil
+}
+
+func subscriberParam(r *http.Request) (string, error) {
+	sub := r.URL.Query().Get("subscriber")
+	if len(sub) > 128 {
+		return "", &discovery.InputError{Reason: discovery.ReasonOversized, Field: "subscriber", Problem: "longer than 128 bytes"}
+	}
+	return sub, nil
+}
+
+// ackLocked records that subscriber sub applied version v of epoch.
+func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) *subscriber {
+	if sub == "" {
+		return nil
+	}
+	sb := a.subs[sub]
+	if sb == nil {
+		sb = &subscriber{}
+		a.subs[sub] = sb
+	}
+	sb.lastSeen = now
+	if epoch == s.id && v <= a.version && v > sb.acked {
+		sb.acked = v
+	}
+	return sb
+}
+
+func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
+	a := s.appParam(w, r)
+	if a == nil {
+		return
+	}
+	since, err1 := queryUint(r, "since")
+	epoch, err2 := queryUint(r, "epoch")
+	sub, err3 := subscriberParam(r)
+	var wait time.Duration
+	var err4 error
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err4 = time.ParseDuration(v); err4 != nil || wait < 0 {
+			err4 = &discovery.InputError{Reason: discovery.ReasonWrongType, Field: "wait", Problem: fmt.Sprintf("%q is not a duration", v)}
+		}
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		s.rejections.Add(discovery.ReasonOf(err))
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	wait = min(wait, s.cfg.MaxWait)
+	var timer *time.Timer
+	var expired <-chan time.Time
+	if wait > 0 {
+		timer = time.NewTimer(wait)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	s.stats.watches.Add(1)
+	defer s.stats.watches.Add(-1)
+
+	a.mu.Lock()
+	sb := s.ackLocked(a, sub, epoch, since, s.now().UnixNano())
+	if sb != nil {
+		sb.watching++
+	}
+	var d discovery.Delta
+	for {
+		if epoch != s.id || since != a.version || wait <= 0 {
+			d = a.deltaLocked(s.id, epoch, since)
+			break
+		}
+		ch := a.notify
+		a.mu.Unlock()
+		timedOut := false
+		select {
+		case <-ch:
+		case <-expired:
+			timedOut = true
+		case <-r.Context().Done():
+			timedOut = true
+		}
+		a.mu.Lock()
+		if timedOut {
+			d = a.deltaLocked(s.id, epoch, since)
+			break
+		}
+	}
+	if sb != nil {
+		sb.watching--
+		sb.lastSeen = s.now().UnixNano()
+	}
+	a.mu.Unlock()
+	if r.Context().Err() != nil {
+		return
+	}
+	if r.URL.Query().Get("format") == "bin" {
+		writeBin(w, &d)
+		return
+	}
+	writeJSON(w, d)
+}
+
+func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
+	a := s.appParam(w, r)
+	if a == nil {
+		return
+	}
+	v, err1 := queryUint(r, "version")
+	epoch, err2 := queryUint(r, "epoch")
+	sub, err3 := subscriberParam(r)
+	if err := errors.Join(err1, err2, err3); err != nil || sub == "" {
+		if err == nil {
+			err = &discovery.InputError{Reason: discovery.ReasonInvalid, Field: "subscriber", Problem: "empty"}
+		}
+		s.rejections.Add(discovery.ReasonOf(err))
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	a.mu.Lock()
+	s.ackLocked(a, sub, epoch, v, s.now().UnixNano())
+	a.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// localDrain answers the drain question for this instance's subscribers.
+func (s *Server) localDrain(a *app, node string) discovery.InstanceDrain {
+	now := s.now().UnixNano()
+	ttl := int64(s.cfg.SubscriberTTL)
+	res := discovery.InstanceDrain{Instance: s.id}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p := a.pending[node]; p != nil && (p.removed || p.node.State.Target()) {
+		res.Reason = "a change of the node is waiting for the window"
+		return res
+	}
+	need := a.logStart
+	if rec := a.nodes[node]; rec != nil {
+		if !rec.removed && rec.node.State.Target() {
+			res.Reason = fmt.Sprintf("the node is still a target (%s) at version %d", rec.node.State, rec.node.Version)
+			return res
+		}
+		need = rec.nonTarget
+	}
+	res.Version = need
+	for id, sb := range a.subs {
+		if sb.watching == 0 && now-sb.lastSeen > ttl {
+			continue
+		}
+		if sb.acked < need {
+			res.Pending = append(res.Pending, id)
+		}
+	}
+	sort.Strings(res.Pending)
+	res.Done = len(res.Pending) == 0
+	if !res.Done {
+		res.Reason = fmt.Sprintf("%d subscriber(s) have not acknowledged version %d", len(res.Pending), need)
+	}
+	return res
+}
+
+func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
+	a := s.appParam(w, r)
+	if a == nil {
+		return
+	}
+	node := r.URL.Query().Get("node")
+	if node == "" || len(node) > discovery.MaxIDLen {
+		err := &discovery.InputError{Reason: discovery.ReasonInvalid, Field: "node", Problem: "empty or too long"}
+		s.rejections.Add(err.Reason)
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	local := s.localDrain(a, node)
+	if r.URL.Query().Get("local") == "1" {
+		writeJSON(w, local)
+		return
+	}
+	st := discovery.DrainStatus{App: a.name, Node: node, Instances: []discovery.InstanceDrain{local}}
+	peers := s.peers.connected()
+	results := make([]discovery.InstanceDrain, len(peers))
+	var wg sync.WaitGroup
+	for i, addr := range peers {
+		wg.Go(func() { results[i] = s.peerDrain(r.Context(), addr, a.name, node) })
+	}
+	wg.Wait()
+	st.Instances = append(st.Instances, results...)
+	st.Done = true
+	for _, in := range st.Instances {
+		if !in.Done && !in.Unreachable {
+			st.Done = false
+		}
+	}
+	writeJSON(w, st)
+}
+
+var drainClient = &http.Client{Timeout: time.Second}
+
+// peerDrain asks one peer for its local drain status.
+func (s *Server) peerDrain(ctx context.Context, addr, app, node string) discovery.InstanceDrain {
+	scheme := "http"
+	client := drainClient
+	if s.cfg.PeerTLS != nil {
+		scheme = "https"
+		client = &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: s.cfg.PeerTLS}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	u := fmt.Sprintf("%s://%s/v1/apps/%s/drain?local=1&node=%s", scheme, addr, url.PathEscape(app), url.QueryEscape(node))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	res := discovery.InstanceDrain{Unreachable: true}
+	if err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	resp, err := client.Do(req)
+	if err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		res.Reason = resp.Status
+		return res
+	}
+	var out discovery.InstanceDrain
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	return out
+}

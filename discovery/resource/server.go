@@ -1,0 +1,455 @@
+package resource
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+)
+
+// Server is one Resource instance. Create it with New and run it with Serve.
+// It is safe for concurrent use.
+type Server struct {
+	// Immutable after New.
+	cfg Config
+	id  uint64
+	now func() time.Time
+	log *slog.Logger
+
+	appsMu sync.RWMutex
+	apps   map[string]*app // guarded by appsMu; each app has its own lock
+
+	rejections discovery.Rejections
+	stats      stats
+	peers      *peers
+
+	connsMu sync.Mutex
+	conns   map[net.Conn]struct{} // guarded by connsMu: framed conns, closed on shutdown
+	closing bool                  // guarded by connsMu
+}
+
+// stats are the server's counters (atomic).
+type stats struct {
+	heartbeats  atomic.Uint64
+	httpBeats   atomic.Uint64
+	staleBeats  atomic.Uint64
+	commits     atomic.Uint64
+	changes     atomic.Uint64
+	peerSent    atomic.Uint64
+	peerRecv    atomic.Uint64
+	peerDropped atomic.Uint64
+	guardHeld   atomic.Uint64
+	expired     atomic.Uint64
+	agentConns  atomic.Int64
+	watches     atomic.Int64
+}
+
+// New returns a Resource instance with a fresh random instance id (its
+// epoch). cfg gets its defaults applied, then is validated.
+func New(cfg Config) (*Server, error) { return newServer(cfg, time.Now) }
+
+// newServer takes the clock, for tests.
+func newServer(cfg Config, now func() time.Time) (*Server, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("resource: instance id: %w", err)
+	}
+	id := binary.LittleEndian.Uint64(b[:]) | 1
+	s := &Server{
+		cfg:   cfg,
+		id:    id,
+		now:   now,
+		log:   cfg.Logger.With("instance", fmt.Sprintf("%016x", id)),
+		apps:  make(map[string]*app),
+		conns: make(map[net.Conn]struct{}),
+	}
+	s.peers = newPeers(s)
+	return s, nil
+}
+
+// ID returns the instance id, which is also the epoch of its list versions.
+func (s *Server) ID() uint64 { return s.id }
+
+// Rejections returns the rejection counters.
+func (s *Server) Rejections() *discovery.Rejections { return &s.rejections }
+
+// Serve serves heartbeats (framed and HTTP), peer links and list reads on ln
+// until ctx is cancelled, then closes every connection abruptly (as a crash
+// would look to agents and peers) and returns once its goroutines are done.
+// It takes ownership of ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hl := newChanListener(ln.Addr())
+	hs := &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = hs.Serve(hl) })
+	wg.Go(func() { s.flushLoop(ctx) })
+	wg.Go(func() { s.sweepLoop(ctx) })
+	wg.Go(func() { s.peers.run(ctx) })
+
+	acceptErr := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			wg.Go(func() { s.sniff(ctx, c, hl) })
+		}
+	})
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-acceptErr:
+		err = fmt.Errorf("resource: accept: %w", err)
+	}
+	cancel()
+	_ = ln.Close()
+	_ = hs.Close()
+	hl.Close()
+	s.connsMu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.connsMu.Unlock()
+	wg.Wait()
+	return err
+}
+
+// track registers a framed connection for shutdown; false if shutting down.
+func (s *Server) track(c net.Conn, add bool) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if add {
+		if s.closing {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// sniff routes a connection: the framed protocol starts with Magic,
+// anything else is HTTP.
+func (s *Server) sniff(ctx context.Context, c net.Conn, hl *chanListener) {
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReaderSize(c, 64<<10)
+	head, err := br.Peek(len(discovery.Magic))
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if string(head) != discovery.Magic {
+		if !hl.push(&bufConn{Conn: c, r: br}) {
+			_ = c.Close()
+		}
+		return
+	}
+	_, _ = br.Discard(len(discovery.Magic))
+	if !s.track(c, true) {
+		_ = c.Close()
+		return
+	}
+	defer func() {
+		s.track(c, false)
+		_ = c.Close()
+	}()
+	s.serveFramed(ctx, c, br)
+}
+
+func (s *Server) tokenOK(tok string) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+}
+
+// serveFramed runs one framed connection: a Hello, then heartbeats (agents)
+// or change batches (peers).
+func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader) {
+	bw := bufio.NewWriterSize(c, 4<<10)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, p, buf, err := discovery.ReadFrame(br, 1024, nil)
+	if err != nil || typ != discovery.FrameHello {
+		s.rejections.Add(discovery.ReasonMalformed)
+		return
+	}
+	h, err := discovery.DecodeHello(p)
+	if err != nil {
+		s.rejections.Add(discovery.ReasonOf(err))
+		return
+	}
+	if !s.tokenOK(h.Token) {
+		s.rejections.Add(discovery.ReasonBadToken)
+		_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: discovery.ReasonBadToken, Problem: discovery.ErrBadToken.Error()}))
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = bw.Flush()
+		return
+	}
+	_, _ = bw.Write(discovery.AppendUvarintFrame(nil, discovery.FrameWelcome, s.id))
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := bw.Flush(); err != nil {
+		return
+	}
+	switch h.Role {
+	case discovery.RoleAgent:
+		s.stats.agentConns.Add(1)
+		defer s.stats.agentConns.Add(-1)
+		s.serveAgent(c, br, bw, buf)
+	case discovery.RolePeer:
+		s.peers.serveInbound(ctx, h.InstanceID, c, br, buf)
+	default:
+		s.rejections.Add(discovery.ReasonInvalid)
+	}
+}
+
+// serveAgent reads heartbeats until the connection fails. It answers each
+// burst it read with one Ack of the last processed seq.
+func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) {
+	var (
+		hb      discovery.Heartbeat
+		in      discovery.Interner
+		lastSeq uint64
+		unacked bool
+		out     []byte
+	)
+	idle := time.Duration(s.cfg.MissedBeats+1) * s.cfg.Period
+	for {
+		if br.Buffered() == 0 {
+			if unacked {
+				out = discovery.AppendUvarintFrame(out[:0], discovery.FrameAck, lastSeq)
+				_, _ = bw.Write(out)
+				unacked = false
+			}
+			if bw.Buffered() > 0 {
+				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				if bw.Flush() != nil {
+					return
+				}
+			}
+			_ = c.SetReadDeadline(time.Now().Add(idle))
+		}
+		typ, p, nb, err := discovery.ReadFrame(br, discovery.MaxAgentFrame, buf)
+		buf = nb
+		if err != nil {
+			var ie *discovery.InputError
+			if errors.As(err, &ie) {
+				s.rejections.Add(ie.Reason)
+				_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: ie.Reason, Field: ie.Field, Problem: ie.Problem}))
+				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = bw.Flush()
+			}
+			return
+		}
+		switch typ {
+		case discovery.FrameHeartbeat:
+			hb = discovery.Heartbeat{}
+			if err := discovery.DecodeHeartbeat(p, &hb, &in); err != nil {
+				s.reject(bw, &hb, err)
+				continue
+			}
+			s.stats.heartbeats.Add(1)
+			s.ingest(&hb, s.now().UnixNano())
+			lastSeq, unacked = hb.Seq, true
+		case discovery.FrameKeepalive:
+		default:
+			s.reject(bw, nil, &discovery.InputError{Reason: discovery.ReasonMalformed, Problem: fmt.Sprintf("unexpected frame type %d on an agent connection", typ)})
+		}
+	}
+}
+
+func (s *Server) reject(bw *bufio.Writer, hb *discovery.Heartbeat, err error) {
+	var ie *discovery.InputError
+	if !errors.As(err, &ie) {
+		ie = &discovery.InputError{Reason: discovery.ReasonMalformed, Problem: err.Error()}
+	}
+	s.rejections.Add(ie.Reason)
+	r := discovery.Reject{Reason: ie.Reason, Field: ie.Field, Problem: ie.Problem}
+	if hb != nil && len(hb.ID) <= discovery.MaxIDLen {
+		r.NodeID, r.Seq = hb.ID, hb.Seq
+	}
+	_, _ = bw.Write(discovery.AppendRejectFrame(nil, r))
+	s.log.Debug("rejected heartbeat", "err", ie)
+}
+
+// appFor returns the app, creating it.
+func (s *Server) appFor(name string) *app {
+	s.appsMu.RLock()
+	a := s.apps[name]
+	s.appsMu.RUnlock()
+	if a != nil {
+		return a
+	}
+	s.appsMu.Lock()
+	defer s.appsMu.Unlock()
+	if a = s.apps[name]; a == nil {
+		a = newApp(name)
+		s.apps[name] = a
+	}
+	return a
+}
+
+// appList returns the apps.
+func (s *Server) appList() []*app {
+	s.appsMu.RLock()
+	defer s.appsMu.RUnlock()
+	out := make([]*app, 0, len(s.apps))
+	for _, a := range s.apps {
+		out = append(out, a)
+	}
+	return out
+}
+
+// ingest applies one validated heartbeat this instance heard at now (unix
+// nanoseconds). Draining and offline changes are committed and sent to peers
+// at once; other changes wait for the window; a beat that changes nothing
+// only refreshes liveness.
+func (s *Server) ingest(hb *discovery.Heartbeat, now int64) {
+	a := s.appFor(hb.App)
+	a.mu.Lock()
+	rec := a.nodes[hb.ID]
+	pend := a.pending[hb.ID]
+	live := rec != nil && !rec.removed
+	switch {
+	case pend != nil && seqLess(hb.Incarnation, hb.Seq, pend.inc, pend.seq),
+		rec != nil && seqLess(hb.Incarnation, hb.Seq, rec.inc, rec.seq),
+		rec != nil && rec.removed && hb.Incarnation == rec.inc && hb.Seq == rec.seq:
+		a.mu.Unlock()
+		s.stats.staleBeats.Add(1)
+		return
+	}
+	ch := change{
+		node: discovery.Node{
+			ID: hb.ID, App: a.name, Addresses: hb.Addresses, Engine: hb.Engine,
+			Accelerator: hb.Accelerator, Capacity: hb.Capacity, State: hb.State,
+			Load: hb.Load, LastHeard: time.Unix(0, now),
+		},
+		owner: s.id, inc: hb.Incarnation, seq: hb.Seq, heard: now,
+		removed: hb.State == discovery.StateOffline,
+	}
+	var base *discovery.Node
+	switch {
+	case pend != nil && !pend.removed:
+		base = &pend.node
+	case pend == nil && live:
+		base = &rec.node
+	}
+	immediate := false
+	switch {
+	case ch.removed:
+		if base == nil && !live {
+			delete(a.pending, hb.ID)
+			a.mu.Unlock()
+			return
+		}
+		immediate = true
+	case base == nil:
+		// New (or returning) node: next window.
+	case hb.State == discovery.StateDraining && base.State != discovery.StateDraining:
+		immediate = true
+	case base.State != hb.State, pend == nil && rec.owner != s.id, !sameIdentity(base, &ch.node),
+		significant(&base.Load, &ch.node.Load, s.cfg.LoadEpsilon),
+		pend == nil && now-rec.loadAt >= int64(s.cfg.LoadRefresh):
+		// A change worth propagating: next window.
+	default:
+		// Liveness only.
+		if pend != nil {
+			pend.inc, pend.seq, pend.heard = hb.Incarnation, hb.Seq, now
+		}
+		if live {
+			rec.inc, rec.seq, rec.heard = hb.Incarnation, hb.Seq, now
+		}
+		a.mu.Unlock()
+		return
+	}
+	if immediate {
+		delete(a.pending, hb.ID)
+		a.commitLocked([]change{ch})
+		a.mu.Unlock()
+		s.stats.commits.Add(1)
+		s.stats.changes.Add(1)
+		s.peers.broadcast([]peerChange{{app: a.name, change: ch}})
+		return
+	}
+	if pend != nil {
+		*pend = ch
+	} else {
+		c := ch
+		a.pending[hb.ID] = &c
+	}
+	if live {
+		rec.heard = now
+	}
+	a.dirty = true
+	a.mu.Unlock()
+}
+
+// flushLoop commits the window's pending changes and sends them to peers.
+func (s *Server) flushLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.flush()
+		}
+	}
+}
+
+func (s *Server) flush() {
+	var batch []peerChange
+	for _, a := range s.appList() {
+		a.mu.Lock()
+		if !a.dirty {
+			a.mu.Unlock()
+			continue
+		}
+		a.dirty = false
+		chs := make([]change, 0, len(a.pending))
+		for id, p := range a.pending {
+			chs = append(chs, *p)
+			delete(a.pending, id)
+		}
+		a.commitLocked(chs)
+		a.mu.Unlock()
+		s.stats.commits.Add(1)
+		s.stats.changes.Add(uint64(len(chs)))
+		for _, ch := range chs {
+			batch = append(batch, peerChange{app: a.name, change: ch})
+		}
+	}
+	s.peers.broadcast(batch)
+}

@@ -1,0 +1,222 @@
+package resource
+
+import (
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+)
+
+// record is one node as this instance knows it.
+type record struct {
+	// node is the client-visible record as of node.Version. It is replaced
+	// wholesale, never modified in place, so copies handed out stay valid.
+	node discovery.Node
+	// owner is the instance that hears the node's heartbeats and decides its
+	// liveness.
+	owner    uint64
+	inc, seq uint64
+	// heard is when this instance last heard of the node (a heartbeat if it
+	// owns it, a peer change otherwise), unix nanoseconds.
+	heard int64
+	// loadAt is when node.Load was last propagated, unix nanoseconds.
+	loadAt int64
+	// removed marks a tombstone, kept while the change log refers to it.
+	removed bool
+	// nonTarget is the version at which the node last stopped being a
+	// routing target (0 while it is one).
+	nonTarget uint64
+}
+
+// change is one node change to commit.
+type change struct {
+	node     discovery.Node
+	owner    uint64
+	inc, seq uint64
+	heard    int64
+	removed  bool
+}
+
+type logEntry struct {
+	version uint64
+	id      string
+}
+
+// subscriber is a gateway watching an app on this instance.
+type subscriber struct {
+	acked    uint64 // latest version of this epoch it acknowledged
+	lastSeen int64
+	watching int // long-polls in flight
+}
+
+// app is one application's online list. All fields are guarded by mu.
+type app struct {
+	name string
+
+	mu       sync.Mutex
+	nodes    map[string]*record
+	live     int
+	version  uint64
+	log      []logEntry
+	logStart uint64 // a delta since v < logStart needs a reset
+	notify   chan struct{}
+	pending  map[string]*change
+	dirty    bool // pending has changes for the next window
+	subs     map[string]*subscriber
+	expired  []int64 // when nodes expired by silence, for the guard
+}
+
+func newApp(name string) *app {
+	return &app{
+		name:    name,
+		nodes:   make(map[string]*record),
+		notify:  make(chan struct{}),
+		pending: make(map[string]*change),
+		subs:    make(map[string]*subscriber),
+	}
+}
+
+// commitLocked applies changes as one new version and wakes watchers.
+func (a *app) commitLocked(chs []change) {
+	if len(chs) == 0 {
+		return
+	}
+	a.version++
+	v := a.version
+	for i := range chs {
+		ch := &chs[i]
+		rec := a.nodes[ch.node.ID]
+		if rec == nil {
+			rec = &record{removed: true}
+			a.nodes[ch.node.ID] = rec
+		}
+		wasLive := !rec.removed
+		wasTarget := wasLive && rec.node.State.Target()
+		if ch.node.Load != rec.node.Load || !wasLive {
+			rec.loadAt = ch.heard
+		}
+		rec.node = ch.node
+		rec.node.Version = v
+		rec.owner, rec.inc, rec.seq, rec.heard = ch.owner, ch.inc, ch.seq, ch.heard
+		rec.removed = ch.removed
+		if ch.removed {
+			rec.node.State = discovery.StateOffline
+		}
+		isTarget := !rec.removed && rec.node.State.Target()
+		switch {
+		case wasTarget && !isTarget:
+			rec.nonTarget = v
+		case isTarget:
+			rec.nonTarget = 0
+		case rec.nonTarget == 0:
+			rec.nonTarget = v
+		}
+		if wasLive && rec.removed {
+			a.live--
+		} else if !wasLive && !rec.removed {
+			a.live++
+		}
+		a.log = append(a.log, logEntry{v, ch.node.ID})
+	}
+	close(a.notify)
+	a.notify = make(chan struct{})
+	a.trimLogLocked()
+}
+
+// trimLogLocked bounds the change log to about twice the list size and drops
+// tombstones no delta can refer to any more.
+func (a *app) trimLogLocked() {
+	limit := 2*len(a.nodes) + 1024
+	if len(a.log) <= limit {
+		return
+	}
+	cut := len(a.log) - limit/2
+	// Never split one version across the cut.
+	for cut < len(a.log) && a.log[cut].version == a.log[cut-1].version {
+		cut++
+	}
+	a.logStart = a.log[cut-1].version
+	a.log = append(a.log[:0:0], a.log[cut:]...)
+	for id, rec := range a.nodes {
+		if rec.removed && rec.node.Version <= a.logStart {
+			delete(a.nodes, id)
+		}
+	}
+}
+
+// snapshotLocked returns the whole list.
+func (a *app) snapshotLocked(epoch uint64) discovery.OnlineList {
+	l := discovery.OnlineList{App: a.name, Epoch: epoch, Version: a.version, Nodes: make([]discovery.Node, 0, a.live)}
+	for _, rec := range a.nodes {
+		if !rec.removed {
+			l.Nodes = append(l.Nodes, rec.node)
+		}
+	}
+	return l
+}
+
+// deltaLocked returns the changes after since (of epoch), or a reset.
+func (a *app) deltaLocked(epoch, clientEpoch, since uint64) discovery.Delta {
+	d := discovery.Delta{App: a.name, Epoch: epoch, From: since, To: a.version}
+	if clientEpoch != epoch || since > a.version || since < a.logStart {
+		l := a.snapshotLocked(epoch)
+		d.Reset, d.From, d.Upserts = true, 0, l.Nodes
+		return d
+	}
+	if since == a.version {
+		return d
+	}
+	i := sort.Search(len(a.log), func(i int) bool { return a.log[i].version > since })
+	seen := make(map[string]struct{}, len(a.log)-i)
+	for _, e := range a.log[i:] {
+		if _, dup := seen[e.id]; dup {
+			continue
+		}
+		seen[e.id] = struct{}{}
+		rec := a.nodes[e.id]
+		if rec == nil {
+			continue
+		}
+		if rec.removed {
+			d.Removes = append(d.Removes, e.id)
+		} else {
+			d.Upserts = append(d.Upserts, rec.node)
+		}
+	}
+	return d
+}
+
+// significant reports whether a beat's load differs enough from the
+// propagated one to be worth a change.
+func significant(old, cur *discovery.Load, eps float64) bool {
+	if math.Abs(old.Utilisation-cur.Utilisation) >= eps || math.Abs(old.KVCacheUsage-cur.KVCacheUsage) >= eps {
+		return true
+	}
+	if old.Concurrency != cur.Concurrency {
+		d := math.Abs(old.Concurrency - cur.Concurrency)
+		if d >= 1 && d >= eps*math.Max(old.Concurrency, cur.Concurrency) {
+			return true
+		}
+	}
+	return (old.Waiting == 0) != (cur.Waiting == 0)
+}
+
+// sameIdentity reports whether two node records describe the same serving
+// endpoint (everything but state, load and bookkeeping).
+func sameIdentity(a, b *discovery.Node) bool {
+	if a.Engine != b.Engine || a.Accelerator != b.Accelerator || a.Capacity != b.Capacity || len(a.Addresses) != len(b.Addresses) {
+		return false
+	}
+	for k, v := range a.Addresses {
+		if b.Addresses[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// seqLess orders reports of one node.
+func seqLess(inc1, seq1, inc2, seq2 uint64) bool {
+	return inc1 < inc2 || (inc1 == inc2 && seq1 < seq2)
+}

@@ -1,0 +1,488 @@
+package discovery
+
+import (
+	"bufio"
+	"encoding/binary"
+	"io"
+	"math"
+	"time"
+)
+
+// The framed heartbeat protocol.
+//
+// A connection starts with the 4-byte Magic, then carries frames in both
+// directions. A frame is a 4-byte big-endian length n (of what follows),
+// a 1-byte type and n-1 bytes of payload. Integers in payloads are varints
+// (signed ones zig-zag), floats are 8-byte big-endian IEEE 754, strings are a
+// uvarint length and the bytes. The client's first frame is a Hello; the
+// server answers Welcome or Reject and closes on a bad token.
+//
+// One connection may carry heartbeats of many nodes (a load generator or a
+// host agent simulates many nodes on one connection). The server answers
+// each burst of heartbeats it has read with one Ack (the last Seq it
+// processed) and each rejected heartbeat with a Reject naming the field.
+const Magic = "SYD1"
+
+// Frame types.
+const (
+	FrameHello     byte = 1 // client → server: role, token, instance id (peers)
+	FrameWelcome   byte = 2 // server → client: server instance id
+	FrameHeartbeat byte = 3 // agent → server: one heartbeat
+	FrameAck       byte = 4 // server → agent: last processed seq
+	FrameReject    byte = 5 // server → client: reason, node id, seq, field, problem
+	FramePeerBatch byte = 6 // peer → peer: a batch of node changes
+	FrameKeepalive byte = 7 // either way: liveness, empty payload
+)
+
+// Hello roles.
+const (
+	RoleAgent byte = 1
+	RolePeer  byte = 2
+)
+
+// Frame size limits.
+const (
+	// MaxAgentFrame bounds frames on agent connections.
+	MaxAgentFrame = MaxHeartbeatBytes
+	// MaxPeerFrame bounds frames on peer connections (batches are chunked).
+	MaxPeerFrame = 4 << 20
+)
+
+// AppendFrame appends a frame of type typ whose payload is produced by
+// body (which appends to its argument) to dst.
+func AppendFrame(dst []byte, typ byte, body func([]byte) []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, typ)
+	if body != nil {
+		dst = body(dst)
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// AppendHeartbeatFrame appends hb as a heartbeat frame to dst. It does not
+// allocate when dst has room.
+func AppendHeartbeatFrame(dst []byte, hb *Heartbeat) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, FrameHeartbeat)
+	dst = AppendHeartbeat(dst, hb)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// Hello is the first frame on a connection.
+type Hello struct {
+	Role       byte
+	Token      string
+	InstanceID uint64 // the dialling Resource instance (RolePeer only)
+}
+
+// AppendHelloFrame appends h as a Hello frame.
+func AppendHelloFrame(dst []byte, h Hello) []byte {
+	return AppendFrame(dst, FrameHello, func(b []byte) []byte {
+		b = append(b, h.Role)
+		b = appendStr(b, h.Token)
+		return binary.AppendUvarint(b, h.InstanceID)
+	})
+}
+
+// DecodeHello decodes a Hello payload.
+func DecodeHello(p []byte) (Hello, error) {
+	d := decoder{b: p}
+	var h Hello
+	h.Role = d.byte("role")
+	h.Token = d.str("token", 1024)
+	h.InstanceID = d.uvarint("instance_id")
+	return h, d.finish()
+}
+
+// Reject is the payload of a Reject frame.
+type Reject struct {
+	Reason  Reason
+	NodeID  string
+	Seq     uint64
+	Field   string
+	Problem string
+}
+
+// AppendRejectFrame appends r as a Reject frame.
+func AppendRejectFrame(dst []byte, r Reject) []byte {
+	return AppendFrame(dst, FrameReject, func(b []byte) []byte {
+		b = append(b, byte(r.Reason))
+		b = appendStr(b, r.NodeID)
+		b = binary.AppendUvarint(b, r.Seq)
+		b = appendStr(b, r.Field)
+		return appendStr(b, r.Problem)
+	})
+}
+
+// DecodeReject decodes a Reject payload.
+func DecodeReject(p []byte) (Reject, error) {
+	d := decoder{b: p}
+	var r Reject
+	r.Reason = Reason(d.byte("reason"))
+	r.NodeID = d.str("node_id", MaxIDLen)
+	r.Seq = d.uvarint("seq")
+	r.Field = d.str("field", 256)
+	r.Problem = d.str("problem", 4096)
+	return r, d.finish()
+}
+
+// AppendUvarintFrame appends a frame whose payload is one uvarint (Welcome, Ack).
+func AppendUvarintFrame(dst []byte, typ byte, v uint64) []byte {
+	return AppendFrame(dst, typ, func(b []byte) []byte { return binary.AppendUvarint(b, v) })
+}
+
+// DecodeUvarint decodes a payload holding one uvarint.
+func DecodeUvarint(p []byte, field string) (uint64, error) {
+	d := decoder{b: p}
+	v := d.uvarint(field)
+	return v, d.finish()
+}
+
+// ReadFrame reads one frame from r into buf (grown as needed) and returns its
+// type and payload, which aliases buf. A frame longer than max is an
+// *InputError with ReasonOversized; the stream cannot be resynchronised after
+// it and the caller should close the connection.
+func ReadFrame(r *bufio.Reader, limit int, buf []byte) (typ byte, payload, newBuf []byte, err error) {
+	var hdr [5]byte
+	if _, err = io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, buf, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:4]))
+	if n < 1 {
+		return 0, nil, buf, inputErr(ReasonMalformed, "", "frame length %d", n)
+	}
+	if n > limit {
+		return 0, nil, buf, inputErr(ReasonOversized, "", "frame of %d bytes, at most %d", n, limit)
+	}
+	if cap(buf) < n-1 {
+		buf = make([]byte, n-1, max(n-1, 512))
+	}
+	buf = buf[:n-1]
+	if _, err = io.ReadFull(r, buf); err != nil {
+		return 0, nil, buf, err
+	}
+	return hdr[4], buf, buf, nil
+}
+
+// AppendHeartbeat appends the binary encoding of hb (a heartbeat frame's
+// payload).
+func AppendHeartbeat(b []byte, hb *Heartbeat) []byte {
+	b = appendDesc(b, hb.ID, hb.App, hb.Addresses, hb.Engine, hb.Accelerator, hb.Capacity, hb.State, &hb.Load)
+	b = binary.AppendUvarint(b, hb.Incarnation)
+	return binary.AppendUvarint(b, hb.Seq)
+}
+
+// DecodeHeartbeat decodes a heartbeat payload into hb, then validates it. It
+// returns an *InputError naming the field on any problem; it never panics.
+// in, if not nil, interns low-cardinality strings (app, engine, model,
+// protocol names) to save allocations; it must not be shared between
+// goroutines.
+func DecodeHeartbeat(p []byte, hb *Heartbeat, in *Interner) error {
+	d := decoder{b: p, in: in}
+	d.desc(&hb.ID, &hb.App, &hb.Addresses, &hb.Engine, &hb.Accelerator, &hb.Capacity, &hb.State, &hb.Load)
+	hb.Incarnation = d.uvarint("incarnation")
+	hb.Seq = d.uvarint("seq")
+	if err := d.finish(); err != nil {
+		return err
+	}
+	return hb.Validate()
+}
+
+// AppendNode appends the binary encoding of n.
+func AppendNode(b []byte, n *Node) []byte {
+	b = appendDesc(b, n.ID, n.App, n.Addresses, n.Engine, n.Accelerator, n.Capacity, n.State, &n.Load)
+	b = binary.AppendVarint(b, unixNano(n.LastHeard))
+	return binary.AppendUvarint(b, n.Version)
+}
+
+func (d *decoder) node(n *Node) {
+	d.desc(&n.ID, &n.App, &n.Addresses, &n.Engine, &n.Accelerator, &n.Capacity, &n.State, &n.Load)
+	n.LastHeard = fromUnixNano(d.varint("last_heard"))
+	n.Version = d.uvarint("version")
+}
+
+// DecodeNode decodes one node encoded by AppendNode from the start of p and
+// returns the bytes after it.
+func DecodeNode(p []byte, n *Node, in *Interner) (rest []byte, err error) {
+	d := decoder{b: p, in: in}
+	d.node(n)
+	return d.b, d.err
+}
+
+// AppendDelta appends the binary encoding of a delta (the body of a
+// "format=bin" list read).
+func AppendDelta(b []byte, dl *Delta) []byte {
+	b = append(b, 'D', 1)
+	b = appendStr(b, dl.App)
+	b = binary.AppendUvarint(b, dl.Epoch)
+	b = binary.AppendUvarint(b, dl.From)
+	b = binary.AppendUvarint(b, dl.To)
+	if dl.Reset {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(dl.Upserts)))
+	for i := range dl.Upserts {
+		b = AppendNode(b, &dl.Upserts[i])
+	}
+	b = binary.AppendUvarint(b, uint64(len(dl.Removes)))
+	for _, id := range dl.Removes {
+		b = appendStr(b, id)
+	}
+	return b
+}
+
+// DecodeDelta decodes a delta encoded by AppendDelta.
+func DecodeDelta(p []byte, dl *Delta, in *Interner) error {
+	d := decoder{b: p, in: in}
+	if d.byte("magic") != 'D' || d.byte("format_version") != 1 {
+		if d.err == nil {
+			d.fail(ReasonMalformed, "", "not a version-1 binary delta")
+		}
+		return d.err
+	}
+	dl.App = d.str("app", MaxIDLen)
+	dl.Epoch = d.uvarint("epoch")
+	dl.From = d.uvarint("from")
+	dl.To = d.uvarint("to")
+	dl.Reset = d.byte("reset") == 1
+	n := d.count("upserts", len(d.b)/8)
+	dl.Upserts = make([]Node, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		d.node(&dl.Upserts[i])
+	}
+	m := d.count("removes", len(d.b))
+	dl.Removes = make([]string, 0, m)
+	for i := 0; i < m && d.err == nil; i++ {
+		dl.Removes = append(dl.Removes, d.str("removes", MaxIDLen))
+	}
+	return d.finish()
+}
+
+func appendDesc(b []byte, id, app string, addrs map[string]string, engine string, acc Accelerator, capacity float64, st State, l *Load) []byte {
+	b = appendStr(b, id)
+	b = appendStr(b, app)
+	b = binary.AppendUvarint(b, uint64(len(addrs)))
+	for k, v := range addrs {
+		b = appendStr(b, k)
+		b = appendStr(b, v)
+	}
+	b = appendStr(b, engine)
+	b = appendStr(b, acc.Model)
+	b = binary.AppendVarint(b, int64(acc.Count))
+	b = appendF64(b, capacity)
+	b = append(b, byte(st))
+	b = appendF64(b, l.Utilisation)
+	b = appendF64(b, l.Concurrency)
+	b = binary.AppendVarint(b, int64(l.Running))
+	b = binary.AppendVarint(b, int64(l.Waiting))
+	b = appendF64(b, l.KVCacheUsage)
+	return binary.AppendVarint(b, unixNano(l.SampledAt))
+}
+
+func (d *decoder) desc(id, app *string, addrs *map[string]string, engine *string, acc *Accelerator, capacity *float64, st *State, l *Load) {
+	*id = d.str("id", MaxIDLen)
+	*app = d.istr("app", MaxIDLen)
+	n := d.count("addresses", MaxAddresses)
+	if d.err == nil {
+		m := make(map[string]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			k := d.istr("addresses", MaxNameLen)
+			m[k] = d.str("addresses."+k, MaxIDLen+6)
+		}
+		*addrs = m
+	}
+	*engine = d.istr("engine", MaxNameLen)
+	acc.Model = d.istr("accelerator.model", MaxNameLen)
+	acc.Count = d.int("accelerator.count")
+	*capacity = d.f64("capacity")
+	*st = State(d.byte("state"))
+	l.Utilisation = d.f64("load.utilisation")
+	l.Concurrency = d.f64("load.concurrency")
+	l.Running = d.int("load.running")
+	l.Waiting = d.int("load.waiting")
+	l.KVCacheUsage = d.f64("load.kv_cache_usage")
+	l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendF64(b []byte, f float64) []byte {
+	return binary.BigEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// decoder reads binary fields with bounds checks. After the first error every
+// read returns a zero value and the error sticks.
+type decoder struct {
+	b   []byte
+	err error
+	in  *Interner
+}
+
+func (d *decoder) fail(r Reason, field, format string, args ...any) {
+	if d.err == nil {
+		d.err = inputErr(r, field, format, args...)
+	}
+}
+
+func (d *decoder) finish() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(ReasonMalformed, "", "%d trailing bytes", len(d.b))
+	}
+	return d.err
+}
+
+func (d *decoder) byte(field string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.fail(ReasonMalformed, field, "truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(ReasonMalformed, field, "bad or truncated varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(field string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(ReasonMalformed, field, "bad or truncated varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// int decodes a signed varint that must fit in 32 bits; bigger values are
+// reported as invalid so validation names the field.
+func (d *decoder) int(field string) int {
+	v := d.varint(field)
+	if v > math.MaxInt32 || v < math.MinInt32 {
+		d.fail(ReasonInvalid, field, "%d out of range", v)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) count(field string, max int) int {
+	v := d.uvarint(field)
+	if v > uint64(max) {
+		d.fail(ReasonOversized, field, "%d entries, at most %d", v, max)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) f64(field string) float64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail(ReasonMalformed, field, "truncated")
+		return 0
+	}
+	v := math.Float64frombits(binary.BigEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) raw(field string, max int) []byte {
+	n := d.uvarint(field)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(max) {
+		d.fail(ReasonOversized, field, "%d bytes, at most %d", n, max)
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(ReasonMalformed, field, "truncated string")
+		return nil
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) str(field string, max int) string {
+	b := d.raw(field, max)
+	if len(b) == 0 {
+		return ""
+	}
+	return string(b)
+}
+
+// istr is str through the interner, for low-cardinality fields.
+func (d *decoder) istr(field string, max int) string {
+	b := d.raw(field, max)
+	if len(b) == 0 {
+		return ""
+	}
+	if d.in == nil {
+		return string(b)
+	}
+	return d.in.Intern(b)
+}
+
+// Interner deduplicates low-cardinality strings (app names, engines, card
+// models, protocol names) decoded from the wire, so a Resource instance
+// holding a million nodes keeps one copy of each. Not safe for concurrent
+// use; give each decoding goroutine its own. It holds at most MaxInterned
+// strings and then stops adding.
+type Interner struct{ m map[string]string }
+
+// MaxInterned bounds an Interner, so hostile input cannot grow it forever.
+const MaxInterned = 4096
+
+// Intern returns a string equal to b, shared with earlier calls.
+func (in *Interner) Intern(b []byte) string {
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) < MaxInterned {
+		in.m[s] = s
+	}
+	return s
+}
