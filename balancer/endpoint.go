@@ -1,0 +1,213 @@
+package balancer
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// Exclusion is a bit set of reasons a node is kept out of picks without a
+// table rebuild.
+type Exclusion uint32
+
+const (
+	// ExcludeBreaker: the node's circuit breaker is open or half-open.
+	ExcludeBreaker Exclusion = 1 << iota
+	// ExcludeDraining: the node answered that it is draining (e.g. a 503
+	// with a draining marker) before discovery said so.
+	ExcludeDraining
+	// ExcludeAdmin: an operator took the node out.
+	ExcludeAdmin
+	// ExcludeOverload: the node is at its concurrency limit.
+	ExcludeOverload
+)
+
+// noCopy makes `go vet` flag copies of structs that embed it.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
+
+// Endpoint is the long-lived live state of one node of one route: in-flight
+// requests, exclusions and the last published weight. It is shared by every
+// table version of its route, so a rebuild does not reset it.
+//
+// Its methods are safe for concurrent use. An Endpoint must not be copied.
+type Endpoint struct {
+	_ noCopy
+
+	// Immutable after creation.
+	id    string
+	addr  string
+	value any
+	total *atomic.Int64 // the registry's in-flight sum
+
+	// Owned by the registry's owner.
+	seen  uint64    // registry generation that last listed this endpoint
+	since time.Time // when the endpoint joined; zero for the first build
+
+	// excluded points at the endpoint's exclusion bits, which live in a
+	// dense array of the registry so that picks scanning many nodes touch
+	// few cache lines.
+	excluded *atomic.Uint32
+
+	// Atomic.
+	inflight atomic.Int64
+	weight   atomic.Uint64 // float64 bits of the last published weight
+}
+
+// ID returns the node id.
+func (e *Endpoint) ID() string { return e.id }
+
+// Addr returns the node's address.
+func (e *Endpoint) Addr() string { return e.addr }
+
+// Value returns what the registry's constructor attached to the endpoint
+// (for example the gateway's connection pool for the node).
+func (e *Endpoint) Value() any { return e.value }
+
+// Acquire counts a request as in flight on the endpoint. Every Acquire must
+// be followed by exactly one Release.
+func (e *Endpoint) Acquire() {
+	e.inflight.Add(1)
+	e.total.Add(1)
+}
+
+// Release ends a request started with Acquire.
+func (e *Endpoint) Release() {
+	e.inflight.Add(-1)
+	e.total.Add(-1)
+}
+
+// InFlight returns the requests in flight on the endpoint.
+func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
+
+// Exclude adds reason to the endpoint's exclusions; picks skip it at once.
+func (e *Endpoint) Exclude(reason Exclusion) { e.excluded.Or(uint32(reason)) }
+
+// Include removes reason from the endpoint's exclusions.
+func (e *Endpoint) Include(reason Exclusion) { e.excluded.And(^uint32(reason)) }
+
+// Exclusions returns the current exclusion reasons; zero means none.
+func (e *Endpoint) Exclusions() Exclusion { return Exclusion(e.excluded.Load()) }
+
+// Weight returns the weight the endpoint had in the newest table built.
+func (e *Endpoint) Weight() float64 { return math.Float64frombits(e.weight.Load()) }
+
+func (e *Endpoint) setWeight(w float64) { e.weight.Store(math.Float64bits(w)) }
+
+// Registry holds the endpoints of one route across table versions. It
+// belongs to the goroutine that builds the route's tables and is not safe
+// for concurrent use; the endpoints it hands out are.
+type Registry struct {
+	byID     map[string]*Endpoint
+	flags    [][]atomic.Uint32 // chunks of exclusion bits, never moved
+	free     []*atomic.Uint32  // exclusion words of forgotten endpoints
+	newValue func(id, addr string) any
+	onGone   func(*Endpoint)
+	inflight atomic.Int64
+	gen      uint64    // current generation (one per table build)
+	touched  int       // distinct endpoints listed in this generation
+	joinedAt time.Time // since of endpoints created in this generation
+}
+
+// NewRegistry returns an empty registry. newValue, if not nil, is called
+// once per new endpoint and its result is returned by Endpoint.Value.
+// onGone, if not nil, is called for each endpoint the registry forgets (its
+// node left the route or changed address), so the owner can close what it
+// attached; requests picked from older tables may still be using it.
+func NewRegistry(newValue func(id, addr string) any, onGone func(*Endpoint)) *Registry {
+	return &Registry{byID: make(map[string]*Endpoint), newValue: newValue, onGone: onGone}
+}
+
+// InFlight returns the requests in flight over all of the route's endpoints.
+func (r *Registry) InFlight() int64 { return r.inflight.Load() }
+
+// endpoint returns the endpoint for (id, addr), creating it if needed. A
+// node whose address changed gets a fresh endpoint. dup reports that id was
+// already listed in this generation; the caller then ignores the node.
+func (r *Registry) endpoint(id, addr string) (e *Endpoint, dup bool) {
+	old, ok := r.byID[id]
+	if ok && old.seen == r.gen {
+		return old, true
+	}
+	if ok && old.addr == addr {
+		old.seen = r.gen
+		r.touched++
+		return old, false
+	}
+	if ok {
+		r.forget(old)
+	}
+	e = &Endpoint{id: id, addr: addr, total: &r.inflight, seen: r.gen, since: r.joinedAt, excluded: r.flagWord()}
+	r.touched++
+	if r.newValue != nil {
+		e.value = r.newValue(id, addr)
+	}
+	r.byID[id] = e
+	return e, false
+}
+
+// touch lists e, known to be in the registry, in this generation.
+func (r *Registry) touch(e *Endpoint) {
+	e.seen = r.gen
+	r.touched++
+}
+
+// begin starts a generation: endpoints not listed again before retain are
+// forgotten by it. Endpoints created in it joined at now, or long ago when
+// stamp is false.
+func (r *Registry) begin(now time.Time, stamp bool) {
+	r.gen++
+	r.touched = 0
+	r.joinedAt = time.Time{}
+	if stamp {
+		r.joinedAt = now
+	}
+}
+
+// retain forgets the endpoints not listed since begin.
+func (r *Registry) retain() {
+	if r.touched == len(r.byID) {
+		return
+	}
+	for id, e := range r.byID {
+		if e.seen != r.gen {
+			delete(r.byID, id)
+			r.forget(e)
+		}
+	}
+}
+
+// Len returns the number of endpoints the registry holds.
+func (r *Registry) Len() int { return len(r.byID) }
+
+// flagChunk is how many exclusion words the registry allocates at a time.
+const flagChunk = 4096
+
+// flagWord returns a cleared exclusion word for a new endpoint.
+func (r *Registry) flagWord() *atomic.Uint32 {
+	if k := len(r.free); k > 0 {
+		w := r.free[k-1]
+		r.free = r.free[:k-1]
+		w.Store(0)
+		return w
+	}
+	if len(r.flags) == 0 || len(r.flags[len(r.flags)-1]) == flagChunk {
+		r.flags = append(r.flags, make([]atomic.Uint32, 0, flagChunk))
+	}
+	last := &r.flags[len(r.flags)-1]
+	*last = (*last)[:len(*last)+1]
+	return &(*last)[len(*last)-1]
+}
+
+// forget runs onGone for e and recycles its exclusion word. A table built
+// before e was forgotten may still read that word, now another endpoint's;
+// such a table lists a node that is gone, so the worst outcome is that an
+// old snapshot skips or picks a node that has already left.
+func (r *Registry) forget(e *Endpoint) {
+	if r.onGone != nil {
+		r.onGone(e)
+	}
+	r.free = append(r.free, e.excluded)
+}

@@ -1,0 +1,327 @@
+package balancer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Policy names a picking policy.
+type Policy uint8
+
+const (
+	// SWRR is blocked smooth weighted round robin (the default).
+	SWRR Policy = iota
+	// RoundRobin ignores weights.
+	RoundRobin
+	// P2C is power of two choices on live in-flight counts, weighted:
+	// of two random nodes the one with the lower (in-flight+1)/weight wins
+	// (Envoy's least-request default).
+	P2C
+	// ConsistentHash is a hash ring (xxhash) with bounded load.
+	ConsistentHash
+	// Random picks uniformly at random.
+	Random
+	policyCount
+)
+
+var policyNames = [...]string{"swrr", "round-robin", "p2c", "consistent-hash", "random"}
+
+func (p Policy) String() string {
+	if p < policyCount {
+		return policyNames[p]
+	}
+	return "policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// ParsePolicy parses a policy name as String prints it.
+func ParsePolicy(s string) (Policy, error) {
+	for i, n := range policyNames {
+		if n == s {
+			return Policy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("balancer: unknown policy %q (want one of %v)", s, policyNames)
+}
+
+// Named configurations compared by the benchmark harness.
+var namedConfigs = map[string]Config{
+	"dynamic-swrr": {Policy: SWRR, Weigher: DynamicWeigher{}},
+	"seed-swrr":    {Policy: SWRR, Weigher: SeedWeigher{}},
+	"static-swrr":  {Policy: SWRR, Weigher: StaticWeigher{}},
+	"round-robin":  {Policy: RoundRobin, Weigher: StaticWeigher{}},
+	"p2c":          {Policy: P2C, Weigher: StaticWeigher{}},
+	"ring-hash":    {Policy: ConsistentHash, Weigher: StaticWeigher{}},
+	"random":       {Policy: Random, Weigher: StaticWeigher{}},
+}
+
+// NamedConfig returns a named policy and weigher pair: dynamic-swrr (the
+// default), seed-swrr (the literal seed formula), static-swrr (nginx),
+// round-robin, p2c (Envoy's least request), ring-hash (consistent hashing
+// with bounded load) and random.
+func NamedConfig(name string) (Config, error) {
+	c, ok := namedConfigs[name]
+	if !ok {
+		names := make([]string, 0, len(namedConfigs))
+		for n := range namedConfigs {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return Config{}, fmt.Errorf("balancer: unknown policy %q (want one of %v)", name, names)
+	}
+	return c, nil
+}
+
+func newPicker(cfg Config, t *Table) picker {
+	if t.ready == 0 {
+		return emptyPicker{}
+	}
+	switch cfg.Policy {
+	case SWRR:
+		if equalWeights(t.weights[:t.ready]) {
+			return newRoundRobin()
+		}
+		return newBlockedSWRR(t.weights[:t.ready], cfg.BlockSize)
+	case RoundRobin:
+		return newRoundRobin()
+	case P2C:
+		return p2c{}
+	case ConsistentHash:
+		return newRing(t, cfg.VirtualNodes, cfg.LoadFactor)
+	case Random:
+		return randomPicker{}
+	}
+	panic("BUG: balancer: unvalidated policy " + cfg.Policy.String())
+}
+
+func equalWeights(w []float64) bool {
+	for _, x := range w[1:] {
+		if x != w[0] {
+			return false
+		}
+	}
+	return true
+}
+
+type emptyPicker struct{}
+
+func (emptyPicker) pick(t *Table, _ uint64, _ []*Endpoint) (*Endpoint, error) {
+	return nil, &NoEndpointError{Nodes: len(t.nodes)}
+}
+
+// blockedSWRR splits the ready nodes into blocks of at most blockSize,
+// runs nginx's SWRR inside each block over a schedule worked out at build
+// time, and chooses blocks with a stride scheduler over the block sums.
+type blockedSWRR struct {
+	blocks []block
+	seq    []uint8 // every block's schedule, back to back
+	top    *stride // nil with a single block
+}
+
+// block is one block's schedule. Its counter is its only mutable state.
+type block struct {
+	first, n       uint32 // the block's nodes are eps[first : first+n]
+	seqOff, seqLen uint32 // its schedule is seq[seqOff : seqOff+seqLen]
+	ctr            atomic.Uint64
+}
+
+func newBlockedSWRR(w []float64, blockSize int) *blockedSWRR {
+	nb := (len(w) + blockSize - 1) / blockSize
+	p := &blockedSWRR{blocks: make([]block, nb)}
+	sums := make([]float64, nb)
+	q := make([]uint32, len(w))
+	period := 0
+	for b := range p.blocks {
+		lo := b * blockSize
+		hi := min(lo+blockSize, len(w))
+		blk := &p.blocks[b]
+		blk.first, blk.n = uint32(lo), uint32(hi-lo)
+		for _, x := range w[lo:hi] {
+			sums[b] += x
+		}
+		n := quantize(w[lo:hi], q[lo:hi])
+		blk.seqOff, blk.seqLen = uint32(period), uint32(n)
+		period += n
+		blk.ctr.Store(randomStart())
+	}
+	p.seq = make([]uint8, period)
+	// Working out the schedules is the bulk of a large build; the blocks
+	// are independent, so big tables use every core.
+	workers := 1
+	if nb >= parallelBlocks {
+		workers = min(runtime.GOMAXPROCS(0), 8)
+	}
+	var wg sync.WaitGroup
+	for k := 0; k < workers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			scratch := make([]int64, blockSize)
+			for b := k; b < nb; b += workers {
+				blk := &p.blocks[b]
+				bq := q[blk.first : blk.first+blk.n]
+				seq := p.seq[blk.seqOff : blk.seqOff+blk.seqLen]
+				if blk.n <= 8 {
+					swrrSequence8(bq, seq)
+				} else {
+					swrrSequence(bq, seq, scratch)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if nb > 1 {
+		p.top = newStride(sums, randomStart())
+	}
+	return p
+}
+
+// parallelBlocks is the block count from which schedules are worked out on
+// several cores.
+const parallelBlocks = 2048
+
+func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
+	// A fully excluded block sends the pick to another block; after a few
+	// rounds of bad luck fall back to a scan, so a pick stays bounded.
+	for attempt := 0; attempt < 2*len(p.blocks)+1; attempt++ {
+		b := &p.blocks[0]
+		if p.top != nil {
+			b = &p.blocks[p.top.next()]
+		}
+		i := uint32(p.seq[b.seqOff+uint32(b.ctr.Add(1)%uint64(b.seqLen))])
+		// The scheduled node, or else the next eligible one in its block.
+		for k := uint32(0); k < b.n; k++ {
+			j := i + k
+			if j >= b.n {
+				j -= b.n
+			}
+			if t.eligible(b.first+j, avoid) {
+				return t.eps[b.first+j], nil
+			}
+		}
+	}
+	return t.scan(0, avoid)
+}
+
+// roundRobin takes the ready nodes in turn.
+type roundRobin struct{ ctr atomic.Uint64 }
+
+func newRoundRobin() *roundRobin {
+	r := &roundRobin{}
+	r.ctr.Store(randomStart())
+	return r
+}
+
+func (r *roundRobin) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
+	return t.scan(int(r.ctr.Add(1)%uint64(t.ready)), avoid)
+}
+
+// randomPicker picks uniformly at random.
+type randomPicker struct{}
+
+func (randomPicker) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
+	return t.scan(int(rand.Uint64N(uint64(t.ready))), avoid)
+}
+
+// p2c is weighted power of two choices on in-flight counts.
+type p2c struct{}
+
+func (p2c) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
+	n := uint64(t.ready)
+	if n == 1 {
+		return t.scan(0, avoid)
+	}
+	i := rand.Uint64N(n)
+	j := rand.Uint64N(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := t.eps[i], t.eps[j]
+	okA, okB := t.eligible(uint32(i), avoid), t.eligible(uint32(j), avoid)
+	switch {
+	case okA && okB:
+		// (in-flight+1)/weight, compared without dividing.
+		if float64(a.inflight.Load()+1)*t.weights[j] <= float64(b.inflight.Load()+1)*t.weights[i] {
+			return a, nil
+		}
+		return b, nil
+	case okA:
+		return a, nil
+	case okB:
+		return b, nil
+	}
+	return t.scan(int(i), avoid)
+}
+
+// ring is consistent hashing with bounded load (Mirrokni et al., 2016): a
+// key goes to the first node clockwise from its hash whose in-flight count
+// is under LoadFactor × its weighted share of the route's in-flight total.
+type ring struct {
+	hashes  []uint64 // sorted points
+	owners  []uint32 // owners[k] owns hashes[k]
+	share   []float64
+	factor  float64
+	regLoad *atomic.Int64
+}
+
+func newRing(t *Table, virtual int, factor float64) *ring {
+	r := &ring{factor: factor, share: make([]float64, t.ready)}
+	type point struct {
+		h     uint64
+		owner uint32
+	}
+	pts := make([]point, 0, t.ready*virtual)
+	var sum float64
+	for i := 0; i < t.ready; i++ {
+		sum += t.weights[i]
+		d := xxhash.New()
+		for v := 0; v < virtual; v++ {
+			d.Reset()
+			_, _ = d.WriteString(t.nodes[i].ID)
+			_, _ = d.Write([]byte{'#', byte(v), byte(v >> 8)})
+			pts = append(pts, point{d.Sum64(), uint32(i)})
+		}
+	}
+	for i := range r.share {
+		r.share[i] = t.weights[i] / sum
+	}
+	slices.SortFunc(pts, func(a, b point) int {
+		switch {
+		case a.h < b.h:
+			return -1
+		case a.h > b.h:
+			return 1
+		}
+		return 0
+	})
+	r.hashes = make([]uint64, len(pts))
+	r.owners = make([]uint32, len(pts))
+	for k, p := range pts {
+		r.hashes[k], r.owners[k] = p.h, p.owner
+	}
+	r.regLoad = t.eps[0].total
+	return r
+}
+
+func (r *ring) pick(t *Table, key uint64, avoid []*Endpoint) (*Endpoint, error) {
+	start, _ := slices.BinarySearch(r.hashes, key)
+	total := float64(r.regLoad.Load() + 1)
+	n := len(r.hashes)
+	for k := 0; k < n; k++ {
+		idx := start + k
+		if idx >= n {
+			idx -= n
+		}
+		o := r.owners[idx]
+		if t.eligible(o, avoid) && float64(t.eps[o].inflight.Load()) < r.factor*total*r.share[o]+1 {
+			return t.eps[o], nil
+		}
+	}
+	return t.scan(int(r.owners[start%n]), avoid)
+}

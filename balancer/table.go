@@ -1,0 +1,261 @@
+package balancer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// Table is an immutable routing snapshot of one route: its nodes, their
+// weights and the picker's precomputed schedule. Load it once per request
+// from an atomic.Pointer[Table] and use that snapshot for the whole request,
+// retries included.
+//
+// Pick and the accessors are safe for concurrent use. A Table is never
+// changed after Build returns it, except for the picker's own atomic
+// counters.
+type Table struct {
+	version uint64
+	built   time.Time
+	policy  Policy
+
+	nodes   []Node           // every node given to Build; ready ones first
+	eps     []*Endpoint      // parallel to nodes
+	flags   []*atomic.Uint32 // parallel to nodes: eps[i].excluded
+	weights []float64        // parallel to nodes; 0 for nodes that are not ready
+	ready   int              // nodes[:ready] are Ready and schedulable
+	picker  picker
+}
+
+// picker chooses an eligible endpoint among t.eps[:t.ready]. It must not
+// block or allocate, and returns a *NoEndpointError when nothing is
+// eligible.
+type picker interface {
+	pick(t *Table, key uint64, avoid []*Endpoint) (*Endpoint, error)
+}
+
+// Pick returns an eligible endpoint: a Ready node with no exclusion. key
+// matters only to hashing policies (pass e.g. a hash of the session id);
+// others ignore it. With nothing eligible it returns a *NoEndpointError,
+// which matches ErrNoEndpoint.
+func (t *Table) Pick(key uint64) (*Endpoint, error) {
+	return t.picker.pick(t, key, nil)
+}
+
+// PickAvoiding is Pick that also skips the endpoints in avoid, for a retry
+// on a different node. avoid is only read.
+func (t *Table) PickAvoiding(key uint64, avoid []*Endpoint) (*Endpoint, error) {
+	return t.picker.pick(t, key, avoid)
+}
+
+// Version returns the table's version, counted by its Builder from 1.
+func (t *Table) Version() uint64 { return t.version }
+
+// Built returns the time the table was built for.
+func (t *Table) Built() time.Time { return t.built }
+
+// Policy returns the table's picking policy.
+func (t *Table) Policy() Policy { return t.policy }
+
+// Len returns the number of nodes in the table, ready or not.
+func (t *Table) Len() int { return len(t.nodes) }
+
+// Ready returns the number of Ready nodes.
+func (t *Table) Ready() int { return t.ready }
+
+// Node returns node i, 0 <= i < Len().
+func (t *Table) Node(i int) Node { return t.nodes[i] }
+
+// Endpoint returns node i's endpoint.
+func (t *Table) Endpoint(i int) *Endpoint { return t.eps[i] }
+
+// Weight returns node i's weight in this table (0 unless Ready).
+func (t *Table) Weight(i int) float64 { return t.weights[i] }
+
+// eligible reports whether node i may be picked.
+func (t *Table) eligible(i uint32, avoid []*Endpoint) bool {
+	if t.flags[i].Load() != 0 {
+		return false
+	}
+	for _, a := range avoid {
+		if a == t.eps[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// scan returns the first eligible endpoint among the ready ones starting at
+// from, or the typed error. It is the last resort of every picker.
+func (t *Table) scan(from int, avoid []*Endpoint) (*Endpoint, error) {
+	n := t.ready
+	for k := 0; k < n; k++ {
+		i := from + k
+		if i >= n {
+			i -= n
+		}
+		if t.eligible(uint32(i), avoid) {
+			return t.eps[i], nil
+		}
+	}
+	return nil, &NoEndpointError{Nodes: len(t.nodes), Ready: t.ready}
+}
+
+// Config configures a Builder. The zero value is usable: blocked dynamic
+// SWRR with DynamicWeigher's defaults.
+type Config struct {
+	// Policy is the picking policy. Default SWRR.
+	Policy Policy
+	// Weigher computes weights. Default DynamicWeigher{}.
+	Weigher Weigher
+	// BlockSize is the most nodes in one SWRR block. Default 8; at most
+	// 256. Inside a block picks follow nginx's sequence exactly; larger
+	// blocks cost more to build (period × block size per block).
+	BlockSize int
+	// LoadFactor is the bound of consistent hashing with bounded load: a
+	// node takes at most LoadFactor × its weighted share of the route's
+	// in-flight requests (plus one). Default 1.25; at least 1.
+	LoadFactor float64
+	// VirtualNodes is the number of points each node has on the hash ring.
+	// Default 40.
+	VirtualNodes int
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Policy >= policyCount:
+		return fmt.Errorf("balancer: config: policy %d is unknown", c.Policy)
+	case c.BlockSize < 0 || c.BlockSize > 256:
+		return fmt.Errorf("balancer: config: block size %d: must be 1..256 (0 for the default 8)", c.BlockSize)
+	case c.LoadFactor != 0 && !(c.LoadFactor >= 1):
+		return fmt.Errorf("balancer: config: load factor %v: must be at least 1", c.LoadFactor)
+	case c.VirtualNodes < 0 || c.VirtualNodes > 1000:
+		return fmt.Errorf("balancer: config: virtual nodes %d: must be 1..1000 (0 for the default 40)", c.VirtualNodes)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Weigher == nil {
+		c.Weigher = DynamicWeigher{}
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = 8
+	}
+	if c.LoadFactor == 0 {
+		c.LoadFactor = 1.25
+	}
+	if c.VirtualNodes == 0 {
+		c.VirtualNodes = 40
+	}
+	return c
+}
+
+// Builder builds the tables of one route. It belongs to one goroutine (the
+// route's table owner) and is not safe for concurrent use; the tables it
+// returns are.
+type Builder struct {
+	cfg     Config
+	reg     *Registry
+	version uint64
+
+	last *Table // the previous table, whose order speeds up lookups
+
+	// Scratch reused between builds.
+	prev []float64
+}
+
+// NewBuilder returns a builder for the route whose endpoints reg holds.
+func NewBuilder(cfg Config, reg *Registry) (*Builder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		reg = NewRegistry(nil, nil)
+	}
+	return &Builder{cfg: cfg.withDefaults(), reg: reg}, nil
+}
+
+// Registry returns the builder's endpoint registry.
+func (b *Builder) Registry() *Registry { return b.reg }
+
+// Build returns a new table for nodes as of now. Nodes with a duplicate ID
+// after the first are ignored. Endpoints of nodes no longer listed are
+// forgotten (the registry's onGone runs for them). The new weights are
+// recorded on the endpoints, and become the previous weights of the next
+// build.
+func (b *Builder) Build(nodes []Node, now time.Time) *Table {
+	b.version++
+	t := &Table{version: b.version, built: now, policy: b.cfg.Policy}
+
+	// Order: ready nodes first, keeping the given order within each group.
+	// Nodes of the first table count as long-standing: no slow start.
+	b.reg.begin(now, b.version > 1)
+	t.nodes = make([]Node, 0, len(nodes))
+	t.eps = make([]*Endpoint, 0, len(nodes))
+	for pass := 0; pass < 2; pass++ {
+		for i := range nodes {
+			n := &nodes[i]
+			if (n.State == Ready) != (pass == 0) {
+				continue
+			}
+			var e *Endpoint
+			if k := len(t.nodes); b.last != nil && k < len(b.last.nodes) &&
+				b.last.nodes[k].ID == n.ID && b.last.eps[k].addr == n.Addr && b.last.eps[k].seen != b.reg.gen {
+				// Same node at the same place as last time: skip the map.
+				e = b.last.eps[k]
+				b.reg.touch(e)
+			} else {
+				var dup bool
+				if e, dup = b.reg.endpoint(n.ID, n.Addr); dup {
+					continue
+				}
+			}
+			t.nodes = append(t.nodes, *n)
+			if n.Since.IsZero() {
+				// Slow start counts from when this route first saw the
+				// node; nodes of the first table count as long-standing.
+				t.nodes[len(t.nodes)-1].Since = e.since
+			}
+			t.eps = append(t.eps, e)
+		}
+		if pass == 0 {
+			t.ready = len(t.nodes)
+		}
+	}
+	b.reg.retain()
+	b.prev = resize(b.prev, len(t.nodes))
+	t.flags = make([]*atomic.Uint32, len(t.eps))
+	for i, e := range t.eps {
+		b.prev[i] = e.Weight()
+		t.flags[i] = e.excluded
+	}
+
+	t.weights = make([]float64, len(t.nodes))
+	b.cfg.Weigher.Weigh(now, t.nodes, b.prev, t.weights)
+	for i := range t.weights {
+		if i >= t.ready || !(t.weights[i] > 0) {
+			t.weights[i] = 0
+			if i < t.ready { // a weigher must give ready nodes a weight
+				t.weights[i] = 1
+			}
+		}
+		t.eps[i].setWeight(t.weights[i])
+	}
+	t.picker = newPicker(b.cfg, t)
+	b.last = t
+	return t
+}
+
+func resize(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
+}
+
+// randomStart returns a random counter start, so tables built from the same
+// list by different gateways (or by the same one over time) do not herd.
+func randomStart() uint64 { return rand.Uint64() >> 1 }
