@@ -1,18 +1,201 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+	"github.com/switchyard-dev/switchyard/discovery/agent"
+	"github.com/switchyard-dev/switchyard/engines/probe"
 )
 
+const defaultControl = "127.0.0.1:7190"
+
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "probe" {
-		return runAgentProbe(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "probe":
+			return runAgentProbe(ctx, args[1:], stdout, stderr)
+		case "drain", "undrain", "status":
+			return runAgentControl(ctx, args[0], args[1:], stdout, stderr)
+		case "run":
+			args = args[1:]
+		}
 	}
-	fs := newFlagSet("agent", "agent [run|drain|probe] [flags]", stderr)
+	return runAgentRun(ctx, args, stdout, stderr)
+}
+
+// addrFlags collects repeated -addr proto=host:port flags.
+type addrFlags map[string]string
+
+func (a addrFlags) String() string { return fmt.Sprint(map[string]string(a)) }
+func (a addrFlags) Set(v string) error {
+	proto, hp, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want proto=host:port, got %q", v)
+	}
+	a[proto] = hp
+	return nil
+}
+
+func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("agent", "agent [run|drain|undrain|status|probe] [flags]", stderr)
+	servers := fs.String("servers", "127.0.0.1:7100", "comma-separated Resource instances (host:port), in failover order")
+	token := fs.String("token", os.Getenv("SWITCHYARD_TOKEN"), "shared bearer token (default $SWITCHYARD_TOKEN)")
+	host, _ := os.Hostname()
+	id := fs.String("id", host, "node id, unique within the app")
+	app := fs.String("app", "", "application (model service) the node serves")
+	addrs := addrFlags{}
+	fs.Var(addrs, "addr", "engine address as proto=host:port (repeatable), e.g. http=10.0.0.5:8000")
+	engine := fs.String("engine", "", "inference engine name (vllm, triton, ...)")
+	model := fs.String("accel-model", "", "accelerator model")
+	cards := fs.Int("accel-count", 0, "accelerator cards")
+	capacity := fs.Float64("capacity", 1, "relative capacity")
+	loadKind := fs.String("load", "static", "load source: static (the -util/-concurrency values) or probe (engine metrics and accelerator telemetry)")
+	util := fs.Float64("util", 0, "static utilisation 0..1")
+	conc := fs.Float64("concurrency", 0, "static concurrency")
+	metricsURL := fs.String("metrics-url", "", "engine metrics URL for -load probe")
+	period := fs.Duration("period", time.Second, "heartbeat period")
+	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain (also on SIGTERM) waits for gateways to acknowledge")
+	control := fs.String("control", defaultControl, "loopback host:port of the control API used by `agent drain` (empty disables)")
+	tlsFlags := addTLSFlags(fs, "dial")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return fmt.Errorf("the agent command is %w", errNotBuilt)
+	if len(addrs) == 0 {
+		fmt.Fprintln(stderr, "switchyard agent: at least one -addr proto=host:port is required")
+		return errUsage
+	}
+	_, cliTLS, err := tlsFlags.configs()
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, *logLevel)
+	cfg := agent.Config{
+		Servers: strings.Split(*servers, ","), Token: *token, TLS: cliTLS,
+		NodeID: *id, App: *app, Addresses: addrs, Engine: *engine,
+		Accelerator: discovery.Accelerator{Model: *model, Count: *cards}, Capacity: *capacity,
+		Period: *period, DrainTimeout: *drainTimeout, Logger: log,
+	}
+	// The load source: a static one, or the engines probe. Any other
+	// implementation of agent.LoadSource plugs in here.
+	switch *loadKind {
+	case "static":
+		cfg.Load = agent.StaticLoad{Utilisation: *util, Concurrency: *conc}
+	case "probe":
+		p, err := probe.New(probe.Config{Engine: *engine, MetricsURL: *metricsURL})
+		if err != nil {
+			return err
+		}
+		cfg.Load = agent.ProbeSource{Prober: p}
+	default:
+		fmt.Fprintf(stderr, "switchyard agent: unknown -load %q\n", *loadKind)
+		return errUsage
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	// The agent runs on its own context: SIGTERM (ctx) drains first, then
+	// stops it, which sends the final offline heartbeat.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+
+	if *control != "" {
+		ln, err := listenLoopback(*control)
+		if err != nil {
+			stopRun()
+			<-runErr
+			return err
+		}
+		hs := &http.Server{Handler: agent.ControlHandler(a), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+		fmt.Fprintf(stdout, "agent %s (app %s) control on %s\n", *id, *app, ln.Addr())
+	}
+	select {
+	case err := <-runErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("signal: draining before exit")
+	st, err := a.Drain(context.Background())
+	if err != nil {
+		log.Warn("drain incomplete", "err", err, "status", st)
+	} else {
+		log.Info("drained: every watching gateway acknowledged")
+	}
+	stopRun()
+	<-runErr
+	return nil
+}
+
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("control: %s is not a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	return ln, nil
+}
+
+// runAgentControl talks to a running agent's control API.
+func runAgentControl(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("agent "+verb, "agent "+verb+" [flags]", stderr)
+	control := fs.String("control", defaultControl, "the running agent's control host:port")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	method, path := http.MethodPost, "/"+verb
+	if verb == "status" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+*control+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", verb, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", verb, err)
+	}
+	if len(body) > 0 {
+		var out bytes.Buffer
+		if json.Indent(&out, body, "", "  ") == nil {
+			body = out.Bytes()
+		}
+		fmt.Fprintf(stdout, "%s\n", body)
+	}
+	switch {
+	case resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusGatewayTimeout:
+		return fmt.Errorf("agent %s: %w", verb, agent.ErrDrainTimeout)
+	default:
+		return fmt.Errorf("agent %s: %s", verb, resp.Status)
+	}
 }

@@ -73,7 +73,7 @@ type Config struct {
 	// DrainTimeout bounds Drain. Default 30 s.
 	DrainTimeout time.Duration
 	// DrainPoll is how often Drain asks Resource whether every gateway
-	// acknowledged. Default 50 ms.
+	// acknowledged. Default 20 ms.
 	DrainPoll time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -96,7 +96,7 @@ func (c *Config) applyDefaults() {
 		c.DrainTimeout = 30 * time.Second
 	}
 	if c.DrainPoll == 0 {
-		c.DrainPoll = 50 * time.Millisecond
+		c.DrainPoll = 20 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
