@@ -1,0 +1,247 @@
+package resource
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+)
+
+// fakeClock is a manual clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t.UnixNano()
+}
+
+func testServer(t *testing.T, mod func(*Config)) (*Server, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := newServer(cfg, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, clk
+}
+
+func beat(id string, st discovery.State, seq uint64, util float64) *discovery.Heartbeat {
+	return &discovery.Heartbeat{
+		ID: id, App: "app", Addresses: map[string]string{"http": "127.0.0.1:1"}, Capacity: 1,
+		State: st, Load: discovery.Load{Utilisation: util}, Incarnation: 1, Seq: seq,
+	}
+}
+
+func (s *Server) stateOf(id string) (discovery.State, bool) {
+	a := s.appFor("app")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.nodes[id]
+	if rec == nil || rec.removed {
+		return discovery.StateOffline, false
+	}
+	return rec.node.State, true
+}
+
+func (s *Server) version() uint64 {
+	a := s.appFor("app")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.version
+}
+
+func TestLivenessStateMachine(t *testing.T) {
+	s, clk := testServer(t, nil)
+	now := clk.Add(0)
+	s.ingest(beat("n", discovery.StateReady, 1, 0.5), now)
+	if _, ok := s.stateOf("n"); ok {
+		t.Fatal("a new node must wait for the window")
+	}
+	s.flush()
+	steps := []struct {
+		after time.Duration
+		want  discovery.State
+		live  bool
+	}{
+		{1400 * time.Millisecond, discovery.StateReady, true},
+		{200 * time.Millisecond, discovery.StateSuspect, true},  // 1.6 s > 1.5 s
+		{1300 * time.Millisecond, discovery.StateSuspect, true}, // 2.9 s
+		{200 * time.Millisecond, discovery.StateOffline, false}, // 3.1 s > 3 beats
+	}
+	for i, st := range steps {
+		s.sweep(clk.Add(st.after))
+		got, live := s.stateOf("n")
+		if got != st.want || live != st.live {
+			t.Fatalf("step %d: state %s live %v, want %s live %v", i, got, live, st.want, st.live)
+		}
+	}
+	if s.stats.expired.Load() != 1 {
+		t.Fatalf("expired %d", s.stats.expired.Load())
+	}
+}
+
+func TestSuspectRecoversAndDrainIsImmediate(t *testing.T) {
+	s, clk := testServer(t, nil)
+	s.ingest(beat("n", discovery.StateReady, 1, 0.5), clk.Add(0))
+	s.flush()
+	s.sweep(clk.Add(1600 * time.Millisecond))
+	if st, _ := s.stateOf("n"); st != discovery.StateSuspect {
+		t.Fatalf("want suspect, got %s", st)
+	}
+	s.ingest(beat("n", discovery.StateReady, 2, 0.5), clk.Add(0))
+	s.flush()
+	if st, _ := s.stateOf("n"); st != discovery.StateReady {
+		t.Fatalf("want ready again, got %s", st)
+	}
+	v := s.version()
+	s.ingest(beat("n", discovery.StateDraining, 3, 0.5), clk.Add(0))
+	if st, _ := s.stateOf("n"); st != discovery.StateDraining || s.version() != v+1 {
+		t.Fatalf("draining must skip the window: %s at version %d (was %d)", st, s.version(), v)
+	}
+	// A stale beat (lower seq) changes nothing.
+	s.ingest(beat("n", discovery.StateReady, 2, 0.5), clk.Add(0))
+	s.flush()
+	if st, _ := s.stateOf("n"); st != discovery.StateDraining {
+		t.Fatalf("stale beat applied: %s", st)
+	}
+	// draining ⇄ ready
+	s.ingest(beat("n", discovery.StateReady, 4, 0.5), clk.Add(0))
+	s.flush()
+	if st, _ := s.stateOf("n"); st != discovery.StateReady {
+		t.Fatalf("undrain: %s", st)
+	}
+	s.ingest(beat("n", discovery.StateOffline, 5, 0.5), clk.Add(0))
+	if _, live := s.stateOf("n"); live {
+		t.Fatal("offline must remove at once")
+	}
+}
+
+func TestUnchangedBeatsCostNoVersion(t *testing.T) {
+	s, clk := testServer(t, nil)
+	s.ingest(beat("n", discovery.StateReady, 1, 0.50), clk.Add(0))
+	s.flush()
+	v := s.version()
+	for i := range 5 {
+		s.ingest(beat("n", discovery.StateReady, uint64(2+i), 0.52), clk.Add(time.Second))
+		s.flush()
+	}
+	if s.version() != v {
+		t.Fatalf("insignificant load moves bumped the version %d → %d", v, s.version())
+	}
+	s.ingest(beat("n", discovery.StateReady, 10, 0.9), clk.Add(time.Second))
+	s.flush()
+	if s.version() != v+1 {
+		t.Fatalf("a significant load move must commit once")
+	}
+}
+
+func TestExpiryGuard(t *testing.T) {
+	s, clk := testServer(t, nil)
+	now := clk.Add(0)
+	for i := range 10 {
+		s.ingest(beat(fmt.Sprintf("n%d", i), discovery.StateReady, 1, 0.5), now)
+	}
+	s.flush()
+	s.sweep(clk.Add(3100 * time.Millisecond))
+	live := 0
+	for i := range 10 {
+		if _, ok := s.stateOf(fmt.Sprintf("n%d", i)); ok {
+			live++
+		}
+	}
+	if live != 5 || s.stats.guardHeld.Load() != 5 {
+		t.Fatalf("guard: %d live, %d held; want 5 and 5", live, s.stats.guardHeld.Load())
+	}
+	// After the guard window, the rest may go (in steps).
+	s.sweep(clk.Add(11 * time.Second))
+	s.sweep(clk.Add(11 * time.Second))
+	s.sweep(clk.Add(11 * time.Second))
+	s.sweep(clk.Add(11 * time.Second))
+	for i := range 10 {
+		if _, ok := s.stateOf(fmt.Sprintf("n%d", i)); ok {
+			t.Fatalf("n%d still listed after the guard windows", i)
+		}
+	}
+}
+
+func TestOrphansWaitForReHome(t *testing.T) {
+	s, clk := testServer(t, nil)
+	const peer = 77
+	now := clk.Add(0)
+	pc := peerChange{app: "app", change: change{
+		node:  discovery.Node{ID: "p1", App: "app", Addresses: map[string]string{"http": "h:1"}, State: discovery.StateReady},
+		owner: peer, inc: 1, seq: 1,
+	}}
+	pc2 := pc
+	pc2.change.node.ID = "p2"
+	s.applyPeer(peer, batchChanges, []peerChange{pc, pc2}, map[string]map[string]struct{}{})
+	s.peers.mu.Lock()
+	s.peers.lost[peer] = now
+	s.peers.mu.Unlock()
+	// p1 re-homes here within the grace and keeps beating; p2 never does.
+	clk.Add(500 * time.Millisecond)
+	for i := range 6 {
+		now := clk.Add(time.Second) // 1.5 s … 6.5 s after the loss
+		s.ingest(beat("p1", discovery.StateReady, uint64(2+i), 0), now)
+		s.flush()
+		s.sweep(now)
+		_, listed := s.stateOf("p2")
+		if want := now-int64(time.Unix(1_000_000, 0).UnixNano()) <= int64(5*time.Second); listed != want {
+			t.Fatalf("%.1fs after the loss: p2 listed %v, want %v", float64(now-1_000_000e9)/1e9, listed, want)
+		}
+		if st, ok := s.stateOf("p1"); !ok || st != discovery.StateReady {
+			t.Fatal("re-homed node lost")
+		}
+	}
+}
+
+func TestDeltas(t *testing.T) {
+	s, clk := testServer(t, nil)
+	a := s.appFor("app")
+	for i := range 4 {
+		s.ingest(beat(fmt.Sprintf("n%d", i), discovery.StateReady, 1, 0.5), clk.Add(0))
+	}
+	s.flush()
+	v1 := s.version()
+	s.ingest(beat("n1", discovery.StateDraining, 2, 0.5), clk.Add(0))
+	s.ingest(beat("n2", discovery.StateOffline, 2, 0.5), clk.Add(0))
+	a.mu.Lock()
+	d := a.deltaLocked(s.id, s.id, v1)
+	full := a.deltaLocked(s.id, 12345, v1)
+	none := a.deltaLocked(s.id, s.id, a.version)
+	a.mu.Unlock()
+	if d.Reset || len(d.Upserts) != 1 || d.Upserts[0].ID != "n1" || len(d.Removes) != 1 || d.Removes[0] != "n2" {
+		t.Fatalf("delta %+v", d)
+	}
+	if !full.Reset || len(full.Upserts) != 3 {
+		t.Fatalf("other epoch must reset with the whole list: %+v", full)
+	}
+	if none.From != none.To || len(none.Upserts)+len(none.Removes) != 0 {
+		t.Fatalf("no-change delta %+v", none)
+	}
+	// Push the log past its bound: an old version then resets.
+	for i := 0; i < 3000; i++ {
+		s.ingest(beat("n0", []discovery.State{discovery.StateDraining, discovery.StateReady}[i%2], uint64(10+i), 0.5), clk.Add(0))
+		s.flush()
+	}
+	a.mu.Lock()
+	old := a.deltaLocked(s.id, s.id, v1)
+	a.mu.Unlock()
+	if !old.Reset {
+		t.Fatal("a version older than the log must reset")
+	}
+}
