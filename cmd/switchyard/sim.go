@@ -2,14 +2,64 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/engines/sim"
 )
 
+// runSim implements `switchyard sim`: one simulated node (quick form) or
+// a fleet from a YAML file; it runs until interrupted.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sim", "sim [flags]", stderr)
+	fs := newFlagSet("sim", "sim [--listen ADDR --model NAME --profile h100|a10|910b|cpu] | sim --config fleet.yaml", stderr)
+	config := fs.String("config", "", "fleet YAML file (see engines/sim.FleetConfig); other flags are then ignored")
+	listen := fs.String("listen", "127.0.0.1:8000", "HTTP listen address")
+	grpcListen := fs.String("grpc-listen", "", "KServe v2 gRPC listen address (empty: no gRPC)")
+	model := fs.String("model", "sim-model", "served model name")
+	profile := fs.String("profile", "a10", "card profile: "+strings.Join(sim.ProfileNames(), ", "))
+	id := fs.String("id", "", "node id for the X-Sim-Node header (default: the listen address)")
+	slots := fs.Int("slots", 0, "override the profile's concurrency slots")
+	cards := fs.Int("cards", 0, "override the profile's card count")
+	prefill := fs.Duration("prefill", 0, "override the time to first token")
+	perToken := fs.Duration("per-token", 0, "override the time per output token")
+	maxTokens := fs.Int("max-tokens", 0, "override the default output length")
+	slowdown := fs.Float64("slowdown", 1, "slowdown factor (noisy neighbour)")
+	startup := fs.Duration("startup-delay", 0, "slow start: not ready for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return fmt.Errorf("the sim command is %w", errNotBuilt)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sim: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	var fc sim.FleetConfig
+	if *config != "" {
+		var err error
+		if fc, err = sim.LoadFleet(*config); err != nil {
+			return err
+		}
+	} else {
+		fc.Nodes = []sim.FleetNode{{Config: sim.Config{ID: *id, Listen: *listen, GRPCListen: *grpcListen, Model: *model,
+			Profile: *profile, Slowdown: *slowdown, StartupDelay: *startup,
+			Override: sim.Profile{Slots: *slots, Cards: *cards, Prefill: *prefill, PerToken: *perToken, MaxTokens: *maxTokens}}}}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	fleet, err := sim.StartFleet(sctx, fc)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+	enc := json.NewEncoder(stdout)
+	for _, n := range fleet.Nodes() {
+		p := n.Profile()
+		_ = enc.Encode(map[string]any{"id": n.ID(), "http": n.Addr(), "grpc": n.GRPCAddr(), "model": n.Model(),
+			"profile": p.Name, "card": p.Card, "cards": p.Cards, "coefficient": p.Coefficient, "slots": p.SlotCount(),
+			"prefill": p.Prefill.String(), "per_token": p.PerToken.String()})
+	}
+	<-ctx.Done()
+	return nil
 }
