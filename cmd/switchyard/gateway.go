@@ -2,14 +2,130 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway"
 )
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, " ") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", "gateway [flags]", stderr)
+	fs := newFlagSet("gateway", "gateway --config FILE | gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]", stderr)
+	configPath := fs.String("config", "", "YAML config file (reloaded on SIGHUP and when it changes)")
+	listen := fs.String("listen", "", "client host:port (HTTP/1.1, h2c, gRPC); overrides the config's listen.client")
+	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof); overrides listen.admin")
+	var routes stringList
+	fs.Var(&routes, "route", "quick start: serve MODEL from static backends, MODEL=URL[,URL...] (repeatable; MODEL * catches all)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return fmt.Errorf("the gateway command is %w", errNotBuilt)
+	log := newLogger(stderr, *logLevel)
+	var cfg *gateway.Config
+	var err error
+	switch {
+	case *configPath != "" && len(routes) > 0:
+		return fmt.Errorf("use --config or --route, not both: %w", errUsage)
+	case *configPath != "":
+		if cfg, err = gateway.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	case len(routes) > 0:
+		if cfg, err = gateway.QuickStart(*listen, *admin, routes); err != nil {
+			return err
+		}
+	default:
+		fs.Usage()
+		return errUsage
+	}
+	if *listen != "" {
+		cfg.Listen.Client = *listen
+	}
+	if *admin != "" {
+		cfg.Listen.Admin = *admin
+	}
+	g, err := gateway.New(cfg, gateway.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	cl, err := net.Listen("tcp", cfg.Listen.Client)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	var al net.Listener
+	if cfg.Listen.Admin != "" {
+		if al, err = net.Listen("tcp", cfg.Listen.Admin); err != nil {
+			cl.Close()
+			return fmt.Errorf("gateway: admin: %w", err)
+		}
+		fmt.Fprintf(stdout, "gateway admin on %s\n", al.Addr())
+	}
+	fmt.Fprintf(stdout, "gateway listening on %s (%d routes)\n", cl.Addr(), len(cfg.Routes))
+	if *configPath != "" {
+		go watchConfig(ctx, *configPath, *listen, *admin, g, log.Info, log.Error)
+	}
+	err = g.Serve(ctx, cl, al)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// watchConfig reloads the gateway on SIGHUP and when the file's size or
+// modification time changes (polled every 2 s). An invalid file is refused
+// with a message and the running config stays.
+func watchConfig(ctx context.Context, path, listen, admin string, g *gateway.Gateway, info, errorf func(string, ...any)) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	stamp := func() string {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	last := stamp()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		case <-tick.C:
+			s := stamp()
+			if s == last || s == "" {
+				continue
+			}
+			last = s
+		}
+		cfg, err := gateway.LoadConfig(path)
+		if err == nil {
+			if listen != "" {
+				cfg.Listen.Client = listen
+			}
+			if admin != "" {
+				cfg.Listen.Admin = admin
+			}
+			err = g.Reload(cfg)
+		}
+		if err != nil {
+			errorf("gateway: reload refused, keeping the running config", "err", err)
+			continue
+		}
+		info("gateway: reloaded", "file", path)
+	}
 }

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+)
+
+// Errors callers act on. Each maps to one status in classify.
+var (
+	// ErrOverloaded: the gateway is at Limits.MaxConcurrent. 503 with
+	// Retry-After; the client should back off and retry.
+	ErrOverloaded = errors.New("gateway: overloaded")
+	// ErrRouteSaturated: every node of the route is at Limits.MaxPerNode.
+	// 429 with Retry-After.
+	ErrRouteSaturated = errors.New("gateway: every node of the route is at its concurrency limit")
+	// ErrTooLarge: the request body is over Limits.MaxBodyBytes. 413.
+	ErrTooLarge = errors.New("gateway: request body too large")
+	// ErrHeaderTooLarge: the request headers are over Limits.MaxHeaderBytes. 431.
+	ErrHeaderTooLarge = errors.New("gateway: request headers too large")
+	// ErrURITooLong: the request target is too long. 414.
+	ErrURITooLong = errors.New("gateway: request URI too long")
+	// ErrBadRequest: the request is malformed. 400.
+	ErrBadRequest = errors.New("gateway: malformed request")
+	// ErrTimeout: a route timeout fired. 504.
+	ErrTimeout = errors.New("gateway: upstream timeout")
+	// ErrClientCancelled: the client went away. 499 (logged, rarely seen).
+	ErrClientCancelled = errors.New("gateway: client cancelled")
+	// ErrUpstream: the node failed (connection refused or reset, bad
+	// response). 502.
+	ErrUpstream = errors.New("gateway: upstream failure")
+	// ErrShuttingDown: the gateway is draining. 503.
+	ErrShuttingDown = errors.New("gateway: shutting down")
+)
+
+// UnknownRouteError says what a request asked for that no route serves,
+// and what exists. It answers 404.
+type UnknownRouteError struct {
+	Model     string   // the model asked for; empty when none was named
+	Path      string   // the request path
+	Available []string // models the gateway serves
+}
+
+func (e *UnknownRouteError) Error() string {
+	what := fmt.Sprintf("path %q", e.Path)
+	if e.Model != "" {
+		what = fmt.Sprintf("model %q", e.Model)
+	}
+	return fmt.Sprintf("gateway: no route for %s; available models: [%s]", what, strings.Join(e.Available, ", "))
+}
+
+// UpstreamError is a failure talking to one node. Retryable says that no
+// response byte came back, so the request may go to another node.
+type UpstreamError struct {
+	Node      string
+	Err       error
+	Retryable bool
+	Status    int // the node's status when it answered 503 (draining)
+}
+
+func (e *UpstreamError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("gateway: node %s answered %d", e.Node, e.Status)
+	}
+	return fmt.Sprintf("gateway: node %s: %v", e.Node, e.Err)
+}
+
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// errorClass is how one error is answered.
+type errorClass struct {
+	status int    // HTTP status
+	typ    string // OpenAI error type
+	code   string // OpenAI error code
+	grpc   uint32 // gRPC status code
+	retry  bool   // send Retry-After
+}
+
+// gRPC status codes used (google.golang.org/grpc/codes values).
+const (
+	grpcCancelled          = 1
+	grpcInvalidArgument    = 3
+	grpcDeadlineExceeded   = 4
+	grpcNotFound           = 5
+	grpcResourceExhausted  = 8
+	grpcInternal           = 13
+	grpcUnavailable        = 14
+	statusClientClosedConn = 499
+)
+
+// classify maps an error to its status. It is the only place that does:
+// 400 malformed, 404 unknown route, 413/414/431 too large, 429 route
+// saturated, 503 overloaded / no endpoint / shutting down, 504 timeout,
+// 499 client cancelled, 502 anything else from upstream.
+func classify(err error) errorClass {
+	var unknown *UnknownRouteError
+	switch {
+	case errors.As(err, &unknown):
+		return errorClass{404, "invalid_request_error", "model_not_found", grpcNotFound, false}
+	case errors.Is(err, ErrMalformedJSON), errors.Is(err, ErrModelNotString),
+		errors.Is(err, ErrModelNotUTF8), errors.Is(err, ErrMalformedGRPC), errors.Is(err, ErrBadRequest):
+		return errorClass{400, "invalid_request_error", "invalid_request", grpcInvalidArgument, false}
+	case errors.Is(err, ErrTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return errorClass{413, "invalid_request_error", "request_too_large", grpcResourceExhausted, false}
+	case errors.Is(err, ErrURITooLong):
+		return errorClass{414, "invalid_request_error", "uri_too_long", grpcInvalidArgument, false}
+	case errors.Is(err, ErrHeaderTooLarge):
+		return errorClass{431, "invalid_request_error", "headers_too_large", grpcInvalidArgument, false}
+	case errors.Is(err, ErrRouteSaturated):
+		return errorClass{429, "rate_limit_error", "route_saturated", grpcResourceExhausted, true}
+	case errors.Is(err, ErrOverloaded):
+		return errorClass{503, "server_error", "overloaded", grpcUnavailable, true}
+	case errors.Is(err, ErrShuttingDown):
+		return errorClass{503, "server_error", "shutting_down", grpcUnavailable, true}
+	case errors.Is(err, balancer.ErrNoEndpoint):
+		return errorClass{503, "server_error", "no_healthy_node", grpcUnavailable, true}
+	case errors.Is(err, ErrClientCancelled), errors.Is(err, context.Canceled):
+		return errorClass{statusClientClosedConn, "client_error", "client_cancelled", grpcCancelled, false}
+	case isTimeout(err):
+		return errorClass{504, "server_error", "upstream_timeout", grpcDeadlineExceeded, false}
+	}
+	var ue *UpstreamError
+	if errors.As(err, &ue) && ue.Status == 503 {
+		return errorClass{503, "server_error", "upstream_unavailable", grpcUnavailable, true}
+	}
+	return errorClass{502, "server_error", "upstream_error", grpcUnavailable, false}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, ErrTimeout) || errors.Is(err, fasthttp.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isConnFailure reports errors that mean the node could not be reached or
+// dropped the connection: they count against its breaker.
+func isConnFailure(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, fasthttp.ErrDialTimeout) ||
+		errors.Is(err, syscall.EPIPE) || isTimeout(err) || strings.Contains(err.Error(), "connection")
+}
+
+// errorBody renders OpenAI's error shape with the request id.
+func errorBody(err error, c errorClass, requestID []byte) []byte {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "gateway: ")
+	type inner struct {
+		Message   string `json:"message"`
+		Type      string `json:"type"`
+		Code      string `json:"code"`
+		RequestID string `json:"request_id,omitempty"`
+	}
+	b, _ := json.Marshal(struct {
+		Error inner `json:"error"`
+	}{inner{msg, c.typ, c.code, string(requestID)}})
+	return b
+}

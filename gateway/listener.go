@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// h2Preface is the HTTP/2 client connection preface (RFC 9113 §3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// acceptLoop accepts client connections and hands each to sniff in its own
+// goroutine, so a slow client cannot stall accepting. It returns when the
+// listener is closed.
+func (g *Gateway) acceptLoop(ctx context.Context, ln net.Listener, h1 *chanListener) {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				t := time.NewTimer(delay)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				continue
+			}
+			return
+		}
+		delay = 0
+		go g.sniff(ctx, c, h1)
+	}
+}
+
+// sniff decides a connection's protocol: TLS (then ALPN says h2 or
+// http/1.1), the HTTP/2 preface (h2c prior knowledge), or HTTP/1.1. Plain
+// connections are peeked without consuming bytes where the platform allows
+// it, so HTTP/1.1 connections reach fasthttp unwrapped.
+func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
+	timeout := g.state.Load().cfg.Limits.ReadTimeout
+	if timeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+	}
+	if g.tlsConf != nil {
+		tc := tls.Server(c, g.tlsConf)
+		hctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			g.serveH2Conn(ctx, tc)
+			return
+		}
+		h1.deliver(&plainConn{Conn: tc})
+		return
+	}
+	var buf [len(h2Preface)]byte
+	n, err := peek(c, buf[:])
+	if err == nil && n > 0 && (n >= len(buf) || !bytes.HasPrefix([]byte(h2Preface), buf[:n])) {
+		// Decided without consuming anything.
+		_ = c.SetReadDeadline(time.Time{})
+		if n == len(buf) && string(buf[:]) == h2Preface {
+			g.serveH2Conn(ctx, c)
+			return
+		}
+		h1.deliver(c)
+		return
+	}
+	// Could not peek, or a prefix of the preface arrived: read it.
+	n = 0
+	for n < len(buf) {
+		k, err := c.Read(buf[n:])
+		n += k
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		if !bytes.HasPrefix([]byte(h2Preface), buf[:n]) {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	pc := &prefixConn{Conn: c, pre: append([]byte(nil), buf[:n]...)}
+	if n == len(buf) && string(buf[:]) == h2Preface {
+		g.serveH2Conn(ctx, pc)
+		return
+	}
+	h1.deliver(pc)
+}
+
+func (g *Gateway) serveH2Conn(ctx context.Context, c net.Conn) {
+	g.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: g.h2base, Handler: g.h2base.Handler})
+}
+
+// prefixConn replays bytes read while sniffing.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// plainConn hides *tls.Conn from fasthttp so a TLS-terminated request is
+// forwarded as plain http to the node.
+type plainConn struct{ net.Conn }
+
+// chanListener is the net.Listener fasthttp serves: sniffed HTTP/1.1
+// connections arrive through deliver.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+var _ http.Handler = http.HandlerFunc(nil)

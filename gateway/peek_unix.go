@@ -1,0 +1,39 @@
+//go:build unix
+
+package gateway
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// peek waits for the first bytes of c and copies up to len(buf) of them
+// into buf without consuming them (MSG_PEEK). It returns 0 and no error
+// when c cannot be peeked; the caller then reads instead.
+func peek(c net.Conn, buf []byte) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, nil
+	}
+	var n int
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, perr = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK)
+		return !errors.Is(perr, syscall.EAGAIN)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if perr != nil {
+		return 0, perr
+	}
+	if n == 0 {
+		return 0, errors.New("gateway: connection closed before the first byte")
+	}
+	return n, nil
+}

@@ -1,0 +1,397 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+)
+
+// maxPathBytes bounds the request path; longer paths get 414.
+const maxPathBytes = 8 << 10
+
+// maxAvoid bounds the nodes one request skips (failed or full).
+const maxAvoid = 8
+
+var (
+	hdrRequestID  = "X-Request-Id"
+	hdrRetryAfter = "Retry-After"
+	pathModels    = "/v1/models"
+	ctJSON        = "application/json"
+)
+
+// scratch is per-request scratch space, pooled.
+type scratch struct {
+	buf []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 256)} }}
+
+// serveHTTP1 is the HTTP/1.1 hot path: admission, request id, routing,
+// forwarding. It keeps nothing of ctx after it returns, except through
+// the response body stream, which fasthttp closes when the response is
+// written.
+func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	st := g.state.Load()
+	if g.inflight.Add(1) > int64(st.cfg.Limits.MaxConcurrent) {
+		g.inflight.Add(-1)
+		g.ensureRequestID(ctx)
+		g.failH1(ctx, st, nil, ErrOverloaded, start)
+		return
+	}
+	g.ensureRequestID(ctx)
+	if g.dispatchH1(ctx, st, start) {
+		return // a streamed response ends the request in relay.Close
+	}
+	g.inflight.Add(-1)
+}
+
+// dispatchH1 routes and forwards one request. It reports whether the
+// response streams (and so owns the in-flight count until relay.Close).
+func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Time) bool {
+	path := ctx.Path()
+	if len(path) > maxPathBytes {
+		g.failH1(ctx, st, nil, ErrURITooLong, start)
+		return false
+	}
+	if string(path) == pathModels && ctx.IsGet() {
+		ctx.SetContentType(ctJSON)
+		ctx.SetBody(st.modelsJSON)
+		return false
+	}
+	sc := scratchPool.Get().(*scratch)
+	r, f, err := st.matchH1(ctx, path, sc)
+	if err != nil {
+		scratchPool.Put(sc)
+		g.failH1(ctx, st, nil, err, start)
+		return false
+	}
+	stream := r.wantsStream(f.stream, ctx.Request.Header.Peek("Accept"), path)
+	scratchPool.Put(sc)
+	g.resolveVariant(r, ctx)
+	return g.forwardH1(ctx, st, r, stream, start)
+}
+
+// matchH1 finds the route of an HTTP/1.1 request.
+func (st *state) matchH1(ctx *fasthttp.RequestCtx, path []byte, sc *scratch) (*route, jsonFields, error) {
+	var f jsonFields
+	model, hasModel := kserveModel(path)
+	if hasModel {
+		if !utf8Valid(model) {
+			return nil, f, ErrModelNotUTF8
+		}
+	} else if st.needBody && ctx.IsPost() && isJSONRequest(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
+		var err error
+		f, sc.buf, err = scanJSON(ctx.Request.Body(), sc.buf)
+		if err != nil {
+			return nil, f, err
+		}
+		model, hasModel = f.model, f.hasModel
+	}
+	r, err := st.pick(ctx.Host(), path, &ctx.Request.Header, model, hasModel)
+	return r, f, err
+}
+
+// pick applies the route order: the model index, the ordered routes, the
+// "*" route.
+func (st *state) pick(host, path []byte, h headerPeeker, model []byte, hasModel bool) (*route, error) {
+	if hasModel {
+		if r := st.byModel[string(model)]; r != nil {
+			return r, nil
+		}
+	}
+	for _, r := range st.ordered {
+		if r.matches(host, path, h, model, hasModel) {
+			return r, nil
+		}
+	}
+	if st.fallback != nil {
+		return st.fallback, nil
+	}
+	e := &UnknownRouteError{Path: string(path), Available: st.models}
+	if hasModel {
+		e.Model = string(model)
+	}
+	return nil, e
+}
+
+// isJSONRequest: a JSON content type, or none and a body starting with '{'.
+func isJSONRequest(ct, body []byte) bool {
+	if len(ct) > 0 {
+		return bytes.Contains(ct, []byte("json"))
+	}
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// wantsStream decides whether the response is relayed as it arrives.
+func (r *route) wantsStream(bodyStream bool, accept, path []byte) bool {
+	switch r.stream {
+	case streamAlways:
+		return true
+	case streamNever:
+		return false
+	}
+	return bodyStream || bytes.Contains(accept, []byte("text/event-stream")) || bytes.HasSuffix(path, []byte("generate_stream"))
+}
+
+// ensureRequestID keeps the client's X-Request-Id or sets a generated one.
+func (g *Gateway) ensureRequestID(ctx *fasthttp.RequestCtx) {
+	if len(ctx.Request.Header.Peek(hdrRequestID)) > 0 {
+		return
+	}
+	var b [len(g.idPrefix) + 1 + 16]byte
+	copy(b[:], g.idPrefix[:])
+	b[len(g.idPrefix)] = '-'
+	n := g.reqSeq.Add(1)
+	const digits = "0123456789abcdef"
+	for i := len(b) - 1; i > len(g.idPrefix); i-- {
+		b[i] = digits[n&15]
+		n >>= 4
+	}
+	ctx.Request.Header.SetBytesV(hdrRequestID, b[:])
+}
+
+// forwardH1 sends the request to a node of r and answers the client.
+func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, stream bool, start time.Time) bool {
+	tbl := r.table.Load()
+	var key uint64
+	if r.hashed {
+		key = xxhash.Sum64(ctx.Request.Header.Peek(r.cfg.HashHeader))
+	}
+	req := &ctx.Request
+	clientClose := req.Header.ConnectionClose()
+	req.Header.ResetConnectionClose()
+	for _, h := range hopHeaders {
+		req.Header.Del(h)
+	}
+	if ctx.IsTLS() {
+		req.URI().SetScheme("http")
+	}
+	var deadline time.Time
+	if r.cfg.Timeouts.Total > 0 {
+		deadline = start.Add(r.cfg.Timeouts.Total)
+	}
+	var resp *fasthttp.Response
+	if stream {
+		resp = fasthttp.AcquireResponse()
+	} else {
+		resp = &ctx.Response
+	}
+	ep, err := g.exchange(r, tbl, key, req, resp, stream, deadline)
+	if clientClose {
+		req.Header.SetConnectionClose()
+	}
+	if err != nil {
+		if stream {
+			fasthttp.ReleaseResponse(resp)
+		}
+		g.failH1(ctx, st, r, err, start)
+		return false
+	}
+	if !stream {
+		ep.Release()
+		ctx.Response.Header.ResetConnectionClose()
+		if clientClose {
+			ctx.SetConnectionClose()
+		}
+		ctx.Response.Header.SetBytesV(hdrRequestID, req.Header.Peek(hdrRequestID))
+		r.stats.observe(ctx.Response.StatusCode(), time.Since(start))
+		g.offerShadow(r, ctx)
+		return false
+	}
+	// Streamed: status and headers now, the body as it arrives.
+	resp.Header.CopyTo(&ctx.Response.Header)
+	ctx.Response.Header.ResetConnectionClose()
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	ctx.Response.Header.SetBytesV(hdrRequestID, req.Header.Peek(hdrRequestID))
+	rl := relayPool.Get().(*relay)
+	*rl = relay{g: g, r: r, ep: ep, resp: resp, body: resp.BodyStream(), start: start, conn: ctx.Conn(), status: resp.StatusCode()}
+	size := resp.Header.ContentLength()
+	if size < 0 || bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
+		size = -1
+	}
+	ctx.Response.SetBodyStream(rl, size)
+	return true
+}
+
+// hopHeaders are hop-by-hop request headers not forwarded (RFC 9110 §7.6.1).
+// Connection and Transfer-Encoding are handled by fasthttp itself.
+var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+
+// exchange sends req to a node of r and reads the response status and
+// headers (and the body unless stream). A failure before any response byte
+// came back (refused, reset, closed, a draining 503) is retried on a
+// different node while the route's attempts and retry budget allow; a
+// timeout or anything after the first response byte is not. On success the
+// node's endpoint is acquired: the caller releases it when the body is
+// done.
+func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasthttp.Request, resp *fasthttp.Response, stream bool, deadline time.Time) (*balancer.Endpoint, error) {
+	r.depositRetry()
+	var avoid [maxAvoid]*balancer.Endpoint
+	na, retries := 0, 0
+	saturated := false
+	var lastErr error
+	for {
+		ep, err := tbl.PickAvoiding(key, avoid[:na])
+		if err != nil {
+			switch {
+			case lastErr != nil:
+				return nil, lastErr
+			case saturated:
+				return nil, ErrRouteSaturated
+			}
+			return nil, err
+		}
+		if ep.InFlight() >= int64(r.lim.MaxPerNode) {
+			saturated = true
+			if na == maxAvoid {
+				return nil, ErrRouteSaturated
+			}
+			avoid[na] = ep
+			na++
+			continue
+		}
+		up := ep.Value().(*upstream)
+		ep.Acquire()
+		resp.StreamBody = stream
+		err = up.hc.DoDeadline(req, resp, deadline)
+		if err == nil {
+			code := resp.StatusCode()
+			up.report(code < 500)
+			if code != fasthttp.StatusServiceUnavailable || na == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+				return ep, nil
+			}
+			// A draining (or overloaded) node: no body byte has reached the
+			// client, so try another node.
+			up.markDraining()
+			if stream {
+				_ = resp.CloseBodyStream()
+			}
+			ep.Release()
+			lastErr = &UpstreamError{Node: up.id, Status: code, Retryable: true}
+		} else {
+			ep.Release()
+			noConn := errors.Is(err, fasthttp.ErrNoFreeConns)
+			retryable := !isTimeout(err) && !errors.Is(err, fasthttp.ErrBodyTooLarge)
+			if !noConn {
+				up.report(false)
+			}
+			ue := &UpstreamError{Node: up.id, Err: err, Retryable: retryable}
+			if !retryable || na == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+				return nil, ue
+			}
+			lastErr = ue
+		}
+		retries++
+		r.stats.retries.Add(1)
+		avoid[na] = ep
+		na++
+	}
+}
+
+// failH1 answers err in OpenAI's error shape.
+func (g *Gateway) failH1(ctx *fasthttp.RequestCtx, st *state, r *route, err error, start time.Time) {
+	c := classify(err)
+	ctx.Response.Reset()
+	ctx.SetStatusCode(c.status)
+	ctx.SetContentType(ctJSON)
+	if c.retry {
+		ctx.Response.Header.SetBytesV(hdrRetryAfter, st.retryAfter)
+	}
+	rid := ctx.Request.Header.Peek(hdrRequestID)
+	ctx.Response.Header.SetBytesV(hdrRequestID, rid)
+	ctx.SetBody(errorBody(err, c, rid))
+	if r != nil {
+		r.stats.observe(c.status, time.Since(start))
+	} else {
+		g.tel.routeStats("").observe(c.status, time.Since(start))
+	}
+	if st.cfg.Telemetry.AccessLog {
+		g.log.Info("gateway: request failed", "status", c.status, "err", err, "request_id", string(rid))
+	}
+}
+
+// serveH1Error answers requests fasthttp could not parse.
+func (g *Gateway) serveH1Error(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &small):
+		err = ErrHeaderTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		err = ErrTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error(`{"error":{"message":"request read timeout","type":"invalid_request_error","code":"request_timeout"}}`, fasthttp.StatusRequestTimeout)
+		return
+	default:
+		err = errors.Join(ErrBadRequest, err)
+	}
+	c := classify(err)
+	ctx.Response.Reset()
+	ctx.SetStatusCode(c.status)
+	ctx.SetContentType(ctJSON)
+	ctx.SetBody(errorBody(err, c, nil))
+}
+
+// relay streams an upstream body to the client: fasthttp writes each Read
+// as one chunk and flushes it. Close (called by fasthttp when the response
+// is done or abandoned) releases the node, the pooled response and the
+// in-flight count.
+type relay struct {
+	g      *Gateway
+	r      *route
+	ep     *balancer.Endpoint
+	resp   *fasthttp.Response
+	body   io.Reader
+	conn   net.Conn
+	start  time.Time
+	status int
+	failed bool
+}
+
+var relayPool = sync.Pool{New: func() any { return new(relay) }}
+
+func (rl *relay) Read(p []byte) (int, error) {
+	if rl.body == nil {
+		return 0, io.EOF
+	}
+	n, err := rl.body.Read(p)
+	if err != nil && err != io.EOF {
+		// The node failed mid-stream: nothing can be retried; abort the
+		// client's response so it sees a truncated body, not a clean end.
+		rl.failed = true
+		rl.ep.Value().(*upstream).report(false)
+		_ = rl.conn.Close()
+	}
+	return n, err
+}
+
+func (rl *relay) Close() error {
+	_ = rl.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(rl.resp)
+	rl.ep.Release()
+	status := rl.status
+	if rl.failed {
+		status = fasthttp.StatusBadGateway
+	}
+	rl.r.stats.observe(status, time.Since(rl.start))
+	g := rl.g
+	*rl = relay{}
+	relayPool.Put(rl)
+	g.inflight.Add(-1)
+	return nil
+}
+
+func utf8Valid(b []byte) bool { return utf8.Valid(b) }

@@ -1,0 +1,465 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRouting(t *testing.T) {
+	a := backend(t, "a", nil)
+	b := backend(t, "b", nil)
+	k := backend(t, "k", nil)
+	ray := backend(t, "ray", nil)
+	cfg := testConfig(
+		staticRoute("llama", a.URL),
+		staticRoute("qwen", b.URL),
+		RouteConfig{Name: "kserve-resnet", Match: MatchConfig{Models: []string{"resnet"}, PathPrefix: "/v2/"}, Nodes: []NodeConfig{{HTTP: hostOf(k)}}},
+		RouteConfig{Name: "ray", Match: MatchConfig{RayPrefix: "/summarize"}, Nodes: []NodeConfig{{HTTP: hostOf(ray)}}},
+		RouteConfig{Name: "tenant", Match: MatchConfig{Headers: map[string]string{"X-Tenant": "blue"}}, Nodes: []NodeConfig{{HTTP: hostOf(b)}}},
+	)
+	gw := startGateway(t, cfg)
+	c := testClient()
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		body     string
+		hdr      []string
+		status   int
+		node     string
+		errCode  string
+		contains string
+	}{
+		{name: "openai model a", method: "POST", path: "/v1/chat/completions", body: `{"model":"llama","messages":[]}`, status: 200, node: "a"},
+		{name: "openai model b", method: "POST", path: "/v1/chat/completions", body: `{"messages":[{"model":"llama"}], "model" : "qwen"}`, status: 200, node: "b"},
+		{name: "escaped model", method: "POST", path: "/v1/completions", body: `{"model":"ll\u0061ma"}`, status: 200, node: "a"},
+		{name: "kserve path", method: "POST", path: "/v2/models/resnet/infer", body: `{"inputs":[]}`, status: 200, node: "k"},
+		{name: "ray prefix", method: "POST", path: "/summarize/run", body: `x`, hdr: []string{"Content-Type", "text/plain"}, status: 200, node: "ray"},
+		{name: "ray prefix not a segment", method: "POST", path: "/summarizer", body: `x`, hdr: []string{"Content-Type", "text/plain"}, status: 404, errCode: "model_not_found"},
+		{name: "header route", method: "POST", path: "/anything", body: `x`, hdr: []string{"Content-Type", "text/plain", "X-Tenant", "blue"}, status: 200, node: "b"},
+		{name: "unknown model", method: "POST", path: "/v1/chat/completions", body: `{"model":"gpt-9"}`, status: 404, errCode: "model_not_found", contains: `gpt-9`},
+		{name: "unknown kserve model", method: "POST", path: "/v2/models/nope/infer", body: `{}`, status: 404, errCode: "model_not_found", contains: "llama"},
+		{name: "invalid json", method: "POST", path: "/v1/chat/completions", body: `{"model":"llama",`, status: 400, errCode: "invalid_request"},
+		{name: "model not a string", method: "POST", path: "/v1/chat/completions", body: `{"model":7}`, status: 400, errCode: "invalid_request"},
+		{name: "non-utf8 model", method: "POST", path: "/v1/chat/completions", body: "{\"model\":\"ll\xffma\"}", status: 400, errCode: "invalid_request"},
+		{name: "non-utf8 kserve model", method: "POST", path: "/v2/models/re%FFsnet/infer", body: `{}`, status: 400, errCode: "invalid_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, gw.url(tc.path), strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			for i := 0; i+1 < len(tc.hdr); i += 2 {
+				req.Header.Set(tc.hdr[i], tc.hdr[i+1])
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tc.status, body)
+			}
+			if resp.Header.Get("X-Request-Id") == "" {
+				t.Errorf("no X-Request-Id in the response")
+			}
+			if tc.node != "" {
+				if got := resp.Header.Get("X-Node"); got != tc.node {
+					t.Errorf("served by %q, want %q", got, tc.node)
+				}
+				var echo struct{ RID string }
+				_ = json.Unmarshal(body, &echo)
+				if echo.RID == "" || echo.RID != resp.Header.Get("X-Request-Id") {
+					t.Errorf("node saw request id %q, client got %q", echo.RID, resp.Header.Get("X-Request-Id"))
+				}
+			}
+			if tc.errCode != "" {
+				e := decodeError(t, body)
+				if e.Error.Code != tc.errCode {
+					t.Errorf("code %q, want %q", e.Error.Code, tc.errCode)
+				}
+				if e.Error.RequestID != resp.Header.Get("X-Request-Id") {
+					t.Errorf("body request id %q, header %q", e.Error.RequestID, resp.Header.Get("X-Request-Id"))
+				}
+			}
+			if tc.contains != "" && !strings.Contains(string(body), tc.contains) {
+				t.Errorf("body %s lacks %s", body, tc.contains)
+			}
+		})
+	}
+	t.Run("client request id kept", func(t *testing.T) {
+		resp, body := post(t, c, gw.url("/v1/chat/completions"), `{"model":"llama"}`, "X-Request-Id", "abc-123")
+		if resp.Header.Get("X-Request-Id") != "abc-123" || !strings.Contains(string(body), `"rid":"abc-123"`) {
+			t.Fatalf("request id not kept: %v %s", resp.Header, body)
+		}
+	})
+	t.Run("v1/models", func(t *testing.T) {
+		resp, err := c.Get(gw.url("/v1/models"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list struct {
+			Object string
+			Data   []struct{ ID, Object string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, d := range list.Data {
+			ids = append(ids, d.ID)
+		}
+		if list.Object != "list" || strings.Join(ids, ",") != "llama,qwen,resnet" {
+			t.Fatalf("models %+v", list)
+		}
+	})
+}
+
+// TestStreamingChunks: an SSE chat completion reaches the client chunk by
+// chunk, with the backend's 100 ms gaps intact.
+func TestStreamingChunks(t *testing.T) {
+	const chunks = 5
+	const gap = 100 * time.Millisecond
+	be := backend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		f := w.(http.Flusher)
+		for i := 0; i < chunks; i++ {
+			if i > 0 {
+				time.Sleep(gap)
+			}
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"tok%d\"}}]}\n\n", i)
+			f.Flush()
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+		f.Flush()
+	})
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	for _, mode := range []string{"body stream:true", "accept header"} {
+		t.Run(mode, func(t *testing.T) {
+			body := `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+			req, _ := http.NewRequest("POST", gw.url("/v1/chat/completions"), strings.NewReader(body))
+			if mode == "accept header" {
+				req, _ = http.NewRequest("POST", gw.url("/v1/chat/completions"), strings.NewReader(`{"model":"m"}`))
+				req.Header.Set("Accept", "text/event-stream")
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := testClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			br := bufio.NewReader(resp.Body)
+			var at []time.Time
+			for {
+				line, err := br.ReadString('\n')
+				if strings.HasPrefix(line, "data: {") {
+					at = append(at, time.Now())
+				}
+				if err != nil {
+					break
+				}
+			}
+			if len(at) != chunks {
+				t.Fatalf("got %d chunks, want %d", len(at), chunks)
+			}
+			for i := 1; i < len(at); i++ {
+				if d := at[i].Sub(at[i-1]); d < gap/2 {
+					t.Errorf("chunk %d arrived %v after chunk %d; the backend spaced them %v (buffered?)", i, d, i-1, gap)
+				}
+			}
+		})
+	}
+}
+
+// TestRetryAndBreaker: a dead node never costs a client a failure; its
+// breaker opens within the first failures and it is skipped at once.
+func TestRetryAndBreaker(t *testing.T) {
+	live := backend(t, "live", nil)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	cfg := testConfig(staticRoute("m", "http://"+deadAddr, live.URL))
+	cfg.Routes[0].Breaker.OpenFor = time.Hour // stays open for the test
+	gw := startGateway(t, cfg)
+	c := testClient()
+	for i := 0; i < 40; i++ {
+		resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Node") != "live" {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	st := gw.g.state.Load()
+	r := st.byModel["m"]
+	tb := r.table.Load()
+	var deadUp *upstream
+	for i := 0; i < tb.Len(); i++ {
+		if u := tb.Endpoint(i).Value().(*upstream); u.httpAddr == deadAddr {
+			deadUp = u
+		}
+	}
+	if s := deadUp.cb.State().String(); s != "open" {
+		t.Fatalf("dead node's breaker is %s", s)
+	}
+	if got := r.stats.ejections.Load(); got != 1 {
+		t.Errorf("ejections %d, want 1", got)
+	}
+	if got := r.stats.retries.Load(); got < 5 || got > 6 {
+		t.Errorf("retries %d; the breaker (5 failures) should have stopped them", got)
+	}
+	// Admin reports it.
+	resp, err := c.Get("http://" + gw.admin + "/admin/nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"breaker": "open"`) || !strings.Contains(string(b), `"breaker"`) {
+		t.Errorf("/admin/nodes does not show the open breaker: %s", b)
+	}
+}
+
+// TestBreakerHalfOpenProbe: after the open period the prober's health
+// probe closes the breaker and the node takes traffic again.
+func TestBreakerHalfOpenProbe(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	flaky := backend(t, "flaky", func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		w.Header().Set("X-Node", "flaky")
+		_, _ = io.WriteString(w, "{}")
+	})
+	cfg := testConfig(staticRoute("m", flaky.URL))
+	cfg.Routes[0].HealthPath = "/health"
+	cfg.Routes[0].Breaker.Failures = 3
+	gw := startGateway(t, cfg)
+	c := testClient()
+	for i := 0; i < 3; i++ {
+		resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if resp.StatusCode != 500 {
+			t.Fatalf("status %d, want the node's 500 passed through", resp.StatusCode)
+		}
+	}
+	resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("with the breaker open: %d %s", resp.StatusCode, body)
+	}
+	if e := decodeError(t, body); e.Error.Code != "no_healthy_node" {
+		t.Fatalf("code %q", e.Error.Code)
+	}
+	fail.Store(false)
+	waitFor(t, 5*time.Second, "the breaker to close", func() bool {
+		resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		return resp.StatusCode == 200
+	})
+}
+
+// TestNodeKilledUnderLoad: a node dies while clients send requests; no
+// request that started after the kill fails, and the breaker opens.
+func TestNodeKilledUnderLoad(t *testing.T) {
+	slow := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			time.Sleep(2 * time.Millisecond)
+			w.Header().Set("X-Node", name)
+			_, _ = io.WriteString(w, "{}")
+		}
+	}
+	a := backend(t, "a", slow("a"))
+	b := backend(t, "b", slow("b"))
+	victim := backend(t, "victim", slow("victim"))
+	cfg := testConfig(staticRoute("m", a.URL, b.URL, victim.URL))
+	cfg.Routes[0].Breaker.OpenFor = time.Hour
+	gw := startGateway(t, cfg)
+	c := testClient()
+	var killedAt atomic.Int64
+	var after, afterFailed, before, beforeFailed atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				started := time.Now().UnixNano()
+				req, _ := http.NewRequest("POST", gw.url("/v1/completions"), strings.NewReader(`{"model":"m"}`))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := c.Do(req)
+				ok := err == nil && resp.StatusCode == 200
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				k := killedAt.Load()
+				if k != 0 && started > k {
+					after.Add(1)
+					if !ok {
+						afterFailed.Add(1)
+					}
+				} else {
+					before.Add(1)
+					if !ok {
+						beforeFailed.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "load", func() bool { return before.Load() > 100 })
+	victim.CloseClientConnections()
+	victim.Listener.Close()
+	victim.CloseClientConnections()
+	killedAt.Store(time.Now().UnixNano())
+	waitFor(t, 10*time.Second, "load after the kill", func() bool { return after.Load() > 300 })
+	close(stop)
+	wg.Wait()
+	t.Logf("before kill: %d requests, %d failed; after: %d requests, %d failed", before.Load(), beforeFailed.Load(), after.Load(), afterFailed.Load())
+	if afterFailed.Load() != 0 {
+		t.Errorf("%d requests started after the kill failed", afterFailed.Load())
+	}
+	r := gw.g.state.Load().byModel["m"]
+	if r.stats.ejections.Load() != 1 {
+		t.Errorf("ejections %d, want 1", r.stats.ejections.Load())
+	}
+}
+
+// TestAdmission: past max_concurrent the gateway answers 503 with
+// Retry-After and a JSON body, without queueing.
+func TestAdmission(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int32
+	be := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		<-release
+		_, _ = io.WriteString(w, "{}")
+	})
+	cfg := testConfig(staticRoute("m", be.URL))
+	cfg.Limits.MaxConcurrent = 2
+	gw := startGateway(t, cfg)
+	c := testClient()
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+			if resp.StatusCode != 200 {
+				t.Errorf("admitted request: %d", resp.StatusCode)
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "two requests at the node", func() bool { return arrived.Load() == 2 })
+	resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("over the limit: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if e := decodeError(t, body); e.Error.Code != "overloaded" {
+		t.Fatalf("code %q", e.Error.Code)
+	}
+	close(release)
+	wg.Wait()
+	t.Run("per node", func(t *testing.T) {
+		release := make(chan struct{})
+		var arrived atomic.Int32
+		be := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+			arrived.Add(1)
+			<-release
+			_, _ = io.WriteString(w, "{}")
+		})
+		cfg := testConfig(staticRoute("m", be.URL))
+		cfg.Limits.MaxPerNode = 1
+		gw := startGateway(t, cfg)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		}()
+		waitFor(t, 5*time.Second, "one request at the node", func() bool { return arrived.Load() == 1 })
+		resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("node full: %d %s", resp.StatusCode, body)
+		}
+		close(release)
+		<-done
+	})
+}
+
+// TestTimeouts: first-byte, idle-between-chunks and total timeouts answer
+// 504 (or cut the stream) and are not retried.
+func TestTimeouts(t *testing.T) {
+	var calls atomic.Int32
+	hang := backend(t, "hang", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.ReadAll(r.Body) // lets net/http notice the gateway hanging up
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	stall := backend(t, "stall", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	cfg := testConfig(staticRoute("hang", hang.URL, hang.URL), staticRoute("stall", stall.URL))
+	cfg.Routes[0].Nodes[1].ID = "second" // two nodes on one server: a retry would show as 2 calls
+	cfg.Routes[0].Timeouts.FirstByte = 200 * time.Millisecond
+	cfg.Routes[1].Timeouts.Idle = 200 * time.Millisecond
+	gw := startGateway(t, cfg)
+	c := testClient()
+	begin := time.Now()
+	resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"hang"}`)
+	if resp.StatusCode != 504 {
+		t.Fatalf("first byte timeout: %d %s", resp.StatusCode, body)
+	}
+	if e := decodeError(t, body); e.Error.Code != "upstream_timeout" {
+		t.Fatalf("code %q", e.Error.Code)
+	}
+	if d := time.Since(begin); d > 3*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("timed-out request was sent %d times; timeouts are not retried", calls.Load())
+	}
+	req, _ := http.NewRequest("POST", gw.url("/v1/chat/completions"), strings.NewReader(`{"model":"stall","stream":true}`))
+	req.Header.Set("Content-Type", "application/json")
+	sresp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(sresp.Body)
+	sresp.Body.Close()
+	if err == nil {
+		t.Fatalf("stalled stream ended cleanly (%q); want a cut connection", b)
+	}
+	if !strings.Contains(string(b), "data: 1") {
+		t.Fatalf("first chunk lost: %q", b)
+	}
+}

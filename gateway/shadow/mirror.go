@@ -1,0 +1,582 @@
+package shadow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ppm is the sampling resolution: parts per million.
+const ppm = 1_000_000
+
+// Option is a rare knob for New.
+type Option func(*options)
+
+type options struct {
+	meter  metric.Meter
+	route  string
+	hook   func(*Report)
+	logger *slog.Logger
+}
+
+// WithMeter exports the metrics through meter (default: none; Stats still
+// works). See metrics.go for the instruments.
+func WithMeter(m metric.Meter) Option { return func(o *options) { o.meter = m } }
+
+// WithRoute names the route in metrics and in the log (default "").
+func WithRoute(name string) Option { return func(o *options) { o.route = name } }
+
+// WithReportHook calls fn with every comparison Report, on a worker
+// goroutine. fn must not block and must not keep r after returning.
+func WithReportHook(fn func(r *Report)) Option { return func(o *options) { o.hook = fn } }
+
+// WithLogger logs recovered worker panics (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Primary is what the gateway reports about the primary's response.
+type Primary struct {
+	// Status sent to the client.
+	Status int
+	// ContentType of the primary response ("text/event-stream" makes it
+	// an SSE stream to assemble).
+	ContentType []byte
+	// Latency of the primary, as the gateway measured it.
+	Latency time.Duration
+}
+
+// phases of a Handle.
+const (
+	phaseSend int32 = iota
+	phaseCompare
+)
+
+// Handle is one shadow copy in flight. The gateway writes the primary's
+// response body into it (bounded copy) and calls Finish exactly once. All
+// methods are no-ops on a nil Handle, so the gateway may call them
+// unconditionally. A Handle must not be used after Finish.
+type Handle struct {
+	m *Mirror
+
+	// set by Offer, read by the worker
+	req   *fasthttp.Request
+	id    []byte
+	phase int32 // written before pending is decremented
+
+	// set by the worker before it decrements pending
+	resp      *fasthttp.Response
+	sLatency  time.Duration
+	sErr      error
+	sReason   string
+	sTooLarge bool
+
+	// set by the gateway (Write, Finish) before it decrements pending
+	pBody      []byte
+	pTruncated bool
+	pCT        []byte
+	pStatus    int
+	pLatency   time.Duration
+
+	// pending counts the two halves (shadow sent, primary finished); the
+	// one that brings it to 0 hands the Handle to comparison.
+	pending atomic.Int32
+}
+
+// Mirror mirrors a sampled share of one route's requests to a shadow target
+// and compares the answers. Create it with New; it is safe for concurrent
+// use and must not be copied. Its goroutines (Config.Concurrency workers
+// and the log writer) stop on Close or when the ctx given to New is done.
+type Mirror struct {
+	_ noCopy
+
+	// immutable after New
+	cfg       Config
+	sender    Sender
+	route     string
+	cmp       comparer
+	marker    []byte
+	keyHeader []byte
+	keyCookie []byte
+	seed      uint64
+	threshold uint64 // sampled when hash % ppm < threshold
+	logRate   uint64 // log when rand % ppm < logRate
+	hook      func(*Report)
+	logger    *slog.Logger
+	log       *diffLog // nil without Log.Path
+	met       *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	work   chan *Handle // capacity QueueSize >= live Handles
+	free   chan *Handle // reusable Handles, at most QueueSize
+
+	// atomic
+	live    atomic.Int64 // Handles between Offer and release
+	sending atomic.Int64 // Handles not yet sent
+	workers atomic.Int64 // running workers
+	closed  atomic.Bool  // Close was called
+	stopped atomic.Bool  // ctx is done (Close or the caller's ctx)
+	c       counters
+}
+
+// New validates cfg and starts the workers. ctx bounds their lifetime as
+// Close does. sender must not be nil.
+func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirror, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sender == nil {
+		return nil, fmt.Errorf("%w: sender: nil", ErrInvalidConfig)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	m := &Mirror{
+		cfg:       cfg,
+		sender:    sender,
+		route:     o.route,
+		marker:    []byte(cfg.MarkerHeader),
+		keyHeader: []byte(cfg.Key.Header),
+		keyCookie: []byte(cfg.Key.Cookie),
+		seed:      xxhash.Sum64String(cfg.Salt),
+		threshold: uint64(math.Round(cfg.SampleRate * ppm / 100)),
+		logRate:   uint64(math.Round(cfg.Log.SampleRate * ppm / 100)),
+		hook:      o.hook,
+		logger:    o.logger,
+		work:      make(chan *Handle, cfg.QueueSize),
+		free:      make(chan *Handle, cfg.QueueSize),
+		cmp:       comparer{abs: cfg.Compare.AbsTolerance, rel: cfg.Compare.RelTolerance, maxValue: cfg.Log.MaxValueBytes},
+	}
+	if m.cmp.maxValue <= 0 {
+		m.cmp.maxValue = DefaultLogMaxValueBytes
+	}
+	for _, f := range cfg.Compare.Fields {
+		p, _ := ParsePath(f) // Validate parsed it
+		m.cmp.fields = append(m.cmp.fields, p)
+	}
+	m.c.fieldMismatch = make([]atomic.Int64, len(m.cmp.fields))
+	m.ctx, m.cancel = context.WithCancel(ctx)
+	context.AfterFunc(m.ctx, func() { m.stopped.Store(true) })
+	met, err := newMetrics(o.meter, m)
+	if err != nil {
+		m.cancel()
+		return nil, err
+	}
+	m.met = met
+	if cfg.Log.Path != "" {
+		l, err := newDiffLog(m.ctx, cfg.Log)
+		if err != nil {
+			m.cancel()
+			met.unregister()
+			return nil, err
+		}
+		m.log = l
+	}
+	m.workers.Store(int64(cfg.Concurrency))
+	for i := 0; i < cfg.Concurrency; i++ {
+		go m.worker()
+	}
+	return m, nil
+}
+
+// Offer decides whether to mirror the request in rc and, if so, copies it
+// (with the marker header) and queues it for the shadow. It never blocks:
+// when the request is not sampled, too large, or the queue is full it
+// returns nil (the latter two are counted). The caller must call Finish on
+// a non-nil Handle once the primary's response is known. Offer does not
+// keep rc.
+func (m *Mirror) Offer(rc *fasthttp.RequestCtx, requestID []byte) *Handle {
+	if !m.sampled(rc) {
+		return nil
+	}
+	return m.OfferRequest(&rc.Request, requestID)
+}
+
+// OfferRequest is Offer for a request already sampled (see Sample): it
+// skips sampling. It does not keep req.
+func (m *Mirror) OfferRequest(req *fasthttp.Request, requestID []byte) *Handle {
+	m.c.offered.Add(1)
+	if m.closed.Load() || m.stopped.Load() {
+		m.c.droppedClosed.Add(1)
+		return nil
+	}
+	// Never read a streamed body: that would consume the primary's.
+	if req.IsBodyStream() || len(req.Body()) > m.cfg.MaxBodyBytes {
+		m.c.droppedTooLarge.Add(1)
+		return nil
+	}
+	if m.live.Add(1) > int64(m.cfg.QueueSize) {
+		m.live.Add(-1)
+		m.c.droppedQueueFull.Add(1)
+		return nil
+	}
+	h := m.getHandle()
+	req.CopyTo(h.req)
+	h.req.Header.SetBytesKV(m.marker, one)
+	h.id = append(h.id[:0], requestID...)
+	h.phase = phaseSend
+	h.pending.Store(2)
+	m.sending.Add(1)
+	select {
+	case m.work <- h:
+	default: // unreachable: live <= QueueSize == cap(work)
+		m.sending.Add(-1)
+		m.c.droppedQueueFull.Add(1)
+		m.release(h)
+		return nil
+	}
+	return h
+}
+
+var one = []byte("1")
+
+// Sample reports whether the request in rc falls in the sampled share.
+func (m *Mirror) Sample(rc *fasthttp.RequestCtx) bool { return m.sampled(rc) }
+
+func (m *Mirror) sampled(rc *fasthttp.RequestCtx) bool {
+	switch {
+	case m.threshold >= ppm:
+		return true
+	case m.threshold == 0:
+		return false
+	}
+	if m.cfg.SampleBy == SampleKey {
+		if k := m.key(rc); k != nil {
+			return mix64(xxhash.Sum64(k)^m.seed)%ppm < m.threshold
+		}
+	}
+	return rand.Uint64N(ppm) < m.threshold
+}
+
+// SampleKey reports whether key falls in the sampled share (SampleBy
+// "key" semantics, for callers without a RequestCtx).
+func (m *Mirror) SampleKey(key []byte) bool {
+	return mix64(xxhash.Sum64(key)^m.seed)%ppm < m.threshold
+}
+
+func (m *Mirror) key(rc *fasthttp.RequestCtx) []byte {
+	h := &rc.Request.Header
+	if len(m.keyHeader) > 0 {
+		if k := h.PeekBytes(m.keyHeader); len(k) > 0 {
+			return k
+		}
+	}
+	if len(m.keyCookie) > 0 {
+		if k := h.CookieBytes(m.keyCookie); len(k) > 0 {
+			return k
+		}
+	}
+	if ip := rc.RemoteIP(); len(ip) > 0 && !ip.IsUnspecified() {
+		if v4 := ip.To4(); v4 != nil {
+			return v4
+		}
+		return ip
+	}
+	return nil
+}
+
+// Write appends a piece of the primary's response body, up to
+// Config.MaxResponseBytes; the rest is discarded and the body marked
+// truncated (not compared field by field). It copies p and never fails,
+// so it can sit behind an io.MultiWriter that tees a streamed body.
+func (h *Handle) Write(p []byte) (int, error) {
+	if h == nil {
+		return len(p), nil
+	}
+	room := h.m.cfg.MaxResponseBytes - len(h.pBody)
+	if len(p) > room {
+		h.pTruncated = true
+		if room > 0 {
+			h.pBody = append(h.pBody, p[:room]...)
+		}
+		return len(p), nil
+	}
+	h.pBody = append(h.pBody, p...)
+	return len(p), nil
+}
+
+// Finish hands over the primary's outcome; the body must have been
+// written with Write before. Comparison then runs on a worker goroutine.
+// Call it exactly once per non-nil Handle, after the primary is done.
+func (h *Handle) Finish(p Primary) {
+	if h == nil {
+		return
+	}
+	h.pStatus, h.pLatency = p.Status, p.Latency
+	h.pCT = append(h.pCT[:0], p.ContentType...)
+	h.done()
+}
+
+// FinishResponse is Finish for a primary response held in resp (not a
+// body stream): it copies at most Config.MaxResponseBytes of its body.
+// resp is not kept.
+func (h *Handle) FinishResponse(resp *fasthttp.Response, latency time.Duration) {
+	if h == nil {
+		return
+	}
+	if resp.IsBodyStream() {
+		h.pTruncated = true // never consume the client's stream
+	} else {
+		_, _ = h.Write(resp.Body())
+	}
+	h.Finish(Primary{Status: resp.StatusCode(), ContentType: resp.Header.ContentType(), Latency: latency})
+}
+
+// done is called by whichever half finishes; the second one hands the
+// Handle to a worker for comparison.
+func (h *Handle) done() {
+	if h.pending.Add(-1) != 0 {
+		return
+	}
+	m := h.m
+	// The shadow half is done (sent, counted as mirrored or as an error);
+	// what can still be lost here is only the comparison.
+	if m.stopped.Load() {
+		m.c.compareSkipped.Add(1)
+		m.release(h)
+		return
+	}
+	select {
+	case m.work <- h:
+	default: // unreachable: live <= QueueSize == cap(work)
+		m.c.compareSkipped.Add(1)
+		m.release(h)
+	}
+}
+
+func (m *Mirror) getHandle() *Handle {
+	select {
+	case h := <-m.free:
+		return h
+	default:
+		return &Handle{m: m, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+	}
+}
+
+// release resets h and keeps it for reuse (at most QueueSize are kept).
+func (m *Mirror) release(h *Handle) {
+	h.req.Reset()
+	h.resp.Reset()
+	h.id, h.pBody, h.pCT = h.id[:0], h.pBody[:0], h.pCT[:0]
+	h.pTruncated, h.pStatus, h.pLatency = false, 0, 0
+	h.sErr, h.sReason, h.sTooLarge, h.sLatency = nil, "", false, 0
+	m.live.Add(-1)
+	select {
+	case m.free <- h:
+	default:
+	}
+}
+
+// worker sends and compares until the Mirror is closed.
+func (m *Mirror) worker() {
+	defer m.workers.Add(-1)
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case h := <-m.work:
+			m.process(h)
+		}
+	}
+}
+
+func (m *Mirror) process(h *Handle) {
+	if h.phase == phaseSend {
+		m.send(h)
+		m.sending.Add(-1)
+		h.phase = phaseCompare
+		if h.pending.Add(-1) != 0 {
+			return // Finish hands it back
+		}
+	}
+	// From here the worker owns h alone.
+	defer func() {
+		if r := recover(); r != nil {
+			// One bad response must not kill the worker (STYLE §3).
+			m.c.errPanic.Add(1)
+			m.logger.Error("shadow: compare panic", "route", m.route, "panic", r, "stack", string(debug.Stack()))
+		}
+		m.release(h)
+	}()
+	m.compare(h)
+}
+
+// errSenderPanic stands for a Sender that panicked.
+var errSenderPanic = errors.New("shadow: sender panicked")
+
+func (m *Mirror) send(h *Handle) {
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	err := m.safeSend(ctx, h)
+	h.sLatency = time.Since(start)
+	ctxErr := ctx.Err()
+	if err != nil {
+		h.sErr = err
+		switch {
+		case errors.Is(err, errSenderPanic):
+			h.sReason = "panic"
+			m.c.errPanic.Add(1)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || errors.Is(ctxErr, context.DeadlineExceeded):
+			h.sReason = "timeout"
+			m.c.errTimeout.Add(1)
+		case errors.Is(err, context.Canceled):
+			h.sReason = "canceled"
+			m.c.errCanceled.Add(1)
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			h.sReason = "response_too_large"
+			m.c.errTooLarge.Add(1)
+		default:
+			h.sReason = "send"
+			m.c.errSend.Add(1)
+		}
+		return
+	}
+	m.c.mirrored.Add(1)
+	if h.resp.IsBodyStream() || len(h.resp.Body()) > m.cfg.MaxResponseBytes {
+		h.sTooLarge = true
+	}
+}
+
+func (m *Mirror) safeSend(ctx context.Context, h *Handle) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.logger.Error("shadow: sender panic", "route", m.route, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %v", errSenderPanic, r)
+		}
+	}()
+	return m.sender.Send(ctx, m.cfg.Target, h.req, h.resp)
+}
+
+func (m *Mirror) compare(h *Handle) {
+	r := &Report{
+		Time:           time.Now().UTC(),
+		RequestID:      string(h.id),
+		Route:          m.route,
+		Target:         m.cfg.Target,
+		PrimaryStatus:  h.pStatus,
+		PrimaryLatency: h.pLatency,
+		ShadowLatency:  h.sLatency,
+		PrimaryMillis:  float64(h.pLatency) / 1e6,
+		ShadowMillis:   float64(h.sLatency) / 1e6,
+	}
+	m.met.recordLatency(h.pLatency, h.sLatency, h.sErr == nil)
+	if h.sErr != nil {
+		r.ShadowError = h.sReason + ": " + h.sErr.Error()
+		r.Skipped = "shadow_error"
+	} else {
+		r.ShadowStatus = h.resp.StatusCode()
+		r.StatusMatch = r.PrimaryStatus == r.ShadowStatus
+		m.c.compared.Add(1)
+		if !r.StatusMatch {
+			m.c.statusMismatch.Add(1)
+		}
+		var sBody []byte
+		if !h.sTooLarge {
+			sBody = h.resp.Body()
+		}
+		m.cmp.compareBodies(r,
+			body{contentType: h.pCT, data: h.pBody, truncated: h.pTruncated},
+			body{contentType: h.resp.Header.ContentType(), data: sBody, truncated: h.sTooLarge})
+		for i := range r.Fields {
+			if !r.Fields[i].Equal {
+				m.c.fieldMismatch[i].Add(1)
+			}
+		}
+		if r.Skipped != "" && r.Skipped != "no_fields" {
+			m.c.compareSkipped.Add(1)
+		}
+	}
+	if r.Different() {
+		m.c.differences.Add(1)
+		if m.log != nil && (m.logRate >= ppm || rand.Uint64N(ppm) < m.logRate) {
+			m.log.offer(r)
+		}
+	}
+	if m.hook != nil {
+		m.hook(r)
+	}
+}
+
+// Close stops accepting copies, lets queued ones finish for up to half of
+// Config.CloseTimeout, then cancels in-flight sends, stops the workers
+// and drops what is left (counted as "closed"), and flushes the log. It
+// returns within about CloseTimeout; ErrCloseTimeout if a Sender ignored
+// its ctx (those goroutines end when Send returns).
+func (m *Mirror) Close() error {
+	if !m.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	half := m.cfg.CloseTimeout / 2
+	m.waitUntil(half, func() bool { return m.sending.Load() == 0 })
+	m.cancel()
+	var err error
+	if !m.waitUntil(half, func() bool { return m.workers.Load() == 0 }) {
+		err = ErrCloseTimeout
+	}
+	for {
+		select {
+		case h := <-m.work:
+			if h.phase == phaseSend {
+				m.sending.Add(-1)
+				m.c.droppedClosed.Add(1)
+			} else {
+				m.c.compareSkipped.Add(1)
+			}
+			m.release(h)
+			continue
+		default:
+		}
+		break
+	}
+	if m.log != nil {
+		m.log.close()
+	}
+	m.met.unregister()
+	return err
+}
+
+// waitUntil polls cond until it holds or d has passed. Only Close uses
+// it; polling keeps Close free of helper goroutines.
+func (m *Mirror) waitUntil(d time.Duration, cond func() bool) bool {
+	if cond() {
+		return true
+	}
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
+			if cond() {
+				return true
+			}
+		}
+	}
+}
+
+// mix64 is the murmur3 64-bit finalizer.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}

@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+)
+
+// upstream is one node of one route: its connection pools and its circuit
+// breaker. It is the balancer.Endpoint's Value. Safe for concurrent use;
+// must not be copied.
+type upstream struct {
+	// Immutable after newUpstream.
+	id       string
+	httpAddr string
+	grpcAddr string
+	timeouts Timeouts
+	hc       *fasthttp.HostClient
+	cb       *gobreaker.CircuitBreaker[struct{}]
+	stats    *routeStats
+
+	h2once sync.Once
+	h2     *http2.Transport
+
+	// Atomic.
+	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
+	failing   atomic.Int32                      // failures reported since the last reported success
+	drainedAt atomic.Int64                      // unix nanos of the last draining 503
+}
+
+// nodeAddr joins a node's HTTP and gRPC addresses into balancer.Node.Addr,
+// so that a change of either gives the node a fresh endpoint and pools.
+func nodeAddr(httpAddr, grpcAddr string) string {
+	if grpcAddr == "" || grpcAddr == httpAddr {
+		return httpAddr
+	}
+	return httpAddr + "," + grpcAddr
+}
+
+func splitNodeAddr(addr string) (httpAddr, grpcAddr string) {
+	h, g, ok := strings.Cut(addr, ",")
+	if !ok {
+		return addr, addr
+	}
+	return h, g
+}
+
+func newUpstream(id, addr string, rc *RouteConfig, lim *Limits, stats *routeStats) *upstream {
+	u := &upstream{id: id, timeouts: rc.Timeouts, stats: stats}
+	u.httpAddr, u.grpcAddr = splitNodeAddr(addr)
+	u.hc = &fasthttp.HostClient{
+		Addr:                          u.httpAddr,
+		MaxConns:                      lim.MaxPerNode + 16,
+		MaxIdleConnDuration:           90 * time.Second,
+		ReadBufferSize:                16 << 10,
+		WriteBufferSize:               16 << 10,
+		MaxResponseBodySize:           lim.MaxResponseBytes,
+		MaxIdemponentCallAttempts:     1,
+		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		DialTimeout:                   u.dial,
+	}
+	u.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        id,
+		MaxRequests: 1,
+		Timeout:     rc.Breaker.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= uint32(rc.Breaker.Failures)
+		},
+		OnStateChange: u.onBreakerChange,
+	})
+	return u
+}
+
+// bind attaches the endpoint once the balancer created it.
+func (u *upstream) bind(e *balancer.Endpoint) {
+	if u.ep.Load() == nil {
+		u.ep.Store(e)
+	}
+}
+
+func (u *upstream) onBreakerChange(_ string, _, to gobreaker.State) {
+	e := u.ep.Load()
+	switch to {
+	case gobreaker.StateClosed:
+		if e != nil {
+			e.Include(balancer.ExcludeBreaker)
+		}
+	case gobreaker.StateOpen:
+		u.stats.ejections.Add(1)
+		fallthrough
+	default:
+		if e != nil {
+			e.Exclude(balancer.ExcludeBreaker)
+		}
+	}
+}
+
+var (
+	cbSuccess = func() (struct{}, error) { return struct{}{}, nil }
+	cbFailure = func() (struct{}, error) { return struct{}{}, errNodeFailed }
+)
+
+var errNodeFailed = errors.New("gateway: node failed")
+
+// report feeds one outcome to the breaker. The common case, a success with
+// no failures outstanding, touches one atomic and no lock: gobreaker only
+// sees failures and the first success after them, which keeps its
+// consecutive-failure count exact.
+func (u *upstream) report(ok bool) {
+	if ok {
+		if u.failing.Load() == 0 {
+			return
+		}
+		u.failing.Store(0)
+		_, _ = u.cb.Execute(cbSuccess)
+		return
+	}
+	u.failing.Add(1)
+	_, _ = u.cb.Execute(cbFailure)
+}
+
+// markDraining excludes the node after it answered 503; the prober lets it
+// back after the breaker's open period.
+func (u *upstream) markDraining() {
+	u.drainedAt.Store(time.Now().UnixNano())
+	if e := u.ep.Load(); e != nil {
+		e.Exclude(balancer.ExcludeDraining)
+	}
+}
+
+// probe runs a health probe through the breaker when the breaker allows a
+// trial (half-open). It returns at once while the breaker is open.
+func (u *upstream) probe(ctx context.Context, healthPath string, timeout time.Duration) {
+	_, _ = u.cb.Execute(func() (struct{}, error) {
+		return struct{}{}, u.health(ctx, healthPath, timeout)
+	})
+}
+
+func (u *upstream) health(ctx context.Context, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if path == "" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", u.httpAddr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + u.httpAddr + path)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	dl, _ := ctx.Deadline()
+	if err := u.hc.DoDeadline(req, resp, dl); err != nil {
+		return err
+	}
+	if c := resp.StatusCode(); c < 200 || c > 299 {
+		return errNodeFailed
+	}
+	return nil
+}
+
+// dial opens an upstream HTTP/1.1 connection within the connect timeout
+// and wraps it so reads enforce the first-byte and idle timeouts.
+func (u *upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if ct := u.timeouts.Connect; ct > 0 && (timeout <= 0 || ct < timeout) {
+		timeout = ct
+	}
+	var c net.Conn
+	var err error
+	if timeout > 0 {
+		c, err = fasthttp.DialTimeout(addr, timeout)
+	} else {
+		c, err = fasthttp.Dial(addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.timeouts.FirstByte <= 0 && u.timeouts.Idle <= 0 {
+		return c, nil
+	}
+	return &deadlineConn{Conn: c, ttfb: u.timeouts.FirstByte, idle: u.timeouts.Idle}, nil
+}
+
+// h2t returns the node's h2c transport for gRPC, creating it on first use.
+func (u *upstream) h2t() *http2.Transport {
+	u.h2once.Do(func() {
+		connect := u.timeouts.Connect
+		u.h2 = &http2.Transport{
+			AllowHTTP: true,
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				d := net.Dialer{Timeout: connect}
+				return d.DialContext(ctx, network, addr)
+			},
+			ReadIdleTimeout:  30 * time.Second,
+			PingTimeout:      10 * time.Second,
+			WriteByteTimeout: 30 * time.Second,
+		}
+	})
+	return u.h2
+}
+
+// close drops the node's idle connections once it left the route.
+func (u *upstream) close() {
+	u.hc.CloseIdleConnections()
+	if u.h2 != nil {
+		u.h2.CloseIdleConnections()
+	}
+}
+
+var _ http.RoundTripper = (*http2.Transport)(nil)
+
+// deadlineConn enforces the route's first-byte and idle timeouts on an
+// upstream connection: the first read after a write may wait FirstByte,
+// later reads Idle, never past the deadline fasthttp set (the total
+// timeout). It is used by one goroutine at a time, as fasthttp uses a
+// pooled connection; deadlines are only moved when they would change by
+// more than 1/16 of the window, to keep the common path cheap.
+type deadlineConn struct {
+	net.Conn
+	ttfb, idle time.Duration
+	outer      time.Time // the deadline fasthttp asked for
+	set        time.Time // the deadline in force
+	wrote      bool
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.outer, c.set = t, t
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.outer, c.set = t, t
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.wrote = true
+	return c.Conn.Write(p)
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	d := c.idle
+	if c.wrote {
+		d, c.wrote = c.ttfb, false
+		c.arm(d, true)
+	} else {
+		c.arm(d, false)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) arm(d time.Duration, force bool) {
+	if d <= 0 {
+		if force && !c.set.Equal(c.outer) {
+			c.set = c.outer
+			_ = c.Conn.SetReadDeadline(c.outer)
+		}
+		return
+	}
+	want := time.Now().Add(d)
+	if !c.outer.IsZero() && c.outer.Before(want) {
+		want = c.outer
+	}
+	if !force && !c.set.IsZero() {
+		if diff := want.Sub(c.set); diff >= 0 && diff < d/16 {
+			return
+		}
+	}
+	c.set = want
+	_ = c.Conn.SetReadDeadline(want)
+}
