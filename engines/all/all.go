@@ -1,4 +1,3 @@
-// Package all registers every engine adapter; blank import it.
 package all
 
 import (

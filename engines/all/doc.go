@@ -1,0 +1,2 @@
+// Package all registers every engine adapter; blank import it.
+package all
