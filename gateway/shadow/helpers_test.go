@@ -1,0 +1,91 @@
+package shadow_test
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/engines/sim"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+)
+
+// startSim starts a fast simulated engine that answers maxTokens tokens.
+func startSim(tb testing.TB, ctx context.Context, id string, maxTokens int) *sim.Node {
+	tb.Helper()
+	n, err := sim.Start(ctx, sim.Config{
+		ID:       id,
+		Model:    "m",
+		Profile:  "h100",
+		Override: sim.Profile{Prefill: time.Millisecond, PerToken: 200 * time.Microsecond, MaxTokens: maxTokens, Slots: 64},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+// serve runs h on a loopback listener until the test ends.
+func serve(tb testing.TB, h fasthttp.RequestHandler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = srv.Shutdown(); <-done })
+	return ln.Addr().String()
+}
+
+// proxyHandler is a minimal gateway of our own: forward to the primary,
+// offer the request to the mirror, hand the primary's response over.
+func proxyHandler(primary *fasthttp.HostClient, m *shadow.Mirror) fasthttp.RequestHandler {
+	return func(rc *fasthttp.RequestCtx) {
+		var h *shadow.Handle
+		if m != nil {
+			h = m.Offer(rc, rc.Request.Header.Peek("X-Request-ID"))
+		}
+		start := time.Now()
+		if err := primary.DoTimeout(&rc.Request, &rc.Response, 10*time.Second); err != nil {
+			rc.Response.Reset()
+			rc.SetStatusCode(fasthttp.StatusBadGateway)
+		}
+		h.FinishResponse(&rc.Response, time.Since(start))
+	}
+}
+
+func newSender(tb testing.TB, url string) *shadow.HTTPSender {
+	tb.Helper()
+	s, err := shadow.NewHTTPSender(shadow.HTTPSenderConfig{BaseURL: url})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(tb testing.TB, ctx context.Context, what string, cond func() bool) {
+	tb.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitGoroutines waits until the goroutine count is back to at most n.
+func waitGoroutines(tb testing.TB, ctx context.Context, n int) {
+	tb.Helper()
+	waitFor(tb, ctx, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= n })
+}
