@@ -1,0 +1,254 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/switchyard-dev/switchyard/engines/kserve"
+)
+
+const (
+	mInfer       = "/inference.GRPCInferenceService/ModelInfer"
+	mStreamInfer = "/inference.GRPCInferenceService/ModelStreamInfer"
+	mReady       = "/inference.GRPCInferenceService/ModelReady"
+)
+
+// grpcBackend is a raw-bytes gRPC server: ModelInfer echoes with a trailer,
+// ModelStreamInfer sends three messages 50 ms apart, ModelReady fails
+// with NotFound.
+func grpcBackend(t testing.TB, name string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(kserve.Codec{}), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		method, _ := grpc.MethodFromServerStream(ss)
+		var in []byte
+		if err := ss.RecvMsg(&in); err != nil {
+			return err
+		}
+		_ = ss.SetHeader(metadata.Pairs("x-node", name))
+		switch method {
+		case mInfer:
+			ss.SetTrailer(metadata.Pairs("x-trailer", "t-"+name))
+			return ss.SendMsg(append([]byte(name+":"), in...))
+		case mStreamInfer:
+			for i := 0; i < 3; i++ {
+				if i > 0 {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if err := ss.SendMsg([]byte{byte('0' + i)}); err != nil {
+					return err
+				}
+			}
+			ss.SetTrailer(metadata.Pairs("x-trailer", "stream-"+name))
+			return nil
+		case mReady:
+			return status.Error(codes.NotFound, "model not loaded here")
+		}
+		return status.Error(codes.Unimplemented, method)
+	}))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
+
+func grpcClient(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(kserve.Codec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// TestGRPCSharesPortWithHTTP1: gRPC unary and streaming calls, routed by
+// model_name, go through the same port as HTTP/1.1 traffic, with headers,
+// trailers and status codes intact.
+func TestGRPCSharesPortWithHTTP1(t *testing.T) {
+	g1 := grpcBackend(t, "g1")
+	g2 := grpcBackend(t, "g2")
+	h := backend(t, "h", nil)
+	cfg := testConfig(
+		RouteConfig{Name: "m1", Match: MatchConfig{Models: []string{"m1"}}, Nodes: []NodeConfig{{HTTP: hostOf(h), GRPC: g1}}},
+		RouteConfig{Name: "m2", Match: MatchConfig{Models: []string{"m2"}}, Nodes: []NodeConfig{{GRPC: g2}}},
+	)
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var httpOK, httpN int
+	var mu sync.Mutex
+	wg.Add(1)
+	go func() { // HTTP/1.1 traffic on the same port meanwhile
+		defer wg.Done()
+		c := testClient()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("POST", gw.url("/v1/completions"), strings.NewReader(`{"model":"m1"}`))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := c.Do(req)
+			mu.Lock()
+			httpN++
+			if err == nil && resp.StatusCode == 200 && resp.Header.Get("X-Node") == "h" && resp.ProtoMajor == 1 {
+				httpOK++
+			}
+			mu.Unlock()
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+
+	for _, tc := range []struct{ model, node string }{{"m1", "g1"}, {"m2", "g2"}, {"m1", "g1"}} {
+		req := kserve.InferRequest{ModelName: tc.model, ID: "r1"}.Marshal()
+		var out []byte
+		var hdr, trl metadata.MD
+		if err := cc.Invoke(ctx, mInfer, req, &out, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
+			t.Fatalf("unary %s: %v", tc.model, err)
+		}
+		if !strings.HasPrefix(string(out), tc.node+":") || string(out[len(tc.node)+1:]) != string(req) {
+			t.Fatalf("unary %s answered %q", tc.model, out)
+		}
+		if got := hdr.Get("x-node"); len(got) != 1 || got[0] != tc.node {
+			t.Errorf("header x-node %v", got)
+		}
+		if got := trl.Get("x-trailer"); len(got) != 1 || got[0] != "t-"+tc.node {
+			t.Errorf("trailer x-trailer %v", got)
+		}
+		if len(hdr.Get("x-request-id")) != 1 {
+			t.Errorf("no x-request-id header: %v", hdr)
+		}
+	}
+
+	// Server streaming: three messages, spaced, then the trailer.
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, mStreamInfer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SendMsg(kserve.InferRequest{ModelName: "m2"}.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.CloseSend()
+	var got []string
+	var at []time.Time
+	for {
+		var m []byte
+		err := st.RecvMsg(&m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream recv: %v", err)
+		}
+		got = append(got, string(m))
+		at = append(at, time.Now())
+	}
+	if strings.Join(got, ",") != "0,1,2" {
+		t.Fatalf("stream got %v", got)
+	}
+	if d := at[2].Sub(at[0]); d < 50*time.Millisecond {
+		t.Errorf("stream messages arrived together (%v apart): buffered", d)
+	}
+	if tr := st.Trailer().Get("x-trailer"); len(tr) != 1 || tr[0] != "stream-g2" {
+		t.Errorf("stream trailer %v", st.Trailer())
+	}
+
+	// A node's status code passes through.
+	var out []byte
+	err = cc.Invoke(ctx, mReady, kserve.MarshalModelReadyRequest("m1", ""), &out)
+	if s, _ := status.FromError(err); s.Code() != codes.NotFound || s.Message() != "model not loaded here" {
+		t.Errorf("ModelReady: %v, want NotFound from the node", err)
+	}
+	// The gateway's own errors are gRPC statuses.
+	err = cc.Invoke(ctx, mInfer, kserve.InferRequest{ModelName: "nope"}.Marshal(), &out)
+	if s, _ := status.FromError(err); s.Code() != codes.NotFound || !strings.Contains(s.Message(), "nope") {
+		t.Errorf("unknown model: %v, want NotFound naming it", err)
+	}
+	close(stop)
+	wg.Wait()
+	if httpN == 0 || httpOK != httpN {
+		t.Errorf("HTTP/1.1 alongside gRPC: %d of %d ok", httpOK, httpN)
+	}
+}
+
+// TestGRPCRetryOnDeadNode: a unary call whose first node refuses the
+// connection is retried on another node.
+func TestGRPCRetryOnDeadNode(t *testing.T) {
+	live := grpcBackend(t, "live")
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}},
+		Nodes: []NodeConfig{{ID: "dead", GRPC: deadAddr}, {ID: "live", GRPC: live}}})
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 10; i++ {
+		var out []byte
+		if err := cc.Invoke(ctx, mInfer, kserve.InferRequest{ModelName: "m"}.Marshal(), &out); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if !strings.HasPrefix(string(out), "live:") {
+			t.Fatalf("call %d answered by %q", i, out)
+		}
+	}
+}
+
+// TestHTTP2PlainRequest: a non-gRPC request over h2c is routed like
+// HTTP/1.1 and streamed.
+func TestHTTP2PlainRequest(t *testing.T) {
+	be := backend(t, "b", nil)
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+	req, _ := http.NewRequest("POST", gw.url("/v1/chat/completions"), strings.NewReader(`{"model":"m"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("X-Node") != "b" {
+		t.Fatalf("h2c: proto %d status %d node %q body %s", resp.ProtoMajor, resp.StatusCode, resp.Header.Get("X-Node"), b)
+	}
+	resp, err = c.Get(gw.url("/v1/models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"id":"m"`) {
+		t.Fatalf("/v1/models over h2c: %s", b)
+	}
+}
+
+func h2cOnly() *http.Protocols {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &p
+}
