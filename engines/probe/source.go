@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -14,8 +15,8 @@ import (
 	"github.com/switchyard-dev/switchyard/engines/telemetry/nvidia"
 )
 
-// ErrUnknownKind: ParseSource does not know the kind.
-var ErrUnknownKind = fmt.Errorf("probe: unknown source kind")
+// ErrUnknownKind is returned by ParseSource for a kind it does not know.
+var ErrUnknownKind = errors.New("probe: unknown source kind")
 
 // SourceOptions tune ParseSource.
 type SourceOptions struct {

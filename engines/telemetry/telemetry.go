@@ -9,7 +9,7 @@ import (
 	"github.com/switchyard-dev/switchyard/engines"
 )
 
-// ErrNoDevices: the input parsed but described no device.
+// ErrNoDevices means the input parsed but described no device.
 var ErrNoDevices = errors.New("no devices")
 
 // Card is one accelerator (a GPU, or one NPU chip/die).
