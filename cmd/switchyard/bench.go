@@ -4,12 +4,58 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 )
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "bench [flags]", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// benchCommands are the subcommands of `switchyard bench`, each in its own
+// bench_*.go file.
+func benchCommands() []command {
+	return []command{
+		{"load", "drive load at a loopback target: open loop (Poisson) or closed loop; HTTP, SSE or gRPC", runBenchLoad},
+		{"compare", "proxy comparison: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
+		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
+		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
 	}
-	return fmt.Errorf("the bench command is %w", errNotBuilt)
+}
+
+func benchUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: switchyard bench SUBCOMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Subcommands:")
+	for _, c := range benchCommands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `switchyard bench SUBCOMMAND -h` to see its flags.")
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		benchUsage(stderr)
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		benchUsage(stdout)
+		return nil
+	}
+	for _, c := range benchCommands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "switchyard bench: unknown subcommand %q\n\n", args[0])
+	benchUsage(stderr)
+	return errUsage
+}
+
+// commandLine returns the command as the user typed it, for reports: the
+// value of SWITCHYARD_BENCH_CMD when a re-executed child was given it.
+func commandLine() string {
+	if s := os.Getenv("SWITCHYARD_BENCH_CMD"); s != "" {
+		return s
+	}
+	args := append([]string{os.Args[0]}, os.Args[1:]...)
+	return strings.Join(args, " ")
 }

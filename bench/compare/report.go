@@ -1,0 +1,95 @@
+package compare
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/switchyard-dev/switchyard/bench/machine"
+	"github.com/switchyard-dev/switchyard/bench/plot"
+)
+
+// Table returns the Markdown results table.
+func (r *Report) Table() string {
+	var b strings.Builder
+	nginx, direct := r.Row("nginx"), r.Row("direct")
+	ratio := func(row, ref *Row) string {
+		if ref == nil || ref.Skipped != "" || ref.MeanRPS() == 0 || row.Skipped != "" {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", row.MeanRPS()/ref.MeanRPS())
+	}
+	b.WriteString("| contender | req/s (mean of rounds) | req/s per round | p50 ms | p99 ms | p99.9 ms | errors | vs nginx | vs direct |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, row := range r.Rows {
+		if row.Skipped != "" {
+			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | |\n", row.Name, strings.ReplaceAll(row.Skipped, "|", "/"))
+			continue
+		}
+		per := make([]string, len(row.RPS))
+		for i, v := range row.RPS {
+			per[i] = fmt.Sprintf("%.0f", v)
+		}
+		ms := func(q float64) string { return fmt.Sprintf("%.3f", float64(row.Latency.Quantile(q))/1e6) }
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %s | %s |\n", row.Name, row.MeanRPS(), strings.Join(per, " / "),
+			ms(0.5), ms(0.99), ms(0.999), row.Errors, ratio(row, nginx), ratio(row, direct))
+	}
+	return b.String()
+}
+
+// Write writes dir/proxy-compare.md and its plots. command is the exact
+// command line that produced the report.
+func (r *Report) Write(dir, command string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	var names []string
+	var rps, lat []plot.Group
+	for _, row := range r.Rows {
+		if row.Skipped != "" {
+			continue
+		}
+		names = append(names, row.Name)
+		rps = append(rps, plot.Group{Label: row.Name, Values: []float64{row.MeanRPS()}})
+		lat = append(lat, plot.Group{Label: row.Name, Values: []float64{
+			float64(row.Latency.Quantile(0.5)) / 1e6, float64(row.Latency.Quantile(0.99)) / 1e6}})
+	}
+	if err := plot.Bars(filepath.Join(dir, "proxy-compare-rps.png"), "Proxy comparison: req/s (mean of rounds), one proxy core", "req/s", []string{"req/s"}, rps); err != nil {
+		return err
+	}
+	if err := plot.Bars(filepath.Join(dir, "proxy-compare-latency.png"), "Proxy comparison: latency (ms)", "ms", []string{"p50", "p99"}, lat); err != nil {
+		return err
+	}
+	c := r.Config
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Proxy comparison\n\n")
+	fmt.Fprintf(&b, "Produced by `%s` on %s (took %s).\n\n", command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(1e9))
+	b.WriteString(r.Table())
+	fmt.Fprintf(&b, "\n![req/s](proxy-compare-rps.png)\n\n![latency](proxy-compare-latency.png)\n\n")
+	fmt.Fprintf(&b, "## Setup\n\n")
+	fmt.Fprintf(&b, "- Workload: closed loop, %d connections, POST /v1/chat/completions with a %d-byte JSON body; each backend answers a fixed %d-byte JSON completion at once (bench/compare/backend.go), so the numbers measure proxy overhead.\n", c.Concurrency, len(Request), len(Reply))
+	fmt.Fprintf(&b, "- %d backends (fasthttp, in the harness process); the load generator (bench/loadgen, fasthttp client) and the backends run pinned to CPU 0; every proxy runs under `taskset -c %d` with one worker: nginx `worker_processes 1`, HAProxy `nbthread 1`, GOMAXPROCS=1 for Switchyard, minproxy and Caddy. Proxies round-robin over the backends with kept-alive upstream connections.\n", c.Backends, c.ProxyCPU)
+	fmt.Fprintf(&b, "- Each contender: %s warm-up, then %s measured; %d rounds, interleaved (every contender once per round). req/s is the mean over rounds; latencies merge all rounds' histograms (bench/hist, ≤0.8 %% bucket error). \"direct\" is the load generator straight to one backend, no proxy.\n", c.Warmup, c.Duration, c.Rounds)
+	fmt.Fprintf(&b, "- The load generator shares CPU 0 with the backends, so \"direct\" is bounded by CPU 0 and the proxies by CPU 1; ratios below 1 vs direct are the cost of the extra hop on its own core.\n\n")
+	b.WriteString("Versions:\n\n")
+	for _, row := range r.Rows {
+		if row.Version != "" {
+			fmt.Fprintf(&b, "- %s: %s\n", row.Name, row.Version)
+		}
+	}
+	b.WriteString("\nConfigurations (as written by the harness; {{.Listen}} and {{.Backends}} are filled in per run):\n\n")
+	for _, x := range []struct{ name, text string }{{"nginx.conf", NginxConf}, {"haproxy.cfg", HAProxyConf}, {"Caddyfile", CaddyConf}} {
+		fmt.Fprintf(&b, "<details><summary>%s</summary>\n\n```\n%s```\n</details>\n\n", x.name, x.text)
+	}
+	b.WriteString("## Machine\n\n")
+	b.WriteString(machine.Describe())
+	return writeFile(filepath.Join(dir, "proxy-compare.md"), b.String())
+}
+
+func writeFile(p, s string) error {
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/compare"
+)
+
+func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench compare", "bench compare [flags]", stderr)
+	var cfg compare.Config
+	var only, out string
+	var noInstall, noPin bool
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per contender per round")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before each measured run")
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "interleaved rounds")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "closed-loop connections")
+	fs.IntVar(&cfg.Backends, "backends", 2, "backend servers")
+	fs.StringVar(&only, "only", "", "comma-separated contenders (default all: "+strings.Join(compare.Names(), ",")+")")
+	fs.StringVar(&out, "out", "bench/results", "directory for proxy-compare.md and its plots")
+	fs.BoolVar(&noInstall, "no-install", false, "do not apt-get missing proxies (skip them)")
+	fs.BoolVar(&noPin, "no-pin", false, "do not pin the harness to CPU 0 (proxies still go to CPU 1)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.Install = !noInstall
+	if only != "" {
+		cfg.Only = strings.Split(only, ",")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// Pin the load generator and backends to CPU 0 by re-running this
+	// command under taskset; the proxies go to CPU 1.
+	if !noPin && os.Getenv("SWITCHYARD_BENCH_PINNED") == "" {
+		if ts, err := exec.LookPath("taskset"); err == nil {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find own binary: %w", err)
+			}
+			cmd := exec.CommandContext(ctx, ts, append([]string{"-c", "0", self, "bench", "compare"}, args...)...)
+			cmd.Env = append(os.Environ(), "SWITCHYARD_BENCH_PINNED=1", "SWITCHYARD_BENCH_CMD="+commandLine())
+			cmd.Stdout, cmd.Stderr = stdout, stderr
+			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+			cmd.WaitDelay = 10 * time.Second
+			return cmd.Run()
+		}
+		fmt.Fprintln(stderr, "taskset not found: running unpinned")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	cfg.Self = self
+	cfg.Log = stderr
+	rep, err := compare.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(out, commandLine()); err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.Table())
+	fmt.Fprintf(stdout, "\nwrote %s/proxy-compare.md\n", out)
+	return nil
+}

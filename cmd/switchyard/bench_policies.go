@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/policysim"
+)
+
+func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench policies", "bench policies [flags]", stderr)
+	def := policysim.DefaultConfig()
+	var m policysim.MatrixConfig
+	var loads, policies, out string
+	fs.IntVar(&m.Base.Nodes, "nodes", def.Nodes, "fleet size")
+	fs.DurationVar(&m.Base.Duration, "duration", def.Duration, "simulated time with arrivals")
+	fs.DurationVar(&m.Base.Warmup, "warmup", def.Warmup, "simulated warm-up, not measured")
+	fs.Uint64Var(&m.Base.Seed, "seed", def.Seed, "simulation seed")
+	fs.StringVar(&loads, "loads", "0.5,0.8,0.9,0.95", "comma-separated offered loads (fractions of capacity)")
+	fs.StringVar(&policies, "policies", strings.Join(policysim.Policies(), ","), "comma-separated policies")
+	fs.IntVar(&m.Parallel, "parallel", 0, "runs at once (default GOMAXPROCS)")
+	fs.StringVar(&out, "out", "bench/results", "directory for policies.md and its plots (empty: print only)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	base := m.Base
+	m.Base = def
+	m.Base.Nodes, m.Base.Duration, m.Base.Warmup, m.Base.Seed = base.Nodes, base.Duration, base.Warmup, base.Seed
+	for _, s := range strings.Split(loads, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("loads: %q: %w", s, err)
+		}
+		m.Loads = append(m.Loads, v)
+	}
+	m.Policies = strings.Split(policies, ",")
+	m.Log = stderr
+	start := time.Now()
+	rep, err := policysim.RunMatrix(ctx, m)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.Tables())
+	fmt.Fprintf(stdout, "\n%d runs in %s\n", len(rep.Results), time.Since(start).Round(time.Second))
+	if out != "" {
+		if err := rep.Write(out, commandLine()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s/policies.md\n", out)
+	}
+	return nil
+}
