@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,8 +85,30 @@ func waitFor(tb testing.TB, ctx context.Context, what string, cond func() bool) 
 	}
 }
 
-// waitGoroutines waits until the goroutine count is back to at most n.
-func waitGoroutines(tb testing.TB, ctx context.Context, n int) {
+// waitNoShadowGoroutines waits until no goroutine runs code of the
+// shadow package (workers, the log writer, senders).
+func waitNoShadowGoroutines(tb testing.TB, ctx context.Context) {
 	tb.Helper()
-	waitFor(tb, ctx, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= n })
+	var last string
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		last = ""
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "gateway/shadow.(*") && !strings.Contains(g, "gateway/shadow_test.") {
+				last = g
+				break
+			}
+		}
+		if last == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("shadow goroutine still running:\n%s", last)
+		case <-tick.C:
+		}
+	}
 }

@@ -57,6 +57,10 @@ func (s Stats) Errors() int64 {
 	return s.ErrorsTimeout + s.ErrorsCanceled + s.ErrorsResponseTooLarge + s.ErrorsSend + s.Panics
 }
 
+// Live returns the number of shadow copies alive now (at most
+// Config.QueueSize).
+func (m *Mirror) Live() int64 { return m.live.Load() }
+
 // Stats returns a snapshot of the counters.
 func (m *Mirror) Stats() Stats {
 	c := &m.c

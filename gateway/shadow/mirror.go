@@ -169,7 +169,6 @@ func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirro
 	}
 	m.c.fieldMismatch = make([]atomic.Int64, len(m.cmp.fields))
 	m.ctx, m.cancel = context.WithCancel(ctx)
-	context.AfterFunc(m.ctx, func() { m.stopped.Store(true) })
 	met, err := newMetrics(o.meter, m)
 	if err != nil {
 		m.cancel()
@@ -209,7 +208,8 @@ func (m *Mirror) Offer(rc *fasthttp.RequestCtx, requestID []byte) *Handle {
 // skips sampling. It does not keep req.
 func (m *Mirror) OfferRequest(req *fasthttp.Request, requestID []byte) *Handle {
 	m.c.offered.Add(1)
-	if m.closed.Load() || m.stopped.Load() {
+	// ctx.Err is one atomic load once done; the ctx ends on Close too.
+	if m.closed.Load() || m.ctx.Err() != nil {
 		m.c.droppedClosed.Add(1)
 		return nil
 	}
@@ -344,7 +344,7 @@ func (h *Handle) done() {
 	m := h.m
 	// The shadow half is done (sent, counted as mirrored or as an error);
 	// what can still be lost here is only the comparison.
-	if m.stopped.Load() {
+	if m.ctx.Err() != nil {
 		m.c.compareSkipped.Add(1)
 		m.release(h)
 		return
