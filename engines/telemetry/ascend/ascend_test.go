@@ -198,6 +198,7 @@ func FuzzParseUsages(f *testing.F) {
 
 func FuzzParseExporter(f *testing.F) {
 	f.Add(fx(f, "npu-exporter-metrics-910a-testdata.prom"))
+	f.Add([]byte("npu_chip_info_utilization{id=\"0\",model_name=\"910B3\"} 37 1606402000\nnpu_chip_info_hbm_total_memory{id=\"0\"} 65536 1606402000\nnpu_chip_info_hbm_used_memory{id=\"0\"} 32768\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return
