@@ -22,6 +22,7 @@ func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fields := fs.String("fields", "", "nvidia-smi field list for csv,noheader output (comma-separated, as passed to --query-gpu)")
 	engine := fs.String("engine", "", "live: engine adapter whose metrics --metrics-url serves (vllm, sglang, tgi, triton, mindie, rayserve)")
 	metricsURL := fs.String("metrics-url", "", "live: engine metrics URL, e.g. http://127.0.0.1:8000/metrics")
+	rayDashboard := fs.String("ray-dashboard", "", "live: Ray dashboard URL (e.g. http://127.0.0.1:8265) to read Serve applications from")
 	dcgmURL := fs.String("dcgm-url", "", "live: DCGM exporter metrics URL")
 	npuExporterURL := fs.String("npu-exporter-url", "", "live: Ascend npu-exporter metrics URL")
 	noTools := fs.Bool("no-tools", false, "live: do not run nvidia-smi, npu-smi or rocm-smi")
@@ -72,7 +73,7 @@ func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	default:
 		var err error
-		rep, err = probe.Sample(ctx, probe.Config{Engine: *engine, MetricsURL: *metricsURL, DCGMURL: *dcgmURL,
+		rep, err = probe.Sample(ctx, probe.Config{Engine: *engine, MetricsURL: *metricsURL, RayDashboard: *rayDashboard, DCGMURL: *dcgmURL,
 			NPUExporterURL: *npuExporterURL, NoTools: *noTools, ProcStat: *procStat, CPUMax: *cpuMax, Capacity: tab})
 		if err != nil {
 			return err

@@ -33,6 +33,9 @@ type Config struct {
 	// no engine probe.
 	Engine     string
 	MetricsURL string
+	// RayDashboard, when set (e.g. "http://10.0.0.1:8265"), is read for
+	// the Ray Serve applications, deployments, replicas and proxies.
+	RayDashboard string
 	// DCGMURL and NPUExporterURL, when set, are scraped as accelerator
 	// sources (before the command-line tools).
 	DCGMURL        string
@@ -158,6 +161,19 @@ func (p *Prober) Sample(ctx context.Context) (Report, error) {
 			er.Load = &l
 		}
 		r.Engine = er
+	}
+	if c.RayDashboard != "" {
+		if r.Engine == nil {
+			r.Engine = &EngineReport{Name: rayserve.Name}
+		}
+		dctx, cancel := context.WithTimeout(ctx, c.Timeout)
+		cl, err := rayserve.Discover(dctx, c.HTTPClient, c.RayDashboard)
+		cancel()
+		if err != nil {
+			r.Warnings = append(r.Warnings, "rayserve: "+err.Error())
+		} else {
+			r.Engine.Ray = &RayServeReport{Cluster: cl, Routes: cl.Routes()}
+		}
 	}
 	add := func(rep telemetry.Report, err error, what string) {
 		if err != nil {

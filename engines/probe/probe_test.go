@@ -115,6 +115,7 @@ func TestSampleLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	metrics := "vllm:num_requests_running{model_name=\"m\"} 7\nvllm:num_requests_waiting{model_name=\"m\"} 1\nvllm:gpu_cache_usage_perc{model_name=\"m\"} 0.5\n"
+	apps := fx(t, "rayserve/api-serve-applications-ray-docs.json")
 	dcgm := "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"a\",modelName=\"NVIDIA A10\"} 40\nDCGM_FI_DEV_GPU_UTIL{gpu=\"1\",UUID=\"b\",modelName=\"NVIDIA A10\"} 60\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -122,6 +123,8 @@ func TestSampleLive(t *testing.T) {
 			_, _ = w.Write([]byte(metrics))
 		case "/dcgm":
 			_, _ = w.Write([]byte(dcgm))
+		case "/api/serve/applications/":
+			_, _ = w.Write(apps)
 		default:
 			http.NotFound(w, r)
 		}
@@ -129,7 +132,7 @@ func TestSampleLive(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	stat := writeFile(t, dir, "stat", "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n")
-	p, err := New(Config{Engine: "vllm", MetricsURL: srv.URL + "/metrics", DCGMURL: srv.URL + "/dcgm", NoTools: true,
+	p, err := New(Config{Engine: "vllm", MetricsURL: srv.URL + "/metrics", RayDashboard: srv.URL, DCGMURL: srv.URL + "/dcgm", NoTools: true,
 		ProcStat: stat, CPUMax: filepath.Join(dir, "missing"), CPUInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +143,9 @@ func TestSampleLive(t *testing.T) {
 	}
 	if r.Concurrency.String() != "7" || r.Engine.Load.KVCache.String() != "0.5" {
 		t.Errorf("engine %+v concurrency %s", r.Engine, r.Concurrency)
+	}
+	if r.Engine.Ray == nil || len(r.Engine.Ray.Routes) != 1 {
+		t.Errorf("ray = %+v", r.Engine.Ray)
 	}
 	if r.Capacity.Units != 2 || r.Capacity.Coefficient != 0.4 || r.Utilization.String() != "0.5" {
 		t.Errorf("capacity %+v util %s", r.Capacity, r.Utilization)
