@@ -44,6 +44,19 @@ func serve(tb testing.TB, h fasthttp.RequestHandler) string {
 	return ln.Addr().String()
 }
 
+// serveStoppable is serve with an explicit stop.
+func serveStoppable(tb testing.TB, h fasthttp.RequestHandler) (string, func()) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() { _ = srv.Shutdown(); <-done }
+}
+
 // proxyHandler is a minimal gateway of our own: forward to the primary,
 // offer the request to the mirror, hand the primary's response over.
 func proxyHandler(primary *fasthttp.HostClient, m *shadow.Mirror) fasthttp.RequestHandler {
