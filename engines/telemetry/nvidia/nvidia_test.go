@@ -51,6 +51,16 @@ func TestParseSMINoHeader(t *testing.T) {
 	}
 }
 
+func TestParseSMINoUnitsWithHeader(t *testing.T) {
+	rep, err := ParseSMI(strings.NewReader("index, name, utilization.gpu [%], memory.used [MiB], memory.total [MiB]\n0, NVIDIA L4, 12, 100, 23034\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Cards[0]; c.Utilization.String() != "0.12" || c.MemoryTotal.String() != "2.4152899584e+10" {
+		t.Errorf("card = %+v", c)
+	}
+}
+
 func TestParseSMIErrors(t *testing.T) {
 	full := fx(t, "nvidia-smi-query-gpu-csv-h100-load.csv")
 	cases := []struct {
@@ -64,7 +74,7 @@ func TestParseSMIErrors(t *testing.T) {
 		{"util over 100", "0, NVIDIA A10G, GPU-a, 250, 1024, 23028\n", DefaultFields, "outside 0..100"},
 		{"truncated", string(full[:len(full)-40]), nil, "truncated"},
 		{"header only", "name, utilization.gpu [%]\n", nil, "no devices"},
-		{"missing unit with header", "name, memory.used [MiB]\nA10, 5\n", nil, "lacks unit"},
+		{"wrong unit", "name, memory.used [MiB]\nA10, 5 GiB\n", nil, "bad number"},
 		{"quote", "name\n\"A10\n", nil, "line 2"},
 	}
 	for _, c := range cases {

@@ -68,7 +68,6 @@ func ParseSMI(r io.Reader, fields []string) (telemetry.Report, error) {
 		return rec, nil
 	}
 	header := fields
-	hasUnits := false
 	if header == nil {
 		h, err := next()
 		if err != nil {
@@ -79,11 +78,8 @@ func ParseSMI(r io.Reader, fields []string) (telemetry.Report, error) {
 		}
 		header = make([]string, len(h))
 		for i, f := range h {
-			name, unit, ok := strings.Cut(f, " [")
+			name, _, _ := strings.Cut(f, " [")
 			header[i] = strings.TrimSpace(name)
-			if ok && unit != "" {
-				hasUnits = true
-			}
 		}
 	}
 	col := map[string]int{}
@@ -125,11 +121,9 @@ func ParseSMI(r io.Reader, fields []string) (telemetry.Report, error) {
 			if !ok {
 				return engines.Unknown, nil
 			}
-			if u := " " + unit; strings.HasSuffix(v, u) {
-				v = strings.TrimSuffix(v, u)
-			} else if hasUnits && unit != "" {
-				return engines.Unknown, fmt.Errorf("nvidia: nvidia-smi csv: %w: line %d: field %s: %q lacks unit %q", engines.ErrMalformed, line, f, v, unit)
-			}
+			// "csv" gives "37 %", "csv,nounits" gives "37" (its header
+			// still says "[%]"): accept both.
+			v = strings.TrimSuffix(v, " "+unit)
 			x, err := strconv.ParseFloat(v, 64)
 			if err != nil || x < 0 {
 				return engines.Unknown, fmt.Errorf("nvidia: nvidia-smi csv: %w: line %d: field %s: bad number %q", engines.ErrMalformed, line, f, v)
