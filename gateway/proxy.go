@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -49,10 +50,45 @@ func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	g.ensureRequestID(ctx)
+	if !ctx.IsGet() && framingConflict(ctx.Request.Header.RawHeaders()) {
+		// Content-Length and Transfer-Encoding together: a request
+		// smuggling attempt (RFC 9112 §6.3). Refuse it and close the
+		// connection so nothing after it on the wire is read as a request.
+		g.failH1(ctx, st, nil, errFramingConflict, start)
+		ctx.SetConnectionClose()
+		g.inflight.Add(-1)
+		return
+	}
 	if g.dispatchH1(ctx, st, start) {
 		return // a streamed response ends the request in relay.Close
 	}
 	g.inflight.Add(-1)
+}
+
+var errFramingConflict = fmt.Errorf("%w: both Content-Length and Transfer-Encoding", ErrBadRequest)
+
+// framingConflict reports whether raw request headers carry both
+// Content-Length and Transfer-Encoding (fasthttp silently prefers the
+// latter).
+func framingConflict(raw []byte) bool {
+	const cl, te = "content-length:", "transfer-encoding:"
+	var hasCL, hasTE bool
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		switch {
+		case len(line) == 0:
+		case line[0]|0x20 == 'c':
+			hasCL = hasCL || len(line) >= len(cl) && bytes.EqualFold(line[:len(cl)], []byte(cl))
+		case line[0]|0x20 == 't':
+			hasTE = hasTE || len(line) >= len(te) && bytes.EqualFold(line[:len(te)], []byte(te))
+		}
+	}
+	return hasCL && hasTE
 }
 
 // dispatchH1 routes and forwards one request. It reports whether the
@@ -61,6 +97,7 @@ func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Tim
 	path := ctx.Path()
 	if len(path) > maxPathBytes {
 		g.failH1(ctx, st, nil, ErrURITooLong, start)
+		ctx.SetConnectionClose()
 		return false
 	}
 	if string(path) == pathModels && ctx.IsGet() {

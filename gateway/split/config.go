@@ -98,9 +98,14 @@ func (v *Variants) UnmarshalYAML(n *yaml.Node) error {
 		*v = out
 		return nil
 	case yaml.SequenceNode:
-		var out []Variant
-		if err := n.Decode(&out); err != nil {
-			return fmt.Errorf("split: variants: line %d: %w", n.Line, err)
+		out := make(Variants, len(n.Content))
+		for i, e := range n.Content {
+			if err := strictKeys(e, Variant{}, fmt.Sprintf("variants[%d]: ", i)); err != nil {
+				return err
+			}
+			if err := e.Decode(&out[i]); err != nil {
+				return fmt.Errorf("split: variants[%d]: line %d: %w", i, e.Line, err)
+			}
 		}
 		*v = out
 		return nil
@@ -110,8 +115,11 @@ func (v *Variants) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler: it starts from DefaultConfig so
-// omitted fields keep their defaults.
+// omitted fields keep their defaults, and refuses unknown fields.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	if err := strictKeys(n, Config{}, ""); err != nil {
+		return err
+	}
 	type plain Config
 	p := plain(DefaultConfig())
 	if err := n.Decode(&p); err != nil {

@@ -73,6 +73,10 @@ func TestYAMLForms(t *testing.T) {
 			split.Variants{{Name: "a", Weight: 2.5, Target: "app-a"}, {Name: "b", Weight: 7.5}}, ""},
 		{"weight not a number", "split:\n  variants: {a: lots}\n", nil, "split: variants.a: line 2: weight must be a number"},
 		{"scalar", "split:\n  variants: a\n", nil, "want a mapping"},
+		{"unknown field", "split:\n  variants: {a: 1}\n  wieghts: 3\n", nil, `split: line 3: unknown field "wieghts" (known: buckets, key, overridable, override_header, salt, variant_header, variants)`},
+		{"unknown variant field", "split:\n  variants:\n    - {name: a, wieght: 1}\n", nil, `split: variants[0]: line 3: unknown field "wieght"`},
+		{"bad key form", "split:\n  variants: {a: 1}\n  key: session\n", nil, `split: key: line 3: "session": want header:NAME`},
+		{"unknown key field", "split:\n  variants: {a: 1}\n  key: {hdr: x}\n", nil, `split: key: line 3: unknown field "hdr"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,5 +119,28 @@ func TestValidateTargets(t *testing.T) {
 	known["app-x"] = true
 	if err := cfg.ValidateTargets(func(s string) bool { return known[s] }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestKeyForms(t *testing.T) {
+	cases := []struct {
+		doc  string
+		want split.KeyConfig
+	}{
+		{"key: header:X-User-ID", split.KeyConfig{Header: "X-User-ID"}},
+		{"key: cookie:uid", split.KeyConfig{Cookie: "uid"}},
+		{"key: client_addr", split.KeyConfig{}},
+		{"key: {header: X-A, cookie: c}", split.KeyConfig{Header: "X-A", Cookie: "c"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.doc, func(t *testing.T) {
+			var c split.Config
+			if err := yaml.Unmarshal([]byte("variants: {a: 1}\n"+tc.doc+"\n"), &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Key != tc.want {
+				t.Fatalf("key %+v, want %+v", c.Key, tc.want)
+			}
+		})
 	}
 }
