@@ -128,12 +128,15 @@ func (p *peers) broadcast(batch []peerChange) {
 	if len(batch) == 0 {
 		return
 	}
-	frames := encodeBatch(batchChanges, batch, false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var frames [][]byte
 	for _, o := range p.out {
 		if o.self.Load() {
 			continue
+		}
+		if frames == nil {
+			frames = encodeBatch(batchChanges, batch, false)
 		}
 		select {
 		case o.q <- frames:
@@ -355,7 +358,7 @@ func (p *peers) dump() [][]byte {
 	var batch []peerChange
 	for _, a := range p.s.appList() {
 		a.mu.Lock()
-		for _, rec := range a.nodes {
+		for _, rec := range a.recs {
 			if !rec.removed && rec.owner == p.s.id {
 				batch = append(batch, peerChange{app: a.name, change: changeOf(rec)})
 			}

@@ -245,8 +245,9 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 		out     []byte
 	)
 	idle := time.Duration(s.cfg.MissedBeats+1) * s.cfg.Period
+	var deadlineAt time.Time
 	for {
-		if br.Buffered() == 0 {
+		if br.Buffered() == 0 || time.Since(deadlineAt) > idle/4 {
 			if unacked {
 				out = discovery.AppendUvarintFrame(out[:0], discovery.FrameAck, lastSeq)
 				_, _ = bw.Write(out)
@@ -258,7 +259,8 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 					return
 				}
 			}
-			_ = c.SetReadDeadline(time.Now().Add(idle))
+			deadlineAt = time.Now()
+			_ = c.SetReadDeadline(deadlineAt.Add(idle))
 		}
 		typ, p, nb, err := discovery.ReadFrame(br, discovery.MaxAgentFrame, buf)
 		buf = nb

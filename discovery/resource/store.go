@@ -56,6 +56,7 @@ type app struct {
 
 	mu       sync.Mutex
 	nodes    map[string]*record
+	recs     []*record // the same records as nodes, for fast iteration
 	live     int
 	version  uint64
 	log      []logEntry
@@ -90,6 +91,7 @@ func (a *app) commitLocked(chs []change) {
 		if rec == nil {
 			rec = &record{removed: true}
 			a.nodes[ch.node.ID] = rec
+			a.recs = append(a.recs, rec)
 		}
 		wasLive := !rec.removed
 		wasTarget := wasLive && rec.node.State.Target()
@@ -138,17 +140,22 @@ func (a *app) trimLogLocked() {
 	}
 	a.logStart = a.log[cut-1].version
 	a.log = append(a.log[:0:0], a.log[cut:]...)
-	for id, rec := range a.nodes {
+	keep := a.recs[:0]
+	for _, rec := range a.recs {
 		if rec.removed && rec.node.Version <= a.logStart {
-			delete(a.nodes, id)
+			delete(a.nodes, rec.node.ID)
+			continue
 		}
+		keep = append(keep, rec)
 	}
+	clear(a.recs[len(keep):])
+	a.recs = keep
 }
 
 // snapshotLocked returns the whole list.
 func (a *app) snapshotLocked(epoch uint64) discovery.OnlineList {
 	l := discovery.OnlineList{App: a.name, Epoch: epoch, Version: a.version, Nodes: make([]discovery.Node, 0, a.live)}
-	for _, rec := range a.nodes {
+	for _, rec := range a.recs {
 		if !rec.removed {
 			l.Nodes = append(l.Nodes, rec.node)
 		}

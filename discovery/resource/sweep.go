@@ -51,12 +51,15 @@ func (s *Server) sweep(now int64) {
 		cands = cands[:0]
 		var suspects []change
 		a.mu.Lock()
-		for _, rec := range a.nodes {
+		for _, rec := range a.recs {
 			if rec.removed {
 				continue
 			}
 			silence := now - rec.heard
 			if rec.owner == s.id {
+				if silence <= suspectAfter {
+					continue // the common case: no hashing, no allocation
+				}
 				if _, pending := a.pending[rec.node.ID]; pending {
 					continue
 				}
