@@ -27,6 +27,10 @@ type Config struct {
 	// Slowdown multiplies Prefill and PerToken (default 1; the noisy
 	// neighbour). Change it at run time with Node.SetSlowdown.
 	Slowdown float64 `yaml:"slowdown"`
+	// ErrorRate is the probability (0..1) that an inference request is
+	// answered 500 (gRPC Internal) even in ModeHealthy (default 0).
+	// Change it at run time with Node.SetErrorRate.
+	ErrorRate float64 `yaml:"error_rate"`
 	// HangTimeout bounds how long a request hangs in ModeHang before the
 	// connection is dropped (default: until Close/Crash).
 	HangTimeout time.Duration `yaml:"hang_timeout"`
@@ -48,6 +52,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Slowdown < 0 {
 		return fmt.Errorf("sim: Slowdown must be > 0, got %g", c.Slowdown)
+	}
+	if c.ErrorRate < 0 || c.ErrorRate > 1 {
+		return fmt.Errorf("sim: ErrorRate must be in 0..1, got %g", c.ErrorRate)
 	}
 	if c.StartupDelay < 0 {
 		return fmt.Errorf("sim: StartupDelay must be >= 0")

@@ -46,6 +46,7 @@
 //
 // # Failure modes
 //
+// SetErrorRate(p) fails that fraction of inference requests with 500;
 // Fail(ModeHang) accepts and never answers; Fail(ModeError) answers
 // inference with 500 while health stays 200; Fail(ModeSlowStart)
 // restarts the startup delay; Fail(ModeHealthy) recovers. Crash() closes
@@ -56,7 +57,7 @@
 //
 //	n, err := sim.Start(ctx, sim.Config{Listen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", Model: "m", Profile: "h100"})
 //	n.Addr(); n.URL(); n.GRPCAddr(); n.ID()
-//	n.SetSlowdown(2); n.Fail(sim.ModeHang); n.Crash(); n.Drain(); n.WaitIdle(ctx)
+//	n.SetSlowdown(2); n.SetErrorRate(0.1); n.Fail(sim.ModeHang); n.Crash(); n.Drain(); n.WaitIdle(ctx)
 //	n.Stats(); n.Close()
 //	fleet, err := sim.StartFleet(ctx, fc) // fc from sim.LoadFleet("fleet.yaml")
 //

@@ -131,6 +131,9 @@ func merge(d, n Config) Config {
 	if n.Slowdown != 0 {
 		c.Slowdown = n.Slowdown
 	}
+	if n.ErrorRate != 0 {
+		c.ErrorRate = n.ErrorRate
+	}
 	if n.HangTimeout != 0 {
 		c.HangTimeout = n.HangTimeout
 	}

@@ -139,8 +139,7 @@ func (n *Node) grpcInfer(req kserve.InferRequest, each func(string) error) (kser
 	if req.ModelName != n.cfg.Model {
 		return kserve.InferResponse{}, status.Errorf(codes.NotFound, "Request for unknown model: '%s' is not found", req.ModelName)
 	}
-	if n.Mode() == ModeError {
-		n.errs.Add(1)
+	if n.failNow() {
 		return kserve.InferResponse{}, status.Error(codes.Internal, "simulated engine failure")
 	}
 	tokens := n.prof.MaxTokens

@@ -193,8 +193,7 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 	if prompt < 1 {
 		prompt = 1
 	}
-	if n.Mode() == ModeError {
-		n.errs.Add(1)
+	if n.failNow() {
 		jsonError(ctx, 500, "InternalServerError", "simulated engine failure")
 		return
 	}
@@ -354,8 +353,7 @@ func (n *Node) kserveInfer(ctx *fasthttp.RequestCtx) {
 	for _, in := range req.Inputs {
 		prompt += countTokens(in.Data)
 	}
-	if n.Mode() == ModeError {
-		n.errs.Add(1)
+	if n.failNow() {
 		ctx.SetStatusCode(500)
 		ctx.SetBodyString(`{"error":"simulated engine failure"}`)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -101,14 +102,17 @@ type Node struct {
 	promptTokens, genTokens, reqSeq atomic.Int64
 	mode                            atomic.Int32
 	slowdown                        atomic.Uint64 // float64 bits
+	errorRate                       atomic.Uint64 // float64 bits
 	draining                        atomic.Bool
-	readyAt                         atomic.Int64 // unix nanos
-	modeChanged                     atomic.Pointer[chan struct{}]
-	stopOnce                        sync.Once
-	closed                          chan struct{} // closed on Close/Crash
-	wg                              sync.WaitGroup
-	serveDone                       chan struct{}
-	grpcDone                        chan struct{}
+	readyAt                         atomic.Int64                  // unix nanos
+	modeChanged                     atomic.Pointer[chan struct{}] // closed and replaced by Fail
+
+	// lifecycle
+	stopOnce  sync.Once
+	closed    chan struct{}  // closed on Close/Crash
+	wg        sync.WaitGroup // handlers, stream writers, gRPC calls
+	serveDone chan struct{}  // closed when the HTTP Serve returns
+	grpcDone  chan struct{}  // closed when the gRPC Serve returns
 }
 
 // Start starts a node: it binds the listeners before returning, so
@@ -131,6 +135,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.slots = make(chan struct{}, n.prof.SlotCount())
 	n.slowdown.Store(math.Float64bits(cfg.Slowdown))
+	n.errorRate.Store(math.Float64bits(cfg.ErrorRate))
 	n.readyAt.Store(time.Now().Add(cfg.StartupDelay).UnixNano())
 	ch := make(chan struct{})
 	n.modeChanged.Store(&ch)
@@ -200,6 +205,30 @@ func (n *Node) SetSlowdown(f float64) {
 		return
 	}
 	n.slowdown.Store(math.Float64bits(f))
+}
+
+// SetErrorRate sets the probability (clamped to 0..1) that an inference
+// request fails with 500 / gRPC Internal.
+func (n *Node) SetErrorRate(p float64) {
+	if math.IsNaN(p) {
+		return
+	}
+	n.errorRate.Store(math.Float64bits(min(max(p, 0), 1)))
+}
+
+// failNow decides whether this inference request fails (ModeError or
+// the error rate), counting the failure.
+func (n *Node) failNow() bool {
+	fail := n.Mode() == ModeError
+	if !fail {
+		if p := math.Float64frombits(n.errorRate.Load()); p > 0 {
+			fail = rand.Float64() < p
+		}
+	}
+	if fail {
+		n.errs.Add(1)
+	}
+	return fail
 }
 
 // Slowdown returns the current slowdown factor.
