@@ -144,12 +144,16 @@ func DefaultConfig() Config {
 	}
 }
 
-// UnmarshalYAML implements yaml.Unmarshaler: it starts from DefaultConfig.
+// UnmarshalYAML implements yaml.Unmarshaler: it starts from DefaultConfig
+// and refuses unknown fields.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	if err := strictKeys(n, Config{}, ""); err != nil {
+		return err
+	}
 	type plain Config
 	p := plain(DefaultConfig())
 	if err := n.Decode(&p); err != nil {
-		return fmt.Errorf("shadow: line %d: %w", n.Line, err)
+		return err
 	}
 	*c = Config(p)
 	return nil

@@ -87,3 +87,28 @@ func TestYAMLStartsFromDefaults(t *testing.T) {
 		t.Fatalf("Validate() = %v", err)
 	}
 }
+
+func TestYAMLRefusesUnknownFields(t *testing.T) {
+	cases := []struct{ doc, want string }{
+		{"target: x\nsample_percent: 5\n", `shadow: line 2: unknown field "sample_percent"`},
+		{"target: x\ncompare: {feilds: [a]}\n", `shadow: compare: line 2: unknown field "feilds"`},
+		{"target: x\nlog: {path: a, max_size: 3}\n", `shadow: log: line 2: unknown field "max_size"`},
+		{"target: x\nkey: ip\n", `shadow: key: line 2: "ip": want header:NAME`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.want, func(t *testing.T) {
+			var c shadow.Config
+			err := yaml.Unmarshal([]byte(tc.doc), &c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	var c shadow.Config
+	if err := yaml.Unmarshal([]byte("target: x\nsample_by: key\nkey: header:X-User-ID\nlog: {path: /tmp/x}\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Key.Header != "X-User-ID" || c.Log.MaxFiles != shadow.DefaultLogMaxFiles || c.Log.Path != "/tmp/x" {
+		t.Fatalf("decoded %+v", c)
+	}
+}
