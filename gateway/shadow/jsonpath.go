@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -134,7 +135,9 @@ func decodeJSON(body []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("shadow: decode JSON body: %w", err)
 	}
-	if dec.More() {
+	// More() is false before a stray '}' or ']', so ask for the next token:
+	// only a clean end of input is accepted.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("shadow: decode JSON body: trailing data after the document")
 	}
 	return v, nil
