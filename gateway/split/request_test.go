@@ -11,6 +11,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/switchyard-dev/switchyard/engines/sim"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 )
 
@@ -29,22 +30,23 @@ func serve(t *testing.T, h fasthttp.RequestHandler) string {
 }
 
 // TestSplitThroughProxy runs a small fasthttp proxy that splits between two
-// real backends and checks stickiness, the override header, the response
+// simulated engines and checks stickiness, the override header, the response
 // header, cookies and the exported metrics.
 func TestSplitThroughProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	// Two simulated engines, one per variant's app.
 	backends := map[string]*fasthttp.HostClient{}
+	nodes := map[string]*sim.Node{}
 	for _, name := range []string{"app-a", "app-b"} {
-		name := name
-		addr := serve(t, func(rc *fasthttp.RequestCtx) {
-			if name == "app-b" && string(rc.Request.Header.Peek("X-Fail")) == "1" {
-				rc.SetStatusCode(fasthttp.StatusInternalServerError)
-			}
-			rc.SetBodyString(name)
-		})
-		backends[name] = &fasthttp.HostClient{Addr: addr}
+		n, err := sim.Start(ctx, sim.Config{ID: name, Model: "m", Override: sim.Profile{Prefill: time.Millisecond, PerToken: 100 * time.Microsecond, MaxTokens: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		nodes[name] = n
+		backends[name] = &fasthttp.HostClient{Addr: n.Addr()}
 	}
 
 	reader := sdkmetric.NewManualReader()
@@ -69,6 +71,7 @@ func TestSplitThroughProxy(t *testing.T) {
 			resp.CopyTo(&rc.Response)
 		}
 		rc.Response.Header.SetBytesKV(s.VariantHeader(), v.NameBytes())
+		rc.Response.SetBodyString(string(rc.Response.Header.Peek(sim.NodeHeader)))
 		rc.Response.Header.Set("X-Source", a.Source.String())
 		s.Record(a.Index, split.Result{Status: rc.Response.StatusCode(), Err: err != nil, Latency: time.Since(start), Tokens: 3})
 	})
@@ -79,6 +82,8 @@ func TestSplitThroughProxy(t *testing.T) {
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
 		req.SetRequestURI("http://" + front + "/v1/chat/completions")
+		req.Header.SetMethod("POST")
+		req.SetBodyString(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
 		setup(req)
 		if err := client.DoTimeout(req, resp, 5*time.Second); err != nil {
 			t.Fatal(err)
@@ -134,10 +139,9 @@ func TestSplitThroughProxy(t *testing.T) {
 	}
 
 	// An error on b is counted against b.
-	_, _, _, st := do(func(r *fasthttp.Request) {
-		r.Header.Set(split.DefaultOverrideHeader, "b")
-		r.Header.Set("X-Fail", "1")
-	})
+	nodes["app-b"].Fail(sim.ModeError)
+	_, _, _, st := do(func(r *fasthttp.Request) { r.Header.Set(split.DefaultOverrideHeader, "b") })
+	nodes["app-b"].Fail(sim.ModeHealthy)
 	if st != fasthttp.StatusInternalServerError {
 		t.Fatalf("status %d", st)
 	}
