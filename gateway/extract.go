@@ -175,6 +175,13 @@ func (s *jscan) str() (start, end int, esc, ok bool) {
 	start = s.i
 	b := s.b
 	for s.i < len(b) {
+		// Skip plain bytes in a tight table-driven loop.
+		for s.i < len(b) && strPlain[b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(b) {
+			break
+		}
 		c := b[s.i]
 		switch {
 		case c == '"':
@@ -210,6 +217,15 @@ func (s *jscan) str() (start, end int, esc, ok bool) {
 	}
 	return 0, 0, false, false
 }
+
+// strPlain marks the bytes a JSON string may hold without a second look:
+// everything but '"', '\\' and control characters.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // value skips one JSON value.
 func (s *jscan) value(depth int) bool {

@@ -156,12 +156,14 @@ func (g *Gateway) exchangeH2(ctx context.Context, r *route, req *http.Request, p
 	if r.hashed {
 		key = xxhash.Sum64String(req.Header.Get(r.cfg.HashHeader))
 	}
-	var avoid [maxAvoid]*balancer.Endpoint
-	na, retries := 0, 0
+	// avoid is allocated only when a request skips a node: the common
+	// path stays allocation-free.
+	var avoid []*balancer.Endpoint
+	retries := 0
 	saturated := false
 	var lastErr error
 	for {
-		ep, err := tbl.PickAvoiding(key, avoid[:na])
+		ep, err := tbl.PickAvoiding(key, avoid)
 		if err != nil {
 			switch {
 			case lastErr != nil:
@@ -173,11 +175,10 @@ func (g *Gateway) exchangeH2(ctx context.Context, r *route, req *http.Request, p
 		}
 		if ep.InFlight() >= int64(r.lim.MaxPerNode) {
 			saturated = true
-			if na == maxAvoid {
+			if len(avoid) == maxAvoid {
 				return nil, nil, ErrRouteSaturated
 			}
-			avoid[na] = ep
-			na++
+			avoid = append(avoid, ep)
 			continue
 		}
 		up := ep.Value().(*upstream)
@@ -202,14 +203,13 @@ func (g *Gateway) exchangeH2(ctx context.Context, r *route, req *http.Request, p
 		touched := body.abandon()
 		up.report(false)
 		ue := &UpstreamError{Node: up.id, Err: err, Retryable: !touched}
-		if touched || isTimeout(err) || ctx.Err() != nil || na == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+		if touched || isTimeout(err) || ctx.Err() != nil || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
 			return nil, nil, ue
 		}
 		lastErr = ue
 		retries++
 		r.stats.retries.Add(1)
-		avoid[na] = ep
-		na++
+		avoid = append(avoid, ep)
 	}
 }
 

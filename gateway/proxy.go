@@ -276,12 +276,14 @@ var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", 
 // done.
 func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasthttp.Request, resp *fasthttp.Response, stream bool, deadline time.Time) (*balancer.Endpoint, error) {
 	r.depositRetry()
-	var avoid [maxAvoid]*balancer.Endpoint
-	na, retries := 0, 0
+	// avoid is allocated only when a request skips a node: the common
+	// path stays allocation-free.
+	var avoid []*balancer.Endpoint
+	retries := 0
 	saturated := false
 	var lastErr error
 	for {
-		ep, err := tbl.PickAvoiding(key, avoid[:na])
+		ep, err := tbl.PickAvoiding(key, avoid)
 		if err != nil {
 			switch {
 			case lastErr != nil:
@@ -293,11 +295,10 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 		}
 		if ep.InFlight() >= int64(r.lim.MaxPerNode) {
 			saturated = true
-			if na == maxAvoid {
+			if len(avoid) == maxAvoid {
 				return nil, ErrRouteSaturated
 			}
-			avoid[na] = ep
-			na++
+			avoid = append(avoid, ep)
 			continue
 		}
 		up := ep.Value().(*upstream)
@@ -307,7 +308,7 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 		if err == nil {
 			code := resp.StatusCode()
 			up.report(code < 500)
-			if code != fasthttp.StatusServiceUnavailable || na == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+			if code != fasthttp.StatusServiceUnavailable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
 				return ep, nil
 			}
 			// A draining (or overloaded) node: no body byte has reached the
@@ -326,15 +327,14 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 				up.report(false)
 			}
 			ue := &UpstreamError{Node: up.id, Err: err, Retryable: retryable}
-			if !retryable || na == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+			if !retryable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
 				return nil, ue
 			}
 			lastErr = ue
 		}
 		retries++
 		r.stats.retries.Add(1)
-		avoid[na] = ep
-		na++
+		avoid = append(avoid, ep)
 	}
 }
 

@@ -41,6 +41,15 @@
 //	// stream writer sends into h.Write(chunk), then after the last one
 //	h.Finish(shadow.Primary{Status: st, ContentType: ct, Latency: d})
 //
+// Offering after the primary completed (Offer then FinishResponse back to
+// back, while rc.Request is still intact) works too; the shadow is then
+// sent later and its latency is still measured from its own send. Either
+// way Offer and FinishResponse cost one atomic reservation and a bounded
+// copy; comparison runs on the Mirror's workers. A streamed rc.Response
+// (IsBodyStream) cannot be read by FinishResponse: without the tee its
+// fields are not compared (Report.Skipped = "primary_truncated"), status
+// and latency still are.
+//
 // gwSender implements Sender: pick a node of the target app from the
 // current routing table, set req's URI host and send it with the
 // gateway's upstream client and a deadline from ctx. NewHTTPSender is a
