@@ -27,6 +27,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	perToken := fs.Duration("per-token", 0, "override the time per output token")
 	maxTokens := fs.Int("max-tokens", 0, "override the default output length")
 	slowdown := fs.Float64("slowdown", 1, "slowdown factor (noisy neighbour)")
+	errorRate := fs.Float64("error-rate", 0, "fraction 0..1 of inference requests answered 500")
 	startup := fs.Duration("startup-delay", 0, "slow start: not ready for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -43,7 +44,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	} else {
 		fc.Nodes = []sim.FleetNode{{Config: sim.Config{ID: *id, Listen: *listen, GRPCListen: *grpcListen, Model: *model,
-			Profile: *profile, Slowdown: *slowdown, StartupDelay: *startup,
+			Profile: *profile, Slowdown: *slowdown, ErrorRate: *errorRate, StartupDelay: *startup,
 			Override: sim.Profile{Slots: *slots, Cards: *cards, Prefill: *prefill, PerToken: *perToken, MaxTokens: *maxTokens}}}}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -5,20 +5,30 @@
 // # Protocols
 //
 // HTTP (fasthttp), on Config.Listen:
+//
 //   - POST /v1/chat/completions and /v1/completions (OpenAI-compatible;
 //     "model" must be Config.Model or empty). With "stream": true the
 //     answer is SSE: `data: {chunk}\n\n` per token, a final chunk with
 //     finish_reason and usage, a usage-only chunk (choices: []) when
 //     stream_options.include_usage is set, then `data: [DONE]\n\n`.
+//
 //   - GET /v1/models.
+//
 //   - KServe v2: POST /v2/models/{name}[/versions/{v}]/infer (input
 //     "text_input" BYTES, parameters.max_tokens; output "text_output"),
 //     GET /v2/models/{name}, /v2/models/{name}/ready, /v2/health/live,
 //     /v2/health/ready, /v2.
+//
 //   - GET /metrics in vLLM style: vllm:num_requests_running,
 //     vllm:num_requests_waiting, vllm:gpu_cache_usage_perc (running/slots),
 //     token and request counters, all labelled model_name.
+//
 //   - GET /health: 200, or 503 while starting (slow start) or draining.
+//
+//   - Control (works in every mode): GET /_sim/stats, POST
+//     /_sim/slowdown?factor=F, /_sim/error-rate?p=P,
+//     /_sim/fail?mode=healthy|hang|error|slow-start, /_sim/drain,
+//     /_sim/undrain, /_sim/crash.
 //
 // Every response carries X-Sim-Node: the node id (gRPC: the x-sim-node
 // header metadata).

@@ -20,6 +20,10 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 	n.wg.Add(1)
 	defer n.wg.Done()
 	ctx.Response.Header.Set(NodeHeader, n.id)
+	if p := ctx.Path(); len(p) > 6 && string(p[:6]) == "/_sim/" {
+		n.admin(ctx, string(p[6:]))
+		return
+	}
 	if n.Mode() == ModeHang {
 		n.hang()
 		if n.Mode() == ModeHang || isClosed(n.closed) {
@@ -380,6 +384,58 @@ func (n *Node) kserveInfer(ctx *fasthttp.RequestCtx) {
 	n.served.Add(1)
 	b, _ := json.Marshal(map[string]any{"model_name": n.cfg.Model, "model_version": "1", "id": req.ID,
 		"outputs": []any{map[string]any{"name": "text_output", "datatype": "BYTES", "shape": []int{1}, "data": []string{sb.String()}}}})
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// admin serves the control endpoints, which work in every mode (a hung
+// node can still be told to recover):
+//
+//	GET  /_sim/stats
+//	POST /_sim/slowdown?factor=F
+//	POST /_sim/error-rate?p=P
+//	POST /_sim/fail?mode=healthy|hang|error|slow-start
+//	POST /_sim/drain   /_sim/undrain   /_sim/crash
+func (n *Node) admin(ctx *fasthttp.RequestCtx, op string) {
+	args := ctx.QueryArgs()
+	post := ctx.IsPost()
+	switch {
+	case op == "stats" && ctx.IsGet():
+	case op == "slowdown" && post:
+		f, err := strconv.ParseFloat(string(args.Peek("factor")), 64)
+		if err != nil || !(f > 0) {
+			jsonError(ctx, 400, "BadRequestError", "factor must be a number > 0")
+			return
+		}
+		n.SetSlowdown(f)
+	case op == "error-rate" && post:
+		p, err := strconv.ParseFloat(string(args.Peek("p")), 64)
+		if err != nil || p < 0 || p > 1 {
+			jsonError(ctx, 400, "BadRequestError", "p must be in 0..1")
+			return
+		}
+		n.SetErrorRate(p)
+	case op == "fail" && post:
+		m, err := ParseMode(string(args.Peek("mode")))
+		if err != nil {
+			jsonError(ctx, 400, "BadRequestError", err.Error())
+			return
+		}
+		n.Fail(m)
+	case op == "drain" && post:
+		n.Drain()
+	case op == "undrain" && post:
+		n.Undrain()
+	case op == "crash" && post:
+		ctx.SetStatusCode(202)
+		// fasthttp runs the hijack handler after the answer is written.
+		ctx.Hijack(func(net.Conn) { n.Crash() })
+		return
+	default:
+		jsonError(ctx, 404, "NotFoundError", "unknown control endpoint")
+		return
+	}
+	b, _ := json.Marshal(n.Stats())
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 }

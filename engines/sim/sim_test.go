@@ -464,3 +464,41 @@ nodes:
 		}
 	}
 }
+
+func TestAdminEndpoints(t *testing.T) {
+	ctx := testCtx(t, 10*time.Second)
+	n := start(t, Config{Model: "m", Override: fast})
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/_sim/slowdown?factor=3", 200}, {"/_sim/slowdown?factor=-1", 400},
+		{"/_sim/error-rate?p=0.25", 200}, {"/_sim/error-rate?p=2", 400},
+		{"/_sim/fail?mode=hang", 200}, {"/_sim/fail?mode=bogus", 400},
+		{"/_sim/drain", 200}, {"/_sim/nope", 404},
+	} {
+		if resp, b := post(t, ctx, n.URL()+c.path, ""); resp.StatusCode != c.want {
+			t.Errorf("%s = %d %s", c.path, resp.StatusCode, b)
+		}
+	}
+	// Control works while hung.
+	st, b := get(t, ctx, n.URL()+"/_sim/stats")
+	var s Stats
+	if err := json.Unmarshal(b, &s); st != 200 || err != nil || s.Slowdown != 3 || s.Mode != "hang" || !s.Draining {
+		t.Errorf("stats %d %+v %v", st, s, err)
+	}
+	post(t, ctx, n.URL()+"/_sim/fail?mode=healthy", "")
+	post(t, ctx, n.URL()+"/_sim/undrain", "")
+	post(t, ctx, n.URL()+"/_sim/error-rate?p=0", "")
+	if resp, _ := post(t, ctx, n.URL()+"/v1/completions", `{"prompt":"x"}`); resp.StatusCode != 200 {
+		t.Errorf("after recovery: %d", resp.StatusCode)
+	}
+	if resp, _ := post(t, ctx, n.URL()+"/_sim/crash", ""); resp.StatusCode != 202 {
+		t.Errorf("crash: %d", resp.StatusCode)
+	}
+	select {
+	case <-n.Done():
+	case <-ctx.Done():
+		t.Fatal("crash endpoint did not stop the node")
+	}
+}
