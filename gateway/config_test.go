@@ -1,0 +1,300 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const fullYAML = `
+listen:
+  client: 127.0.0.1:8080
+  admin: 127.0.0.1:9090
+limits:
+  max_concurrent: 500
+  max_per_node: 64
+  max_header_bytes: 8192
+  max_body_bytes: 1048576
+  read_timeout: 10s
+discovery:
+  servers: [127.0.0.1:7100]
+  token: secret
+telemetry:
+  trace_ratio: 0.1
+routes:
+  - name: llama
+    match: {models: [llama-3-8b, llama-3-70b]}
+    policy: p2c
+    timeouts: {connect: 1s, first_byte: 30s, idle: 10s, total: 2m}
+    retries: {attempts: 1, budget_percent: 10}
+    health_path: /health
+    split:
+      variants:
+        - {name: a, app: llama-a, weight: 90}
+        - {name: b, app: llama-b, weight: 10}
+      key: header:X-User
+      override_header: X-Variant
+    shadow: {app: llama-next, sample_percent: 5, compare: [status]}
+  - name: resnet
+    match: {models: [resnet], path_prefix: /v2/}
+    nodes:
+      - http://10.0.0.1:8000
+      - {id: r2, http: 10.0.0.2:8000, grpc: 10.0.0.2:8001, weight: 2}
+  - name: summarize
+    match: {ray_prefix: /summarize}
+    app: ray-summarize
+  - name: default
+    match: {models: ["*"]}
+    nodes: [10.0.0.9:8000]
+`
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(fullYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Routes[1]
+	if len(r.Nodes) != 2 || r.Nodes[0].HTTP != "10.0.0.1:8000" || r.Nodes[0].ID != "10.0.0.1:8000" ||
+		r.Nodes[1].GRPC != "10.0.0.2:8001" || r.Nodes[1].Weight != 2 || r.Policy != "static-swrr" {
+		t.Fatalf("nodes %+v policy %s", r.Nodes, r.Policy)
+	}
+	if c.Routes[0].Policy != "p2c" || c.Routes[0].Timeouts.FirstByte != 30*time.Second || c.Routes[0].Split.ResponseHeader != "X-Switchyard-Variant" {
+		t.Fatalf("route 0 %+v", c.Routes[0])
+	}
+	if c.Routes[2].Policy != "dynamic-swrr" || c.Routes[2].App != "ray-summarize" {
+		t.Fatalf("route 2 %+v", c.Routes[2])
+	}
+	if c.Limits.MaxConcurrent != 500 || c.Limits.RetryAfter != time.Second || c.WeightPeriod != 3*time.Second {
+		t.Fatalf("limits %+v", c.Limits)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown field", "routes:\n  - name: a\n    matchh: {}\n", "matchh"},
+		{"unknown nested field", "limits:\n  max_conns: 5\n", "max_conns"},
+		{"unknown node field", "routes:\n  - match: {models: [a]}\n    nodes: [{http: 'a:1', wieght: 2}]\n", "wieght"},
+		{"bad node url", "routes:\n  - match: {models: [a]}\n    nodes: ['ftp://a:1']\n", "scheme"},
+		{"no routes", "listen: {client: '127.0.0.1:1'}\n", "routes"},
+		{"no match", "routes:\n  - name: a\n    nodes: ['a:1']\n", "routes[0].match"},
+		{"duplicate model", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n  - name: b\n    match: {models: [a]}\n    nodes: ['a:1']\n", "already routed"},
+		{"bad policy", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    policy: fastest\n", "routes[0].policy"},
+		{"needs discovery", "routes:\n  - match: {models: [a]}\n", "discovery.servers"},
+		{"bad stream", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    stream: sometimes\n", "routes[0].stream"},
+		{"bad limit", "limits: {max_header_bytes: 10}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "limits.max_header_bytes"},
+		{"star not alone", "routes:\n  - match: {models: ['*'], host: x}\n    nodes: ['a:1']\n", "only condition"},
+		{"bad duration", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    timeouts: {total: soon}\n", "soon"},
+		{"tls half", "listen: {tls_cert: a.pem}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "tls_key"},
+		{"trace ratio", "telemetry: {trace_ratio: 2}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "trace_ratio"},
+		{"empty", "", "empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.yaml))
+			if err == nil {
+				c.ApplyDefaults()
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrConfig) {
+				t.Fatalf("err %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestQuickStart(t *testing.T) {
+	c, err := QuickStart("127.0.0.1:0", "", []string{"llama=http://127.0.0.1:1,127.0.0.1:2", "*=grpc://127.0.0.1:3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 2 || len(c.Routes[0].Nodes) != 2 || c.Routes[1].Nodes[0].GRPC != "127.0.0.1:3" || c.Routes[1].Nodes[0].HTTP != "127.0.0.1:3" {
+		t.Fatalf("%+v", c.Routes)
+	}
+	for _, bad := range []string{"llama", "=http://a:1", "m=", "m=http://nohost"} {
+		if _, err := QuickStart("", "", []string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(fullYAML))
+	f.Add([]byte("routes: [{match: {models: [a]}, nodes: ['a:1']}]"))
+	f.Add([]byte("routes:\n  - nodes: [{id: x}]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<14 {
+			return
+		}
+		c, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		c.ApplyDefaults()
+		_ = c.Validate()
+	})
+}
+
+// TestReload: a reload swaps routes without dropping a streaming request
+// in flight; an invalid config is refused and the old one keeps serving.
+func TestReload(t *testing.T) {
+	release := make(chan struct{})
+	var started atomic.Bool
+	slow := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		started.Store(true)
+		<-release
+		_, _ = io.WriteString(w, "data: two\n\n")
+	})
+	other := backend(t, "other", nil)
+	gw := startGateway(t, testConfig(staticRoute("a", slow.URL)))
+	c := testClient()
+	got := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", gw.url("/v1/chat/completions"), strings.NewReader(`{"model":"a","stream":true}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b)
+	}()
+	waitFor(t, 5*time.Second, "the stream to start", started.Load)
+	// Refused: invalid.
+	bad := testConfig(staticRoute("b", other.URL))
+	bad.Routes[0].Policy = "nope"
+	if err := gw.g.Reload(bad); err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	// Accepted: route b added, a kept.
+	if err := gw.g.Reload(testConfig(staticRoute("a", slow.URL), staticRoute("b", other.URL))); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"b"}`)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Node") != "other" {
+		t.Fatalf("new route: %d %s", resp.StatusCode, body)
+	}
+	close(release)
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case s := <-got:
+		if s != "data: one\n\ndata: two\n\n" {
+			t.Fatalf("in-flight stream across reload: %q", s)
+		}
+	case <-timer.C:
+		t.Fatal("stream did not finish")
+	}
+}
+
+// TestGracefulShutdown: cancelling Serve lets an in-flight request finish,
+// then refuses new connections.
+func TestGracefulShutdown(t *testing.T) {
+	var started atomic.Bool
+	slow := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		started.Store(true)
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(w, `{"done":true}`)
+	})
+	gw := startGateway(t, testConfig(staticRoute("a", slow.URL)))
+	got := make(chan string, 1)
+	go func() {
+		resp, err := testClient().Post(gw.url("/v1/completions"), "application/json", strings.NewReader(`{"model":"a"}`))
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	waitFor(t, 5*time.Second, "the request to reach the node", started.Load)
+	gw.stop()
+	if s := <-got; s != `{"done":true}` {
+		t.Fatalf("in-flight request during shutdown: %q", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", gw.url("/v1/models"), nil)
+	if resp, err := (&http.Client{}).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a new request was served after shutdown")
+	}
+}
+
+// TestAdminEndpoints: health, readiness, metrics, routes and pprof.
+func TestAdminEndpoints(t *testing.T) {
+	be := backend(t, "b", nil)
+	gw := startGateway(t, testConfig(staticRoute("a", be.URL)))
+	c := testClient()
+	post(t, c, gw.url("/v1/completions"), `{"model":"a"}`)
+	post(t, c, gw.url("/v1/completions"), `{"model":"zzz"}`)
+	for path, want := range map[string]string{
+		"/healthz":          "ok",
+		"/readyz":           `"ready": true`,
+		"/admin/routes":     `"eligible": 1`,
+		"/admin/nodes":      `"breaker": "closed"`,
+		"/metrics":          `switchyard_gateway_requests_total{code="2xx",route="a"} 1`,
+		"/debug/pprof/":     "goroutine",
+		"/metrics#latency":  `switchyard_gateway_request_duration_seconds_count{route="a"} 1`,
+		"/metrics#weights":  `switchyard_gateway_node_weight{node=`,
+		"/metrics#unrouted": `switchyard_gateway_requests_total{code="4xx",route=""} 1`,
+	} {
+		p, _, _ := strings.Cut(path, "#")
+		resp, err := c.Get("http://" + gw.admin + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d, lacks %q:\n%s", path, resp.StatusCode, want, b)
+		}
+	}
+}
+
+// TestLoadConfigFile covers the file path used by --config and reload.
+func TestLoadConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gw.yaml")
+	if err := os.WriteFile(p, []byte("routes:\n  - match: {models: [a]}\n    nodes: ['127.0.0.1:1']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(p)
+	if err != nil || c.Routes[0].Name != "a" {
+		t.Fatalf("%v %+v", err, c)
+	}
+	if err := os.WriteFile(p, []byte("routes: [{bogus: 1}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("bad file: %v", err)
+	}
+}
