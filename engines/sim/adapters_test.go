@@ -2,6 +2,7 @@ package sim
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-dev/switchyard/engines"
+	_ "github.com/switchyard-dev/switchyard/engines/all"
 	"github.com/switchyard-dev/switchyard/engines/kserve"
 	"github.com/switchyard-dev/switchyard/engines/triton"
 	"github.com/switchyard-dev/switchyard/engines/vllm"
@@ -76,5 +78,51 @@ func TestGRPCCrashCutsInFlight(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("in-flight call still hanging after crash")
+	}
+}
+
+// TestEngineDialects: with Engine set, the sim's /metrics is read by the
+// matching adapter, and MindIE's ready probe says busy when saturated.
+func TestEngineDialects(t *testing.T) {
+	ctx := testCtx(t, 10*time.Second)
+	for _, eng := range []string{"vllm", "sglang", "tgi", "triton", "mindie"} {
+		t.Run(eng, func(t *testing.T) {
+			n := start(t, Config{Model: "m", Engine: eng, Override: Profile{Slots: 1, Prefill: time.Hour}})
+			go func() {
+				req, _ := http.NewRequestWithContext(ctx, "POST", n.URL()+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			go func() {
+				req, _ := http.NewRequestWithContext(ctx, "POST", n.URL()+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			deadline := time.Now().Add(5 * time.Second)
+			for (n.Stats().Running != 1 || n.Stats().Waiting != 1) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			l, err := engines.Scrape(ctx, nil, n.URL()+"/metrics", mustLookup(t, eng))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRunning := "1"
+			if eng == "triton" {
+				wantRunning = "unknown" // Triton exports no running gauge
+			}
+			if l.Running.String() != wantRunning || l.Waiting.String() != "1" {
+				t.Errorf("load %+v", l)
+			}
+			spec := mustLookup(t, eng).Spec()
+			want := engines.HealthReady
+			if eng == "mindie" {
+				want = engines.HealthBusy
+			}
+			if h := engines.ProbeHealth(ctx, nil, n.URL(), spec); h != want {
+				t.Errorf("health %s, want %s", h, want)
+			}
+		})
 	}
 }

@@ -17,6 +17,10 @@ type Config struct {
 	GRPCListen string `yaml:"grpc_listen"`
 	// Model is the served model name (default "sim-model").
 	Model string `yaml:"model"`
+	// Engine picks the metrics dialect and readiness semantics: "vllm"
+	// (default), "sglang", "tgi", "triton" or "mindie" (whose
+	// /v2/health/ready answers 503 while every slot is busy).
+	Engine string `yaml:"engine"`
 	// Profile names a built-in profile (default "a10").
 	Profile string `yaml:"profile"`
 	// Override replaces any non-zero field of the built-in profile.
@@ -43,6 +47,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Model == "" {
 		c.Model = "sim-model"
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = "vllm"
+	case "vllm", "sglang", "tgi", "triton", "mindie":
+	default:
+		return fmt.Errorf("sim: unknown Engine %q (vllm, sglang, tgi, triton, mindie)", c.Engine)
 	}
 	if c.Profile == "" {
 		c.Profile = "a10"

@@ -21,7 +21,10 @@
 //
 //   - GET /metrics in vLLM style: vllm:num_requests_running,
 //     vllm:num_requests_waiting, vllm:gpu_cache_usage_perc (running/slots),
-//     token and request counters, all labelled model_name.
+//     token and request counters, all labelled model_name. Config.Engine
+//     switches to the SGLang, TGI, Triton or MindIE dialect (the names
+//     the engines/<engine> adapters read); with "mindie",
+//     /v2/health/ready answers 503 while every slot is busy.
 //
 //   - GET /health: 200, or 503 while starting (slow start) or draining.
 //

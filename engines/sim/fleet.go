@@ -122,6 +122,9 @@ func merge(d, n Config) Config {
 	if n.Model != "" {
 		c.Model = n.Model
 	}
+	if n.Engine != "" {
+		c.Engine = n.Engine
+	}
 	if n.Profile != "" {
 		c.Profile = n.Profile
 	}

@@ -50,6 +50,10 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(200)
 	case path == "/v2/health/ready" && method == "GET":
 		n.health(ctx)
+		if n.cfg.Engine == "mindie" && ctx.Response.StatusCode() == 200 && n.running.Load() >= int64(cap(n.slots)) {
+			ctx.SetStatusCode(503) // MindIE: busy
+			ctx.SetBodyString("busy")
+		}
 	case path == "/v2" && method == "GET":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"name":"switchyard-sim","version":"1","extensions":[]}`)
@@ -87,13 +91,49 @@ func (n *Node) metrics(ctx *fasthttp.RequestCtx) {
 	m := strconv.Quote(n.cfg.Model)
 	r, w := n.running.Load(), n.waiting.Load()
 	kv := float64(r) / float64(cap(n.slots))
-	fmt.Fprintf(ctx, "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=%s} %d\n", m, r)
-	fmt.Fprintf(ctx, "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=%s} %d\n", m, w)
-	fmt.Fprintf(ctx, "# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.\n# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{model_name=%s} %g\n", m, kv)
-	fmt.Fprintf(ctx, "# TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total{model_name=%s} %d\n", m, n.promptTokens.Load())
-	fmt.Fprintf(ctx, "# TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{model_name=%s} %d\n", m, n.genTokens.Load())
-	fmt.Fprintf(ctx, "# TYPE vllm:request_success_total counter\nvllm:request_success_total{finished_reason=\"length\",model_name=%s} %d\n", m, n.served.Load())
-	fmt.Fprintf(ctx, "# HELP switchyard_sim_slowdown Current slowdown factor of the simulated node.\n# TYPE switchyard_sim_slowdown gauge\nswitchyard_sim_slowdown{node=%s} %g\n", strconv.Quote(n.id), n.Slowdown())
+	gauge := func(name, labels string, v any) {
+		fmt.Fprintf(ctx, "# TYPE %s gauge\n%s%s %v\n", name, name, labels, v)
+	}
+	counter := func(name, labels string, v any) {
+		fmt.Fprintf(ctx, "# TYPE %s counter\n%s%s %v\n", name, name, labels, v)
+	}
+	ml := "{model_name=" + m + "}"
+	switch n.cfg.Engine {
+	case "sglang":
+		l := "{model_name=" + m + ",tp_rank=\"0\"}"
+		gauge("sglang:num_running_reqs", l, r)
+		gauge("sglang:num_queue_reqs", l, w)
+		gauge("sglang:token_usage", l, kv)
+		gauge("sglang:gen_throughput", l, 0)
+	case "tgi":
+		gauge("tgi_batch_current_size", "", r)
+		gauge("tgi_queue_size", "", w)
+		counter("tgi_request_success", "", n.served.Load())
+	case "triton":
+		l := "{model=" + m + ",version=\"1\"}"
+		gauge("nv_inference_pending_request_count", l, w)
+		counter("nv_inference_request_success", l, n.served.Load())
+		counter("nv_inference_count", l, n.served.Load())
+	case "mindie":
+		gauge("num_requests_running", ml, r)
+		gauge("num_requests_waiting", ml, w)
+		gauge("num_requests_swapped", ml, 0)
+		gauge("npu_cache_usage_perc", ml, kv)
+		counter("request_success_total", ml, n.served.Load())
+		counter("generation_tokens_total", ml, n.genTokens.Load())
+	default:
+		fmt.Fprintf(ctx, "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n")
+		gauge("vllm:num_requests_running", ml, r)
+		fmt.Fprintf(ctx, "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n")
+		gauge("vllm:num_requests_waiting", ml, w)
+		fmt.Fprintf(ctx, "# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.\n")
+		gauge("vllm:gpu_cache_usage_perc", ml, kv)
+		counter("vllm:prompt_tokens_total", ml, n.promptTokens.Load())
+		counter("vllm:generation_tokens_total", ml, n.genTokens.Load())
+		counter("vllm:request_success_total", "{finished_reason=\"length\",model_name="+m+"}", n.served.Load())
+	}
+	fmt.Fprintf(ctx, "# HELP switchyard_sim_slowdown Current slowdown factor of the simulated node.\n")
+	gauge("switchyard_sim_slowdown", "{node="+strconv.Quote(n.id)+"}", n.Slowdown())
 }
 
 func (n *Node) models(ctx *fasthttp.RequestCtx) {
