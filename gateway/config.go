@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
 )
 
 // Config is the gateway's whole configuration. Process it in order: parse
@@ -136,10 +139,14 @@ type RouteConfig struct {
 	// HashHeader names the request header hashed for the ring-hash policy.
 	// Default X-Session-Id.
 	HashHeader string `yaml:"hash_header"`
-	// Split is the A/B split of issue 6 (gateway/split). Optional.
-	Split *SplitConfig `yaml:"split"`
-	// Shadow mirrors a sample of traffic (gateway/shadow). Optional.
-	Shadow *ShadowConfig `yaml:"shadow"`
+	// Split is the A/B split of issue 6 (gateway/split): each request of
+	// the route is assigned a variant whose target names another route
+	// (by route name or model) that serves it. Optional.
+	Split *split.Config `yaml:"split"`
+	// Shadow mirrors a sample of the route's traffic to its target (a
+	// route name or model) and compares the answers (gateway/shadow).
+	// Optional.
+	Shadow *shadow.Config `yaml:"shadow"`
 }
 
 // MatchConfig is a conjunction: every condition set must hold.
@@ -212,42 +219,6 @@ type BreakerConfig struct {
 	OpenFor time.Duration `yaml:"open_for"`
 	// ProbeTimeout bounds one health probe. Default 2 s.
 	ProbeTimeout time.Duration `yaml:"probe_timeout"`
-}
-
-// SplitConfig is a route's A/B split (issue 6, gateway/split).
-type SplitConfig struct {
-	// Variants share the route's traffic by weight; each names an app.
-	Variants []SplitVariant `yaml:"variants"`
-	// Key is where the sticky key comes from: "header:NAME",
-	// "cookie:NAME" or "client_addr".
-	Key string `yaml:"key"`
-	// OverrideHeader, when present on a request, names its variant.
-	OverrideHeader string `yaml:"override_header"`
-	// ResponseHeader names the variant in the response. Default
-	// X-Switchyard-Variant.
-	ResponseHeader string `yaml:"response_header"`
-}
-
-// SplitVariant is one arm of a split.
-type SplitVariant struct {
-	Name   string  `yaml:"name"`
-	App    string  `yaml:"app"`
-	Weight float64 `yaml:"weight"`
-}
-
-// ShadowConfig mirrors a sample of a route's traffic (issue 6,
-// gateway/shadow).
-type ShadowConfig struct {
-	// App receives the mirrored copies.
-	App string `yaml:"app"`
-	// SamplePercent of requests are mirrored, 0..100.
-	SamplePercent float64 `yaml:"sample_percent"`
-	// BodyLimit is the largest body copied; larger requests are not
-	// mirrored. Default 1 MiB.
-	BodyLimit int `yaml:"body_limit"`
-	// Compare lists the response fields compared (e.g. status,
-	// choices.0.message.content).
-	Compare []string `yaml:"compare"`
 }
 
 // ErrConfig is matched by every configuration error.
@@ -451,12 +422,6 @@ func (c *Config) ApplyDefaults() {
 		if r.HashHeader == "" {
 			r.HashHeader = "X-Session-Id"
 		}
-		if r.Split != nil && r.Split.ResponseHeader == "" {
-			r.Split.ResponseHeader = "X-Switchyard-Variant"
-		}
-		if r.Shadow != nil && r.Shadow.BodyLimit == 0 {
-			r.Shadow.BodyLimit = 1 << 20
-		}
 	}
 }
 
@@ -589,25 +554,35 @@ func (c *Config) Validate() error {
 		default:
 			return cfgErr("%s.stream %q: want auto, always or never", at, r.Stream)
 		}
-		if s := r.Split; s != nil {
-			if len(s.Variants) == 0 {
-				return cfgErr("%s.split.variants: at least one", at)
-			}
-			for k, v := range s.Variants {
-				if v.Name == "" || v.App == "" || !(v.Weight >= 0) {
-					return cfgErr("%s.split.variants[%d]: name, app and a weight >= 0 are required", at, k)
-				}
+		if r.Split != nil {
+			if err := r.Split.Validate(); err != nil {
+				return cfgErr("%s.split: %v", at, err)
 			}
 		}
-		if s := r.Shadow; s != nil {
-			if s.App == "" {
-				return cfgErr("%s.shadow.app: required", at)
+		if r.Shadow != nil {
+			if err := r.Shadow.Validate(); err != nil {
+				return cfgErr("%s.shadow: %v", at, err)
 			}
-			if !(s.SamplePercent >= 0 && s.SamplePercent <= 100) {
-				return cfgErr("%s.shadow.sample_percent %v: must be 0..100", at, s.SamplePercent)
+		}
+	}
+	known := func(target string) bool {
+		for i := range c.Routes {
+			if c.Routes[i].Name == target || slices.Contains(c.Routes[i].Match.Models, target) {
+				return true
 			}
-			if s.BodyLimit < 0 {
-				return cfgErr("%s.shadow.body_limit: must not be negative", at)
+		}
+		return false
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Split != nil {
+			if err := r.Split.ValidateTargets(known); err != nil {
+				return cfgErr("routes[%d].split: %v (a target is a route name or model)", i, err)
+			}
+		}
+		if r.Shadow != nil {
+			if err := r.Shadow.ValidateTargets(known); err != nil {
+				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, err)
 			}
 		}
 	}

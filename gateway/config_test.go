@@ -37,11 +37,11 @@ routes:
     health_path: /health
     split:
       variants:
-        - {name: a, app: llama-a, weight: 90}
-        - {name: b, app: llama-b, weight: 10}
-      key: header:X-User
+        - {name: a, target: resnet, weight: 90}
+        - {name: b, target: summarize, weight: 10}
+      key: {header: X-User}
       override_header: X-Variant
-    shadow: {app: llama-next, sample_percent: 5, compare: [status]}
+    shadow: {target: default, sample_rate: 5}
   - name: resnet
     match: {models: [resnet], path_prefix: /v2/}
     nodes:
@@ -69,7 +69,7 @@ func TestParseConfig(t *testing.T) {
 		r.Nodes[1].GRPC != "10.0.0.2:8001" || r.Nodes[1].Weight != 2 || r.Policy != "static-swrr" {
 		t.Fatalf("nodes %+v policy %s", r.Nodes, r.Policy)
 	}
-	if c.Routes[0].Policy != "p2c" || c.Routes[0].Timeouts.FirstByte != 30*time.Second || c.Routes[0].Split.ResponseHeader != "X-Switchyard-Variant" {
+	if c.Routes[0].Policy != "p2c" || c.Routes[0].Timeouts.FirstByte != 30*time.Second || len(c.Routes[0].Split.Variants) != 2 || c.Routes[0].Shadow.Target != "default" {
 		t.Fatalf("route 0 %+v", c.Routes[0])
 	}
 	if c.Routes[2].Policy != "dynamic-swrr" || c.Routes[2].App != "ray-summarize" {

@@ -189,6 +189,10 @@ func (g *Gateway) newState(cfg *Config) (*state, error) {
 	}
 	slices.Sort(st.models)
 	st.models = slices.Compact(st.models)
+	if err := g.wireExtras(st); err != nil {
+		st.closeExtras()
+		return nil, err
+	}
 	type model struct {
 		ID      string `json:"id"`
 		Object  string `json:"object"`
@@ -291,6 +295,9 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if old != nil && old.cancel != nil {
 		old.cancel()
 	}
+	if old != nil {
+		old.closeExtras()
+	}
 	g.log.Info("gateway: config reloaded", "routes", len(cfg.Routes))
 	return nil
 }
@@ -385,6 +392,7 @@ out:
 	g.mu.Lock()
 	if st := g.state.Load(); st.cancel != nil {
 		st.cancel()
+		st.closeExtras()
 	}
 	if g.discStop != nil {
 		g.discStop()

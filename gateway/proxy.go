@@ -114,8 +114,8 @@ func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Tim
 	}
 	stream := r.wantsStream(f.stream, ctx.Request.Header.Peek("Accept"), path)
 	scratchPool.Put(sc)
-	g.resolveVariant(r, ctx)
-	return g.forwardH1(ctx, st, r, stream, start)
+	r, x := g.resolveVariant(r, ctx)
+	return g.forwardH1(ctx, st, r, stream, start, x)
 }
 
 // matchH1 finds the route of an HTTP/1.1 request.
@@ -199,7 +199,7 @@ func (g *Gateway) ensureRequestID(ctx *fasthttp.RequestCtx) {
 }
 
 // forwardH1 sends the request to a node of r and answers the client.
-func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, stream bool, start time.Time) bool {
+func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, stream bool, start time.Time, x extras) bool {
 	tbl := r.table.Load()
 	var key uint64
 	if r.hashed {
@@ -233,6 +233,8 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 			fasthttp.ReleaseResponse(resp)
 		}
 		g.failH1(ctx, st, r, err, start)
+		x.setVariantHeader(&ctx.Response)
+		x.finish(ctx.Response.StatusCode(), nil, nil, time.Since(start), true)
 		return false
 	}
 	if !stream {
@@ -242,8 +244,10 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 			ctx.SetConnectionClose()
 		}
 		ctx.Response.Header.SetBytesV(hdrRequestID, req.Header.Peek(hdrRequestID))
-		r.stats.observe(ctx.Response.StatusCode(), time.Since(start))
-		g.offerShadow(r, ctx)
+		x.setVariantHeader(&ctx.Response)
+		d := time.Since(start)
+		r.stats.observe(ctx.Response.StatusCode(), d)
+		x.finish(ctx.Response.StatusCode(), &ctx.Response, nil, d, false)
 		return false
 	}
 	// Streamed: status and headers now, the body as it arrives.
@@ -253,8 +257,9 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 		ctx.SetConnectionClose()
 	}
 	ctx.Response.Header.SetBytesV(hdrRequestID, req.Header.Peek(hdrRequestID))
+	x.setVariantHeader(&ctx.Response)
 	rl := relayPool.Get().(*relay)
-	*rl = relay{g: g, r: r, ep: ep, resp: resp, body: resp.BodyStream(), start: start, conn: ctx.Conn(), status: resp.StatusCode()}
+	*rl = relay{g: g, r: r, ep: ep, resp: resp, body: resp.BodyStream(), start: start, conn: ctx.Conn(), status: resp.StatusCode(), x: x}
 	size := resp.Header.ContentLength()
 	if size < 0 || bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
 		size = -1
@@ -396,6 +401,7 @@ type relay struct {
 	start  time.Time
 	status int
 	failed bool
+	x      extras
 }
 
 var relayPool = sync.Pool{New: func() any { return new(relay) }}
@@ -405,6 +411,9 @@ func (rl *relay) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := rl.body.Read(p)
+	if n > 0 && rl.x.shadow != nil {
+		_, _ = rl.x.shadow.Write(p[:n]) // tee for the shadow comparison
+	}
 	if err != nil && err != io.EOF {
 		// The node failed mid-stream: nothing can be retried; abort the
 		// client's response so it sees a truncated body, not a clean end.
@@ -417,13 +426,15 @@ func (rl *relay) Read(p []byte) (int, error) {
 
 func (rl *relay) Close() error {
 	_ = rl.resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(rl.resp)
-	rl.ep.Release()
 	status := rl.status
 	if rl.failed {
 		status = fasthttp.StatusBadGateway
 	}
-	rl.r.stats.observe(status, time.Since(rl.start))
+	d := time.Since(rl.start)
+	rl.r.stats.observe(status, d)
+	rl.x.finish(status, nil, rl.resp.Header.ContentType(), d, rl.failed)
+	fasthttp.ReleaseResponse(rl.resp)
+	rl.ep.Release()
 	g := rl.g
 	*rl = relay{}
 	relayPool.Put(rl)

@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
 )
 
 func TestRouting(t *testing.T) {
@@ -462,4 +465,64 @@ func TestTimeouts(t *testing.T) {
 	if !strings.Contains(string(b), "data: 1") {
 		t.Fatalf("first chunk lost: %q", b)
 	}
+}
+
+// TestSplitAndShadow: a route with a split sends each user to a sticky
+// variant (named in the response), an override header forces one; a route
+// with a shadow mirrors its requests to the shadow target.
+func TestSplitAndShadow(t *testing.T) {
+	var shadowed atomic.Int32
+	a := backend(t, "a", nil)
+	b := backend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(shadow.DefaultMarkerHeader) != "" {
+			shadowed.Add(1)
+		}
+		w.Header().Set("X-Node", "b")
+		_, _ = io.WriteString(w, `{"node":"b"}`)
+	})
+	sc := split.DefaultConfig()
+	sc.Variants = split.Variants{{Name: "va", Weight: 50, Target: "model-a"}, {Name: "vb", Weight: 50, Target: "model-b"}}
+	sc.Key = split.KeyConfig{Header: "X-User"}
+	shc := shadow.DefaultConfig()
+	shc.Target = "model-b"
+	cfg := testConfig(
+		RouteConfig{Name: "chat", Match: MatchConfig{Models: []string{"chat"}}, Nodes: []NodeConfig{{HTTP: hostOf(a)}}, Split: &sc},
+		RouteConfig{Name: "mirrored", Match: MatchConfig{Models: []string{"mirrored"}}, Nodes: []NodeConfig{{HTTP: hostOf(a)}}, Shadow: &shc},
+		staticRoute("model-a", a.URL),
+		staticRoute("model-b", b.URL),
+	)
+	gw := startGateway(t, cfg)
+	c := testClient()
+	seen := map[string]bool{}
+	for u := 0; u < 40; u++ {
+		user := fmt.Sprintf("user-%d", u)
+		var first string
+		for k := 0; k < 3; k++ {
+			resp, body := post(t, c, gw.url("/v1/chat/completions"), `{"model":"chat"}`, "X-User", user)
+			v := resp.Header.Get("X-Switchyard-Variant")
+			if resp.StatusCode != 200 || (v == "va") != (resp.Header.Get("X-Node") == "a") {
+				t.Fatalf("%s: %d variant %q node %q %s", user, resp.StatusCode, v, resp.Header.Get("X-Node"), body)
+			}
+			if k == 0 {
+				first = v
+			} else if v != first {
+				t.Fatalf("%s moved from %s to %s", user, first, v)
+			}
+		}
+		seen[first] = true
+	}
+	if !seen["va"] || !seen["vb"] {
+		t.Fatalf("40 users all landed on %v", seen)
+	}
+	resp, _ := post(t, c, gw.url("/v1/chat/completions"), `{"model":"chat"}`, "X-User", "user-1", sc.OverrideHeader, "vb")
+	if resp.Header.Get("X-Switchyard-Variant") != "vb" || resp.Header.Get("X-Node") != "b" {
+		t.Fatalf("override: variant %q node %q", resp.Header.Get("X-Switchyard-Variant"), resp.Header.Get("X-Node"))
+	}
+	for i := 0; i < 5; i++ {
+		resp, _ := post(t, c, gw.url("/v1/chat/completions"), `{"model":"mirrored"}`)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Node") != "a" {
+			t.Fatalf("primary of the mirrored route: %d %q", resp.StatusCode, resp.Header.Get("X-Node"))
+		}
+	}
+	waitFor(t, 5*time.Second, "5 shadow copies at b", func() bool { return shadowed.Load() == 5 })
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/discovery"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
 )
 
 // Lister yields an application's current online list. List must not block
@@ -63,6 +65,10 @@ type route struct {
 	stream   uint8
 	hashed   bool // policy uses the request key
 	attempts int
+	// issue 6, set by wireExtras
+	splitter *split.Splitter
+	variants []*route // by split variant index
+	mirror   *shadow.Mirror
 	// retry budget in milli-tokens
 	retryDeposit int64
 	retryCap     int64
