@@ -54,6 +54,10 @@
 // twice the coefficient sustains about twice the throughput at the same
 // latency. Built-in profiles: h100, a10, 910b, cpu (LookupProfile).
 //
+// A streaming request whose client goes away frees its slot at the next
+// token; a non-streaming one keeps its slot until it has finished (the
+// sim does not watch idle connections).
+//
 // Waiting uses one time.Timer per running request and no busy loops, so
 // one process hosts dozens of nodes cheaply.
 //

@@ -502,3 +502,32 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatal("crash endpoint did not stop the node")
 	}
 }
+
+// TestClientCancelFreesSlot: a client that goes away mid-stream frees its
+// slot (the gateway's cancellations must not leak sim capacity).
+func TestClientCancelFreesSlot(t *testing.T) {
+	ctx := testCtx(t, 10*time.Second)
+	n := start(t, Config{Model: "m", Override: Profile{Slots: 1, PerToken: 10 * time.Millisecond, MaxTokens: 1000}})
+	cctx, cancel := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(cctx, "POST", n.URL()+"/v1/chat/completions", strings.NewReader(`{"messages":[{"role":"user","content":"x"}],"stream":true}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Stats().Running != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := n.Stats(); s.Running != 0 || s.Served != 0 {
+		t.Fatalf("after client cancel: %+v", s)
+	}
+	if resp, _ := post(t, ctx, n.URL()+"/v1/completions", `{"prompt":"x","max_tokens":1}`); resp.StatusCode != 200 {
+		t.Errorf("slot not reusable: %d", resp.StatusCode)
+	}
+}
