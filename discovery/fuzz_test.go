@@ -20,7 +20,12 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		}
 		var hb Heartbeat
 		var in Interner
+		var v HeartbeatView
+		verr := DecodeHeartbeatView(b, &v)
 		err := DecodeHeartbeat(b, &hb, &in)
+		if err == nil && (verr != nil || string(v.ID) != hb.ID || v.Seq != hb.Seq || v.Load != hb.Load) {
+			t.Fatalf("view disagrees with the full decoder: %v", verr)
+		}
 		if err != nil {
 			if _, ok := err.(*InputError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -265,11 +266,7 @@ func DecodeDelta(p []byte, dl *Delta, in *Interner) error {
 func appendDesc(b []byte, id, app string, addrs map[string]string, engine string, acc Accelerator, capacity float64, st State, l *Load) []byte {
 	b = appendStr(b, id)
 	b = appendStr(b, app)
-	b = binary.AppendUvarint(b, uint64(len(addrs)))
-	for k, v := range addrs {
-		b = appendStr(b, k)
-		b = appendStr(b, v)
-	}
+	b = AppendAddresses(b, addrs)
 	b = appendStr(b, engine)
 	b = appendStr(b, acc.Model)
 	b = binary.AppendVarint(b, int64(acc.Count))
@@ -307,6 +304,85 @@ func (d *decoder) desc(id, app *string, addrs *map[string]string, engine *string
 	l.KVCacheUsage = d.f64("load.kv_cache_usage")
 	l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
 }
+
+// AppendAddresses appends the canonical encoding of an address map: the
+// count, then the (protocol, host:port) pairs sorted by protocol, so equal
+// maps always encode to equal bytes (Resource compares them to recognise a
+// heartbeat that changes nothing).
+func AppendAddresses(b []byte, addrs map[string]string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(addrs)))
+	if len(addrs) == 1 {
+		for k, v := range addrs {
+			b = appendStr(b, k)
+			b = appendStr(b, v)
+		}
+		return b
+	}
+	var arr [MaxAddresses]string
+	keys := arr[:0]
+	for k := range addrs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = appendStr(b, k)
+		b = appendStr(b, addrs[k])
+	}
+	return b
+}
+
+// HeartbeatView is a heartbeat decoded without allocating, for Resource's
+// fast path: its byte-slice fields alias the frame and are valid only until
+// the next read. Strings are not validated; numbers are decoded as they are.
+type HeartbeatView struct {
+	ID, App, Engine, Model []byte
+	// Addresses is the canonical encoding of the address map (see
+	// AppendAddresses).
+	Addresses   []byte
+	Count       int
+	Capacity    float64
+	State       State
+	Load        Load
+	Incarnation uint64
+	Seq         uint64
+}
+
+// DecodeHeartbeatView decodes a heartbeat payload into v without
+// allocating. It only checks the structure; use DecodeHeartbeat (which
+// validates) whenever the view is not simply compared with known values.
+func DecodeHeartbeatView(p []byte, v *HeartbeatView) error {
+	d := decoder{b: p}
+	v.ID = d.raw("id", MaxIDLen)
+	v.App = d.raw("app", MaxIDLen)
+	start := d.b
+	n := d.count("addresses", MaxAddresses)
+	for i := 0; i < n && d.err == nil; i++ {
+		d.raw("addresses", MaxNameLen)
+		d.raw("addresses", MaxIDLen+6)
+	}
+	if d.err == nil {
+		v.Addresses = start[:len(start)-len(d.b)]
+	}
+	v.Engine = d.raw("engine", MaxNameLen)
+	v.Model = d.raw("accelerator.model", MaxNameLen)
+	v.Count = d.int("accelerator.count")
+	v.Capacity = d.f64("capacity")
+	v.State = State(d.byte("state"))
+	l := &v.Load
+	l.Utilisation = d.f64("load.utilisation")
+	l.Concurrency = d.f64("load.concurrency")
+	l.Running = d.int("load.running")
+	l.Waiting = d.int("load.waiting")
+	l.KVCacheUsage = d.f64("load.kv_cache_usage")
+	l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+	v.Incarnation = d.uvarint("incarnation")
+	v.Seq = d.uvarint("seq")
+	return d.finish()
+}
+
+// Validate checks a load's numbers (the part of Heartbeat.Validate a heartbeat
+// whose identity is already known still needs).
+func (l *Load) Validate() error { return l.validate() }
 
 func appendStr(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))

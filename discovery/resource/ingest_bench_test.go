@@ -17,12 +17,24 @@ import (
 // benchInstance runs one real instance on loopback.
 func benchInstance(b *testing.B, cfg Config) (*Server, string) {
 	b.Helper()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(cfg)
+	ln := benchListener(b)
+	return benchServe(b, ln, cfg), ln.Addr().String()
+}
+
+func benchListener(b *testing.B) net.Listener {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return ln
+}
+
+// benchServe serves cfg on ln until the benchmark ends.
+func benchServe(b *testing.B, ln net.Listener, cfg Config) *Server {
+	b.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +42,7 @@ func benchInstance(b *testing.B, cfg Config) (*Server, string) {
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, ln); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
-	return s, ln.Addr().String()
+	return s
 }
 
 // loadConn is a load generator connection that carries many nodes.

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -239,6 +240,7 @@ func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader) 
 func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) {
 	var (
 		hb      discovery.Heartbeat
+		view    discovery.HeartbeatView
 		in      discovery.Interner
 		lastSeq uint64
 		unacked bool
@@ -276,6 +278,11 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 		}
 		switch typ {
 		case discovery.FrameHeartbeat:
+			if discovery.DecodeHeartbeatView(p, &view) == nil && s.fastBeat(&view, s.now().UnixNano()) {
+				s.stats.heartbeats.Add(1)
+				lastSeq, unacked = view.Seq, true
+				continue
+			}
 			hb = discovery.Heartbeat{}
 			if err := discovery.DecodeHeartbeat(p, &hb, &in); err != nil {
 				s.reject(bw, &hb, err)
@@ -303,6 +310,42 @@ func (s *Server) reject(bw *bufio.Writer, hb *discovery.Heartbeat, err error) {
 	}
 	_, _ = bw.Write(discovery.AppendRejectFrame(nil, r))
 	s.log.Debug("rejected heartbeat", "err", ie)
+}
+
+// fastBeat applies a heartbeat that only refreshes the liveness of a node
+// this instance owns, without allocating: same identity, state and
+// addresses, valid load within epsilon of the propagated one. It reports
+// false when the beat needs the full path (decode, validate, ingest).
+func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
+	s.appsMu.RLock()
+	a := s.apps[string(v.App)]
+	s.appsMu.RUnlock()
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.nodes[string(v.ID)]
+	if rec == nil || rec.removed || rec.owner != s.id {
+		return false
+	}
+	if len(a.pending) > 0 && a.pending[string(v.ID)] != nil {
+		return false
+	}
+	if seqLess(v.Incarnation, v.Seq, rec.inc, rec.seq) {
+		s.stats.staleBeats.Add(1)
+		return true
+	}
+	n := &rec.node
+	if v.State != n.State || v.Count != n.Accelerator.Count || v.Capacity != n.Capacity ||
+		string(v.Engine) != n.Engine || string(v.Model) != n.Accelerator.Model || !bytes.Equal(v.Addresses, rec.addrRaw) {
+		return false
+	}
+	if v.Load.Validate() != nil || significant(&n.Load, &v.Load, s.cfg.LoadEpsilon) || now-rec.loadAt >= int64(s.cfg.LoadRefresh) {
+		return false
+	}
+	rec.inc, rec.seq, rec.heard = v.Incarnation, v.Seq, now
+	return true
 }
 
 // appFor returns the app, creating it.

@@ -245,3 +245,58 @@ func TestDeltas(t *testing.T) {
 		t.Fatal("a version older than the log must reset")
 	}
 }
+
+func TestFastPath(t *testing.T) {
+	s, clk := testServer(t, nil)
+	hb := beat("n", discovery.StateReady, 1, 0.5)
+	hb.Addresses = map[string]string{"http": "127.0.0.1:1", "grpc": "127.0.0.1:2"}
+	s.ingest(hb, clk.Add(0))
+	s.flush()
+	view := func(mod func(h *discovery.Heartbeat)) *discovery.HeartbeatView {
+		h := *hb
+		h.Seq++
+		hb.Seq++
+		mod(&h)
+		var v discovery.HeartbeatView
+		if err := discovery.DecodeHeartbeatView(discovery.AppendHeartbeat(nil, &h), &v); err != nil {
+			t.Fatal(err)
+		}
+		return &v
+	}
+	tests := []struct {
+		name string
+		mod  func(h *discovery.Heartbeat)
+		fast bool
+	}{
+		{"same", func(h *discovery.Heartbeat) {}, true},
+		{"small load move", func(h *discovery.Heartbeat) { h.Load.Utilisation = 0.52 }, true},
+		{"big load move", func(h *discovery.Heartbeat) { h.Load.Utilisation = 0.9 }, false},
+		{"absurd load", func(h *discovery.Heartbeat) { h.Load.Utilisation = 7.3 }, false},
+		{"draining", func(h *discovery.Heartbeat) { h.State = discovery.StateDraining }, false},
+		{"address", func(h *discovery.Heartbeat) { h.Addresses = map[string]string{"http": "127.0.0.1:9"} }, false},
+		{"capacity", func(h *discovery.Heartbeat) { h.Capacity = 2 }, false},
+		{"engine", func(h *discovery.Heartbeat) { h.Engine = "tgi" }, false},
+		{"unknown node", func(h *discovery.Heartbeat) { h.ID = "other" }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := s.version()
+			now := clk.Add(100 * time.Millisecond)
+			if got := s.fastBeat(view(tc.mod), now); got != tc.fast {
+				t.Fatalf("fast path %v, want %v", got, tc.fast)
+			}
+			if s.version() != v {
+				t.Fatal("the fast path must not commit")
+			}
+			if tc.fast {
+				a := s.appFor("app")
+				a.mu.Lock()
+				heard := a.nodes["n"].heard
+				a.mu.Unlock()
+				if heard != now {
+					t.Fatal("the fast path must refresh liveness")
+				}
+			}
+		})
+	}
+}

@@ -22,6 +22,9 @@ type record struct {
 	heard int64
 	// loadAt is when node.Load was last propagated, unix nanoseconds.
 	loadAt int64
+	// addrRaw is the canonical encoding of node.Addresses, compared with
+	// incoming heartbeats on the fast path.
+	addrRaw []byte
 	// removed marks a tombstone, kept while the change log refers to it.
 	removed bool
 	// nonTarget is the version at which the node last stopped being a
@@ -100,6 +103,7 @@ func (a *app) commitLocked(chs []change) {
 		}
 		rec.node = ch.node
 		rec.node.Version = v
+		rec.addrRaw = discovery.AppendAddresses(rec.addrRaw[:0], ch.node.Addresses)
 		rec.owner, rec.inc, rec.seq, rec.heard = ch.owner, ch.inc, ch.seq, ch.heard
 		rec.removed = ch.removed
 		if ch.removed {
