@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http2"
 
 	"github.com/switchyard-dev/switchyard/discovery"
@@ -26,8 +27,10 @@ import (
 // Gateway is a running data path. Create it with New, run it with Serve,
 // swap its configuration with Reload. Safe for concurrent use.
 type Gateway struct {
-	log *slog.Logger
-	tel *telemetry
+	log    *slog.Logger
+	tel    *telemetry
+	tp     trace.TracerProvider
+	tracer trace.Tracer // nil when tracing is off
 
 	// Atomic.
 	state    atomic.Pointer[state]
@@ -85,6 +88,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
+	g.setupTracing(cfg.Telemetry.TraceRatio)
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	hex.Encode(g.idPrefix[:], rb[:])
@@ -101,20 +105,19 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	lim := cfg.Limits
 	g.h1 = &fasthttp.Server{
-		Handler:                       g.serveHTTP1,
-		ErrorHandler:                  g.serveH1Error,
-		Name:                          "switchyard",
-		ReadBufferSize:                lim.MaxHeaderBytes,
-		WriteBufferSize:               16 << 10,
-		ReadTimeout:                   lim.ReadTimeout,
-		IdleTimeout:                   lim.IdleTimeout,
-		MaxRequestBodySize:            lim.MaxBodyBytes,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisablePreParseMultipartForm:  true,
-		DisableHeaderNamesNormalizing: true,
-		CloseOnShutdown:               true,
-		Logger:                        discardLogger{},
+		Handler:                      g.serveHTTP1,
+		ErrorHandler:                 g.serveH1Error,
+		Name:                         "switchyard",
+		ReadBufferSize:               lim.MaxHeaderBytes,
+		WriteBufferSize:              16 << 10,
+		ReadTimeout:                  lim.ReadTimeout,
+		IdleTimeout:                  lim.IdleTimeout,
+		MaxRequestBodySize:           lim.MaxBodyBytes,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       discardLogger{},
 	}
 	g.h2 = &http2.Server{
 		MaxConcurrentStreams: uint32(lim.MaxH2Streams),

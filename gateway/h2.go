@@ -45,6 +45,12 @@ func (g *Gateway) serveH2(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer g.inflight.Add(-1)
+	if g.tracer != nil {
+		span := g.startSpanH2(req)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
+		defer func() { endSpan(span, sw.status) }()
+	}
 	if grpc {
 		g.serveGRPC(w, req, st, start)
 		return
@@ -411,6 +417,19 @@ func (g *Gateway) serveH2HTTP(w http.ResponseWriter, req *http.Request, st *stat
 	}
 	r.stats.observe(resp.StatusCode(), time.Since(start))
 }
+
+// statusWriter remembers the status for the trace span.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func isHop(k string) bool {
 	switch strings.ToLower(k) {

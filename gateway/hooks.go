@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
@@ -18,6 +19,7 @@ type extras struct {
 	split   *split.Splitter
 	variant int
 	shadow  *shadow.Handle
+	span    trace.Span // nil when tracing is off; ended by the relay when streamed
 }
 
 // wireExtras builds the splitters and mirrors of st's routes (issue 6).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard/balancer"
 )
@@ -59,9 +60,14 @@ func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		g.inflight.Add(-1)
 		return
 	}
-	if g.dispatchH1(ctx, st, start) {
+	var span trace.Span
+	if g.tracer != nil {
+		span = g.startSpanH1(ctx)
+	}
+	if g.dispatchH1(ctx, st, start, span) {
 		return // a streamed response ends the request in relay.Close
 	}
+	endSpan(span, ctx.Response.StatusCode())
 	g.inflight.Add(-1)
 }
 
@@ -93,7 +99,7 @@ func framingConflict(raw []byte) bool {
 
 // dispatchH1 routes and forwards one request. It reports whether the
 // response streams (and so owns the in-flight count until relay.Close).
-func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Time) bool {
+func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Time, span trace.Span) bool {
 	path := ctx.Path()
 	if len(path) > maxPathBytes {
 		g.failH1(ctx, st, nil, ErrURITooLong, start)
@@ -115,6 +121,7 @@ func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Tim
 	stream := r.wantsStream(f.stream, ctx.Request.Header.Peek("Accept"), path)
 	scratchPool.Put(sc)
 	r, x := g.resolveVariant(r, ctx)
+	x.span = span
 	return g.forwardH1(ctx, st, r, stream, start, x)
 }
 
@@ -433,6 +440,7 @@ func (rl *relay) Close() error {
 	d := time.Since(rl.start)
 	rl.r.stats.observe(status, d)
 	rl.x.finish(status, nil, rl.resp.Header.ContentType(), d, rl.failed)
+	endSpan(rl.x.span, status)
 	fasthttp.ReleaseResponse(rl.resp)
 	rl.ep.Release()
 	g := rl.g
