@@ -60,17 +60,29 @@ func serveStoppable(tb testing.TB, h fasthttp.RequestHandler) (string, func()) {
 // proxyHandler is a minimal gateway of our own: forward to the primary,
 // offer the request to the mirror, hand the primary's response over.
 func proxyHandler(primary *fasthttp.HostClient, m *shadow.Mirror) fasthttp.RequestHandler {
+	return proxyHandlerCost(primary, m, nil)
+}
+
+// proxyHandlerCost is proxyHandler that also reports the time spent in the
+// Mirror's calls (Offer + FinishResponse) per request to cost.
+func proxyHandlerCost(primary *fasthttp.HostClient, m *shadow.Mirror, cost func(time.Duration)) fasthttp.RequestHandler {
 	return func(rc *fasthttp.RequestCtx) {
 		var h *shadow.Handle
+		t0 := time.Now()
 		if m != nil {
 			h = m.Offer(rc, rc.Request.Header.Peek("X-Request-ID"))
 		}
+		d := time.Since(t0)
 		start := time.Now()
 		if err := primary.DoTimeout(&rc.Request, &rc.Response, 10*time.Second); err != nil {
 			rc.Response.Reset()
 			rc.SetStatusCode(fasthttp.StatusBadGateway)
 		}
-		h.FinishResponse(&rc.Response, time.Since(start))
+		t1 := time.Now()
+		h.FinishResponse(&rc.Response, t1.Sub(start))
+		if cost != nil {
+			cost(d + time.Since(t1))
+		}
 	}
 }
 
