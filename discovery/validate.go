@@ -47,7 +47,7 @@ func (hb *Heartbeat) Validate() error {
 		}
 	}
 	if hb.Accelerator.Model != "" {
-		if err := checkName("accelerator.model", hb.Accelerator.Model, MaxNameLen); err != nil {
+		if err := checkLabel("accelerator.model", hb.Accelerator.Model, MaxNameLen); err != nil {
 			return err
 		}
 	}
@@ -101,6 +101,24 @@ func checkName(field, s string, max int) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return inputErr(ReasonInvalid, field, "byte %d (0x%02x) is not printable ASCII", i, c)
+		}
+	}
+	return nil
+}
+
+// checkLabel is checkName for human-facing names that vendors spell with
+// spaces ("NVIDIA H100 80GB HBM3"): inner single spaces are allowed, leading
+// or trailing ones are not.
+func checkLabel(field, s string, max int) error {
+	if s == "" || len(s) > max {
+		return checkName(field, s, max)
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return inputErr(ReasonInvalid, field, "%q has a leading or trailing space", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
 			return inputErr(ReasonInvalid, field, "byte %d (0x%02x) is not printable ASCII", i, c)
 		}
 	}

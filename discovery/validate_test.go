@@ -25,6 +25,9 @@ func TestValidate(t *testing.T) {
 		reason Reason
 	}{
 		{"ok", func(*Heartbeat) {}, "", 0},
+		{"vendor model name with spaces", func(h *Heartbeat) { h.Accelerator.Model = "NVIDIA H100 80GB HBM3" }, "", 0},
+		{"model with trailing space", func(h *Heartbeat) { h.Accelerator.Model = "H100 " }, "accelerator.model", ReasonInvalid},
+		{"model with a newline", func(h *Heartbeat) { h.Accelerator.Model = "H100\nx" }, "accelerator.model", ReasonInvalid},
 		{"empty id", func(h *Heartbeat) { h.ID = "" }, "id", ReasonInvalid},
 		{"id with space", func(h *Heartbeat) { h.ID = "a b" }, "id", ReasonInvalid},
 		{"long id", func(h *Heartbeat) { h.ID = strings.Repeat("x", 300) }, "id", ReasonOversized},

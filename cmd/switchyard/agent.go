@@ -63,6 +63,7 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	util := fs.Float64("util", 0, "static utilisation 0..1")
 	conc := fs.Float64("concurrency", 0, "static concurrency")
 	metricsURL := fs.String("metrics-url", "", "engine metrics URL for -load probe")
+	utilFrom := fs.String("util-from", "accelerators", "with -load probe, what utilisation means: accelerators (mean card utilisation, else CPU) or kv-cache (the engine's KV-cache usage)")
 	period := fs.Duration("period", time.Second, "heartbeat period")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain (also on SIGTERM) waits for gateways to acknowledge")
 	control := fs.String("control", defaultControl, "loopback host:port of the control API used by `agent drain` (empty disables)")
@@ -96,7 +97,16 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		cfg.Load = agent.ProbeSource{Prober: p}
+		src := agent.ProbeSource{Prober: p}
+		switch *utilFrom {
+		case "accelerators":
+		case "kv-cache":
+			src.UtilFromKVCache = true
+		default:
+			fmt.Fprintf(stderr, "switchyard agent: unknown -util-from %q (want accelerators or kv-cache)\n", *utilFrom)
+			return errUsage
+		}
+		cfg.Load = src
 	default:
 		fmt.Fprintf(stderr, "switchyard agent: unknown -load %q\n", *loadKind)
 		return errUsage
