@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitServing(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered: %v", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func postModel(t *testing.T, addr, model string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"`+model+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
+}
+
+// TestGatewayQuickStart runs `switchyard gateway --listen --route` and
+// proxies a request through it.
+func TestGatewayQuickStart(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"served":"yes"}`)
+	}))
+	defer be.Close()
+	addr, admin := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--route", "llama=" + be.URL}, &out, &errb) }()
+	waitServing(t, "http://"+admin+"/healthz")
+	if code, body := postModel(t, addr, "llama"); code != 200 || body != `{"served":"yes"}` {
+		t.Fatalf("proxied: %d %s", code, body)
+	}
+	if code, body := postModel(t, addr, "other"); code != 404 || !strings.Contains(body, "llama") {
+		t.Fatalf("unknown model: %d %s", code, body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "gateway listening on "+addr) {
+		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// TestGatewayConfigReload runs `switchyard gateway --config FILE`, then
+// rewrites the file: a valid change is picked up, an invalid one refused.
+func TestGatewayConfigReload(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer be.Close()
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host := strings.TrimPrefix(be.URL, "http://")
+	write("listen: {client: " + addr + "}\nroutes:\n  - match: {models: [a]}\n    nodes: [" + host + "]\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"gateway", "--config", path}, &out, &errb) }()
+	waitServing(t, "http://"+addr+"/v1/models")
+	if code, _ := postModel(t, addr, "b"); code != 404 {
+		t.Fatalf("b before reload: %d", code)
+	}
+	write("routes: [{bogus: 1}]\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errb.String(), "reload refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("invalid file not refused; stderr %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := postModel(t, addr, "a"); code != 200 {
+		t.Fatalf("old config lost after a refused reload: %d", code)
+	}
+	write("listen: {client: " + addr + "}\nroutes:\n  - match: {models: [a, b]}\n    nodes: [" + host + "]\n")
+	for {
+		if code, _ := postModel(t, addr, "b"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("reload not picked up; stderr %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
