@@ -64,7 +64,9 @@ func TestGatewayQuickStart(t *testing.T) {
 	defer cancel()
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--route", "llama=" + be.URL}, &out, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--route", "llama=" + be.URL}, &out, &errb)
+	}()
 	waitServing(t, "http://"+admin+"/healthz")
 	if code, body := postModel(t, addr, "llama"); code != 200 || body != `{"served":"yes"}` {
 		t.Fatalf("proxied: %d %s", code, body)
