@@ -65,7 +65,7 @@ func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		span = g.startSpanH1(ctx)
 	}
 	if g.dispatchH1(ctx, st, start, span) {
-		return // a streamed response ends the request in relay.Close
+		return // a streamed response ends the request in relay.CloseWithError
 	}
 	endSpan(span, ctx.Response.StatusCode())
 	g.inflight.Add(-1)
@@ -98,7 +98,7 @@ func framingConflict(raw []byte) bool {
 }
 
 // dispatchH1 routes and forwards one request. It reports whether the
-// response streams (and so owns the in-flight count until relay.Close).
+// response streams (and so owns the in-flight count until relay.CloseWithError).
 func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Time, span trace.Span) bool {
 	path := ctx.Path()
 	if len(path) > maxPathBytes {
@@ -395,8 +395,8 @@ func (g *Gateway) serveH1Error(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // relay streams an upstream body to the client: fasthttp writes each Read
-// as one chunk and flushes it. Close (called by fasthttp when the response
-// is done or abandoned) releases the node, the pooled response and the
+// as one chunk and flushes it. CloseWithError (called by fasthttp when the
+// response is done or abandoned) releases the node, the pooled response and the
 // in-flight count.
 type relay struct {
 	g      *Gateway
@@ -431,11 +431,16 @@ func (rl *relay) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (rl *relay) Close() error {
+// CloseWithError is called by fasthttp once the response is written (err
+// nil) or abandoned (err is the write error: the client went away, 499).
+func (rl *relay) CloseWithError(werr error) error {
 	_ = rl.resp.CloseBodyStream()
 	status := rl.status
-	if rl.failed {
+	switch {
+	case rl.failed:
 		status = fasthttp.StatusBadGateway
+	case werr != nil:
+		status = statusClientClosedConn
 	}
 	d := time.Since(rl.start)
 	rl.r.stats.observe(status, d)
