@@ -124,7 +124,6 @@ type Mirror struct {
 	sending atomic.Int64 // Handles not yet sent
 	workers atomic.Int64 // running workers
 	closed  atomic.Bool  // Close was called
-	stopped atomic.Bool  // ctx is done (Close or the caller's ctx)
 	c       counters
 }
 
