@@ -32,6 +32,8 @@ type Gateway struct {
 	tp     trace.TracerProvider
 	tracer trace.Tracer // nil when tracing is off
 
+	unrouted *routeStats // answers given before a route was chosen
+
 	// Atomic.
 	state    atomic.Pointer[state]
 	inflight atomic.Int64
@@ -96,6 +98,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if g.tel, err = newTelemetry(g); err != nil {
 		return nil, err
 	}
+	g.unrouted = g.tel.routeStats("")
 	if cfg.Listen.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Listen.TLSCert, cfg.Listen.TLSKey)
 		if err != nil {

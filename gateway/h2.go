@@ -94,7 +94,7 @@ func (g *Gateway) failH2(w http.ResponseWriter, req *http.Request, st *state, r 
 	if r != nil {
 		r.stats.observe(c.status, time.Since(start))
 	} else {
-		g.tel.routeStats("").observe(c.status, time.Since(start))
+		g.unrouted.observe(c.status, time.Since(start))
 	}
 }
 

@@ -277,7 +277,8 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 
 // hopHeaders are hop-by-hop request headers not forwarded (RFC 9110 §7.6.1).
 // Connection and Transfer-Encoding are handled by fasthttp itself.
-var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+// Expect is dropped too: the gateway already read the body.
+var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect"}
 
 // exchange sends req to a node of r and reads the response status and
 // headers (and the body unless stream). A failure before any response byte
@@ -365,7 +366,7 @@ func (g *Gateway) failH1(ctx *fasthttp.RequestCtx, st *state, r *route, err erro
 	if r != nil {
 		r.stats.observe(c.status, time.Since(start))
 	} else {
-		g.tel.routeStats("").observe(c.status, time.Since(start))
+		g.unrouted.observe(c.status, time.Since(start))
 	}
 	if st.cfg.Telemetry.AccessLog {
 		g.log.Info("gateway: request failed", "status", c.status, "err", err, "request_id", string(rid))
