@@ -1,0 +1,65 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs a short demo end to end: a real Resource, gateway and
+// simulated fleet, agents as child processes of a freshly built switchyard
+// binary, a drain and a kill -9. It checks the demo's own exit criteria
+// and that the report and plots are written.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes about a minute")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "switchyard")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/switchyard-dev/switchyard/cmd/switchyard")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var log bytes.Buffer
+	rep, err := Run(ctx, Config{
+		Duration: 12 * time.Second,
+		Load:     0.3, // the race detector slows everything down
+		Agent:    []string{bin, "agent"},
+		OutDir:   filepath.Join(dir, "out"),
+		Log:      &log,
+	})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, log.String())
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Log(text.String())
+	if rep.Requests < 100 || rep.Succeeded < rep.Requests-rep.LostInCrash {
+		t.Errorf("requests %d, succeeded %d, lost in crash %d", rep.Requests, rep.Succeeded, rep.LostInCrash)
+	}
+	if rep.ClientErrors != 0 {
+		t.Errorf("client errors: %d: %v", rep.ClientErrors, rep.ErrorSamples)
+	}
+	for _, e := range []Ejection{rep.Drained, rep.Crashed} {
+		if !e.OK || e.Seconds < 0 || e.Seconds > MaxEjection.Seconds() {
+			t.Errorf("ejection of %s: %+v", e.Node, e)
+		}
+	}
+	if !rep.Passed() {
+		t.Error("the report says FAIL")
+	}
+	if !strings.Contains(text.String(), "Ejection of") {
+		t.Error("text report lacks the ejection lines")
+	}
+	for _, f := range []string{"latency-cdf.png", "utilisation.png"} {
+		if out, err := exec.Command("file", filepath.Join(dir, "out", f)).Output(); err == nil && !bytes.Contains(out, []byte("PNG")) {
+			t.Errorf("%s is not a PNG: %s", f, out)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/plot"
+)
+
+// MaxEjection is the seed's bound: an evicted node receives no traffic
+// within 4 s.
+const MaxEjection = 4 * time.Second
+
+// ShareTolerance is how far a node's share of requests may be from its
+// share of capacity (relative) while the nodes are equally loaded.
+const ShareTolerance = 0.15
+
+// Report is what a demo run measured.
+type Report struct {
+	Duration  float64      `json:"duration_seconds"`
+	OfferedRS float64      `json:"offered_requests_per_second"`
+	Nodes     []NodeReport `json:"nodes"`
+	// ShareWindow is the interval (seconds from the start) over which
+	// shares and utilisation were measured: after warm-up, before the
+	// drain, while every node was up.
+	ShareWindow [2]float64 `json:"share_window_seconds"`
+	SharesOK    bool       `json:"shares_within_tolerance"`
+
+	Drained      Ejection `json:"drained"`
+	Crashed      Ejection `json:"crashed"`
+	Requests     int      `json:"requests"`
+	Succeeded    int      `json:"succeeded"`
+	ClientErrors int      `json:"client_errors"`
+	// LostInCrash counts requests whose answer had already started on the
+	// crashed node when it was killed: no proxy can finish them. They are
+	// reported, not counted as client errors (issue 4: no failure for a
+	// request that had not yet started).
+	LostInCrash  int            `json:"lost_in_crash"`
+	ErrorSamples []string       `json:"error_samples,omitempty"`
+	Latency      LatencySummary `json:"latency_ms"`
+
+	latencies map[string][]float64 // successful requests' ms, per node and "all"
+}
+
+// NodeReport is one node's line of the report.
+type NodeReport struct {
+	ID            string  `json:"id"`
+	Profile       string  `json:"profile"`
+	Capacity      float64 `json:"capacity"`
+	CapacityShare float64 `json:"capacity_share"`
+	RequestShare  float64 `json:"request_share"`
+	ShareOK       bool    `json:"share_ok"`
+	Utilisation   float64 `json:"utilisation"`
+	Requests      int     `json:"requests"`
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+}
+
+// Ejection is how long a node took to leave the gateway's eligible set.
+type Ejection struct {
+	Node    string  `json:"node"`
+	Event   string  `json:"event"`
+	Seconds float64 `json:"seconds"` // -1: never
+	OK      bool    `json:"ok"`
+}
+
+// LatencySummary is the whole run's client latency.
+type LatencySummary struct {
+	P50      float64 `json:"p50"`
+	P99      float64 `json:"p99"`
+	ChatTTFT float64 `json:"chat_ttft_p50"`
+}
+
+// Passed reports whether the run met the demo's exit criteria: no client
+// errors and both ejections within MaxEjection.
+func (r *Report) Passed() bool {
+	return r.ClientErrors == 0 && r.Drained.OK && r.Crashed.OK
+}
+
+func buildReport(cfg Config, nodes []*node, recs []record, util *utilSampler, watch *adminWatch,
+	events map[string]time.Time, start time.Time, drainAt time.Duration, end time.Time,
+	drainedID, crashedID string, totalCap float64) *Report {
+	rep := &Report{Duration: end.Sub(start).Seconds(), Requests: len(recs)}
+	crashTime := events["crash"]
+	from, to := 2.0, drainAt.Seconds()
+	rep.ShareWindow = [2]float64{from, to}
+
+	inWindow := make(map[string]int)
+	windowTotal := 0
+	perNode := make(map[string][]float64)
+	var all, ttft []float64
+	for _, r := range recs {
+		at := r.start.Sub(start).Seconds()
+		if r.err == "" {
+			rep.Succeeded++
+			ms := float64(r.latency) / 1e6
+			all = append(all, ms)
+			perNode[r.node] = append(perNode[r.node], ms)
+			if r.kind == "chat" {
+				ttft = append(ttft, float64(r.ttft)/1e6)
+			}
+			if at >= from && at < to {
+				inWindow[r.node]++
+				windowTotal++
+			}
+			continue
+		}
+		if r.node == crashedID && r.started && r.start.Before(crashTime) {
+			rep.LostInCrash++
+			continue
+		}
+		rep.ClientErrors++
+		if len(rep.ErrorSamples) < 10 {
+			rep.ErrorSamples = append(rep.ErrorSamples, fmt.Sprintf("%s at %.2fs via %q: %s", r.kind, at, r.node, r.err))
+		}
+	}
+	rep.OfferedRS = float64(len(recs)) / cfg.Duration.Seconds()
+	rep.latencies = perNode
+	perNode["all"] = all
+	rep.Latency = LatencySummary{P50: quantile(all, 0.5), P99: quantile(all, 0.99), ChatTTFT: quantile(ttft, 0.5)}
+
+	rep.SharesOK = true
+	for i, n := range nodes {
+		nr := NodeReport{
+			ID: n.id, Profile: n.profile.Name, Capacity: n.capacity,
+			CapacityShare: n.capacity / totalCap,
+			Utilisation:   util.mean(i, from, to),
+			Requests:      len(perNode[n.id]),
+			P50ms:         quantile(perNode[n.id], 0.5),
+			P99ms:         quantile(perNode[n.id], 0.99),
+		}
+		if windowTotal > 0 {
+			nr.RequestShare = float64(inWindow[n.id]) / float64(windowTotal)
+		}
+		nr.ShareOK = math.Abs(nr.RequestShare-nr.CapacityShare) <= ShareTolerance*nr.CapacityShare
+		rep.SharesOK = rep.SharesOK && nr.ShareOK
+		rep.Nodes = append(rep.Nodes, nr)
+	}
+	rep.Drained = ejection(watch, drainedID, "drain (SIGTERM to the agent)", events["drain"])
+	rep.Crashed = ejection(watch, crashedID, "kill -9 of the agent and engine crash", crashTime)
+	return rep
+}
+
+func ejection(w *adminWatch, id, event string, at time.Time) Ejection {
+	e := Ejection{Node: id, Event: event, Seconds: -1}
+	if t, ok := w.ejectedAt(id); ok && !at.IsZero() {
+		e.Seconds = math.Max(t.Sub(at).Seconds(), 0)
+		e.OK = t.Sub(at) <= MaxEjection
+	}
+	return e
+}
+
+// quantile returns the q-quantile of xs (sorted in place), or NaN.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(xs)
+	i := int(math.Ceil(q*float64(len(xs)))) - 1
+	return xs[min(max(i, 0), len(xs)-1)]
+}
+
+// WriteText prints the report for people.
+func (r *Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "\nSwitchyard demo: %.1f s, %d requests (%.0f req/s offered), %d succeeded\n\n",
+		r.Duration, r.Requests, r.OfferedRS, r.Succeeded)
+	fmt.Fprintf(w, "Per node (shares and utilisation over %.0f–%.0f s, all nodes up; latency over the whole run):\n", r.ShareWindow[0], r.ShareWindow[1])
+	fmt.Fprintf(w, "  %-8s %-8s %8s %10s %10s %6s %7s %9s %9s %9s\n", "node", "profile", "capacity", "cap share", "req share", "", "util", "requests", "p50 ms", "p99 ms")
+	for _, n := range r.Nodes {
+		mark := "ok"
+		if !n.ShareOK {
+			mark = "OFF"
+		}
+		fmt.Fprintf(w, "  %-8s %-8s %8.2f %9.1f%% %9.1f%% %6s %6.0f%% %9d %9.0f %9.0f\n",
+			n.ID, n.Profile, n.Capacity, 100*n.CapacityShare, 100*n.RequestShare, mark, 100*n.Utilisation, n.Requests, n.P50ms, n.P99ms)
+	}
+	verdict := "every node within"
+	if !r.SharesOK {
+		verdict = "NOT every node within"
+	}
+	fmt.Fprintf(w, "  shares: %s %.0f%% of its share of capacity\n\n", verdict, 100*ShareTolerance)
+	for _, e := range []Ejection{r.Drained, r.Crashed} {
+		status := "ok"
+		if !e.OK {
+			status = fmt.Sprintf("FAIL (limit %v)", MaxEjection)
+		}
+		if e.Seconds < 0 {
+			fmt.Fprintf(w, "Ejection of %s after %s: never seen  %s\n", e.Node, e.Event, status)
+			continue
+		}
+		fmt.Fprintf(w, "Ejection of %s after %s: %.0f ms  %s\n", e.Node, e.Event, 1000*e.Seconds, status)
+	}
+	fmt.Fprintf(w, "\nClient latency: p50 %.0f ms, p99 %.0f ms; chat time to first token p50 %.0f ms\n", r.Latency.P50, r.Latency.P99, r.Latency.ChatTTFT)
+	fmt.Fprintf(w, "Client errors: %d", r.ClientErrors)
+	if r.LostInCrash > 0 {
+		fmt.Fprintf(w, " (plus %d answers already streaming from the crashed node when it died, which no proxy can finish)", r.LostInCrash)
+	}
+	fmt.Fprintln(w)
+	for _, s := range r.ErrorSamples {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	if r.Passed() {
+		fmt.Fprintln(w, "\nPASS: no client errors, both ejections within 4 s")
+	} else {
+		fmt.Fprintln(w, "\nFAIL: see above")
+	}
+}
+
+// WriteJSON writes the report as JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// plot writes latency-cdf.png and utilisation.png into dir.
+func (r *Report) plot(dir string, util *utilSampler) error {
+	// The latency CDF with its axes swapped (the quantile function), which
+	// reads better with latency on a log scale.
+	var qs []float64
+	for q := 1; q <= 99; q++ {
+		qs = append(qs, float64(q))
+	}
+	qs = append(qs, 99.5, 99.9)
+	var lines []plot.Line
+	for _, id := range append([]string{"all"}, nodeIDs(r.Nodes)...) {
+		lat := r.latencies[id]
+		if len(lat) == 0 {
+			continue
+		}
+		y := make([]float64, len(qs))
+		for k, q := range qs {
+			y[k] = quantile(lat, q/100)
+		}
+		lines = append(lines, plot.Line{Name: id, Y: y})
+	}
+	if err := plot.Lines(filepath.Join(dir, "latency-cdf.png"), "Client latency by serving node (quantile function)", "percentile", "latency ms", qs, lines, true); err != nil {
+		return fmt.Errorf("demo: plot: %w", err)
+	}
+	util.mu.Lock()
+	defer util.mu.Unlock()
+	lines = lines[:0]
+	for i, n := range util.nodes {
+		lines = append(lines, plot.Line{Name: n.id, Y: slices.Clone(util.util[i])})
+	}
+	if err := plot.Lines(filepath.Join(dir, "utilisation.png"), "Per-node utilisation (running/slots)", "seconds", "utilisation", slices.Clone(util.at), lines, false); err != nil {
+		return fmt.Errorf("demo: plot: %w", err)
+	}
+	return nil
+}
+
+func nodeIDs(nodes []NodeReport) []string {
+	ids := make([]string, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.ID
+	}
+	return ids
+}
