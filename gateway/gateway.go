@@ -32,7 +32,8 @@ type Gateway struct {
 	tp     trace.TracerProvider
 	tracer trace.Tracer // nil when tracing is off
 
-	unrouted *routeStats // answers given before a route was chosen
+	unrouted     *routeStats // answers given before a route was chosen
+	streamBodies bool        // Limits.StreamBodyOver > 0, fixed at New
 
 	// Atomic.
 	state    atomic.Pointer[state]
@@ -121,6 +122,13 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		Logger:                       discardLogger{},
+	}
+	if lim.StreamBodyOver > 0 {
+		// fasthttp reads a little ahead and streams the rest; serveHTTP1
+		// enforces MaxBodyBytes itself.
+		g.h1.StreamRequestBody = true
+		g.h1.MaxRequestBodySize = lim.StreamBodyOver
+		g.streamBodies = true
 	}
 	g.h2 = &http2.Server{
 		MaxConcurrentStreams: uint32(lim.MaxH2Streams),

@@ -388,7 +388,7 @@ func (g *Gateway) serveH2HTTP(w http.ResponseWriter, req *http.Request, st *stat
 	if r.hashed {
 		key = xxhash.Sum64String(req.Header.Get(r.cfg.HashHeader))
 	}
-	ep, err := g.exchange(r, r.table.Load(), key, freq, resp, stream, deadline)
+	ep, err := g.exchange(r, r.table.Load(), key, freq, resp, stream, deadline, true)
 	if err != nil {
 		g.failH2(w, req, st, r, err, false, start)
 		return

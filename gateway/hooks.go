@@ -134,7 +134,7 @@ func (s gwSender) Send(ctx context.Context, target string, req *fasthttp.Request
 		return &UnknownRouteError{Model: target, Available: st.models}
 	}
 	deadline, _ := ctx.Deadline()
-	ep, err := s.g.exchange(r, r.table.Load(), 0, req, resp, false, deadline)
+	ep, err := s.g.exchange(r, r.table.Load(), 0, req, resp, false, deadline, true)
 	if err != nil {
 		return err
 	}

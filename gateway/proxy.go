@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,14 @@ func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		g.inflight.Add(-1)
 		return
 	}
+	if g.streamBodies && ctx.Request.IsBodyStream() {
+		if err := g.prepareBody(ctx, st); err != nil {
+			g.failH1(ctx, st, nil, err, start)
+			ctx.SetConnectionClose()
+			g.inflight.Add(-1)
+			return
+		}
+	}
 	var span trace.Span
 	if g.tracer != nil {
 		span = g.startSpanH1(ctx)
@@ -95,6 +104,46 @@ func framingConflict(raw []byte) bool {
 		}
 	}
 	return hasCL && hasTE
+}
+
+// prepareBody decides, for a request whose body fasthttp streams
+// (Limits.StreamBodyOver), whether the body is read now (small, chunked,
+// or needed for routing) or streamed to the node, and enforces
+// Limits.MaxBodyBytes.
+func (g *Gateway) prepareBody(ctx *fasthttp.RequestCtx, st *state) error {
+	lim := &st.cfg.Limits
+	cl := ctx.Request.Header.ContentLength()
+	switch {
+	case cl > lim.MaxBodyBytes:
+		return ErrTooLarge
+	case cl >= 0 && cl <= lim.StreamBodyOver:
+		ctx.Request.Body() // complete already: materialize
+	case cl > lim.StreamBodyOver:
+		if st.needBody && ctx.IsPost() && isJSONRequest(ctx.Request.Header.ContentType(), nil) {
+			ctx.Request.Body() // routing reads it; bounded by Content-Length
+		}
+		// else: stream it to the node.
+	default: // chunked: read with the limit
+		bp := copyBufPool.Get().(*[]byte)
+		defer copyBufPool.Put(bp)
+		var body []byte
+		r := ctx.RequestBodyStream()
+		for {
+			n, err := r.Read(*bp)
+			body = append(body, (*bp)[:n]...)
+			if len(body) > lim.MaxBodyBytes {
+				return ErrTooLarge
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return errors.Join(ErrBadRequest, err)
+			}
+		}
+		ctx.Request.SetBody(body)
+	}
+	return nil
 }
 
 // dispatchH1 routes and forwards one request. It reports whether the
@@ -133,7 +182,7 @@ func (st *state) matchH1(ctx *fasthttp.RequestCtx, path []byte, sc *scratch) (*r
 		if !utf8Valid(model) {
 			return nil, f, ErrModelNotUTF8
 		}
-	} else if st.needBody && ctx.IsPost() && isJSONRequest(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
+	} else if st.needBody && ctx.IsPost() && !ctx.Request.IsBodyStream() && isJSONRequest(ctx.Request.Header.ContentType(), ctx.Request.Body()) {
 		var err error
 		f, sc.buf, err = scanJSON(ctx.Request.Body(), sc.buf)
 		if err != nil {
@@ -231,7 +280,7 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 	} else {
 		resp = &ctx.Response
 	}
-	ep, err := g.exchange(r, tbl, key, req, resp, stream, deadline)
+	ep, err := g.exchange(r, tbl, key, req, resp, stream, deadline, !req.IsBodyStream())
 	if clientClose {
 		req.Header.SetConnectionClose()
 	}
@@ -287,7 +336,10 @@ var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", 
 // timeout or anything after the first response byte is not. On success the
 // node's endpoint is acquired: the caller releases it when the body is
 // done.
-func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasthttp.Request, resp *fasthttp.Response, stream bool, deadline time.Time) (*balancer.Endpoint, error) {
+//
+// A request whose body is streamed (replayable false) is retried only when
+// its connection could not be opened, since nothing of it was sent.
+func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasthttp.Request, resp *fasthttp.Response, stream bool, deadline time.Time, replayable bool) (*balancer.Endpoint, error) {
 	r.depositRetry()
 	// avoid is allocated only when a request skips a node: the common
 	// path stays allocation-free.
@@ -321,7 +373,7 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 		if err == nil {
 			code := resp.StatusCode()
 			up.report(code < 500)
-			if code != fasthttp.StatusServiceUnavailable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+			if code != fasthttp.StatusServiceUnavailable || !replayable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
 				return ep, nil
 			}
 			// A draining (or overloaded) node: no body byte has reached the
@@ -336,6 +388,9 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 			ep.Release()
 			noConn := errors.Is(err, fasthttp.ErrNoFreeConns)
 			retryable := !isTimeout(err) && !errors.Is(err, fasthttp.ErrBodyTooLarge)
+			if !replayable {
+				retryable = noConnection(err)
+			}
 			if !noConn {
 				up.report(false)
 			}
@@ -349,6 +404,12 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 		r.stats.retries.Add(1)
 		avoid = append(avoid, ep)
 	}
+}
+
+// noConnection reports failures that happen before a connection to the
+// node exists: nothing of the request was sent.
+func noConnection(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns)
 }
 
 // failH1 answers err in OpenAI's error shape.
