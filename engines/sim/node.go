@@ -110,7 +110,7 @@ type Node struct {
 	// lifecycle
 	stopOnce  sync.Once
 	closed    chan struct{}  // closed on Close/Crash
-	wg        sync.WaitGroup // handlers, stream writers, gRPC calls
+	wg        activity // handlers, stream writers, gRPC calls
 	serveDone chan struct{}  // closed when the HTTP Serve returns
 	grpcDone  chan struct{}  // closed when the gRPC Serve returns
 }
@@ -479,3 +479,41 @@ func (c *trackConn) Close() error {
 type quietLogger struct{}
 
 func (quietLogger) Printf(string, ...any) {}
+
+// activity counts running handlers. Unlike sync.WaitGroup it allows Add
+// while another goroutine is in Wait: a request may arrive just as the node
+// stops, and WaitGroup's contract forbids that race.
+type activity struct {
+	mu      sync.Mutex
+	n       int
+	waiters []chan struct{}
+}
+
+// Add adds d to the count; Wait returns once it is back at zero.
+func (a *activity) Add(d int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n += d
+	if a.n == 0 {
+		for _, w := range a.waiters {
+			close(w)
+		}
+		a.waiters = nil
+	}
+}
+
+// Done is Add(-1).
+func (a *activity) Done() { a.Add(-1) }
+
+// Wait blocks until the count is zero.
+func (a *activity) Wait() {
+	a.mu.Lock()
+	if a.n == 0 {
+		a.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	a.waiters = append(a.waiters, ch)
+	a.mu.Unlock()
+	<-ch
+}
