@@ -109,10 +109,10 @@ type Node struct {
 
 	// lifecycle
 	stopOnce  sync.Once
-	closed    chan struct{}  // closed on Close/Crash
-	wg        activity // handlers, stream writers, gRPC calls
-	serveDone chan struct{}  // closed when the HTTP Serve returns
-	grpcDone  chan struct{}  // closed when the gRPC Serve returns
+	closed    chan struct{} // closed on Close/Crash
+	wg        activity      // handlers, stream writers, gRPC calls
+	serveDone chan struct{} // closed when the HTTP Serve returns
+	grpcDone  chan struct{} // closed when the gRPC Serve returns
 }
 
 // Start starts a node: it binds the listeners before returning, so
