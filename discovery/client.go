@@ -44,6 +44,14 @@ type ClientConfig struct {
 	// answered for this long. Default PullInterval (any failed request also
 	// marks it stale until the next success).
 	StaleAfter time.Duration
+	// LoadCoalesce holds deltas that only move the load of known nodes for
+	// up to this long and delivers them together, so a large app whose loads
+	// churn does not rebuild the list (and the gateway its table) on every
+	// Resource window. Deltas that add, remove or change the state or
+	// identity of a node are delivered at once, with whatever was held.
+	// Default 1 s (gateways recompute weights every 3 s); negative delivers
+	// every delta at once.
+	LoadCoalesce time.Duration
 	// OnUpdate, when set, receives every new version of an app's list. It
 	// is called from that app's watch goroutine: calls for one app are
 	// serialised, calls for different apps may run concurrently. It must not
@@ -66,6 +74,9 @@ func (c *ClientConfig) applyDefaults() {
 	}
 	if c.StaleAfter == 0 {
 		c.StaleAfter = c.PullInterval
+	}
+	if c.LoadCoalesce == 0 {
+		c.LoadCoalesce = time.Second
 	}
 	if c.Subscriber == "" {
 		h, _ := os.Hostname()
@@ -116,13 +127,17 @@ type view struct {
 	mu      sync.Mutex
 	epoch   uint64
 	version uint64
-	nodes   map[string]Node
+	index   map[string]int // node id → position in list.Nodes
 	list    OnlineList
-	have    bool
-	lastOK  time.Time
-	failing bool
-	server  string
-	started bool
+	// held are load-only upserts acknowledged but not yet in list, since
+	// heldSince (see LoadCoalesce).
+	held      map[string]Node
+	heldSince time.Time
+	have      bool
+	lastOK    time.Time
+	failing   bool
+	server    string
+	started   bool
 }
 
 // ClientStatus is an app's view as the client sees it, for metrics.
@@ -228,7 +243,7 @@ func (c *Client) Status(app string) ClientStatus {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	st.Epoch, st.Version, st.Nodes = v.epoch, v.version, len(v.nodes)
+	st.Epoch, st.Version, st.Nodes = v.epoch, v.version, len(v.list.Nodes)
 	st.LastContact, st.Server = v.lastOK, v.server
 	st.Stale = v.failing || !v.have || time.Since(v.lastOK) > c.cfg.StaleAfter+c.cfg.WatchWait+c.cfg.RequestTimeout
 	return st
@@ -259,6 +274,12 @@ func (c *Client) loop(ctx context.Context, app string, v *view) {
 		if failing || !have || wait < 0 {
 			wait = 0 // a plain pull
 		}
+		v.mu.Lock()
+		if len(v.held) > 0 && wait > 0 {
+			// Come back in time to deliver what is held.
+			wait = max(min(wait, c.cfg.LoadCoalesce-time.Since(v.heldSince)), time.Millisecond)
+		}
+		v.mu.Unlock()
 		server := servers[idx]
 		d, err := c.fetch(ctx, server, app, epoch, since, wait)
 		if err != nil {
@@ -292,34 +313,108 @@ func (c *Client) loop(ctx context.Context, app string, v *view) {
 	}
 }
 
-// apply merges d into v and returns the new list if it changed.
+// apply merges d into v and returns the new list if it changed. The list
+// handed out before is never modified: a delta copies the node slice (one
+// memmove) and patches the copy. Load-only deltas are held (and their
+// version acknowledged) for up to LoadCoalesce.
 func (c *Client) apply(v *view, server string, d *Delta) (OnlineList, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.lastOK, v.failing, v.server = time.Now(), false, server
+	now := time.Now()
+	v.lastOK, v.failing, v.server = now, false, server
+	due := len(v.held) > 0 && now.Sub(v.heldSince) >= c.cfg.LoadCoalesce
+	var nodes []Node
 	switch {
 	case d.Reset:
-		v.nodes = make(map[string]Node, len(d.Upserts))
+		nodes = make([]Node, 0, len(d.Upserts))
+		v.index = make(map[string]int, len(d.Upserts))
+		v.held = nil
 	case d.Epoch != v.epoch || d.From != v.version || d.To < d.From:
 		// Not a delta of our view: force a reset on the next request.
-		v.epoch, v.version = 0, 0
+		v.epoch, v.version, v.held = 0, 0, nil
 		return OnlineList{}, false
-	case d.To == d.From:
+	case d.To == d.From && !due:
 		return OnlineList{}, false
+	default:
+		if !due && c.holdLocked(v, d, now) {
+			v.version = d.To
+			return OnlineList{}, false
+		}
+		nodes = make([]Node, len(v.list.Nodes), len(v.list.Nodes)+len(d.Upserts))
+		copy(nodes, v.list.Nodes)
+		for id, n := range v.held {
+			nodes[v.index[id]] = n
+		}
+		v.held = nil
 	}
 	for i := range d.Upserts {
-		v.nodes[d.Upserts[i].ID] = d.Upserts[i]
+		n := &d.Upserts[i]
+		if j, ok := v.index[n.ID]; ok {
+			nodes[j] = *n
+			continue
+		}
+		v.index[n.ID] = len(nodes)
+		nodes = append(nodes, *n)
 	}
 	for _, id := range d.Removes {
-		delete(v.nodes, id)
+		j, ok := v.index[id]
+		if !ok {
+			continue
+		}
+		last := len(nodes) - 1
+		nodes[j] = nodes[last]
+		v.index[nodes[j].ID] = j
+		nodes[last] = Node{}
+		nodes = nodes[:last]
+		delete(v.index, id)
 	}
 	v.epoch, v.version, v.have = d.Epoch, d.To, true
-	l := OnlineList{App: d.App, Epoch: d.Epoch, Version: d.To, Nodes: make([]Node, 0, len(v.nodes))}
-	for _, n := range v.nodes {
-		l.Nodes = append(l.Nodes, n)
+	v.list = OnlineList{App: d.App, Epoch: d.Epoch, Version: d.To, Nodes: nodes}
+	return v.list, true
+}
+
+// holdLocked holds d if it only moves the load of known nodes, and reports
+// whether it did.
+func (c *Client) holdLocked(v *view, d *Delta, now time.Time) bool {
+	if c.cfg.LoadCoalesce <= 0 || len(d.Removes) > 0 || !v.have {
+		return false
 	}
-	v.list = l
-	return l, true
+	for i := range d.Upserts {
+		n := &d.Upserts[i]
+		cur, ok := v.held[n.ID]
+		if !ok {
+			j, known := v.index[n.ID]
+			if !known {
+				return false
+			}
+			cur = v.list.Nodes[j]
+		}
+		if cur.State != n.State || !sameEndpoint(&cur, n) {
+			return false
+		}
+	}
+	if len(v.held) == 0 {
+		v.held = make(map[string]Node, len(d.Upserts))
+		v.heldSince = now
+	}
+	for i := range d.Upserts {
+		v.held[d.Upserts[i].ID] = d.Upserts[i]
+	}
+	return true
+}
+
+// sameEndpoint reports whether a and b describe the same serving endpoint
+// (everything but state, load and bookkeeping).
+func sameEndpoint(a, b *Node) bool {
+	if a.Engine != b.Engine || a.Accelerator != b.Accelerator || a.Capacity != b.Capacity || len(a.Addresses) != len(b.Addresses) {
+		return false
+	}
+	for k, v := range a.Addresses {
+		if b.Addresses[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Client) newRequest(ctx context.Context, method, server, path string, q url.Values) (*http.Request, error) {

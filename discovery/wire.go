@@ -288,6 +288,9 @@ func (d *decoder) desc(id, app *string, addrs *map[string]string, engine *string
 		m := make(map[string]string, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			k := d.istr("addresses", MaxNameLen)
+			if _, dup := m[k]; dup && d.err == nil {
+				d.fail(ReasonInvalid, "addresses."+k, "duplicate protocol")
+			}
 			m[k] = d.str("addresses."+k, MaxIDLen+6)
 		}
 		*addrs = m

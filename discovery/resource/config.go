@@ -41,7 +41,8 @@ type Config struct {
 	// (absolute) or of concurrency (relative) worth propagating. Default 0.05.
 	LoadEpsilon float64
 	// LoadRefresh propagates a node's load even when it moved less than
-	// LoadEpsilon once the propagated load is this old. Default 10 s.
+	// LoadEpsilon once the propagated load is this old (plus a per-node
+	// spread of up to half of it). Default 10 s.
 	LoadRefresh time.Duration
 
 	// Peers are the other instances' host:port (this instance's own address

@@ -96,18 +96,49 @@ func BenchmarkPropagation100k(b *testing.B) {
 		wg.Go(func() { _ = c.Run(ctx) })
 		return sn
 	}
+	// Steady state: start watching once both instances list every node.
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if a, bb := sA.appFor("bench"), sB.appFor("bench"); liveCount(a) >= nodes && liveCount(bb) >= nodes {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("instances never listed %d nodes (A %d, B %d, A expired %d)", nodes, liveCount(sA.appFor("bench")), liveCount(sB.appFor("bench")), sA.stats.expired.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	clients := []*seen{watch(addrA), watch(lnB.Addr().String())}
+	// The probe node beats every 300 ms like any node, and at once when the
+	// benchmark changes it.
 	probe := dialLoad(b, addrA, "t")
 	defer probe.c.Close()
 	probeAddr := map[string]string{"http": "127.0.0.1:1"}
+	var probeMu sync.Mutex
+	probeState := discovery.StateReady
 	seq := uint64(1)
 	sendProbe := func(st discovery.State) {
-		probe.hb.State = st
+		probeMu.Lock()
+		defer probeMu.Unlock()
+		if st != discovery.StateUnknown {
+			probeState = st
+		}
+		probe.hb.State = probeState
 		probe.send("probe", probeAddr, seq, 0.5)
 		seq++
 		_ = probe.bw.Flush()
 	}
 	sendProbe(discovery.StateReady)
+	wg.Go(func() {
+		t := time.NewTicker(300 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sendProbe(discovery.StateUnknown)
+			}
+		}
+	})
 	waitState := func(st discovery.State, minNodes int) bool {
 		deadline := time.NewTimer(60 * time.Second)
 		defer deadline.Stop()
@@ -168,6 +199,12 @@ func BenchmarkPropagation100k(b *testing.B) {
 	b.ReportMetric(float64(pct(drainLat, 0.99).Microseconds())/1000, "drain-p99-ms")
 	b.ReportMetric(float64(pct(readyLat, 0.99).Microseconds())/1000, "window-p99-ms")
 	b.ReportMetric(float64(sA.stats.heartbeats.Load()), "beats")
+}
+
+func liveCount(a *app) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.live
 }
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -287,4 +324,3 @@ func BenchmarkDelta1M(b *testing.B) {
 	full = discovery.AppendDelta(full, &fd)
 	b.ReportMetric(float64(len(full)), "full-list-bin-bytes")
 }
-

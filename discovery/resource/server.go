@@ -337,11 +337,14 @@ func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
 		return true
 	}
 	n := &rec.node
+	if len(rec.addrRaw) == 0 {
+		rec.addrRaw = discovery.AppendAddresses(rec.addrRaw, n.Addresses)
+	}
 	if v.State != n.State || v.Count != n.Accelerator.Count || v.Capacity != n.Capacity ||
 		string(v.Engine) != n.Engine || string(v.Model) != n.Accelerator.Model || !bytes.Equal(v.Addresses, rec.addrRaw) {
 		return false
 	}
-	if v.Load.Validate() != nil || significant(&n.Load, &v.Load, s.cfg.LoadEpsilon) || now-rec.loadAt >= int64(s.cfg.LoadRefresh) {
+	if v.Load.Validate() != nil || significant(&n.Load, &v.Load, s.cfg.LoadEpsilon) || refreshDue(rec, now, s.cfg.LoadRefresh) {
 		return false
 	}
 	rec.inc, rec.seq, rec.heard = v.Incarnation, v.Seq, now
@@ -359,7 +362,7 @@ func (s *Server) appFor(name string) *app {
 	s.appsMu.Lock()
 	defer s.appsMu.Unlock()
 	if a = s.apps[name]; a == nil {
-		a = newApp(name)
+		a = newApp(name, s.id)
 		s.apps[name] = a
 	}
 	return a
@@ -425,7 +428,7 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) {
 		immediate = true
 	case base.State != hb.State, pend == nil && rec.owner != s.id, !sameIdentity(base, &ch.node),
 		significant(&base.Load, &ch.node.Load, s.cfg.LoadEpsilon),
-		pend == nil && now-rec.loadAt >= int64(s.cfg.LoadRefresh):
+		pend == nil && refreshDue(rec, now, s.cfg.LoadRefresh):
 		// A change worth propagating: next window.
 	default:
 		// Liveness only.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/discovery"
 )
@@ -22,8 +23,13 @@ type record struct {
 	heard int64
 	// loadAt is when node.Load was last propagated, unix nanoseconds.
 	loadAt int64
+	// spread is this node's share (0..1) of the extra half LoadRefresh its
+	// periodic load refresh waits, so nodes created together (after a
+	// restart) do not all refresh in the same window.
+	spread float64
 	// addrRaw is the canonical encoding of node.Addresses, compared with
-	// incoming heartbeats on the fast path.
+	// incoming heartbeats on the fast path; empty until the first fast-path
+	// beat after a change computes it.
 	addrRaw []byte
 	// removed marks a tombstone, kept while the change log refers to it.
 	removed bool
@@ -56,10 +62,13 @@ type subscriber struct {
 // app is one application's online list. All fields are guarded by mu.
 type app struct {
 	name string
+	self uint64 // this instance's id (immutable)
 
 	mu       sync.Mutex
 	nodes    map[string]*record
 	recs     []*record // the same records as nodes, for fast iteration
+	own      []*record // live records this instance owns, rebuilt when ownDirty
+	ownDirty bool
 	live     int
 	version  uint64
 	log      []logEntry
@@ -71,9 +80,10 @@ type app struct {
 	expired  []int64 // when nodes expired by silence, for the guard
 }
 
-func newApp(name string) *app {
+func newApp(name string, self uint64) *app {
 	return &app{
 		name:    name,
+		self:    self,
 		nodes:   make(map[string]*record),
 		notify:  make(chan struct{}),
 		pending: make(map[string]*change),
@@ -92,18 +102,19 @@ func (a *app) commitLocked(chs []change) {
 		ch := &chs[i]
 		rec := a.nodes[ch.node.ID]
 		if rec == nil {
-			rec = &record{removed: true}
+			rec = &record{removed: true, spread: spreadOf(ch.node.ID)}
 			a.nodes[ch.node.ID] = rec
 			a.recs = append(a.recs, rec)
 		}
 		wasLive := !rec.removed
+		wasOwn := wasLive && rec.owner == a.self
 		wasTarget := wasLive && rec.node.State.Target()
 		if ch.node.Load != rec.node.Load || !wasLive {
 			rec.loadAt = ch.heard
 		}
 		rec.node = ch.node
 		rec.node.Version = v
-		rec.addrRaw = discovery.AppendAddresses(rec.addrRaw[:0], ch.node.Addresses)
+		rec.addrRaw = rec.addrRaw[:0] // recomputed by the next fast-path beat
 		rec.owner, rec.inc, rec.seq, rec.heard = ch.owner, ch.inc, ch.seq, ch.heard
 		rec.removed = ch.removed
 		if ch.removed {
@@ -117,6 +128,9 @@ func (a *app) commitLocked(chs []change) {
 			rec.nonTarget = 0
 		case rec.nonTarget == 0:
 			rec.nonTarget = v
+		}
+		if isOwn := !rec.removed && rec.owner == a.self; isOwn != wasOwn {
+			a.ownDirty = true
 		}
 		if wasLive && rec.removed {
 			a.live--
@@ -154,6 +168,22 @@ func (a *app) trimLogLocked() {
 	}
 	clear(a.recs[len(keep):])
 	a.recs = keep
+	a.ownDirty = true
+}
+
+// ownLocked returns the live records this instance owns (for the sweep).
+func (a *app) ownLocked() []*record {
+	if a.ownDirty {
+		a.own = a.own[:0]
+		for _, rec := range a.recs {
+			if !rec.removed && rec.owner == a.self {
+				a.own = append(a.own, rec)
+			}
+		}
+		clear(a.own[len(a.own):cap(a.own)])
+		a.ownDirty = false
+	}
+	return a.own
 }
 
 // snapshotLocked returns the whole list.
@@ -196,6 +226,21 @@ func (a *app) deltaLocked(epoch, clientEpoch, since uint64) discovery.Delta {
 		}
 	}
 	return d
+}
+
+// spreadOf hashes id (FNV-1a) to a fraction in [0, 1).
+func spreadOf(id string) float64 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return float64(h%1024) / 1024
+}
+
+// refreshDue reports whether rec's propagated load is old enough to send
+// again even though it barely moved.
+func refreshDue(rec *record, now int64, refresh time.Duration) bool {
+	return now-rec.loadAt >= int64(float64(refresh)*(1+rec.spread/2))
 }
 
 // significant reports whether a beat's load differs enough from the

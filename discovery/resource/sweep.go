@@ -51,37 +51,43 @@ func (s *Server) sweep(now int64) {
 		cands = cands[:0]
 		var suspects []change
 		a.mu.Lock()
-		for _, rec := range a.recs {
-			if rec.removed {
+		// Own nodes: silence → suspect → offline.
+		for _, rec := range a.ownLocked() {
+			if rec.removed || rec.owner != s.id {
 				continue
 			}
 			silence := now - rec.heard
-			if rec.owner == s.id {
-				if silence <= suspectAfter {
-					continue // the common case: no hashing, no allocation
-				}
-				if _, pending := a.pending[rec.node.ID]; pending {
+			if silence <= suspectAfter {
+				continue // the common case: no hashing, no allocation
+			}
+			if _, pending := a.pending[rec.node.ID]; pending {
+				continue
+			}
+			switch {
+			case silence > offlineAfter:
+				cands = append(cands, expiry{rec, silence, true})
+			case rec.node.State == discovery.StateReady:
+				ch := changeOf(rec)
+				ch.node.State = discovery.StateSuspect
+				suspects = append(suspects, ch)
+			}
+		}
+		// Nodes of lost peers: expire those that did not re-home in time.
+		if len(lost) > 0 {
+			for _, rec := range a.recs {
+				if rec.removed || rec.owner == s.id {
 					continue
 				}
-				switch {
-				case silence > offlineAfter:
-					cands = append(cands, expiry{rec, silence, true})
-				case silence > suspectAfter && rec.node.State == discovery.StateReady:
-					ch := changeOf(rec)
-					ch.node.State = discovery.StateSuspect
-					suspects = append(suspects, ch)
+				since, isLost := lost[rec.owner]
+				if !isLost {
+					continue
 				}
-				continue
-			}
-			since, isLost := lost[rec.owner]
-			if !isLost {
-				continue
-			}
-			if since < rec.heard {
-				since = rec.heard
-			}
-			if now-since > grace {
-				cands = append(cands, expiry{rec, now - since, false})
+				if since < rec.heard {
+					since = rec.heard
+				}
+				if now-since > grace {
+					cands = append(cands, expiry{rec, now - since, false})
+				}
 			}
 		}
 		a.commitLocked(suspects)
