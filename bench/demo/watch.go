@@ -131,10 +131,9 @@ type utilSampler struct {
 	nodes []*node
 	start time.Time
 
-	mu    sync.Mutex
-	at    []float64   // seconds since start
-	util  [][]float64 // util[node][sample]
-	alive []bool
+	mu   sync.Mutex
+	at   []float64   // seconds since start
+	util [][]float64 // util[node][sample]
 }
 
 func newUtilSampler(nodes []*node, start time.Time) *utilSampler {

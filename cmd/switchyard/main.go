@@ -42,9 +42,6 @@ func commands() []command {
 // errUsage marks an error already explained by a usage message.
 var errUsage = errors.New("usage")
 
-// errNotBuilt is returned by subcommands that do not exist yet.
-var errNotBuilt = errors.New("not built yet")
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
