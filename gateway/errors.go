@@ -123,6 +123,8 @@ func classify(err error) errorClass {
 		return errorClass{503, "server_error", "shutting_down", grpcUnavailable, true}
 	case errors.Is(err, balancer.ErrNoEndpoint):
 		return errorClass{503, "server_error", "no_healthy_node", grpcUnavailable, true}
+	case errors.Is(err, ErrTimeout):
+		return errorClass{504, "server_error", "upstream_timeout", grpcDeadlineExceeded, false}
 	case errors.Is(err, ErrClientCancelled), errors.Is(err, context.Canceled):
 		return errorClass{statusClientClosedConn, "client_error", "client_cancelled", grpcCancelled, false}
 	case isTimeout(err):

@@ -173,7 +173,7 @@ func (g *Gateway) newState(cfg *Config) (*state, error) {
 			}
 			src = disc
 		}
-		r, err := newRoute(rc, &st.cfg.Limits, src, g.tel.routeStats(rc.Name))
+		r, err := newRoute(rc, &st.cfg.Limits, src, g.tel.routeStats(rc.Name), g.log)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: route %q: %w", rc.Name, err)
 		}
@@ -311,6 +311,9 @@ func (g *Gateway) Reload(cfg *Config) error {
 	}
 	if old != nil {
 		old.closeExtras()
+		for _, r := range old.routes {
+			r.closeIdle()
+		}
 	}
 	g.log.Info("gateway: config reloaded", "routes", len(cfg.Routes))
 	return nil

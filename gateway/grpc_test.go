@@ -23,6 +23,7 @@ const (
 	mInfer       = "/inference.GRPCInferenceService/ModelInfer"
 	mStreamInfer = "/inference.GRPCInferenceService/ModelStreamInfer"
 	mReady       = "/inference.GRPCInferenceService/ModelReady"
+	mHang        = "/inference.GRPCInferenceService/ModelHang"
 )
 
 // grpcBackend is a raw-bytes gRPC server: ModelInfer echoes with a trailer,
@@ -58,6 +59,9 @@ func grpcBackend(t testing.TB, name string) string {
 			return nil
 		case mReady:
 			return status.Error(codes.NotFound, "model not loaded here")
+		case mHang:
+			<-ss.Context().Done()
+			return ss.Context().Err()
 		}
 		return status.Error(codes.Unimplemented, method)
 	}))
@@ -251,4 +255,25 @@ func h2cOnly() *http.Protocols {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	return &p
+}
+
+// TestGRPCFirstByteTimeout: a node that never answers gets
+// DEADLINE_EXCEEDED after the route's first-byte timeout.
+func TestGRPCFirstByteTimeout(t *testing.T) {
+	g := grpcBackend(t, "g")
+	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: g}}})
+	cfg.Routes[0].Timeouts.FirstByte = 200 * time.Millisecond
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	begin := time.Now()
+	var out []byte
+	err := cc.Invoke(ctx, mHang, kserve.InferRequest{ModelName: "m"}.Marshal(), &out)
+	if s, _ := status.FromError(err); s.Code() != codes.DeadlineExceeded {
+		t.Fatalf("hang: %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
 }

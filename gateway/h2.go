@@ -117,16 +117,28 @@ func (g *Gateway) serveGRPC(w http.ResponseWriter, req *http.Request, st *state,
 		g.failH2(w, req, st, nil, err, true, start)
 		return
 	}
-	ctx := req.Context()
+	ctx, cancel := context.WithCancelCause(req.Context())
+	defer cancel(nil)
 	if r.cfg.Timeouts.Total > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.cfg.Timeouts.Total)
-		defer cancel()
+		var tcancel context.CancelFunc
+		ctx, tcancel = context.WithTimeoutCause(ctx, r.cfg.Timeouts.Total, ErrTimeout)
+		defer tcancel()
+	}
+	// First byte: the node's response headers must come within FirstByte.
+	var ttfb *time.Timer
+	if d := r.cfg.Timeouts.FirstByte; d > 0 {
+		ttfb = time.AfterFunc(d, func() { cancel(ErrTimeout) })
 	}
 	shared := &replayState{rest: req.Body}
 	resp, ep, err := g.exchangeH2(ctx, r, req, prefix, shared)
+	if ttfb != nil {
+		ttfb.Stop()
+	}
 	if err != nil {
-		if req.Context().Err() != nil {
+		switch {
+		case errors.Is(context.Cause(ctx), ErrTimeout):
+			err = errors.Join(ErrTimeout, err)
+		case req.Context().Err() != nil:
 			err = errors.Join(ErrClientCancelled, err)
 		}
 		g.failH2(w, req, st, r, err, true, start)
@@ -141,7 +153,15 @@ func (g *Gateway) serveGRPC(w http.ResponseWriter, req *http.Request, st *state,
 	h.Set(hdrRequestID, req.Header.Get(hdrRequestID))
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	if err := copyFlush(w, rc, resp.Body); err != nil {
+	body := io.Reader(resp.Body)
+	if d := r.cfg.Timeouts.Idle; d > 0 {
+		// Idle: a gap longer than Idle between two pieces of the body
+		// cancels the call.
+		idle := time.AfterFunc(d, func() { cancel(ErrTimeout) })
+		defer idle.Stop()
+		body = &idleReader{r: resp.Body, t: idle, d: d}
+	}
+	if err := copyFlush(w, rc, body); err != nil {
 		ep.Value().(*upstream).report(false)
 		r.stats.observe(http.StatusBadGateway, time.Since(start))
 		// Reset the stream so the client sees the failure.
@@ -217,6 +237,19 @@ func (g *Gateway) exchangeH2(ctx context.Context, r *route, req *http.Request, p
 		r.stats.retries.Add(1)
 		avoid = append(avoid, ep)
 	}
+}
+
+// idleReader re-arms an idle timer after every read.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	ir.t.Reset(ir.d)
+	return n, err
 }
 
 // readFirstGRPCMessage reads the first length-prefixed message of a gRPC

@@ -85,7 +85,7 @@ type route struct {
 	trigger chan struct{}
 }
 
-func newRoute(rc RouteConfig, lim *Limits, src Lister, stats *routeStats) (*route, error) {
+func newRoute(rc RouteConfig, lim *Limits, src Lister, stats *routeStats, log *slog.Logger) (*route, error) {
 	bc, err := balancer.NamedConfig(rc.Policy)
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func newRoute(rc RouteConfig, lim *Limits, src Lister, stats *routeStats) (*rout
 	r := &route{cfg: rc, lim: lim, src: src, stats: stats, trigger: make(chan struct{}, 1)}
 	r.hashed = bc.Policy == balancer.ConsistentHash
 	reg := balancer.NewRegistry(func(id, addr string) any {
-		return newUpstream(id, addr, &r.cfg, r.lim, r.stats)
+		return newUpstream(id, addr, &r.cfg, r.lim, r.stats, log)
 	}, func(e *balancer.Endpoint) {
 		e.Value().(*upstream).close()
 	})
@@ -209,6 +209,16 @@ func (r *route) rebuild(now time.Time) {
 type nodeMeta struct {
 	lastHeard time.Time
 	attrs     metric.MeasurementOption
+}
+
+// closeIdle drops the idle pooled connections of every node of a retired
+// route; requests still running on them finish first.
+func (r *route) closeIdle() {
+	if t := r.table.Load(); t != nil {
+		for i := 0; i < t.Len(); i++ {
+			t.Endpoint(i).Value().(*upstream).close()
+		}
+	}
 }
 
 // poke asks the owner for a rebuild; it never blocks.

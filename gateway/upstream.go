@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -30,9 +31,11 @@ type upstream struct {
 	hc       *fasthttp.HostClient
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	stats    *routeStats
+	log      *slog.Logger
+	route    string
 
 	h2once sync.Once
-	h2     *http2.Transport
+	h2     atomic.Pointer[http2.Transport]
 
 	// Atomic.
 	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
@@ -57,8 +60,8 @@ func splitNodeAddr(addr string) (httpAddr, grpcAddr string) {
 	return h, g
 }
 
-func newUpstream(id, addr string, rc *RouteConfig, lim *Limits, stats *routeStats) *upstream {
-	u := &upstream{id: id, timeouts: rc.Timeouts, stats: stats}
+func newUpstream(id, addr string, rc *RouteConfig, lim *Limits, stats *routeStats, log *slog.Logger) *upstream {
+	u := &upstream{id: id, timeouts: rc.Timeouts, stats: stats, log: log, route: rc.Name}
 	u.httpAddr, u.grpcAddr = splitNodeAddr(addr)
 	u.hc = &fasthttp.HostClient{
 		Addr:                          u.httpAddr,
@@ -93,7 +96,8 @@ func (u *upstream) bind(e *balancer.Endpoint) {
 	}
 }
 
-func (u *upstream) onBreakerChange(_ string, _, to gobreaker.State) {
+func (u *upstream) onBreakerChange(_ string, from, to gobreaker.State) {
+	u.log.Warn("gateway: circuit breaker", "route", u.route, "node", u.id, "from", from.String(), "to", to.String())
 	e := u.ep.Load()
 	switch to {
 	case gobreaker.StateClosed:
@@ -204,7 +208,7 @@ func (u *upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
 func (u *upstream) h2t() *http2.Transport {
 	u.h2once.Do(func() {
 		connect := u.timeouts.Connect
-		u.h2 = &http2.Transport{
+		u.h2.Store(&http2.Transport{
 			AllowHTTP: true,
 			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 				d := net.Dialer{Timeout: connect}
@@ -213,16 +217,16 @@ func (u *upstream) h2t() *http2.Transport {
 			ReadIdleTimeout:  30 * time.Second,
 			PingTimeout:      10 * time.Second,
 			WriteByteTimeout: 30 * time.Second,
-		}
+		})
 	})
-	return u.h2
+	return u.h2.Load()
 }
 
 // close drops the node's idle connections once it left the route.
 func (u *upstream) close() {
 	u.hc.CloseIdleConnections()
-	if u.h2 != nil {
-		u.h2.CloseIdleConnections()
+	if t := u.h2.Load(); t != nil {
+		t.CloseIdleConnections()
 	}
 }
 
