@@ -192,13 +192,26 @@ func TestReload(t *testing.T) {
 	if err := gw.g.Reload(bad); err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	// Accepted: route b added, a kept.
+	// Accepted: route b added, a kept (same route object: its table,
+	// breakers, pools and owner carry over).
+	before := gw.g.state.Load().byModel["a"]
 	if err := gw.g.Reload(testConfig(staticRoute("a", slow.URL), staticRoute("b", other.URL))); err != nil {
 		t.Fatal(err)
+	}
+	if gw.g.state.Load().byModel["a"] != before {
+		t.Errorf("unchanged route a was rebuilt by the reload")
 	}
 	resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"b"}`)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Node") != "other" {
 		t.Fatalf("new route: %d %s", resp.StatusCode, body)
+	}
+	changed := testConfig(staticRoute("a", slow.URL), staticRoute("b", other.URL))
+	changed.Routes[0].Timeouts.Idle = 42 * time.Second
+	if err := gw.g.Reload(changed); err != nil {
+		t.Fatal(err)
+	}
+	if gw.g.state.Load().byModel["a"] == before {
+		t.Errorf("changed route a was not rebuilt")
 	}
 	close(release)
 	timer := time.NewTimer(10 * time.Second)

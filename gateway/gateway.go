@@ -70,8 +70,6 @@ type state struct {
 	needBody   bool     // some route matches on the model or streams on "stream"
 	modelsJSON []byte   // GET /v1/models
 	retryAfter []byte
-
-	cancel context.CancelFunc // stops the route owners
 }
 
 // Option is a rare knob of New.
@@ -144,7 +142,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if err := http2.ConfigureServer(g.h2base, g.h2); err != nil {
 		return nil, fmt.Errorf("gateway: http2: %w", err)
 	}
-	st, err := g.newState(cfg)
+	st, err := g.newState(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +154,12 @@ type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
 
-// newState builds the routing state of cfg. Route owners start in
-// startState.
-func (g *Gateway) newState(cfg *Config) (*state, error) {
+// newState builds the routing state of cfg. A route of old whose config,
+// limits, weight period and node source did not change is carried over
+// whole (table, endpoints, breakers, pools, owner goroutine); routes with a
+// split or shadow are always rebuilt. Route owners start in
+// startStateLocked.
+func (g *Gateway) newState(cfg *Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, byModel: map[string]*route{}, byApp: map[string][]*route{}}
 	st.retryAfter = fmt.Appendf(nil, "%d", max(int(cfg.Limits.RetryAfter.Seconds()+0.5), 1))
 	var disc Lister
@@ -173,9 +174,12 @@ func (g *Gateway) newState(cfg *Config) (*state, error) {
 			}
 			src = disc
 		}
-		r, err := newRoute(rc, &st.cfg.Limits, src, g.tel.routeStats(rc.Name), g.log)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: route %q: %w", rc.Name, err)
+		r := old.reusable(cfg, &rc, src)
+		if r == nil {
+			var err error
+			if r, err = newRoute(rc, &st.cfg.Limits, src, g.tel.routeStats(rc.Name), g.log); err != nil {
+				return nil, fmt.Errorf("gateway: route %q: %w", rc.Name, err)
+			}
 		}
 		st.routes = append(st.routes, r)
 		st.byApp[rc.App] = append(st.byApp[rc.App], r)
@@ -224,6 +228,26 @@ func (g *Gateway) newState(cfg *Config) (*state, error) {
 	return st, nil
 }
 
+// reusable returns the route of st that can serve rc unchanged, or nil.
+func (st *state) reusable(cfg *Config, rc *RouteConfig, src Lister) *route {
+	if st == nil || rc.Split != nil || rc.Shadow != nil || st.cfg.WeightPeriod != cfg.WeightPeriod {
+		return nil
+	}
+	for _, r := range st.routes {
+		if r.cfg.Name != rc.Name {
+			continue
+		}
+		if *r.lim != cfg.Limits || !reflect.DeepEqual(r.cfg, *rc) {
+			return nil
+		}
+		if _, static := r.src.(staticLister); !static && r.src != src {
+			return nil
+		}
+		return r
+	}
+	return nil
+}
+
 // discoveryFor returns the discovery client for dc, reusing the running one
 // when dc did not change. Called with newState, under g.mu or before Serve.
 func (g *Gateway) discoveryFor(dc *DiscoveryConfig) Lister {
@@ -263,10 +287,12 @@ func (g *Gateway) onDiscovery(app string, _ discovery.OnlineList) {
 // startState starts the route owners of st and the discovery client.
 // Called with g.mu held.
 func (g *Gateway) startStateLocked(st *state) {
-	ctx, cancel := context.WithCancel(g.runCtx)
-	st.cancel = cancel
 	for _, r := range st.routes {
-		go r.run(ctx, st.cfg.WeightPeriod, g.log)
+		if r.stop == nil {
+			ctx, cancel := context.WithCancel(g.runCtx)
+			r.stop = cancel
+			go r.run(ctx, st.cfg.WeightPeriod, g.log)
+		}
 	}
 	if g.disc != nil {
 		for app, rs := range st.byApp {
@@ -298,22 +324,30 @@ func (g *Gateway) Reload(cfg *Config) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st, err := g.newState(cfg)
+	old := g.state.Load()
+	st, err := g.newState(cfg, old)
 	if err != nil {
 		return err
 	}
-	old := g.state.Swap(st)
+	g.state.Store(st)
 	if g.runCtx != nil {
 		g.startStateLocked(st)
 	}
-	if old != nil && old.cancel != nil {
-		old.cancel()
+	kept := make(map[*route]bool, len(st.routes))
+	for _, r := range st.routes {
+		kept[r] = true
 	}
-	if old != nil {
-		old.closeExtras()
-		for _, r := range old.routes {
-			r.closeIdle()
+	for _, r := range old.routes {
+		if kept[r] {
+			continue
 		}
+		if r.stop != nil {
+			r.stop()
+		}
+		if r.mirror != nil {
+			go func() { _ = r.mirror.Close() }()
+		}
+		r.closeIdle()
 	}
 	g.log.Info("gateway: config reloaded", "routes", len(cfg.Routes))
 	return nil
@@ -407,10 +441,13 @@ out:
 		acancel()
 	}
 	g.mu.Lock()
-	if st := g.state.Load(); st.cancel != nil {
-		st.cancel()
-		st.closeExtras()
+	st := g.state.Load()
+	for _, r := range st.routes {
+		if r.stop != nil {
+			r.stop()
+		}
 	}
+	st.closeExtras()
 	if g.discStop != nil {
 		g.discStop()
 	}

@@ -78,6 +78,9 @@ type route struct {
 	meta      atomic.Pointer[map[string]nodeMeta] // by node id, for /admin/nodes and metrics
 	retryBank atomic.Int64
 
+	// Guarded by Gateway.mu.
+	stop context.CancelFunc // stops the owner goroutine; nil until started
+
 	// Owner only.
 	reg     *balancer.Registry // owner only, except InFlight
 	builder *balancer.Builder
