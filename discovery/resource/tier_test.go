@@ -2,8 +2,10 @@ package resource_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -178,6 +180,35 @@ func TestTierKillInstance(t *testing.T) {
 			t.Fatalf("watcher %d stale after failover", i)
 		}
 	}
+	// Soft state: the restarted instance (new epoch, empty) serves the whole
+	// list within 2 heartbeat periods (peers dump their nodes on connect).
+	restarted := time.Now()
+	c.inst[victim] = c.inst[victim].restart(c.cfgs[victim])
+	for {
+		l := fetchList(t, ctx, c.servers[victim])
+		if countEligible(&l) == len(c.agents) && l.Epoch == c.inst[victim].srv.ID() {
+			break
+		}
+		if time.Since(restarted) > 2*time.Second {
+			t.Fatalf("restarted instance lists %d of %d nodes after 2 periods", countEligible(&l), len(c.agents))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("restarted instance fully populated after %v", time.Since(restarted))
+}
+
+func fetchList(t *testing.T, ctx context.Context, server string) discovery.OnlineList {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+server+"/v1/apps/llama/list", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return discovery.OnlineList{}
+	}
+	defer resp.Body.Close()
+	var l discovery.OnlineList
+	_ = json.NewDecoder(resp.Body).Decode(&l)
+	return l
 }
 
 // TestTierAllDown kills every instance: clients keep their last lists (and
