@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -270,6 +272,7 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 	if ctx.IsTLS() {
 		req.URI().SetScheme("http")
 	}
+	appendForwardedFor(ctx)
 	var deadline time.Time
 	if r.cfg.Timeouts.Total > 0 {
 		deadline = start.Add(r.cfg.Timeouts.Total)
@@ -323,6 +326,34 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 	ctx.Response.SetBodyStream(rl, size)
 	return true
 }
+
+// appendForwardedFor adds the client's address to X-Forwarded-For without
+// allocating (the header is built in a stack buffer unless an incoming
+// list is long).
+func appendForwardedFor(ctx *fasthttp.RequestCtx) {
+	ip := ctx.RemoteIP()
+	if len(ip) == 0 || ip.IsUnspecified() {
+		return
+	}
+	var buf [128]byte
+	b := buf[:0]
+	if prior := ctx.Request.Header.Peek(hdrForwardedFor); len(prior) > 0 {
+		b = append(append(b, prior...), ", "...)
+	}
+	if v4 := ip.To4(); v4 != nil {
+		for i, o := range v4 {
+			if i > 0 {
+				b = append(b, '.')
+			}
+			b = strconv.AppendUint(b, uint64(o), 10)
+		}
+	} else if a, ok := netip.AddrFromSlice(ip); ok {
+		b = a.AppendTo(b)
+	}
+	ctx.Request.Header.SetBytesV(hdrForwardedFor, b)
+}
+
+const hdrForwardedFor = "X-Forwarded-For"
 
 // hopHeaders are hop-by-hop request headers not forwarded (RFC 9110 §7.6.1).
 // Connection and Transfer-Encoding are handled by fasthttp itself.

@@ -99,6 +99,19 @@ func TestRouting(t *testing.T) {
 			}
 		})
 	}
+	t.Run("x-forwarded-for", func(t *testing.T) {
+		seen := make(chan string, 2)
+		xb := backend(t, "x", func(w http.ResponseWriter, r *http.Request) {
+			seen <- r.Header.Get("X-Forwarded-For")
+			_, _ = io.WriteString(w, "{}")
+		})
+		gw2 := startGateway(t, testConfig(staticRoute("x", xb.URL)))
+		post(t, c, gw2.url("/v1/completions"), `{"model":"x"}`)
+		post(t, c, gw2.url("/v1/completions"), `{"model":"x"}`, "X-Forwarded-For", "10.1.2.3")
+		if a, b := <-seen, <-seen; a != "127.0.0.1" || b != "10.1.2.3, 127.0.0.1" {
+			t.Fatalf("X-Forwarded-For %q then %q", a, b)
+		}
+	})
 	t.Run("client request id kept", func(t *testing.T) {
 		resp, body := post(t, c, gw.url("/v1/chat/completions"), `{"model":"llama"}`, "X-Request-Id", "abc-123")
 		if resp.Header.Get("X-Request-Id") != "abc-123" || !strings.Contains(string(body), `"rid":"abc-123"`) {
