@@ -311,3 +311,14 @@ func TestLoadConfigFile(t *testing.T) {
 		t.Fatalf("bad file: %v", err)
 	}
 }
+
+// TestExampleConfig keeps testdata/gateway.example.yaml valid.
+func TestExampleConfig(t *testing.T) {
+	c, err := LoadConfig("testdata/gateway.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 7 || c.Routes[2].Split == nil || c.Routes[2].Shadow == nil {
+		t.Fatalf("%+v", c.Routes)
+	}
+}
