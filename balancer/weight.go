@@ -37,6 +37,24 @@ type WeightConfig struct {
 	// stays within [prev/MaxStep, prev×MaxStep]. Default 2; values below
 	// 1.05 are raised to 1.05.
 	MaxStep float64
+	// Learn is the gain of DynamicWeigher's feedback term: each update
+	// multiplies a node's previous weight by (its headroom / the mean
+	// headroom)^Learn. Default 0.25; negative disables the feedback.
+	// Larger gains amplify the noise of one-second samples in
+	// bench/policysim, and 1 oscillates. Other weighers ignore it.
+	Learn float64
+	// Trust bounds the feedback: the learned weight stays within
+	// [formula/Trust, formula×Trust] of DynamicWeigher's formula. Default
+	// 2 (enough for a node three times slower than it reports, together
+	// with the formula's own headroom term); values below 1 are raised
+	// to 1.
+	Trust float64
+	// AdaptStep widens DynamicWeigher's step cap for a node whose headroom
+	// is far from the fleet's mean h̄: an increase may go up to MaxStep ×
+	// min(h/h̄, AdaptStep), a decrease down to 1/(MaxStep × min(h̄/h,
+	// AdaptStep)). A node as busy as the fleet keeps MaxStep. Default 4;
+	// 1 or less disables it.
+	AdaptStep float64
 }
 
 // withDefaults returns c with defaults applied and unsafe values raised.
@@ -58,6 +76,19 @@ func (c WeightConfig) withDefaults() WeightConfig {
 	}
 	if c.MaxStep < 1.05 {
 		c.MaxStep = 1.05
+	}
+	if c.Learn == 0 {
+		c.Learn = 0.25
+	}
+	if c.AdaptStep == 0 {
+		c.AdaptStep = 4
+	}
+	if c.Trust == 0 {
+		c.Trust = 2
+	}
+
+	if c.Trust < 1 {
+		c.Trust = 1
 	}
 	return c
 }
@@ -105,12 +136,29 @@ func (StaticWeigher) Weigh(_ time.Time, nodes []Node, _, out []float64) {
 //	           which then takes the mean speed of the nodes that are busy
 //	headroom = ln(1 + 100·(1−u)) / ln(101), 1 for an idle node, near 0 for a
 //	           saturated one, concave like the seed's log
-//	weight   = capacity × speed × headroom
+//	formula  = capacity × speed × headroom
 //
-// then the guards of WeightConfig in this order: a stale sample falls back
+// The formula alone is a proportional controller: a node whose requests
+// take three times longer than its datasheet says (a noisy neighbour, a
+// slower card) reports the same slots and only a higher utilisation, and
+// the formula settles where that node stays far busier than the rest
+// (around 99 % when the fleet is at 90 %). So each node past slow start
+// with a fresh sample and a previous weight also learns from that weight
+// (issue 7; the evidence is in bench/results/policies-analysis.md):
+//
+//	learned = prev × (headroom / h̄w)^Learn, h̄w the mean headroom weighted by prev
+//	weight  = learned, held within [formula/Trust, formula×Trust]
+//
+// This is integral feedback: it stops moving only when every node has the
+// same headroom, whatever its true speed; the trust region keeps it
+// anchored to the formula, so a wild previous weight is pulled back.
+//
+// Then the guards of WeightConfig in this order: a stale sample falls back
 // to capacity × mean speed (no headroom term); a new node is scaled by its
 // slow-start ramp; the weight is held to the floor; and it moves at most
-// MaxStep from its previous value.
+// MaxStep from its previous value — widened by AdaptStep for a node much
+// less or much more busy than the fleet, so a node back from a noisy
+// neighbour regains its traffic in a few updates instead of a dozen.
 type DynamicWeigher struct {
 	Config WeightConfig
 }
@@ -127,6 +175,70 @@ func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) 
 	if meanSpeed == 0 {
 		meanSpeed = 1
 	}
+	// Mean headrooms: weighted by previous weight (the traffic each node
+	// was given) over the nodes that learn, for the feedback; weighted by
+	// capacity over every fresh node, for the adaptive step.
+	var hw, ww, hc, cc float64
+	for i := range nodes {
+		n := &nodes[i]
+		u, ok := utilisation(n)
+		if !ok || n.State != Ready || !fresh(n, now, cfg.Expiry) {
+			continue
+		}
+		h := logHeadroom(u)
+		hc += n.capacity() * h
+		cc += n.capacity()
+		if learns(cfg, n, now, prev[i]) {
+			hw += prev[i] * h
+			ww += prev[i]
+		}
+	}
+	var meanW, meanC float64
+	if ww > 0 && !math.IsInf(ww, 0) {
+		meanW = hw / ww
+	}
+	if cc > 0 {
+		meanC = hc / cc
+	}
+	// formula returns node i's formula weight, or ok false when it has no
+	// fresh sample.
+	formula := func(n *Node) (w, h float64, ok bool) {
+		u, ok := utilisation(n)
+		if !ok || !fresh(n, now, cfg.Expiry) {
+			return 0, 0, false
+		}
+		speed := meanSpeed
+		if c := n.Load.Concurrency; u > 0 && c > 0 && !math.IsInf(c, 0) {
+			speed = c / u / n.capacity()
+		}
+		h = logHeadroom(u)
+		return n.capacity() * speed * h, h, true
+	}
+	// Pass 1: the learned weights, and the scale that makes them add up to
+	// the formula's total over the same nodes, so that the feedback only
+	// redistributes traffic and the trust region is relative to shares.
+	learning := cfg.Learn > 0 && meanW > 0
+	var sumF, sumL float64
+	if learning {
+		for i := range nodes {
+			n := &nodes[i]
+			if n.State != Ready || !learns(cfg, n, now, prev[i]) {
+				continue
+			}
+			f, h, _ := formula(n)
+			// The error is clamped to [1/2, 2]: near saturation the log
+			// headroom falls to 0 and would otherwise throw the weight to
+			// the trust bound in one update.
+			l := prev[i] * math.Pow(min(max(h/meanW, 0.5), 2), cfg.Learn)
+			out[i] = l
+			sumF += f
+			sumL += l
+		}
+	}
+	scale := 1.0
+	if sumL > 0 && sumF > 0 && !math.IsInf(sumL, 0) {
+		scale = sumF / sumL
+	}
 	for i := range nodes {
 		n := &nodes[i]
 		if n.State != Ready {
@@ -135,15 +247,32 @@ func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) 
 		}
 		base := n.capacity() * meanSpeed
 		w := base
-		if u, ok := utilisation(n); ok && fresh(n, now, cfg.Expiry) {
-			speed := meanSpeed
-			if c := n.Load.Concurrency; u > 0 && c > 0 && !math.IsInf(c, 0) {
-				speed = c / u / n.capacity()
+		step := cfg.MaxStep
+		if f, h, ok := formula(n); ok {
+			w = f
+			if learns(cfg, n, now, prev[i]) {
+				if learning {
+					w = min(max(out[i]*scale, f/cfg.Trust), f*cfg.Trust)
+				}
+				if cfg.AdaptStep > 1 && meanC > 0 && w > prev[i] {
+					step *= min(max(h/meanC, 1), cfg.AdaptStep)
+				}
 			}
-			w = n.capacity() * speed * logHeadroom(u)
 		}
-		out[i] = guard(cfg, n, now, base, w, prev[i])
+		out[i] = guardStep(cfg, n, now, base, w, prev[i], step)
 	}
+}
+
+// learns reports whether the feedback applies to n: a Ready node with a
+// fresh sample, a previous weight, and past slow start.
+func learns(cfg WeightConfig, n *Node, now time.Time, prev float64) bool {
+	if n.State != Ready || !(prev > 0) || math.IsInf(prev, 0) || !fresh(n, now, cfg.Expiry) {
+		return false
+	}
+	if cfg.SlowStart > 0 && !n.Since.IsZero() && now.Sub(n.Since) < cfg.SlowStart {
+		return false
+	}
+	return true
 }
 
 // logHeadroom maps utilisation 0..1 to a headroom factor 1..0 on a log
@@ -227,6 +356,11 @@ func meanOf(nodes []Node, now time.Time, expiry time.Duration, f func(n *Node, u
 // guard applies slow start, the floor and the step cap to a raw weight w.
 // base is the node's capacity-based weight with no load information.
 func guard(cfg WeightConfig, n *Node, now time.Time, base, w, prev float64) float64 {
+	return guardStep(cfg, n, now, base, w, prev, cfg.MaxStep)
+}
+
+// guardStep is guard with the step cap given.
+func guardStep(cfg WeightConfig, n *Node, now time.Time, base, w, prev, step float64) float64 {
 	if math.IsNaN(w) || w < 0 {
 		w = 0
 	}
@@ -236,8 +370,8 @@ func guard(cfg WeightConfig, n *Node, now time.Time, base, w, prev float64) floa
 			w *= ramp
 		}
 	}
-	if prev > 0 {
-		w = min(max(w, prev/cfg.MaxStep), prev*cfg.MaxStep)
+	if prev > 0 && !math.IsInf(prev, 0) {
+		w = min(max(w, prev/step), prev*step)
 	}
 	floor := base * cfg.Floor
 	if !(w >= floor) {

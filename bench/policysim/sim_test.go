@@ -25,7 +25,7 @@ func TestInvariants(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var arrived int64 = -1
-	for _, p := range Policies() {
+	for _, p := range append(Policies(), Extras()...) {
 		for _, load := range []float64{0.5, 0.95} {
 			t.Run(p, func(t *testing.T) {
 				r, err := Run(ctx, small(p, load))
