@@ -1,39 +1,90 @@
-// Package gateway is Switchyard's data path: the client listener (HTTP/1.1
-// through fasthttp, HTTP/2 and gRPC through golang.org/x/net/http2, on one
-// port), routing a request to a route (host, path prefix, header, the
-// OpenAI "model" field, the KServe v2 model path, the gRPC model_name
-// field, Ray Serve route prefixes), picking a node from the route's
-// balancer.Table, forwarding with per-node connection pools, streaming
-// both ways, retries on a different node, a circuit breaker per node,
-// admission limits, one error-to-status mapping, telemetry, reload and
-// graceful shutdown, plus the admin port.
+// Package gateway is Switchyard's data path (issue 4): what clients touch.
 //
-// The hot path (Gateway.serveHTTP1) loads the current state and the route's
-// table once per request from atomic pointers, takes no lock other
-// requests contend on, and allocates nothing of its own on the buffered
-// path (see alloc_test.go for what fasthttp itself still allocates).
+// # What it owns
 //
-// Tables are built by one owner goroutine per route (route.run), on every
-// discovery update and on a weight ticker; the gateway is the only place
-// that turns a discovery.Node into a balancer.Node.
+//   - One client port (listener.go): each connection is sniffed without
+//     consuming bytes (MSG_PEEK) and goes to fasthttp (HTTP/1.1) or to
+//     golang.org/x/net/http2 (the h2c prior-knowledge preface, or TLS with
+//     ALPN h2), gRPC included. A separate admin port (admin.go) serves
+//     /healthz, /readyz, /metrics, /admin/routes, /admin/nodes and
+//     /debug/pprof.
+//   - Routing (proxy.go, route.go, extract.go): routes match on the OpenAI
+//     "model" field (read by a validating scanner, not a decode), the
+//     KServe v2 /v2/models/{name}/ path, gRPC ModelInferRequest.model_name
+//     (protobuf field 1 read with protowire), host, path prefix, headers
+//     and Ray Serve route prefixes. Model-only routes are found through a
+//     map; the others are tried in config order; a "*" route takes the
+//     rest. GET /v1/models is answered from the gateway's own tables;
+//     anything unmatched gets a 404 naming what was asked and what exists.
+//   - Forwarding: one fasthttp.HostClient (HTTP/1.1) and one h2c
+//     http2.Transport (gRPC) per node of a route, keep-alive pooled.
+//     Responses stream to the client as they arrive when the request asks
+//     for it ("stream": true, Accept: text/event-stream, generate_stream)
+//     or the route says so; otherwise they are buffered (the zero-
+//     allocation path). Request bodies are buffered up to
+//     Limits.MaxBodyBytes, or streamed above Limits.StreamBodyOver.
+//   - Retries on a different node (balancer.Table.PickAvoiding on the one
+//     table snapshot of the request) for failures before any response
+//     byte: refused, reset, closed, GOAWAY, a 503 (the node is then
+//     excluded as draining for the breaker's open period). Never after the
+//     first response byte, never on timeouts; bounded per request and by a
+//     per-route retry budget.
+//   - A circuit breaker per node (sony/gobreaker/v2), fed off the hot path:
+//     a request reports to gobreaker only when it failed (connection error,
+//     timeout, 5xx), or when it succeeded after failures, so the
+//     consecutive-failure count is exact while the common success path is
+//     one atomic load. Open or half-open excludes the node from picks at
+//     once (balancer.ExcludeBreaker). Half-open trials never use client
+//     traffic: the route's owner runs a health probe (GET
+//     RouteConfig.HealthPath, or a TCP connect) through the breaker once
+//     the open period has passed; success closes it.
+//   - Per-route timeouts: connect (dial), first byte and idle between
+//     chunks (enforced per read on the upstream connection, see
+//     deadlineConn; for gRPC with timers on the call's context) and total.
+//   - Admission: Limits.MaxConcurrent per gateway (503 + Retry-After) and
+//     Limits.MaxPerNode per node (a full node is skipped; all full: 429 +
+//     Retry-After). Nothing queues.
+//   - Errors: one mapping, classify in errors.go, to a status and OpenAI's
+//     error shape {"error":{"message","type","code","request_id"}}, or a
+//     gRPC status (Trailers-Only) for gRPC calls. Every response carries
+//     X-Request-Id (the client's, or generated).
+//   - Telemetry (metrics.go, tracing.go): counters and gauges through the
+//     OTel Prometheus exporter, read at scrape time from atomics (requests
+//     by route and class, retries, ejections, in-flight, node weights and
+//     in-flight with attribute sets built when tables are built), latency
+//     histograms from atomic buckets; OTel tracing with parent-based
+//     sampling at Telemetry.TraceRatio, off by default and then a nil
+//     check; traceparent is always forwarded.
+//   - Reload (Gateway.Reload; SIGHUP or a file change in cmd) and graceful
+//     shutdown (Serve returns after in-flight requests finish, bounded by
+//     Limits.ShutdownTimeout). Unchanged routes survive a reload whole.
+//   - Issue 6 hooks (hooks.go): a route's split (gateway/split) picks the
+//     variant whose target route serves the request and names it in the
+//     response; a route's mirror (gateway/shadow) is offered the request
+//     before forwarding and the primary's outcome after it.
 //
-// Circuit breakers (sony/gobreaker/v2) are fed off the hot path: a request
-// reports to its node's breaker only when it failed, or when it succeeded
-// after earlier failures, so the breaker's consecutive-failure count is
-// exact while the common success path takes no lock. When a breaker opens
-// (or goes half-open) the node is excluded from picks at once
-// (balancer.ExcludeBreaker). Half-open trials never use client traffic:
-// the route's prober goroutine runs a health probe (GET Route.HealthPath,
-// or a TCP connect when it is empty) through the breaker once the open
-// timeout has passed; a successful probe closes the breaker and the node
-// takes traffic again.
+// The gateway is the only place that turns a discovery.Node into a
+// balancer.Node (toNode). Route tables are built by one owner goroutine
+// per route, on discovery updates and on the weight ticker.
 //
-// Issue 6 hooks: a route may carry Split and Shadow blocks (see config.go).
-// The request path resolves a route's variant in resolveVariant and offers a
-// finished primary request to the mirror in offerShadow; both are no-ops
-// until gateway/split and gateway/shadow are wired in.
+// # Hot path
+//
+// serveHTTP1 loads the state and the route's table once per request from
+// atomic pointers and uses that snapshot for retries; it takes no lock
+// other requests contend on and allocates nothing on the buffered path
+// (alloc_test.go measures a whole proxied request, client and node
+// included, at 0 allocations). Per-request logging is off unless
+// Telemetry.AccessLog is set.
+//
+// # Limits of this version
+//
+// Split and shadow apply to HTTP/1.1 requests only. HTTP/2 requests that
+// are not gRPC are read whole and forwarded through the HTTP/1.1 pools.
+// Client cancellation is detected (499) for streamed responses and for
+// HTTP/2, not while a buffered HTTP/1.1 request waits for its node.
 //
 // Everything exported is safe for concurrent use unless its doc says
 // otherwise. The package never keeps a fasthttp RequestCtx, Request or
-// Response after a handler returns.
+// Response after a handler returns, except a streamed response's body,
+// which fasthttp closes (relay.CloseWithError) when the response is done.
 package gateway
