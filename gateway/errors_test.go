@@ -39,6 +39,7 @@ func TestClassify(t *testing.T) {
 		{"draining 503", &UpstreamError{Status: 503}, 503, grpcUnavailable, true},
 		{"refused", &UpstreamError{Err: syscall.ECONNREFUSED}, 502, grpcUnavailable, false},
 		{"anything else", errors.New("boom"), 502, grpcUnavailable, false},
+		{"response too large", &UpstreamError{Err: errResponseTooLarge}, 502, grpcUnavailable, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -425,6 +425,11 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 			if !noConn {
 				up.report(false)
 			}
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				// The node's answer is over Limits.MaxResponseBytes: a bad
+				// gateway, not the client's request being too large.
+				err = errResponseTooLarge
+			}
 			ue := &UpstreamError{Node: up.id, Err: err, Retryable: retryable}
 			if !retryable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
 				return nil, ue
@@ -436,6 +441,8 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 		avoid = append(avoid, ep)
 	}
 }
+
+var errResponseTooLarge = fmt.Errorf("%w: response over limits.max_response_bytes", ErrUpstream)
 
 // noConnection reports failures that happen before a connection to the
 // node exists: nothing of the request was sent.

@@ -539,3 +539,20 @@ func TestSplitAndShadow(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "5 shadow copies at b", func() bool { return shadowed.Load() == 5 })
 }
+
+// TestResponseTooLarge: a buffered answer over max_response_bytes is a 502,
+// not the client's fault.
+func TestResponseTooLarge(t *testing.T) {
+	big := backend(t, "big", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		_, _ = w.Write(make([]byte, 64<<10))
+	})
+	cfg := testConfig(staticRoute("m", big.URL))
+	cfg.Limits.MaxResponseBytes = 1 << 10
+	gw := startGateway(t, cfg)
+	resp, body := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`)
+	if resp.StatusCode != 502 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	decodeError(t, body)
+}
