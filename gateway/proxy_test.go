@@ -556,3 +556,57 @@ func TestResponseTooLarge(t *testing.T) {
 	}
 	decodeError(t, body)
 }
+
+// TestStaleKeepAlive: a node that closes keep-alive connections while
+// they sit idle in the gateway's pool (uvicorn does after 5 s) costs the
+// client nothing and its breaker nothing: fasthttp resends once on the
+// same node when a reused connection turns out closed.
+func TestStaleKeepAlive(t *testing.T) {
+	be := closingNode(t)
+	gw := startGateway(t, testConfig(staticRoute("m", "http://"+be)))
+	c := testClient()
+	for i := 0; i < 5; i++ {
+		resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d on a stale pooled connection: %d %s", i, resp.StatusCode, body)
+		}
+		time.Sleep(50 * time.Millisecond) // the node has closed the pooled connection
+	}
+	r := gw.g.state.Load().byModel["m"]
+	u := r.table.Load().Endpoint(0).Value().(*upstream)
+	if f := u.failing.Load(); f != 0 || r.stats.retries.Load() != 0 {
+		t.Errorf("stale keep-alive connections counted %d breaker failures, %d retries", f, r.stats.retries.Load())
+	}
+}
+
+// closingNode answers one request per connection with a keep-alive
+// response, then closes the connection 10 ms later, without warning.
+func closingNode(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+				time.Sleep(10 * time.Millisecond)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,14 +65,20 @@ func newUpstream(id, addr string, rc *RouteConfig, lim *Limits, stats *routeStat
 	u := &upstream{id: id, timeouts: rc.Timeouts, stats: stats, log: log, route: rc.Name}
 	u.httpAddr, u.grpcAddr = splitNodeAddr(addr)
 	u.hc = &fasthttp.HostClient{
-		Addr:                          u.httpAddr,
-		MaxConns:                      lim.MaxPerNode + 16,
-		MaxIdleConnDuration:           90 * time.Second,
-		ReadBufferSize:                16 << 10,
-		WriteBufferSize:               16 << 10,
-		MaxResponseBodySize:           lim.MaxResponseBytes,
-		MaxIdemponentCallAttempts:     1,
-		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		Addr:     u.httpAddr,
+		MaxConns: lim.MaxPerNode + 16,
+		// Below uvicorn's 5 s keep-alive (vLLM, SGLang, Ray Serve), so
+		// the gateway rarely reuses a connection the node just closed.
+		MaxIdleConnDuration: 4 * time.Second,
+		ReadBufferSize:      16 << 10,
+		WriteBufferSize:     16 << 10,
+		MaxResponseBodySize: lim.MaxResponseBytes,
+		// fasthttp retries once, on the same node, only when a reused
+		// keep-alive connection turns out closed before any response byte
+		// (the node timed it out); every other failure is the gateway's to
+		// handle (another node, the breaker).
+		MaxIdemponentCallAttempts:     2,
+		RetryIfErr:                    staleConnRetry,
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
@@ -87,6 +94,16 @@ func newUpstream(id, addr string, rc *RouteConfig, lim *Limits, stats *routeStat
 		OnStateChange: u.onBreakerChange,
 	})
 	return u
+}
+
+// staleConnRetry lets fasthttp resend a request once when the connection
+// it reused from the pool was closed by the node before answering. A
+// streamed request body cannot be resent.
+func staleConnRetry(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts > 1 || req.IsBodyStream() {
+		return false, false
+	}
+	return false, errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF)
 }
 
 // bind attaches the endpoint once the balancer created it.
