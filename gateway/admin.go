@@ -22,6 +22,7 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", g.tel.handler())
 	mux.HandleFunc("GET /admin/routes", g.adminRoutes)
 	mux.HandleFunc("GET /admin/nodes", g.adminNodes)
+	mux.HandleFunc("POST /admin/nodes/{route}/{node}/{action}", g.adminNodeAction)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -159,4 +160,37 @@ func (g *Gateway) adminNodes(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+}
+
+// adminNodeAction takes a node out of a route's picks (action "exclude")
+// or puts it back ("include") at once, without a rebuild
+// (balancer.ExcludeAdmin). The exclusion lives on the node's endpoint and
+// is lost if the node leaves the route or the route is rebuilt.
+func (g *Gateway) adminNodeAction(w http.ResponseWriter, req *http.Request) {
+	route, node, action := req.PathValue("route"), req.PathValue("node"), req.PathValue("action")
+	if action != "exclude" && action != "include" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "action must be exclude or include"})
+		return
+	}
+	for _, r := range g.state.Load().routes {
+		if r.cfg.Name != route {
+			continue
+		}
+		t := r.table.Load()
+		for i := 0; t != nil && i < t.Len(); i++ {
+			e := t.Endpoint(i)
+			if e.ID() != node {
+				continue
+			}
+			if action == "exclude" {
+				e.Exclude(balancer.ExcludeAdmin)
+			} else {
+				e.Include(balancer.ExcludeAdmin)
+			}
+			g.log.Info("gateway: admin "+action, "route", route, "node", node)
+			writeJSON(w, http.StatusOK, map[string]any{"route": route, "node": node, "excluded": e.Exclusions()&balancer.ExcludeAdmin != 0})
+			return
+		}
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such route or node"})
 }

@@ -293,6 +293,41 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 }
 
+// TestAdminExclude: an operator takes a node out and puts it back.
+func TestAdminExclude(t *testing.T) {
+	a := backend(t, "a", nil)
+	b := backend(t, "b", nil)
+	cfg := testConfig(staticRoute("m", a.URL, b.URL))
+	gw := startGateway(t, cfg)
+	c := testClient()
+	resp, err := c.Post("http://"+gw.admin+"/admin/nodes/m/"+hostOf(a)+"/exclude", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("exclude: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	for i := 0; i < 10; i++ {
+		r, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if r.Header.Get("X-Node") != "b" {
+			t.Fatalf("excluded node a served request %d", i)
+		}
+	}
+	resp, _ = c.Post("http://"+gw.admin+"/admin/nodes/m/"+hostOf(a)+"/include", "", nil)
+	resp.Body.Close()
+	seen := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		r, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		seen[r.Header.Get("X-Node")] = true
+	}
+	if !seen["a"] {
+		t.Fatalf("node a not back after include: %v", seen)
+	}
+	resp, _ = c.Post("http://"+gw.admin+"/admin/nodes/m/nope/exclude", "", nil)
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown node: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+}
+
 // TestLoadConfigFile covers the file path used by --config and reload.
 func TestLoadConfigFile(t *testing.T) {
 	dir := t.TempDir()

@@ -6,8 +6,8 @@
 //     consuming bytes (MSG_PEEK) and goes to fasthttp (HTTP/1.1) or to
 //     golang.org/x/net/http2 (the h2c prior-knowledge preface, or TLS with
 //     ALPN h2), gRPC included. A separate admin port (admin.go) serves
-//     /healthz, /readyz, /metrics, /admin/routes, /admin/nodes and
-//     /debug/pprof.
+//     /healthz, /readyz, /metrics, /admin/routes, /admin/nodes,
+//     POST /admin/nodes/{route}/{node}/exclude|include and /debug/pprof.
 //   - Routing (proxy.go, route.go, extract.go): routes match on the OpenAI
 //     "model" field (read by a validating scanner, not a decode), the
 //     KServe v2 /v2/models/{name}/ path, gRPC ModelInferRequest.model_name

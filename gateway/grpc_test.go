@@ -277,3 +277,43 @@ func TestGRPCFirstByteTimeout(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// TestGRPCGracefulShutdown: a streaming call in flight when the gateway
+// is told to stop runs to completion.
+func TestGRPCGracefulShutdown(t *testing.T) {
+	g := grpcBackend(t, "g")
+	gw := startGateway(t, testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: g}}}))
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, mStreamInfer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SendMsg(kserve.InferRequest{ModelName: "m"}.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.CloseSend()
+	var first []byte
+	if err := st.RecvMsg(&first); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { gw.stop(); close(stopped) }()
+	got := []string{string(first)}
+	for {
+		var m []byte
+		err := st.RecvMsg(&m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream cut by shutdown after %v: %v", got, err)
+		}
+		got = append(got, string(m))
+	}
+	if strings.Join(got, ",") != "0,1,2" {
+		t.Fatalf("got %v", got)
+	}
+	<-stopped
+}
