@@ -69,14 +69,14 @@ type Limits struct {
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxBodyBytes bounds a request body; past it 413. Default 32 MiB.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
-	// StreamBodyOver, when positive, streams request bodies with a known
-	// Content-Length above this many bytes to the node as they arrive
-	// instead of buffering them (up to MaxBodyBytes). Such requests are
-	// routed without reading their body (path, host, header, KServe
-	// model path; JSON bodies that routing must read are still buffered),
-	// and are retried only when the connection to the node could not be
-	// opened. Chunked bodies are always buffered. Default 0: every body is
-	// buffered, up to MaxBodyBytes.
+	// StreamBodyOver: request bodies with a known Content-Length above
+	// this many bytes stream to the node as they arrive instead of being
+	// buffered (still bounded by MaxBodyBytes). Such requests are routed
+	// without reading their body (path, host, header, KServe model path;
+	// JSON bodies that routing must read are still buffered) and are
+	// retried only when the connection to the node could not be opened.
+	// Chunked bodies are always buffered. Default 1 MiB (at most half of
+	// MaxBodyBytes); -1 buffers every body.
 	StreamBodyOver int `yaml:"stream_body_over"`
 	// MaxResponseBytes bounds a buffered (non-streamed) upstream response.
 	// Default 64 MiB.
@@ -371,6 +371,12 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxHeaderBytes, 16<<10)
 	setInt(&l.MaxBodyBytes, 32<<20)
 	setInt(&l.MaxResponseBytes, 64<<20)
+	if l.StreamBodyOver == 0 {
+		l.StreamBodyOver = -1
+		if l.MaxBodyBytes >= 2 {
+			l.StreamBodyOver = min(1<<20, l.MaxBodyBytes/2)
+		}
+	}
 	setInt(&l.MaxH2Streams, 250)
 	setDur(&l.ReadTimeout, 30*time.Second)
 	setDur(&l.IdleTimeout, 120*time.Second)
@@ -469,8 +475,8 @@ func (c *Config) Validate() error {
 		return cfgErr("limits.max_header_bytes %d: must be 4096..1048576", l.MaxHeaderBytes)
 	case l.MaxBodyBytes < 1:
 		return cfgErr("limits.max_body_bytes %d: must be positive", l.MaxBodyBytes)
-	case l.StreamBodyOver < 0 || (l.StreamBodyOver > 0 && l.StreamBodyOver >= l.MaxBodyBytes):
-		return cfgErr("limits.stream_body_over %d: must be 0 (off) or below limits.max_body_bytes", l.StreamBodyOver)
+	case l.StreamBodyOver < -1 || l.StreamBodyOver == 0 || l.StreamBodyOver >= l.MaxBodyBytes:
+		return cfgErr("limits.stream_body_over %d: must be -1 (off) or 1..limits.max_body_bytes-1", l.StreamBodyOver)
 	case l.MaxResponseBytes < 1:
 		return cfgErr("limits.max_response_bytes %d: must be positive", l.MaxResponseBytes)
 	case l.ReadTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:

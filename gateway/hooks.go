@@ -79,7 +79,9 @@ func (st *state) closeExtras() {
 // returns the route that serves the request.
 func (g *Gateway) resolveVariant(r *route, ctx *fasthttp.RequestCtx) (*route, extras) {
 	var x extras
-	if r.mirror != nil {
+	if r.mirror != nil && !ctx.Request.IsBodyStream() {
+		// A streamed body cannot be copied without consuming it: such
+		// requests are not mirrored.
 		x.shadow = r.mirror.Offer(ctx, ctx.Request.Header.Peek(hdrRequestID))
 	}
 	if r.splitter == nil {
