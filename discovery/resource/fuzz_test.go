@@ -1,0 +1,42 @@
+package resource
+
+import (
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+)
+
+func FuzzDecodeBatch(f *testing.F) {
+	pc := peerChange{app: "a", change: change{
+		node:  discovery.Node{ID: "n", App: "a", Addresses: map[string]string{"http": "h:1"}, State: discovery.StateReady},
+		owner: 3, inc: 1, seq: 2,
+	}}
+	for _, fr := range encodeBatch(batchChanges, []peerChange{pc, pc}, false) {
+		f.Add(fr[5:])
+	}
+	for _, fr := range encodeBatch(batchDumpPart, []peerChange{pc}, true) {
+		f.Add(fr[5:])
+	}
+	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		var in discovery.Interner
+		kind, out, err := decodeBatch(b, &in)
+		if err != nil {
+			if _, ok := err.(*discovery.InputError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if kind > batchDumpEnd {
+			t.Fatalf("kind %d accepted", kind)
+		}
+		for _, pc := range out {
+			if pc.app == "" || pc.change.node.ID == "" || pc.change.node.App != pc.app {
+				t.Fatalf("accepted %+v", pc)
+			}
+		}
+	})
+}
