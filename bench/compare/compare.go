@@ -27,12 +27,12 @@ type Config struct {
 	Self string
 	// Only limits the run to these contenders (default: all).
 	Only []string
-	// Duration is each measured run. Default 10 s.
+	// Duration is each measured run. Default 6 s.
 	Duration time.Duration
 	// Warmup precedes each measured run. Default 2 s.
 	Warmup time.Duration
 	// Rounds is how many times each contender is measured, interleaved.
-	// Default 3.
+	// Default 5.
 	Rounds int
 	// Concurrency is the closed-loop connection count. Default 64.
 	Concurrency int
@@ -48,13 +48,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Duration == 0 {
-		c.Duration = 10 * time.Second
+		c.Duration = 6 * time.Second
 	}
 	if c.Warmup == 0 {
 		c.Warmup = 2 * time.Second
 	}
 	if c.Rounds == 0 {
-		c.Rounds = 3
+		c.Rounds = 5
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 64
@@ -101,12 +101,45 @@ type Row struct {
 	Skipped string
 	// RPS per round.
 	RPS []float64
+	// P50 and P99 per round, in nanoseconds.
+	P50, P99 []int64
 	// Latency merged over the rounds, in nanoseconds.
 	Latency hist.Histogram
 	Errors  int64
 	// ErrorKinds merged over the rounds.
 	ErrorKinds map[string]int64
 	Version    string
+}
+
+// MedianRPS returns the median over rounds: the figure the report uses,
+// since a shared machine can spoil a single round.
+func (r *Row) MedianRPS() float64 { return median(r.RPS) }
+
+// MedianP50 and MedianP99 return the median over rounds of each round's
+// quantile, in milliseconds.
+func (r *Row) MedianP50() float64 { return median(ms(r.P50)) }
+
+// MedianP99 is MedianP50 for p99.
+func (r *Row) MedianP99() float64 { return median(ms(r.P99)) }
+
+func ms(v []int64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x) / 1e6
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // MeanRPS returns the mean over rounds.
@@ -268,6 +301,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("compare: %s: %w", r.c.name, err)
 			}
 			r.row.RPS = append(r.row.RPS, res.RPS())
+			r.row.P50 = append(r.row.P50, res.Latency.Quantile(0.5))
+			r.row.P99 = append(r.row.P99, res.Latency.Quantile(0.99))
 			r.row.Latency.Merge(&res.Latency)
 			r.row.Errors += res.ErrorCount()
 			for k, v := range res.Errors {

@@ -10,30 +10,30 @@ import (
 	"github.com/switchyard-dev/switchyard/bench/plot"
 )
 
-// Table returns the Markdown results table.
+// Table returns the Markdown results table. Figures are medians over
+// the rounds; ratios are of median req/s.
 func (r *Report) Table() string {
 	var b strings.Builder
 	nginx, direct := r.Row("nginx"), r.Row("direct")
 	ratio := func(row, ref *Row) string {
-		if ref == nil || ref.Skipped != "" || ref.MeanRPS() == 0 || row.Skipped != "" {
+		if ref == nil || ref.Skipped != "" || ref.MedianRPS() == 0 || row.Skipped != "" {
 			return "–"
 		}
-		return fmt.Sprintf("%.2f×", row.MeanRPS()/ref.MeanRPS())
+		return fmt.Sprintf("%.2f×", row.MedianRPS()/ref.MedianRPS())
 	}
-	b.WriteString("| contender | req/s (mean of rounds) | req/s per round | p50 ms | p99 ms | p99.9 ms | errors | vs nginx | vs direct |\n")
+	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | req/s vs nginx | req/s vs direct |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | |\n", row.Name, strings.ReplaceAll(row.Skipped, "|", "/"))
+			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
 			continue
 		}
 		per := make([]string, len(row.RPS))
 		for i, v := range row.RPS {
 			per[i] = fmt.Sprintf("%.0f", v)
 		}
-		ms := func(q float64) string { return fmt.Sprintf("%.3f", float64(row.Latency.Quantile(q))/1e6) }
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %s | %s |\n", row.Name, row.MeanRPS(), strings.Join(per, " / "),
-			ms(0.5), ms(0.99), ms(0.999), row.Errors, ratio(row, nginx), ratio(row, direct))
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %d | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
+			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, row.Errors, ratio(row, nginx), ratio(row, direct))
 	}
 	return b.String()
 }
@@ -51,14 +51,13 @@ func (r *Report) Write(dir, command string) error {
 			continue
 		}
 		names = append(names, row.Name)
-		rps = append(rps, plot.Group{Label: row.Name, Values: []float64{row.MeanRPS()}})
-		lat = append(lat, plot.Group{Label: row.Name, Values: []float64{
-			float64(row.Latency.Quantile(0.5)) / 1e6, float64(row.Latency.Quantile(0.99)) / 1e6}})
+		rps = append(rps, plot.Group{Label: row.Name, Values: []float64{row.MedianRPS()}})
+		lat = append(lat, plot.Group{Label: row.Name, Values: []float64{row.MedianP50(), row.MedianP99()}})
 	}
-	if err := plot.Bars(filepath.Join(dir, "proxy-compare-rps.png"), "Proxy comparison: req/s (mean of rounds), one proxy core", "req/s", []string{"req/s"}, rps); err != nil {
+	if err := plot.Bars(filepath.Join(dir, "proxy-compare-rps.png"), "Proxy comparison: req/s (median of rounds), one proxy core", "req/s", []string{"req/s"}, rps); err != nil {
 		return err
 	}
-	if err := plot.Bars(filepath.Join(dir, "proxy-compare-latency.png"), "Proxy comparison: latency (ms)", "ms", []string{"p50", "p99"}, lat); err != nil {
+	if err := plot.Bars(filepath.Join(dir, "proxy-compare-latency.png"), "Proxy comparison: latency, ms (median of rounds)", "ms", []string{"p50", "p99"}, lat); err != nil {
 		return err
 	}
 	c := r.Config
@@ -70,7 +69,7 @@ func (r *Report) Write(dir, command string) error {
 	fmt.Fprintf(&b, "## Setup\n\n")
 	fmt.Fprintf(&b, "- Workload: closed loop, %d connections, POST /v1/chat/completions with a %d-byte JSON body; each backend answers a fixed %d-byte JSON completion at once (bench/compare/backend.go), so the numbers measure proxy overhead.\n", c.Concurrency, len(Request), len(Reply))
 	fmt.Fprintf(&b, "- %d backends (fasthttp, in the harness process); the load generator (bench/loadgen, fasthttp client) and the backends run pinned to CPU 0; every proxy runs under `taskset -c %d` with one worker: nginx `worker_processes 1`, HAProxy `nbthread 1`, GOMAXPROCS=1 for Switchyard, minproxy and Caddy. Proxies round-robin over the backends with kept-alive upstream connections.\n", c.Backends, c.ProxyCPU)
-	fmt.Fprintf(&b, "- Each contender: %s warm-up, then %s measured; %d rounds, interleaved (every contender once per round). req/s is the mean over rounds; latencies merge all rounds' histograms (bench/hist, ≤0.8 %% bucket error). \"direct\" is the load generator straight to one backend, no proxy.\n", c.Warmup, c.Duration, c.Rounds)
+	fmt.Fprintf(&b, "- Each contender: %s warm-up, then %s measured; %d rounds, interleaved (every contender once per round). The table gives medians over rounds (req/s, and each round's p50/p99), because the machine is shared and one disturbed round would skew a mean; \"p99 (all rounds)\" merges every round's histogram (bench/hist, ≤0.8 %% bucket error) and so includes the disturbed rounds. \"direct\" is the load generator straight to one backend, no proxy.\n", c.Warmup, c.Duration, c.Rounds)
 	fmt.Fprintf(&b, "- The load generator shares CPU 0 with the backends, so \"direct\" is bounded by CPU 0 and the proxies by CPU 1; ratios below 1 vs direct are the cost of the extra hop on its own core.\n\n")
 	b.WriteString("Versions:\n\n")
 	for _, row := range r.Rows {

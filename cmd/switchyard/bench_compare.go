@@ -18,9 +18,9 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	var cfg compare.Config
 	var only, out string
 	var noInstall, noPin bool
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per contender per round")
+	fs.DurationVar(&cfg.Duration, "duration", 6*time.Second, "measured time per contender per round")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before each measured run")
-	fs.IntVar(&cfg.Rounds, "rounds", 3, "interleaved rounds")
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "interleaved rounds (the report gives medians)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "closed-loop connections")
 	fs.IntVar(&cfg.Backends, "backends", 2, "backend servers")
 	fs.StringVar(&only, "only", "", "comma-separated contenders (default all: "+strings.Join(compare.Names(), ",")+")")
