@@ -1,0 +1,99 @@
+package resource_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+)
+
+// testPKI returns a CA pool and leaf certificates signed by it.
+func testPKI(t *testing.T) (*x509.CertPool, func(name string, server bool) tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	serial := int64(2)
+	leaf := func(name string, server bool) tls.Certificate {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature,
+		}
+		serial++
+		if server {
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		} else {
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	}
+	return pool, leaf
+}
+
+// TestMutualTLS runs two peered instances with mTLS: agents and clients with
+// a certificate from the CA work; a client without one gets nothing.
+func TestMutualTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pool, leaf := testPKI(t)
+	serverCert := leaf("resource", true)
+	clientTLS := &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{leaf("gateway", false)}, MinVersion: tls.VersionTLS12}
+	lns := listenAll(t, 2)
+	servers := addrs(lns)
+	for _, ln := range lns {
+		cfg := baseConfig(servers)
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+		cfg.PeerTLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}
+		startInstance(t, ln, cfg)
+	}
+	for i := range 3 {
+		cfg := agentConfig(servers[i%2:i%2+1], "llama", "tls-"+string(rune('a'+i)), 9100+i)
+		cfg.TLS = clientTLS
+		startAgent(t, cfg)
+	}
+	// A watcher on each instance sees all three nodes (peer links over mTLS).
+	for _, s := range servers {
+		w := startWatcher(t, []string{s}, "llama", func(c *discovery.ClientConfig) { c.TLS = clientTLS })
+		if _, err := w.waitFor(ctx, func(l *discovery.OnlineList) bool { return countEligible(l) == 3 }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No client certificate: refused, so nothing is ever delivered.
+	bad := startWatcher(t, servers, "llama", func(c *discovery.ClientConfig) {
+		c.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	})
+	sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer scancel()
+	if _, err := bad.waitFor(sctx, func(l *discovery.OnlineList) bool { return len(l.Nodes) > 0 }); err == nil {
+		t.Fatal("a client without a certificate got the list")
+	}
+	if !bad.c.Stale("llama") {
+		t.Fatal("the refused client must report its (empty) view stale")
+	}
+}
