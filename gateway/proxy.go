@@ -79,6 +79,9 @@ func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		return // a streamed response ends the request in relay.CloseWithError
 	}
 	endSpan(span, ctx.Response.StatusCode())
+	if st.cfg.Telemetry.AccessLog {
+		g.accessLog(ctx.Method(), ctx.Path(), ctx.Response.StatusCode(), time.Since(start), ctx.Request.Header.Peek(hdrRequestID), false)
+	}
 	g.inflight.Add(-1)
 }
 
@@ -318,7 +321,10 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 	ctx.Response.Header.SetBytesV(hdrRequestID, req.Header.Peek(hdrRequestID))
 	x.setVariantHeader(&ctx.Response)
 	rl := relayPool.Get().(*relay)
-	*rl = relay{g: g, r: r, ep: ep, resp: resp, body: resp.BodyStream(), start: start, conn: ctx.Conn(), status: resp.StatusCode(), x: x}
+	*rl = relay{g: g, r: r, ep: ep, resp: resp, body: resp.BodyStream(), start: start, conn: ctx.Conn(), status: resp.StatusCode(), x: x, accessLog: st.cfg.Telemetry.AccessLog}
+	if rl.accessLog {
+		rl.rid = append([]byte(nil), req.Header.Peek(hdrRequestID)...)
+	}
 	size := resp.Header.ContentLength()
 	if size < 0 || bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
 		size = -1
@@ -444,6 +450,13 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 
 var errResponseTooLarge = fmt.Errorf("%w: response over limits.max_response_bytes", ErrUpstream)
 
+// accessLog logs one finished request (Telemetry.AccessLog; never called
+// when it is off).
+func (g *Gateway) accessLog(method, path []byte, status int, d time.Duration, rid []byte, streamed bool) {
+	g.log.Info("gateway: request", "method", string(method), "path", string(path), "status", status,
+		"duration", d, "request_id", string(rid), "streamed", streamed)
+}
+
 // noConnection reports failures that happen before a connection to the
 // node exists: nothing of the request was sent.
 func noConnection(err error) bool {
@@ -509,6 +522,10 @@ type relay struct {
 	status int
 	failed bool
 	x      extras
+	// accessLog is Telemetry.AccessLog of the request's state; rid is
+	// copied only then.
+	accessLog bool
+	rid       []byte
 }
 
 var relayPool = sync.Pool{New: func() any { return new(relay) }}
@@ -546,6 +563,9 @@ func (rl *relay) CloseWithError(werr error) error {
 	rl.r.stats.observe(status, d)
 	rl.x.finish(status, nil, rl.resp.Header.ContentType(), d, rl.failed)
 	endSpan(rl.x.span, status)
+	if rl.accessLog {
+		rl.g.accessLog(nil, nil, status, d, rl.rid, true)
+	}
 	fasthttp.ReleaseResponse(rl.resp)
 	rl.ep.Release()
 	g := rl.g
