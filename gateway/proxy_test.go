@@ -610,3 +610,36 @@ func closingNode(t *testing.T) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestRetryBudget: retries stop when the route's budget is spent; the
+// failures then reach the client as 502 instead of multiplying load.
+func TestRetryBudget(t *testing.T) {
+	live := backend(t, "live", nil)
+	var deadAddrs []string
+	for i := 0; i < 2; i++ {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		deadAddrs = append(deadAddrs, "http://"+ln.Addr().String())
+		ln.Close()
+	}
+	cfg := testConfig(staticRoute("m", append(deadAddrs, live.URL)...))
+	cfg.Routes[0].Breaker.Failures = 1000 // keep the dead nodes in rotation
+	cfg.Routes[0].Retries = RetryConfig{Attempts: 5, BudgetPercent: 1, MinRetries: 3}
+	gw := startGateway(t, cfg)
+	c := testClient()
+	failed := 0
+	for i := 0; i < 30; i++ {
+		resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if resp.StatusCode != 200 {
+			failed++
+		}
+	}
+	r := gw.g.state.Load().byModel["m"]
+	// The bank starts with MinRetries+1 and earns 1% of a retry per request.
+	if got := r.stats.retries.Load(); got < 3 || got > 5 {
+		t.Fatalf("retries %d, want the budget's 4 (±1)", got)
+	}
+	if failed == 0 {
+		t.Fatalf("no request failed although the retry budget was spent")
+	}
+	t.Logf("%d of 30 failed once the budget of %d retries was spent", failed, r.stats.retries.Load())
+}
