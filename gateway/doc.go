@@ -78,8 +78,9 @@
 //
 // # Limits of this version
 //
-// Split and shadow apply to HTTP/1.1 requests only. HTTP/2 requests that
-// are not gRPC are read whole and forwarded through the HTTP/1.1 pools.
+// Split and shadow apply to HTTP/1.1 and HTTP/2 requests, not to gRPC
+// calls. HTTP/2 requests that are not gRPC are read whole (up to
+// MaxBodyBytes) and forwarded through the HTTP/1.1 pools.
 // Client cancellation is detected (499) for streamed responses and for
 // HTTP/2, not while a buffered HTTP/1.1 request waits for its node.
 //

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -411,6 +413,14 @@ func (g *Gateway) serveH2HTTP(w http.ResponseWriter, req *http.Request, st *stat
 		}
 	}
 	freq.SetBodyRaw(body)
+	var x extras
+	if r.splitter != nil || r.mirror != nil {
+		// Split and shadow read a fasthttp request context: give them
+		// one over a copy of this request.
+		rc := &fasthttp.RequestCtx{}
+		rc.Init(freq, remoteTCPAddr(req.RemoteAddr), nil)
+		r, x = g.resolveVariant(r, rc)
+	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	var deadline time.Time
@@ -424,6 +434,7 @@ func (g *Gateway) serveH2HTTP(w http.ResponseWriter, req *http.Request, st *stat
 	ep, err := g.exchange(r, r.table.Load(), key, freq, resp, stream, deadline, true)
 	if err != nil {
 		g.failH2(w, req, st, r, err, false, start)
+		x.finish(classify(err).status, nil, nil, time.Since(start), true)
 		return
 	}
 	defer ep.Release()
@@ -436,19 +447,31 @@ func (g *Gateway) serveH2HTTP(w http.ResponseWriter, req *http.Request, st *stat
 		h.Add(ks, string(v))
 	}
 	h.Set(hdrRequestID, req.Header.Get(hdrRequestID))
+	if x.split != nil {
+		h.Set(string(x.split.VariantHeader()), string(x.split.Variant(x.variant).NameBytes()))
+	}
 	w.WriteHeader(resp.StatusCode())
 	if !stream {
 		_, _ = w.Write(resp.Body())
-		r.stats.observe(resp.StatusCode(), time.Since(start))
+		d := time.Since(start)
+		r.stats.observe(resp.StatusCode(), d)
+		x.finish(resp.StatusCode(), resp, nil, d, false)
 		return
 	}
 	defer resp.CloseBodyStream()
-	if err := copyFlush(w, http.NewResponseController(w), resp.BodyStream()); err != nil {
+	var src io.Reader = resp.BodyStream()
+	if x.shadow != nil {
+		src = io.TeeReader(src, x.shadow) // the mirror compares the streamed body
+	}
+	if err := copyFlush(w, http.NewResponseController(w), src); err != nil {
 		ep.Value().(*upstream).report(false)
 		r.stats.observe(http.StatusBadGateway, time.Since(start))
+		x.finish(http.StatusBadGateway, nil, resp.Header.ContentType(), time.Since(start), true)
 		panic(http.ErrAbortHandler)
 	}
-	r.stats.observe(resp.StatusCode(), time.Since(start))
+	d := time.Since(start)
+	x.finish(resp.StatusCode(), nil, resp.Header.ContentType(), d, false)
+	r.stats.observe(resp.StatusCode(), d)
 }
 
 // statusWriter remembers the status for the trace span.
@@ -463,6 +486,15 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// remoteTCPAddr parses an http.Request RemoteAddr for split keys.
+func remoteTCPAddr(s string) net.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return &net.TCPAddr{}
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
 
 func isHop(k string) bool {
 	switch strings.ToLower(k) {

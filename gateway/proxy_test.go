@@ -643,3 +643,48 @@ func TestRetryBudget(t *testing.T) {
 	}
 	t.Logf("%d of 30 failed once the budget of %d retries was spent", failed, r.stats.retries.Load())
 }
+
+// TestSplitOverH2C: the split and the mirror also apply to HTTP/2
+// requests.
+func TestSplitOverH2C(t *testing.T) {
+	var shadowed atomic.Int32
+	a := backend(t, "a", nil)
+	b := backend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(shadow.DefaultMarkerHeader) != "" {
+			shadowed.Add(1)
+		}
+		w.Header().Set("X-Node", "b")
+		_, _ = io.WriteString(w, `{"node":"b"}`)
+	})
+	sc := split.DefaultConfig()
+	sc.Variants = split.Variants{{Name: "va", Weight: 0, Target: "model-a"}, {Name: "vb", Weight: 100, Target: "model-b"}}
+	shc := shadow.DefaultConfig()
+	shc.Target = "model-b"
+	cfg := testConfig(
+		RouteConfig{Name: "chat", Match: MatchConfig{Models: []string{"chat"}}, Nodes: []NodeConfig{{HTTP: hostOf(a)}}, Split: &sc},
+		RouteConfig{Name: "mirrored", Match: MatchConfig{Models: []string{"mirrored"}}, Nodes: []NodeConfig{{HTTP: hostOf(a)}}, Shadow: &shc},
+		staticRoute("model-a", a.URL),
+		staticRoute("model-b", b.URL),
+	)
+	gw := startGateway(t, cfg)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+	do := func(model string) *http.Response {
+		req, _ := http.NewRequest("POST", gw.url("/v1/chat/completions"), strings.NewReader(`{"model":"`+model+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := do("chat")
+	if resp.ProtoMajor != 2 || resp.Header.Get("X-Switchyard-Variant") != "vb" || resp.Header.Get("X-Node") != "b" {
+		t.Fatalf("h2 split: proto %d variant %q node %q", resp.ProtoMajor, resp.Header.Get("X-Switchyard-Variant"), resp.Header.Get("X-Node"))
+	}
+	if resp := do("mirrored"); resp.Header.Get("X-Node") != "a" {
+		t.Fatalf("h2 mirrored primary: %q", resp.Header.Get("X-Node"))
+	}
+	waitFor(t, 5*time.Second, "the h2 request's shadow copy", func() bool { return shadowed.Load() == 1 })
+}
