@@ -40,6 +40,9 @@ type Agent struct {
 	acked    atomic.Uint64 // last seq the instance acknowledged
 	ackedAt  atomic.Int64  // unix nanos of the last ack
 	rejected atomic.Uint64 // heartbeats Resource rejected
+	// drainSeq is the seq of the first draining beat sent after Drain (0
+	// until sent).
+	drainSeq atomic.Uint64
 
 	mu   sync.Mutex // guards conn
 	conn net.Conn
@@ -110,6 +113,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			_ = c.SetWriteDeadline(time.Now().Add(a.cfg.Period))
 			if _, err := c.Write(frame); err == nil {
+				if st == discovery.StateDraining {
+					a.drainSeq.CompareAndSwap(0, seq)
+				}
 				return
 			}
 			a.dropConn(c)
@@ -310,10 +316,26 @@ func (a *Agent) Drain(ctx context.Context) (discovery.DrainStatus, error) {
 	if !a.running.Load() {
 		return discovery.DrainStatus{}, ErrNotRunning
 	}
+	a.drainSeq.Store(0)
 	a.state.Store(uint32(discovery.StateDraining))
 	a.beatNow()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.DrainTimeout)
 	defer cancel()
+	// Ask Resource only once it acknowledged the draining beat (or after
+	// one DrainPoll, whichever comes first).
+	wait := time.NewTicker(time.Millisecond)
+	for start := time.Now(); time.Since(start) < a.cfg.DrainPoll; {
+		if ds := a.drainSeq.Load(); ds != 0 && a.acked.Load() >= ds {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+			continue
+		}
+		break
+	}
+	wait.Stop()
 	t := time.NewTicker(a.cfg.DrainPoll)
 	defer t.Stop()
 	var last discovery.DrainStatus

@@ -44,3 +44,32 @@ func TestSingleInstanceDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPullModeClient: a client that only pulls (no long-poll) still gets
+// changes and acknowledges them explicitly, so drains complete.
+func TestPullModeClient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lns := listenAll(t, 1)
+	servers := addrs(lns)
+	startInstance(t, lns[0], baseConfig(nil))
+	a := startAgent(t, agentConfig(servers, "llama", "p0", 9300))
+	startAgent(t, agentConfig(servers, "llama", "p1", 9301))
+	w := startWatcher(t, servers, "llama", func(c *discovery.ClientConfig) {
+		c.WatchWait = -1
+		c.PullInterval = 200 * time.Millisecond
+	})
+	if _, err := w.waitFor(ctx, func(l *discovery.OnlineList) bool { return countEligible(l) == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.a.Drain(ctx)
+	if err != nil || !st.Done {
+		t.Fatalf("drain with a pulling client: %v %+v", err, st)
+	}
+	w.mu.Lock()
+	l := w.last
+	w.mu.Unlock()
+	if eligible(&l, "p0") {
+		t.Fatal("drain returned before the pulling client applied it")
+	}
+}
