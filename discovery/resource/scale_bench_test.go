@@ -66,6 +66,7 @@ func BenchmarkPropagation100k(b *testing.B) {
 		mu    sync.Mutex
 		state discovery.State
 		n     int
+		at    time.Time // when state last changed
 		ch    chan struct{}
 	}
 	watch := func(server string) *seen {
@@ -82,6 +83,9 @@ func BenchmarkPropagation100k(b *testing.B) {
 					}
 				}
 				sn.mu.Lock()
+				if st != sn.state {
+					sn.at = time.Now()
+				}
 				sn.state, sn.n = st, len(l.Nodes)
 				sn.mu.Unlock()
 				select {
@@ -172,6 +176,7 @@ func BenchmarkPropagation100k(b *testing.B) {
 			la, va, sA.stats.heartbeats.Load(), sA.stats.expired.Load(), sA.stats.peerDropped.Load(), lb, vb, sB.stats.peerRecv.Load(), clients[0].n, clients[1].n)
 	}
 	var drainLat, readyLat []time.Duration
+	perClient := make([][]time.Duration, len(clients))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -183,6 +188,11 @@ func BenchmarkPropagation100k(b *testing.B) {
 		sendProbe(st)
 		if !waitState(st, 0) {
 			b.Fatalf("iteration %d: change never arrived", i)
+		}
+		for ci, c := range clients {
+			c.mu.Lock()
+			perClient[ci] = append(perClient[ci], c.at.Sub(t0))
+			c.mu.Unlock()
 		}
 		if st == discovery.StateDraining {
 			drainLat = append(drainLat, time.Since(t0))
@@ -198,6 +208,8 @@ func BenchmarkPropagation100k(b *testing.B) {
 	b.ReportMetric(float64(pct(all, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(pct(drainLat, 0.99).Microseconds())/1000, "drain-p99-ms")
 	b.ReportMetric(float64(pct(readyLat, 0.99).Microseconds())/1000, "window-p99-ms")
+	b.ReportMetric(float64(pct(perClient[0], 0.99).Microseconds())/1000, "clientA-p99-ms")
+	b.ReportMetric(float64(pct(perClient[1], 0.99).Microseconds())/1000, "clientB-p99-ms")
 	b.ReportMetric(float64(sA.stats.heartbeats.Load()), "beats")
 }
 
