@@ -4,8 +4,11 @@
 //
 //   - One client port (listener.go): each connection is sniffed without
 //     consuming bytes (MSG_PEEK) and goes to fasthttp (HTTP/1.1) or to
-//     golang.org/x/net/http2 (the h2c prior-knowledge preface, or TLS with
-//     ALPN h2), gRPC included. A separate admin port (admin.go) serves
+//     HTTP/2 (the h2c prior-knowledge preface, or TLS with ALPN h2), gRPC
+//     included. HTTP/2 is golang.org/x/net/http2 as bundled in net/http
+//     (x/net's own Server and Transport are deprecated in favour of
+//     http.Server/http.Transport with Protocols and HTTP2Config; it is the
+//     same implementation, rapid-reset mitigations included). A separate admin port (admin.go) serves
 //     /healthz, /readyz, /metrics, /admin/routes, /admin/nodes,
 //     POST /admin/nodes/{route}/{node}/exclude|include and /debug/pprof.
 //   - Routing (proxy.go, route.go, extract.go): routes match on the OpenAI
@@ -17,7 +20,8 @@
 //     rest. GET /v1/models is answered from the gateway's own tables;
 //     anything unmatched gets a 404 naming what was asked and what exists.
 //   - Forwarding: one fasthttp.HostClient (HTTP/1.1) and one h2c
-//     http2.Transport (gRPC) per node of a route, keep-alive pooled.
+//     http.Transport (HTTP/2 prior knowledge, for gRPC) per node of a
+//     route, keep-alive pooled.
 //     Responses stream to the client as they arrive when the request asks
 //     for it ("stream": true, Accept: text/event-stream, generate_stream)
 //     or the route says so; otherwise they are buffered (the zero-

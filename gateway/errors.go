@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 
 	"github.com/valyala/fasthttp"
 
@@ -144,14 +143,6 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// isConnFailure reports errors that mean the node could not be reached or
-// dropped the connection: they count against its breaker.
-func isConnFailure(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, fasthttp.ErrDialTimeout) ||
-		errors.Is(err, syscall.EPIPE) || isTimeout(err) || strings.Contains(err.Error(), "connection")
 }
 
 // errorBody renders OpenAI's error shape with the request id.

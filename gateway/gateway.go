@@ -19,7 +19,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/net/http2"
 
 	"github.com/switchyard-dev/switchyard/discovery"
 )
@@ -44,8 +43,8 @@ type Gateway struct {
 	// Immutable after New.
 	idPrefix [12]byte // random hex prefix of generated request ids
 	h1       *fasthttp.Server
-	h2       *http2.Server
-	h2base   *http.Server
+	h2       *http.Server // net/http's HTTP/2 (the bundled x/net/http2) for sniffed h2 connections
+	h2ln     *chanListener
 	tlsConf  *tls.Config
 	listen   ListenConfig
 
@@ -128,19 +127,20 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		g.h1.MaxRequestBodySize = lim.StreamBodyOver
 		g.streamBodies = true
 	}
-	g.h2 = &http2.Server{
-		MaxConcurrentStreams: uint32(lim.MaxH2Streams),
-		IdleTimeout:          lim.IdleTimeout,
-		MaxReadFrameSize:     1 << 20,
-	}
-	g.h2base = &http.Server{
+	var protos http.Protocols
+	protos.SetHTTP2(true)            // TLS connections that negotiated h2
+	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge (the sniffer saw the preface)
+	g.h2 = &http.Server{
 		Handler:           http.HandlerFunc(g.serveH2),
 		ReadHeaderTimeout: lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
-	}
-	if err := http2.ConfigureServer(g.h2base, g.h2); err != nil {
-		return nil, fmt.Errorf("gateway: http2: %w", err)
+		Protocols:         &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: lim.MaxH2Streams,
+			MaxReadFrameSize:     1 << 20,
+		},
 	}
 	st, err := g.newState(cfg, nil)
 	if err != nil {
@@ -369,13 +369,20 @@ func (g *Gateway) Serve(ctx context.Context, client, admin net.Listener) error {
 	g.mu.Unlock()
 
 	h1ln := newChanListener(client.Addr())
+	g.h2ln = newChanListener(client.Addr())
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(2)
+	errc := make(chan error, 4)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		if err := g.h1.Serve(h1ln); err != nil {
 			errc <- fmt.Errorf("gateway: http/1.1: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := g.h2.Serve(g.h2ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("gateway: http/2: %w", err)
 		}
 	}()
 	go func() {
@@ -413,8 +420,12 @@ func (g *Gateway) shutdown(client net.Listener, h1ln *chanListener, adminSrv *ht
 	defer cancel()
 	_ = client.Close()
 	h1ln.Close()
-	// GOAWAY to HTTP/2 connections.
-	go func() { _ = g.h2base.Shutdown(ctx) }()
+	// GOAWAY to HTTP/2 connections; Shutdown returns once they are idle.
+	h2done := make(chan struct{})
+	go func() {
+		_ = g.h2.Shutdown(ctx)
+		close(h2done)
+	}()
 	done := make(chan struct{})
 	go func() {
 		_ = g.h1.ShutdownWithContext(ctx)
@@ -434,6 +445,11 @@ out:
 	select {
 	case <-done:
 	case <-ctx.Done():
+	}
+	select {
+	case <-h2done:
+	case <-ctx.Done():
+		_ = g.h2.Close() // past the bound: cut what is left
 	}
 	if adminSrv != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)

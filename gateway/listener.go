@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // h2Preface is the HTTP/2 client connection preface (RFC 9113 §3.4).
@@ -104,8 +102,10 @@ func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 	h1.deliver(pc)
 }
 
-func (g *Gateway) serveH2Conn(ctx context.Context, c net.Conn) {
-	g.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: g.h2base, Handler: g.h2base.Handler})
+// serveH2Conn hands an HTTP/2 connection (TLS with ALPN h2, or plain with
+// the preface unread) to the HTTP/2 server.
+func (g *Gateway) serveH2Conn(_ context.Context, c net.Conn) {
+	g.h2ln.deliver(c)
 }
 
 // prefixConn replays bytes read while sniffing.

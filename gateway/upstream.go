@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/net/http2"
 
 	"github.com/switchyard-dev/switchyard/balancer"
 )
@@ -36,7 +34,7 @@ type upstream struct {
 	route    string
 
 	h2once sync.Once
-	h2     atomic.Pointer[http2.Transport]
+	h2     atomic.Pointer[http.Transport]
 
 	// Atomic.
 	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
@@ -221,19 +219,21 @@ func (u *upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	return &deadlineConn{Conn: c, ttfb: u.timeouts.FirstByte, idle: u.timeouts.Idle}, nil
 }
 
-// h2t returns the node's h2c transport for gRPC, creating it on first use.
-func (u *upstream) h2t() *http2.Transport {
+// h2t returns the node's h2c (prior knowledge) transport for gRPC,
+// creating it on first use.
+func (u *upstream) h2t() *http.Transport {
 	u.h2once.Do(func() {
-		connect := u.timeouts.Connect
-		u.h2.Store(&http2.Transport{
-			AllowHTTP: true,
-			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				d := net.Dialer{Timeout: connect}
-				return d.DialContext(ctx, network, addr)
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		u.h2.Store(&http.Transport{
+			Protocols:   &protos,
+			DialContext: (&net.Dialer{Timeout: u.timeouts.Connect}).DialContext,
+			HTTP2: &http.HTTP2Config{
+				SendPingTimeout:  30 * time.Second,
+				PingTimeout:      10 * time.Second,
+				WriteByteTimeout: 30 * time.Second,
 			},
-			ReadIdleTimeout:  30 * time.Second,
-			PingTimeout:      10 * time.Second,
-			WriteByteTimeout: 30 * time.Second,
+			MaxIdleConnsPerHost: 4,
 		})
 	})
 	return u.h2.Load()
@@ -246,8 +246,6 @@ func (u *upstream) close() {
 		t.CloseIdleConnections()
 	}
 }
-
-var _ http.RoundTripper = (*http2.Transport)(nil)
 
 // deadlineConn enforces the route's first-byte and idle timeouts on an
 // upstream connection: the first read after a write may wait FirstByte,
