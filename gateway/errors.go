@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
 
@@ -145,10 +146,32 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// clientMessage is err as the client sees it: node addresses and internal
+// error text stay in the gateway's logs and metrics.
+func clientMessage(err error) string {
+	var ue *UpstreamError
+	if !errors.As(err, &ue) {
+		return strings.TrimPrefix(err.Error(), "gateway: ")
+	}
+	cause := "failed"
+	switch {
+	case ue.Status != 0:
+		cause = fmt.Sprintf("answered %d", ue.Status)
+	case isTimeout(err):
+		cause = "did not answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		cause = "refused the connection"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, fasthttp.ErrConnectionClosed):
+		cause = "closed the connection"
+	case errors.Is(err, errResponseTooLarge):
+		cause = "answered more than limits.max_response_bytes"
+	}
+	return "upstream node " + cause
+}
+
 // errorBody renders OpenAI's error shape with the request id.
 func errorBody(err error, c errorClass, requestID []byte) []byte {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "gateway: ")
+	msg := clientMessage(err)
 	type inner struct {
 		Message   string `json:"message"`
 		Type      string `json:"type"`

@@ -86,7 +86,7 @@ func (g *Gateway) failH2(w http.ResponseWriter, req *http.Request, st *state, r 
 	if grpc {
 		h.Set("Content-Type", "application/grpc")
 		h.Set("Grpc-Status", strconv.Itoa(int(c.grpc)))
-		h.Set("Grpc-Message", url.PathEscape(strings.TrimPrefix(err.Error(), "gateway: ")))
+		h.Set("Grpc-Message", url.PathEscape(clientMessage(err)))
 		w.WriteHeader(http.StatusOK)
 	} else {
 		h.Set("Content-Type", ctJSON)
