@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqkey"
 )
 
 // Sampling modes for Config.SampleBy.
@@ -78,13 +80,8 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 }
 
-// KeyConfig says where a sampling key comes from.
-type KeyConfig struct {
-	// Header names a request header holding the key (default "").
-	Header string `yaml:"header"`
-	// Cookie names a cookie holding the key (default "").
-	Cookie string `yaml:"cookie"`
-}
+// KeyConfig says where a sampling key comes from (see reqkey.Config).
+type KeyConfig = reqkey.Config
 
 // CompareConfig configures how responses are compared.
 type CompareConfig struct {
@@ -147,13 +144,13 @@ func DefaultConfig() Config {
 // UnmarshalYAML implements yaml.Unmarshaler: it starts from DefaultConfig
 // and refuses unknown fields.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
-	if err := strictKeys(n, Config{}, ""); err != nil {
+	if err := reqkey.StrictKeys(n, Config{}, "shadow: "); err != nil {
 		return err
 	}
 	type plain Config
 	p := plain(DefaultConfig())
 	if err := n.Decode(&p); err != nil {
-		return err
+		return reqkey.WithPrefix("shadow: ", err)
 	}
 	*c = Config(p)
 	return nil

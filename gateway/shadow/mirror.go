@@ -14,6 +14,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqkey"
 )
 
 // ppm is the sampling resolution: parts per million.
@@ -104,8 +106,7 @@ type Mirror struct {
 	route     string
 	cmp       comparer
 	marker    []byte
-	keyHeader []byte
-	keyCookie []byte
+	key       reqkey.Extractor
 	seed      uint64
 	threshold uint64 // sampled when hash % ppm < threshold
 	logRate   uint64 // log when rand % ppm < logRate
@@ -148,8 +149,7 @@ func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirro
 		sender:    sender,
 		route:     o.route,
 		marker:    []byte(cfg.MarkerHeader),
-		keyHeader: []byte(cfg.Key.Header),
-		keyCookie: []byte(cfg.Key.Cookie),
+		key:       reqkey.New(cfg.Key),
 		seed:      xxhash.Sum64String(cfg.Salt),
 		threshold: uint64(math.Round(cfg.SampleRate * ppm / 100)),
 		logRate:   uint64(math.Round(cfg.Log.SampleRate * ppm / 100)),
@@ -253,7 +253,7 @@ func (m *Mirror) sampled(rc *fasthttp.RequestCtx) bool {
 		return false
 	}
 	if m.cfg.SampleBy == SampleKey {
-		if k := m.key(rc); k != nil {
+		if k := m.keyOf(rc); k != nil {
 			return mix64(xxhash.Sum64(k)^m.seed)%ppm < m.threshold
 		}
 	}
@@ -266,25 +266,9 @@ func (m *Mirror) SampleKey(key []byte) bool {
 	return mix64(xxhash.Sum64(key)^m.seed)%ppm < m.threshold
 }
 
-func (m *Mirror) key(rc *fasthttp.RequestCtx) []byte {
-	h := &rc.Request.Header
-	if len(m.keyHeader) > 0 {
-		if k := h.PeekBytes(m.keyHeader); len(k) > 0 {
-			return k
-		}
-	}
-	if len(m.keyCookie) > 0 {
-		if k := h.CookieBytes(m.keyCookie); len(k) > 0 {
-			return k
-		}
-	}
-	if ip := rc.RemoteIP(); len(ip) > 0 && !ip.IsUnspecified() {
-		if v4 := ip.To4(); v4 != nil {
-			return v4
-		}
-		return ip
-	}
-	return nil
+func (m *Mirror) keyOf(rc *fasthttp.RequestCtx) []byte {
+	k, _ := m.key.Key(rc)
+	return k
 }
 
 // Write appends a piece of the primary's response body, up to

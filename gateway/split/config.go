@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqkey"
 )
 
 // Defaults for the Config fields; see DefaultConfig.
@@ -49,17 +51,10 @@ type Config struct {
 	VariantHeader string `yaml:"variant_header"`
 }
 
-// KeyConfig says where the sticky key comes from. The first source present
-// on the request wins: Header, then Cookie, then the client IP address;
-// a request with none of them (no IP, e.g. an in-memory listener) is
-// assigned at random.
-type KeyConfig struct {
-	// Header names a request header holding the key, e.g. X-User-ID
-	// (default "": not used).
-	Header string `yaml:"header"`
-	// Cookie names a cookie holding the key (default "": not used).
-	Cookie string `yaml:"cookie"`
-}
+// KeyConfig says where the sticky key comes from: Header, then Cookie,
+// then the client IP address; a request with none of them (no IP, e.g. an
+// in-memory listener) is assigned at random. See reqkey.Config.
+type KeyConfig = reqkey.Config
 
 // Variant is one arm of the split.
 type Variant struct {
@@ -100,7 +95,7 @@ func (v *Variants) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.SequenceNode:
 		out := make(Variants, len(n.Content))
 		for i, e := range n.Content {
-			if err := strictKeys(e, Variant{}, fmt.Sprintf("variants[%d]: ", i)); err != nil {
+			if err := reqkey.StrictKeys(e, Variant{}, fmt.Sprintf("split: variants[%d]: ", i)); err != nil {
 				return err
 			}
 			if err := e.Decode(&out[i]); err != nil {
@@ -117,13 +112,13 @@ func (v *Variants) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML implements yaml.Unmarshaler: it starts from DefaultConfig so
 // omitted fields keep their defaults, and refuses unknown fields.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
-	if err := strictKeys(n, Config{}, ""); err != nil {
+	if err := reqkey.StrictKeys(n, Config{}, "split: "); err != nil {
 		return err
 	}
 	type plain Config
 	p := plain(DefaultConfig())
 	if err := n.Decode(&p); err != nil {
-		return err
+		return reqkey.WithPrefix("split: ", err)
 	}
 	*c = Config(p)
 	return nil

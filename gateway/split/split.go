@@ -10,6 +10,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqkey"
 )
 
 // Source says how an Assignment was made.
@@ -79,8 +81,7 @@ type Splitter struct {
 	seed           uint64
 	overrideHeader []byte
 	variantHeader  []byte
-	keyHeader      []byte
-	keyCookie      []byte
+	key            reqkey.Extractor
 	overridable    []bool
 	metrics        *metrics
 }
@@ -101,8 +102,7 @@ func New(cfg Config, opts ...Option) (*Splitter, error) {
 		seed:           xxhash.Sum64String(cfg.Salt),
 		overrideHeader: []byte(cfg.OverrideHeader),
 		variantHeader:  []byte(cfg.VariantHeader),
-		keyHeader:      []byte(cfg.Key.Header),
-		keyCookie:      []byte(cfg.Key.Cookie),
+		key:            reqkey.New(cfg.Key),
 	}
 	if cfg.OverrideHeader == "-" {
 		s.overrideHeader = nil
@@ -231,27 +231,16 @@ func (s *Splitter) AssignRequest(rc *fasthttp.RequestCtx) Assignment {
 			s.metrics.rejected.Add(context.Background(), 1, s.metrics.routeAttrs...)
 		}
 	}
-	if len(s.keyHeader) > 0 {
-		if k := h.PeekBytes(s.keyHeader); len(k) > 0 {
-			b := s.Bucket(k)
-			return Assignment{Index: s.ByBucket(b), Source: SourceHeader, Bucket: b}
-		}
+	k, src := s.key.Key(rc)
+	if src == reqkey.None {
+		return s.AssignRandom()
 	}
-	if len(s.keyCookie) > 0 {
-		if k := h.CookieBytes(s.keyCookie); len(k) > 0 {
-			b := s.Bucket(k)
-			return Assignment{Index: s.ByBucket(b), Source: SourceCookie, Bucket: b}
-		}
-	}
-	if ip := rc.RemoteIP(); len(ip) > 0 && !ip.IsUnspecified() {
-		if v4 := ip.To4(); v4 != nil {
-			ip = v4
-		}
-		b := s.Bucket(ip)
-		return Assignment{Index: s.ByBucket(b), Source: SourceAddr, Bucket: b}
-	}
-	return s.AssignRandom()
+	b := s.Bucket(k)
+	return Assignment{Index: s.ByBucket(b), Source: keySources[src], Bucket: b}
 }
+
+// keySources maps where a key came from to the assignment's Source.
+var keySources = [...]Source{reqkey.Header: SourceHeader, reqkey.Cookie: SourceCookie, reqkey.Addr: SourceAddr}
 
 // AssignRandom picks a variant at random in proportion to the weights.
 func (s *Splitter) AssignRandom() Assignment {
