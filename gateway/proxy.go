@@ -368,7 +368,8 @@ var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", 
 
 // exchange sends req to a node of r and reads the response status and
 // headers (and the body unless stream). A failure before any response byte
-// came back (refused, reset, closed, a draining 503) is retried on a
+// came back (refused, reset, closed, a draining 503, a queue-full 429) is
+// retried on a
 // different node while the route's attempts and retry budget allow; a
 // timeout or anything after the first response byte is not. On success the
 // node's endpoint is acquired: the caller releases it when the body is
@@ -410,12 +411,19 @@ func (g *Gateway) exchange(r *route, tbl *balancer.Table, key uint64, req *fasth
 		if err == nil {
 			code := resp.StatusCode()
 			up.report(code < 500)
-			if code != fasthttp.StatusServiceUnavailable || !replayable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
+			refused := code == fasthttp.StatusServiceUnavailable || code == fasthttp.StatusTooManyRequests
+			if !refused || !replayable || len(avoid) == maxAvoid || retries >= r.attempts || !r.takeRetry() {
 				return ep, nil
 			}
-			// A draining (or overloaded) node: no body byte has reached the
-			// client, so try another node.
-			up.markDraining()
+			// The node refused the request before doing any work: 503
+			// (draining) or 429 (its queue is full, as vLLM and the
+			// simulated engines answer under a burst). No body byte has
+			// reached the client, so try another node, like nginx's
+			// proxy_next_upstream http_503 http_429. Only a 503 takes the
+			// node out: a full queue is a moment, a drain is not.
+			if code == fasthttp.StatusServiceUnavailable {
+				up.markDraining()
+			}
 			if stream {
 				_ = resp.CloseBodyStream()
 			}

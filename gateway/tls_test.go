@@ -115,6 +115,30 @@ func TestDrainingRetry(t *testing.T) {
 	}
 }
 
+// TestQueueFullRetry: a node answering 429 (queue full) has the request
+// retried on another node, and stays in rotation.
+func TestQueueFullRetry(t *testing.T) {
+	var fullCalls atomic.Int32
+	full := backend(t, "full", func(w http.ResponseWriter, r *http.Request) {
+		fullCalls.Add(1)
+		_, _ = io.ReadAll(r.Body)
+		w.WriteHeader(429)
+	})
+	live := backend(t, "live", nil)
+	cfg := testConfig(staticRoute("m", full.URL, live.URL))
+	gw := startGateway(t, cfg)
+	c := testClient()
+	for i := 0; i < 20; i++ {
+		resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Node") != "live" {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	if n := fullCalls.Load(); n < 2 {
+		t.Errorf("the full node got %d requests; a 429 must not take it out of rotation", n)
+	}
+}
+
 // TestClientCancel: a client that hangs up mid-request is counted as
 // cancelled (499) and frees its slot.
 func TestClientCancel(t *testing.T) {
