@@ -126,6 +126,7 @@ func TestQueueFullRetry(t *testing.T) {
 	})
 	live := backend(t, "live", nil)
 	cfg := testConfig(staticRoute("m", full.URL, live.URL))
+	cfg.Routes[0].Retries.BudgetPercent = 100 // half the requests meet the full node
 	gw := startGateway(t, cfg)
 	c := testClient()
 	for i := 0; i < 20; i++ {
