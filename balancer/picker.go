@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -91,7 +92,7 @@ func newPicker(cfg Config, t *Table) picker {
 	case RoundRobin:
 		return newRoundRobin()
 	case P2C:
-		return p2c{}
+		return newP2C(t.weights[:t.ready])
 	case ConsistentHash:
 		return newRing(t, cfg.VirtualNodes, cfg.LoadFactor)
 	case Random:
@@ -229,21 +230,76 @@ func (randomPicker) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, erro
 	return t.scan(int(rand.Uint64N(uint64(t.ready))), avoid)
 }
 
-// p2c is weighted power of two choices on in-flight counts.
-type p2c struct{}
+// p2c is weighted power of two choices on in-flight counts: two nodes are
+// drawn with probability proportional to their weights (an alias table,
+// O(1) a draw), and the one with the lower (in-flight+1)/weight wins. With
+// equal weights it is Envoy's P2C least-request; with unequal weights a
+// node can take more than 2/N of the traffic, which uniform draws forbid.
+type p2c struct {
+	prob  []uint32 // alias method: keep index i when the draw is below prob[i]
+	alias []uint32 // else take alias[i]
+}
 
-func (p2c) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
-	n := uint64(t.ready)
-	if n == 1 {
+func newP2C(w []float64) *p2c {
+	n := len(w)
+	p := &p2c{prob: make([]uint32, n), alias: make([]uint32, n)}
+	var sum float64
+	for _, x := range w {
+		sum += x
+	}
+	// Vose's alias method over the scaled weights n·w/sum.
+	scaled := make([]float64, n)
+	var small, large []int
+	for i, x := range w {
+		scaled[i] = x * float64(n) / sum
+		if scaled[i] < 1 {
+			small = append(small, i)
+		} else {
+			large = append(large, i)
+		}
+	}
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		p.prob[s] = uint32(scaled[s] * math.MaxUint32)
+		p.alias[s] = uint32(l)
+		scaled[l] -= 1 - scaled[s]
+		if scaled[l] < 1 {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	for _, i := range append(small, large...) {
+		p.prob[i] = math.MaxUint32
+		p.alias[i] = uint32(i)
+	}
+	return p
+}
+
+// draw returns an index with probability proportional to its weight.
+func (p *p2c) draw() uint32 {
+	r := rand.Uint64()
+	i := uint32((r >> 32) * uint64(len(p.prob)) >> 32)
+	if uint32(r) < p.prob[i] {
+		return i
+	}
+	return p.alias[i]
+}
+
+func (p *p2c) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
+	if t.ready == 1 {
 		return t.scan(0, avoid)
 	}
-	i := rand.Uint64N(n)
-	j := rand.Uint64N(n - 1)
-	if j >= i {
-		j++
+	i := p.draw()
+	j := p.draw()
+	if j == i {
+		j = p.draw()
+	}
+	if j == i { // one node holds most of the weight: any other will do
+		j = uint32((uint64(i) + 1 + rand.Uint64N(uint64(t.ready-1))) % uint64(t.ready))
 	}
 	a, b := t.eps[i], t.eps[j]
-	okA, okB := t.eligible(uint32(i), avoid), t.eligible(uint32(j), avoid)
+	okA, okB := t.eligible(i, avoid), t.eligible(j, avoid)
 	switch {
 	case okA && okB:
 		// (in-flight+1)/weight, compared without dividing.

@@ -418,3 +418,27 @@ func TestRingHashIsStickyAndBounded(t *testing.T) {
 		t.Fatalf("one node holds %d of 80 in-flight requests, over the bound", maxLoad)
 	}
 }
+
+// TestP2CFollowsWeights: with nothing in flight, weighted P2C gives each
+// node a share that grows with its weight, and a heavy node can take far
+// more than the 2/N that uniform draws would cap it at.
+func TestP2CFollowsWeights(t *testing.T) {
+	tb := build(t, Config{Policy: P2C, Weigher: StaticWeigher{}}, staticNodes(16, 1, 1, 1, 1, 1, 1, 1, 1, 1))
+	counts := map[string]int{}
+	const picks = 200000
+	for i := 0; i < picks; i++ {
+		e, err := tb.Pick(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[e.ID()]++
+	}
+	if share := float64(counts["n0"]) / picks; share < 0.5 {
+		t.Fatalf("the node with 16/25 of the weight got %.2f of the picks", share)
+	}
+	for i := 1; i < 10; i++ {
+		if counts[fmt.Sprintf("n%d", i)] == 0 {
+			t.Fatalf("light node n%d never picked", i)
+		}
+	}
+}
