@@ -46,14 +46,19 @@ type Endpoint struct {
 	seen  uint64    // registry generation that last listed this endpoint
 	since time.Time // when the endpoint joined; zero for the first build
 
-	// excluded points at the endpoint's exclusion bits, which live in a
-	// dense array of the registry so that picks scanning many nodes touch
-	// few cache lines.
-	excluded *atomic.Uint32
+	// live points at the endpoint's exclusion bits and in-flight count,
+	// which sit in a dense array of the registry so that picks, which read
+	// them for many nodes, touch few cache lines.
+	live *slot
 
 	// Atomic.
-	inflight atomic.Int64
-	weight   atomic.Uint64 // float64 bits of the last published weight
+	weight atomic.Uint64 // float64 bits of the last published weight
+}
+
+// slot is an endpoint's live state that pickers read: 8 bytes, packed.
+type slot struct {
+	excluded atomic.Uint32
+	inflight atomic.Int32
 }
 
 // ID returns the node id.
@@ -69,27 +74,27 @@ func (e *Endpoint) Value() any { return e.value }
 // Acquire counts a request as in flight on the endpoint. Every Acquire must
 // be followed by exactly one Release.
 func (e *Endpoint) Acquire() {
-	e.inflight.Add(1)
+	e.live.inflight.Add(1)
 	e.total.Add(1)
 }
 
 // Release ends a request started with Acquire.
 func (e *Endpoint) Release() {
-	e.inflight.Add(-1)
+	e.live.inflight.Add(-1)
 	e.total.Add(-1)
 }
 
 // InFlight returns the requests in flight on the endpoint.
-func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
+func (e *Endpoint) InFlight() int64 { return int64(e.live.inflight.Load()) }
 
 // Exclude adds reason to the endpoint's exclusions; picks skip it at once.
-func (e *Endpoint) Exclude(reason Exclusion) { e.excluded.Or(uint32(reason)) }
+func (e *Endpoint) Exclude(reason Exclusion) { e.live.excluded.Or(uint32(reason)) }
 
 // Include removes reason from the endpoint's exclusions.
-func (e *Endpoint) Include(reason Exclusion) { e.excluded.And(^uint32(reason)) }
+func (e *Endpoint) Include(reason Exclusion) { e.live.excluded.And(^uint32(reason)) }
 
 // Exclusions returns the current exclusion reasons; zero means none.
-func (e *Endpoint) Exclusions() Exclusion { return Exclusion(e.excluded.Load()) }
+func (e *Endpoint) Exclusions() Exclusion { return Exclusion(e.live.excluded.Load()) }
 
 // Weight returns the weight the endpoint had in the newest table built.
 func (e *Endpoint) Weight() float64 { return math.Float64frombits(e.weight.Load()) }
@@ -101,14 +106,15 @@ func (e *Endpoint) setWeight(w float64) { e.weight.Store(math.Float64bits(w)) }
 // for concurrent use; the endpoints it hands out are.
 type Registry struct {
 	byID     map[string]*Endpoint
-	flags    [][]atomic.Uint32 // chunks of exclusion bits, never moved
-	free     []*atomic.Uint32  // exclusion words of forgotten endpoints
+	slots    [][]slot // chunks of live state, never moved
+	free     []freed  // slots of forgotten endpoints, oldest first
 	newValue func(id, addr string) any
 	onGone   func(*Endpoint)
 	inflight atomic.Int64
 	gen      uint64    // current generation (one per table build)
 	touched  int       // distinct endpoints listed in this generation
 	joinedAt time.Time // since of endpoints created in this generation
+	now      time.Time // the time of the current generation
 }
 
 // NewRegistry returns an empty registry. newValue, if not nil, is called
@@ -139,7 +145,7 @@ func (r *Registry) endpoint(id, addr string) (e *Endpoint, dup bool) {
 	if ok {
 		r.forget(old)
 	}
-	e = &Endpoint{id: id, addr: addr, total: &r.inflight, seen: r.gen, since: r.joinedAt, excluded: r.flagWord()}
+	e = &Endpoint{id: id, addr: addr, total: &r.inflight, seen: r.gen, since: r.joinedAt, live: r.newSlot()}
 	r.touched++
 	if r.newValue != nil {
 		e.value = r.newValue(id, addr)
@@ -160,6 +166,7 @@ func (r *Registry) touch(e *Endpoint) {
 func (r *Registry) begin(now time.Time, stamp bool) {
 	r.gen++
 	r.touched = 0
+	r.now = now
 	r.joinedAt = time.Time{}
 	if stamp {
 		r.joinedAt = now
@@ -182,32 +189,45 @@ func (r *Registry) retain() {
 // Len returns the number of endpoints the registry holds.
 func (r *Registry) Len() int { return len(r.byID) }
 
-// flagChunk is how many exclusion words the registry allocates at a time.
-const flagChunk = 4096
+// slotChunk is how many slots the registry allocates at a time.
+const slotChunk = 4096
 
-// flagWord returns a cleared exclusion word for a new endpoint.
-func (r *Registry) flagWord() *atomic.Uint32 {
-	if k := len(r.free); k > 0 {
-		w := r.free[k-1]
-		r.free = r.free[:k-1]
-		w.Store(0)
-		return w
+// slotQuarantine is how long a forgotten endpoint's slot rests before
+// another endpoint gets it. A request picked from an older table may still
+// release it, and a breaker callback may still exclude or include it, for
+// a moment after the node left; waiting, and reusing only a slot with
+// nothing in flight, keeps that from touching the slot's next owner.
+const slotQuarantine = time.Minute
+
+// freed is a slot waiting out its quarantine.
+type freed struct {
+	s  *slot
+	at time.Time
+}
+
+// newSlot returns a cleared slot for a new endpoint, reusing one whose
+// quarantine is over.
+func (r *Registry) newSlot() *slot {
+	if len(r.free) > 0 {
+		f := r.free[0]
+		if !r.now.IsZero() && r.now.Sub(f.at) >= slotQuarantine && f.s.inflight.Load() == 0 {
+			r.free = r.free[1:]
+			f.s.excluded.Store(0)
+			return f.s
+		}
 	}
-	if len(r.flags) == 0 || len(r.flags[len(r.flags)-1]) == flagChunk {
-		r.flags = append(r.flags, make([]atomic.Uint32, 0, flagChunk))
+	if len(r.slots) == 0 || len(r.slots[len(r.slots)-1]) == slotChunk {
+		r.slots = append(r.slots, make([]slot, 0, slotChunk))
 	}
-	last := &r.flags[len(r.flags)-1]
+	last := &r.slots[len(r.slots)-1]
 	*last = (*last)[:len(*last)+1]
 	return &(*last)[len(*last)-1]
 }
 
-// forget runs onGone for e and recycles its exclusion word. A table built
-// before e was forgotten may still read that word, now another endpoint's;
-// such a table lists a node that is gone, so the worst outcome is that an
-// old snapshot skips or picks a node that has already left.
+// forget runs onGone for e and queues its slot for reuse.
 func (r *Registry) forget(e *Endpoint) {
 	if r.onGone != nil {
 		r.onGone(e)
 	}
-	r.free = append(r.free, e.excluded)
+	r.free = append(r.free, freed{e.live, r.now})
 }

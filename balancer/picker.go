@@ -54,8 +54,8 @@ func ParsePolicy(s string) (Policy, error) {
 // Named configurations compared by the benchmark harness.
 var namedConfigs = map[string]Config{
 	"dynamic-swrr": {Policy: SWRR, Weigher: DynamicWeigher{}},
-	"seed-swrr":    {Policy: SWRR, Weigher: SeedWeigher{}},
-	"static-swrr":  {Policy: SWRR, Weigher: StaticWeigher{}},
+	"seed-swrr":    {Policy: SWRR, Weigher: SeedWeigher{}, LoadBound: -1},
+	"static-swrr":  {Policy: SWRR, Weigher: StaticWeigher{}, LoadBound: -1},
 	"round-robin":  {Policy: RoundRobin, Weigher: StaticWeigher{}},
 	"p2c":          {Policy: P2C, Weigher: StaticWeigher{}},
 	"ring-hash":    {Policy: ConsistentHash, Weigher: StaticWeigher{}},
@@ -63,7 +63,8 @@ var namedConfigs = map[string]Config{
 }
 
 // NamedConfig returns a named policy and weigher pair: dynamic-swrr (the
-// default), seed-swrr (the literal seed formula), static-swrr (nginx),
+// default, with the in-flight bound), seed-swrr (the literal seed formula,
+// no bound), static-swrr (nginx: static weights, no bound),
 // round-robin, p2c (Envoy's least request), ring-hash (consistent hashing
 // with bounded load) and random.
 func NamedConfig(name string) (Config, error) {
@@ -85,10 +86,14 @@ func newPicker(cfg Config, t *Table) picker {
 	}
 	switch cfg.Policy {
 	case SWRR:
-		if equalWeights(t.weights[:t.ready]) {
+		if equalWeights(t.weights[:t.ready]) && cfg.LoadBound < 0 {
 			return newRoundRobin()
 		}
-		return newBlockedSWRR(t.weights[:t.ready], cfg.BlockSize)
+		p := newBlockedSWRR(t.weights[:t.ready], cfg.BlockSize)
+		if cfg.LoadBound > 0 {
+			p.setBound(t, cfg.LoadBound)
+		}
+		return p
 	case RoundRobin:
 		return newRoundRobin()
 	case P2C:
@@ -123,6 +128,26 @@ type blockedSWRR struct {
 	blocks []block
 	seq    []uint8 // every block's schedule, back to back
 	top    *stride // nil with a single block
+
+	// The in-flight bound (Config.LoadBound); bound is nil without it.
+	bound []float64     // bound[i]: LoadBound × node i's share of the weight
+	total *atomic.Int64 // the route's in-flight requests
+}
+
+// boundTries is how many over-bound nodes a pick passes over before it
+// takes the least loaded of them.
+const boundTries = 8
+
+func (p *blockedSWRR) setBound(t *Table, factor float64) {
+	var sum float64
+	for _, w := range t.weights[:t.ready] {
+		sum += w
+	}
+	p.bound = make([]float64, t.ready)
+	for i, w := range t.weights[:t.ready] {
+		p.bound[i] = factor * w / sum
+	}
+	p.total = t.eps[0].total
 }
 
 // block is one block's schedule. Its counter is its only mutable state.
@@ -188,6 +213,13 @@ func newBlockedSWRR(w []float64, blockSize int) *blockedSWRR {
 const parallelBlocks = 2048
 
 func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
+	var total float64
+	if p.bound != nil {
+		total = float64(p.total.Load())
+	}
+	var best *Endpoint
+	bestLoad := math.Inf(1)
+	over := 0
 	// A fully excluded block sends the pick to another block; after a few
 	// rounds of bad luck fall back to a scan, so a pick stays bounded.
 	for attempt := 0; attempt < 2*len(p.blocks)+1; attempt++ {
@@ -202,10 +234,29 @@ func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, er
 			if j >= b.n {
 				j -= b.n
 			}
-			if t.eligible(b.first+j, avoid) {
-				return t.eps[b.first+j], nil
+			j += b.first
+			if !t.eligible(j, avoid) {
+				continue
 			}
+			if p.bound == nil {
+				return t.eps[j], nil
+			}
+			limit := p.bound[j]*total + 1
+			load := float64(t.live[j].inflight.Load())
+			if load < limit {
+				return t.eps[j], nil
+			}
+			if r := load / limit; r < bestLoad {
+				best, bestLoad = t.eps[j], r
+			}
+			if over++; over == boundTries {
+				return best, nil
+			}
+			break // over its bound: ask the schedule for the next node
 		}
+	}
+	if best != nil {
+		return best, nil
 	}
 	return t.scan(0, avoid)
 }
@@ -303,7 +354,7 @@ func (p *p2c) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
 	switch {
 	case okA && okB:
 		// (in-flight+1)/weight, compared without dividing.
-		if float64(a.inflight.Load()+1)*t.weights[j] <= float64(b.inflight.Load()+1)*t.weights[i] {
+		if float64(t.live[i].inflight.Load()+1)*t.weights[j] <= float64(t.live[j].inflight.Load()+1)*t.weights[i] {
 			return a, nil
 		}
 		return b, nil
@@ -375,7 +426,7 @@ func (r *ring) pick(t *Table, key uint64, avoid []*Endpoint) (*Endpoint, error) 
 			idx -= n
 		}
 		o := r.owners[idx]
-		if t.eligible(o, avoid) && float64(t.eps[o].inflight.Load()) < r.factor*total*r.share[o]+1 {
+		if t.eligible(o, avoid) && float64(t.live[o].inflight.Load()) < r.factor*total*r.share[o]+1 {
 			return t.eps[o], nil
 		}
 	}

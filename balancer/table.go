@@ -3,7 +3,6 @@ package balancer
 import (
 	"fmt"
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 )
 
@@ -20,11 +19,11 @@ type Table struct {
 	built   time.Time
 	policy  Policy
 
-	nodes   []Node           // every node given to Build; ready ones first
-	eps     []*Endpoint      // parallel to nodes
-	flags   []*atomic.Uint32 // parallel to nodes: eps[i].excluded
-	weights []float64        // parallel to nodes; 0 for nodes that are not ready
-	ready   int              // nodes[:ready] are Ready and schedulable
+	nodes   []Node      // every node given to Build; ready ones first
+	eps     []*Endpoint // parallel to nodes
+	live    []*slot     // parallel to nodes: eps[i].live
+	weights []float64   // parallel to nodes; 0 for nodes that are not ready
+	ready   int         // nodes[:ready] are Ready and schedulable
 	picker  picker
 }
 
@@ -75,7 +74,7 @@ func (t *Table) Weight(i int) float64 { return t.weights[i] }
 
 // eligible reports whether node i may be picked.
 func (t *Table) eligible(i uint32, avoid []*Endpoint) bool {
-	if t.flags[i].Load() != 0 {
+	if t.live[i].excluded.Load() != 0 {
 		return false
 	}
 	for _, a := range avoid {
@@ -113,6 +112,16 @@ type Config struct {
 	// 256. Inside a block picks follow nginx's sequence exactly; larger
 	// blocks cost more to build (period × block size per block).
 	BlockSize int
+	// LoadBound bounds blocked SWRR by live in-flight counts: a scheduled
+	// node already holding more than LoadBound × its weighted share of the
+	// route's in-flight requests (plus one) is passed over for the next
+	// scheduled one, up to 8 times, after which the least loaded of those
+	// seen is taken. Weights are set every few seconds from one-second
+	// samples and cannot see a queue building in between; the bound can
+	// (bench/results/policies-analysis.md). Default 1.25; negative turns
+	// it off (plain nginx semantics, as static-swrr and seed-swrr use);
+	// otherwise at least 1.
+	LoadBound float64
 	// LoadFactor is the bound of consistent hashing with bounded load: a
 	// node takes at most LoadFactor × its weighted share of the route's
 	// in-flight requests (plus one). Default 1.25; at least 1.
@@ -129,6 +138,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("balancer: config: policy %d is unknown", c.Policy)
 	case c.BlockSize < 0 || c.BlockSize > 256:
 		return fmt.Errorf("balancer: config: block size %d: must be 1..256 (0 for the default 8)", c.BlockSize)
+	case c.LoadBound > 0 && c.LoadBound < 1, c.LoadBound != c.LoadBound:
+		return fmt.Errorf("balancer: config: load bound %v: must be at least 1 (0 for the default 1.25, negative for none)", c.LoadBound)
 	case c.LoadFactor != 0 && !(c.LoadFactor >= 1):
 		return fmt.Errorf("balancer: config: load factor %v: must be at least 1", c.LoadFactor)
 	case c.VirtualNodes < 0 || c.VirtualNodes > 1000:
@@ -143,6 +154,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = 8
+	}
+	if c.LoadBound == 0 {
+		c.LoadBound = 1.25
 	}
 	if c.LoadFactor == 0 {
 		c.LoadFactor = 1.25
@@ -227,10 +241,10 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	}
 	b.reg.retain()
 	b.prev = resize(b.prev, len(t.nodes))
-	t.flags = make([]*atomic.Uint32, len(t.eps))
+	t.live = make([]*slot, len(t.eps))
 	for i, e := range t.eps {
 		b.prev[i] = e.Weight()
-		t.flags[i] = e.excluded
+		t.live[i] = e.live
 	}
 
 	t.weights = make([]float64, len(t.nodes))

@@ -442,3 +442,68 @@ func TestP2CFollowsWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestSWRRLoadBound: a node holding far more than its share of the
+// route's in-flight requests is passed over until it drains; with the
+// bound off (static-swrr) it keeps its turn.
+func TestSWRRLoadBound(t *testing.T) {
+	for _, bounded := range []bool{true, false} {
+		cfg := Config{Policy: SWRR, Weigher: StaticWeigher{}}
+		if !bounded {
+			cfg.LoadBound = -1
+		}
+		tb := build(t, cfg, staticNodes(1, 1, 1, 1))
+		hot := tb.Endpoint(0)
+		for i := 0; i < 20; i++ {
+			hot.Acquire()
+		}
+		hits := 0
+		for i := 0; i < 1000; i++ {
+			if e, _ := tb.Pick(0); e == hot {
+				hits++
+			}
+		}
+		for i := 0; i < 20; i++ {
+			hot.Release()
+		}
+		switch {
+		case bounded && hits != 0:
+			t.Errorf("bounded: the node with 20 of 20 in flight was picked %d times", hits)
+		case !bounded && hits != 250:
+			t.Errorf("unbounded: the node was picked %d times, want its 250 turns", hits)
+		}
+	}
+	if _, err := NewBuilder(Config{LoadBound: 0.5}, nil); err == nil {
+		t.Error("a load bound below 1 was accepted")
+	}
+}
+
+// TestSlotQuarantine: the live state of a node that left is not handed to
+// a new node until it has rested a minute with nothing in flight, so a
+// late breaker callback on the old endpoint cannot exclude the new one.
+func TestSlotQuarantine(t *testing.T) {
+	b, _ := NewBuilder(Config{}, nil)
+	t1 := b.Build(staticNodes(1, 1), t0)
+	gone := t1.Endpoint(indexOf(t1, "n1"))
+	gone.Acquire()
+	b.Build(staticNodes(1), t0.Add(time.Second)) // n1 leaves
+	gone.Exclude(ExcludeBreaker)                  // a late callback
+	nodes := []Node{{ID: "n0", Addr: "10.0.0.0:80", Capacity: 1}, {ID: "fresh", Addr: "f:1", Capacity: 1}}
+	t3 := b.Build(nodes, t0.Add(2*time.Second))
+	if x := t3.Endpoint(indexOf(t3, "fresh")).Exclusions(); x != 0 {
+		t.Fatalf("a new node inherited exclusions %v from one that left", x)
+	}
+	// Still in flight after the quarantine: not reused either.
+	nodes = append(nodes, Node{ID: "later", Addr: "l:1", Capacity: 1})
+	t4 := b.Build(nodes, t0.Add(2*time.Minute))
+	if x := t4.Endpoint(indexOf(t4, "later")).Exclusions(); x != 0 || t4.Endpoint(indexOf(t4, "later")).InFlight() != 0 {
+		t.Fatalf("a slot with a request in flight was reused")
+	}
+	gone.Release()
+	nodes = append(nodes, Node{ID: "last", Addr: "z:1", Capacity: 1})
+	t5 := b.Build(nodes, t0.Add(3*time.Minute))
+	e := t5.Endpoint(indexOf(t5, "last"))
+	if e.live != gone.live || e.Exclusions() != 0 || e.InFlight() != 0 {
+		t.Fatalf("after its quarantine the slot should be reused, cleared")
+	}
+}

@@ -44,13 +44,11 @@ func (r *Report) Write(dir, command string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
-	var names []string
 	var rps, lat []plot.Group
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
 			continue
 		}
-		names = append(names, row.Name)
 		rps = append(rps, plot.Group{Label: row.Name, Values: []float64{row.MedianRPS()}})
 		lat = append(lat, plot.Group{Label: row.Name, Values: []float64{row.MedianP50(), row.MedianP99()}})
 	}

@@ -169,8 +169,8 @@ func (m *Matrix) Tables() string {
 				name = "**dynamic-swrr** (default)"
 			case FormulaOnly:
 				name = "*" + p + "* (the default before issue 7)"
-			case BoundedPrototype:
-				name = "*" + p + "* (prototype, not in Switchyard)"
+			case Unbounded:
+				name = "*" + p + "* (the default without its in-flight bound)"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %d (%.3f %%) | %d (%.3f %%) | %d | %.3f | %.3f | %.3f |\n",
 				name, secs(r.P50), secs(r.P99), secs(r.P999), r.CompletedP99,

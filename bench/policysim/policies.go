@@ -16,15 +16,14 @@ func Policies() []string {
 // report can show what the change did.
 const FormulaOnly = "dynamic-formula-only"
 
-// BoundedPrototype is dynamic-swrr plus an in-flight bound applied where
-// the gateway picks (a node over 1.25 × its weighted share of the route's
-// in-flight requests is skipped, ring-hash's bound): a prototype of a
-// proposed change, not something the balancer or gateway does today.
-const BoundedPrototype = "dynamic-swrr+bound"
+// Unbounded is dynamic-swrr without its in-flight bound
+// (balancer.Config.LoadBound), kept so the report shows what the bound
+// adds on top of the weigher.
+const Unbounded = "dynamic-swrr-unbounded"
 
 // Extras lists the extra rows of the report: FormulaOnly and
-// BoundedPrototype.
-func Extras() []string { return []string{FormulaOnly, BoundedPrototype} }
+// Unbounded.
+func Extras() []string { return []string{FormulaOnly, Unbounded} }
 
 // extra holds configurations that tests add by name.
 var extra = map[string]balancer.Config{}
@@ -36,9 +35,11 @@ func balancerConfig(name string) (balancer.Config, error) {
 	}
 	switch name {
 	case FormulaOnly:
-		return balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{Config: balancer.WeightConfig{Learn: -1, AdaptStep: -1}}}, nil
-	case BoundedPrototype:
-		name = "dynamic-swrr"
+		return balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{Config: balancer.WeightConfig{Learn: -1, AdaptStep: -1}}, LoadBound: -1}, nil
+	case Unbounded:
+		c, err := balancer.NamedConfig("dynamic-swrr")
+		c.LoadBound = -1
+		return c, err
 	}
 	c, err := balancer.NamedConfig(name)
 	if err != nil {

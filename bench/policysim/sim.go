@@ -160,14 +160,12 @@ type sim struct {
 	builder *balancer.Builder
 	table   *balancer.Table
 	list    []balancer.Node
-	bound   bool    // the prototype in-flight bound is on
 	sumW    float64 // the table's weight total
 
 	events heap
 	seq    uint64
 
 	rate      float64 // arrivals per second
-	nextID    int
 	typeCum   []float64
 	res       *Result
 	slowCount int
@@ -181,7 +179,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	start := time.Now()
 	bc, _ := balancerConfig(cfg.Policy)
-	bound := cfg.Policy == BoundedPrototype
 	s := &sim{
 		cfg:   cfg,
 		base:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -208,7 +205,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("policysim: %w", err)
 	}
 	s.builder = b
-	s.bound = bound
 
 	var capacity float64
 	for range cfg.Nodes {
@@ -523,9 +519,6 @@ func (s *sim) arrive(t float64) {
 			err = errDead
 		}
 	}
-	if err == nil && s.bound {
-		ep = s.bounded(key, ep)
-	}
 	if err != nil {
 		s.res.AllSettled++
 		if measured {
@@ -552,40 +545,6 @@ func (s *sim) arrive(t float64) {
 }
 
 var errDead = fmt.Errorf("policysim: node is dead")
-
-// boundFactor and boundTries are the prototype in-flight bound: a node
-// may hold at most boundFactor × its weighted share of the route's
-// in-flight requests, plus one (the bound of the balancer's ring-hash),
-// and a pick over it is retried on another node up to boundTries times,
-// as the gateway's avoid list does for its fixed per-node limit.
-const (
-	boundFactor = 1.25
-	boundTries  = 8
-)
-
-// bounded returns ep, or another live node under the bound if ep is over
-// it; after boundTries over-bound picks it keeps the least loaded one.
-func (s *sim) bounded(key uint64, ep *balancer.Endpoint) *balancer.Endpoint {
-	var avoid [boundTries]*balancer.Endpoint
-	best, bestLoad := ep, math.Inf(1)
-	for k := 0; k < boundTries; k++ {
-		limit := boundFactor*float64(s.builder.Registry().InFlight())*ep.Weight()/s.sumW + 1
-		load := float64(ep.InFlight())
-		if load < limit {
-			return ep
-		}
-		if r := load / limit; r < bestLoad {
-			best, bestLoad = ep, r
-		}
-		avoid[k] = ep
-		next, err := s.table.PickAvoiding(key, avoid[:k+1])
-		if err != nil || !s.nodes[next.Value().(int32)].alive {
-			break
-		}
-		ep = next
-	}
-	return best
-}
 
 func (s *sim) start(i int32, t float64, w waiting) {
 	n := s.nodes[i]
