@@ -118,7 +118,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Everything started below stops when Run returns: cancel first, then
+	// wait for the goroutines.
+	var bg sync.WaitGroup
+	defer func() {
+		cancel()
+		bg.Wait()
+	}()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "demo: "+format+"\n", args...)
 	}
@@ -137,8 +143,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: resource listener: %w", err)
 	}
-	var bg sync.WaitGroup
-	defer bg.Wait()
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -188,7 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		gwLn.Close()
 		return nil, err
 	}
-	gwCtx, gwStop := context.WithCancel(context.Background())
+	gwCtx, gwStop := context.WithCancel(ctx)
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
