@@ -30,6 +30,9 @@ func init() {
 			}
 		}
 	}
+	for _, b := range []float64{1, 1.05, 1.1, 1.25, 1.5} {
+		extra["bound-"+strconv.FormatFloat(b, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, LoadBound: b}
+	}
 	add("step-4", balancer.WeightConfig{Learn: -1, AdaptStep: -1, MaxStep: 4})
 	add("step-8", balancer.WeightConfig{Learn: -1, AdaptStep: -1, MaxStep: 8})
 }
