@@ -487,7 +487,7 @@ func TestSlotQuarantine(t *testing.T) {
 	gone := t1.Endpoint(indexOf(t1, "n1"))
 	gone.Acquire()
 	b.Build(staticNodes(1), t0.Add(time.Second)) // n1 leaves
-	gone.Exclude(ExcludeBreaker)                  // a late callback
+	gone.Exclude(ExcludeBreaker)                 // a late callback
 	nodes := []Node{{ID: "n0", Addr: "10.0.0.0:80", Capacity: 1}, {ID: "fresh", Addr: "f:1", Capacity: 1}}
 	t3 := b.Build(nodes, t0.Add(2*time.Second))
 	if x := t3.Endpoint(indexOf(t3, "fresh")).Exclusions(); x != 0 {
