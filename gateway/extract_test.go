@@ -244,3 +244,26 @@ func TestScanJSONNoAllocs(t *testing.T) {
 		t.Fatalf("scanJSON allocates %v per run", n)
 	}
 }
+
+// TestIsJSONRequest: JSON bodies are routed by their model field whatever
+// the client says the type is, as long as it is not another type: curl -d
+// sends application/x-www-form-urlencoded.
+func TestIsJSONRequest(t *testing.T) {
+	cases := []struct {
+		ct, body string
+		want     bool
+	}{
+		{"application/json", `{"model":"m"}`, true},
+		{"application/json; charset=utf-8", ``, true},
+		{"", `  {"model":"m"}`, true},
+		{"application/x-www-form-urlencoded", `{"model":"m"}`, true},
+		{"application/x-www-form-urlencoded", `model=m`, false},
+		{"text/plain", `{"model":"m"}`, false},
+		{"", `model=m`, false},
+	}
+	for _, c := range cases {
+		if got := isJSONRequest([]byte(c.ct), []byte(c.body)); got != c.want {
+			t.Errorf("isJSONRequest(%q, %q) = %v, want %v", c.ct, c.body, got, c.want)
+		}
+	}
+}

@@ -222,10 +222,14 @@ func (st *state) pick(host, path []byte, h headerPeeker, model []byte, hasModel 
 	return nil, e
 }
 
-// isJSONRequest: a JSON content type, or none and a body starting with '{'.
+// isJSONRequest: a JSON content type; or none, or the form type that
+// `curl -d` sends by default, and a body starting with '{'.
 func isJSONRequest(ct, body []byte) bool {
-	if len(ct) > 0 {
-		return bytes.Contains(ct, []byte("json"))
+	if bytes.Contains(ct, []byte("json")) {
+		return true
+	}
+	if len(ct) > 0 && !bytes.HasPrefix(ct, []byte("application/x-www-form-urlencoded")) {
+		return false
 	}
 	b := bytes.TrimLeft(body, " \t\r\n")
 	return len(b) > 0 && b[0] == '{'
