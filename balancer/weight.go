@@ -98,8 +98,11 @@ func fresh(n *Node, now time.Time, expiry time.Duration) bool {
 	if n.Load.SampledAt.IsZero() {
 		return false
 	}
-	age := now.Sub(n.Load.SampledAt)
-	return age < expiry && age > -expiry // a clock far ahead counts as stale too
+	// Wall-clock nanoseconds: samples come over the wire without a
+	// monotonic reading, and Time.Sub is several times slower than this on
+	// a rebuild's hot loop.
+	age := now.UnixNano() - n.Load.SampledAt.UnixNano()
+	return age < int64(expiry) && age > -int64(expiry) // a clock far ahead counts as stale too
 }
 
 // utilisation returns the sample's utilisation clamped to [0, 1]; NaN
