@@ -131,7 +131,7 @@ type view struct {
 	list    OnlineList
 	// held are load-only upserts acknowledged but not yet in list, since
 	// heldSince (see LoadCoalesce).
-	held      map[string]Node
+	held      map[string]*Node
 	heldSince time.Time
 	have      bool
 	lastOK    time.Time
@@ -323,10 +323,10 @@ func (c *Client) apply(v *view, server string, d *Delta) (OnlineList, bool) {
 	now := time.Now()
 	v.lastOK, v.failing, v.server = now, false, server
 	due := len(v.held) > 0 && now.Sub(v.heldSince) >= c.cfg.LoadCoalesce
-	var nodes []Node
+	var nodes []*Node
 	switch {
 	case d.Reset:
-		nodes = make([]Node, 0, len(d.Upserts))
+		nodes = make([]*Node, 0, len(d.Upserts))
 		v.index = make(map[string]int, len(d.Upserts))
 		v.held = nil
 	case d.Epoch != v.epoch || d.From != v.version || d.To < d.From:
@@ -340,7 +340,7 @@ func (c *Client) apply(v *view, server string, d *Delta) (OnlineList, bool) {
 			v.version = d.To
 			return OnlineList{}, false
 		}
-		nodes = make([]Node, len(v.list.Nodes), len(v.list.Nodes)+len(d.Upserts))
+		nodes = make([]*Node, len(v.list.Nodes), len(v.list.Nodes)+len(d.Upserts))
 		copy(nodes, v.list.Nodes)
 		for id, n := range v.held {
 			nodes[v.index[id]] = n
@@ -350,11 +350,11 @@ func (c *Client) apply(v *view, server string, d *Delta) (OnlineList, bool) {
 	for i := range d.Upserts {
 		n := &d.Upserts[i]
 		if j, ok := v.index[n.ID]; ok {
-			nodes[j] = *n
+			nodes[j] = n
 			continue
 		}
 		v.index[n.ID] = len(nodes)
-		nodes = append(nodes, *n)
+		nodes = append(nodes, n)
 	}
 	for _, id := range d.Removes {
 		j, ok := v.index[id]
@@ -364,7 +364,7 @@ func (c *Client) apply(v *view, server string, d *Delta) (OnlineList, bool) {
 		last := len(nodes) - 1
 		nodes[j] = nodes[last]
 		v.index[nodes[j].ID] = j
-		nodes[last] = Node{}
+		nodes[last] = nil
 		nodes = nodes[:last]
 		delete(v.index, id)
 	}
@@ -389,16 +389,16 @@ func (c *Client) holdLocked(v *view, d *Delta, now time.Time) bool {
 			}
 			cur = v.list.Nodes[j]
 		}
-		if cur.State != n.State || !sameEndpoint(&cur, n) {
+		if cur.State != n.State || !sameEndpoint(cur, n) {
 			return false
 		}
 	}
 	if len(v.held) == 0 {
-		v.held = make(map[string]Node, len(d.Upserts))
+		v.held = make(map[string]*Node, len(d.Upserts))
 		v.heldSince = now
 	}
 	for i := range d.Upserts {
-		v.held[d.Upserts[i].ID] = d.Upserts[i]
+		v.held[d.Upserts[i].ID] = &d.Upserts[i]
 	}
 	return true
 }

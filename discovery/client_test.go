@@ -80,7 +80,8 @@ func TestClientCoalescesLoadOnlyDeltas(t *testing.T) {
 	// Held too long: the next (empty) answer delivers.
 	c.cfg.LoadCoalesce = time.Nanosecond
 	c.apply(v, "s", &Delta{App: "a", Epoch: 1, From: 3, To: 4, Upserts: []Node{n("a", StateReady, 0.2)}})
-	v.held = map[string]Node{"a": n("a", StateReady, 0.3)}
+	held := n("a", StateReady, 0.3)
+	v.held = map[string]*Node{"a": &held}
 	v.heldSince = time.Now().Add(-time.Second)
 	if l, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, From: 4, To: 4}); !ch || l.Nodes[v.index["a"]].Load.Utilisation != 0.3 {
 		t.Fatal("a due hold must be delivered on an empty answer")

@@ -37,7 +37,7 @@ func (s staticLister) List(app string) (discovery.OnlineList, bool) {
 func staticList(rc *RouteConfig) discovery.OnlineList {
 	l := discovery.OnlineList{App: rc.App, Version: 1}
 	for _, n := range rc.Nodes {
-		l.Nodes = append(l.Nodes, discovery.Node{
+		l.Nodes = append(l.Nodes, &discovery.Node{
 			ID: n.ID, App: rc.App, Capacity: n.Weight, State: discovery.StateReady,
 			Addresses: map[string]string{"http": n.HTTP, "grpc": n.GRPC},
 		})
@@ -186,7 +186,7 @@ func (r *route) rebuild(now time.Time) {
 	old := r.meta.Load()
 	meta := make(map[string]nodeMeta, len(list.Nodes))
 	for i := range list.Nodes {
-		if n, ok := toNode(&list.Nodes[i]); ok {
+		if n, ok := toNode(list.Nodes[i]); ok {
 			r.nodes = append(r.nodes, n)
 			m := nodeMeta{lastHeard: list.Nodes[i].LastHeard}
 			if old != nil {

@@ -144,13 +144,16 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
-	l := a.snapshotLocked(s.id)
+	d := a.snapshotLocked(s.id)
 	a.mu.Unlock()
-	sort.Slice(l.Nodes, func(i, j int) bool { return l.Nodes[i].ID < l.Nodes[j].ID })
+	sort.Slice(d.Upserts, func(i, j int) bool { return d.Upserts[i].ID < d.Upserts[j].ID })
 	if r.URL.Query().Get("format") == "bin" {
-		d := discovery.Delta{App: l.App, Epoch: l.Epoch, To: l.Version, Reset: true, Upserts: l.Nodes}
 		writeBin(w, &d)
 		return
+	}
+	l := discovery.OnlineList{App: d.App, Epoch: d.Epoch, Version: d.To, Nodes: make([]*discovery.Node, len(d.Upserts))}
+	for i := range d.Upserts {
+		l.Nodes[i] = &d.Upserts[i]
 	}
 	writeJSON(w, l)
 }

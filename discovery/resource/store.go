@@ -186,24 +186,23 @@ func (a *app) ownLocked() []*record {
 	return a.own
 }
 
-// snapshotLocked returns the whole list.
-func (a *app) snapshotLocked(epoch uint64) discovery.OnlineList {
-	l := discovery.OnlineList{App: a.name, Epoch: epoch, Version: a.version, Nodes: make([]discovery.Node, 0, a.live)}
+// snapshotLocked returns the whole list as a reset delta (copies of the
+// nodes).
+func (a *app) snapshotLocked(epoch uint64) discovery.Delta {
+	d := discovery.Delta{App: a.name, Epoch: epoch, To: a.version, Reset: true, Upserts: make([]discovery.Node, 0, a.live)}
 	for _, rec := range a.recs {
 		if !rec.removed {
-			l.Nodes = append(l.Nodes, rec.node)
+			d.Upserts = append(d.Upserts, rec.node)
 		}
 	}
-	return l
+	return d
 }
 
 // deltaLocked returns the changes after since (of epoch), or a reset.
 func (a *app) deltaLocked(epoch, clientEpoch, since uint64) discovery.Delta {
 	d := discovery.Delta{App: a.name, Epoch: epoch, From: since, To: a.version}
 	if clientEpoch != epoch || since > a.version || since < a.logStart {
-		l := a.snapshotLocked(epoch)
-		d.Reset, d.From, d.Upserts = true, 0, l.Nodes
-		return d
+		return a.snapshotLocked(epoch)
 	}
 	if since == a.version {
 		return d
