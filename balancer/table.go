@@ -178,7 +178,9 @@ type Builder struct {
 	last *Table // the previous table, whose order speeds up lookups
 
 	// Scratch reused between builds.
-	prev []float64
+	prev   []float64
+	order  []int32
+	joined []int32
 }
 
 // NewBuilder returns a builder for the route whose endpoints reg holds.
@@ -207,7 +209,9 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	// Order: ready nodes first, keeping the given order within each group.
 	// Nodes of the first table count as long-standing: no slow start.
 	b.reg.begin(now, b.version > 1)
-	t.nodes = make([]Node, 0, len(nodes))
+	order := b.order[:0]   // indexes into nodes, in table order
+	identity := true       // order is 0, 1, 2, ...: the nodes copy in one move
+	joined := b.joined[:0] // table indexes of nodes that joined after the first table
 	t.eps = make([]*Endpoint, 0, len(nodes))
 	for pass := 0; pass < 2; pass++ {
 		for i := range nodes {
@@ -216,8 +220,8 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 				continue
 			}
 			var e *Endpoint
-			if k := len(t.nodes); b.last != nil && k < len(b.last.nodes) &&
-				b.last.nodes[k].ID == n.ID && b.last.eps[k].addr == n.Addr && b.last.eps[k].seen != b.reg.gen {
+			if k := len(order); b.last != nil && k < len(b.last.nodes) &&
+				b.last.nodes[k].ID == n.ID && b.last.nodes[k].Addr == n.Addr && b.last.eps[k].seen != b.reg.gen {
 				// Same node at the same place as last time: skip the map.
 				e = b.last.eps[k]
 				b.reg.touch(e)
@@ -227,16 +231,34 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 					continue
 				}
 			}
-			t.nodes = append(t.nodes, *n)
-			if n.Since.IsZero() {
-				// Slow start counts from when this route first saw the
-				// node; nodes of the first table count as long-standing.
-				t.nodes[len(t.nodes)-1].Since = e.since
+			if !e.since.IsZero() {
+				joined = append(joined, int32(len(order)))
 			}
+			identity = identity && i == len(order)
+			order = append(order, int32(i))
 			t.eps = append(t.eps, e)
 		}
 		if pass == 0 {
-			t.ready = len(t.nodes)
+			t.ready = len(order)
+		}
+	}
+	b.order = order
+	// Copying the nodes is the bulk of a large build: one bulk copy when
+	// the order is unchanged (the common case), one node at a time if not.
+	t.nodes = make([]Node, len(order))
+	if identity {
+		copy(t.nodes, nodes)
+	} else {
+		for k, i := range order {
+			t.nodes[k] = nodes[i]
+		}
+	}
+	b.joined = joined
+	for _, k := range joined {
+		// Slow start counts from when this route first saw the node;
+		// nodes of the first table count as long-standing (zero since).
+		if n := &t.nodes[k]; n.Since.IsZero() {
+			n.Since = t.eps[k].since
 		}
 	}
 	b.reg.retain()

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"math"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -178,20 +180,29 @@ func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) 
 	if meanSpeed == 0 {
 		meanSpeed = 1
 	}
+	// Per node, once: its headroom (NaN without a fresh sample) and whether
+	// the feedback applies to it. Large tables call this every few seconds,
+	// so the logs and checks are not repeated per pass.
+	sp := scratchPool.Get().(*weighScratch)
+	defer scratchPool.Put(sp)
+	sp.hs, sp.ls = slices.Grow(sp.hs[:0], len(nodes))[:len(nodes)], slices.Grow(sp.ls[:0], len(nodes))[:len(nodes)]
+	hs, ls := sp.hs, sp.ls
 	// Mean headrooms: weighted by previous weight (the traffic each node
 	// was given) over the nodes that learn, for the feedback; weighted by
 	// capacity over every fresh node, for the adaptive step.
 	var hw, ww, hc, cc float64
 	for i := range nodes {
 		n := &nodes[i]
+		hs[i] = math.NaN()
 		u, ok := utilisation(n)
 		if !ok || n.State != Ready || !fresh(n, now, cfg.Expiry) {
 			continue
 		}
 		h := logHeadroom(u)
+		hs[i] = h
 		hc += n.capacity() * h
 		cc += n.capacity()
-		if learns(cfg, n, now, prev[i]) {
+		if ls[i] = learns(cfg, n, now, prev[i]); ls[i] {
 			hw += prev[i] * h
 			ww += prev[i]
 		}
@@ -203,19 +214,24 @@ func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) 
 	if cc > 0 {
 		meanC = hc / cc
 	}
-	// formula returns node i's formula weight, or ok false when it has no
-	// fresh sample.
-	formula := func(n *Node) (w, h float64, ok bool) {
-		u, ok := utilisation(n)
-		if !ok || !fresh(n, now, cfg.Expiry) {
+	// formula returns node i's formula weight and headroom, or ok false
+	// when it has no fresh sample.
+	formula := func(i int) (w, h float64, ok bool) {
+		h = hs[i]
+		if math.IsNaN(h) {
 			return 0, 0, false
 		}
+		n := &nodes[i]
+		u, _ := utilisation(n)
 		speed := meanSpeed
 		if c := n.Load.Concurrency; u > 0 && c > 0 && !math.IsInf(c, 0) {
 			speed = c / u / n.capacity()
 		}
-		h = logHeadroom(u)
 		return n.capacity() * speed * h, h, true
+	}
+	pow := func(x float64) float64 { return math.Pow(x, cfg.Learn) }
+	if cfg.Learn == 0.25 { // the default: two square roots are far cheaper than Pow
+		pow = func(x float64) float64 { return math.Sqrt(math.Sqrt(x)) }
 	}
 	// Pass 1: the learned weights, and the scale that makes them add up to
 	// the formula's total over the same nodes, so that the feedback only
@@ -224,15 +240,14 @@ func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) 
 	var sumF, sumL float64
 	if learning {
 		for i := range nodes {
-			n := &nodes[i]
-			if n.State != Ready || !learns(cfg, n, now, prev[i]) {
+			if !ls[i] {
 				continue
 			}
-			f, h, _ := formula(n)
+			f, h, _ := formula(i)
 			// The error is clamped to [1/2, 2]: near saturation the log
 			// headroom falls to 0 and would otherwise throw the weight to
 			// the trust bound in one update.
-			l := prev[i] * math.Pow(min(max(h/meanW, 0.5), 2), cfg.Learn)
+			l := prev[i] * pow(min(max(h/meanW, 0.5), 2))
 			out[i] = l
 			sumF += f
 			sumL += l
@@ -251,9 +266,9 @@ func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) 
 		base := n.capacity() * meanSpeed
 		w := base
 		step := cfg.MaxStep
-		if f, h, ok := formula(n); ok {
+		if f, h, ok := formula(i); ok {
 			w = f
-			if learns(cfg, n, now, prev[i]) {
+			if ls[i] {
 				if learning {
 					w = min(max(out[i]*scale, f/cfg.Trust), f*cfg.Trust)
 				}
@@ -277,6 +292,15 @@ func learns(cfg WeightConfig, n *Node, now time.Time, prev float64) bool {
 	}
 	return true
 }
+
+// weighScratch is DynamicWeigher's per-node scratch, pooled: a large
+// route's rebuild would otherwise allocate it every few seconds.
+type weighScratch struct {
+	hs []float64
+	ls []bool
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(weighScratch) }}
 
 // logHeadroom maps utilisation 0..1 to a headroom factor 1..0 on a log
 // scale: ln(1 + 100·(1−u)) / ln(101).
