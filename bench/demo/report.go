@@ -199,7 +199,11 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\nClient latency: p50 %.0f ms, p99 %.0f ms; chat time to first token p50 %.0f ms\n", r.Latency.P50, r.Latency.P99, r.Latency.ChatTTFT)
 	fmt.Fprintf(w, "Client errors: %d", r.ClientErrors)
 	if r.LostInCrash > 0 {
-		fmt.Fprintf(w, " (plus %d answers already streaming from the crashed node when it died, which no proxy can finish)", r.LostInCrash)
+		noun := "answers"
+		if r.LostInCrash == 1 {
+			noun = "answer"
+		}
+		fmt.Fprintf(w, " (plus %d %s already streaming from the crashed node when it died, which no proxy can finish)", r.LostInCrash, noun)
 	}
 	fmt.Fprintln(w)
 	for _, s := range r.ErrorSamples {
