@@ -416,7 +416,10 @@ func (m *Mirror) send(h *Handle) {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || errors.Is(ctxErr, context.DeadlineExceeded):
 			h.sReason = "timeout"
 			m.c.errTimeout.Add(1)
-		case errors.Is(err, context.Canceled):
+		case errors.Is(err, context.Canceled) || errors.Is(ctxErr, context.Canceled):
+			// Close cancels the context and closes the sender's
+			// connections; whichever the send noticed first, it was cut
+			// by the Close.
 			h.sReason = "canceled"
 			m.c.errCanceled.Add(1)
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
