@@ -113,6 +113,15 @@ type TelemetryConfig struct {
 	TraceRatio float64 `yaml:"trace_ratio"`
 	// AccessLog logs every request at info level. Default off.
 	AccessLog bool `yaml:"access_log"`
+	// OTLPEndpoint, e.g. "http://127.0.0.1:4318", exports the sampled
+	// spans over OTLP/HTTP (protobuf) to that collector, in batches (at
+	// most 2,048 spans queued, the rest dropped; each export bounded by
+	// 10 s), flushed when the gateway stops. The path defaults to
+	// /v1/traces. With it, tracing is on even at trace_ratio 0: then
+	// only requests that arrive with a sampled traceparent are traced.
+	// Empty (the default) exports nothing. Read at start only (a reload
+	// does not change it).
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
 }
 
 // RouteConfig is one route: what it matches and where it sends requests.
@@ -489,6 +498,11 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Telemetry.TraceRatio; !(r >= 0 && r <= 1) {
 		return cfgErr("telemetry.trace_ratio %v: must be 0..1", r)
+	}
+	if e := c.Telemetry.OTLPEndpoint; e != "" {
+		if _, err := otlpTracesURL(e); err != nil {
+			return cfgErr("telemetry.otlp_endpoint %q: %v", e, err)
+		}
 	}
 	if len(c.Routes) == 0 {
 		return cfgErr("routes: at least one route is required")

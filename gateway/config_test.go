@@ -99,6 +99,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    timeouts: {total: soon}\n", "soon"},
 		{"tls half", "listen: {tls_cert: a.pem}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "tls_key"},
 		{"trace ratio", "telemetry: {trace_ratio: 2}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "trace_ratio"},
+		{"otlp scheme", "telemetry: {otlp_endpoint: 'grpc://127.0.0.1:4317'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
+		{"otlp no host", "telemetry: {otlp_endpoint: 'http://'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
+		{"otlp bare host", "telemetry: {otlp_endpoint: '127.0.0.1:4318'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
+		{"otlp query", "telemetry: {otlp_endpoint: 'http://c:4318/?x=1'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
 		{"empty", "", "empty"},
 	}
 	for _, tc := range tests {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard/discovery"
@@ -29,7 +30,9 @@ type Gateway struct {
 	log    *slog.Logger
 	tel    *telemetry
 	tp     trace.TracerProvider
-	tracer trace.Tracer // nil when tracing is off
+	tracer trace.Tracer             // nil when tracing is off
+	ownTP  *sdktrace.TracerProvider // built from Telemetry (OTLP export); shut down by Close
+	closed sync.Once
 
 	unrouted     *routeStats // answers given before a route was chosen
 	streamBodies bool        // Limits.StreamBodyOver > 0, fixed at New
@@ -88,7 +91,15 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
-	g.setupTracing(cfg.Telemetry.TraceRatio)
+	if err := g.setupTracing(cfg.Telemetry); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = g.Close()
+		}
+	}()
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	hex.Encode(g.idPrefix[:], rb[:])
@@ -147,7 +158,25 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 	g.state.Store(st)
+	ok = true
 	return g, nil
+}
+
+// Close flushes and stops what New started for telemetry (the OTLP span
+// exporter, within 5 s, and the metrics provider). Serve calls it when it
+// returns; call it yourself only for a gateway that never served. Safe to
+// call more than once.
+func (g *Gateway) Close() error {
+	var err error
+	g.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = g.shutdownTracing(ctx)
+		if g.tel != nil {
+			err = errors.Join(err, g.tel.shutdown(ctx))
+		}
+	})
+	return err
 }
 
 type discardLogger struct{}
@@ -468,9 +497,9 @@ out:
 		g.discStop()
 	}
 	g.mu.Unlock()
-	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-	_ = g.tel.shutdown(sctx)
-	scancel()
+	if err := g.Close(); err != nil {
+		g.log.Warn("gateway: telemetry shutdown", "err", err)
+	}
 }
 
 // InFlight returns the requests in flight in the gateway.

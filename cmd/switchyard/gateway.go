@@ -28,6 +28,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof); overrides listen.admin")
 	var routes stringList
 	fs.Var(&routes, "route", "quick start: serve MODEL from static backends, MODEL=URL[,URL...] (repeatable; MODEL * catches all)")
+	otlp := fs.String("otlp-endpoint", "", "export sampled trace spans over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318; overrides telemetry.otlp_endpoint")
+	traceRatio := fs.Float64("trace-ratio", -1, "share of root requests traced, 0..1; overrides telemetry.trace_ratio")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,6 +57,12 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *admin != "" {
 		cfg.Listen.Admin = *admin
+	}
+	if *otlp != "" {
+		cfg.Telemetry.OTLPEndpoint = *otlp
+	}
+	if *traceRatio >= 0 {
+		cfg.Telemetry.TraceRatio = *traceRatio
 	}
 	g, err := gateway.New(cfg, gateway.WithLogger(log))
 	if err != nil {
