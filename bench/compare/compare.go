@@ -25,6 +25,11 @@ import (
 type Config struct {
 	// Self is the switchyard binary (for the gateway and minproxy).
 	Self string
+	// BaselineBin, if set, is a second switchyard binary (say, built from
+	// an older commit) run as the extra contender "switchyard-base", right
+	// after "switchyard" in every round, so that old and new are measured
+	// side by side under the same conditions.
+	BaselineBin string
 	// Only limits the run to these contenders (default: all).
 	Only []string
 	// Duration is each measured run. Default 6 s.
@@ -85,10 +90,18 @@ func (c *Config) Validate() error {
 	case c.Backends < 0 || c.Backends > 16:
 		return fmt.Errorf("compare: config: backends %d: must be 1..16", c.Backends)
 	}
-	names := Names()
+	names := append(Names(), baseName)
 	for _, o := range c.Only {
 		if !slices.Contains(names, o) {
 			return fmt.Errorf("compare: config: unknown contender %q (want one of %v)", o, names)
+		}
+		if o == baseName && c.BaselineBin == "" {
+			return fmt.Errorf("compare: config: contender %q needs a baseline binary (-baseline-bin)", o)
+		}
+	}
+	if c.BaselineBin != "" {
+		if st, err := os.Stat(c.BaselineBin); err != nil || st.IsDir() {
+			return fmt.Errorf("compare: config: baseline binary %q: not a file", c.BaselineBin)
 		}
 	}
 	return nil
@@ -106,6 +119,11 @@ type Row struct {
 	// Latency merged over the rounds, in nanoseconds.
 	Latency hist.Histogram
 	Errors  int64
+	// CPUPerReq is, per round, the CPU time (user + system, every process
+	// of the contender's process group, from /proc) spent during the
+	// measured run divided by the requests answered, in microseconds. Empty
+	// for "direct" and where /proc is unreadable.
+	CPUPerReq []float64
 	// ErrorKinds merged over the rounds.
 	ErrorKinds map[string]int64
 	Version    string
@@ -141,6 +159,9 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
+
+// MedianCPUPerReq is the median over rounds of CPUPerReq (0 if unknown).
+func (r *Row) MedianCPUPerReq() float64 { return median(r.CPUPerReq) }
 
 // MeanRPS returns the mean over rounds.
 func (r *Row) MeanRPS() float64 {
@@ -190,7 +211,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Config: cfg, Started: time.Now()}
 
 	var cs []contender
-	for _, c := range contenders() {
+	all := contenders()
+	if cfg.BaselineBin != "" {
+		// The baseline runs right after switchyard in every round.
+		i := slices.IndexFunc(all, func(c contender) bool { return c.name == "switchyard" })
+		all = slices.Insert(all, i+1, contender{name: baseName, command: switchyardBaseCmd})
+	}
+	for _, c := range all {
 		if len(cfg.Only) == 0 || slices.Contains(cfg.Only, c.name) {
 			cs = append(cs, c)
 		}
@@ -207,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		backends = append(backends, a)
 	}
-	env := &runEnv{self: cfg.Self, proxyCPU: cfg.ProxyCPU}
+	env := &runEnv{self: cfg.Self, base: cfg.BaselineBin, proxyCPU: cfg.ProxyCPU}
 	if p, err := exec.LookPath("taskset"); err == nil {
 		env.taskset = p
 	} else {
@@ -242,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			live = append(live, r)
 			continue
 		}
-		if c.name == "switchyard" || c.name == "minproxy" {
+		if c.name == "switchyard" || c.name == "minproxy" || c.name == baseName {
 			if cfg.Self == "" {
 				row.Skipped = "no switchyard binary given"
 				continue
@@ -296,9 +323,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("compare: %s warm-up: %w", r.c.name, err)
 			}
 			lc.Duration = cfg.Duration
+			var pgid int
+			if r.cmd != nil && r.cmd.Process != nil {
+				pgid = r.cmd.Process.Pid
+			}
+			cpu0, cpuErr := groupCPU(pgid)
 			res, err := loadgen.Run(ctx, lc)
 			if err != nil {
 				return nil, fmt.Errorf("compare: %s: %w", r.c.name, err)
+			}
+			if cpu1, err := groupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
+				r.row.CPUPerReq = append(r.row.CPUPerReq, (cpu1-cpu0).Seconds()*1e6/float64(res.OK))
 			}
 			r.row.RPS = append(r.row.RPS, res.RPS())
 			r.row.P50 = append(r.row.P50, res.Latency.Quantile(0.5))
@@ -308,7 +343,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			for k, v := range res.Errors {
 				r.row.ErrorKinds[k] += v
 			}
-			logf("round %d %-10s %s", round, r.c.name, res.Summary())
+			cpu := ""
+			if n := len(r.row.CPUPerReq); n > 0 && len(r.row.RPS) == n {
+				cpu = fmt.Sprintf("; CPU %.2f µs/req", r.row.CPUPerReq[n-1])
+			}
+			logf("round %d %-15s %s%s", round, r.c.name, res.Summary(), cpu)
 		}
 	}
 	rep.Elapsed = time.Since(rep.Started)

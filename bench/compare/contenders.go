@@ -26,6 +26,7 @@ type contender struct {
 // runEnv is what contenders need from the harness.
 type runEnv struct {
 	self     string // the switchyard binary
+	base     string // the baseline switchyard binary (Config.BaselineBin)
 	proxyCPU int
 	taskset  string
 }
@@ -69,6 +70,22 @@ func switchyardCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd,
 		urls[i] = "http://" + b
 	}
 	return e.pinned(dir, e.self, "gateway", "--listen", listen, "--route", "bench="+strings.Join(urls, ",")), nil
+}
+
+// baseName is the contender of Config.BaselineBin.
+const baseName = "switchyard-base"
+
+func switchyardBaseCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
+	if e.base == "" {
+		return nil, fmt.Errorf("compare: no baseline binary given")
+	}
+	cmd, _ := switchyardCmd(e, dir, listen, backends)
+	if e.taskset != "" {
+		cmd.Args[3] = e.base // taskset -c N BIN ...
+	} else {
+		cmd.Path, cmd.Args[0] = e.base, e.base
+	}
+	return cmd, nil
 }
 
 func minproxyCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {

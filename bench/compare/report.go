@@ -21,19 +21,23 @@ func (r *Report) Table() string {
 		}
 		return fmt.Sprintf("%.2f×", row.MedianRPS()/ref.MedianRPS())
 	}
-	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | req/s vs nginx | req/s vs direct |\n")
-	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | CPU µs/req (median) | req/s vs nginx | req/s vs direct |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
+			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
 			continue
 		}
 		per := make([]string, len(row.RPS))
 		for i, v := range row.RPS {
 			per[i] = fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %d | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
-			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, row.Errors, ratio(row, nginx), ratio(row, direct))
+		cpu := "–"
+		if len(row.CPUPerReq) > 0 {
+			cpu = fmt.Sprintf("%.2f", row.MedianCPUPerReq())
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %d | %s | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
+			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, row.Errors, cpu, ratio(row, nginx), ratio(row, direct))
 	}
 	return b.String()
 }
@@ -68,7 +72,12 @@ func (r *Report) Write(dir, command string) error {
 	fmt.Fprintf(&b, "- Workload: closed loop, %d connections, POST /v1/chat/completions with a %d-byte JSON body; each backend answers a fixed %d-byte JSON completion at once (bench/compare/backend.go), so the numbers measure proxy overhead.\n", c.Concurrency, len(Request), len(Reply))
 	fmt.Fprintf(&b, "- %d backends (fasthttp, in the harness process); the load generator (bench/loadgen, fasthttp client) and the backends run pinned to CPU 0; every proxy runs under `taskset -c %d` with one worker: nginx `worker_processes 1`, HAProxy `nbthread 1`, GOMAXPROCS=1 for Switchyard, minproxy and Caddy. Proxies round-robin over the backends with kept-alive upstream connections.\n", c.Backends, c.ProxyCPU)
 	fmt.Fprintf(&b, "- Each contender: %s warm-up, then %s measured; %d rounds, interleaved (every contender once per round). The table gives medians over rounds (req/s, and each round's p50/p99), because the machine is shared and one disturbed round would skew a mean; \"p99 (all rounds)\" merges every round's histogram (bench/hist, ≤0.8 %% bucket error) and so includes the disturbed rounds. \"direct\" is the load generator straight to one backend, no proxy.\n", c.Warmup, c.Duration, c.Rounds)
-	fmt.Fprintf(&b, "- The load generator shares CPU 0 with the backends, so \"direct\" is bounded by CPU 0 and the proxies by CPU 1; ratios below 1 vs direct are the cost of the extra hop on its own core.\n\n")
+	fmt.Fprintf(&b, "- The load generator shares CPU 0 with the backends, so \"direct\" is bounded by CPU 0 and the proxies by CPU 1; ratios below 1 vs direct are the cost of the extra hop on its own core.\n")
+	fmt.Fprintf(&b, "- CPU µs/req: the proxy's CPU time (user + system of every process in its process group, from /proc/PID/stat, 10 ms ticks) during each measured run, divided by the requests answered; the median over rounds. A proxy that does not saturate its core shows it here rather than in req/s, so this is the fairer efficiency figure. Kernel time of the loopback TCP stack is included (it is charged to whichever process sends).\n")
+	if c.BaselineBin != "" {
+		fmt.Fprintf(&b, "- switchyard-base: the same gateway command run from a second binary (`%s`), measured right after switchyard in every round (A/B).\n", c.BaselineBin)
+	}
+	b.WriteString("\n")
 	b.WriteString("- Commands (under `taskset -c 1`, GOMAXPROCS=1): `switchyard gateway --listen ADDR --route bench=http://B1,http://B2` (the gateway's quick start, default configuration); `switchyard bench minproxy --listen ADDR --upstream B1,B2`; `nginx -p DIR/ -c DIR/nginx.conf`; `haproxy -f DIR/haproxy.cfg -db`; `caddy run --config DIR/Caddyfile --adapter caddyfile`.\n\n")
 	b.WriteString("Versions:\n\n")
 	for _, row := range r.Rows {

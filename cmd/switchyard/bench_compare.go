@@ -25,6 +25,7 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.Backends, "backends", 2, "backend servers")
 	fs.StringVar(&only, "only", "", "comma-separated contenders (default all: "+strings.Join(compare.Names(), ",")+")")
 	fs.StringVar(&out, "out", "bench/results", "directory for proxy-compare.md and its plots")
+	fs.StringVar(&cfg.BaselineBin, "baseline-bin", "", "a second switchyard binary (e.g. built from an older commit), run as contender switchyard-base for an A/B in the same interleaved rounds")
 	fs.BoolVar(&noInstall, "no-install", false, "do not apt-get missing proxies (skip them)")
 	fs.BoolVar(&noPin, "no-pin", false, "do not pin the harness to CPU 0 (proxies still go to CPU 1)")
 	if err := parseFlags(fs, args); err != nil {
