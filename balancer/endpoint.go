@@ -43,8 +43,10 @@ type Endpoint struct {
 	total *atomic.Int64 // the registry's in-flight sum
 
 	// Owned by the registry's owner.
-	seen  uint64    // registry generation that last listed this endpoint
-	since time.Time // when the endpoint joined; zero for the first build
+	seen     uint64    // registry generation that last listed this endpoint
+	since    time.Time // when the endpoint joined; zero for the first build
+	lastDone uint32    // live.done at the last build
+	obs      Observed  // decayed observations, see Builder.observe
 
 	// live points at the endpoint's exclusion bits and in-flight count,
 	// which sit in a dense array of the registry so that picks, which read
@@ -55,10 +57,11 @@ type Endpoint struct {
 	weight atomic.Uint64 // float64 bits of the last published weight
 }
 
-// slot is an endpoint's live state that pickers read: 8 bytes, packed.
+// slot is an endpoint's live state that pickers read, packed: 12 bytes.
 type slot struct {
 	excluded atomic.Uint32
 	inflight atomic.Int32
+	done     atomic.Uint32 // requests completed (Complete), wrapping
 }
 
 // ID returns the node id.
@@ -80,6 +83,17 @@ func (e *Endpoint) Acquire() {
 
 // Release ends a request started with Acquire.
 func (e *Endpoint) Release() {
+	e.live.inflight.Add(-1)
+	e.total.Add(-1)
+}
+
+// Complete ends a request started with Acquire that the node completed
+// (it answered, and not with an overload or server error). It is Release
+// plus a count the builder turns into the node's observed throughput
+// (Observed). Every Acquire must be followed by exactly one Release or
+// Complete.
+func (e *Endpoint) Complete() {
+	e.live.done.Add(1)
 	e.live.inflight.Add(-1)
 	e.total.Add(-1)
 }
@@ -146,6 +160,7 @@ func (r *Registry) endpoint(id, addr string) (e *Endpoint, dup bool) {
 		r.forget(old)
 	}
 	e = &Endpoint{id: id, addr: addr, total: &r.inflight, seen: r.gen, since: r.joinedAt, live: r.newSlot()}
+	e.lastDone = e.live.done.Load() // a reused slot keeps its count
 	r.touched++
 	if r.newValue != nil {
 		e.value = r.newValue(id, addr)

@@ -33,8 +33,8 @@ func FuzzTable(f *testing.F) {
 		policy := Policy(next() % byte(policyCount))
 		n := int(next())
 		block := 1 + int(next()%32)
-		weighers := []Weigher{DynamicWeigher{}, SeedWeigher{}, StaticWeigher{}}
-		b, err := NewBuilder(Config{Policy: policy, BlockSize: block, Weigher: weighers[n%3]}, nil)
+		weighers := []Weigher{DynamicWeigher{}, SeedWeigher{}, StaticWeigher{}, ThroughputWeigher{}}
+		b, err := NewBuilder(Config{Policy: policy, BlockSize: block, Weigher: weighers[n%4], Choices: 1 + n%2}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

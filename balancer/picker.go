@@ -53,18 +53,21 @@ func ParsePolicy(s string) (Policy, error) {
 
 // Named configurations compared by the benchmark harness.
 var namedConfigs = map[string]Config{
-	"dynamic-swrr": {Policy: SWRR, Weigher: DynamicWeigher{}},
-	"seed-swrr":    {Policy: SWRR, Weigher: SeedWeigher{}, LoadBound: -1},
-	"static-swrr":  {Policy: SWRR, Weigher: StaticWeigher{}, LoadBound: -1},
-	"round-robin":  {Policy: RoundRobin, Weigher: StaticWeigher{}},
-	"p2c":          {Policy: P2C, Weigher: StaticWeigher{}},
-	"ring-hash":    {Policy: ConsistentHash, Weigher: StaticWeigher{}},
-	"random":       {Policy: Random, Weigher: StaticWeigher{}},
+	"dynamic-swrr":  {Policy: SWRR, Weigher: ThroughputWeigher{}, Choices: 2},
+	"headroom-swrr": {Policy: SWRR, Weigher: DynamicWeigher{}, Choices: 1},
+	"seed-swrr":     {Policy: SWRR, Weigher: SeedWeigher{}, Choices: 1, LoadBound: -1},
+	"static-swrr":   {Policy: SWRR, Weigher: StaticWeigher{}, Choices: 1, LoadBound: -1},
+	"round-robin":   {Policy: RoundRobin, Weigher: StaticWeigher{}},
+	"p2c":           {Policy: P2C, Weigher: StaticWeigher{}},
+	"ring-hash":     {Policy: ConsistentHash, Weigher: StaticWeigher{}},
+	"random":        {Policy: Random, Weigher: StaticWeigher{}},
 }
 
 // NamedConfig returns a named policy and weigher pair: dynamic-swrr (the
-// default, with the in-flight bound), seed-swrr (the literal seed formula,
-// no bound), static-swrr (nginx: static weights, no bound),
+// default: two choices over ThroughputWeigher's weights), headroom-swrr
+// (the default until issue 7's follow-up: DynamicWeigher, one choice with
+// the in-flight bound), seed-swrr (the literal seed formula, one choice,
+// no bound), static-swrr (nginx: static weights, one choice, no bound),
 // round-robin, p2c (Envoy's least request), ring-hash (consistent hashing
 // with bounded load) and random.
 func NamedConfig(name string) (Config, error) {
@@ -86,11 +89,11 @@ func newPicker(cfg Config, t *Table) picker {
 	}
 	switch cfg.Policy {
 	case SWRR:
-		if equalWeights(t.weights[:t.ready]) && cfg.LoadBound < 0 {
+		if cfg.Choices == 1 && cfg.LoadBound < 0 && equalWeights(t.weights[:t.ready]) {
 			return newRoundRobin()
 		}
-		p := newBlockedSWRR(t.weights[:t.ready], cfg.BlockSize)
-		if cfg.LoadBound > 0 {
+		p := newBlockedSWRR(t.weights[:t.ready], cfg.BlockSize, cfg.Choices == 2)
+		if cfg.Choices == 1 && cfg.LoadBound > 0 {
 			p.setBound(t, cfg.LoadBound)
 		}
 		return p
@@ -124,10 +127,24 @@ func (emptyPicker) pick(t *Table, _ uint64, _ []*Endpoint) (*Endpoint, error) {
 // blockedSWRR splits the ready nodes into blocks of at most blockSize,
 // runs nginx's SWRR inside each block over a schedule worked out at build
 // time, and chooses blocks with a stride scheduler over the block sums.
+//
+// With two choices a pick weighs two candidates: the node the schedule
+// gives, as single-choice SWRR picks it, and a second one drawn at random
+// in proportion to weight (a block by an alias table over the block
+// weights, then a random place in its schedule; no shared counter is
+// touched for it, and unlike a second cursor inside
+// the block, which would keep a fixed distance from the first and, in a
+// one-block table, could even be the same node every time). The one with
+// fewer in-flight requests per unit of weight wins, the scheduled one on a
+// tie: with nothing in flight the picks are exactly nginx's sequence, and
+// under load a node that has fallen behind (long requests, a stall the
+// weights have not seen yet) is passed over for one that has not.
 type blockedSWRR struct {
 	blocks []block
 	seq    []uint8 // every block's schedule, back to back
 	top    *stride // nil with a single block
+	two    bool    // two choices
+	draw   *p2c    // with two choices and several blocks: blocks drawn by weight
 
 	// The in-flight bound (Config.LoadBound); bound is nil without it.
 	bound []float64     // bound[i]: LoadBound × node i's share of the weight
@@ -157,9 +174,9 @@ type block struct {
 	ctr            atomic.Uint64
 }
 
-func newBlockedSWRR(w []float64, blockSize int) *blockedSWRR {
+func newBlockedSWRR(w []float64, blockSize int, two bool) *blockedSWRR {
 	nb := (len(w) + blockSize - 1) / blockSize
-	p := &blockedSWRR{blocks: make([]block, nb)}
+	p := &blockedSWRR{blocks: make([]block, nb), two: two}
 	sums := make([]float64, nb)
 	q := make([]uint32, len(w))
 	period := 0
@@ -203,7 +220,10 @@ func newBlockedSWRR(w []float64, blockSize int) *blockedSWRR {
 	}
 	wg.Wait()
 	if nb > 1 {
-		p.top = newStride(sums, randomStart())
+		p.top = newStride(sums)
+		if two {
+			p.draw = newP2C(sums)
+		}
 	}
 	return p
 }
@@ -213,46 +233,76 @@ func newBlockedSWRR(w []float64, blockSize int) *blockedSWRR {
 const parallelBlocks = 2048
 
 func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
-	var total float64
 	if p.bound != nil {
-		total = float64(p.total.Load())
+		return p.pickBounded(t, avoid)
 	}
-	var best *Endpoint
-	bestLoad := math.Inf(1)
-	over := 0
-	// A fully excluded block sends the pick to another block; after a few
-	// rounds of bad luck fall back to a scan, so a pick stays bounded.
+	a, ok := p.next(t, 0, avoid)
+	if !ok {
+		return t.scan(0, avoid)
+	}
+	if p.two {
+		// Fewer in flight per unit of weight, compared without dividing.
+		if b, ok := p.next(t, 1, avoid); ok && b != a &&
+			float64(t.live[b].inflight.Load())*t.weights[a] < float64(t.live[a].inflight.Load())*t.weights[b] {
+			a = b
+		}
+	}
+	return t.eps[a], nil
+}
+
+// next returns the node the schedule gives next (c 0), or a node drawn in
+// proportion to weight (c 1), or else the next eligible one in its block;
+// ok is false after a bounded number of fully excluded blocks.
+func (p *blockedSWRR) next(t *Table, c int, avoid []*Endpoint) (uint32, bool) {
 	for attempt := 0; attempt < 2*len(p.blocks)+1; attempt++ {
 		b := &p.blocks[0]
-		if p.top != nil {
-			b = &p.blocks[p.top.next()]
+		var at uint64
+		if c == 0 {
+			if p.top != nil {
+				b = &p.blocks[p.top.next()]
+			}
+			at = b.ctr.Add(1) % uint64(b.seqLen)
+		} else {
+			// A weighted draw touches no shared counter.
+			if p.draw != nil {
+				b = &p.blocks[p.draw.draw()]
+			}
+			at = rand.Uint64N(uint64(b.seqLen))
 		}
-		i := uint32(p.seq[b.seqOff+uint32(b.ctr.Add(1)%uint64(b.seqLen))])
-		// The scheduled node, or else the next eligible one in its block.
+		i := uint32(p.seq[b.seqOff+uint32(at)])
 		for k := uint32(0); k < b.n; k++ {
 			j := i + k
 			if j >= b.n {
 				j -= b.n
 			}
 			j += b.first
-			if !t.eligible(j, avoid) {
-				continue
+			if t.eligible(j, avoid) {
+				return j, true
 			}
-			if p.bound == nil {
-				return t.eps[j], nil
-			}
-			limit := p.bound[j]*total + 1
-			load := float64(t.live[j].inflight.Load())
-			if load < limit {
-				return t.eps[j], nil
-			}
-			if r := load / limit; r < bestLoad {
-				best, bestLoad = t.eps[j], r
-			}
-			if over++; over == boundTries {
-				return best, nil
-			}
-			break // over its bound: ask the schedule for the next node
+		}
+	}
+	return 0, false
+}
+
+// pickBounded is single-choice SWRR with the in-flight bound: a scheduled
+// node over its bound is passed over for the next scheduled one, up to
+// boundTries times, after which the least loaded of those seen is taken.
+func (p *blockedSWRR) pickBounded(t *Table, avoid []*Endpoint) (*Endpoint, error) {
+	total := float64(p.total.Load())
+	var best *Endpoint
+	bestLoad := math.Inf(1)
+	for over := 0; over < boundTries; over++ {
+		j, ok := p.next(t, 0, avoid)
+		if !ok {
+			break
+		}
+		limit := p.bound[j]*total + 1
+		load := float64(t.live[j].inflight.Load())
+		if load < limit {
+			return t.eps[j], nil
+		}
+		if r := load / limit; r < bestLoad {
+			best, bestLoad = t.eps[j], r
 		}
 	}
 	if best != nil {

@@ -214,7 +214,7 @@ type stride struct {
 }
 
 // newStride scales w (all positive) so the largest becomes strideMax.
-func newStride(w []float64, start uint64) *stride {
+func newStride(w []float64) *stride {
 	var hi float64
 	for _, x := range w {
 		hi = max(hi, x)
@@ -223,7 +223,7 @@ func newStride(w []float64, start uint64) *stride {
 	for i, x := range w {
 		s.weights[i] = uint32(max(math.Round(x/hi*strideMax), 1))
 	}
-	s.ctr.Store(start)
+	s.ctr.Store(randomStart())
 	return s
 }
 

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -101,18 +102,19 @@ func (t *Table) scan(from int, avoid []*Endpoint) (*Endpoint, error) {
 	return nil, &NoEndpointError{Nodes: len(t.nodes), Ready: t.ready}
 }
 
-// Config configures a Builder. The zero value is usable: blocked dynamic
-// SWRR with DynamicWeigher's defaults.
+// Config configures a Builder. The zero value is usable: blocked SWRR with
+// two choices over ThroughputWeigher's weights.
 type Config struct {
 	// Policy is the picking policy. Default SWRR.
 	Policy Policy
-	// Weigher computes weights. Default DynamicWeigher{}.
+	// Weigher computes weights. Default ThroughputWeigher{}.
 	Weigher Weigher
 	// BlockSize is the most nodes in one SWRR block. Default 8; at most
 	// 256. Inside a block picks follow nginx's sequence exactly; larger
 	// blocks cost more to build (period × block size per block).
 	BlockSize int
-	// LoadBound bounds blocked SWRR by live in-flight counts: a scheduled
+	// LoadBound bounds single-choice blocked SWRR (Choices 1) by live
+	// in-flight counts: a scheduled
 	// node already holding more than LoadBound × its weighted share of the
 	// route's in-flight requests (plus one) is passed over for the next
 	// scheduled one, up to 8 times, after which the least loaded of those
@@ -120,8 +122,17 @@ type Config struct {
 	// samples and cannot see a queue building in between; the bound can
 	// (bench/results/policies-analysis.md). Default 1.25; negative turns
 	// it off (plain nginx semantics, as static-swrr and seed-swrr use);
-	// otherwise at least 1.
+	// otherwise at least 1. Two choices do not use it.
 	LoadBound float64
+	// Choices is how many scheduled nodes blocked SWRR weighs per pick.
+	// With 2 (the default) it follows its schedule with two cursors and
+	// takes, of the two nodes they give, the one with fewer in-flight
+	// requests per unit of weight, the first on a tie: with nothing in
+	// flight that is nginx's sequence exactly, and under load a node that
+	// has fallen behind is passed over at once instead of after the next
+	// rebuild (bench/results/policies-analysis.md has the evidence). With
+	// 1 a pick is the scheduled node, as in nginx, subject to LoadBound.
+	Choices int
 	// LoadFactor is the bound of consistent hashing with bounded load: a
 	// node takes at most LoadFactor × its weighted share of the route's
 	// in-flight requests (plus one). Default 1.25; at least 1.
@@ -136,6 +147,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Policy >= policyCount:
 		return fmt.Errorf("balancer: config: policy %d is unknown", c.Policy)
+	case c.Choices < 0 || c.Choices > 2:
+		return fmt.Errorf("balancer: config: choices %d: must be 1 or 2 (0 for the default 2)", c.Choices)
 	case c.BlockSize < 0 || c.BlockSize > 256:
 		return fmt.Errorf("balancer: config: block size %d: must be 1..256 (0 for the default 8)", c.BlockSize)
 	case c.LoadBound > 0 && c.LoadBound < 1, c.LoadBound != c.LoadBound:
@@ -150,7 +163,10 @@ func (c *Config) Validate() error {
 
 func (c Config) withDefaults() Config {
 	if c.Weigher == nil {
-		c.Weigher = DynamicWeigher{}
+		c.Weigher = ThroughputWeigher{}
+	}
+	if c.Choices == 0 {
+		c.Choices = 2
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = 8
@@ -175,10 +191,12 @@ type Builder struct {
 	reg     *Registry
 	version uint64
 
-	last *Table // the previous table, whose order speeds up lookups
+	last      *Table    // the previous table, whose order speeds up lookups
+	lastBuilt time.Time // when last was built for
 
 	// Scratch reused between builds.
 	prev   []float64
+	obs    []Observed
 	order  []int32
 	joined []int32
 }
@@ -263,14 +281,25 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	}
 	b.reg.retain()
 	b.prev = resize(b.prev, len(t.nodes))
+	if cap(b.obs) < len(t.nodes) {
+		b.obs = make([]Observed, len(t.nodes))
+	}
+	b.obs = b.obs[:len(t.nodes)]
 	t.live = make([]*slot, len(t.eps))
+	dt := now.Sub(b.lastBuilt).Seconds()
+	if b.lastBuilt.IsZero() || !(dt > 0) || dt > maxObserveGap.Seconds() {
+		dt = 0 // first build, clock step or long pause: nothing to add
+	}
+	decay := math.Exp2(-dt / ObserveHalfLife.Seconds())
 	for i, e := range t.eps {
 		b.prev[i] = e.Weight()
 		t.live[i] = e.live
+		b.obs[i] = e.observe(&t.nodes[i], now, dt, decay)
 	}
+	b.lastBuilt = now
 
 	t.weights = make([]float64, len(t.nodes))
-	b.cfg.Weigher.Weigh(now, t.nodes, b.prev, t.weights)
+	b.cfg.Weigher.Weigh(now, t.nodes, b.obs, b.prev, t.weights)
 	for i := range t.weights {
 		if i >= t.ready || !(t.weights[i] > 0) {
 			t.weights[i] = 0

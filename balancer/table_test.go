@@ -448,7 +448,7 @@ func TestP2CFollowsWeights(t *testing.T) {
 // bound off (static-swrr) it keeps its turn.
 func TestSWRRLoadBound(t *testing.T) {
 	for _, bounded := range []bool{true, false} {
-		cfg := Config{Policy: SWRR, Weigher: StaticWeigher{}}
+		cfg := Config{Policy: SWRR, Weigher: StaticWeigher{}, Choices: 1}
 		if !bounded {
 			cfg.LoadBound = -1
 		}
@@ -475,6 +475,61 @@ func TestSWRRLoadBound(t *testing.T) {
 	}
 	if _, err := NewBuilder(Config{LoadBound: 0.5}, nil); err == nil {
 		t.Error("a load bound below 1 was accepted")
+	}
+}
+
+// TestTwoChoices: the default weighs a second candidate. A node holding
+// 20 requests is picked only when both candidates are that node (1/4 ×
+// 1/4 of picks here, against its 1/4 turn with one choice), a node with
+// fewer in flight per unit of weight wins over a heavier one with more,
+// and with nothing in flight the picks are nginx's sequence.
+func TestTwoChoices(t *testing.T) {
+	tb := build(t, Config{Weigher: StaticWeigher{}}, staticNodes(1, 1, 1, 1))
+	hot := tb.Endpoint(0)
+	for i := 0; i < 20; i++ {
+		hot.Acquire()
+	}
+	hits := 0
+	const picks = 4000
+	for i := 0; i < picks; i++ {
+		if e, _ := tb.Pick(0); e == hot {
+			hits++
+		}
+	}
+	for i := 0; i < 20; i++ {
+		hot.Release()
+	}
+	// Expected picks/16 = 250 (sd about 15); one choice would give 1000.
+	if hits < 150 || hits > 350 {
+		t.Errorf("the node with 20 in flight was picked %d times in %d, want about %d", hits, picks, picks/16)
+	}
+
+	// Weights 3 and 1: the heavy node with 4 in flight (4/3 per unit)
+	// loses to the light one with 1 (1/1) only when that is fewer per
+	// unit of weight; with 2 in flight on the light one it wins again.
+	tb = build(t, Config{Weigher: StaticWeigher{}}, staticNodes(3, 1))
+	heavy, light := tb.Endpoint(indexOf(tb, "n0")), tb.Endpoint(indexOf(tb, "n1"))
+	for i := 0; i < 4; i++ {
+		heavy.Acquire()
+	}
+	light.Acquire()
+	count := func() (nh, nl int) {
+		for i := 0; i < 400; i++ {
+			e, _ := tb.Pick(0)
+			if e == heavy {
+				nh++
+			} else {
+				nl++
+			}
+		}
+		return nh, nl
+	}
+	if nh, nl := count(); nl <= 100 {
+		t.Errorf("4 in flight on weight 3 vs 1 on weight 1: light node got %d of 400 (heavy %d), want more than its 100 turns", nl, nh)
+	}
+	light.Acquire()
+	if nh, nl := count(); nh <= 300 {
+		t.Errorf("4 in flight on weight 3 vs 2 on weight 1: heavy node got %d of 400 (light %d), want more than its 300 turns", nh, nl)
 	}
 }
 

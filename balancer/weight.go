@@ -9,13 +9,14 @@ import (
 
 // Weigher turns nodes and their load samples into weights.
 //
-// Weigh writes the weight of nodes[i] into out[i]. prev[i] is the weight the
+// Weigh writes the weight of nodes[i] into out[i]. obs[i] is what the
+// gateway observed of the node (see Observed). prev[i] is the weight the
 // node had in the previous table (0 for a new node). Nodes that are not
 // Ready get 0; every Ready node gets a positive, finite weight. Weigh must
 // not block or retain the slices; it is called by a table's builder, off the
 // hot path.
 type Weigher interface {
-	Weigh(now time.Time, nodes []Node, prev, out []float64)
+	Weigh(now time.Time, nodes []Node, obs []Observed, prev, out []float64)
 }
 
 // WeightConfig holds the guards every dynamic weigher applies. The zero
@@ -122,7 +123,7 @@ func utilisation(n *Node) (u float64, ok bool) {
 type StaticWeigher struct{}
 
 // Weigh implements Weigher.
-func (StaticWeigher) Weigh(_ time.Time, nodes []Node, _, out []float64) {
+func (StaticWeigher) Weigh(_ time.Time, nodes []Node, _ []Observed, _, out []float64) {
 	for i := range nodes {
 		out[i] = 0
 		if nodes[i].State == Ready {
@@ -169,7 +170,7 @@ type DynamicWeigher struct {
 }
 
 // Weigh implements Weigher.
-func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) {
+func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, _ []Observed, prev, out []float64) {
 	cfg := d.Config.withDefaults()
 	meanSpeed := meanOf(nodes, now, cfg.Expiry, func(n *Node, u float64) (float64, bool) {
 		if u <= 0 || !(n.Load.Concurrency > 0) || math.IsInf(n.Load.Concurrency, 0) {
@@ -323,7 +324,7 @@ type SeedWeigher struct {
 }
 
 // Weigh implements Weigher.
-func (s SeedWeigher) Weigh(now time.Time, nodes []Node, prev, out []float64) {
+func (s SeedWeigher) Weigh(now time.Time, nodes []Node, _ []Observed, prev, out []float64) {
 	cfg := s.Config.withDefaults()
 	meanPerTask := meanOf(nodes, now, cfg.Expiry, func(n *Node, u float64) (float64, bool) {
 		if u <= 0 || !(n.Load.Concurrency > 0) || math.IsInf(n.Load.Concurrency, 0) {

@@ -17,7 +17,7 @@ func weigh(w Weigher, nodes []Node, prev []float64) []float64 {
 		prev = make([]float64, len(nodes))
 	}
 	out := make([]float64, len(nodes))
-	w.Weigh(t0, nodes, prev, out)
+	w.Weigh(t0, nodes, make([]Observed, len(nodes)), prev, out)
 	return out
 }
 
@@ -185,7 +185,7 @@ func fluid(t *testing.T, w Weigher, speeds []float64, lam float64, rounds int) [
 	}
 	now := t0
 	for r := 0; r < rounds; r++ {
-		w.Weigh(now, nodes, prev, out)
+		w.Weigh(now, nodes, make([]Observed, len(nodes)), prev, out)
 		var sum float64
 		for _, x := range out {
 			sum += x
@@ -315,7 +315,7 @@ func FuzzDynamicWeigher(f *testing.F) {
 		prev := make([]float64, n)
 		out := make([]float64, n)
 		specials := []float64{0, math.NaN(), math.Inf(1), math.Inf(-1), -3, 1e300, 5e-324}
-		weighers := []Weigher{DynamicWeigher{}, DynamicWeigher{Config: WeightConfig{Learn: 3, Trust: 0.5, AdaptStep: 100}}, SeedWeigher{}}
+		weighers := []Weigher{DynamicWeigher{}, DynamicWeigher{Config: WeightConfig{Learn: 3, Trust: 0.5, AdaptStep: 100}}, SeedWeigher{}, ThroughputWeigher{}}
 		for round := 0; round < 3; round++ {
 			for i := range nodes {
 				c, u, k, flags := next(), next(), next(), next()
@@ -326,8 +326,16 @@ func FuzzDynamicWeigher(f *testing.F) {
 					prev[i] = specials[int(k)%len(specials)]
 				}
 			}
+			obs := make([]Observed, n)
+			for i := range obs {
+				d, b := next(), next()
+				obs[i] = Observed{Completed: float64(d) * 3, Busy: float64(b) / 8}
+				if d == 255 {
+					obs[i].Completed = specials[int(b)%len(specials)]
+				}
+			}
 			w := weighers[int(next())%len(weighers)]
-			w.Weigh(t0, nodes, prev, out)
+			w.Weigh(t0, nodes, obs, prev, out)
 			for i, x := range out {
 				if nodes[i].State != Ready {
 					if x != 0 {

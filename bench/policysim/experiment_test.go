@@ -18,7 +18,7 @@ import (
 // weighting.
 func init() {
 	add := func(name string, wc balancer.WeightConfig) {
-		extra[name] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{Config: wc}}
+		extra[name] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{Config: wc}, Choices: 1}
 	}
 	add("learn-only", balancer.WeightConfig{AdaptStep: -1})
 	add("adapt-only", balancer.WeightConfig{Learn: -1})
@@ -31,7 +31,15 @@ func init() {
 		}
 	}
 	for _, b := range []float64{1, 1.05, 1.1, 1.25, 1.5} {
-		extra["bound-"+strconv.FormatFloat(b, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, LoadBound: b}
+		extra["bound-"+strconv.FormatFloat(b, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, Choices: 1, LoadBound: b}
+	}
+	// Oracles: capacity is the node's true current throughput.
+	extra["oracle-c2"] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.StaticWeigher{}, Choices: 2}
+	trueCapacity["oracle-c2"] = true
+	// Two choices over DynamicWeigher's weights, and priors.
+	extra["headroom-c2"] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, Choices: 2}
+	for _, pr := range []float64{1, 16} {
+		extra["throughput-prior"+strconv.FormatFloat(pr, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.ThroughputWeigher{Prior: pr}}
 	}
 	add("step-4", balancer.WeightConfig{Learn: -1, AdaptStep: -1, MaxStep: 4})
 	add("step-8", balancer.WeightConfig{Learn: -1, AdaptStep: -1, MaxStep: 8})

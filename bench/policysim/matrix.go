@@ -167,10 +167,10 @@ func (m *Matrix) Tables() string {
 			switch p {
 			case "dynamic-swrr":
 				name = "**dynamic-swrr** (default)"
-			case FormulaOnly:
-				name = "*" + p + "* (the default before issue 7)"
-			case Unbounded:
-				name = "*" + p + "* (the default without its in-flight bound)"
+			default:
+				if note := ExtraNote(p); note != "" {
+					name = "*" + p + "* (" + note + ")"
+				}
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %d (%.3f %%) | %d (%.3f %%) | %d | %.3f | %.3f | %.3f |\n",
 				name, secs(r.P50), secs(r.P99), secs(r.P999), r.CompletedP99,

@@ -11,19 +11,26 @@ func Policies() []string {
 	return []string{"dynamic-swrr", "seed-swrr", "static-swrr", "round-robin", "p2c", "ring-hash", "random"}
 }
 
-// FormulaOnly is DynamicWeigher with the feedback and adaptive step of
-// issue 7 turned off: the default weigher as it was before, kept so the
-// report can show what the change did.
-const FormulaOnly = "dynamic-formula-only"
+// Extras lists the extra rows of the report, which take the default
+// apart: headroom-swrr (the default until issue 7's follow-up:
+// DynamicWeigher, one choice with the in-flight bound), capacity-c2 (the
+// default's two choices over plain capacity weights: what the weigher
+// adds) and throughput-c1 (the default's weigher with one choice: what
+// the second choice adds).
+func Extras() []string { return []string{"headroom-swrr", "capacity-c2", "throughput-c1"} }
 
-// Unbounded is dynamic-swrr without its in-flight bound
-// (balancer.Config.LoadBound), kept so the report shows what the bound
-// adds on top of the weigher.
-const Unbounded = "dynamic-swrr-unbounded"
-
-// Extras lists the extra rows of the report: FormulaOnly and
-// Unbounded.
-func Extras() []string { return []string{FormulaOnly, Unbounded} }
+// ExtraNote returns the report's note on an extra row, or "".
+func ExtraNote(name string) string {
+	switch name {
+	case "headroom-swrr":
+		return "the default before this change"
+	case "capacity-c2":
+		return "the default's two choices, capacity weights"
+	case "throughput-c1":
+		return "the default's weights, one choice"
+	}
+	return ""
+}
 
 // extra holds configurations that tests add by name.
 var extra = map[string]balancer.Config{}
@@ -34,12 +41,10 @@ func balancerConfig(name string) (balancer.Config, error) {
 		return c, nil
 	}
 	switch name {
-	case FormulaOnly:
-		return balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{Config: balancer.WeightConfig{Learn: -1, AdaptStep: -1}}, LoadBound: -1}, nil
-	case Unbounded:
-		c, err := balancer.NamedConfig("dynamic-swrr")
-		c.LoadBound = -1
-		return c, err
+	case "capacity-c2":
+		return balancer.Config{Policy: balancer.SWRR, Weigher: balancer.StaticWeigher{}, Choices: 2}, nil
+	case "throughput-c1":
+		return balancer.Config{Policy: balancer.SWRR, Weigher: balancer.ThroughputWeigher{}, Choices: 1, LoadBound: -1}, nil
 	}
 	c, err := balancer.NamedConfig(name)
 	if err != nil {

@@ -482,6 +482,9 @@ func (s *sim) rebuild(t float64) {
 			continue
 		}
 		bn := balancer.Node{ID: n.id, Addr: n.id, Capacity: n.capacity, State: balancer.Ready, Load: n.sample}
+		if trueCapacity[s.cfg.Policy] {
+			bn.Capacity = float64(n.slots) / (n.service * n.slow)
+		}
 		if n.joinedAt > 0 {
 			bn.Since = s.at(n.joinedAt)
 		}
@@ -544,6 +547,12 @@ func (s *sim) arrive(t float64) {
 	n.push(waiting{arr: t, size: size})
 }
 
+// trueCapacity names the policies (set by tests) whose nodes report their
+// true current throughput as capacity instead of the datasheet figure: an
+// oracle no real weigher has, to show how much a perfect speed estimate
+// is worth.
+var trueCapacity = map[string]bool{}
+
 var errDead = fmt.Errorf("policysim: node is dead")
 
 func (s *sim) start(i int32, t float64, w waiting) {
@@ -560,7 +569,7 @@ func (s *sim) done(e event) {
 	}
 	s.integrate(n, e.t)
 	n.running--
-	n.eps.Release()
+	n.eps.Complete()
 	s.res.AllSettled++
 	if e.arr >= s.warm {
 		s.res.Completed++

@@ -21,7 +21,7 @@ func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&m.Base.Warmup, "warmup", def.Warmup, "simulated warm-up, not measured")
 	fs.Uint64Var(&m.Base.Seed, "seed", def.Seed, "simulation seed")
 	fs.StringVar(&loads, "loads", "0.5,0.8,0.9,0.95", "comma-separated offered loads (fractions of capacity)")
-	fs.StringVar(&policies, "policies", strings.Join(append(policysim.Policies(), policysim.Extras()...), ","), "comma-separated policies (the last two are the pre-issue-7 weigher and the default without its in-flight bound)")
+	fs.StringVar(&policies, "policies", strings.Join(append(policysim.Policies(), policysim.Extras()...), ","), "comma-separated policies (the last three take the default apart: the previous default, its two choices over capacity weights, its weights with one choice)")
 	fs.IntVar(&m.Parallel, "parallel", 0, "runs at once (default GOMAXPROCS)")
 	fs.StringVar(&out, "out", "bench/results", "directory for policies.md and its plots (empty: print only)")
 	if err := parseFlags(fs, args); err != nil {
