@@ -77,7 +77,7 @@ func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 			g.serveH2Conn(ctx, c)
 			return
 		}
-		h1.deliver(c)
+		h1.deliver(&lazyConn{Conn: c})
 		return
 	}
 	// Could not peek, or a prefix of the preface arrived: read it.
@@ -99,7 +99,7 @@ func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 		g.serveH2Conn(ctx, pc)
 		return
 	}
-	h1.deliver(pc)
+	h1.deliver(&lazyConn{Conn: pc})
 }
 
 // serveH2Conn hands an HTTP/2 connection (TLS with ALPN h2, or plain with

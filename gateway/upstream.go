@@ -213,9 +213,6 @@ func (u *upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.timeouts.FirstByte <= 0 && u.timeouts.Idle <= 0 {
-		return c, nil
-	}
 	return &deadlineConn{Conn: c, ttfb: u.timeouts.FirstByte, idle: u.timeouts.Idle}, nil
 }
 
@@ -245,65 +242,4 @@ func (u *upstream) close() {
 	if t := u.h2.Load(); t != nil {
 		t.CloseIdleConnections()
 	}
-}
-
-// deadlineConn enforces the route's first-byte and idle timeouts on an
-// upstream connection: the first read after a write may wait FirstByte,
-// later reads Idle, never past the deadline fasthttp set (the total
-// timeout). It is used by one goroutine at a time, as fasthttp uses a
-// pooled connection; deadlines are only moved when they would change by
-// more than 1/16 of the window, to keep the common path cheap.
-type deadlineConn struct {
-	net.Conn
-	ttfb, idle time.Duration
-	outer      time.Time // the deadline fasthttp asked for
-	set        time.Time // the deadline in force
-	wrote      bool
-}
-
-func (c *deadlineConn) SetReadDeadline(t time.Time) error {
-	c.outer, c.set = t, t
-	return c.Conn.SetReadDeadline(t)
-}
-
-func (c *deadlineConn) SetDeadline(t time.Time) error {
-	c.outer, c.set = t, t
-	return c.Conn.SetDeadline(t)
-}
-
-func (c *deadlineConn) Write(p []byte) (int, error) {
-	c.wrote = true
-	return c.Conn.Write(p)
-}
-
-func (c *deadlineConn) Read(p []byte) (int, error) {
-	d := c.idle
-	if c.wrote {
-		d, c.wrote = c.ttfb, false
-		c.arm(d, true)
-	} else {
-		c.arm(d, false)
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *deadlineConn) arm(d time.Duration, force bool) {
-	if d <= 0 {
-		if force && !c.set.Equal(c.outer) {
-			c.set = c.outer
-			_ = c.Conn.SetReadDeadline(c.outer)
-		}
-		return
-	}
-	want := time.Now().Add(d)
-	if !c.outer.IsZero() && c.outer.Before(want) {
-		want = c.outer
-	}
-	if !force && !c.set.IsZero() {
-		if diff := want.Sub(c.set); diff >= 0 && diff < d/16 {
-			return
-		}
-	}
-	c.set = want
-	_ = c.Conn.SetReadDeadline(want)
 }

@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Lazy deadlines. Moving a socket deadline costs a clock read, a lock and
+// a timer-heap update in the Go runtime, and fasthttp moves one several
+// times per request (client side: the idle deadline, then the read
+// timeout; upstream side: the write and read deadlines, then the
+// first-byte timeout). Nearly always the new deadline is later than the
+// one in force. So the connections below keep the deadline in force when
+// the new one is later, and apply a deadline at once only when it is
+// earlier. A read or write that times out on a deadline earlier than the
+// one asked for (spurious) is resumed with the right deadline; one past
+// the deadline asked for returns its timeout as before. The timeouts a
+// caller sees are exactly the ones it set; only the timer work is saved.
+
+// maxRearm bounds the resumptions of one call (each spurious timeout moves
+// the deadline to the requested one, so one suffices; the bound only
+// guards against a clock that misbehaves).
+const maxRearm = 3
+
+// nanos is t as Unix nanoseconds, 0 for the zero Time (no deadline).
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// earlier reports whether deadline a (0: none) comes before b (0: none).
+func earlier(a, b int64) bool { return a != 0 && (b == 0 || a < b) }
+
+// spurious reports whether err is a timeout on a deadline before want
+// (0: none), the deadline the caller asked for.
+func spurious(err error, want int64) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	return want == 0 || time.Now().UnixNano() < want
+}
+
+// lazyConn is a client connection served by fasthttp, with lazy read
+// deadlines (write deadlines pass through: the server sets none). Fields
+// are atomic so a deadline may be set from another goroutine while a read
+// waits; an earlier deadline then takes effect at once, as with net.Conn.
+type lazyConn struct {
+	net.Conn
+	want    atomic.Int64 // the read deadline asked for
+	applied atomic.Int64 // the read deadline in force on the socket
+}
+
+func (c *lazyConn) SetReadDeadline(t time.Time) error {
+	w := nanos(t)
+	c.want.Store(w)
+	a := c.applied.Load()
+	if a == w || !earlier(w, a) && a != 0 {
+		return nil // the one in force is earlier: keep it
+	}
+	c.applied.Store(w)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *lazyConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *lazyConn) Read(p []byte) (int, error) {
+	for i := 0; ; i++ {
+		n, err := c.Conn.Read(p)
+		if err == nil || n > 0 || i == maxRearm {
+			return n, err
+		}
+		w := c.want.Load()
+		if !spurious(err, w) {
+			return n, err
+		}
+		c.applied.Store(w)
+		if c.Conn.SetReadDeadline(fromNanos(w)) != nil {
+			return n, err
+		}
+	}
+}
+
+// deadlineConn is an upstream HTTP/1.1 connection. It enforces the
+// route's first-byte and idle timeouts: the first read after a write may
+// wait FirstByte from the write, later reads Idle from their start, never
+// past the deadline fasthttp set (the total timeout). Deadlines are lazy,
+// as above. It is used by one goroutine at a time, as fasthttp uses a
+// pooled connection (Close may come from another).
+type deadlineConn struct {
+	net.Conn
+	ttfb, idle     time.Duration
+	outerR, outerW int64 // the deadlines fasthttp asked for
+	appliedR       int64 // the read deadline in force
+	appliedW       int64 // the write deadline in force
+	wroteAt        int64 // end of the last write, while wrote
+	wrote          bool  // a write since the last read: the next read waits for the first byte
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.outerR = nanos(t)
+	return c.armRead(c.outerR)
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.outerW = nanos(t)
+	if !earlier(c.outerW, c.appliedW) {
+		return nil
+	}
+	c.appliedW = c.outerW
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
+}
+
+// armRead makes the deadline in force no later than want.
+func (c *deadlineConn) armRead(want int64) error {
+	if !earlier(want, c.appliedR) {
+		return nil
+	}
+	c.appliedR = want
+	return c.Conn.SetReadDeadline(fromNanos(want))
+}
+
+// readDeadline is the deadline of the read about to start.
+func (c *deadlineConn) readDeadline() int64 {
+	var want int64
+	if c.wrote {
+		c.wrote = false
+		if c.ttfb > 0 {
+			want = c.wroteAt + int64(c.ttfb)
+		}
+	} else if c.idle > 0 {
+		want = time.Now().UnixNano() + int64(c.idle)
+	}
+	if earlier(c.outerR, want) {
+		want = c.outerR
+	}
+	return want
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	want := c.readDeadline()
+	if err := c.armRead(want); err != nil {
+		return 0, err
+	}
+	for i := 0; ; i++ {
+		n, err := c.Conn.Read(p)
+		if err == nil || n > 0 || i == maxRearm || !spurious(err, want) {
+			return n, err
+		}
+		c.appliedR = want
+		if c.Conn.SetReadDeadline(fromNanos(want)) != nil {
+			return n, err
+		}
+	}
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	var done int
+	for i := 0; ; i++ {
+		n, err := c.Conn.Write(p[done:])
+		done += n
+		if err == nil || i == maxRearm || !spurious(err, c.outerW) {
+			if c.ttfb > 0 {
+				c.wroteAt = time.Now().UnixNano()
+			}
+			c.wrote = true
+			return done, err
+		}
+		c.appliedW = c.outerW
+		if c.Conn.SetWriteDeadline(fromNanos(c.outerW)) != nil {
+			return done, err
+		}
+	}
+}
