@@ -121,7 +121,7 @@ func equalWeights(w []float64) bool {
 type emptyPicker struct{}
 
 func (emptyPicker) pick(t *Table, _ uint64, _ []*Endpoint) (*Endpoint, error) {
-	return nil, &NoEndpointError{Nodes: len(t.nodes)}
+	return nil, &NoEndpointError{Nodes: len(t.info)}
 }
 
 // blockedSWRR splits the ready nodes into blocks of at most blockSize,
@@ -440,7 +440,7 @@ func newRing(t *Table, virtual int, factor float64) *ring {
 		d := xxhash.New()
 		for v := 0; v < virtual; v++ {
 			d.Reset()
-			_, _ = d.WriteString(t.nodes[i].ID)
+			_, _ = d.WriteString(t.eps[i].id)
 			_, _ = d.Write([]byte{'#', byte(v), byte(v >> 8)})
 			pts = append(pts, point{d.Sum64(), uint32(i)})
 		}

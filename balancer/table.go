@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -20,10 +21,10 @@ type Table struct {
 	built   time.Time
 	policy  Policy
 
-	nodes   []Node      // every node given to Build; ready ones first
-	eps     []*Endpoint // parallel to nodes
-	live    []*slot     // parallel to nodes: eps[i].live
-	weights []float64   // parallel to nodes; 0 for nodes that are not ready
+	info    []nodeInfo  // every node given to Build; ready ones first
+	eps     []*Endpoint // parallel to info
+	live    []*slot     // parallel to info: eps[i].live
+	weights []float64   // parallel to info; 0 for nodes that are not ready
 	ready   int         // nodes[:ready] are Ready and schedulable
 	picker  picker
 }
@@ -59,13 +60,22 @@ func (t *Table) Built() time.Time { return t.built }
 func (t *Table) Policy() Policy { return t.policy }
 
 // Len returns the number of nodes in the table, ready or not.
-func (t *Table) Len() int { return len(t.nodes) }
+func (t *Table) Len() int { return len(t.info) }
 
 // Ready returns the number of Ready nodes.
 func (t *Table) Ready() int { return t.ready }
 
-// Node returns node i, 0 <= i < Len().
-func (t *Table) Node(i int) Node { return t.nodes[i] }
+// Node returns node i, 0 <= i < Len(), as given to Build (its times in
+// UTC, without a monotonic reading), with Since set for a node that joined
+// after the route's first table.
+func (t *Table) Node(i int) Node {
+	in := &t.info[i]
+	return Node{
+		ID: t.eps[i].id, Addr: t.eps[i].addr, Capacity: in.capacity, State: in.state,
+		Load:  Load{Utilisation: in.utilisation, Concurrency: in.concurrency, SampledAt: fromNanos(in.sampledAt)},
+		Since: fromNanos(in.since),
+	}
+}
 
 // Endpoint returns node i's endpoint.
 func (t *Table) Endpoint(i int) *Endpoint { return t.eps[i] }
@@ -99,7 +109,7 @@ func (t *Table) scan(from int, avoid []*Endpoint) (*Endpoint, error) {
 			return t.eps[i], nil
 		}
 	}
-	return nil, &NoEndpointError{Nodes: len(t.nodes), Ready: t.ready}
+	return nil, &NoEndpointError{Nodes: len(t.info), Ready: t.ready}
 }
 
 // Config configures a Builder. The zero value is usable: blocked SWRR with
@@ -195,10 +205,11 @@ type Builder struct {
 	lastBuilt time.Time // when last was built for
 
 	// Scratch reused between builds.
-	prev   []float64
-	obs    []Observed
-	order  []int32
-	joined []int32
+	prev    []float64
+	obs     []Observed
+	scratch []Node // the nodes in table order when the caller's are not
+	order   []int32
+	joined  []int32
 }
 
 // NewBuilder returns a builder for the route whose endpoints reg holds.
@@ -238,8 +249,8 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 				continue
 			}
 			var e *Endpoint
-			if k := len(order); b.last != nil && k < len(b.last.nodes) &&
-				b.last.nodes[k].ID == n.ID && b.last.nodes[k].Addr == n.Addr && b.last.eps[k].seen != b.reg.gen {
+			if k := len(order); b.last != nil && k < len(b.last.eps) &&
+				b.last.eps[k].id == n.ID && b.last.eps[k].addr == n.Addr && b.last.eps[k].seen != b.reg.gen {
 				// Same node at the same place as last time: skip the map.
 				e = b.last.eps[k]
 				b.reg.touch(e)
@@ -249,7 +260,7 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 					continue
 				}
 			}
-			if !e.since.IsZero() {
+			if !e.since.IsZero() && now.Sub(e.since) < maxSlowStart {
 				joined = append(joined, int32(len(order)))
 			}
 			identity = identity && i == len(order)
@@ -261,45 +272,50 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 		}
 	}
 	b.order = order
-	// Copying the nodes is the bulk of a large build: one bulk copy when
-	// the order is unchanged (the common case), one node at a time if not.
-	t.nodes = make([]Node, len(order))
-	if identity {
-		copy(t.nodes, nodes)
-	} else {
-		for k, i := range order {
-			t.nodes[k] = nodes[i]
-		}
-	}
 	b.joined = joined
-	for _, k := range joined {
-		// Slow start counts from when this route first saw the node;
-		// nodes of the first table count as long-standing (zero since).
-		if n := &t.nodes[k]; n.Since.IsZero() {
-			n.Since = t.eps[k].since
+	// The weigher reads the nodes in table order, with Since set for the
+	// nodes that joined after the first table (slow start counts from when
+	// this route first saw them). Usually that is the caller's slice as it
+	// is, and a large build copies no Node: a Node holds strings and
+	// times, and copying a million of them per build, write barriers and
+	// garbage included, once cost more than all the rest.
+	wn := nodes[:len(order)]
+	if !identity || sinceMissing(nodes, order, joined) {
+		b.scratch = slices.Grow(b.scratch[:0], len(order))[:len(order)]
+		for k, i := range order {
+			b.scratch[k] = nodes[i]
 		}
+		for _, k := range joined {
+			if n := &b.scratch[k]; n.Since.IsZero() {
+				n.Since = t.eps[k].since
+			}
+		}
+		wn = b.scratch
 	}
 	b.reg.retain()
-	b.prev = resize(b.prev, len(t.nodes))
-	if cap(b.obs) < len(t.nodes) {
-		b.obs = make([]Observed, len(t.nodes))
-	}
-	b.obs = b.obs[:len(t.nodes)]
-	t.live = make([]*slot, len(t.eps))
+	b.prev = resize(b.prev, len(order))
+	b.obs = slices.Grow(b.obs[:0], len(order))[:len(order)]
+	t.live = make([]*slot, len(order))
+	t.info = make([]nodeInfo, len(order))
 	dt := now.Sub(b.lastBuilt).Seconds()
 	if b.lastBuilt.IsZero() || !(dt > 0) || dt > maxObserveGap.Seconds() {
 		dt = 0 // first build, clock step or long pause: nothing to add
 	}
 	decay := math.Exp2(-dt / ObserveHalfLife.Seconds())
 	for i, e := range t.eps {
+		n := &wn[i]
 		b.prev[i] = e.Weight()
 		t.live[i] = e.live
-		b.obs[i] = e.observe(&t.nodes[i], now, dt, decay)
+		b.obs[i] = e.observe(n, now, dt, decay)
+		t.info[i] = nodeInfo{
+			capacity: n.Capacity, utilisation: n.Load.Utilisation, concurrency: n.Load.Concurrency,
+			sampledAt: nanos(n.Load.SampledAt), since: nanos(n.Since), state: n.State,
+		}
 	}
 	b.lastBuilt = now
 
-	t.weights = make([]float64, len(t.nodes))
-	b.cfg.Weigher.Weigh(now, t.nodes, b.obs, b.prev, t.weights)
+	t.weights = make([]float64, len(order))
+	b.cfg.Weigher.Weigh(now, wn, b.obs, b.prev, t.weights)
 	for i := range t.weights {
 		if i >= t.ready || !(t.weights[i] > 0) {
 			t.weights[i] = 0
@@ -312,6 +328,40 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	t.picker = newPicker(b.cfg, t)
 	b.last = t
 	return t
+}
+
+// nodeInfo is a table's copy of a Node, less what its Endpoint holds (ID,
+// address) and with times as Unix nanoseconds: no pointers, so a large
+// table costs the garbage collector nothing to scan.
+type nodeInfo struct {
+	capacity, utilisation, concurrency float64
+	sampledAt, since                   int64 // Unix ns; 0 for the zero time
+	state                              State
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+// sinceMissing reports whether a node that joined after the first table
+// has no Since of its own, so the builder must set it on a copy.
+func sinceMissing(nodes []Node, order, joined []int32) bool {
+	for _, k := range joined {
+		if nodes[order[k]].Since.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 func resize(s []float64, n int) []float64 {

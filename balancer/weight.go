@@ -26,7 +26,8 @@ type WeightConfig struct {
 	// node falls back to a capacity-based weight. Default 10 s.
 	Expiry time.Duration
 	// SlowStart is how long a newly joined node takes to ramp from
-	// SlowStartFloor to its full weight. Default 30 s; negative disables.
+	// SlowStartFloor to its full weight. Default 30 s; at most 10 min;
+	// negative disables.
 	SlowStart time.Duration
 	// SlowStartFloor is the share of its weight a brand-new node starts
 	// with. Default 0.1.
@@ -68,6 +69,7 @@ func (c WeightConfig) withDefaults() WeightConfig {
 	if c.SlowStart == 0 {
 		c.SlowStart = 30 * time.Second
 	}
+	c.SlowStart = min(c.SlowStart, maxSlowStart)
 	if c.SlowStartFloor <= 0 || c.SlowStartFloor > 1 {
 		c.SlowStartFloor = 0.1
 	}
@@ -413,6 +415,10 @@ func guardStep(cfg WeightConfig, n *Node, now time.Time, base, w, prev, step flo
 	}
 	return w
 }
+
+// maxSlowStart bounds WeightConfig.SlowStart: the builder stops telling
+// weighers when a node joined once it has been there this long.
+const maxSlowStart = 10 * time.Minute
 
 // maxWeight bounds a weight so sums stay finite.
 const maxWeight = 1e12
