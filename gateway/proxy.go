@@ -45,7 +45,7 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 
 // the response body stream, which fasthttp closes when the response is
 // written.
 func (g *Gateway) serveHTTP1(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := ctx.Time() // read by fasthttp just before calling the handler
 	st := g.state.Load()
 	if g.inflight.Add(1) > int64(st.cfg.Limits.MaxConcurrent) {
 		g.inflight.Add(-1)
@@ -260,8 +260,14 @@ func (g *Gateway) ensureRequestID(ctx *fasthttp.RequestCtx) {
 		b[i] = digits[n&15]
 		n >>= 4
 	}
-	ctx.Request.Header.SetBytesV(hdrRequestID, b[:])
+	ctx.Request.Header.SetCanonical(keyRequestID, b[:])
 }
+
+// Canonical header keys for SetCanonical (no per-call normalizing).
+var (
+	keyRequestID    = []byte(hdrRequestID)
+	keyForwardedFor = []byte(hdrForwardedFor)
+)
 
 // forwardH1 sends the request to a node of r and answers the client.
 func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, stream bool, start time.Time, x extras) bool {
@@ -273,8 +279,10 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
 	req.Header.ResetConnectionClose()
-	for _, h := range hopHeaders {
-		req.Header.Del(h)
+	if hasHopHeader(req.Header.RawHeaders()) {
+		for _, h := range hopHeaders {
+			req.Header.Del(h)
+		}
 	}
 	if ctx.IsTLS() {
 		req.URI().SetScheme("http")
@@ -309,7 +317,7 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 		if clientClose {
 			ctx.SetConnectionClose()
 		}
-		ctx.Response.Header.SetBytesV(hdrRequestID, req.Header.Peek(hdrRequestID))
+		ctx.Response.Header.SetCanonical(keyRequestID, req.Header.Peek(hdrRequestID))
 		x.setVariantHeader(&ctx.Response)
 		d := time.Since(start)
 		r.stats.observe(ctx.Response.StatusCode(), d)
@@ -360,7 +368,7 @@ func appendForwardedFor(ctx *fasthttp.RequestCtx) {
 	} else if a, ok := netip.AddrFromSlice(ip); ok {
 		b = a.AppendTo(b)
 	}
-	ctx.Request.Header.SetBytesV(hdrForwardedFor, b)
+	ctx.Request.Header.SetCanonical(keyForwardedFor, b)
 }
 
 const hdrForwardedFor = "X-Forwarded-For"
@@ -369,6 +377,35 @@ const hdrForwardedFor = "X-Forwarded-For"
 // Connection and Transfer-Encoding are handled by fasthttp itself.
 // Expect is dropped too: the gateway already read the body.
 var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect"}
+
+// hasHopHeader reports whether raw request headers may hold one of
+// hopHeaders: a line that starts with its name (any case) followed by a
+// colon or blank. Deleting them costs a header scan each, so the common
+// request without any skips that.
+func hasHopHeader(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		switch line[0] | 0x20 {
+		case 'k', 'p', 't', 'u', 'e':
+			for _, h := range hopHeaders {
+				if len(line) > len(h) && bytes.EqualFold(line[:len(h)], []byte(h)) {
+					if c := line[len(h)]; c == ':' || c == ' ' || c == '\t' {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
 
 // exchange sends req to a node of r and reads the response status and
 // headers (and the body unless stream). A failure before any response byte
