@@ -9,20 +9,30 @@
 //
 // The default picker is blocked smooth weighted round robin (SWRR) with
 // nginx's semantics: inside a block of at most Config.BlockSize nodes the
-// pick sequence is exactly nginx's (weights {5,1,1} give A A B A C A A); the
-// sequence is worked out when the table is built, so a pick is one atomic
-// add and an index. Blocks are chosen by a stride scheduler over the block
-// weights (the scheme of grpc-go's weighted round robin), which keeps every
-// node's share exact over a cycle while a pick stays O(1) amortised.
-// Every table starts its counters at random offsets, so many gateways built
-// from the same online list do not herd onto the same node.
+// schedule is exactly nginx's (weights {5,1,1} give A A B A C A A); it is
+// worked out when the table is built, so following it is one atomic add and
+// an index. Blocks are chosen by a stride scheduler over the block weights
+// (the scheme of grpc-go's weighted round robin), which keeps every node's
+// share exact over a cycle while a pick stays O(1) amortised. Every table
+// starts its counters at random offsets, so many gateways built from the
+// same online list do not herd onto the same node.
 //
-// Weights come from a Weigher (DynamicWeigher by default, SeedWeigher for
-// the literal Starlink formula, StaticWeigher for nginx-style fixed
-// weights). Live per-node state (in-flight requests, exclusions such as an
-// open circuit breaker) lives on Endpoint objects that outlive tables, so a
-// rebuild does not reset it and an exclusion takes effect at once, without a
-// rebuild.
+// By default a pick weighs two candidates (Config.Choices): the node the
+// schedule gives and a second one drawn in proportion to weight; the one
+// with fewer in-flight requests per unit of weight wins, the scheduled one
+// on a tie. With nothing in flight the picks are nginx's sequence exactly;
+// under load a node that has fallen behind is passed over at once.
+//
+// Weights come from a Weigher: ThroughputWeigher by default (each node's
+// completed requests per busy second, learned from Endpoint.Complete and
+// its reported utilisation, with its capacity as the prior), DynamicWeigher
+// (capacity, headroom and concurrency, aiming at equal utilisation),
+// SeedWeigher (the literal Starlink formula) and StaticWeigher (nginx-style
+// fixed weights). bench/results/policies-analysis.md has the evidence for
+// the default. Live per-node state (in-flight requests, completions,
+// exclusions such as an open circuit breaker) lives on Endpoint objects that
+// outlive tables, so a rebuild does not reset it and an exclusion takes
+// effect at once, without a rebuild.
 //
 // The package does no I/O and imports nothing else of Switchyard's.
 // Table and Endpoint methods are safe for concurrent use; Builder and

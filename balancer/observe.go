@@ -12,8 +12,9 @@ type Observed struct {
 	// Endpoint.Complete.
 	Completed float64
 	// Busy is the node's busy time in seconds: its reported utilisation
-	// times the time between builds, counted only while its load sample is
-	// fresh (younger than observeExpiry).
+	// times the time between builds, counted (with the completions) only
+	// while its load sample is fresh (younger than observeExpiry) and not
+	// idle.
 	Busy float64
 }
 
@@ -37,8 +38,11 @@ func (e *Endpoint) observe(n *Node, now time.Time, dt, decay float64) Observed {
 	k := float64(done - e.lastDone)
 	e.lastDone = done
 	u, ok := utilisation(n)
-	if dt == 0 || !ok || !fresh(n, now, observeExpiry) {
+	if dt == 0 || !ok || u == 0 || !fresh(n, now, observeExpiry) {
 		// Nothing to weigh the completions against: keep what is known.
+		// An idle sample counts as nothing too, or a node whose agent
+		// cannot see its utilisation (it reports 0) would seem to complete
+		// requests in no time at all.
 		return e.obs
 	}
 	e.obs.Completed = e.obs.Completed*decay + k

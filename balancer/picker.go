@@ -242,9 +242,11 @@ func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, er
 	}
 	if p.two {
 		// Fewer in flight per unit of weight, compared without dividing.
-		if b, ok := p.next(t, 1, avoid); ok && b != a &&
-			float64(t.live[b].inflight.Load())*t.weights[a] < float64(t.live[a].inflight.Load())*t.weights[b] {
-			a = b
+		if b, ok := p.next(t, 1, avoid); ok && b != a {
+			sa, sb := t.live[a], t.live[b]
+			if float64(sb.inflight.Load())*sa.loadWeight() < float64(sa.inflight.Load())*sb.loadWeight() {
+				a = b
+			}
 		}
 	}
 	return t.eps[a], nil

@@ -204,13 +204,29 @@ const strideMax = math.MaxUint16
 
 // stride picks indexes in proportion to integer weights of at most
 // strideMax, the way grpc-go's weighted round robin scheduler does: a
-// global counter walks the indexes generation by generation, and index i
-// is taken in generation g when (w_i·g + offset_i) mod strideMax falls in
-// the top w_i values. Over strideMax generations index i is taken exactly
-// w_i times. A pick is one atomic add per step, O(max/mean weight) steps.
+// counter walks the indexes generation by generation, and index i is taken
+// in generation g when (w_i·g + offset_i) mod strideMax falls in the top
+// w_i values. Over strideMax generations index i is taken exactly w_i
+// times. A step is one atomic add; a pick takes O(max/mean weight) steps.
+//
+// The counter is sharded (the design brief's "several independent
+// instances"): each pick walks one of strideShards counters, chosen at
+// random, each on its own cache line and started at its own random offset.
+// Each shard's picks are a prefix of an exact schedule, so the shares stay
+// exact to within one period per shard, while cores picking at once
+// mostly write different cache lines.
 type stride struct {
 	weights []uint32
-	ctr     atomic.Uint64
+	ctr     [strideShards]paddedCounter
+}
+
+// strideShards is the number of stride counters; a power of two.
+const strideShards = 8
+
+// paddedCounter is an atomic counter alone on its cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
 }
 
 // newStride scales w (all positive) so the largest becomes strideMax.
@@ -223,15 +239,18 @@ func newStride(w []float64) *stride {
 	for i, x := range w {
 		s.weights[i] = uint32(max(math.Round(x/hi*strideMax), 1))
 	}
-	s.ctr.Store(randomStart())
+	for k := range s.ctr {
+		s.ctr[k].Store(randomStart())
+	}
 	return s
 }
 
 // next returns the next index.
 func (s *stride) next() int {
 	n := uint64(len(s.weights))
+	ctr := &s.ctr[rand.Uint32()&(strideShards-1)]
 	for {
-		seq := s.ctr.Add(1)
+		seq := ctr.Add(1)
 		i := seq % n
 		w := uint64(s.weights[i])
 		if (w*(seq/n)+i*(strideMax/2+1))%strideMax >= strideMax-w {

@@ -31,13 +31,18 @@ import (
 // that comparison. The guards of WeightConfig apply in this order: a node
 // without a fresh sample weighs its capacity; a new node is scaled by its
 // slow-start ramp; the weight is held to the floor (Floor × capacity) and
-// moves at most MaxStep per update. Learn, Trust and AdaptStep are not
-// used.
+// moves at most MaxStep per update. What is learned stays within Range of
+// the capacity. Learn, Trust and AdaptStep are not used.
 type ThroughputWeigher struct {
 	Config WeightConfig
 	// Prior is how many completions a node's capacity counts as. Default
 	// 4; at least 0.1.
 	Prior float64
+	// Range bounds what is learned: a weight stays within [capacity/Range,
+	// capacity×Range], so an agent that misreports utilisation (0.01 on a
+	// busy node) cannot pull a route's traffic onto one node. Default 8
+	// (a noisy neighbour slows a node 2-4×); at least 1.
+	Range float64
 }
 
 // Weigh implements Weigher.
@@ -47,6 +52,11 @@ func (w ThroughputWeigher) Weigh(now time.Time, nodes []Node, obs []Observed, pr
 	if !(prior >= 0.1) {
 		prior = 4
 	}
+	bound := w.Range
+	if bound == 0 || math.IsNaN(bound) {
+		bound = 8
+	}
+	bound = max(bound, 1)
 	var done, busy float64
 	for i := range nodes {
 		if nodes[i].State == Ready {
@@ -68,6 +78,7 @@ func (w ThroughputWeigher) Weigh(now time.Time, nodes []Node, obs []Observed, pr
 		x := c
 		if rho > 0 && fresh(n, now, cfg.Expiry) {
 			x = (obs[i].Completed + prior) / (obs[i].Busy*rho + prior/c)
+			x = min(max(x, c/bound), c*bound)
 		}
 		out[i] = guard(cfg, n, now, c, x, prev[i])
 	}

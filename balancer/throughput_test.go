@@ -140,3 +140,44 @@ func TestObservePausesAndReusedSlots(t *testing.T) {
 		t.Errorf("a reused slot carried %v completions to its new node", ne.obs.Completed)
 	}
 }
+
+// TestThroughputWeigherRange: a node whose agent reports almost no
+// utilisation while it completes as many requests as its peers would seem
+// 50 times faster; the learned weight stops at Range × capacity. A node
+// reporting utilisation 0 adds nothing to what is observed.
+func TestThroughputWeigherRange(t *testing.T) {
+	b, _ := NewBuilder(Config{}, nil)
+	nodes := staticNodes(1, 1, 1)
+	now := t0
+	var tb *Table
+	for r := 0; r < 100; r++ {
+		for i := range nodes {
+			u := 0.5
+			if i == 0 {
+				u = 0.01 // misreported
+			}
+			if i == 2 {
+				u = 0 // cannot see its utilisation
+			}
+			nodes[i].Load = Load{Utilisation: u, Concurrency: 3, SampledAt: now}
+		}
+		tb = b.Build(nodes, now)
+		for i := 0; i < tb.Len(); i++ {
+			for k := 0; k < 10; k++ {
+				tb.Endpoint(i).Acquire()
+				tb.Endpoint(i).Complete()
+			}
+		}
+		now = now.Add(3 * time.Second)
+	}
+	w0, w1 := tb.Weight(indexOf(tb, "n0")), tb.Weight(indexOf(tb, "n1"))
+	if w0 > 8*1+1e-9 || w0 < 7 {
+		t.Errorf("misreporting node: weight %v, want the range bound 8 (capacity 1 × 8)", w0)
+	}
+	if w1 <= 0 {
+		t.Errorf("normal node: weight %v", w1)
+	}
+	if e := tb.Endpoint(indexOf(tb, "n2")); e.obs != (Observed{}) {
+		t.Errorf("node reporting utilisation 0: observed %+v, want nothing", e.obs)
+	}
+}
