@@ -106,6 +106,10 @@ func (e *Endpoint) Complete() {
 	e.total.Add(-1)
 }
 
+// Completed returns how many requests ended with Complete on the endpoint
+// (a counter that wraps at 2^32).
+func (e *Endpoint) Completed() uint32 { return e.live.done.Load() }
+
 // InFlight returns the requests in flight on the endpoint.
 func (e *Endpoint) InFlight() int64 { return int64(e.live.inflight.Load()) }
 

@@ -146,7 +146,7 @@ func (g *Gateway) serveGRPC(w http.ResponseWriter, req *http.Request, st *state,
 		g.failH2(w, req, st, r, err, true, start)
 		return
 	}
-	defer ep.Release()
+	defer settle(ep, resp.StatusCode)
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, vv := range resp.Header {
@@ -437,7 +437,7 @@ func (g *Gateway) serveH2HTTP(w http.ResponseWriter, req *http.Request, st *stat
 		x.finish(classify(err).status, nil, nil, time.Since(start), true)
 		return
 	}
-	defer ep.Release()
+	defer settle(ep, resp.StatusCode())
 	h := w.Header()
 	for k, v := range resp.Header.All() {
 		ks := string(k)

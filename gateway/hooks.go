@@ -140,6 +140,6 @@ func (s gwSender) Send(ctx context.Context, target string, req *fasthttp.Request
 	if err != nil {
 		return err
 	}
-	ep.Release()
+	settle(ep, resp.StatusCode())
 	return nil
 }

@@ -312,7 +312,7 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 		return false
 	}
 	if !stream {
-		ep.Release()
+		settle(ep, resp.StatusCode())
 		ctx.Response.Header.ResetConnectionClose()
 		if clientClose {
 			ctx.SetConnectionClose()
@@ -597,6 +597,18 @@ func (rl *relay) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// settle ends a request on its endpoint: a node that answered below 400
+// completed it (Endpoint.Complete, which the default weigher turns into the
+// node's observed speed); anything else (an error status, a client gone,
+// a broken stream) only releases the in-flight count.
+func settle(ep *balancer.Endpoint, status int) {
+	if status >= 100 && status < 400 {
+		ep.Complete()
+		return
+	}
+	ep.Release()
+}
+
 // CloseWithError is called by fasthttp once the response is written (err
 // nil) or abandoned (err is the write error: the client went away, 499).
 func (rl *relay) CloseWithError(werr error) error {
@@ -616,7 +628,7 @@ func (rl *relay) CloseWithError(werr error) error {
 		rl.g.accessLog(nil, nil, status, d, rl.rid, true)
 	}
 	fasthttp.ReleaseResponse(rl.resp)
-	rl.ep.Release()
+	settle(rl.ep, status)
 	g := rl.g
 	*rl = relay{}
 	relayPool.Put(rl)
