@@ -33,6 +33,9 @@ func init() {
 	for _, b := range []float64{1, 1.05, 1.1, 1.25, 1.5} {
 		extra["bound-"+strconv.FormatFloat(b, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, Choices: 1, LoadBound: b}
 	}
+	for _, pb := range []int{10, 20, 40} {
+		extra["throughput-pb"+strconv.Itoa(pb)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.ThroughputWeigher{PriorBusy: time.Duration(pb) * time.Second}}
+	}
 	// Oracles: capacity is the node's true current throughput.
 	extra["oracle-c2"] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.StaticWeigher{}, Choices: 2}
 	trueCapacity["oracle-c2"] = true
