@@ -47,6 +47,12 @@ type Config struct {
 	ProxyCPU int
 	// Install lets the harness apt-get missing proxies.
 	Install bool
+	// QuietWait, if positive, makes each contender's turn wait (at most
+	// this long) until the CPU used by other work on the machine, sampled
+	// over one second, is below QuietBelow. The machine may be shared.
+	QuietWait time.Duration
+	// QuietBelow is that threshold in cores. Default 0.2.
+	QuietBelow float64
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
 }
@@ -73,6 +79,9 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if c.QuietBelow == 0 {
+		c.QuietBelow = 0.2
+	}
 	return c
 }
 
@@ -89,6 +98,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("compare: config: concurrency %d: must be 1..10000", c.Concurrency)
 	case c.Backends < 0 || c.Backends > 16:
 		return fmt.Errorf("compare: config: backends %d: must be 1..16", c.Backends)
+	case c.QuietWait < 0 || c.QuietWait > 30*time.Minute:
+		return fmt.Errorf("compare: config: quiet wait %v: must be 0..30m", c.QuietWait)
+	case c.QuietBelow < 0 || c.QuietBelow > 2:
+		return fmt.Errorf("compare: config: quiet threshold %v cores: must be 0..2", c.QuietBelow)
 	}
 	names := append(Names(), baseName)
 	for _, o := range c.Only {
@@ -124,6 +137,10 @@ type Row struct {
 	// measured run divided by the requests answered, in microseconds. Empty
 	// for "direct" and where /proc is unreadable.
 	CPUPerReq []float64
+	// OtherLoad is, per round, the CPU other work on the machine used
+	// during the measured run, in cores (see otherLoad); empty where /proc
+	// is unreadable. A round with other load was disturbed.
+	OtherLoad []float64
 	// ErrorKinds merged over the rounds.
 	ErrorKinds map[string]int64
 	Version    string
@@ -312,10 +329,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		live = append(live, r)
 	}
 
+	var groups []int
+	for _, r := range live {
+		if r.cmd != nil && r.cmd.Process != nil {
+			groups = append(groups, r.cmd.Process.Pid)
+		}
+	}
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, r := range live {
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("compare: %w", err)
+			}
+			if cfg.QuietWait > 0 {
+				if err := waitQuiet(ctx, cfg, groups, logf); err != nil {
+					return nil, err
+				}
 			}
 			lc := loadgen.Config{Target: r.target, Body: []byte(Request), Concurrency: cfg.Concurrency, Timeout: 5 * time.Second}
 			lc.Duration = cfg.Warmup
@@ -328,9 +356,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				pgid = r.cmd.Process.Pid
 			}
 			cpu0, cpuErr := groupCPU(pgid)
+			snap0 := takeSnapshot(groups)
 			res, err := loadgen.Run(ctx, lc)
 			if err != nil {
 				return nil, fmt.Errorf("compare: %s: %w", r.c.name, err)
+			}
+			snap1 := takeSnapshot(groups)
+			other, otherOK := otherLoad(snap0, snap1)
+			if otherOK {
+				r.row.OtherLoad = append(r.row.OtherLoad, other)
 			}
 			if cpu1, err := groupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
 				r.row.CPUPerReq = append(r.row.CPUPerReq, (cpu1-cpu0).Seconds()*1e6/float64(res.OK))
@@ -347,11 +381,44 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if n := len(r.row.CPUPerReq); n > 0 && len(r.row.RPS) == n {
 				cpu = fmt.Sprintf("; CPU %.2f µs/req", r.row.CPUPerReq[n-1])
 			}
+			if otherOK {
+				w := snap1.at.Sub(snap0.at).Seconds()
+				cpu += fmt.Sprintf("; other load %.2f cores (machine %.2f, ours %.2f)", other,
+					(snap1.busy-snap0.busy).Seconds()/w, (snap1.ours-snap0.ours).Seconds()/w)
+			}
 			logf("round %d %-15s %s%s", round, r.c.name, res.Summary(), cpu)
 		}
 	}
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
+}
+
+// waitQuiet waits, at most cfg.QuietWait, until other work on the machine
+// used less than cfg.QuietBelow cores over one second.
+func waitQuiet(ctx context.Context, cfg Config, groups []int, logf func(string, ...any)) error {
+	deadline := time.Now().Add(cfg.QuietWait)
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		a := takeSnapshot(groups)
+		t.Reset(time.Second)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("compare: %w", ctx.Err())
+		case <-t.C:
+		}
+		load, ok := otherLoad(a, takeSnapshot(groups))
+		switch {
+		case !ok:
+			return nil // cannot tell: do not wait
+		case load < cfg.QuietBelow:
+			return nil
+		case time.Now().After(deadline):
+			logf("machine not quiet after %v (other load %.2f cores): measuring anyway", cfg.QuietWait, load)
+			return nil
+		}
+		logf("waiting for a quiet machine: other load %.2f cores", load)
+	}
 }
 
 func freePort() (string, error) {

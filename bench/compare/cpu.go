@@ -35,7 +35,7 @@ func groupCPU(pgid int) (time.Duration, error) {
 		}
 		st, err := parseStat(b)
 		if err != nil {
-			return 0, fmt.Errorf("compare: cpu: %s: %w", p, err)
+			continue // not a process line we can read: not one of ours
 		}
 		if st.pgrp == pgid {
 			ticks += st.utime + st.stime
@@ -80,4 +80,81 @@ func parseStat(b []byte) (procStat, error) {
 	}
 	st.pgrp, st.utime, st.stime = pgrp, ut, stime
 	return st, nil
+}
+
+// snapshot is the machine's and our own CPU time at one moment, to tell
+// how much CPU other work on the (shared) machine used in between.
+type snapshot struct {
+	at      time.Time
+	busy    time.Duration // user+nice+system+irq+softirq+steal of all CPUs (/proc/stat)
+	ours    time.Duration // this harness (load generator, backends) and every contender group
+	ok      bool
+	reasons string
+}
+
+// takeSnapshot reads /proc/stat, /proc/self/stat and the contenders'
+// groups. The machine side counts irq and softirq time too: a process's
+// system time includes the softirq work (loopback packet processing) done
+// in its system calls, which /proc/stat books as softirq.
+func takeSnapshot(pgids []int) snapshot {
+	s := snapshot{at: time.Now()}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		s.reasons = err.Error()
+		return s
+	}
+	busy, err := parseProcStat(b)
+	if err != nil {
+		s.reasons = err.Error()
+		return s
+	}
+	self, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		s.reasons = err.Error()
+		return s
+	}
+	st, err := parseStat(self)
+	if err != nil {
+		s.reasons = err.Error()
+		return s
+	}
+	s.busy = busy
+	s.ours = time.Duration(st.utime+st.stime) * time.Second / clockTick
+	for _, pg := range pgids {
+		if d, err := groupCPU(pg); err == nil {
+			s.ours += d
+		}
+	}
+	s.ok = true
+	return s
+}
+
+// otherLoad is the CPU other work used between a and b, in cores
+// (0.5: half a core on average). Negative rounding noise reads as 0.
+func otherLoad(a, b snapshot) (float64, bool) {
+	wall := b.at.Sub(a.at)
+	if !a.ok || !b.ok || wall <= 0 {
+		return 0, false
+	}
+	other := (b.busy - a.busy) - (b.ours - a.ours)
+	return max(other.Seconds()/wall.Seconds(), 0), true
+}
+
+// parseProcStat returns user+nice+system+irq+softirq+steal of the
+// aggregate "cpu" line of /proc/stat.
+func parseProcStat(b []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: first line %q: want \"cpu\" and at least 8 counters", line)
+	}
+	var ticks uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
+		v, err := strconv.ParseUint(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: field %d %q: %w", i, f[i], err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTick, nil
 }

@@ -1,7 +1,9 @@
 package compare
 
 import (
+	"context"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,5 +116,72 @@ func TestBaselineContender(t *testing.T) {
 		if ts == "" && cmd.Path != "/old/switchyard" {
 			t.Fatalf("path %s", cmd.Path)
 		}
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"cpu  100 5 50 900 3 0 70 20 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n", (100 + 5 + 50 + 0 + 70 + 20) * 10 * time.Millisecond, ""},
+		{"cpu  1 2 3 4 5 6 7 8", 27 * 10 * time.Millisecond, ""},
+		{"cpu0 1 2 3 4 5 6 7 8 9\n", 0, "first line"},
+		{"cpu  1 2 3\n", 0, "first line"},
+		{"cpu  1 x 3 4 5 6 7 8 9\n", 0, "field 2"},
+		{"", 0, "first line"},
+	}
+	for _, tc := range tests {
+		got, err := parseProcStat([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v, want one naming %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseProcStat(f *testing.F) {
+	f.Add([]byte("cpu  100 5 50 900 3 0 70 20 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
+	f.Add([]byte("cpu 1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, err := parseProcStat(b); err != nil && d != 0 {
+			t.Fatalf("error %v with %v", err, d)
+		}
+	})
+}
+
+// TestOtherLoad: snapshots of this machine give a load in [0, CPUs], and
+// waitQuiet returns at once under a threshold no load reaches.
+func TestOtherLoad(t *testing.T) {
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	a := takeSnapshot([]int{syscall.Getpgrp()})
+	if !a.ok {
+		t.Fatalf("snapshot: %s", a.reasons)
+	}
+	time.Sleep(200 * time.Millisecond)
+	b := takeSnapshot([]int{syscall.Getpgrp()})
+	load, ok := otherLoad(a, b)
+	if !ok || load < 0 || load > float64(runtime.NumCPU())+0.5 {
+		t.Fatalf("other load %v (ok %v)", load, ok)
+	}
+	if _, ok := otherLoad(snapshot{}, b); ok {
+		t.Fatal("a failed snapshot gave a load")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := Config{QuietWait: time.Second, QuietBelow: 64}.withDefaults()
+	if err := waitQuiet(ctx, cfg, nil, func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Config{QuietWait: -time.Second}).Validate(); err == nil {
+		t.Fatal("negative quiet wait: no error")
 	}
 }

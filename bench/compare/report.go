@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/switchyard-dev/switchyard/bench/machine"
@@ -21,11 +22,11 @@ func (r *Report) Table() string {
 		}
 		return fmt.Sprintf("%.2f×", row.MedianRPS()/ref.MedianRPS())
 	}
-	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | CPU µs/req (median) | req/s vs nginx | req/s vs direct |\n")
-	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | CPU µs/req (median) | other load, cores (max) | req/s vs nginx | req/s vs direct |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
+			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
 			continue
 		}
 		per := make([]string, len(row.RPS))
@@ -36,8 +37,12 @@ func (r *Report) Table() string {
 		if len(row.CPUPerReq) > 0 {
 			cpu = fmt.Sprintf("%.2f", row.MedianCPUPerReq())
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %d | %s | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
-			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, row.Errors, cpu, ratio(row, nginx), ratio(row, direct))
+		other := "–"
+		if len(row.OtherLoad) > 0 {
+			other = fmt.Sprintf("%.2f", slices.Max(row.OtherLoad))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %d | %s | %s | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
+			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, row.Errors, cpu, other, ratio(row, nginx), ratio(row, direct))
 	}
 	return b.String()
 }
@@ -74,6 +79,11 @@ func (r *Report) Write(dir, command string) error {
 	fmt.Fprintf(&b, "- Each contender: %s warm-up, then %s measured; %d rounds, interleaved (every contender once per round). The table gives medians over rounds (req/s, and each round's p50/p99), because the machine is shared and one disturbed round would skew a mean; \"p99 (all rounds)\" merges every round's histogram (bench/hist, ≤0.8 %% bucket error) and so includes the disturbed rounds. \"direct\" is the load generator straight to one backend, no proxy.\n", c.Warmup, c.Duration, c.Rounds)
 	fmt.Fprintf(&b, "- The load generator shares CPU 0 with the backends, so \"direct\" is bounded by CPU 0 and the proxies by CPU 1; ratios below 1 vs direct are the cost of the extra hop on its own core.\n")
 	fmt.Fprintf(&b, "- CPU µs/req: the proxy's CPU time (user + system of every process in its process group, from /proc/PID/stat, 10 ms ticks) during each measured run, divided by the requests answered; the median over rounds. A proxy that does not saturate its core shows it here rather than in req/s, so this is the fairer efficiency figure. Kernel time of the loopback TCP stack is included (it is charged to whichever process sends).\n")
+	fmt.Fprintf(&b, "- Other load: the CPU that other work on the machine used during each measured run, in cores: all CPUs' user+system+irq+softirq+steal time from /proc/stat less this harness's and the contenders' own user+system time (which includes the softirq work done in their system calls); the column gives the worst round. Above ~0.2 the round competed with other work and its figures are less reliable.")
+	if c.QuietWait > 0 {
+		fmt.Fprintf(&b, " Each contender's turn first waited (up to %v) for other load below %.2f cores over one second.", c.QuietWait, c.QuietBelow)
+	}
+	b.WriteString("\n")
 	if c.BaselineBin != "" {
 		fmt.Fprintf(&b, "- switchyard-base: the same gateway command run from a second binary (`%s`), measured right after switchyard in every round (A/B).\n", c.BaselineBin)
 	}

@@ -25,6 +25,8 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.Backends, "backends", 2, "backend servers")
 	fs.StringVar(&only, "only", "", "comma-separated contenders (default all: "+strings.Join(compare.Names(), ",")+")")
 	fs.StringVar(&out, "out", "bench/results", "directory for proxy-compare.md and its plots")
+	fs.DurationVar(&cfg.QuietWait, "quiet-wait", 0, "before each contender's turn, wait up to this long for other load on the machine below -quiet-below cores (0: do not wait)")
+	fs.Float64Var(&cfg.QuietBelow, "quiet-below", 0.2, "other load, in cores, under which the machine counts as quiet")
 	fs.StringVar(&cfg.BaselineBin, "baseline-bin", "", "a second switchyard binary (e.g. built from an older commit), run as contender switchyard-base for an A/B in the same interleaved rounds")
 	fs.BoolVar(&noInstall, "no-install", false, "do not apt-get missing proxies (skip them)")
 	fs.BoolVar(&noPin, "no-pin", false, "do not pin the harness to CPU 0 (proxies still go to CPU 1)")
