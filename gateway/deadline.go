@@ -60,6 +60,23 @@ type lazyConn struct {
 	net.Conn
 	want    atomic.Int64 // the read deadline asked for
 	applied atomic.Int64 // the read deadline in force on the socket
+
+	// ip is the client's address as text, for X-Forwarded-For; set on
+	// first use by the connection's serving goroutine only.
+	ip     []byte
+	ipDone bool
+}
+
+// clientIP returns the remote address as text (empty if unknown or
+// unspecified), formatted on the first call.
+func (c *lazyConn) clientIP() []byte {
+	if !c.ipDone {
+		c.ipDone = true
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			c.ip = appendClientIP(nil, ta.IP)
+		}
+	}
+	return c.ip
 }
 
 func (c *lazyConn) SetReadDeadline(t time.Time) error {

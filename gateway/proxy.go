@@ -172,7 +172,7 @@ func (g *Gateway) dispatchH1(ctx *fasthttp.RequestCtx, st *state, start time.Tim
 		g.failH1(ctx, st, nil, err, start)
 		return false
 	}
-	stream := r.wantsStream(f.stream, ctx.Request.Header.Peek("Accept"), path)
+	stream := r.wantsStream(f.stream, ctx.Request.Header.PeekCanonical(keyAccept), path)
 	scratchPool.Put(sc)
 	r, x := g.resolveVariant(r, ctx)
 	x.span = span
@@ -248,7 +248,7 @@ func (r *route) wantsStream(bodyStream bool, accept, path []byte) bool {
 
 // ensureRequestID keeps the client's X-Request-Id or sets a generated one.
 func (g *Gateway) ensureRequestID(ctx *fasthttp.RequestCtx) {
-	if len(ctx.Request.Header.Peek(hdrRequestID)) > 0 {
+	if len(ctx.Request.Header.PeekCanonical(keyRequestID)) > 0 {
 		return
 	}
 	var b [len(g.idPrefix) + 1 + 16]byte
@@ -263,8 +263,10 @@ func (g *Gateway) ensureRequestID(ctx *fasthttp.RequestCtx) {
 	ctx.Request.Header.SetCanonical(keyRequestID, b[:])
 }
 
-// Canonical header keys for SetCanonical (no per-call normalizing).
+// Canonical header keys for SetCanonical and PeekCanonical (no per-call
+// normalizing; the server normalizes request header names as it parses).
 var (
+	keyAccept       = []byte("Accept")
 	keyRequestID    = []byte(hdrRequestID)
 	keyForwardedFor = []byte(hdrForwardedFor)
 )
@@ -317,7 +319,7 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 		if clientClose {
 			ctx.SetConnectionClose()
 		}
-		ctx.Response.Header.SetCanonical(keyRequestID, req.Header.Peek(hdrRequestID))
+		ctx.Response.Header.SetCanonical(keyRequestID, req.Header.PeekCanonical(keyRequestID))
 		x.setVariantHeader(&ctx.Response)
 		d := time.Since(start)
 		r.stats.observe(ctx.Response.StatusCode(), d)
@@ -347,16 +349,32 @@ func (g *Gateway) forwardH1(ctx *fasthttp.RequestCtx, st *state, r *route, strea
 
 // appendForwardedFor adds the client's address to X-Forwarded-For without
 // allocating (the header is built in a stack buffer unless an incoming
-// list is long).
+// list is long). The address text is formatted once per connection.
 func appendForwardedFor(ctx *fasthttp.RequestCtx) {
-	ip := ctx.RemoteIP()
-	if len(ip) == 0 || ip.IsUnspecified() {
+	var ipb [64]byte
+	var ip []byte
+	if lc, ok := ctx.Conn().(*lazyConn); ok {
+		ip = lc.clientIP()
+	} else {
+		ip = appendClientIP(ipb[:0], ctx.RemoteIP())
+	}
+	if len(ip) == 0 {
 		return
 	}
 	var buf [128]byte
 	b := buf[:0]
-	if prior := ctx.Request.Header.Peek(hdrForwardedFor); len(prior) > 0 {
+	if prior := ctx.Request.Header.PeekCanonical(keyForwardedFor); len(prior) > 0 {
 		b = append(append(b, prior...), ", "...)
+	}
+	b = append(b, ip...)
+	ctx.Request.Header.SetCanonical(keyForwardedFor, b)
+}
+
+// appendClientIP appends ip's text, nothing for no or an unspecified
+// address.
+func appendClientIP(b []byte, ip net.IP) []byte {
+	if len(ip) == 0 || ip.IsUnspecified() {
+		return b
 	}
 	if v4 := ip.To4(); v4 != nil {
 		for i, o := range v4 {
@@ -368,7 +386,7 @@ func appendForwardedFor(ctx *fasthttp.RequestCtx) {
 	} else if a, ok := netip.AddrFromSlice(ip); ok {
 		b = a.AppendTo(b)
 	}
-	ctx.Request.Header.SetCanonical(keyForwardedFor, b)
+	return b
 }
 
 const hdrForwardedFor = "X-Forwarded-For"
