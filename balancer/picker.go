@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -130,9 +131,8 @@ func (emptyPicker) pick(t *Table, _ uint64, _ []*Endpoint) (*Endpoint, error) {
 //
 // With two choices a pick weighs two candidates: the node the schedule
 // gives, as single-choice SWRR picks it, and a second one drawn at random
-// in proportion to weight (a block by an alias table over the block
-// weights, then a random place in its schedule; no shared counter is
-// touched for it, and unlike a second cursor inside
+// in proportion to weight (an alias table over the ready nodes: one memory
+// access, no shared counter; unlike a second cursor inside
 // the block, which would keep a fixed distance from the first and, in a
 // one-block table, could even be the same node every time). The one with
 // fewer in-flight requests per unit of weight wins, the scheduled one on a
@@ -141,10 +141,11 @@ func (emptyPicker) pick(t *Table, _ uint64, _ []*Endpoint) (*Endpoint, error) {
 // weights have not seen yet) is passed over for one that has not.
 type blockedSWRR struct {
 	blocks []block
-	seq    []uint8 // every block's schedule, back to back
-	top    *stride // nil with a single block
-	two    bool    // two choices
-	draw   *p2c    // with two choices and several blocks: blocks drawn by weight
+	seq    []uint8    // every block's schedule, back to back
+	top    *stride    // nil with a single block
+	two    bool       // two choices
+	draw   aliasTable // with two choices: ready nodes drawn by weight
+	seed   uint64     // random per table, mixed into the second draw
 
 	// The in-flight bound (Config.LoadBound); bound is nil without it.
 	bound []float64     // bound[i]: LoadBound × node i's share of the weight
@@ -221,9 +222,10 @@ func newBlockedSWRR(w []float64, blockSize int, two bool) *blockedSWRR {
 	wg.Wait()
 	if nb > 1 {
 		p.top = newStride(sums)
-		if two {
-			p.draw = newP2C(sums)
-		}
+	}
+	if two {
+		p.draw = newAliasTable(w)
+		p.seed = rand.Uint64()
 	}
 	return p
 }
@@ -236,13 +238,17 @@ func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, er
 	if p.bound != nil {
 		return p.pickBounded(t, avoid)
 	}
-	a, ok := p.next(t, 0, avoid)
+	a, ticket, ok := p.scheduled(t, goroutineHint(), avoid)
 	if !ok {
 		return t.scan(0, avoid)
 	}
 	if p.two {
-		// Fewer in flight per unit of weight, compared without dividing.
-		if b, ok := p.next(t, 1, avoid); ok && b != a {
+		// The second candidate's draws come from the schedule's ticket,
+		// unique per pick, mixed with the table's seed: no random number
+		// generator on the hot path.
+		if b, ok := p.drawn(t, ticket^p.seed, avoid); ok && b != a {
+			// Fewer in flight per unit of weight, compared without
+			// dividing.
 			sa, sb := t.live[a], t.live[b]
 			if float64(sb.inflight.Load())*sa.loadWeight() < float64(sa.inflight.Load())*sb.loadWeight() {
 				a = b
@@ -252,38 +258,74 @@ func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, er
 	return t.eps[a], nil
 }
 
-// next returns the node the schedule gives next (c 0), or a node drawn in
-// proportion to weight (c 1), or else the next eligible one in its block;
-// ok is false after a bounded number of fully excluded blocks.
-func (p *blockedSWRR) next(t *Table, c int, avoid []*Endpoint) (uint32, bool) {
+// scheduled returns the node the schedule gives next, or else the next
+// eligible one in its block, and the block counter's value (a ticket
+// unique to this pick); ok is false after a bounded number of fully
+// excluded blocks. shard picks the stride scheduler's counter.
+func (p *blockedSWRR) scheduled(t *Table, shard uint64, avoid []*Endpoint) (j uint32, ticket uint64, ok bool) {
 	for attempt := 0; attempt < 2*len(p.blocks)+1; attempt++ {
 		b := &p.blocks[0]
-		var at uint64
-		if c == 0 {
-			if p.top != nil {
-				b = &p.blocks[p.top.next()]
-			}
-			at = b.ctr.Add(1) % uint64(b.seqLen)
-		} else {
-			// A weighted draw touches no shared counter.
-			if p.draw != nil {
-				b = &p.blocks[p.draw.draw()]
-			}
-			at = rand.Uint64N(uint64(b.seqLen))
+		if p.top != nil {
+			b = &p.blocks[p.top.next(shard)]
 		}
-		i := uint32(p.seq[b.seqOff+uint32(at)])
-		for k := uint32(0); k < b.n; k++ {
-			j := i + k
-			if j >= b.n {
-				j -= b.n
-			}
-			j += b.first
-			if t.eligible(j, avoid) {
-				return j, true
-			}
+		ticket = b.ctr.Add(1)
+		if j, ok := b.eligibleFrom(t, uint32(ticket%uint64(b.seqLen)), p.seq, avoid); ok {
+			return j, ticket, true
+		}
+		shard++
+	}
+	return 0, 0, false
+}
+
+// goroutineHint returns a number that stays the same for the calling
+// goroutine (a hash of where its stack is) and differs between
+// goroutines, so concurrent picks spread over the stride scheduler's
+// shards while one goroutine's picks walk one shard, in order.
+func goroutineHint() uint64 {
+	var x byte
+	return mix(uint64(uintptr(unsafe.Pointer(&x))) >> 13)
+}
+
+// drawn returns an eligible node drawn in proportion to weight, or ok
+// false after drawTries ineligible draws. It writes no shared counter and
+// reads one alias entry per draw. r is the pick's random word.
+func (p *blockedSWRR) drawn(t *Table, r uint64, avoid []*Endpoint) (uint32, bool) {
+	for range drawTries {
+		r = mix(r)
+		if j := p.draw.draw(r); t.eligible(j, avoid) {
+			return j, true
 		}
 	}
 	return 0, false
+}
+
+// drawTries bounds the draws for the second candidate; with most nodes
+// excluded a pick goes on with the scheduled one alone.
+const drawTries = 4
+
+// eligibleFrom returns the node at place at of b's schedule, or else the
+// next eligible node of the block after it.
+func (b *block) eligibleFrom(t *Table, at uint32, seq []uint8, avoid []*Endpoint) (uint32, bool) {
+	i := uint32(seq[b.seqOff+at])
+	for k := uint32(0); k < b.n; k++ {
+		j := i + k
+		if j >= b.n {
+			j -= b.n
+		}
+		j += b.first
+		if t.eligible(j, avoid) {
+			return j, true
+		}
+	}
+	return 0, false
+}
+
+// mix is splitmix64's step: a new well-mixed word from r.
+func mix(r uint64) uint64 {
+	r += 0x9E3779B97F4A7C15
+	r = (r ^ r>>30) * 0xBF58476D1CE4E5B9
+	r = (r ^ r>>27) * 0x94D049BB133111EB
+	return r ^ r>>31
 }
 
 // pickBounded is single-choice SWRR with the in-flight bound: a scheduled
@@ -293,8 +335,9 @@ func (p *blockedSWRR) pickBounded(t *Table, avoid []*Endpoint) (*Endpoint, error
 	total := float64(p.total.Load())
 	var best *Endpoint
 	bestLoad := math.Inf(1)
+	shard := goroutineHint()
 	for over := 0; over < boundTries; over++ {
-		j, ok := p.next(t, 0, avoid)
+		j, _, ok := p.scheduled(t, shard, avoid)
 		if !ok {
 			break
 		}
@@ -339,64 +382,75 @@ func (randomPicker) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, erro
 // equal weights it is Envoy's P2C least-request; with unequal weights a
 // node can take more than 2/N of the traffic, which uniform draws forbid.
 type p2c struct {
-	prob  []uint32 // alias method: keep index i when the draw is below prob[i]
-	alias []uint32 // else take alias[i]
+	draw aliasTable
 }
 
-func newP2C(w []float64) *p2c {
+func newP2C(w []float64) *p2c { return &p2c{draw: newAliasTable(w)} }
+
+// aliasTable draws indexes in proportion to weights in O(1) (Vose's alias
+// method): index i is kept when the draw's low word is below its prob,
+// else its alias is taken. Each entry is 8 bytes, so a draw costs one
+// memory access.
+type aliasTable []aliasEntry
+
+type aliasEntry struct{ prob, alias uint32 }
+
+// newAliasTable builds the table over w (all positive).
+func newAliasTable(w []float64) aliasTable {
 	n := len(w)
-	p := &p2c{prob: make([]uint32, n), alias: make([]uint32, n)}
+	t := make(aliasTable, n)
 	var sum float64
 	for _, x := range w {
 		sum += x
 	}
-	// Vose's alias method over the scaled weights n·w/sum.
 	scaled := make([]float64, n)
-	var small, large []int
+	small := make([]int32, 0, n/2+1)
+	large := make([]int32, 0, n/2+1)
 	for i, x := range w {
 		scaled[i] = x * float64(n) / sum
 		if scaled[i] < 1 {
-			small = append(small, i)
+			small = append(small, int32(i))
 		} else {
-			large = append(large, i)
+			large = append(large, int32(i))
 		}
 	}
 	for len(small) > 0 && len(large) > 0 {
 		s, l := small[len(small)-1], large[len(large)-1]
 		small = small[:len(small)-1]
-		p.prob[s] = uint32(scaled[s] * math.MaxUint32)
-		p.alias[s] = uint32(l)
+		t[s] = aliasEntry{uint32(scaled[s] * math.MaxUint32), uint32(l)}
 		scaled[l] -= 1 - scaled[s]
 		if scaled[l] < 1 {
 			large = large[:len(large)-1]
 			small = append(small, l)
 		}
 	}
-	for _, i := range append(small, large...) {
-		p.prob[i] = math.MaxUint32
-		p.alias[i] = uint32(i)
+	for _, list := range [][]int32{small, large} {
+		for _, i := range list {
+			t[i] = aliasEntry{math.MaxUint32, uint32(i)}
+		}
 	}
-	return p
+	return t
 }
 
-// draw returns an index with probability proportional to its weight.
-func (p *p2c) draw() uint32 {
-	r := rand.Uint64()
-	i := uint32((r >> 32) * uint64(len(p.prob)) >> 32)
-	if uint32(r) < p.prob[i] {
-		return i
+// draw returns an index with probability proportional to its weight,
+// using the random word r.
+func (t aliasTable) draw(r uint64) uint32 {
+	i := uint32((r >> 32) * uint64(len(t)) >> 32)
+	if e := t[i]; uint32(r) >= e.prob {
+		return e.alias
 	}
-	return p.alias[i]
+	return i
 }
 
 func (p *p2c) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
 	if t.ready == 1 {
 		return t.scan(0, avoid)
 	}
-	i := p.draw()
-	j := p.draw()
+	r := rand.Uint64()
+	i := p.draw.draw(r)
+	j := p.draw.draw(mix(r))
 	if j == i {
-		j = p.draw()
+		j = p.draw.draw(mix(r + 1))
 	}
 	if j == i { // one node holds most of the weight: any other will do
 		j = uint32((uint64(i) + 1 + rand.Uint64N(uint64(t.ready-1))) % uint64(t.ready))

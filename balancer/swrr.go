@@ -210,8 +210,8 @@ const strideMax = math.MaxUint16
 // times. A step is one atomic add; a pick takes O(max/mean weight) steps.
 //
 // The counter is sharded (the design brief's "several independent
-// instances"): each pick walks one of strideShards counters, chosen at
-// random, each on its own cache line and started at its own random offset.
+// instances"): each pick walks one of strideShards counters, chosen by its
+// goroutine (goroutineHint), each on its own cache line and started at its own random offset.
 // Each shard's picks are a prefix of an exact schedule, so the shares stay
 // exact to within one period per shard, while cores picking at once
 // mostly write different cache lines.
@@ -245,10 +245,10 @@ func newStride(w []float64) *stride {
 	return s
 }
 
-// next returns the next index.
-func (s *stride) next() int {
+// next returns the next index of shard (mod strideShards).
+func (s *stride) next(shard uint64) int {
 	n := uint64(len(s.weights))
-	ctr := &s.ctr[rand.Uint32()&(strideShards-1)]
+	ctr := &s.ctr[shard&(strideShards-1)]
 	for {
 		seq := ctr.Add(1)
 		i := seq % n
