@@ -80,3 +80,20 @@ func TestMedianAndValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestPaired(t *testing.T) {
+	rep := &Report{Rows: []*Row{
+		{Name: "switchyard", RPS: []float64{100, 90, 50}, CPUPerReq: []float64{10, 11, 20}},
+		{Name: "switchyard-base", RPS: []float64{100, 100, 40}, CPUPerReq: []float64{11, 11, 25}},
+	}}
+	got := rep.Paired()
+	for _, want := range []string{"req/s: median ratio 1.000 (per round 1.000 / 0.900 / 1.250); best round 100 vs 100",
+		"CPU µs/req: median ratio 0.909 (per round 0.909 / 1.000 / 0.800); best round 10.00 vs 11.00"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Paired() = %q, want it to contain %q", got, want)
+		}
+	}
+	if (&Report{Rows: rep.Rows[:1]}).Paired() != "" {
+		t.Error("no baseline row: want no A/B section")
+	}
+}

@@ -47,6 +47,44 @@ func (r *Report) Table() string {
 	return b.String()
 }
 
+// Paired returns, when the run had a baseline binary, the A/B figures
+// taken round by round (switchyard and switchyard-base run back to back in
+// each round, so a machine that changes speed between rounds affects both
+// alike): the median over rounds of the per-round ratios, and the best
+// round of each. "" without a baseline.
+func (r *Report) Paired() string {
+	a, base := r.Row("switchyard"), r.Row(baseName)
+	if a == nil || base == nil || a.Skipped != "" || base.Skipped != "" {
+		return ""
+	}
+	ratios := func(x, y []float64) []float64 {
+		var out []float64
+		for i := range min(len(x), len(y)) {
+			if y[i] > 0 {
+				out = append(out, x[i]/y[i])
+			}
+		}
+		return out
+	}
+	var b strings.Builder
+	b.WriteString("\nA/B, round by round (switchyard ÷ switchyard-base):\n\n")
+	if rr := ratios(a.RPS, base.RPS); len(rr) > 0 {
+		fmt.Fprintf(&b, "- req/s: median ratio %.3f (per round %s); best round %.0f vs %.0f\n", median(rr), joinf(rr, "%.3f"), slices.Max(a.RPS), slices.Max(base.RPS))
+	}
+	if cr := ratios(a.CPUPerReq, base.CPUPerReq); len(cr) > 0 {
+		fmt.Fprintf(&b, "- CPU µs/req: median ratio %.3f (per round %s); best round %.2f vs %.2f\n", median(cr), joinf(cr, "%.3f"), slices.Min(a.CPUPerReq), slices.Min(base.CPUPerReq))
+	}
+	return b.String()
+}
+
+func joinf(v []float64, format string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(s, " / ")
+}
+
 // Write writes dir/proxy-compare.md and its plots. command is the exact
 // command line that produced the report.
 func (r *Report) Write(dir, command string) error {
@@ -72,6 +110,7 @@ func (r *Report) Write(dir, command string) error {
 	fmt.Fprintf(&b, "# Proxy comparison\n\n")
 	fmt.Fprintf(&b, "Produced by `%s` on %s (took %s).\n\n", command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(1e9))
 	b.WriteString(r.Table())
+	b.WriteString(r.Paired())
 	fmt.Fprintf(&b, "\n![req/s](proxy-compare-rps.png)\n\n![latency](proxy-compare-latency.png)\n\n")
 	fmt.Fprintf(&b, "## Setup\n\n")
 	fmt.Fprintf(&b, "- Workload: closed loop, %d connections, POST /v1/chat/completions with a %d-byte JSON body; each backend answers a fixed %d-byte JSON completion at once (bench/compare/backend.go), so the numbers measure proxy overhead.\n", c.Concurrency, len(Request), len(Reply))

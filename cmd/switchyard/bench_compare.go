@@ -70,7 +70,7 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := rep.Write(out, commandLine()); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, rep.Table())
+	fmt.Fprint(stdout, rep.Table()+rep.Paired())
 	fmt.Fprintf(stdout, "\nwrote %s/proxy-compare.md\n", out)
 	return nil
 }
