@@ -278,12 +278,12 @@ func (p *blockedSWRR) scheduled(t *Table, shard uint64, avoid []*Endpoint) (j ui
 }
 
 // goroutineHint returns a number that stays the same for the calling
-// goroutine (a hash of where its stack is) and differs between
-// goroutines, so concurrent picks spread over the stride scheduler's
+// goroutine (where its stack is) and differs between goroutines, so concurrent picks spread over the stride scheduler's
 // shards while one goroutine's picks walk one shard, in order.
 func goroutineHint() uint64 {
 	var x byte
-	return mix(uint64(uintptr(unsafe.Pointer(&x))) >> 13)
+	// Goroutine stacks are at least 8 KiB apart.
+	return uint64(uintptr(unsafe.Pointer(&x)) >> 13)
 }
 
 // drawn returns an eligible node drawn in proportion to weight, or ok
