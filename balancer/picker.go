@@ -282,8 +282,8 @@ func (p *blockedSWRR) scheduled(t *Table, shard uint64, avoid []*Endpoint) (j ui
 // shards while one goroutine's picks walk one shard, in order.
 func goroutineHint() uint64 {
 	var x byte
-	// Goroutine stacks are at least 8 KiB apart.
-	return uint64(uintptr(unsafe.Pointer(&x)) >> 13)
+	// Goroutine stacks are at least 2 KiB long, so at least 2 KiB apart.
+	return uint64(uintptr(unsafe.Pointer(&x)) >> 11)
 }
 
 // drawn returns an eligible node drawn in proportion to weight, or ok

@@ -223,10 +223,15 @@ type stride struct {
 // strideShards is the number of stride counters; a power of two.
 const strideShards = 8
 
-// paddedCounter is an atomic counter alone on its cache line.
+// paddedCounter is an atomic counter alone on its cache line: 8 bytes
+// with 56 before and 64 after, so that neither a neighbour in an array
+// nor a field before the array shares its line, however the array is
+// aligned. (With the padding only after, an unaligned array put two
+// shards on one line and parallel picks from adjacent shards contended.)
 type paddedCounter struct {
-	atomic.Uint64
 	_ [56]byte
+	atomic.Uint64
+	_ [64]byte
 }
 
 // newStride scales w (all positive) so the largest becomes strideMax.
