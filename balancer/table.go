@@ -201,8 +201,7 @@ type Builder struct {
 	reg     *Registry
 	version uint64
 
-	last      *Table    // the previous table, whose order speeds up lookups
-	lastBuilt time.Time // when last was built for
+	last *Table // the previous table, whose order speeds up lookups
 
 	// Scratch reused between builds.
 	prev    []float64
@@ -297,8 +296,11 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	b.obs = slices.Grow(b.obs[:0], len(order))[:len(order)]
 	t.live = make([]*slot, len(order))
 	t.info = make([]nodeInfo, len(order))
-	dt := now.Sub(b.lastBuilt).Seconds()
-	if b.lastBuilt.IsZero() || !(dt > 0) || dt > maxObserveGap.Seconds() {
+	var dt float64
+	if b.last != nil {
+		dt = now.Sub(b.last.built).Seconds()
+	}
+	if !(dt > 0) || dt > maxObserveGap.Seconds() {
 		dt = 0 // first build, clock step or long pause: nothing to add
 	}
 	decay := math.Exp2(-dt / ObserveHalfLife.Seconds())
@@ -312,7 +314,6 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 			sampledAt: nanos(n.Load.SampledAt), since: nanos(n.Since), state: n.State,
 		}
 	}
-	b.lastBuilt = now
 
 	t.weights = make([]float64, len(order))
 	b.cfg.Weigher.Weigh(now, wn, b.obs, b.prev, t.weights)
