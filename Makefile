@@ -15,9 +15,12 @@ build:
 vet:
 	$(GO) vet $(PKGS)
 
-# The tests: vet first, then every package under the race detector.
+# The tests: vet first, then every package under the race detector, then
+# the zero-allocation tests, which are built only without it (//go:build
+# !race: the race detector allocates) and are all named *Alloc*.
 test: vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -timeout 5m -run 'Alloc' $(PKGS)
 
 # The Go benchmarks (hot paths), with allocations reported.
 bench:
@@ -29,6 +32,7 @@ check: vet
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
 	@bash .ci/greps
+	@out=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$out"; exit 1; }
 
 # Fuzz every parser for a short while (FUZZTIME each).
 FUZZTIME ?= 20s

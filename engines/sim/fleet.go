@@ -8,7 +8,7 @@ import (
 	"os"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // FleetConfig describes many nodes (YAML):

@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config says where the key comes from. The first source present on the

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 func ctxWith(headers map[string]string, addr net.Addr) *fasthttp.RequestCtx {

@@ -1,7 +1,7 @@
 package shadow
 
 import (
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/gateway/reqkey"
 )
