@@ -38,7 +38,7 @@ type Endpoint struct {
 
 	// Immutable after creation.
 	id    string
-	addr  string
+	addr  Address
 	value any
 	total *atomic.Int64 // the registry's in-flight sum
 
@@ -76,7 +76,7 @@ func (s *slot) loadWeight() float64 { return float64(math.Float32frombits(s.weig
 func (e *Endpoint) ID() string { return e.id }
 
 // Addr returns the node's address.
-func (e *Endpoint) Addr() string { return e.addr }
+func (e *Endpoint) Addr() Address { return e.addr }
 
 // Value returns what the registry's constructor attached to the endpoint
 // (for example the gateway's connection pool for the node).
@@ -137,7 +137,7 @@ type Registry struct {
 	byID     map[string]*Endpoint
 	slots    [][]slot // chunks of live state, never moved
 	free     []freed  // slots of forgotten endpoints, oldest first
-	newValue func(id, addr string) any
+	newValue func(id string, addr Address) any
 	onGone   func(*Endpoint)
 	inflight atomic.Int64
 	gen      uint64    // current generation (one per table build)
@@ -151,7 +151,7 @@ type Registry struct {
 // onGone, if not nil, is called for each endpoint the registry forgets (its
 // node left the route or changed address), so the owner can close what it
 // attached; requests picked from older tables may still be using it.
-func NewRegistry(newValue func(id, addr string) any, onGone func(*Endpoint)) *Registry {
+func NewRegistry(newValue func(id string, addr Address) any, onGone func(*Endpoint)) *Registry {
 	return &Registry{byID: make(map[string]*Endpoint), newValue: newValue, onGone: onGone}
 }
 
@@ -161,7 +161,7 @@ func (r *Registry) InFlight() int64 { return r.inflight.Load() }
 // endpoint returns the endpoint for (id, addr), creating it if needed. A
 // node whose address changed gets a fresh endpoint. dup reports that id was
 // already listed in this generation; the caller then ignores the node.
-func (r *Registry) endpoint(id, addr string) (e *Endpoint, dup bool) {
+func (r *Registry) endpoint(id string, addr Address) (e *Endpoint, dup bool) {
 	old, ok := r.byID[id]
 	if ok && old.seen == r.gen {
 		return old, true

@@ -44,7 +44,7 @@ func FuzzTable(f *testing.F) {
 			c, u, k, flags := next(), next(), next(), next()
 			nodes[i] = Node{
 				ID:       fmt.Sprintf("n%d", i%(n/2+1+int(flags&1))), // some duplicate ids
-				Addr:     fmt.Sprintf("a%d", i),
+				Addr:     Address{HTTP: fmt.Sprintf("a%d", i)},
 				Capacity: float64(c) / 8,
 				State:    State(flags >> 1 % 4),
 				Load:     Load{Utilisation: float64(u)/100 - 0.2, Concurrency: float64(k) - 10, SampledAt: t0.Add(-time.Duration(flags) * time.Second)},

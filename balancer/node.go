@@ -39,13 +39,23 @@ type Load struct {
 	SampledAt time.Time
 }
 
+// Address is where a node takes requests: its HTTP and gRPC host:port
+// (either may be empty; they may be equal). The balancer only compares
+// addresses.
+type Address struct {
+	HTTP string
+	GRPC string
+}
+
 // Node is one replica as the balancer sees it. Values are copied into a
 // table; the table never changes them.
 type Node struct {
 	// ID identifies the node across tables; it keys its Endpoint.
 	ID string
-	// Addr is where requests go (host:port); opaque to the balancer.
-	Addr string
+	// Addr is where requests go; opaque to the balancer except as part
+	// of the node's identity (a node whose address changes gets a fresh
+	// Endpoint, and so fresh connection pools in the gateway).
+	Addr Address
 	// Capacity is the node's compute: cores, or cards × card coefficient.
 	// Zero or negative counts as 1.
 	Capacity float64

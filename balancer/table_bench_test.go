@@ -26,7 +26,7 @@ func loadedNodes(n int, seed uint64) []Node {
 		}
 		nodes[i] = Node{
 			ID:       fmt.Sprintf("node-%07d", i),
-			Addr:     fmt.Sprintf("10.%d.%d.%d:8000", i>>16&255, i>>8&255, i&255),
+			Addr:     Address{HTTP: fmt.Sprintf("10.%d.%d.%d:8000", i>>16&255, i>>8&255, i&255)},
 			Capacity: c,
 			Load: Load{
 				Utilisation: min(running/slots*(0.9+0.2*rng.Float64()), 1),

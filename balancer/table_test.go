@@ -16,7 +16,7 @@ var t0 = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 func staticNodes(caps ...float64) []Node {
 	nodes := make([]Node, len(caps))
 	for i, c := range caps {
-		nodes[i] = Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("10.0.0.%d:80", i), Capacity: c}
+		nodes[i] = Node{ID: fmt.Sprintf("n%d", i), Addr: Address{HTTP: fmt.Sprintf("10.0.0.%d:80", i)}, Capacity: c}
 	}
 	return nodes
 }
@@ -295,7 +295,7 @@ func indexOf(tb *Table, id string) int {
 
 func TestEndpointsOutliveTables(t *testing.T) {
 	var gone []string
-	reg := NewRegistry(func(id, addr string) any { return "pool:" + addr }, func(e *Endpoint) { gone = append(gone, e.ID()) })
+	reg := NewRegistry(func(id string, addr Address) any { return "pool:" + addr.HTTP }, func(e *Endpoint) { gone = append(gone, e.ID()) })
 	b, err := NewBuilder(static(0), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +308,7 @@ func TestEndpointsOutliveTables(t *testing.T) {
 		t.Fatalf("value: %v", e.Value())
 	}
 	nodes := staticNodes(1, 2)
-	nodes = append(nodes, Node{ID: "n0", Addr: "dup:1"}) // duplicate id: ignored
+	nodes = append(nodes, Node{ID: "n0", Addr: Address{HTTP: "dup:1"}}) // duplicate id: ignored
 	t2 := b.Build(nodes, t0.Add(time.Second))
 	if t2.Len() != 2 {
 		t.Fatalf("duplicate id was not ignored: %d nodes", t2.Len())
@@ -326,9 +326,9 @@ func TestEndpointsOutliveTables(t *testing.T) {
 	}
 	// An address change replaces the endpoint.
 	moved := staticNodes(1, 2)
-	moved[0].Addr = "10.9.9.9:80"
+	moved[0].Addr = Address{HTTP: "10.9.9.9:80"}
 	t3 := b.Build(moved, t0.Add(2*time.Second))
-	if t3.Endpoint(indexOf(t3, "n0")).Addr() != "10.9.9.9:80" || len(gone) != 2 {
+	if t3.Endpoint(indexOf(t3, "n0")).Addr().HTTP != "10.9.9.9:80" || len(gone) != 2 {
 		t.Fatalf("address change: gone %v", gone)
 	}
 }
@@ -543,19 +543,19 @@ func TestSlotQuarantine(t *testing.T) {
 	gone.Acquire()
 	b.Build(staticNodes(1), t0.Add(time.Second)) // n1 leaves
 	gone.Exclude(ExcludeBreaker)                 // a late callback
-	nodes := []Node{{ID: "n0", Addr: "10.0.0.0:80", Capacity: 1}, {ID: "fresh", Addr: "f:1", Capacity: 1}}
+	nodes := []Node{{ID: "n0", Addr: Address{HTTP: "10.0.0.0:80"}, Capacity: 1}, {ID: "fresh", Addr: Address{HTTP: "f:1"}, Capacity: 1}}
 	t3 := b.Build(nodes, t0.Add(2*time.Second))
 	if x := t3.Endpoint(indexOf(t3, "fresh")).Exclusions(); x != 0 {
 		t.Fatalf("a new node inherited exclusions %v from one that left", x)
 	}
 	// Still in flight after the quarantine: not reused either.
-	nodes = append(nodes, Node{ID: "later", Addr: "l:1", Capacity: 1})
+	nodes = append(nodes, Node{ID: "later", Addr: Address{HTTP: "l:1"}, Capacity: 1})
 	t4 := b.Build(nodes, t0.Add(2*time.Minute))
 	if x := t4.Endpoint(indexOf(t4, "later")).Exclusions(); x != 0 || t4.Endpoint(indexOf(t4, "later")).InFlight() != 0 {
 		t.Fatalf("a slot with a request in flight was reused")
 	}
 	gone.Release()
-	nodes = append(nodes, Node{ID: "last", Addr: "z:1", Capacity: 1})
+	nodes = append(nodes, Node{ID: "last", Addr: Address{HTTP: "z:1"}, Capacity: 1})
 	t5 := b.Build(nodes, t0.Add(3*time.Minute))
 	e := t5.Endpoint(indexOf(t5, "last"))
 	if e.live != gone.live || e.Exclusions() != 0 || e.InFlight() != 0 {

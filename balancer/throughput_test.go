@@ -147,7 +147,7 @@ func TestObservePausesAndReusedSlots(t *testing.T) {
 	// n0 leaves; after the quarantine its slot goes to a new node.
 	later := t0.Add(3 * time.Hour)
 	b.Build(staticNodes(), later)
-	fresh := []Node{{ID: "new", Addr: "n:1", Capacity: 1}}
+	fresh := []Node{{ID: "new", Addr: Address{HTTP: "n:1"}, Capacity: 1}}
 	tb = b.Build(fresh, later.Add(2*time.Minute))
 	ne := tb.Endpoint(0)
 	if ne.live != e.live {

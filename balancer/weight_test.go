@@ -148,9 +148,9 @@ func TestSeedWeigherLiteral(t *testing.T) {
 
 func TestSlowStartThroughBuilder(t *testing.T) {
 	b, _ := NewBuilder(Config{Weigher: DynamicWeigher{}}, nil)
-	nodes := []Node{{ID: "a", Addr: "a:1", Capacity: 1}, {ID: "b", Addr: "b:1", Capacity: 1}}
+	nodes := []Node{{ID: "a", Addr: Address{HTTP: "a:1"}, Capacity: 1}, {ID: "b", Addr: Address{HTTP: "b:1"}, Capacity: 1}}
 	b.Build(nodes, t0)
-	nodes = append(nodes, Node{ID: "c", Addr: "c:1", Capacity: 1})
+	nodes = append(nodes, Node{ID: "c", Addr: Address{HTTP: "c:1"}, Capacity: 1})
 	tb := b.Build(nodes, t0.Add(time.Second))
 	wa, wc := tb.Weight(indexOf(tb, "a")), tb.Weight(indexOf(tb, "c"))
 	if !(wc < 0.2*wa) {

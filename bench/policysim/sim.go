@@ -196,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range s.typeCum {
 		s.typeCum[i] /= sum
 	}
-	reg := balancer.NewRegistry(func(id, _ string) any {
+	reg := balancer.NewRegistry(func(id string, _ balancer.Address) any {
 		i, _ := strconv.Atoi(id[1:])
 		return int32(i)
 	}, nil)
@@ -481,7 +481,7 @@ func (s *sim) rebuild(t float64) {
 		if !n.listed {
 			continue
 		}
-		bn := balancer.Node{ID: n.id, Addr: n.id, Capacity: n.capacity, State: balancer.Ready, Load: n.sample}
+		bn := balancer.Node{ID: n.id, Addr: balancer.Address{HTTP: n.id}, Capacity: n.capacity, State: balancer.Ready, Load: n.sample}
 		if trueCapacity[s.cfg.Policy] {
 			bn.Capacity = float64(n.slots) / (n.service * n.slow)
 		}
