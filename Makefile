@@ -3,7 +3,7 @@ GO        ?= go
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 PKGS      := ./...
 BENCHTIME ?= 1s
-STATICCHECK_VERSION ?= 2026.2.2
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean
 

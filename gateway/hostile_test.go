@@ -330,11 +330,7 @@ func TestExactlyOneResponse(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "in-flight back to 0", func() bool { return gw.g.InFlight() == 0 })
-	r := gw.g.state.Load().byModel["m"]
-	var counted uint64
-	for i := range r.stats.requests {
-		counted += r.stats.requests[i].Load()
-	}
+	counted := gw.g.core.Routes().Route("m").Stats().Answered()
 	if counted != total {
 		t.Errorf("the gateway counted %d answers for %d requests", counted, total)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
 func TestRouting(t *testing.T) {
@@ -219,22 +220,21 @@ func TestRetryAndBreaker(t *testing.T) {
 			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	st := gw.g.state.Load()
-	r := st.byModel["m"]
-	tb := r.table.Load()
-	var deadUp *upstream
+	r := gw.g.core.Routes().Route("m")
+	tb := r.Table()
+	var deadUp *upstream.Node
 	for i := 0; i < tb.Len(); i++ {
-		if u := tb.Endpoint(i).Value().(*upstream); u.httpAddr == deadAddr {
+		if u := tb.Endpoint(i).Value().(*upstream.Node); u.Addr().HTTP == deadAddr {
 			deadUp = u
 		}
 	}
-	if s := deadUp.cb.State().String(); s != "open" {
+	if s := deadUp.Breaker(); s != "open" {
 		t.Fatalf("dead node's breaker is %s", s)
 	}
-	if got := r.stats.ejections.Load(); got != 1 {
+	if got := r.Stats().Ejections(); got != 1 {
 		t.Errorf("ejections %d, want 1", got)
 	}
-	if got := r.stats.retries.Load(); got < 5 || got > 6 {
+	if got := r.Stats().Retries(); got < 5 || got > 6 {
 		t.Errorf("retries %d; the breaker (5 failures) should have stopped them", got)
 	}
 	// Admin reports it.
@@ -355,9 +355,9 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 	if afterFailed.Load() != 0 {
 		t.Errorf("%d requests started after the kill failed", afterFailed.Load())
 	}
-	r := gw.g.state.Load().byModel["m"]
-	if r.stats.ejections.Load() != 1 {
-		t.Errorf("ejections %d, want 1", r.stats.ejections.Load())
+	r := gw.g.core.Routes().Route("m")
+	if r.Stats().Ejections() != 1 {
+		t.Errorf("ejections %d, want 1", r.Stats().Ejections())
 	}
 }
 
@@ -572,10 +572,10 @@ func TestStaleKeepAlive(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // the node has closed the pooled connection
 	}
-	r := gw.g.state.Load().byModel["m"]
-	u := r.table.Load().Endpoint(0).Value().(*upstream)
-	if f := u.failing.Load(); f != 0 || r.stats.retries.Load() != 0 {
-		t.Errorf("stale keep-alive connections counted %d breaker failures, %d retries", f, r.stats.retries.Load())
+	r := gw.g.core.Routes().Route("m")
+	u := r.Table().Endpoint(0).Value().(*upstream.Node)
+	if f := u.Failing(); f != 0 || r.Stats().Retries() != 0 {
+		t.Errorf("stale keep-alive connections counted %d breaker failures, %d retries", f, r.Stats().Retries())
 	}
 }
 
@@ -633,15 +633,15 @@ func TestRetryBudget(t *testing.T) {
 			failed++
 		}
 	}
-	r := gw.g.state.Load().byModel["m"]
+	r := gw.g.core.Routes().Route("m")
 	// The bank starts with MinRetries+1 and earns 1% of a retry per request.
-	if got := r.stats.retries.Load(); got < 3 || got > 5 {
+	if got := r.Stats().Retries(); got < 3 || got > 5 {
 		t.Fatalf("retries %d, want the budget's 4 (±1)", got)
 	}
 	if failed == 0 {
 		t.Fatalf("no request failed although the retry budget was spent")
 	}
-	t.Logf("%d of 30 failed once the budget of %d retries was spent", failed, r.stats.retries.Load())
+	t.Logf("%d of 30 failed once the budget of %d retries was spent", failed, r.Stats().Retries())
 }
 
 // TestSplitOverH2C: the split and the mirror also apply to HTTP/2

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
 // TestCompletionsCounted: a request a node answered below 400, plain or
@@ -44,14 +46,14 @@ func TestCompletionsCounted(t *testing.T) {
 	if served["ok"] == 0 || served["bad"] == 0 {
 		t.Fatalf("both nodes should have served requests: %v", served)
 	}
-	r := gw.g.state.Load().byModel["m"]
-	tb := r.table.Load()
-	waitFor(t, 5*time.Second, "every request released", func() bool { return r.builder.Registry().InFlight() == 0 })
+	r := gw.g.core.Routes().Route("m")
+	tb := r.Table()
+	waitFor(t, 5*time.Second, "every request released", func() bool { return r.InFlight() == 0 })
 	for i := 0; i < tb.Len(); i++ {
 		e := tb.Endpoint(i)
 		name := "ok"
 		want := served["ok"]
-		if e.Value().(*upstream).httpAddr == hostOf(bad) {
+		if e.Value().(*upstream.Node).Addr().HTTP == hostOf(bad) {
 			name, want = "bad", 0
 		}
 		if got := e.Completed(); got != want {

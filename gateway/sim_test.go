@@ -83,7 +83,7 @@ func TestSimCrashUnderStreamingLoad(t *testing.T) {
 	if afterFailed.Load() != 0 {
 		t.Errorf("%d streams started after the crash failed", afterFailed.Load())
 	}
-	if e := gw.g.state.Load().byModel["sim-model"].stats.ejections.Load(); e != 1 {
+	if e := gw.g.core.Routes().Route("sim-model").Stats().Ejections(); e != 1 {
 		t.Errorf("ejections %d, want 1", e)
 	}
 }

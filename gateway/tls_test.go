@@ -177,8 +177,8 @@ func TestClientCancel(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	waitFor(t, 5*time.Second, "the slot to be freed", func() bool { return gw.g.InFlight() == 0 })
-	r := gw.g.state.Load().byModel["m"]
-	if n := r.stats.requests[classCancelled].Load(); n != 1 {
+	r := gw.g.core.Routes().Route("m")
+	if n := r.Stats().Cancelled(); n != 1 {
 		t.Fatalf("cancelled requests counted: %d, want 1", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/config"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -47,7 +48,7 @@ func TestTraceparentForwardedWhenOff(t *testing.T) {
 	if g := got(); len(g) != 1 || g[0] != clientTraceparent {
 		t.Fatalf("node saw traceparent %q, want the client's unchanged", g)
 	}
-	if gw.g.tracer != nil {
+	if gw.g.tracing != nil {
 		t.Fatal("tracing is on with trace_ratio 0")
 	}
 }
@@ -91,9 +92,9 @@ func TestOTLPTracesURL(t *testing.T) {
 		{"%zz", ""},
 	}
 	for _, tc := range tests {
-		got, err := otlpTracesURL(tc.in)
+		got, err := config.OTLPTracesURL(tc.in)
 		if (err != nil) != (tc.want == "") || got != tc.want {
-			t.Errorf("otlpTracesURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			t.Errorf("config.OTLPTracesURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
 }
@@ -160,7 +161,7 @@ func TestOTLPExport(t *testing.T) {
 	cfg := testConfig(staticRoute("m", url))
 	cfg.Telemetry.OTLPEndpoint = endpoint
 	gw := startGateway(t, cfg)
-	if gw.g.tracer == nil {
+	if gw.g.tracing == nil {
 		t.Fatal("tracing off with an OTLP endpoint")
 	}
 	resp, _ := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`, "Traceparent", clientTraceparent)

@@ -55,6 +55,9 @@ func TestLayering(t *testing.T) {
 				t.Errorf("%s imports %s: %s may only import %v", p.ImportPath, d, folder, allowed)
 			}
 		}
+		if folder == "gateway" {
+			checkGatewayLayers(t, strings.TrimPrefix(p.ImportPath, mod), p.Deps)
+		}
 		// The discovery root (wire types, the Resource client) and the
 		// Resource service never reach engines: only the sources that read
 		// engines themselves do (the agent, agentless scrapes, Kubernetes
@@ -69,6 +72,55 @@ func TestLayering(t *testing.T) {
 	}
 	if checked < 3 {
 		t.Fatalf("checked only %d packages", checked)
+	}
+}
+
+// gatewayMay lists, for each package under gateway/, the gateway packages
+// it may import (transitively): the request path reads top-down from the
+// frontends through the forwarding core to routes and upstream nodes, and
+// nothing below looks back up.
+var gatewayMay = map[string][]string{
+	"gateway/reqkey":    {},
+	"gateway/split":     {"reqkey"},
+	"gateway/shadow":    {"reqkey"},
+	"gateway/config":    {"reqkey", "split", "shadow"},
+	"gateway/deadline":  {},
+	"gateway/telemetry": {"config", "reqkey", "split", "shadow"},
+	"gateway/upstream":  {"config", "deadline", "reqkey", "split", "shadow"},
+	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream"},
+	"gateway/forward":   {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route"},
+	"gateway/frontend":  {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
+	"gateway/admin":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
+}
+
+// checkGatewayLayers enforces gatewayMay on pkg (a path under the module)
+// and its dependencies. The gateway root wires everything and may import
+// every gateway package.
+func checkGatewayLayers(t *testing.T, pkg string, deps []string) {
+	t.Helper()
+	const mod = "github.com/switchyard-dev/switchyard/"
+	if pkg == "gateway" {
+		return
+	}
+	parts := strings.SplitN(pkg, "/", 3)
+	top := parts[0] + "/" + parts[1]
+	allowed, ok := gatewayMay[top]
+	if !ok {
+		t.Errorf("%s: gateway package %q has no layering rule (add it to gatewayMay)", pkg, top)
+		return
+	}
+	for _, d := range deps {
+		rest, found := strings.CutPrefix(d, mod+"gateway/")
+		if !found {
+			if d == mod+"gateway" {
+				t.Errorf("%s imports the gateway root: only cmd and bench may", pkg)
+			}
+			continue
+		}
+		sub := strings.SplitN(rest, "/", 2)[0]
+		if "gateway/"+sub != top && !contains(allowed, sub) {
+			t.Errorf("%s imports %s: %s may only import gateway/%v", pkg, d, top, allowed)
+		}
 	}
 }
 

@@ -6,6 +6,10 @@
 // It also holds StrictKeys, the check that custom YAML unmarshalers in the
 // gateway use to refuse unknown fields.
 //
+// It reads requests through Request, a three-method view that the
+// forwarding core's request (any protocol) satisfies; it never imports a
+// server library.
+//
 // Everything here is safe for concurrent use.
 package reqkey
 
@@ -15,7 +19,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/valyala/fasthttp"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -56,24 +59,34 @@ func New(c Config) Extractor {
 	return Extractor{header: []byte(c.Header), cookie: []byte(c.Cookie)}
 }
 
-// Key returns rc's key and where it came from. The key aliases rc's
-// memory: use it before the handler returns. It does not allocate.
-func (x Extractor) Key(rc *fasthttp.RequestCtx) ([]byte, Source) {
-	h := &rc.Request.Header
+// Request is what a key is read from. Implementations must not allocate
+// in these methods; results alias the request's memory and must not be
+// modified.
+type Request interface {
+	// Header returns the value of the header named name (as configured;
+	// matched case-insensitively), nil when absent.
+	Header(name []byte) []byte
+	// Cookie returns the value of the cookie named name, nil when absent.
+	Cookie(name []byte) []byte
+	// ClientIP returns the client's address as 4 (IPv4) or 16 bytes, nil
+	// when unknown or unspecified.
+	ClientIP() []byte
+}
+
+// Key returns r's key and where it came from. The key aliases r's memory:
+// use it while the request lasts. It does not allocate.
+func (x Extractor) Key(r Request) ([]byte, Source) {
 	if len(x.header) > 0 {
-		if k := h.PeekBytes(x.header); len(k) > 0 {
+		if k := r.Header(x.header); len(k) > 0 {
 			return k, Header
 		}
 	}
 	if len(x.cookie) > 0 {
-		if k := h.CookieBytes(x.cookie); len(k) > 0 {
+		if k := r.Cookie(x.cookie); len(k) > 0 {
 			return k, Cookie
 		}
 	}
-	if ip := rc.RemoteIP(); len(ip) > 0 && !ip.IsUnspecified() {
-		if v4 := ip.To4(); v4 != nil {
-			return v4, Addr
-		}
+	if ip := r.ClientIP(); len(ip) > 0 {
 		return ip, Addr
 	}
 	return nil, None

@@ -5,38 +5,49 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
 	"go.yaml.in/yaml/v3"
 )
 
-func ctxWith(headers map[string]string, addr net.Addr) *fasthttp.RequestCtx {
-	var rc fasthttp.RequestCtx
-	var req fasthttp.Request
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	rc.Init(&req, addr, nil)
-	return &rc
+// testRequest is a Request over plain maps.
+type testRequest struct {
+	headers map[string]string
+	cookies map[string]string
+	ip      []byte
 }
+
+func (r testRequest) Header(name []byte) []byte {
+	if v, ok := r.headers[string(name)]; ok {
+		return []byte(v)
+	}
+	return nil
+}
+
+func (r testRequest) Cookie(name []byte) []byte {
+	if v, ok := r.cookies[string(name)]; ok {
+		return []byte(v)
+	}
+	return nil
+}
+
+func (r testRequest) ClientIP() []byte { return r.ip }
 
 func TestKeyPrecedence(t *testing.T) {
 	x := New(Config{Header: "X-User", Cookie: "uid"})
-	addr := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5}
+	ip := []byte(net.IPv4(10, 1, 2, 3).To4())
 	cases := []struct {
-		name    string
-		headers map[string]string
-		addr    net.Addr
-		key     string
-		src     Source
+		name string
+		req  testRequest
+		key  string
+		src  Source
 	}{
-		{"header wins", map[string]string{"X-User": "alice", "Cookie": "uid=bob"}, addr, "alice", Header},
-		{"then cookie", map[string]string{"Cookie": "uid=bob"}, addr, "bob", Cookie},
-		{"then address", nil, addr, string(net.IPv4(10, 1, 2, 3).To4()), Addr},
-		{"nothing", nil, &net.TCPAddr{IP: net.IPv4zero}, "", None},
+		{"header wins", testRequest{map[string]string{"X-User": "alice"}, map[string]string{"uid": "bob"}, ip}, "alice", Header},
+		{"then cookie", testRequest{nil, map[string]string{"uid": "bob"}, ip}, "bob", Cookie},
+		{"then address", testRequest{nil, nil, ip}, string(ip), Addr},
+		{"nothing", testRequest{}, "", None},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			k, src := x.Key(ctxWith(c.headers, c.addr))
+			k, src := x.Key(c.req)
 			if string(k) != c.key || src != c.src {
 				t.Fatalf("got %q from %d, want %q from %d", k, src, c.key, c.src)
 			}

@@ -26,6 +26,7 @@ func TestOfferDoesNotAllocateWhenSkipping(t *testing.T) {
 	rc.Init(&fasthttp.Request{}, nil, nil)
 	rc.Request.Header.SetMethod("POST")
 	rc.Request.SetBodyString(`{"messages":[]}`)
+	req := ctxReq(&rc)
 
 	cases := []struct {
 		name  string
@@ -48,13 +49,13 @@ func TestOfferDoesNotAllocateWhenSkipping(t *testing.T) {
 			defer m.Close()
 			if tc.fill {
 				for m.Live() < int64(cfg.QueueSize) {
-					if m.Offer(&rc, nil) == nil {
+					if m.Offer(req, nil) == nil {
 						t.Fatal("dropped before the queue was full")
 					}
 				}
 			}
 			n := testing.AllocsPerRun(1000, func() {
-				if h := m.Offer(&rc, nil); h != nil {
+				if h := m.Offer(req, nil); h != nil {
 					t.Fatal("copy accepted")
 				}
 			})

@@ -71,11 +71,11 @@ func TestBoundedUnderHangingShadow(t *testing.T) {
 			heapAt2k = heapAfterGC()
 		}
 		id = strconv.AppendInt(id[:0], int64(i), 10)
-		h := m.OfferRequest(req, id)
+		h := m.Offer(reqOf(req), id)
 		if live := m.Live(); live > int64(cfg.QueueSize) {
 			t.Fatalf("request %d: %d copies alive, bound %d", i, live, cfg.QueueSize)
 		}
-		h.FinishResponse(primary, time.Millisecond)
+		finishResponse(h, primary, time.Millisecond)
 		if i%500 == 0 {
 			// Give the workers a moment so both drops and sends happen.
 			waitFor(t, ctx, "a free slot", func() bool { return m.Live() < int64(cfg.QueueSize) })
@@ -143,12 +143,12 @@ func TestCloseIsBoundedAndStopsGoroutines(t *testing.T) {
 
 	var pending []*shadow.Handle
 	for i := 0; i < 16; i++ {
-		h := m.OfferRequest(req, nil)
+		h := m.Offer(reqOf(req), nil)
 		if h == nil {
 			t.Fatalf("offer %d dropped", i)
 		}
 		if i%2 == 0 {
-			h.FinishResponse(resp, time.Millisecond)
+			finishResponse(h, resp, time.Millisecond)
 		} else {
 			pending = append(pending, h) // primary still running at Close
 		}
@@ -161,9 +161,9 @@ func TestCloseIsBoundedAndStopsGoroutines(t *testing.T) {
 		t.Fatalf("second Close() = %v", err)
 	}
 	for _, h := range pending {
-		h.FinishResponse(resp, time.Millisecond) // after Close: must be safe
+		finishResponse(h, resp, time.Millisecond) // after Close: must be safe
 	}
-	if h := m.OfferRequest(req, nil); h != nil {
+	if h := m.Offer(reqOf(req), nil); h != nil {
 		t.Fatal("offer accepted after Close")
 	}
 	st := m.Stats()
@@ -191,7 +191,7 @@ func TestContextEndsMirror(t *testing.T) {
 	waitNoShadowGoroutines(t, ctx)
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	if h := m.OfferRequest(req, nil); h != nil || m.Stats().DroppedClosed != 1 {
+	if h := m.Offer(reqOf(req), nil); h != nil || m.Stats().DroppedClosed != 1 {
 		t.Fatalf("offer after ctx end: %v %+v", h, m.Stats())
 	}
 	if err := m.Close(); err != nil {

@@ -20,40 +20,34 @@
 // size-bounded JSONL log written by its own goroutine.
 //
 // What the package must never do: block or do I/O on the request path,
-// keep a *fasthttp.RequestCtx, Request or Response after a call returns,
-// or import the gateway package (the gateway imports shadow).
+// keep a request or response after a call returns, or import the
+// gateway's packages (the forwarding core imports shadow).
 //
-// Wiring in the gateway (the gateway owns this):
+// Requests are read through Request: the sampling key (reqkey.Request)
+// and CopyTo, which the core's request view implements for HTTP/1.1,
+// HTTP/2 and gRPC. A Copy is protocol-neutral (method, target, host,
+// headers, body, and whether it is a gRPC call); the Sender sends it over
+// the matching protocol and fills an Answer (status, content type,
+// bounded body).
+//
+// Wiring in the forwarding core (gateway/forward owns this):
 //
 //	// at config load, once per route with a `shadow:` block
-//	//   (route.Shadow is a *shadow.Config decoded from YAML; it starts
-//	//    from DefaultConfig, then Validate + ValidateTargets)
-//	m, err := shadow.New(ctx, *route.Shadow, gwSender, shadow.WithRoute(route.Name), shadow.WithMeter(meter))
+//	m, err := shadow.New(ctx, *route.Shadow, coreSender, shadow.WithRoute(route.Name), shadow.WithMeter(meter))
 //	// on reload: build the new Mirror, swap it in, then old.Close()
 //
-//	// per request, in the handler, before forwarding to the primary
-//	h := m.Offer(rc, requestID)           // nil when not sampled or dropped
-//	start := time.Now()
-//	... forward to the primary; the response is in rc.Response ...
-//	h.FinishResponse(&rc.Response, time.Since(start))   // bounded copy, no-op on nil
-//
-//	// for a streamed primary (SetBodyStreamWriter): tee each chunk the
-//	// stream writer sends into h.Write(chunk), then after the last one
+//	// per request, before forwarding to the primary
+//	h := m.Offer(req, requestID)          // nil when not sampled or dropped
+//	// a body that is still arriving (BodyLater: a streamed request body,
+//	// a gRPC stream) is teed into h.WriteBody as the primary reads it,
+//	// then h.EndBody(sawEOF) — at the latest before Finish
+//	... forward to the primary; tee its response body into h.Write ...
 //	h.Finish(shadow.Primary{Status: st, ContentType: ct, Latency: d})
 //
-// Offering after the primary completed (Offer then FinishResponse back to
-// back, while rc.Request is still intact) works too; the shadow is then
-// sent later and its latency is still measured from its own send. Either
-// way Offer and FinishResponse cost one atomic reservation and a bounded
-// copy; comparison runs on the Mirror's workers. A streamed rc.Response
-// (IsBodyStream) cannot be read by FinishResponse: without the tee its
-// fields are not compared (Report.Skipped = "primary_truncated"), status
-// and latency still are.
-//
-// gwSender implements Sender: pick a node of the target app from the
-// current routing table, set req's URI host and send it with the
-// gateway's upstream client and a deadline from ctx. NewHTTPSender is a
-// ready Sender for a fixed base URL.
+// Offer costs one atomic reservation and a bounded copy; sending and
+// comparison run on the Mirror's workers. A copy whose body did not end
+// while the primary ran (a bidirectional stream) or passed
+// Config.MaxBodyBytes is not sent and counts as dropped (too large).
 //
 // Mirror and Handle are safe for concurrent use as documented on each
 // method; a Handle belongs to one request and its Finish is called once.

@@ -70,7 +70,7 @@ func proxyHandlerCost(primary *fasthttp.HostClient, m *shadow.Mirror, cost func(
 		var h *shadow.Handle
 		t0 := time.Now()
 		if m != nil {
-			h = m.Offer(rc, rc.Request.Header.Peek("X-Request-ID"))
+			h = m.Offer(ctxReq(rc), rc.Request.Header.Peek("X-Request-ID"))
 		}
 		d := time.Since(t0)
 		start := time.Now()
@@ -79,7 +79,7 @@ func proxyHandlerCost(primary *fasthttp.HostClient, m *shadow.Mirror, cost func(
 			rc.SetStatusCode(fasthttp.StatusBadGateway)
 		}
 		t1 := time.Now()
-		h.FinishResponse(&rc.Response, t1.Sub(start))
+		finishResponse(h, &rc.Response, t1.Sub(start))
 		if cost != nil {
 			cost(d + time.Since(t1))
 		}
@@ -136,4 +136,51 @@ func waitNoShadowGoroutines(tb testing.TB, ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// fastRequest reads a fasthttp request for the Mirror (shadow.Request), as
+// the gateway's request view does for every protocol.
+type fastRequest struct {
+	req *fasthttp.Request
+	ip  []byte
+}
+
+func ctxReq(rc *fasthttp.RequestCtx) *fastRequest {
+	r := &fastRequest{req: &rc.Request}
+	if ip := rc.RemoteIP(); len(ip) > 0 && !ip.IsUnspecified() {
+		r.ip = ip.To4()
+	}
+	return r
+}
+
+func reqOf(req *fasthttp.Request) *fastRequest { return &fastRequest{req: req} }
+
+func (r fastRequest) Header(name []byte) []byte { return r.req.Header.PeekBytes(name) }
+func (r fastRequest) Cookie(name []byte) []byte { return r.req.Header.CookieBytes(name) }
+func (r fastRequest) ClientIP() []byte          { return r.ip }
+
+func (r fastRequest) CopyTo(c *shadow.Copy) shadow.BodyState {
+	c.Method = append(c.Method[:0], r.req.Header.Method()...)
+	c.URI = append(c.URI[:0], r.req.Header.RequestURI()...)
+	c.Host = append(c.Host[:0], r.req.Header.Host()...)
+	for k, v := range r.req.Header.All() {
+		c.AddHeader(k, v)
+	}
+	if r.req.IsBodyStream() {
+		return shadow.BodyLater
+	}
+	if !c.SetBody(r.req.Body()) {
+		return shadow.BodyTooLarge
+	}
+	return shadow.BodyCopied
+}
+
+// finishResponse hands a buffered primary response to h, as the gateway
+// does: a bounded copy of the body, then Finish.
+func finishResponse(h *shadow.Handle, resp *fasthttp.Response, latency time.Duration) {
+	if h == nil {
+		return
+	}
+	_, _ = h.Write(resp.Body())
+	h.Finish(shadow.Primary{Status: resp.StatusCode(), ContentType: resp.Header.ContentType(), Latency: latency})
 }

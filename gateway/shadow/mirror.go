@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -63,23 +64,28 @@ const (
 )
 
 // Handle is one shadow copy in flight. The gateway writes the primary's
-// response body into it (bounded copy) and calls Finish exactly once. All
-// methods are no-ops on a nil Handle, so the gateway may call them
-// unconditionally. A Handle must not be used after Finish.
+// response body into it (bounded copy) and calls Finish exactly once; for
+// a copy whose body arrives later (BodyLater) it also feeds the body with
+// WriteBody and ends it with EndBody, before Finish. All methods are
+// no-ops on a nil Handle, so the gateway may call them unconditionally. A
+// Handle must not be used after Finish.
 type Handle struct {
 	m *Mirror
 
-	// set by Offer, read by the worker
-	req   *fasthttp.Request
-	id    []byte
-	phase int32 // written before pending is decremented
+	// set by Offer (and WriteBody/EndBody for a later body), read by the
+	// worker
+	copy      Copy
+	id        []byte
+	phase     int32 // written before pending is decremented
+	later     bool  // the body arrives through WriteBody/EndBody
+	ended     bool  // EndBody was called
+	abandoned bool  // never sent (body too large or incomplete); not compared
 
 	// set by the worker before it decrements pending
-	resp      *fasthttp.Response
-	sLatency  time.Duration
-	sErr      error
-	sReason   string
-	sTooLarge bool
+	answer   Answer
+	sLatency time.Duration
+	sErr     error
+	sReason  string
 
 	// set by the gateway (Write, Finish) before it decrements pending
 	pBody      []byte
@@ -190,31 +196,21 @@ func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirro
 	return m, nil
 }
 
-// Offer decides whether to mirror the request in rc and, if so, copies it
-// (with the marker header) and queues it for the shadow. It never blocks:
-// when the request is not sampled, too large, or the queue is full it
-// returns nil (the latter two are counted). The caller must call Finish on
-// a non-nil Handle once the primary's response is known. Offer does not
-// keep rc.
-func (m *Mirror) Offer(rc *fasthttp.RequestCtx, requestID []byte) *Handle {
-	if !m.sampled(rc) {
+// Offer decides whether to mirror r and, if so, copies it (with the
+// marker header) and queues it for the shadow. It never blocks: when the
+// request is not sampled, too large, or the queue is full it returns nil
+// (the latter two are counted). The caller must call Finish on a non-nil
+// Handle once the primary's response is known, and, when the body comes
+// later (Handle.BodyLater), feed it and call EndBody first. Offer does
+// not keep r.
+func (m *Mirror) Offer(r Request, requestID []byte) *Handle {
+	if !m.Sample(r) {
 		return nil
 	}
-	return m.OfferRequest(&rc.Request, requestID)
-}
-
-// OfferRequest is Offer for a request already sampled (see Sample): it
-// skips sampling. It does not keep req.
-func (m *Mirror) OfferRequest(req *fasthttp.Request, requestID []byte) *Handle {
 	m.c.offered.Add(1)
 	// ctx.Err is one atomic load once done; the ctx ends on Close too.
 	if m.closed.Load() || m.ctx.Err() != nil {
 		m.c.droppedClosed.Add(1)
-		return nil
-	}
-	// Never read a streamed body: that would consume the primary's.
-	if req.IsBodyStream() || len(req.Body()) > m.cfg.MaxBodyBytes {
-		m.c.droppedTooLarge.Add(1)
 		return nil
 	}
 	if m.live.Add(1) > int64(m.cfg.QueueSize) {
@@ -223,29 +219,95 @@ func (m *Mirror) OfferRequest(req *fasthttp.Request, requestID []byte) *Handle {
 		return nil
 	}
 	h := m.getHandle()
-	req.CopyTo(h.req)
-	h.req.Header.SetBytesKV(m.marker, one)
+	switch r.CopyTo(&h.copy) {
+	case BodyTooLarge:
+		m.c.droppedTooLarge.Add(1)
+		m.release(h)
+		return nil
+	case BodyLater:
+		h.later = true
+	}
+	h.copy.AddHeader(m.marker, one)
 	h.id = append(h.id[:0], requestID...)
 	h.phase = phaseSend
 	h.pending.Store(2)
+	if !h.later {
+		m.queueSend(h)
+	}
+	return h
+}
+
+// queueSend hands a complete copy to the workers.
+func (m *Mirror) queueSend(h *Handle) {
 	m.sending.Add(1)
 	select {
 	case m.work <- h:
 	default: // unreachable: live <= QueueSize == cap(work)
 		m.sending.Add(-1)
 		m.c.droppedQueueFull.Add(1)
-		m.release(h)
-		return nil
+		h.abandon()
 	}
-	return h
+}
+
+// BodyLater reports whether the copy's body arrives through WriteBody.
+func (h *Handle) BodyLater() bool { return h != nil && h.later && !h.ended }
+
+// WriteBody appends a piece of the request body to a copy whose body
+// arrives later; past Config.MaxBodyBytes the copy is abandoned (counted
+// as too large) when EndBody comes. It copies p and never fails.
+func (h *Handle) WriteBody(p []byte) (int, error) {
+	if h.BodyLater() && !h.abandoned && !h.copy.appendBody(p) {
+		h.abandoned = true
+		h.m.c.droppedTooLarge.Add(1)
+	}
+	return len(p), nil
+}
+
+// EndBody ends a later body: complete says the whole body was read (it is
+// then sent, unless over the limit or the Mirror closed); false abandons
+// the copy (counted as too large: a body that did not end while the
+// primary ran cannot be replayed). Call it once, before Finish.
+func (h *Handle) EndBody(complete bool) {
+	if !h.BodyLater() {
+		return
+	}
+	h.ended = true
+	m := h.m
+	switch {
+	case h.abandoned:
+	case !complete:
+		m.c.droppedTooLarge.Add(1)
+	case m.closed.Load() || m.ctx.Err() != nil:
+		m.c.droppedClosed.Add(1)
+	default:
+		m.queueSend(h)
+		return
+	}
+	h.abandon()
+}
+
+// abandon ends the send half of h without sending; the Handle is released
+// once the primary has finished too.
+func (h *Handle) abandon() {
+	h.abandoned = true
+	h.phase = phaseCompare
+	h.done()
 }
 
 var one = []byte("1")
 
-// Sample reports whether the request in rc falls in the sampled share.
-func (m *Mirror) Sample(rc *fasthttp.RequestCtx) bool { return m.sampled(rc) }
+// ErrResponseTooLarge is what a Sender wraps when the shadow's response is
+// over what it reads (counted as response_too_large).
+var ErrResponseTooLarge = errors.New("shadow: response too large")
 
-func (m *Mirror) sampled(rc *fasthttp.RequestCtx) bool {
+// isTimeout reports a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Sample reports whether r falls in the sampled share.
+func (m *Mirror) Sample(r reqkey.Request) bool {
 	switch {
 	case m.threshold >= ppm:
 		return true
@@ -253,7 +315,7 @@ func (m *Mirror) sampled(rc *fasthttp.RequestCtx) bool {
 		return false
 	}
 	if m.cfg.SampleBy == SampleKey {
-		if k := m.keyOf(rc); k != nil {
+		if k, _ := m.key.Key(r); k != nil {
 			return mix64(xxhash.Sum64(k)^m.seed)%ppm < m.threshold
 		}
 	}
@@ -261,14 +323,9 @@ func (m *Mirror) sampled(rc *fasthttp.RequestCtx) bool {
 }
 
 // SampleKey reports whether key falls in the sampled share (SampleBy
-// "key" semantics, for callers without a RequestCtx).
+// "key" semantics).
 func (m *Mirror) SampleKey(key []byte) bool {
 	return mix64(xxhash.Sum64(key)^m.seed)%ppm < m.threshold
-}
-
-func (m *Mirror) keyOf(rc *fasthttp.RequestCtx) []byte {
-	k, _ := m.key.Key(rc)
-	return k
 }
 
 // Write appends a piece of the primary's response body, up to
@@ -303,21 +360,6 @@ func (h *Handle) Finish(p Primary) {
 	h.done()
 }
 
-// FinishResponse is Finish for a primary response held in resp (not a
-// body stream): it copies at most Config.MaxResponseBytes of its body.
-// resp is not kept.
-func (h *Handle) FinishResponse(resp *fasthttp.Response, latency time.Duration) {
-	if h == nil {
-		return
-	}
-	if resp.IsBodyStream() {
-		h.pTruncated = true // never consume the client's stream
-	} else {
-		_, _ = h.Write(resp.Body())
-	}
-	h.Finish(Primary{Status: resp.StatusCode(), ContentType: resp.Header.ContentType(), Latency: latency})
-}
-
 // done is called by whichever half finishes; the second one hands the
 // Handle to a worker for comparison.
 func (h *Handle) done() {
@@ -345,17 +387,18 @@ func (m *Mirror) getHandle() *Handle {
 	case h := <-m.free:
 		return h
 	default:
-		return &Handle{m: m, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+		return &Handle{m: m, copy: Copy{maxBody: m.cfg.MaxBodyBytes}, answer: Answer{max: m.cfg.MaxResponseBytes}}
 	}
 }
 
 // release resets h and keeps it for reuse (at most QueueSize are kept).
 func (m *Mirror) release(h *Handle) {
-	h.req.Reset()
-	h.resp.Reset()
+	h.copy.reset()
+	h.answer.reset()
 	h.id, h.pBody, h.pCT = h.id[:0], h.pBody[:0], h.pCT[:0]
 	h.pTruncated, h.pStatus, h.pLatency = false, 0, 0
-	h.sErr, h.sReason, h.sTooLarge, h.sLatency = nil, "", false, 0
+	h.sErr, h.sReason, h.sLatency = nil, "", 0
+	h.later, h.ended, h.abandoned = false, false, false
 	m.live.Add(-1)
 	select {
 	case m.free <- h:
@@ -394,7 +437,9 @@ func (m *Mirror) process(h *Handle) {
 		}
 		m.release(h)
 	}()
-	m.compare(h)
+	if !h.abandoned {
+		m.compare(h)
+	}
 }
 
 // errSenderPanic stands for a Sender that panicked.
@@ -406,23 +451,29 @@ func (m *Mirror) send(h *Handle) {
 	start := time.Now()
 	err := m.safeSend(ctx, h)
 	h.sLatency = time.Since(start)
+	// Classify a cut send on the Mirror's own context: Close cancels it
+	// before the per-send contexts under it, so a send whose connection
+	// another send's cancellation closed is still counted as canceled.
 	ctxErr := ctx.Err()
+	if m.ctx.Err() != nil {
+		ctxErr = context.Canceled
+	}
 	if err != nil {
 		h.sErr = err
 		switch {
 		case errors.Is(err, errSenderPanic):
 			h.sReason = "panic"
 			m.c.errPanic.Add(1)
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || errors.Is(ctxErr, context.DeadlineExceeded):
-			h.sReason = "timeout"
-			m.c.errTimeout.Add(1)
-		case errors.Is(err, context.Canceled) || errors.Is(ctxErr, context.Canceled):
-			// Close cancels the context and closes the sender's
+		case errors.Is(ctxErr, context.Canceled) || errors.Is(err, context.Canceled):
+			// Close cancels the context and the senders cut their
 			// connections; whichever the send noticed first, it was cut
 			// by the Close.
 			h.sReason = "canceled"
 			m.c.errCanceled.Add(1)
-		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) || errors.Is(ctxErr, context.DeadlineExceeded) || isTimeout(err):
+			h.sReason = "timeout"
+			m.c.errTimeout.Add(1)
+		case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, ErrResponseTooLarge):
 			h.sReason = "response_too_large"
 			m.c.errTooLarge.Add(1)
 		default:
@@ -432,9 +483,6 @@ func (m *Mirror) send(h *Handle) {
 		return
 	}
 	m.c.mirrored.Add(1)
-	if h.resp.IsBodyStream() || len(h.resp.Body()) > m.cfg.MaxResponseBytes {
-		h.sTooLarge = true
-	}
 }
 
 func (m *Mirror) safeSend(ctx context.Context, h *Handle) (err error) {
@@ -444,7 +492,7 @@ func (m *Mirror) safeSend(ctx context.Context, h *Handle) (err error) {
 			err = fmt.Errorf("%w: %v", errSenderPanic, r)
 		}
 	}()
-	return m.sender.Send(ctx, m.cfg.Target, h.req, h.resp)
+	return m.sender.Send(ctx, m.cfg.Target, &h.copy, &h.answer)
 }
 
 func (m *Mirror) compare(h *Handle) {
@@ -464,19 +512,15 @@ func (m *Mirror) compare(h *Handle) {
 		r.ShadowError = h.sReason + ": " + h.sErr.Error()
 		r.Skipped = "shadow_error"
 	} else {
-		r.ShadowStatus = h.resp.StatusCode()
+		r.ShadowStatus = h.answer.Status
 		r.StatusMatch = r.PrimaryStatus == r.ShadowStatus
 		m.c.compared.Add(1)
 		if !r.StatusMatch {
 			m.c.statusMismatch.Add(1)
 		}
-		var sBody []byte
-		if !h.sTooLarge {
-			sBody = h.resp.Body()
-		}
 		m.cmp.compareBodies(r,
 			body{contentType: h.pCT, data: h.pBody, truncated: h.pTruncated},
-			body{contentType: h.resp.Header.ContentType(), data: sBody, truncated: h.sTooLarge})
+			body{contentType: h.answer.ContentType, data: h.answer.Body, truncated: h.answer.TooLarge})
 		for i := range r.Fields {
 			if !r.Fields[i].Equal {
 				m.c.fieldMismatch[i].Add(1)

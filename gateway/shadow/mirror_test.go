@@ -320,11 +320,11 @@ func TestSampling(t *testing.T) {
 			hits := 0
 			for i := 0; i < 10000; i++ {
 				rc.Request.Header.Set("X-User-ID", "user-"+strconv.Itoa(i))
-				s := m.Sample(&rc)
+				s := m.Sample(ctxReq(&rc))
 				if s {
 					hits++
 				}
-				if tc.by == shadow.SampleKey && s != m.Sample(&rc) {
+				if tc.by == shadow.SampleKey && s != m.Sample(ctxReq(&rc)) {
 					t.Fatal("key sampling is not sticky")
 				}
 			}

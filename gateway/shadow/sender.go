@@ -12,21 +12,22 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Sender sends one shadow copy to the shadow target. The gateway
-// implements it to pick a node of the target app from its routing table;
-// NewHTTPSender is a default for a fixed base URL.
+// Sender sends one shadow copy to the shadow target. The gateway's
+// forwarding core implements it (the target is a route or model of the
+// gateway, reached over the protocol of the copy); NewHTTPSender is a
+// default for a fixed base URL.
 //
 // Timing contract: Send runs on a Mirror worker goroutine, never on the
 // request path. It must return when ctx is done: ctx carries
-// Config.Timeout as its deadline and is cancelled by Close. req and resp
-// are owned by the Mirror and valid only during the call; Send must not
-// keep them. req holds a copy of the client's request (method, request URI
+// Config.Timeout as its deadline and is cancelled by Close. c and a are
+// owned by the Mirror and valid only during the call; Send must not keep
+// them. c holds a copy of the client's request (protocol, method, target
 // with path and query, headers, body of at most Config.MaxBodyBytes) with
-// the marker header set; Send chooses the address. Send must read the
-// whole response body into resp (no body stream) and should bound it (the
-// Mirror compares at most Config.MaxResponseBytes of it).
+// the marker header set; Send chooses the address. Send reads the whole
+// response into a, keeping at most Config.MaxResponseBytes of the body
+// (Answer.SetBody).
 type Sender interface {
-	Send(ctx context.Context, target string, req *fasthttp.Request, resp *fasthttp.Response) error
+	Send(ctx context.Context, target string, c *Copy, a *Answer) error
 }
 
 // HTTPSenderConfig configures NewHTTPSender.
@@ -118,11 +119,22 @@ func NewHTTPSender(cfg HTTPSenderConfig) (*HTTPSender, error) {
 	return s, nil
 }
 
-// Send implements Sender.
-func (s *HTTPSender) Send(ctx context.Context, _ string, req *fasthttp.Request, resp *fasthttp.Response) error {
+// Send implements Sender for HTTP copies (gRPC copies are refused).
+func (s *HTTPSender) Send(ctx context.Context, _ string, c *Copy, a *Answer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if c.GRPC {
+		return errors.New("shadow: HTTPSender sends HTTP copies only")
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethodBytes(c.Method)
+	req.SetRequestURIBytes(c.URI)
+	c.Headers(func(k, v []byte) { req.Header.AddBytesKV(k, v) })
+	req.SetBodyRaw(c.Body)
 	uri := req.URI()
 	if s.prefix != "" {
 		uri.SetPath(s.prefix + string(uri.Path()))
@@ -135,7 +147,9 @@ func (s *HTTPSender) Send(ctx context.Context, _ string, req *fasthttp.Request, 
 		deadline = time.Now().Add(DefaultTimeout)
 	}
 	// Cancellation (not the deadline, which DoDeadline enforces) closes the
-	// connections so a hanging shadow cannot hold Close.
+	// connections so a hanging shadow cannot hold Close. The Mirror counts
+	// a send cut this way by its own context, so closing a sibling's
+	// connection too is harmless: cancellation only comes from Close.
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			s.CloseConns()
@@ -149,6 +163,9 @@ func (s *HTTPSender) Send(ctx context.Context, _ string, req *fasthttp.Request, 
 		}
 		return fmt.Errorf("shadow: send: %w", err)
 	}
+	a.Status = resp.StatusCode()
+	a.ContentType = append(a.ContentType[:0], resp.Header.ContentType()...)
+	a.SetBody(resp.Body())
 	return nil
 }
 

@@ -195,8 +195,8 @@ func BenchmarkOffer(b *testing.B) {
 			rc.Response.SetBodyString(`{"v":1}`)
 			b.ReportAllocs()
 			for b.Loop() {
-				h := m.Offer(&rc, nil)
-				h.FinishResponse(&rc.Response, time.Millisecond)
+				h := m.Offer(ctxReq(&rc), nil)
+				finishResponse(h, &rc.Response, time.Millisecond)
 			}
 		})
 	}

@@ -37,10 +37,10 @@ func TestAssignDoesNotAllocate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rc.Request.Reset()
 			tc.setup(&rc.Request)
-			if a := s.AssignRequest(&rc); a.Source != tc.want {
+			if a := s.AssignRequest(ctxRequest{&rc}); a.Source != tc.want {
 				t.Fatalf("source %v, want %v", a.Source, tc.want)
 			}
-			if n := testing.AllocsPerRun(1000, func() { _ = s.AssignRequest(&rc) }); n != 0 {
+			if n := testing.AllocsPerRun(1000, func() { _ = s.AssignRequest(ctxRequest{&rc}) }); n != 0 {
 				t.Fatalf("AssignRequest allocates %v per run", n)
 			}
 		})

@@ -22,17 +22,19 @@
 // What the package owns: the config, key extraction, the bucket layout, and
 // the per-variant metrics (requests, errors, latency, tokens) recorded
 // through Splitter.Record. What it must never do: perform I/O, keep a
-// *fasthttp.RequestCtx after the call returns, or import the gateway
-// package (the gateway imports split).
+// request after the call returns, or import the gateway's packages (the
+// forwarding core imports split). Requests are read through
+// reqkey.Request, which every protocol's request view satisfies, so
+// HTTP/1.1, HTTP/2 and gRPC requests are split alike.
 //
 // Wiring in the gateway (the gateway owns this; split does not import it):
 //
 //	// at config load / reload, once per route with a `split:` block
 //	s, err := split.New(route.Split, split.WithRoute(route.Name), split.WithMeter(meter))
 //	// per request, before picking a node
-//	a := s.AssignRequest(rc)                  // no allocation
+//	a := s.AssignRequest(req)                 // no allocation
 //	v := s.Variant(a.Index)                   // v.Target = app/model to route to
-//	rc.Response.Header.SetBytesV(s.VariantHeader(), v.NameBytes())
+//	// the response carries s.VariantHeader(): v.NameBytes()
 //	// after the response is done (or failed)
 //	s.Record(a.Index, split.Result{Status: st, Err: err != nil, Latency: d, Tokens: n})
 //

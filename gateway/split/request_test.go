@@ -60,7 +60,7 @@ func TestSplitThroughProxy(t *testing.T) {
 
 	front := serve(t, func(rc *fasthttp.RequestCtx) {
 		start := time.Now()
-		a := s.AssignRequest(rc)
+		a := s.AssignRequest(ctxRequest{rc})
 		v := s.Variant(a.Index)
 		resp := fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseResponse(resp)

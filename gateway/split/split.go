@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-dev/switchyard/gateway/reqkey"
 )
@@ -218,12 +217,11 @@ func (s *Splitter) Lookup(name []byte) int {
 
 // AssignRequest assigns one request: the override header first (when set,
 // known and overridable), then the sticky key (Config.Key), then at random
-// by weight. It does not allocate and does not keep rc. An override naming
+// by weight. It does not allocate and does not keep r. An override naming
 // an unknown or non-overridable variant is ignored and counted.
-func (s *Splitter) AssignRequest(rc *fasthttp.RequestCtx) Assignment {
-	h := &rc.Request.Header
+func (s *Splitter) AssignRequest(r reqkey.Request) Assignment {
 	if s.overrideHeader != nil {
-		if v := h.PeekBytes(s.overrideHeader); len(v) > 0 {
+		if v := r.Header(s.overrideHeader); len(v) > 0 {
 			if i := s.Lookup(v); i >= 0 && s.overridable[i] {
 				return Assignment{Index: i, Source: SourceOverride, Bucket: -1}
 			}
@@ -231,7 +229,7 @@ func (s *Splitter) AssignRequest(rc *fasthttp.RequestCtx) Assignment {
 			s.metrics.rejected.Add(context.Background(), 1, s.metrics.routeAttrs...)
 		}
 	}
-	k, src := s.key.Key(rc)
+	k, src := s.key.Key(r)
 	if src == reqkey.None {
 		return s.AssignRandom()
 	}

@@ -35,7 +35,7 @@ func BenchmarkAssignRequest(b *testing.B) {
 	rc.Request.Header.Set("X-User-ID", "user-123456")
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = s.AssignRequest(&rc)
+		_ = s.AssignRequest(ctxRequest{&rc})
 	}
 }
 

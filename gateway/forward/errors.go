@@ -1,4 +1,4 @@
-package gateway
+package forward
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
 // Errors callers act on. Each maps to one status in classify.
@@ -41,22 +44,6 @@ var (
 	// ErrShuttingDown: the gateway is draining. 503.
 	ErrShuttingDown = errors.New("gateway: shutting down")
 )
-
-// UnknownRouteError says what a request asked for that no route serves,
-// and what exists. It answers 404.
-type UnknownRouteError struct {
-	Model     string   // the model asked for; empty when none was named
-	Path      string   // the request path
-	Available []string // models the gateway serves
-}
-
-func (e *UnknownRouteError) Error() string {
-	what := fmt.Sprintf("path %q", e.Path)
-	if e.Model != "" {
-		what = fmt.Sprintf("model %q", e.Model)
-	}
-	return fmt.Sprintf("gateway: no route for %s; available models: [%s]", what, strings.Join(e.Available, ", "))
-}
 
 // UpstreamError is a failure talking to one node. Retryable says that no
 // response byte came back, so the request may go to another node.
@@ -94,7 +81,7 @@ const (
 	grpcResourceExhausted  = 8
 	grpcInternal           = 13
 	grpcUnavailable        = 14
-	statusClientClosedConn = 499
+	statusClientClosedConn = telemetry.StatusClientClosed
 )
 
 // classify maps an error to its status. It is the only place that does:
@@ -102,12 +89,12 @@ const (
 // saturated, 503 overloaded / no endpoint / shutting down, 504 timeout,
 // 499 client cancelled, 502 anything else from upstream.
 func classify(err error) errorClass {
-	var unknown *UnknownRouteError
+	var unknown *route.UnknownError
 	switch {
 	case errors.As(err, &unknown):
 		return errorClass{404, "invalid_request_error", "model_not_found", grpcNotFound, false}
-	case errors.Is(err, ErrMalformedJSON), errors.Is(err, ErrModelNotString),
-		errors.Is(err, ErrModelNotUTF8), errors.Is(err, ErrMalformedGRPC), errors.Is(err, ErrBadRequest):
+	case errors.Is(err, route.ErrMalformedJSON), errors.Is(err, route.ErrModelNotString),
+		errors.Is(err, route.ErrModelNotUTF8), errors.Is(err, route.ErrMalformedGRPC), errors.Is(err, ErrBadRequest):
 		return errorClass{400, "invalid_request_error", "invalid_request", grpcInvalidArgument, false}
 	case errors.Is(err, ErrTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return errorClass{413, "invalid_request_error", "request_too_large", grpcResourceExhausted, false}
@@ -163,7 +150,7 @@ func clientMessage(err error) string {
 		cause = "refused the connection"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, fasthttp.ErrConnectionClosed):
 		cause = "closed the connection"
-	case errors.Is(err, errResponseTooLarge):
+	case errors.Is(err, upstream.ErrResponseTooLarge):
 		cause = "answered more than limits.max_response_bytes"
 	}
 	return "upstream node " + cause
@@ -182,4 +169,11 @@ func errorBody(err error, c errorClass, requestID []byte) []byte {
 		Error inner `json:"error"`
 	}{inner{msg, c.typ, c.code, string(requestID)}})
 	return b
+}
+
+// ErrorAnswer is the status and OpenAI-shaped body for err, for answers a
+// frontend gives before a request reaches the core (unparsable requests).
+func ErrorAnswer(err error) (int, []byte) {
+	c := classify(err)
+	return c.status, errorBody(err, c, nil)
 }

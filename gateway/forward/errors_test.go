@@ -1,4 +1,4 @@
-package gateway
+package forward
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
 func TestClassify(t *testing.T) {
@@ -20,10 +22,10 @@ func TestClassify(t *testing.T) {
 		grpc   uint32
 		retry  bool
 	}{
-		{"unknown route", &UnknownRouteError{Model: "x"}, 404, grpcNotFound, false},
-		{"malformed json", ErrMalformedJSON, 400, grpcInvalidArgument, false},
-		{"non-utf8", fmt.Errorf("wrap: %w", ErrModelNotUTF8), 400, grpcInvalidArgument, false},
-		{"bad grpc", ErrMalformedGRPC, 400, grpcInvalidArgument, false},
+		{"unknown route", &route.UnknownError{Model: "x"}, 404, grpcNotFound, false},
+		{"malformed json", route.ErrMalformedJSON, 400, grpcInvalidArgument, false},
+		{"non-utf8", fmt.Errorf("wrap: %w", route.ErrModelNotUTF8), 400, grpcInvalidArgument, false},
+		{"bad grpc", route.ErrMalformedGRPC, 400, grpcInvalidArgument, false},
 		{"too large", ErrTooLarge, 413, grpcResourceExhausted, false},
 		{"fasthttp too large", fasthttp.ErrBodyTooLarge, 413, grpcResourceExhausted, false},
 		{"uri", ErrURITooLong, 414, grpcInvalidArgument, false},
@@ -39,7 +41,7 @@ func TestClassify(t *testing.T) {
 		{"draining 503", &UpstreamError{Status: 503}, 503, grpcUnavailable, true},
 		{"refused", &UpstreamError{Err: syscall.ECONNREFUSED}, 502, grpcUnavailable, false},
 		{"anything else", errors.New("boom"), 502, grpcUnavailable, false},
-		{"response too large", &UpstreamError{Err: errResponseTooLarge}, 502, grpcUnavailable, false},
+		{"response too large", &UpstreamError{Err: upstream.ErrResponseTooLarge}, 502, grpcUnavailable, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package gateway
+package route
 
 import (
 	"strings"
@@ -20,8 +20,8 @@ func BenchmarkScanJSON(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				f, s, err := scanJSON(body, scratch)
-				if err != nil || !f.hasModel {
+				f, s, err := ScanJSON(body, scratch)
+				if err != nil || !f.HasModel {
 					b.Fatal(err)
 				}
 				scratch = s
@@ -36,7 +36,7 @@ func BenchmarkGRPCModel(b *testing.B) {
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, found, _, err := grpcModel(msg); err != nil || !found {
+		if _, found, _, err := GRPCModel(msg); err != nil || !found {
 			b.Fatal(err)
 		}
 	}
@@ -46,7 +46,7 @@ func BenchmarkKServeModel(b *testing.B) {
 	p := []byte("/v2/models/resnet50/versions/1/infer")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := kserveModel(p); !ok {
+		if _, ok := KServeModel(p); !ok {
 			b.Fatal("no model")
 		}
 	}

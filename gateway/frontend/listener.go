@@ -1,10 +1,11 @@
-package gateway
+package frontend
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -16,8 +17,8 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // acceptLoop accepts client connections and hands each to sniff in its own
 // goroutine, so a slow client cannot stall accepting. It returns when the
-// listener is closed.
-func (g *Gateway) acceptLoop(ctx context.Context, ln net.Listener, h1 *chanListener) {
+// listener fails or is closed.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, h1 *chanListener) error {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -30,15 +31,15 @@ func (g *Gateway) acceptLoop(ctx context.Context, ln net.Listener, h1 *chanListe
 				select {
 				case <-ctx.Done():
 					t.Stop()
-					return
+					return nil
 				case <-t.C:
 				}
 				continue
 			}
-			return
+			return fmt.Errorf("gateway: accept: %w", err)
 		}
 		delay = 0
-		go g.sniff(ctx, c, h1)
+		go s.sniff(ctx, c, h1)
 	}
 }
 
@@ -46,13 +47,13 @@ func (g *Gateway) acceptLoop(ctx context.Context, ln net.Listener, h1 *chanListe
 // http/1.1), the HTTP/2 preface (h2c prior knowledge), or HTTP/1.1. Plain
 // connections are peeked without consuming bytes where the platform allows
 // it, so HTTP/1.1 connections reach fasthttp unwrapped.
-func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
-	timeout := g.state.Load().cfg.Limits.ReadTimeout
+func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
+	timeout := s.lim.ReadTimeout
 	if timeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(timeout))
 	}
-	if g.tlsConf != nil {
-		tc := tls.Server(c, g.tlsConf)
+	if s.tlsConf != nil {
+		tc := tls.Server(c, s.tlsConf)
 		hctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
 		err := tc.HandshakeContext(hctx)
 		cancel()
@@ -62,10 +63,10 @@ func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 		}
 		_ = c.SetReadDeadline(time.Time{})
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			g.serveH2Conn(ctx, tc)
+			s.serveH2Conn(ctx, tc)
 			return
 		}
-		h1.deliver(&plainConn{Conn: tc})
+		h1.deliver(newClientConn(&plainConn{Conn: tc}))
 		return
 	}
 	var buf [len(h2Preface)]byte
@@ -74,10 +75,10 @@ func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 		// Decided without consuming anything.
 		_ = c.SetReadDeadline(time.Time{})
 		if n == len(buf) && string(buf[:]) == h2Preface {
-			g.serveH2Conn(ctx, c)
+			s.serveH2Conn(ctx, c)
 			return
 		}
-		h1.deliver(&lazyConn{Conn: c})
+		h1.deliver(newClientConn(c))
 		return
 	}
 	// Could not peek, or a prefix of the preface arrived: read it.
@@ -96,16 +97,16 @@ func (g *Gateway) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 	_ = c.SetReadDeadline(time.Time{})
 	pc := &prefixConn{Conn: c, pre: append([]byte(nil), buf[:n]...)}
 	if n == len(buf) && string(buf[:]) == h2Preface {
-		g.serveH2Conn(ctx, pc)
+		s.serveH2Conn(ctx, pc)
 		return
 	}
-	h1.deliver(&lazyConn{Conn: pc})
+	h1.deliver(newClientConn(pc))
 }
 
 // serveH2Conn hands an HTTP/2 connection (TLS with ALPN h2, or plain with
 // the preface unread) to the HTTP/2 server.
-func (g *Gateway) serveH2Conn(_ context.Context, c net.Conn) {
-	g.h2ln.deliver(c)
+func (s *Server) serveH2Conn(_ context.Context, c net.Conn) {
+	s.h2ln.deliver(c)
 }
 
 // prefixConn replays bytes read while sniffing.

@@ -1,4 +1,4 @@
-package gateway
+package deadline
 
 import (
 	"context"
@@ -42,8 +42,8 @@ func loopPair(t *testing.T) (client, server net.Conn) {
 // lazyKinds wraps c in each connection type with lazy deadlines.
 func lazyKinds(c net.Conn) map[string]net.Conn {
 	return map[string]net.Conn{
-		"lazyConn":     &lazyConn{Conn: c},
-		"deadlineConn": &deadlineConn{Conn: c},
+		"Client":   &Client{Conn: c},
+		"Upstream": &Upstream{Conn: c},
 	}
 }
 
@@ -143,7 +143,7 @@ func TestDeadlineConnTimeouts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := loopPair(t)
-			c := &deadlineConn{Conn: a, ttfb: tc.ttfb, idle: tc.idle}
+			c := &Upstream{Conn: a, FirstByte: tc.ttfb, Idle: tc.idle}
 			for round := 0; round < 2; round++ { // twice: the second round runs on kept deadlines
 				var outer time.Time
 				if tc.outer > 0 {

@@ -1,4 +1,4 @@
-package gateway
+package route
 
 import (
 	"bytes"
@@ -22,25 +22,25 @@ var (
 	ErrMalformedGRPC = errors.New("gateway: malformed gRPC request message")
 )
 
-// jsonFields is what routing reads from an OpenAI-style body.
-type jsonFields struct {
-	model    []byte // the "model" string, unescaped; aliases body or scratch
-	hasModel bool
-	stream   bool // "stream": true
+// JSONFields is what routing reads from an OpenAI-style body.
+type JSONFields struct {
+	Model    []byte // the "model" string, unescaped; aliases body or scratch
+	HasModel bool
+	Stream   bool // "stream": true
 }
 
 // maxJSONDepth bounds nesting, like encoding/json's own limit.
 const maxJSONDepth = 10000
 
-// scanJSON reads the top-level "model" and "stream" members of body
+// ScanJSON reads the top-level "model" and "stream" members of body
 // without decoding it. body must be exactly one JSON object (whitespace
 // around it allowed); the whole body is checked for well-formedness with
 // encoding/json's rules, keys are matched exactly (as Python servers do),
 // and a repeated key keeps its last value. Escaped model names are
 // unescaped into scratch, whose grown buffer is returned for reuse. It
 // does not allocate unless scratch must grow.
-func scanJSON(body, scratch []byte) (jsonFields, []byte, error) {
-	var f jsonFields
+func ScanJSON(body, scratch []byte) (JSONFields, []byte, error) {
+	var f JSONFields
 	s := jscan{b: body}
 	s.ws()
 	if !s.eat('{') {
@@ -76,27 +76,27 @@ func scanJSON(body, scratch []byte) (jsonFields, []byte, error) {
 				if !ok {
 					return f, scratch, ErrMalformedJSON
 				}
-				f.hasModel = true
-				f.model = body[vs:ve]
+				f.HasModel = true
+				f.Model = body[vs:ve]
 				if vesc {
-					scratch = appendUnescaped(scratch[:0], f.model)
-					f.model = scratch
+					scratch = appendUnescaped(scratch[:0], f.Model)
+					f.Model = scratch
 				}
 			} else {
 				if !s.value(0) {
 					return f, scratch, ErrMalformedJSON
 				}
-				f.hasModel, f.model = false, nil
+				f.HasModel, f.Model = false, nil
 				// Keep scanning: the document must still be well-formed,
 				// but a later string "model" would win.
-				f.model = errNotStringMarker
+				f.Model = errNotStringMarker
 			}
 		case string(key) == "stream":
 			start := s.i
 			if !s.value(0) {
 				return f, scratch, ErrMalformedJSON
 			}
-			f.stream = string(body[start:s.i]) == "true"
+			f.Stream = string(body[start:s.i]) == "true"
 		default:
 			if !s.value(0) {
 				return f, scratch, ErrMalformedJSON
@@ -114,16 +114,16 @@ func scanJSON(body, scratch []byte) (jsonFields, []byte, error) {
 	if err := s.end(); err != nil {
 		return f, scratch, err
 	}
-	if !f.hasModel && f.model != nil {
+	if !f.HasModel && f.Model != nil {
 		return f, scratch, ErrModelNotString
 	}
-	if f.hasModel && !utf8.Valid(f.model) {
+	if f.HasModel && !utf8.Valid(f.Model) {
 		return f, scratch, ErrModelNotUTF8
 	}
 	return f, scratch, nil
 }
 
-// errNotStringMarker marks, in jsonFields.model, a "model" that was not a
+// errNotStringMarker marks, in JSONFields.model, a "model" that was not a
 // string (hasModel false, model non-nil).
 var errNotStringMarker = []byte{}
 
@@ -401,8 +401,8 @@ func appendUnescaped(dst, s []byte) []byte {
 // kservePrefix is the KServe v2 / Open Inference Protocol model path.
 const kservePrefix = "/v2/models/"
 
-// kserveModel returns the model of a KServe v2 path /v2/models/{name}[/...].
-func kserveModel(path []byte) ([]byte, bool) {
+// KServeModel returns the model of a KServe v2 path /v2/models/{name}[/...].
+func KServeModel(path []byte) ([]byte, bool) {
 	if len(path) <= len(kservePrefix) || string(path[:len(kservePrefix)]) != kservePrefix {
 		return nil, false
 	}
@@ -413,12 +413,12 @@ func kserveModel(path []byte) ([]byte, bool) {
 	return rest, len(rest) > 0
 }
 
-// grpcModel reads field 1 (ModelInferRequest.model_name, and the name of
+// GRPCModel reads field 1 (ModelInferRequest.model_name, and the name of
 // ModelReady/ModelMetadata requests) of the first gRPC message in buf,
 // which starts with the 5-byte gRPC frame header. need > 0 asks for that
 // many bytes in total before the answer can be given. A compressed message
 // reports found false.
-func grpcModel(buf []byte) (model []byte, found bool, need int, err error) {
+func GRPCModel(buf []byte) (model []byte, found bool, need int, err error) {
 	if len(buf) < 5 {
 		return nil, false, 5, nil
 	}
@@ -463,9 +463,9 @@ func grpcModel(buf []byte) (model []byte, found bool, need int, err error) {
 	return model, found, 0, nil
 }
 
-// hasRayPrefix reports whether path is under a Ray Serve route prefix:
+// HasRayPrefix reports whether path is under a Ray Serve route prefix:
 // equal to it or continuing with "/".
-func hasRayPrefix(path []byte, prefix string) bool {
+func HasRayPrefix(path []byte, prefix string) bool {
 	if prefix == "/" {
 		return true
 	}
@@ -473,4 +473,17 @@ func hasRayPrefix(path []byte, prefix string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || path[len(prefix)] == '/' || prefix[len(prefix)-1] == '/'
+}
+
+// IsJSONRequest: a JSON content type; or none, or the form type that
+// `curl -d` sends by default, and a body starting with '{'.
+func IsJSONRequest(ct, body []byte) bool {
+	if bytes.Contains(ct, []byte("json")) {
+		return true
+	}
+	if len(ct) > 0 && !bytes.HasPrefix(ct, []byte("application/x-www-form-urlencoded")) {
+		return false
+	}
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
 }

@@ -1,4 +1,4 @@
-package gateway
+package route
 
 import (
 	"bytes"
@@ -52,15 +52,15 @@ func TestScanJSON(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, _, err := scanJSON([]byte(tc.body), nil)
+			f, _, err := ScanJSON([]byte(tc.body), nil)
 			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("err %v, want %v", err, tc.err)
 			}
 			if err != nil {
 				return
 			}
-			if f.hasModel != tc.has || string(f.model) != tc.model || f.stream != tc.stream {
-				t.Fatalf("got model %q has %v stream %v; want %q %v %v", f.model, f.hasModel, f.stream, tc.model, tc.has, tc.stream)
+			if f.HasModel != tc.has || string(f.Model) != tc.model || f.Stream != tc.stream {
+				t.Fatalf("got model %q has %v stream %v; want %q %v %v", f.Model, f.HasModel, f.Stream, tc.model, tc.has, tc.stream)
 			}
 		})
 	}
@@ -79,7 +79,7 @@ func TestKServeModel(t *testing.T) {
 		{"/v2/health/ready", "", false},
 		{"/v1/chat/completions", "", false},
 	} {
-		m, ok := kserveModel([]byte(tc.path))
+		m, ok := KServeModel([]byte(tc.path))
 		if ok != tc.ok || string(m) != tc.model {
 			t.Errorf("%s: %q %v", tc.path, m, ok)
 		}
@@ -94,14 +94,14 @@ func grpcFrame(msg []byte) []byte {
 
 func TestGRPCModel(t *testing.T) {
 	full := grpcFrame(kserve.InferRequest{ModelName: "resnet", ModelVersion: "3", ID: "x"}.Marshal())
-	m, found, need, err := grpcModel(full)
+	m, found, need, err := GRPCModel(full)
 	if err != nil || !found || need != 0 || string(m) != "resnet" {
 		t.Fatalf("full: %q %v %d %v", m, found, need, err)
 	}
-	if _, _, need, _ := grpcModel(full[:3]); need != 5 {
+	if _, _, need, _ := GRPCModel(full[:3]); need != 5 {
 		t.Fatalf("short header: need %d", need)
 	}
-	if _, _, need, _ := grpcModel(full[:8]); need != len(full) {
+	if _, _, need, _ := GRPCModel(full[:8]); need != len(full) {
 		t.Fatalf("short body: need %d, want %d", need, len(full))
 	}
 	// model_name after other fields, and a later occurrence wins.
@@ -114,23 +114,23 @@ func TestGRPCModel(t *testing.T) {
 	msg = protowire.AppendVarint(msg, 99)
 	msg = protowire.AppendTag(msg, 1, protowire.BytesType)
 	msg = protowire.AppendString(msg, "second")
-	if m, found, _, err := grpcModel(grpcFrame(msg)); err != nil || !found || string(m) != "second" {
+	if m, found, _, err := GRPCModel(grpcFrame(msg)); err != nil || !found || string(m) != "second" {
 		t.Fatalf("later field: %q %v %v", m, found, err)
 	}
-	if _, found, _, err := grpcModel(grpcFrame(nil)); err != nil || found {
+	if _, found, _, err := GRPCModel(grpcFrame(nil)); err != nil || found {
 		t.Fatalf("empty message: %v %v", found, err)
 	}
 	bad := grpcFrame([]byte{0x0a, 0x10, 'a'}) // length past the end
-	if _, _, _, err := grpcModel(bad); !errors.Is(err, ErrMalformedGRPC) {
+	if _, _, _, err := GRPCModel(bad); !errors.Is(err, ErrMalformedGRPC) {
 		t.Fatalf("truncated field: %v", err)
 	}
 	nonUTF8 := grpcFrame(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "\xff"))
-	if _, _, _, err := grpcModel(nonUTF8); !errors.Is(err, ErrModelNotUTF8) {
+	if _, _, _, err := GRPCModel(nonUTF8); !errors.Is(err, ErrModelNotUTF8) {
 		t.Fatalf("non-UTF-8: %v", err)
 	}
 	comp := append([]byte(nil), full...)
 	comp[0] = 1
-	if _, found, need, err := grpcModel(comp); err != nil || found || need != 0 {
+	if _, found, need, err := GRPCModel(comp); err != nil || found || need != 0 {
 		t.Fatalf("compressed: %v %v %v", found, need, err)
 	}
 }
@@ -168,7 +168,7 @@ func FuzzScanJSON(f *testing.F) {
 		if len(body) > 1<<16 {
 			return
 		}
-		fields, _, err := scanJSON(body, nil)
+		fields, _, err := ScanJSON(body, nil)
 		ok, has, model, notString := referenceModel(body)
 		// A duplicate "model" key whose last value is null: encoding/json
 		// keeps the RawMessage "null"; we agree that no string model exists.
@@ -178,24 +178,24 @@ func FuzzScanJSON(f *testing.F) {
 				t.Fatalf("accepted invalid JSON %q", body)
 			}
 		case notString:
-			if err == nil && fields.hasModel {
-				t.Fatalf("%q: model %q but encoding/json says not a string", body, fields.model)
+			if err == nil && fields.HasModel {
+				t.Fatalf("%q: model %q but encoding/json says not a string", body, fields.Model)
 			}
 		case has:
 			if !utf8.ValidString(model) || bytes.ContainsRune([]byte(model), utf8.RuneError) {
 				// encoding/json replaced invalid UTF-8; we reject it or
 				// produce the same U+FFFD for lone surrogates.
-				if err == nil && string(fields.model) != model {
-					t.Fatalf("%q: model %q, reference %q", body, fields.model, model)
+				if err == nil && string(fields.Model) != model {
+					t.Fatalf("%q: model %q, reference %q", body, fields.Model, model)
 				}
 				return
 			}
-			if err != nil || !fields.hasModel || string(fields.model) != model {
-				t.Fatalf("%q: got %q %v %v, reference %q", body, fields.model, fields.hasModel, err, model)
+			if err != nil || !fields.HasModel || string(fields.Model) != model {
+				t.Fatalf("%q: got %q %v %v, reference %q", body, fields.Model, fields.HasModel, err, model)
 			}
 		default:
-			if err != nil || fields.hasModel {
-				t.Fatalf("%q: got model %q err %v, reference has none", body, fields.model, err)
+			if err != nil || fields.HasModel {
+				t.Fatalf("%q: got model %q err %v, reference has none", body, fields.Model, err)
 			}
 		}
 	})
@@ -207,7 +207,7 @@ func FuzzGRPCModel(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 3, 0x0a, 0x01, 'x'})
 	f.Add([]byte{1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, found, need, err := grpcModel(b)
+		m, found, need, err := GRPCModel(b)
 		if err != nil {
 			return
 		}
@@ -234,14 +234,14 @@ func TestScanJSONNoAllocs(t *testing.T) {
 	esc := []byte(`{"model":"ll\u0061ma"}`)
 	scratch := make([]byte, 0, 64)
 	n := testing.AllocsPerRun(200, func() {
-		f, s, err := scanJSON(body, scratch)
-		if err != nil || !f.stream {
+		f, s, err := ScanJSON(body, scratch)
+		if err != nil || !f.Stream {
 			t.Fatal("bad scan")
 		}
-		_, scratch, _ = scanJSON(esc, s)
+		_, scratch, _ = ScanJSON(esc, s)
 	})
 	if n != 0 {
-		t.Fatalf("scanJSON allocates %v per run", n)
+		t.Fatalf("ScanJSON allocates %v per run", n)
 	}
 }
 
@@ -262,8 +262,8 @@ func TestIsJSONRequest(t *testing.T) {
 		{"", `model=m`, false},
 	}
 	for _, c := range cases {
-		if got := isJSONRequest([]byte(c.ct), []byte(c.body)); got != c.want {
-			t.Errorf("isJSONRequest(%q, %q) = %v, want %v", c.ct, c.body, got, c.want)
+		if got := IsJSONRequest([]byte(c.ct), []byte(c.body)); got != c.want {
+			t.Errorf("IsJSONRequest(%q, %q) = %v, want %v", c.ct, c.body, got, c.want)
 		}
 	}
 }

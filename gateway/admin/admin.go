@@ -1,25 +1,45 @@
-package gateway
+// Package admin serves the gateway's admin port: /healthz, /readyz,
+// /metrics, the JSON admin API (/admin/routes, /admin/nodes and node
+// actions) and /debug/pprof. It reads the routing state the forwarding
+// core serves from; it never forwards requests.
+package admin
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/balancer"
-	"github.com/switchyard-dev/switchyard/discovery"
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
-// adminHandler serves the admin port: /healthz, /readyz, /metrics,
-// /admin/routes, /admin/nodes and /debug/pprof.
-func (g *Gateway) adminHandler() http.Handler {
+// Deps are what the admin port reads.
+type Deps struct {
+	Core    *forward.Core
+	Metrics http.Handler
+	// Source names a route's node source and says whether its view is
+	// stale.
+	Source func(r *route.Route) (name string, stale bool)
+	Log    *slog.Logger
+}
+
+type server struct{ Deps }
+
+// Handler serves the admin port.
+func Handler(d Deps) http.Handler {
+	g := &server{d}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", g.readyz)
-	mux.Handle("GET /metrics", g.tel.handler())
+	mux.Handle("GET /metrics", d.Metrics)
 	mux.HandleFunc("GET /admin/routes", g.adminRoutes)
 	mux.HandleFunc("GET /admin/nodes", g.adminNodes)
 	mux.HandleFunc("POST /admin/nodes/{route}/{node}/{action}", g.adminNodeAction)
@@ -32,7 +52,7 @@ func (g *Gateway) adminHandler() http.Handler {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", ctJSON)
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -41,15 +61,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // readyz is 200 when the gateway is not draining and every route has at
 // least one node it could pick; otherwise 503 naming the routes without.
-func (g *Gateway) readyz(w http.ResponseWriter, _ *http.Request) {
-	if g.draining.Load() {
+func (g *server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if g.Core.Draining() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "shutting down"})
 		return
 	}
 	var empty []string
-	for _, r := range g.state.Load().routes {
+	for _, r := range g.Core.Routes().Routes() {
 		if !routeHasEligible(r) {
-			empty = append(empty, r.cfg.Name)
+			empty = append(empty, r.Name())
 		}
 	}
 	if len(empty) > 0 {
@@ -59,8 +79,8 @@ func (g *Gateway) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
 }
 
-func routeHasEligible(r *route) bool {
-	t := r.table.Load()
+func routeHasEligible(r *route.Route) bool {
+	t := r.Table()
 	if t == nil {
 		return false
 	}
@@ -73,33 +93,31 @@ func routeHasEligible(r *route) bool {
 }
 
 type adminRoute struct {
-	Name         string      `json:"name"`
-	App          string      `json:"app"`
-	Source       string      `json:"source"`
-	Stale        bool        `json:"stale,omitempty"`
-	Match        MatchConfig `json:"match"`
-	Policy       string      `json:"policy"`
-	TableVersion uint64      `json:"table_version"`
-	Nodes        int         `json:"nodes"`
-	Ready        int         `json:"ready"`
-	Eligible     int         `json:"eligible"`
-	InFlight     int64       `json:"in_flight"`
-	Timeouts     Timeouts    `json:"timeouts"`
-	Split        bool        `json:"split,omitempty"`
-	Shadow       bool        `json:"shadow,omitempty"`
+	Name         string             `json:"name"`
+	App          string             `json:"app"`
+	Source       string             `json:"source"`
+	Stale        bool               `json:"stale,omitempty"`
+	Match        config.MatchConfig `json:"match"`
+	Policy       string             `json:"policy"`
+	TableVersion uint64             `json:"table_version"`
+	Nodes        int                `json:"nodes"`
+	Ready        int                `json:"ready"`
+	Eligible     int                `json:"eligible"`
+	InFlight     int64              `json:"in_flight"`
+	Timeouts     config.Timeouts    `json:"timeouts"`
+	Split        bool               `json:"split,omitempty"`
+	Shadow       bool               `json:"shadow,omitempty"`
 }
 
-func (g *Gateway) adminRoutes(w http.ResponseWriter, _ *http.Request) {
-	st := g.state.Load()
-	out := make([]adminRoute, 0, len(st.routes))
-	for _, r := range st.routes {
-		ar := adminRoute{Name: r.cfg.Name, App: r.cfg.App, Source: "static", Match: r.cfg.Match, Policy: r.cfg.Policy,
-			InFlight: r.reg.InFlight(), Timeouts: r.cfg.Timeouts, Split: r.cfg.Split != nil, Shadow: r.cfg.Shadow != nil}
-		if c, ok := r.src.(*discovery.Client); ok {
-			ar.Source = "discovery"
-			ar.Stale = c.Stale(r.cfg.App)
-		}
-		if t := r.table.Load(); t != nil {
+func (g *server) adminRoutes(w http.ResponseWriter, _ *http.Request) {
+	st := g.Core.Routes()
+	out := make([]adminRoute, 0, len(st.Routes()))
+	for _, r := range st.Routes() {
+		rc := r.Config()
+		ar := adminRoute{Name: rc.Name, App: rc.App, Match: rc.Match, Policy: rc.Policy,
+			InFlight: r.InFlight(), Timeouts: rc.Timeouts, Split: rc.Split != nil, Shadow: rc.Shadow != nil}
+		ar.Source, ar.Stale = g.Source(r)
+		if t := r.Table(); t != nil {
 			ar.TableVersion, ar.Nodes, ar.Ready = t.Version(), t.Len(), t.Ready()
 			for i := 0; i < t.Ready(); i++ {
 				if t.Endpoint(i).Exclusions() == 0 {
@@ -109,7 +127,7 @@ func (g *Gateway) adminRoutes(w http.ResponseWriter, _ *http.Request) {
 		}
 		out = append(out, ar)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"routes": out, "in_flight": g.inflight.Load()})
+	writeJSON(w, http.StatusOK, map[string]any{"routes": out, "in_flight": g.Core.InFlight()})
 }
 
 type adminNode struct {
@@ -125,22 +143,22 @@ type adminNode struct {
 	LastHeartbeatAge *float64 `json:"last_heartbeat_age_seconds"`
 }
 
-func (g *Gateway) adminNodes(w http.ResponseWriter, _ *http.Request) {
-	st := g.state.Load()
+func (g *server) adminNodes(w http.ResponseWriter, _ *http.Request) {
+	st := g.Core.Routes()
 	now := time.Now()
 	out := []adminNode{}
-	for _, r := range st.routes {
-		t := r.table.Load()
+	for _, r := range st.Routes() {
+		t := r.Table()
 		if t == nil {
 			continue
 		}
-		meta := r.meta.Load()
+		meta := r.Meta()
 		for i := 0; i < t.Len(); i++ {
 			e := t.Endpoint(i)
-			u := e.Value().(*upstream)
+			u := e.Value().(*upstream.Node)
 			n := t.Node(i)
-			an := adminNode{Route: r.cfg.Name, ID: e.ID(), HTTP: u.httpAddr, GRPC: u.grpcAddr, State: n.State.String(),
-				Weight: t.Weight(i), InFlight: e.InFlight(), Breaker: u.cb.State().String()}
+			an := adminNode{Route: r.Name(), ID: e.ID(), HTTP: u.Addr().HTTP, GRPC: u.Addr().GRPC, State: n.State.String(),
+				Weight: t.Weight(i), InFlight: e.InFlight(), Breaker: u.Breaker()}
 			x := e.Exclusions()
 			for _, b := range []struct {
 				bit  balancer.Exclusion
@@ -151,8 +169,8 @@ func (g *Gateway) adminNodes(w http.ResponseWriter, _ *http.Request) {
 				}
 			}
 			if meta != nil {
-				if m, ok := (*meta)[e.ID()]; ok && !m.lastHeard.IsZero() {
-					age := now.Sub(m.lastHeard).Seconds()
+				if m, ok := meta[e.ID()]; ok && !m.LastHeard.IsZero() {
+					age := now.Sub(m.LastHeard).Seconds()
 					an.LastHeartbeatAge = &age
 				}
 			}
@@ -166,17 +184,14 @@ func (g *Gateway) adminNodes(w http.ResponseWriter, _ *http.Request) {
 // or puts it back ("include") at once, without a rebuild
 // (balancer.ExcludeAdmin). The exclusion lives on the node's endpoint and
 // is lost if the node leaves the route or the route is rebuilt.
-func (g *Gateway) adminNodeAction(w http.ResponseWriter, req *http.Request) {
-	route, node, action := req.PathValue("route"), req.PathValue("node"), req.PathValue("action")
+func (g *server) adminNodeAction(w http.ResponseWriter, req *http.Request) {
+	routeName, node, action := req.PathValue("route"), req.PathValue("node"), req.PathValue("action")
 	if action != "exclude" && action != "include" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "action must be exclude or include"})
 		return
 	}
-	for _, r := range g.state.Load().routes {
-		if r.cfg.Name != route {
-			continue
-		}
-		t := r.table.Load()
+	if r := g.Core.Routes().Route(routeName); r != nil {
+		t := r.Table()
 		for i := 0; t != nil && i < t.Len(); i++ {
 			e := t.Endpoint(i)
 			if e.ID() != node {
@@ -187,8 +202,8 @@ func (g *Gateway) adminNodeAction(w http.ResponseWriter, req *http.Request) {
 			} else {
 				e.Include(balancer.ExcludeAdmin)
 			}
-			g.log.Info("gateway: admin "+action, "route", route, "node", node)
-			writeJSON(w, http.StatusOK, map[string]any{"route": route, "node": node, "excluded": e.Exclusions()&balancer.ExcludeAdmin != 0})
+			g.Log.Info("gateway: admin "+action, "route", routeName, "node", node)
+			writeJSON(w, http.StatusOK, map[string]any{"route": routeName, "node": node, "excluded": e.Exclusions()&balancer.ExcludeAdmin != 0})
 			return
 		}
 	}

@@ -1,4 +1,11 @@
-package gateway
+// Package telemetry owns the gateway's metrics and traces: per-route
+// counters and latency histograms kept in atomics on the hot path and read
+// at scrape time through the OTel Prometheus exporter, and the tracer
+// (parent-based sampling, OTLP/HTTP export).
+//
+// It never keeps a request and never blocks one: recording is atomic adds.
+// Everything here is safe for concurrent use.
+package telemetry
 
 import (
 	"context"
@@ -31,9 +38,13 @@ const (
 
 var classNames = [classCount]string{"2xx", "3xx", "4xx", "5xx", "cancelled", "other"}
 
+// StatusClientClosed is the status recorded when the client went away
+// before its answer was complete (nginx's 499).
+const StatusClientClosed = 499
+
 func classOf(status int) int {
 	switch {
-	case status == statusClientClosedConn:
+	case status == StatusClientClosed:
 		return classCancelled
 	case status >= 200 && status < 300:
 		return class2xx
@@ -50,10 +61,10 @@ func classOf(status int) int {
 // latencyBounds are the histogram bucket upper bounds in seconds.
 var latencyBounds = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
-// routeStats are one route's live counters: plain atomics on the hot path,
+// RouteStats are one route's live counters: plain atomics on the hot path,
 // read by the metrics callbacks at scrape time. They outlive reloads (kept
 // by route name). Must not be copied.
-type routeStats struct {
+type RouteStats struct {
 	name      string
 	requests  [classCount]atomic.Uint64
 	retries   atomic.Uint64
@@ -65,8 +76,36 @@ type routeStats struct {
 	routeAttrs metric.MeasurementOption
 }
 
-func newRouteStats(name string) *routeStats {
-	s := &routeStats{name: name}
+// Retry counts one retry on another node.
+func (s *RouteStats) Retry() { s.retries.Add(1) }
+
+// Ejection counts one circuit breaker that opened.
+func (s *RouteStats) Ejection() { s.ejections.Add(1) }
+
+// Retries is the retries counted.
+func (s *RouteStats) Retries() uint64 { return s.retries.Load() }
+
+// Ejections is the circuit breakers that opened.
+func (s *RouteStats) Ejections() uint64 { return s.ejections.Load() }
+
+// Answered is the requests answered, every class.
+func (s *RouteStats) Answered() uint64 {
+	var n uint64
+	for i := range s.requests {
+		n += s.requests[i].Load()
+	}
+	return n
+}
+
+// Cancelled is the requests whose client went away (499).
+func (s *RouteStats) Cancelled() uint64 { return s.requests[classCancelled].Load() }
+
+// Attrs returns the route's attribute set, built once, for gauges keyed by
+// route.
+func (s *RouteStats) Attrs() metric.MeasurementOption { return s.routeAttrs }
+
+func newRouteStats(name string) *RouteStats {
+	s := &RouteStats{name: name}
 	for i := range s.classAttrs {
 		s.classAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("code", classNames[i])))
 	}
@@ -74,8 +113,8 @@ func newRouteStats(name string) *routeStats {
 	return s
 }
 
-// observe records one finished request. It does not allocate.
-func (s *routeStats) observe(status int, d time.Duration) {
+// Observe records one finished request. It does not allocate.
+func (s *RouteStats) Observe(status int, d time.Duration) {
 	s.requests[classOf(status)].Add(1)
 	sec := d.Seconds()
 	i := 0
@@ -86,41 +125,40 @@ func (s *routeStats) observe(status int, d time.Duration) {
 	s.sumNanos.Add(uint64(max(d, 0)))
 }
 
-// telemetry owns the gateway's metrics: an OTel meter provider exporting
+// Metrics owns the gateway's metrics: an OTel meter provider exporting
 // through the OTel Prometheus exporter into a private registry, plus a
 // collector for the latency histograms (read from atomics, so recording
 // costs the hot path nothing but atomic adds).
-type telemetry struct {
+type Metrics struct {
 	reg      *prometheus.Registry
 	provider *sdkmetric.MeterProvider
 
 	mu    sync.Mutex
-	stats map[string]*routeStats // by route name; guarded by mu
+	stats map[string]*RouteStats // by route name; guarded by mu
 }
 
-func newTelemetry(g *Gateway) (*telemetry, error) {
-	t := &telemetry{reg: prometheus.NewRegistry(), stats: map[string]*routeStats{}}
+// NewMetrics builds the registry with the per-route counters (requests by
+// result class, retries, ejections) and latency histograms. Gauges of
+// live state are registered by their owners through Meter.
+func NewMetrics() (*Metrics, error) {
+	t := &Metrics{reg: prometheus.NewRegistry(), stats: map[string]*RouteStats{}}
 	exp, err := otelprom.New(otelprom.WithRegisterer(t.reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
 	if err != nil {
-		return nil, fmt.Errorf("gateway: metrics exporter: %w", err)
+		return nil, fmt.Errorf("telemetry: metrics exporter: %w", err)
 	}
 	t.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	m := t.provider.Meter("github.com/switchyard-dev/switchyard/gateway")
+	m := t.Meter()
 	requests, err1 := m.Int64ObservableCounter("switchyard_gateway_requests", metric.WithDescription("Requests answered, by route and result class."))
 	retries, err2 := m.Int64ObservableCounter("switchyard_gateway_retries", metric.WithDescription("Retries on another node."))
 	ejections, err3 := m.Int64ObservableCounter("switchyard_gateway_ejections", metric.WithDescription("Circuit breakers opened."))
-	inflight, err4 := m.Int64ObservableGauge("switchyard_gateway_inflight", metric.WithDescription("Requests in flight, by route (all routes: route=\"\")."))
-	weights, err5 := m.Float64ObservableGauge("switchyard_gateway_node_weight", metric.WithDescription("Node weight in the route's current table."))
-	nodeInflight, err6 := m.Int64ObservableGauge("switchyard_gateway_node_inflight", metric.WithDescription("Requests in flight on a node."))
-	for _, e := range []error{err1, err2, err3, err4, err5, err6} {
+	for _, e := range []error{err1, err2, err3} {
 		if e != nil {
-			return nil, fmt.Errorf("gateway: metrics: %w", e)
+			return nil, fmt.Errorf("telemetry: metrics: %w", e)
 		}
 	}
-	all := metric.WithAttributeSet(attribute.NewSet(attribute.String("route", "")))
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(inflight, g.inflight.Load(), all)
 		t.mu.Lock()
+		defer t.mu.Unlock()
 		for _, s := range t.stats {
 			for c := range s.requests {
 				if v := s.requests[c].Load(); v > 0 {
@@ -130,41 +168,25 @@ func newTelemetry(g *Gateway) (*telemetry, error) {
 			o.ObserveInt64(retries, int64(s.retries.Load()), s.routeAttrs)
 			o.ObserveInt64(ejections, int64(s.ejections.Load()), s.routeAttrs)
 		}
-		t.mu.Unlock()
-		st := g.state.Load()
-		if st == nil {
-			return nil
-		}
-		for _, r := range st.routes {
-			tb := r.table.Load()
-			if tb == nil {
-				continue
-			}
-			o.ObserveInt64(inflight, r.reg.InFlight(), r.stats.routeAttrs)
-			meta := r.meta.Load()
-			for i := 0; i < tb.Len(); i++ {
-				e := tb.Endpoint(i)
-				m, ok := (*meta)[e.ID()]
-				if !ok {
-					continue
-				}
-				o.ObserveFloat64(weights, tb.Weight(i), m.attrs)
-				o.ObserveInt64(nodeInflight, e.InFlight(), m.attrs)
-			}
-		}
 		return nil
-	}, requests, retries, ejections, inflight, weights, nodeInflight)
+	}, requests, retries, ejections)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: metrics callback: %w", err)
+		return nil, fmt.Errorf("telemetry: metrics callback: %w", err)
 	}
 	if err := t.reg.Register(latencyCollector{t}); err != nil {
-		return nil, fmt.Errorf("gateway: metrics: %w", err)
+		return nil, fmt.Errorf("telemetry: metrics: %w", err)
 	}
 	return t, nil
 }
 
-// routeStats returns the stats of a route name, shared across reloads.
-func (t *telemetry) routeStats(name string) *routeStats {
+// Meter is the gateway's meter, for instruments registered elsewhere.
+func (t *Metrics) Meter() metric.Meter {
+	return t.provider.Meter("github.com/switchyard-dev/switchyard/gateway")
+}
+
+// Route returns the stats of a route name, shared across reloads. The
+// name "" holds answers given before a route was chosen.
+func (t *Metrics) Route(name string) *RouteStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.stats[name]
@@ -175,11 +197,13 @@ func (t *telemetry) routeStats(name string) *routeStats {
 	return s
 }
 
-func (t *telemetry) handler() http.Handler {
+// Handler serves the Prometheus exposition.
+func (t *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{})
 }
 
-func (t *telemetry) shutdown(ctx context.Context) error {
+// Shutdown stops the meter provider.
+func (t *Metrics) Shutdown(ctx context.Context) error {
 	return t.provider.Shutdown(ctx)
 }
 
@@ -187,7 +211,7 @@ var latencyDesc = prometheus.NewDesc("switchyard_gateway_request_duration_second
 	"Time from request received to response finished, by route.", []string{"route"}, nil)
 
 // latencyCollector exports the routes' latency histograms.
-type latencyCollector struct{ t *telemetry }
+type latencyCollector struct{ t *Metrics }
 
 func (c latencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- latencyDesc }
 

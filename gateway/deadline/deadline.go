@@ -1,4 +1,8 @@
-package gateway
+// Package deadline wraps connections so that socket deadlines are lazy:
+// the client connections the HTTP/1.1 frontend serves (Client) and the
+// upstream HTTP/1.1 connections to nodes (Upstream, which also enforces a
+// route's first-byte and idle timeouts).
+package deadline
 
 import (
 	"errors"
@@ -52,34 +56,18 @@ func spurious(err error, want int64) bool {
 	return want == 0 || time.Now().UnixNano() < want
 }
 
-// lazyConn is a client connection served by fasthttp, with lazy read
-// deadlines (write deadlines pass through: the server sets none). Fields
-// are atomic so a deadline may be set from another goroutine while a read
-// waits; an earlier deadline then takes effect at once, as with net.Conn.
-type lazyConn struct {
+// Client is a client connection with lazy read deadlines (write
+// deadlines pass through: the server sets none). Fields are atomic so a
+// deadline may be set from another goroutine while a read waits; an
+// earlier deadline then takes effect at once, as with net.Conn. Embed it
+// by value to add per-connection data; it must not be copied once used.
+type Client struct {
 	net.Conn
 	want    atomic.Int64 // the read deadline asked for
 	applied atomic.Int64 // the read deadline in force on the socket
-
-	// ip is the client's address as text, for X-Forwarded-For; set on
-	// first use by the connection's serving goroutine only.
-	ip     []byte
-	ipDone bool
 }
 
-// clientIP returns the remote address as text (empty if unknown or
-// unspecified), formatted on the first call.
-func (c *lazyConn) clientIP() []byte {
-	if !c.ipDone {
-		c.ipDone = true
-		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			c.ip = appendClientIP(nil, ta.IP)
-		}
-	}
-	return c.ip
-}
-
-func (c *lazyConn) SetReadDeadline(t time.Time) error {
+func (c *Client) SetReadDeadline(t time.Time) error {
 	w := nanos(t)
 	c.want.Store(w)
 	a := c.applied.Load()
@@ -90,14 +78,14 @@ func (c *lazyConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-func (c *lazyConn) SetDeadline(t time.Time) error {
+func (c *Client) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
 	return c.Conn.SetWriteDeadline(t)
 }
 
-func (c *lazyConn) Read(p []byte) (int, error) {
+func (c *Client) Read(p []byte) (int, error) {
 	for i := 0; ; i++ {
 		n, err := c.Conn.Read(p)
 		if err == nil || n > 0 || i == maxRearm {
@@ -114,28 +102,28 @@ func (c *lazyConn) Read(p []byte) (int, error) {
 	}
 }
 
-// deadlineConn is an upstream HTTP/1.1 connection. It enforces the
-// route's first-byte and idle timeouts: the first read after a write may
-// wait FirstByte from the write, later reads Idle from their start, never
-// past the deadline fasthttp set (the total timeout). Deadlines are lazy,
-// as above. It is used by one goroutine at a time, as fasthttp uses a
-// pooled connection (Close may come from another).
-type deadlineConn struct {
+// Upstream is an upstream HTTP/1.1 connection. It enforces the route's
+// first-byte and idle timeouts: the first read after a write may wait
+// FirstByte from the write, later reads Idle from their start, never past
+// the deadline its user set (the total timeout). Deadlines are lazy, as
+// above. It is used by one goroutine at a time, as a pooled connection is
+// (Close may come from another).
+type Upstream struct {
 	net.Conn
-	ttfb, idle     time.Duration
-	outerR, outerW int64 // the deadlines fasthttp asked for
-	appliedR       int64 // the read deadline in force
-	appliedW       int64 // the write deadline in force
-	wroteAt        int64 // end of the last write, while wrote
-	wrote          bool  // a write since the last read: the next read waits for the first byte
+	FirstByte, Idle time.Duration // 0: none
+	outerR, outerW  int64         // the deadlines fasthttp asked for
+	appliedR        int64         // the read deadline in force
+	appliedW        int64         // the write deadline in force
+	wroteAt         int64         // end of the last write, while wrote
+	wrote           bool          // a write since the last read: the next read waits for the first byte
 }
 
-func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+func (c *Upstream) SetReadDeadline(t time.Time) error {
 	c.outerR = nanos(t)
 	return c.armRead(c.outerR)
 }
 
-func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+func (c *Upstream) SetWriteDeadline(t time.Time) error {
 	c.outerW = nanos(t)
 	if !earlier(c.outerW, c.appliedW) {
 		return nil
@@ -144,12 +132,12 @@ func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-func (c *deadlineConn) SetDeadline(t time.Time) error {
+func (c *Upstream) SetDeadline(t time.Time) error {
 	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 // armRead makes the deadline in force no later than want.
-func (c *deadlineConn) armRead(want int64) error {
+func (c *Upstream) armRead(want int64) error {
 	if !earlier(want, c.appliedR) {
 		return nil
 	}
@@ -158,15 +146,15 @@ func (c *deadlineConn) armRead(want int64) error {
 }
 
 // readDeadline is the deadline of the read about to start.
-func (c *deadlineConn) readDeadline() int64 {
+func (c *Upstream) readDeadline() int64 {
 	var want int64
 	if c.wrote {
 		c.wrote = false
-		if c.ttfb > 0 {
-			want = c.wroteAt + int64(c.ttfb)
+		if c.FirstByte > 0 {
+			want = c.wroteAt + int64(c.FirstByte)
 		}
-	} else if c.idle > 0 {
-		want = time.Now().UnixNano() + int64(c.idle)
+	} else if c.Idle > 0 {
+		want = time.Now().UnixNano() + int64(c.Idle)
 	}
 	if earlier(c.outerR, want) {
 		want = c.outerR
@@ -174,7 +162,7 @@ func (c *deadlineConn) readDeadline() int64 {
 	return want
 }
 
-func (c *deadlineConn) Read(p []byte) (int, error) {
+func (c *Upstream) Read(p []byte) (int, error) {
 	want := c.readDeadline()
 	if err := c.armRead(want); err != nil {
 		return 0, err
@@ -191,13 +179,13 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	}
 }
 
-func (c *deadlineConn) Write(p []byte) (int, error) {
+func (c *Upstream) Write(p []byte) (int, error) {
 	var done int
 	for i := 0; ; i++ {
 		n, err := c.Conn.Write(p[done:])
 		done += n
 		if err == nil || i == maxRearm || !spurious(err, c.outerW) {
-			if c.ttfb > 0 {
+			if c.FirstByte > 0 {
 				c.wroteAt = time.Now().UnixNano()
 			}
 			c.wrote = true

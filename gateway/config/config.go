@@ -1,0 +1,684 @@
+// Package config is the gateway's configuration: the YAML schema, its
+// defaults and its validation. Process a config in order: parse
+// (ParseConfig, LoadConfig or QuickStart), ApplyDefaults, Validate; errors
+// name the field by its YAML path and wrap ErrConfig.
+//
+// A Config is never changed once a gateway runs with it: a reload builds a
+// new one. Nothing here does I/O but LoadConfig and
+// DiscoveryConfig.ReadToken.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
+)
+
+// Config is the gateway's whole configuration. Process it in order: parse
+// (ParseConfig or QuickStart), ApplyDefaults, Validate. The zero value plus
+// one route is usable. A Config is never changed after a Gateway starts
+// with it: a reload builds a new one.
+type Config struct {
+	// Listen holds the listener addresses.
+	Listen ListenConfig `yaml:"listen"`
+	// Limits bounds what one client or one node can take.
+	Limits Limits `yaml:"limits"`
+	// Discovery is the Resource tier routes without static nodes read
+	// their nodes from. Optional when every route lists its nodes.
+	Discovery *DiscoveryConfig `yaml:"discovery"`
+	// Telemetry configures tracing.
+	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// WeightPeriod is how often every route's table is rebuilt with fresh
+	// weights. Default 3 s; at least 100 ms.
+	WeightPeriod time.Duration `yaml:"weight_period"`
+	// Routes are matched as described on RouteConfig.Match.
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+// ListenConfig names the gateway's listeners.
+type ListenConfig struct {
+	// Client is the address clients use: HTTP/1.1, h2c and, with TLS,
+	// HTTP/2 over ALPN, gRPC included. Default 127.0.0.1:8080.
+	Client string `yaml:"client"`
+	// Admin serves /healthz, /readyz, /metrics, /admin/* and /debug/pprof.
+	// Empty disables the admin port.
+	Admin string `yaml:"admin"`
+	// TLSCert and TLSKey are PEM files; both or neither.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// Limits bounds resource use. Zero fields take their defaults.
+type Limits struct {
+	// MaxConcurrent is the most requests in flight in the gateway; past
+	// it requests get 503 with Retry-After. Default 10000.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxPerNode is the most requests in flight on one node of a route;
+	// a full node is skipped, and when all are full the request gets 503.
+	// Default 1024.
+	MaxPerNode int `yaml:"max_per_node"`
+	// MaxHeaderBytes bounds a request's request line plus headers; past it
+	// 431. Default 16 KiB; at least 4 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body; past it 413. Default 32 MiB.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// StreamBodyOver: request bodies with a known Content-Length above
+	// this many bytes stream to the node as they arrive instead of being
+	// buffered (still bounded by MaxBodyBytes). Such requests are routed
+	// without reading their body (path, host, header, KServe model path;
+	// JSON bodies that routing must read are still buffered) and are
+	// retried only when the connection to the node could not be opened.
+	// Chunked bodies are always buffered. Default 1 MiB (at most half of
+	// MaxBodyBytes); -1 buffers every body.
+	StreamBodyOver int `yaml:"stream_body_over"`
+	// MaxResponseBytes bounds a buffered (non-streamed) upstream response.
+	// Default 64 MiB.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// ReadTimeout bounds reading one request's headers and body (slowloris
+	// guard). Default 30 s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes idle client keep-alive connections. Default 120 s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
+	// Default 30 s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RetryAfter is the Retry-After sent with overload answers. Default 1 s.
+	RetryAfter time.Duration `yaml:"retry_after"`
+	// MaxH2Streams is the most concurrent HTTP/2 streams per connection.
+	// Default 250.
+	MaxH2Streams int `yaml:"max_h2_streams"`
+}
+
+// DiscoveryConfig points at the Resource tier.
+type DiscoveryConfig struct {
+	// Servers are Resource instances' host:port. Required.
+	Servers []string `yaml:"servers"`
+	// Token is the bearer token; TokenFile, if set, is read instead.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// TelemetryConfig configures tracing.
+type TelemetryConfig struct {
+	// TraceRatio is the share of root requests traced (parent-based
+	// sampling: a sampled incoming traceparent is always traced). 0, the
+	// default, turns tracing off and costs nothing per request.
+	TraceRatio float64 `yaml:"trace_ratio"`
+	// AccessLog logs every request at info level. Default off.
+	AccessLog bool `yaml:"access_log"`
+	// OTLPEndpoint, e.g. "http://127.0.0.1:4318", exports the sampled
+	// spans over OTLP/HTTP (protobuf) to that collector, in batches (at
+	// most 2,048 spans queued, the rest dropped; each export bounded by
+	// 10 s), flushed when the gateway stops. The path defaults to
+	// /v1/traces. With it, tracing is on even at trace_ratio 0: then
+	// only requests that arrive with a sampled traceparent are traced.
+	// Empty (the default) exports nothing. Read at start only (a reload
+	// does not change it).
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+}
+
+// RouteConfig is one route: what it matches and where it sends requests.
+type RouteConfig struct {
+	// Name identifies the route in metrics and the admin API. Default: the
+	// first model, else the app.
+	Name string `yaml:"name"`
+	// Match says which requests the route takes.
+	Match MatchConfig `yaml:"match"`
+	// App is the discovery application whose online list feeds the route.
+	// Default Name. Ignored when Nodes is set.
+	App string `yaml:"app"`
+	// Nodes is a static node list; when empty the route reads App from
+	// discovery.
+	Nodes []NodeConfig `yaml:"nodes"`
+	// Policy is a balancer.NamedConfig name. Default dynamic-swrr for
+	// discovery routes, static-swrr for static ones.
+	Policy string `yaml:"policy"`
+	// Timeouts are per request.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Retries bounds retries on other nodes.
+	Retries RetryConfig `yaml:"retries"`
+	// Breaker tunes the per-node circuit breakers.
+	Breaker BreakerConfig `yaml:"breaker"`
+	// HealthPath is probed (GET, expecting 2xx) to close a node's open
+	// breaker; empty means a TCP connect is the probe.
+	HealthPath string `yaml:"health_path"`
+	// Stream chooses when the response is streamed to the client as it
+	// arrives: "auto" (default: when the OpenAI body says "stream": true,
+	// the client accepts text/event-stream, or the path ends in
+	// generate_stream), "always" or "never".
+	Stream string `yaml:"stream"`
+	// HashHeader names the request header hashed for the ring-hash policy.
+	// Default X-Session-Id.
+	HashHeader string `yaml:"hash_header"`
+	// Split is the A/B split of issue 6 (gateway/split): each request of
+	// the route is assigned a variant whose target names another route
+	// (by route name or model) that serves it. Optional.
+	Split *split.Config `yaml:"split"`
+	// Shadow mirrors a sample of the route's traffic to its target (a
+	// route name or model) and compares the answers (gateway/shadow).
+	// Optional.
+	Shadow *shadow.Config `yaml:"shadow"`
+}
+
+// MatchConfig is a conjunction: every condition set must hold.
+//
+// Routes whose Match sets only Models are looked up by model name first;
+// the other routes are then tried in config order; a route with the model
+// "*" (and nothing else) takes whatever is left.
+type MatchConfig struct {
+	// Models match the OpenAI "model" field, the KServe v2 path name and
+	// the gRPC ModelInferRequest.model_name. "*" matches anything.
+	Models []string `yaml:"models"`
+	// Host matches the Host header (without port), exactly.
+	Host string `yaml:"host"`
+	// PathPrefix matches the request path's prefix.
+	PathPrefix string `yaml:"path_prefix"`
+	// RayPrefix is a Ray Serve route prefix: it matches the path when the
+	// prefix is followed by "/" or the end of the path.
+	RayPrefix string `yaml:"ray_prefix"`
+	// Headers must all be present with exactly these values.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// NodeConfig is one static node. In YAML it is a URL string
+// ("http://10.0.0.1:8000", "grpc://10.0.0.1:8001") or a mapping with id,
+// http, grpc and weight.
+type NodeConfig struct {
+	// ID defaults to HTTP (else GRPC).
+	ID string
+	// HTTP is the node's HTTP host:port.
+	HTTP string
+	// GRPC is the node's gRPC (h2c) host:port; default HTTP.
+	GRPC string
+	// Weight is the node's capacity for the picker. Default 1.
+	Weight float64
+}
+
+// Timeouts are per-request deadlines. Zero fields take their defaults;
+// negative disables one.
+type Timeouts struct {
+	// Connect bounds dialing a node. Default 3 s.
+	Connect time.Duration `yaml:"connect"`
+	// FirstByte bounds the wait from the request sent to the first
+	// response byte. Default 300 s.
+	FirstByte time.Duration `yaml:"first_byte"`
+	// Idle bounds the gap between two response chunks. Default 60 s.
+	Idle time.Duration `yaml:"idle"`
+	// Total bounds the whole exchange. Default 600 s.
+	Total time.Duration `yaml:"total"`
+}
+
+// RetryConfig bounds retries. Retries only happen on a different node and
+// only for failures before any response byte came back.
+type RetryConfig struct {
+	// Attempts is the most retries per request. Default 2; -1 disables.
+	Attempts int `yaml:"attempts"`
+	// BudgetPercent caps retries at this percentage of requests, plus
+	// MinRetries in reserve. Default 20.
+	BudgetPercent float64 `yaml:"budget_percent"`
+	// MinRetries is the reserve of retries always allowed. Default 10.
+	MinRetries int `yaml:"min_retries"`
+}
+
+// BreakerConfig tunes a node's circuit breaker.
+type BreakerConfig struct {
+	// Failures is the consecutive failures (connection errors, timeouts,
+	// 5xx) that open the breaker. Default 5.
+	Failures int `yaml:"failures"`
+	// OpenFor is how long a breaker stays open before the prober tries
+	// the node (half-open). Default 5 s.
+	OpenFor time.Duration `yaml:"open_for"`
+	// ProbeTimeout bounds one health probe. Default 2 s.
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
+}
+
+// ErrConfig is matched by every configuration error.
+var ErrConfig = errors.New("gateway: config")
+
+func cfgErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+}
+
+// ParseConfig decodes YAML strictly: unknown fields are errors naming the
+// field and line. It does not apply defaults or validate.
+func ParseConfig(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, cfgErr("empty file")
+		}
+		return nil, cfgErr("%v", err)
+	}
+	return &c, nil
+}
+
+// LoadConfig reads, parses, defaults and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: read config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// UnmarshalYAML accepts a URL string or a mapping with id, http, grpc and
+// weight; unknown keys are errors.
+func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		nc, err := ParseNodeURL(v.Value)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", v.Line, err)
+		}
+		*n = nc
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			k, val := v.Content[i], v.Content[i+1]
+			if val.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: node field %q: want a scalar", val.Line, k.Value)
+			}
+			switch k.Value {
+			case "id":
+				n.ID = val.Value
+			case "http":
+				n.HTTP = strings.TrimPrefix(val.Value, "http://")
+			case "grpc":
+				n.GRPC = strings.TrimPrefix(strings.TrimPrefix(val.Value, "grpc://"), "h2c://")
+			case "weight":
+				w, err := strconv.ParseFloat(val.Value, 64)
+				if err != nil {
+					return fmt.Errorf("line %d: node field weight: %q is not a number", val.Line, val.Value)
+				}
+				n.Weight = w
+			default:
+				return fmt.Errorf("line %d: node field %q not found (want id, http, grpc, weight)", k.Line, k.Value)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: a node is a URL string or a mapping", v.Line)
+}
+
+// ParseNodeURL parses "http://host:port", "grpc://host:port" (also
+// "h2c://") or a bare "host:port" (HTTP).
+func ParseNodeURL(s string) (NodeConfig, error) {
+	s = strings.TrimSpace(s)
+	scheme := "http"
+	hostport := s
+	if i := strings.Index(s, "://"); i >= 0 {
+		u, err := url.Parse(s)
+		if err != nil {
+			return NodeConfig{}, cfgErr("node %q: %v", s, err)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return NodeConfig{}, cfgErr("node %q: a path is not supported", s)
+		}
+		scheme, hostport = u.Scheme, u.Host
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return NodeConfig{}, cfgErr("node %q: want host:port: %v", s, err)
+	}
+	switch scheme {
+	case "http":
+		return NodeConfig{HTTP: hostport}, nil
+	case "grpc", "h2c":
+		return NodeConfig{GRPC: hostport}, nil
+	}
+	return NodeConfig{}, cfgErr("node %q: scheme %q not supported (http, grpc, h2c)", s, scheme)
+}
+
+// QuickStart builds the config of `switchyard gateway --listen ADDR
+// --route MODEL=URL[,URL...]`: one static route per flag. MODEL "*"
+// catches every request.
+func QuickStart(listen, admin string, routes []string) (*Config, error) {
+	c := &Config{Listen: ListenConfig{Client: listen, Admin: admin}}
+	for _, r := range routes {
+		model, urls, ok := strings.Cut(r, "=")
+		model = strings.TrimSpace(model)
+		if !ok || model == "" || strings.TrimSpace(urls) == "" {
+			return nil, cfgErr("--route %q: want MODEL=URL[,URL...]", r)
+		}
+		rc := RouteConfig{Name: model, Match: MatchConfig{Models: []string{model}}}
+		for _, u := range strings.Split(urls, ",") {
+			n, err := ParseNodeURL(u)
+			if err != nil {
+				return nil, fmt.Errorf("--route %q: %w", r, err)
+			}
+			rc.Nodes = append(rc.Nodes, n)
+		}
+		c.Routes = append(c.Routes, rc)
+	}
+	return c, nil
+}
+
+// ApplyDefaults fills zero fields with their documented defaults.
+func (c *Config) ApplyDefaults() {
+	if c.Listen.Client == "" {
+		c.Listen.Client = "127.0.0.1:8080"
+	}
+	l := &c.Limits
+	setInt(&l.MaxConcurrent, 10000)
+	setInt(&l.MaxPerNode, 1024)
+	setInt(&l.MaxHeaderBytes, 16<<10)
+	setInt(&l.MaxBodyBytes, 32<<20)
+	setInt(&l.MaxResponseBytes, 64<<20)
+	if l.StreamBodyOver == 0 {
+		l.StreamBodyOver = -1
+		if l.MaxBodyBytes >= 2 {
+			l.StreamBodyOver = min(1<<20, l.MaxBodyBytes/2)
+		}
+	}
+	setInt(&l.MaxH2Streams, 250)
+	setDur(&l.ReadTimeout, 30*time.Second)
+	setDur(&l.IdleTimeout, 120*time.Second)
+	setDur(&l.ShutdownTimeout, 30*time.Second)
+	setDur(&l.RetryAfter, time.Second)
+	setDur(&c.WeightPeriod, 3*time.Second)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Name == "" {
+			if len(r.Match.Models) > 0 {
+				r.Name = r.Match.Models[0]
+			} else {
+				r.Name = r.App
+			}
+		}
+		if r.App == "" {
+			r.App = r.Name
+		}
+		if r.Policy == "" {
+			r.Policy = "dynamic-swrr"
+			if len(r.Nodes) > 0 {
+				r.Policy = "static-swrr"
+			}
+		}
+		for j := range r.Nodes {
+			n := &r.Nodes[j]
+			if n.GRPC == "" {
+				n.GRPC = n.HTTP
+			}
+			if n.HTTP == "" {
+				n.HTTP = n.GRPC
+			}
+			if n.ID == "" {
+				n.ID = n.HTTP
+			}
+			if n.Weight == 0 {
+				n.Weight = 1
+			}
+		}
+		t := &r.Timeouts
+		setDur(&t.Connect, 3*time.Second)
+		setDur(&t.FirstByte, 300*time.Second)
+		setDur(&t.Idle, 60*time.Second)
+		setDur(&t.Total, 600*time.Second)
+		if r.Retries.Attempts == 0 {
+			r.Retries.Attempts = 2
+		}
+		if r.Retries.BudgetPercent == 0 {
+			r.Retries.BudgetPercent = 20
+		}
+		setInt(&r.Retries.MinRetries, 10)
+		setInt(&r.Breaker.Failures, 5)
+		setDur(&r.Breaker.OpenFor, 5*time.Second)
+		setDur(&r.Breaker.ProbeTimeout, 2*time.Second)
+		if r.Stream == "" {
+			r.Stream = "auto"
+		}
+		if r.HashHeader == "" {
+			r.HashHeader = "X-Session-Id"
+		}
+	}
+}
+
+func setInt(p *int, def int) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+func setDur(p *time.Duration, def time.Duration) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// Validate reports the first invalid field, by its YAML path.
+func (c *Config) Validate() error {
+	if err := validAddr("listen.client", c.Listen.Client); err != nil {
+		return err
+	}
+	if c.Listen.Admin != "" {
+		if err := validAddr("listen.admin", c.Listen.Admin); err != nil {
+			return err
+		}
+	}
+	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
+		return cfgErr("listen.tls_cert and listen.tls_key: set both or neither")
+	}
+	l := &c.Limits
+	switch {
+	case l.MaxConcurrent < 1:
+		return cfgErr("limits.max_concurrent %d: must be at least 1", l.MaxConcurrent)
+	case l.MaxPerNode < 1:
+		return cfgErr("limits.max_per_node %d: must be at least 1", l.MaxPerNode)
+	case l.MaxHeaderBytes < 4<<10 || l.MaxHeaderBytes > 1<<20:
+		return cfgErr("limits.max_header_bytes %d: must be 4096..1048576", l.MaxHeaderBytes)
+	case l.MaxBodyBytes < 1:
+		return cfgErr("limits.max_body_bytes %d: must be positive", l.MaxBodyBytes)
+	case l.StreamBodyOver < -1 || l.StreamBodyOver == 0 || l.StreamBodyOver >= l.MaxBodyBytes:
+		return cfgErr("limits.stream_body_over %d: must be -1 (off) or 1..limits.max_body_bytes-1", l.StreamBodyOver)
+	case l.MaxResponseBytes < 1:
+		return cfgErr("limits.max_response_bytes %d: must be positive", l.MaxResponseBytes)
+	case l.ReadTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:
+		return cfgErr("limits: timeouts must not be negative")
+	case l.MaxH2Streams < 1 || l.MaxH2Streams > 10000:
+		return cfgErr("limits.max_h2_streams %d: must be 1..10000", l.MaxH2Streams)
+	}
+	if c.WeightPeriod < 100*time.Millisecond {
+		return cfgErr("weight_period %v: must be at least 100ms", c.WeightPeriod)
+	}
+	if r := c.Telemetry.TraceRatio; !(r >= 0 && r <= 1) {
+		return cfgErr("telemetry.trace_ratio %v: must be 0..1", r)
+	}
+	if e := c.Telemetry.OTLPEndpoint; e != "" {
+		if _, err := OTLPTracesURL(e); err != nil {
+			return cfgErr("telemetry.otlp_endpoint %q: %v", e, err)
+		}
+	}
+	if len(c.Routes) == 0 {
+		return cfgErr("routes: at least one route is required")
+	}
+	names := map[string]bool{}
+	models := map[string]string{}
+	needDiscovery := false
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		at := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			return cfgErr("%s.name: required (or set match.models or app)", at)
+		}
+		if names[r.Name] {
+			return cfgErr("%s.name %q: duplicate route name", at, r.Name)
+		}
+		names[r.Name] = true
+		m := &r.Match
+		if len(m.Models) == 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0 {
+			return cfgErr("%s.match: set at least one condition (models: [\"*\"] matches everything)", at)
+		}
+		for _, mod := range m.Models {
+			if mod == "" || !utf8.ValidString(mod) {
+				return cfgErr("%s.match.models: empty or non-UTF-8 model name", at)
+			}
+			if mod == "*" && (len(m.Models) > 1 || m.Host != "" || m.PathPrefix != "" || m.RayPrefix != "" || len(m.Headers) > 0) {
+				return cfgErr("%s.match.models: \"*\" must be the route's only condition", at)
+			}
+			if onlyModels(m) {
+				if prev, dup := models[mod]; dup {
+					return cfgErr("%s.match.models: %q already routed by %q", at, mod, prev)
+				}
+				models[mod] = r.Name
+			}
+		}
+		if m.PathPrefix != "" && m.PathPrefix[0] != '/' {
+			return cfgErr("%s.match.path_prefix %q: must start with /", at, m.PathPrefix)
+		}
+		if m.RayPrefix != "" && m.RayPrefix[0] != '/' {
+			return cfgErr("%s.match.ray_prefix %q: must start with /", at, m.RayPrefix)
+		}
+		if len(r.Nodes) == 0 {
+			needDiscovery = true
+		}
+		for j, n := range r.Nodes {
+			if err := validAddr(fmt.Sprintf("%s.nodes[%d].http", at, j), n.HTTP); err != nil {
+				return err
+			}
+			if err := validAddr(fmt.Sprintf("%s.nodes[%d].grpc", at, j), n.GRPC); err != nil {
+				return err
+			}
+			if !(n.Weight > 0) {
+				return cfgErr("%s.nodes[%d].weight %v: must be positive", at, j, n.Weight)
+			}
+		}
+		if _, err := balancer.NamedConfig(r.Policy); err != nil {
+			return cfgErr("%s.policy: %v", at, err)
+		}
+		t := r.Timeouts
+		if t.Connect > time.Hour || t.FirstByte > 24*time.Hour || t.Idle > 24*time.Hour || t.Total > 24*time.Hour {
+			return cfgErr("%s.timeouts: absurdly long", at)
+		}
+		if r.Retries.Attempts < -1 || r.Retries.Attempts > 5 {
+			return cfgErr("%s.retries.attempts %d: must be -1..5", at, r.Retries.Attempts)
+		}
+		if !(r.Retries.BudgetPercent > 0 && r.Retries.BudgetPercent <= 100) {
+			return cfgErr("%s.retries.budget_percent %v: must be in (0, 100]", at, r.Retries.BudgetPercent)
+		}
+		if r.Retries.MinRetries < 0 {
+			return cfgErr("%s.retries.min_retries: must not be negative", at)
+		}
+		if r.Breaker.Failures < 1 || r.Breaker.OpenFor < 10*time.Millisecond || r.Breaker.ProbeTimeout <= 0 {
+			return cfgErr("%s.breaker: failures >= 1, open_for >= 10ms, probe_timeout > 0", at)
+		}
+		if r.HealthPath != "" && r.HealthPath[0] != '/' {
+			return cfgErr("%s.health_path %q: must start with /", at, r.HealthPath)
+		}
+		switch r.Stream {
+		case "auto", "always", "never":
+		default:
+			return cfgErr("%s.stream %q: want auto, always or never", at, r.Stream)
+		}
+		if r.Split != nil {
+			if err := r.Split.Validate(); err != nil {
+				return cfgErr("%s.split: %v", at, err)
+			}
+		}
+		if r.Shadow != nil {
+			if err := r.Shadow.Validate(); err != nil {
+				return cfgErr("%s.shadow: %v", at, err)
+			}
+		}
+	}
+	known := func(target string) bool {
+		for i := range c.Routes {
+			if c.Routes[i].Name == target || slices.Contains(c.Routes[i].Match.Models, target) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Split != nil {
+			if err := r.Split.ValidateTargets(known); err != nil {
+				return cfgErr("routes[%d].split: %v (a target is a route name or model)", i, err)
+			}
+		}
+		if r.Shadow != nil {
+			if err := r.Shadow.ValidateTargets(known); err != nil {
+				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, err)
+			}
+		}
+	}
+	if needDiscovery {
+		d := c.Discovery
+		if d == nil || len(d.Servers) == 0 {
+			return cfgErr("discovery.servers: required because a route has no static nodes")
+		}
+		for i, s := range d.Servers {
+			if err := validAddr(fmt.Sprintf("discovery.servers[%d]", i), s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func onlyModels(m *MatchConfig) bool {
+	return len(m.Models) > 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0
+}
+
+func validAddr(field, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return cfgErr("%s %q: want host:port", field, addr)
+	}
+	return nil
+}
+
+// ReadToken returns the discovery token, reading TokenFile when set.
+func (d *DiscoveryConfig) ReadToken() (string, error) {
+	if d.TokenFile == "" {
+		return d.Token, nil
+	}
+	b, err := os.ReadFile(d.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("gateway: discovery token file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// OTLPTracesURL checks an OTLP/HTTP endpoint and returns its traces URL:
+// http or https, a host and port, the path /v1/traces unless one is given.
+func OTLPTracesURL(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", errors.New("not a URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errors.New("want http://HOST:PORT or https://HOST:PORT")
+	case u.Host == "" || u.Hostname() == "":
+		return "", errors.New("no host")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return "", errors.New("no user, query or fragment allowed")
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/traces"
+	}
+	return u.String(), nil
+}

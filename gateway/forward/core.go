@@ -1,0 +1,158 @@
+package forward
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+)
+
+// maxPathBytes bounds the request path; longer paths get 414.
+const maxPathBytes = 8 << 10
+
+// Core is the forwarding core: every frontend hands it requests (Forward)
+// and writes back the answer it finds in the Exchange. It owns the request
+// pipeline, once for every protocol:
+//
+//	admission → match → split/shadow → pick → exchange with retries → relay → settle → telemetry
+//
+// Safe for concurrent use.
+type Core struct {
+	// Immutable after New.
+	idPrefix [12]byte // random hex prefix of generated request ids
+	tracing  *telemetry.Tracing
+	unrouted *telemetry.RouteStats // answers given before a route was chosen
+	log      *slog.Logger
+	pool     sync.Pool // *Exchange
+
+	// Atomic.
+	set      atomic.Pointer[route.Set]
+	inflight atomic.Int64
+	reqSeq   atomic.Uint64
+	draining atomic.Bool
+}
+
+// New returns a core answering from no routes until SetRoutes. tracing
+// may be nil (tracing off).
+func New(metrics *telemetry.Metrics, tracing *telemetry.Tracing, log *slog.Logger) *Core {
+	c := &Core{tracing: tracing, unrouted: metrics.Route(""), log: log}
+	var rb [6]byte
+	_, _ = rand.Read(rb[:])
+	hex.Encode(c.idPrefix[:], rb[:])
+	c.pool.New = func() any { return &Exchange{core: c} }
+	return c
+}
+
+// SetRoutes makes st the routing state of new requests; requests under
+// way keep the one they started with.
+func (c *Core) SetRoutes(st *route.Set) { c.set.Store(st) }
+
+// Routes is the routing state in force.
+func (c *Core) Routes() *route.Set { return c.set.Load() }
+
+// InFlight is the requests between Forward and Finish.
+func (c *Core) InFlight() int64 { return c.inflight.Load() }
+
+// Drain marks the gateway as shutting down (readiness fails; answers ask
+// HTTP/1.1 clients to close their connection).
+func (c *Core) Drain() { c.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (c *Core) Draining() bool { return c.draining.Load() }
+
+// Acquire returns an Exchange to fill (Exchange.Req) and pass to Forward.
+// Its Finish gives it back.
+func (c *Core) Acquire() *Exchange {
+	x := c.pool.Get().(*Exchange)
+	x.set = c.set.Load()
+	return x
+}
+
+// Forward runs the pipeline for x.Req up to the answer's head: afterwards
+// x holds either a local answer (an error, or the gateway's own list of
+// models) or the node's response, buffered or to be streamed with Read.
+// The frontend writes it back and then calls x.Finish exactly once.
+func (c *Core) Forward(x *Exchange) {
+	r := &x.Req
+	x.start = r.startTime()
+	x.ensureID()
+	st := x.set
+	if c.inflight.Add(1) > int64(st.Config().Limits.MaxConcurrent) {
+		x.fail(ErrOverloaded)
+		return
+	}
+	x.counted = true
+	if c.tracing != nil {
+		x.span = c.tracing.Start(traceCarrier{r}, string(r.Method), string(r.Path))
+	}
+	switch {
+	case r.Err != nil:
+		x.fail(r.Err)
+		return
+	case len(r.Path) > maxPathBytes:
+		x.fail(ErrURITooLong)
+		return
+	case r.Proto != GRPC && string(r.Path) == "/v1/models" && string(r.Method) == "GET":
+		x.answer(200, ctJSON, st.ModelsJSON())
+		return
+	}
+	rt, stream, err := x.match()
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	rt = x.extras(rt)
+	x.route = rt
+	x.stream = stream
+	if err := c.send(x, rt); err != nil {
+		x.fail(err)
+	}
+}
+
+// ensureID keeps the client's X-Request-Id or generates one; an HTTP/1.1
+// request carries a generated one upstream in place.
+func (x *Exchange) ensureID() {
+	r := &x.Req
+	if id := r.Header(keyRequestID); len(id) > 0 {
+		x.id = id
+		return
+	}
+	c := x.core
+	b := x.idBuf[:]
+	copy(b, c.idPrefix[:])
+	b[len(c.idPrefix)] = '-'
+	n := c.reqSeq.Add(1)
+	const digits = "0123456789abcdef"
+	for i := len(b) - 1; i > len(c.idPrefix); i-- {
+		b[i] = digits[n&15]
+		n >>= 4
+	}
+	x.id = b
+	x.idGenerated = true
+	if r.h1 != nil {
+		r.h1.Header.SetCanonical(keyRequestID, b)
+	}
+}
+
+// startTime is when the frontend received the request, or now.
+func (r *Request) startTime() time.Time {
+	if !r.Start.IsZero() {
+		return r.Start
+	}
+	return time.Now()
+}
+
+// Canonical header names.
+var (
+	keyRequestID    = []byte("X-Request-Id")
+	keyAccept       = []byte("Accept")
+	keyContentType  = []byte("Content-Type")
+	keyForwardedFor = []byte("X-Forwarded-For")
+)
+
+const ctJSON = "application/json"

@@ -1,0 +1,362 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
+)
+
+// Exchange is one request's passage through the core, from Acquire to
+// Finish: the request view the frontend fills, the route and node it went
+// to, and the answer. It is pooled; nothing of it may be used after
+// Finish. Not safe for concurrent use, except that a streamed body is
+// read by the frontend's writer while Finish waits for it.
+type Exchange struct {
+	// Req is the request; the frontend fills it before Forward.
+	Req Request
+
+	core        *Core
+	set         *route.Set
+	route       *route.Route
+	start       time.Time
+	deadline    time.Time // the route's total timeout, zero for none
+	id          []byte
+	idBuf       [12 + 1 + 16]byte
+	idGenerated bool
+	counted     bool // in the core's in-flight count
+	stream      bool // the answer is relayed as it arrives
+	clientClose bool // the HTTP/1.1 client sent Connection: close
+	scratch     []byte
+
+	// The answer.
+	status     int
+	local      []byte // a local answer's body (nil: the node's answer)
+	localCT    string
+	errClass   errorClass
+	err        error
+	retryAfter bool
+
+	// The node's answer.
+	ep          *balancer.Endpoint
+	node        *upstream.Node
+	call        upstream.Call
+	clientRsp   *fasthttp.Response // the HTTP/1.1 frontend's response, filled in place when buffered
+	resp        *fasthttp.Response // the HTTP node's answer: clientRsp or own
+	own         fasthttp.Response
+	out         fasthttp.Request // an HTTP/2 request encoded for an HTTP/1.1 node
+	copyReq     fasthttp.Request // a shadow copy's request (Sender)
+	hresp       *http.Response   // the gRPC node's answer
+	body        io.Reader        // the streamed body being relayed
+	failed      bool             // the node broke the stream
+	abortClient io.Closer        // closed when the node breaks the stream
+	cancelled   bool             // the client went away while the stream was read
+	complete    bool             // the streamed body reached its end
+	g           grpcState
+
+	// Companions.
+	split   *split.Splitter
+	variant int
+	shadow  *shadow.Handle
+	span    trace.Span
+}
+
+// SetClientResponse lets a buffered answer from an HTTP node be read
+// straight into the HTTP/1.1 frontend's response (no copy). Call it before
+// Forward.
+func (x *Exchange) SetClientResponse(resp *fasthttp.Response) { x.clientRsp = resp }
+
+// Status is the answer's status (the node's, or the local answer's).
+func (x *Exchange) Status() int { return x.status }
+
+// Local reports whether the gateway answers itself (LocalBody): an error,
+// or the list of models.
+func (x *Exchange) Local() bool { return x.local != nil }
+
+// LocalBody and LocalContentType are a local answer's body and type. For a
+// gRPC call an error is a gRPC status instead (GRPCStatus).
+func (x *Exchange) LocalBody() []byte { return x.local }
+
+// LocalContentType is the local answer's content type.
+func (x *Exchange) LocalContentType() string { return x.localCT }
+
+// GRPCStatus is a local error's gRPC status code and message.
+func (x *Exchange) GRPCStatus() (code uint32, message string) {
+	return x.errClass.grpc, clientMessage(x.err)
+}
+
+// RetryAfter is the Retry-After value to send, nil for none.
+func (x *Exchange) RetryAfter() []byte {
+	if !x.retryAfter {
+		return nil
+	}
+	return x.set.RetryAfter()
+}
+
+// RequestID is the request's X-Request-Id (the client's or generated).
+func (x *Exchange) RequestID() []byte { return x.id }
+
+// RequestIDGenerated reports whether the id was generated (the client sent
+// none).
+func (x *Exchange) RequestIDGenerated() bool { return x.idGenerated }
+
+// Variant returns the split's response header and the serving variant's
+// name; nil without a split.
+func (x *Exchange) Variant() (header, name []byte) {
+	if x.split == nil {
+		return nil, nil
+	}
+	return x.split.VariantHeader(), x.split.Variant(x.variant).NameBytes()
+}
+
+// Streamed reports whether the node's answer is relayed with Read (its
+// head is in Response or GRPCResponse).
+func (x *Exchange) Streamed() bool { return x.body != nil }
+
+// Response is an HTTP node's answer (body buffered unless Streamed); nil
+// for local and gRPC answers.
+func (x *Exchange) Response() *fasthttp.Response {
+	if x.local != nil {
+		return nil
+	}
+	return x.resp
+}
+
+// GRPCResponse is a gRPC node's answer (its body streamed with Read, its
+// trailers complete after Read returned io.EOF); nil otherwise.
+func (x *Exchange) GRPCResponse() *http.Response {
+	if x.local != nil {
+		return nil
+	}
+	return x.hresp
+}
+
+// answer sets a local answer.
+func (x *Exchange) answer(status int, ct string, body []byte) {
+	x.status, x.localCT, x.local = status, ct, body
+}
+
+// fail sets the local answer for err (classify is the one mapping).
+func (x *Exchange) fail(err error) {
+	c := classify(err)
+	x.err, x.errClass, x.retryAfter = err, c, c.retry
+	x.answer(c.status, ctJSON, errorBody(err, c, x.id))
+}
+
+// match finds the route: the model comes from the KServe v2 path, the
+// OpenAI JSON body (read by a validating scanner, no decode) or the first
+// message of a gRPC call. It also decides whether to stream the answer.
+func (x *Exchange) match() (*route.Route, bool, error) {
+	r, st := &x.Req, x.set
+	model, hasModel := route.KServeModel(r.Path)
+	var f route.JSONFields
+	switch {
+	case hasModel:
+		if !utf8Valid(model) {
+			return nil, false, route.ErrModelNotUTF8
+		}
+	case r.Proto == GRPC:
+		if hasGRPCModelField(r.Path) {
+			var err error
+			if model, hasModel, err = x.readFirstGRPCMessage(); err != nil {
+				return nil, false, err
+			}
+		}
+	case st.NeedBody() && string(r.Method) == "POST" && r.BodyStream == nil && route.IsJSONRequest(r.Header(keyContentType), r.Body):
+		var err error
+		if f, x.scratch, err = route.ScanJSON(r.Body, x.scratch); err != nil {
+			return nil, false, err
+		}
+		model, hasModel = f.Model, f.HasModel
+	}
+	rt, err := st.Match(r.Host, r.Path, r, model, hasModel)
+	if err != nil {
+		return nil, false, err
+	}
+	stream := r.Proto == GRPC || rt.WantsStream(f.Stream, r.Header(keyAccept), r.Path)
+	return rt, stream, nil
+}
+
+// extras is where a route with a split resolves the request's variant
+// (the variant's target route serves it, and the variant is named in the
+// response) and a route with a mirror is offered the request, before
+// forwarding. It returns the route that serves the request.
+func (x *Exchange) extras(rt *route.Route) *route.Route {
+	if m := rt.Mirror(); m != nil {
+		x.shadow = m.Offer(&x.Req, x.id)
+	}
+	s := rt.Splitter()
+	if s == nil {
+		return rt
+	}
+	a := s.AssignRequest(&x.Req)
+	x.split, x.variant = s, a.Index
+	return rt.Variant(a.Index)
+}
+
+// Read reads the streamed answer's body: what the node sends, as it comes,
+// teed into the shadow comparison. An error other than io.EOF means the
+// node broke the stream: the frontend must then abort the client's
+// response (never end it cleanly), and the node is reported to its
+// breaker.
+func (x *Exchange) Read(p []byte) (int, error) {
+	if x.body == nil {
+		return 0, io.EOF
+	}
+	n, err := x.body.Read(p)
+	if n > 0 && x.shadow != nil {
+		_, _ = x.shadow.Write(p[:n])
+	}
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		x.complete = true
+	default:
+		switch {
+		case x.failed || x.cancelled:
+		case clientGone(x.Req.Ctx):
+			x.cancelled = true // the client went away: not the node's fault
+		default:
+			x.failed = true
+			x.node.Report(false)
+			if x.abortClient != nil {
+				_ = x.abortClient.Close()
+			}
+		}
+	}
+	return n, err
+}
+
+// CloseWithError is Finish for fasthttp's body stream: fasthttp calls it
+// once the streamed response is written (err nil) or abandoned (err is
+// the write error: the client went away).
+func (x *Exchange) CloseWithError(err error) error {
+	x.Finish(err)
+	return nil
+}
+
+// AbortClientOnFailure makes a broken stream close c, the client's
+// connection, so the client sees a truncated answer, not a clean end.
+func (x *Exchange) AbortClientOnFailure(c io.Closer) { x.abortClient = c }
+
+// NeedsBody reports whether routing may read the request's body (some
+// route matches on the model or streams on "stream").
+func (x *Exchange) NeedsBody() bool { return x.set.NeedBody() }
+
+// Failed reports whether the node broke a streamed answer.
+func (x *Exchange) Failed() bool { return x.failed }
+
+// Finish ends the request: clientErr is the error writing the answer to
+// the client (nil when it was written). It settles the node (a completion
+// for the weigher, or a release), records metrics, the split's outcome,
+// the shadow's primary side and the span, frees the upstream connection
+// and returns x to the pool. Call it exactly once.
+func (x *Exchange) Finish(clientErr error) {
+	status := x.status
+	switch {
+	case x.failed:
+		status = fasthttp.StatusBadGateway
+	case clientErr != nil || x.cancelled:
+		status = telemetry.StatusClientClosed
+	}
+	d := time.Since(x.start)
+	stats := x.core.unrouted
+	if x.route != nil {
+		stats = x.route.Stats()
+	}
+	stats.Observe(status, d)
+	failed := x.failed || x.err != nil
+	if x.split != nil {
+		x.split.Record(x.variant, split.Result{Status: status, Err: failed, Latency: d})
+	}
+	if x.shadow != nil {
+		x.finishShadow(status, d)
+	}
+	telemetry.End(x.span, status)
+	if x.set.Config().Telemetry.AccessLog {
+		x.core.log.Info("gateway: request", "method", string(x.Req.Method), "path", string(x.Req.Path), "status", status,
+			"duration", d, "request_id", string(x.id), "streamed", x.stream, "err", x.err)
+	}
+	if x.ep != nil {
+		settle(x.ep, status)
+	}
+	x.releaseUpstream()
+	if x.counted {
+		x.core.inflight.Add(-1)
+	}
+	x.reset()
+	x.core.pool.Put(x)
+}
+
+// finishShadow hands the primary's outcome to the mirror: a buffered body
+// is copied (bounded), a streamed one was teed by Read.
+func (x *Exchange) finishShadow(status int, d time.Duration) {
+	h := x.shadow
+	x.g.replay.endShadow()
+	h.EndBody(false) // a body still arriving did not end with the primary
+	var ct []byte
+	switch {
+	case x.hresp != nil:
+		ct = []byte(x.hresp.Header.Get("Content-Type"))
+	case x.resp != nil && x.local == nil:
+		ct = x.resp.Header.ContentType()
+		if x.body == nil {
+			_, _ = h.Write(x.resp.Body())
+		}
+	}
+	h.Finish(shadow.Primary{Status: status, ContentType: ct, Latency: d})
+}
+
+// releaseUpstream frees what the node's answer holds: a streamed
+// response's connection (back to the pool when the body was read to its
+// end), a gRPC response body and its timers.
+func (x *Exchange) releaseUpstream() {
+	if x.resp != nil && x.resp.IsBodyStream() {
+		x.call.Done(x.resp, x.complete && !x.failed)
+	}
+	x.g.release(x)
+}
+
+// reset readies x for the pool, keeping its buffers.
+func (x *Exchange) reset() {
+	x.Req.reset()
+	x.set, x.route, x.ep, x.node = nil, nil, nil, nil
+	x.start, x.deadline = time.Time{}, time.Time{}
+	x.id, x.idGenerated, x.counted, x.stream, x.clientClose = nil, false, false, false, false
+	x.status, x.local, x.localCT, x.err, x.retryAfter = 0, nil, "", nil, false
+	x.errClass = errorClass{}
+	x.call.Reset()
+	x.clientRsp, x.resp, x.hresp, x.body, x.abortClient = nil, nil, nil, nil, nil
+	x.own.Reset()
+	x.out.Reset()
+	x.failed, x.complete, x.cancelled = false, false, false
+	x.split, x.variant, x.shadow, x.span = nil, 0, nil, nil
+}
+
+// settle ends a request on its endpoint: a node that answered below 400
+// completed it (Endpoint.Complete, which the default weigher turns into the
+// node's observed speed); anything else (an error status, a client gone,
+// a broken stream) only releases the in-flight count.
+func settle(ep *balancer.Endpoint, status int) {
+	if status >= 100 && status < 400 {
+		ep.Complete()
+		return
+	}
+	ep.Release()
+}
+
+// clientGone reports whether err is the client going away.
+func clientGone(ctx context.Context) bool {
+	return ctx != nil && errors.Is(ctx.Err(), context.Canceled)
+}

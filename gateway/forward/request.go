@@ -1,0 +1,260 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+)
+
+// Proto is the protocol a request came in over.
+type Proto uint8
+
+// Protocols.
+const (
+	HTTP1 Proto = iota // HTTP/1.1 (fasthttp)
+	HTTP2              // HTTP/2, not gRPC (net/http)
+	GRPC               // gRPC over HTTP/2 (net/http)
+)
+
+// Request is one client request as the core sees it, whatever protocol
+// carried it. A frontend fills it from its own request object, borrowing
+// that memory (valid until Exchange.Finish), and hands it to
+// Core.Forward. Header lookups take canonical names ("X-Request-Id").
+//
+// The frontend's own request stays reachable (SetHTTP1, SetHTTP2) so that
+// the upstream exchange encodes it once, without an intermediate copy: an
+// HTTP/1.1 request goes to an HTTP node as it is; an HTTP/2 request is
+// written straight from its header map into the pooled upstream request.
+type Request struct {
+	Proto  Proto
+	Method []byte
+	// Path is the path without the query; URI the request target as
+	// received (path and query).
+	Path []byte
+	URI  []byte
+	Host []byte
+	// Body is the whole body when the frontend read it; BodyStream the
+	// body still arriving (a large HTTP/1.1 body, a gRPC stream). At most
+	// one is set.
+	Body       []byte
+	BodyStream io.Reader
+	// Ctx is done when the client goes away; nil when the frontend cannot
+	// tell.
+	Ctx context.Context
+	// Err is a protocol-level problem the frontend found (a framing
+	// conflict, an unreadable or oversized body): the core answers it.
+	Err error
+	// Start is when the frontend received the request (zero: now).
+	Start time.Time
+
+	h1     *fasthttp.Request
+	h2     *http.Request
+	ip     [16]byte
+	ipLen  uint8
+	ipText []byte // the client address as text, for X-Forwarded-For
+	tls    bool
+}
+
+// SetHTTP1 makes req (fasthttp's, valid until Finish) the request's
+// carrier; tls says the client connection is TLS.
+func (r *Request) SetHTTP1(req *fasthttp.Request, tls bool) { r.h1, r.tls = req, tls }
+
+// SetHTTP2 fills the view from req (net/http's HTTP/2 request, which
+// stays the carrier): protocol (gRPC when grpc), method, path, target,
+// host and the client's context. The body is the frontend's to set.
+func (r *Request) SetHTTP2(req *http.Request, grpc bool) {
+	r.h2 = req
+	r.Proto = HTTP2
+	if grpc {
+		r.Proto = GRPC
+	}
+	r.Method, r.Path, r.URI, r.Host = bytesOf(req.Method), bytesOf(req.URL.Path), bytesOf(req.RequestURI), bytesOf(req.Host)
+	if len(r.URI) == 0 {
+		r.URI = r.Path
+	}
+	r.Ctx = req.Context()
+}
+
+// SetClientAddr records the client's address: ip as bytes (4 or 16) and
+// text (nil: formatted here). Both are copied, so a frontend may pass
+// per-connection memory.
+func (r *Request) SetClientAddr(a netip.Addr, text []byte) {
+	if !a.IsValid() || a.IsUnspecified() {
+		r.ipLen = 0
+		r.ipText = r.ipText[:0]
+		return
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		v := a.As4()
+		copy(r.ip[:], v[:])
+		r.ipLen = 4
+	} else {
+		v := a.As16()
+		r.ip = v
+		r.ipLen = 16
+	}
+	if text == nil {
+		r.ipText = a.AppendTo(r.ipText[:0])
+		return
+	}
+	r.ipText = append(r.ipText[:0], text...)
+}
+
+func (r *Request) reset() {
+	*r = Request{ipText: r.ipText[:0]}
+}
+
+// Header returns the value of the header with the canonical name, nil
+// when absent. The result aliases the request and must not be modified.
+func (r *Request) Header(name []byte) []byte {
+	if r.h1 != nil {
+		return r.h1.Header.PeekBytes(name)
+	}
+	if r.h2 != nil {
+		if vv := r.h2.Header[string(name)]; len(vv) > 0 {
+			return bytesOf(vv[0])
+		}
+	}
+	return nil
+}
+
+// Cookie returns the value of the cookie named name, nil when absent.
+func (r *Request) Cookie(name []byte) []byte {
+	if r.h1 != nil {
+		return r.h1.Header.CookieBytes(name)
+	}
+	if r.h2 != nil {
+		for _, line := range r.h2.Header["Cookie"] {
+			if v := cookieValue(bytesOf(line), name); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// cookieValue finds name in a Cookie header line ("a=1; b=2").
+func cookieValue(line, name []byte) []byte {
+	for len(line) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			pair, line = line[:i], line[i+1:]
+		} else {
+			pair, line = line, nil
+		}
+		pair = bytes.TrimSpace(pair)
+		k, v, ok := bytes.Cut(pair, []byte{'='})
+		if ok && bytes.Equal(k, name) {
+			return bytes.Trim(v, `"`)
+		}
+	}
+	return nil
+}
+
+// ClientIP returns the client's address as 4 or 16 bytes, nil when
+// unknown.
+func (r *Request) ClientIP() []byte {
+	if r.ipLen == 0 {
+		return nil
+	}
+	return r.ip[:r.ipLen]
+}
+
+// CopyTo writes the request into a shadow copy (shadow.Request).
+func (r *Request) CopyTo(c *shadow.Copy) shadow.BodyState {
+	c.GRPC = r.Proto == GRPC
+	c.Method = append(c.Method[:0], r.Method...)
+	c.URI = append(c.URI[:0], r.URI...)
+	c.Host = append(c.Host[:0], r.Host...)
+	switch {
+	case r.h1 != nil:
+		for k, v := range r.h1.Header.All() {
+			if !hopHeader(k) {
+				c.AddHeader(k, v)
+			}
+		}
+	case r.h2 != nil:
+		for k, vv := range r.h2.Header {
+			if hopHeader(bytesOf(k)) {
+				continue
+			}
+			for _, v := range vv {
+				c.AddHeader(bytesOf(k), bytesOf(v))
+			}
+		}
+	}
+	if r.BodyStream != nil {
+		return shadow.BodyLater
+	}
+	if !c.SetBody(r.Body) {
+		return shadow.BodyTooLarge
+	}
+	return shadow.BodyCopied
+}
+
+// bytesOf views s as bytes without copying. The result must never be
+// modified: callers only read it (header values handed out read-only).
+func bytesOf(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// hopHeaders are the hop-by-hop headers never forwarded (RFC 9110
+// §7.6.1), plus Expect (the gateway already read the body).
+var hopHeaders = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect"}
+
+// hopHeader reports whether k (any case) is a hop-by-hop header.
+func hopHeader(k []byte) bool {
+	switch len(k) {
+	case 2, 6, 7, 10, 16, 17:
+	default:
+		return false
+	}
+	for _, h := range hopHeaders {
+		if len(h) == len(k) && bytes.EqualFold(k, []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
+
+// traceCarrier adapts a request to OTel propagation: traceparent is read
+// from the client's headers and rewritten there, so the node continues the
+// trace under the gateway's span. Used only with tracing on.
+type traceCarrier struct{ r *Request }
+
+func (c traceCarrier) Get(key string) string {
+	return string(c.r.Header([]byte(http.CanonicalHeaderKey(key))))
+}
+
+func (c traceCarrier) Set(key, value string) {
+	switch {
+	case c.r.h1 != nil:
+		c.r.h1.Header.Set(key, value)
+	case c.r.h2 != nil:
+		c.r.h2.Header.Set(key, value)
+	}
+}
+
+func (c traceCarrier) Keys() []string {
+	var keys []string
+	switch {
+	case c.r.h1 != nil:
+		for k := range c.r.h1.Header.All() {
+			keys = append(keys, string(k))
+		}
+	case c.r.h2 != nil:
+		for k := range c.r.h2.Header {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}

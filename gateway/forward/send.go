@@ -1,0 +1,289 @@
+package forward
+
+import (
+	"bytes"
+	"errors"
+	"syscall"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
+)
+
+// maxAvoid bounds the nodes one request skips (failed or full).
+const maxAvoid = 8
+
+// send picks a node of rt and exchanges the request with it, retrying on
+// another node for failures before any response byte — refused, reset,
+// closed, a draining 503, a queue-full 429 — while the route's attempts
+// and retry budget allow; never after the first response byte and never
+// on timeouts. The table is the one snapshot of the request. On success
+// x holds the node's endpoint (acquired: Finish settles it) and answer.
+func (c *Core) send(x *Exchange, rt *route.Route) error {
+	rt.DepositRetry()
+	tbl := rt.Table()
+	if tbl == nil {
+		return &balancer.NoEndpointError{}
+	}
+	var key uint64
+	if h := rt.HashKey(); h != nil {
+		key = xxhash.Sum64(x.Req.Header(h))
+	}
+	if t := rt.Config().Timeouts.Total; t > 0 {
+		x.deadline = x.start.Add(t)
+	}
+	if ctx := x.Req.Ctx; ctx != nil {
+		if dl, ok := ctx.Deadline(); ok && (x.deadline.IsZero() || dl.Before(x.deadline)) {
+			x.deadline = dl
+		}
+	}
+	grpc := x.Req.Proto == GRPC
+	if !grpc {
+		x.prepareHTTP()
+		defer x.restoreHTTP()
+	}
+	// avoid is allocated only when a request skips a node: the common
+	// path stays allocation-free.
+	var avoid []*balancer.Endpoint
+	retries := 0
+	saturated := false
+	var lastErr error
+	for {
+		ep, err := tbl.PickAvoiding(key, avoid)
+		if err != nil {
+			switch {
+			case lastErr != nil:
+				return lastErr
+			case saturated:
+				return ErrRouteSaturated
+			}
+			return err
+		}
+		if ep.InFlight() >= rt.MaxPerNode() {
+			saturated = true
+			if len(avoid) == maxAvoid {
+				return ErrRouteSaturated
+			}
+			avoid = append(avoid, ep)
+			continue
+		}
+		n := ep.Value().(*upstream.Node)
+		ep.Acquire()
+		var status int
+		var replayable bool
+		if grpc {
+			status, replayable, err = x.attemptGRPC(n)
+		} else {
+			status, replayable, err = x.attemptHTTP(n)
+		}
+		more := len(avoid) < maxAvoid && retries < rt.Attempts()
+		if err == nil {
+			n.Report(status < 500)
+			refused := status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests
+			if !refused || !replayable || !more || !rt.TakeRetry() {
+				x.ep, x.node, x.status = ep, n, status
+				x.startBody(rt)
+				return nil
+			}
+			// The node refused the request before doing any work: 503
+			// (draining) or 429 (its queue is full, as vLLM and the
+			// simulated engines answer under a burst). No body byte has
+			// reached the client, so try another node, like nginx's
+			// proxy_next_upstream http_503 http_429. Only a 503 takes the
+			// node out: a full queue is a moment, a drain is not.
+			if status == fasthttp.StatusServiceUnavailable {
+				n.MarkDraining()
+			}
+			x.discardAttempt()
+			ep.Release()
+			lastErr = &UpstreamError{Node: n.ID(), Status: status, Retryable: true}
+		} else {
+			ep.Release()
+			if !errors.Is(err, upstream.ErrNoFreeConns) && !errors.Is(err, upstream.ErrAborted) {
+				n.Report(false)
+			}
+			ue := &UpstreamError{Node: n.ID(), Err: err, Retryable: replayable}
+			if !replayable || !more || !rt.TakeRetry() {
+				return ue
+			}
+			lastErr = ue
+		}
+		retries++
+		rt.Stats().Retry()
+		avoid = append(avoid, ep)
+	}
+}
+
+// attemptHTTP sends the request to an HTTP node. replayable says the
+// request may go to another node: nothing of it reached this one, or its
+// body is buffered and the failure was not a timeout.
+func (x *Exchange) attemptHTTP(n *upstream.Node) (status int, replayable bool, err error) {
+	req := x.upstreamRequest()
+	resp := x.clientRsp
+	if x.stream || resp == nil {
+		resp = &x.own
+	}
+	x.resp = resp
+	resp.StreamBody = x.stream
+	x.call.Reset()
+	err = n.Do(&x.call, req, resp, x.deadline)
+	buffered := !req.IsBodyStream()
+	if err == nil {
+		return resp.StatusCode(), buffered, nil
+	}
+	if buffered {
+		replayable = !isTimeout(err) && !errors.Is(err, upstream.ErrResponseTooLarge) && !errors.Is(err, upstream.ErrAborted)
+	} else {
+		replayable = noConnection(err)
+	}
+	return 0, replayable, err
+}
+
+// discardAttempt drops a refused attempt's answer before a retry.
+func (x *Exchange) discardAttempt() {
+	if x.Req.Proto == GRPC {
+		x.g.discard()
+		return
+	}
+	if x.resp != nil && x.resp.IsBodyStream() {
+		x.call.Done(x.resp, false)
+	}
+}
+
+// startBody readies the relay of a streamed answer.
+func (x *Exchange) startBody(rt *route.Route) {
+	switch {
+	case x.Req.Proto == GRPC:
+		x.g.startBody(x, rt)
+	case x.resp.IsBodyStream():
+		x.body = x.resp.BodyStream()
+	}
+}
+
+// noConnection reports failures that happen before a connection to the
+// node exists: nothing of the request was sent.
+func noConnection(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, upstream.ErrNoFreeConns)
+}
+
+// upstreamRequest is the request an HTTP node receives: the HTTP/1.1
+// client's own request, edited in place (prepareHTTP), or an HTTP/2
+// request written once into x.out.
+func (x *Exchange) upstreamRequest() *fasthttp.Request {
+	if x.Req.h1 != nil {
+		return x.Req.h1
+	}
+	return &x.out
+}
+
+// prepareHTTP edits the request for the node: hop-by-hop headers go, the
+// client's address joins X-Forwarded-For, a TLS-terminated request goes
+// on as plain http. An HTTP/2 request is encoded into x.out.
+func (x *Exchange) prepareHTTP() {
+	r := &x.Req
+	if req := r.h1; req != nil {
+		x.clientClose = req.Header.ConnectionClose()
+		req.Header.ResetConnectionClose()
+		if hasHopHeader(req.Header.RawHeaders()) {
+			for _, h := range h1HopHeaders {
+				req.Header.Del(h)
+			}
+		}
+		if r.tls {
+			req.URI().SetScheme("http")
+		}
+		appendForwardedFor(&req.Header, req.Header.PeekCanonical(keyForwardedFor), r.ipText)
+		return
+	}
+	out := &x.out
+	out.Header.DisableNormalizing()
+	out.Header.SetMethodBytes(r.Method)
+	out.SetRequestURIBytes(r.URI)
+	out.Header.SetHostBytes(r.Host)
+	var prior []byte
+	for k, vv := range r.h2.Header {
+		switch {
+		case hopHeader(bytesOf(k)):
+			continue
+		case k == "X-Forwarded-For":
+			prior = bytesOf(vv[0])
+			continue
+		}
+		for _, v := range vv {
+			out.Header.Add(k, v)
+		}
+	}
+	if x.idGenerated {
+		out.Header.SetCanonical(keyRequestID, x.id)
+	}
+	appendForwardedFor(&out.Header, prior, r.ipText)
+	out.SetBodyRaw(r.Body)
+}
+
+// restoreHTTP undoes what the HTTP/1.1 server must still see: the
+// client's Connection: close.
+func (x *Exchange) restoreHTTP() {
+	if x.Req.h1 != nil && x.clientClose {
+		x.Req.h1.Header.SetConnectionClose()
+	}
+}
+
+// ClientClose reports whether the HTTP/1.1 client asked to close its
+// connection after this answer.
+func (x *Exchange) ClientClose() bool { return x.clientClose }
+
+// appendForwardedFor sets X-Forwarded-For to prior, then the client's
+// address, without allocating (a stack buffer unless the incoming list is
+// long).
+func appendForwardedFor(h *fasthttp.RequestHeader, prior, ip []byte) {
+	if len(ip) == 0 {
+		return
+	}
+	var buf [128]byte
+	b := buf[:0]
+	if len(prior) > 0 {
+		b = append(append(b, prior...), ", "...)
+	}
+	b = append(b, ip...)
+	h.SetCanonical(keyForwardedFor, b)
+}
+
+// h1HopHeaders are the hop-by-hop headers an HTTP/1.1 request may carry
+// that fasthttp does not handle itself (it handles Connection and
+// Transfer-Encoding).
+var h1HopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect"}
+
+// hasHopHeader reports whether raw request headers may hold one of
+// h1HopHeaders: a line that starts with its name (any case)
+// followed by a colon or blank. Deleting them costs a header scan each, so
+// the common request without any skips that.
+func hasHopHeader(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		switch line[0] | 0x20 {
+		case 'k', 'p', 't', 'u', 'e':
+			for _, h := range h1HopHeaders {
+				if len(line) > len(h) && bytes.EqualFold(line[:len(h)], []byte(h)) {
+					if c := line[len(h)]; c == ':' || c == ' ' || c == '\t' {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+func utf8Valid(b []byte) bool { return utf8.Valid(b) }

@@ -1,0 +1,221 @@
+package frontend
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/gateway/deadline"
+	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+)
+
+// serveHTTP1 translates an HTTP/1.1 request into the core's view, forwards
+// it and writes the answer. It keeps nothing of ctx after it returns,
+// except through a streamed response's body, which fasthttp closes
+// (Exchange.CloseWithError) when the response is done.
+func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
+	x := s.core.Acquire()
+	r := &x.Req
+	r.Proto = forward.HTTP1
+	r.Start = ctx.Time() // read by fasthttp just before calling the handler
+	r.Method, r.Path, r.URI, r.Host = ctx.Method(), ctx.Path(), ctx.RequestURI(), ctx.Host()
+	r.SetHTTP1(&ctx.Request, ctx.IsTLS())
+	if cc, ok := ctx.Conn().(*clientConn); ok {
+		r.SetClientAddr(cc.addr, cc.ipText)
+	} else if ap, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		r.SetClientAddr(ap, []byte(ap.String()))
+	}
+	switch {
+	case !ctx.IsGet() && framingConflict(ctx.Request.Header.RawHeaders()):
+		// Content-Length and Transfer-Encoding together: a request
+		// smuggling attempt (RFC 9112 §6.3). Refuse it and close the
+		// connection so nothing after it on the wire is read as a request.
+		r.Err = errFramingConflict
+	case s.streamBodies && ctx.Request.IsBodyStream():
+		r.Err = s.prepareBody(ctx, x.NeedsBody())
+	}
+	if ctx.Request.IsBodyStream() {
+		r.BodyStream = ctx.RequestBodyStream()
+	} else {
+		r.Body = ctx.Request.Body()
+	}
+	x.SetClientResponse(&ctx.Response)
+	s.core.Forward(x)
+	if r.Err != nil || x.Status() == fasthttp.StatusRequestURITooLong {
+		ctx.SetConnectionClose()
+	}
+	resp := &ctx.Response
+	switch {
+	case x.Local():
+		resp.Reset()
+		resp.SetStatusCode(x.Status())
+		resp.Header.SetContentType(x.LocalContentType())
+		if ra := x.RetryAfter(); ra != nil {
+			resp.Header.SetCanonical(keyRetryAfter, ra)
+		}
+		setGatewayHeaders(&resp.Header, x)
+		resp.SetBody(x.LocalBody())
+		x.Finish(nil)
+	case !x.Streamed():
+		// The node's answer is in ctx.Response already.
+		keepClientConnection(ctx, x)
+		setGatewayHeaders(&resp.Header, x)
+		x.Finish(nil)
+	default:
+		// Streamed: status and headers now, the body as it arrives.
+		up := x.Response()
+		up.Header.CopyTo(&resp.Header)
+		keepClientConnection(ctx, x)
+		setGatewayHeaders(&resp.Header, x)
+		size := up.Header.ContentLength()
+		if size < 0 || bytes.HasPrefix(up.Header.ContentType(), []byte("text/event-stream")) {
+			size = -1
+		}
+		// A node that breaks the stream must not look like a clean end:
+		// the client connection is closed without the terminating chunk.
+		x.AbortClientOnFailure(ctx.Conn())
+		resp.SetBodyStream(x, size)
+	}
+}
+
+// keepClientConnection: the node's Connection: close is about the
+// gateway's connection to it, not the client's; the client's own wish
+// and a draining gateway close the client connection.
+func keepClientConnection(ctx *fasthttp.RequestCtx, x *forward.Exchange) {
+	ctx.Response.Header.ResetConnectionClose()
+	if x.ClientClose() {
+		ctx.SetConnectionClose()
+	}
+}
+
+var (
+	keyRetryAfter = []byte("Retry-After")
+	keyRequestID  = []byte("X-Request-Id")
+)
+
+// setGatewayHeaders adds what the gateway says on every answer: the
+// request id and the split variant.
+func setGatewayHeaders(h *fasthttp.ResponseHeader, x *forward.Exchange) {
+	h.SetCanonical(keyRequestID, x.RequestID())
+	if k, v := x.Variant(); k != nil {
+		h.SetBytesKV(k, v)
+	}
+}
+
+var errFramingConflict = fmt.Errorf("%w: both Content-Length and Transfer-Encoding", forward.ErrBadRequest)
+
+// framingConflict reports whether raw request headers carry both
+// Content-Length and Transfer-Encoding (fasthttp silently prefers the
+// latter).
+func framingConflict(raw []byte) bool {
+	const cl, te = "content-length:", "transfer-encoding:"
+	var hasCL, hasTE bool
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		switch {
+		case len(line) == 0:
+		case line[0]|0x20 == 'c':
+			hasCL = hasCL || len(line) >= len(cl) && bytes.EqualFold(line[:len(cl)], []byte(cl))
+		case line[0]|0x20 == 't':
+			hasTE = hasTE || len(line) >= len(te) && bytes.EqualFold(line[:len(te)], []byte(te))
+		}
+	}
+	return hasCL && hasTE
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// prepareBody decides, for a request whose body fasthttp streams
+// (Limits.StreamBodyOver), whether the body is read now (small, chunked,
+// or needed for routing) or streamed to the node, and enforces
+// Limits.MaxBodyBytes.
+func (s *Server) prepareBody(ctx *fasthttp.RequestCtx, needBody bool) error {
+	lim := &s.lim
+	cl := ctx.Request.Header.ContentLength()
+	switch {
+	case cl > lim.MaxBodyBytes:
+		return forward.ErrTooLarge
+	case cl >= 0 && cl <= lim.StreamBodyOver:
+		ctx.Request.Body() // complete already: materialize
+	case cl > lim.StreamBodyOver:
+		if needBody && ctx.IsPost() && route.IsJSONRequest(ctx.Request.Header.ContentType(), nil) {
+			ctx.Request.Body() // routing reads it; bounded by Content-Length
+		}
+		// else: stream it to the node.
+	default: // chunked: read with the limit
+		bp := copyBufPool.Get().(*[]byte)
+		defer copyBufPool.Put(bp)
+		var body []byte
+		rd := ctx.RequestBodyStream()
+		for {
+			n, err := rd.Read(*bp)
+			body = append(body, (*bp)[:n]...)
+			if len(body) > lim.MaxBodyBytes {
+				return forward.ErrTooLarge
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return errors.Join(forward.ErrBadRequest, err)
+			}
+		}
+		ctx.Request.SetBody(body)
+	}
+	return nil
+}
+
+// serveH1Error answers requests fasthttp could not parse.
+func (s *Server) serveH1Error(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &small):
+		err = forward.ErrHeaderTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		err = forward.ErrTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error(`{"error":{"message":"request read timeout","type":"invalid_request_error","code":"request_timeout"}}`, fasthttp.StatusRequestTimeout)
+		return
+	default:
+		err = errors.Join(forward.ErrBadRequest, err)
+	}
+	status, body := forward.ErrorAnswer(err)
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// clientConn is a client connection served by fasthttp: lazy read
+// deadlines, and the client's address, parsed and formatted once per
+// connection (for X-Forwarded-For and sticky keys).
+type clientConn struct {
+	deadline.Client
+	addr   netip.Addr
+	ipText []byte
+}
+
+func newClientConn(c net.Conn) *clientConn {
+	cc := &clientConn{}
+	cc.Conn = c
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ap := ta.AddrPort(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
+			cc.addr = ap.Addr().Unmap()
+			cc.ipText = cc.addr.AppendTo(nil)
+		}
+	}
+	return cc
+}

@@ -1,0 +1,162 @@
+package frontend
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/forward"
+)
+
+// serveH2 translates an HTTP/2 stream into the core's view (a gRPC call
+// keeps its body as a stream; any other request is read whole first, up
+// to Limits.MaxBodyBytes), forwards it and writes the answer: a gRPC
+// status for gRPC calls, trailers intact, and RST_STREAM when the node
+// breaks a streamed answer.
+func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
+	x := s.core.Acquire()
+	r := &x.Req
+	r.Start = time.Now()
+	grpc := strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc")
+	r.SetHTTP2(req, grpc)
+	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
+		r.SetClientAddr(ap.Addr(), nil)
+	}
+	var bp *[]byte
+	if grpc {
+		r.BodyStream = req.Body
+	} else {
+		bp = bodyPool.Get().(*[]byte)
+		*bp, r.Err = readBody(req.Body, (*bp)[:0], s.lim.MaxBodyBytes)
+		r.Body = *bp
+	}
+	s.core.Forward(x)
+	h := w.Header()
+	if id := req.Header["X-Request-Id"]; len(id) > 0 && !x.RequestIDGenerated() {
+		h["X-Request-Id"] = id
+	} else {
+		h.Set("X-Request-Id", string(x.RequestID()))
+	}
+	if k, v := x.Variant(); k != nil {
+		h.Set(string(k), string(v))
+	}
+	var clientErr error
+	switch {
+	case x.Local():
+		if ra := x.RetryAfter(); ra != nil {
+			h.Set("Retry-After", string(ra))
+		}
+		if grpc {
+			code, msg := x.GRPCStatus()
+			h.Set("Content-Type", "application/grpc")
+			h.Set("Grpc-Status", strconv.Itoa(int(code)))
+			h.Set("Grpc-Message", url.PathEscape(msg))
+			w.WriteHeader(http.StatusOK)
+		} else {
+			h.Set("Content-Type", x.LocalContentType())
+			w.WriteHeader(x.Status())
+			_, clientErr = w.Write(x.LocalBody())
+		}
+	case grpc:
+		resp := x.GRPCResponse()
+		for k, vv := range resp.Header {
+			h[k] = vv
+		}
+		w.WriteHeader(resp.StatusCode)
+		clientErr = copyFlush(w, x)
+		if !x.Failed() {
+			for k, vv := range resp.Trailer {
+				h[http.TrailerPrefix+k] = vv
+			}
+		}
+	default:
+		resp := x.Response()
+		stream := x.Streamed()
+		for k, v := range resp.Header.All() {
+			if hopResponseHeader(k) || stream && string(k) == "Content-Length" {
+				continue
+			}
+			h.Add(string(k), string(v))
+		}
+		w.WriteHeader(resp.StatusCode())
+		if stream {
+			clientErr = copyFlush(w, x)
+		} else {
+			_, clientErr = w.Write(resp.Body())
+		}
+	}
+	failed := x.Failed()
+	x.Finish(clientErr)
+	if bp != nil {
+		bodyPool.Put(bp)
+	}
+	if failed {
+		// Reset the stream so the client sees the failure, not a clean
+		// end.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// bodyPool holds request body buffers of HTTP/2 requests.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// readBody reads a request body into buf, up to limit bytes.
+func readBody(rd io.Reader, buf []byte, limit int) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf[:0], forward.ErrTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf[:0], errors.Join(forward.ErrBadRequest, err)
+		}
+	}
+}
+
+// copyFlush copies src to w, flushing after every read so streamed
+// messages reach the client as they are produced. It returns the client's
+// write error (the client went away); a read error from src ends the copy
+// and is the caller's to look at (Exchange.Failed).
+func copyFlush(w http.ResponseWriter, src io.Reader) error {
+	rc := http.NewResponseController(w)
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := rc.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil {
+			return nil
+		}
+	}
+}
+
+// hopResponseHeader reports response headers that are not passed on
+// (hop-by-hop, RFC 9110 §7.6.1; HTTP/2 has no such headers).
+func hopResponseHeader(k []byte) bool {
+	switch strings.ToLower(string(k)) {
+	case "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,153 @@
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/forward"
+)
+
+// Server is the client port: one listener whose connections are sniffed
+// and served by fasthttp (HTTP/1.1) or net/http's HTTP/2 (h2c prior
+// knowledge, or TLS with ALPN h2; gRPC included). Both translate requests
+// into the core's view and write its answers back.
+type Server struct {
+	core    *forward.Core
+	lim     config.Limits
+	log     *slog.Logger
+	tlsConf *tls.Config
+	h1      *fasthttp.Server
+	h2      *http.Server
+	h1ln    *chanListener
+	h2ln    *chanListener
+
+	streamBodies bool // Limits.StreamBodyOver > 0
+	stopping     atomic.Bool
+}
+
+// New builds the client port's servers from cfg's listener and limits
+// (read at start only: they change on restart).
+func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{core: core, lim: cfg.Limits, log: log}
+	if cfg.Listen.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Listen.TLSCert, cfg.Listen.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: tls: %w", err)
+		}
+		s.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	lim := cfg.Limits
+	s.h1 = &fasthttp.Server{
+		Handler:                      s.serveHTTP1,
+		ErrorHandler:                 s.serveH1Error,
+		Name:                         "switchyard",
+		ReadBufferSize:               lim.MaxHeaderBytes,
+		WriteBufferSize:              16 << 10,
+		ReadTimeout:                  lim.ReadTimeout,
+		IdleTimeout:                  lim.IdleTimeout,
+		MaxRequestBodySize:           lim.MaxBodyBytes,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       discardLogger{},
+	}
+	if lim.StreamBodyOver > 0 {
+		// fasthttp reads a little ahead and streams the rest; serveHTTP1
+		// enforces MaxBodyBytes itself.
+		s.h1.StreamRequestBody = true
+		s.h1.MaxRequestBodySize = lim.StreamBodyOver
+		s.streamBodies = true
+	}
+	var protos http.Protocols
+	protos.SetHTTP2(true)            // TLS connections that negotiated h2
+	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge (the sniffer saw the preface)
+	s.h2 = &http.Server{
+		Handler:           http.HandlerFunc(s.serveH2),
+		ReadHeaderTimeout: lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Protocols:         &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: lim.MaxH2Streams,
+			MaxReadFrameSize:     1 << 20,
+		},
+	}
+	return s, nil
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+
+// Serve accepts clients on ln until Shutdown and returns nil then. If a
+// server or the listener fails first, Serve stops the others and returns
+// the error.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.h1ln = newChanListener(ln.Addr())
+	s.h2ln = newChanListener(ln.Addr())
+	errc := make(chan error, 3)
+	go func() {
+		errc <- s.h1.Serve(s.h1ln)
+	}()
+	go func() {
+		err := s.h2.Serve(s.h2ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	go func() {
+		errc <- s.acceptLoop(ctx, ln, s.h1ln)
+	}()
+	first := <-errc
+	if !s.stopping.Load() {
+		// Something failed on its own: take the rest down.
+		_ = ln.Close()
+		s.h1ln.Close()
+		s.h2ln.Close()
+		_ = s.h2.Close()
+		_ = s.h1.Shutdown()
+	} else {
+		first = nil
+	}
+	<-errc
+	<-errc
+	if first == nil && !s.stopping.Load() {
+		first = errors.New("gateway: client listener closed")
+	}
+	return first
+}
+
+// Shutdown stops accepting on ln (which it closes), tells HTTP/2 clients
+// to go away and lets both servers finish the requests they serve within
+// ctx; past it, what is left is cut. Serve returns afterwards.
+func (s *Server) Shutdown(ctx context.Context, ln net.Listener) {
+	s.stopping.Store(true)
+	_ = ln.Close()
+	s.h1ln.Close()
+	// GOAWAY to HTTP/2 connections; Shutdown returns once they are idle.
+	h2done := make(chan struct{})
+	go func() {
+		_ = s.h2.Shutdown(ctx)
+		close(h2done)
+	}()
+	_ = s.h1.ShutdownWithContext(ctx)
+	select {
+	case <-h2done:
+	case <-ctx.Done():
+		_ = s.h2.Close() // past the bound: cut what is left
+		<-h2done
+	}
+	s.h2ln.Close()
+}

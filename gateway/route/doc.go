@@ -1,0 +1,16 @@
+// Package route owns routing: the routes of one configuration (Set), how a
+// request is matched to one (Set.Match: the OpenAI "model" read by a
+// validating scanner, the KServe v2 path, the gRPC model_name field, host,
+// path prefix, headers, Ray Serve prefixes), and each route's live table
+// (Route: the balancer table built by the route's owner goroutine from
+// the node lists its discovery source offers, plus the retry budget and
+// the breaker prober). It turns discovery nodes into balancer nodes
+// (toNode) and creates an upstream.Node per endpoint.
+//
+// Requests read tables lock-free through atomic pointers; nothing here
+// forwards a request (that is gateway/forward's job) or talks to a
+// discovery service (the gateway hands lists to Route.Offer).
+//
+// Everything exported is safe for concurrent use unless its doc says
+// otherwise.
+package route

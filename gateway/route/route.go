@@ -1,0 +1,444 @@
+package route
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/discovery"
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
+)
+
+// Stream modes of a route.
+const (
+	streamAuto uint8 = iota
+	streamAlways
+	streamNever
+)
+
+// Route is one configured route with its live table. The table is built
+// by the route's owner goroutine (Run) from the node lists its source
+// delivers (Offer) and read lock-free by requests.
+type Route struct {
+	// Immutable after New.
+	cfg      config.RouteConfig
+	lim      *config.Limits
+	stats    *telemetry.RouteStats
+	nodeCfg  upstream.Config
+	models   map[string]struct{}
+	headers  []headerMatch
+	stream   uint8
+	hashed   bool // policy uses the request key
+	hashKey  []byte
+	attempts int
+	static   bool // nodes from the config, not a discovery source
+	// Set by the Set that owns the route (issue 6 extras).
+	splitter *split.Splitter
+	variants []*Route // by split variant index
+	mirror   *shadow.Mirror
+	// retry budget in milli-tokens
+	retryDeposit int64
+	retryCap     int64
+
+	// Atomic.
+	table     atomic.Pointer[balancer.Table]
+	meta      atomic.Pointer[map[string]NodeMeta] // by node id, for the admin API and metrics
+	list      atomic.Pointer[discovery.OnlineList]
+	retryBank atomic.Int64
+
+	// Guarded by the owning Gateway's lock.
+	stop context.CancelFunc // stops the owner goroutine; nil until started
+
+	// Owner only.
+	reg     *balancer.Registry
+	builder *balancer.Builder
+	nodes   []balancer.Node
+	trigger chan struct{}
+}
+
+// New builds a route from its config (defaults applied and validated).
+// Static routes get their list at once; others wait for Offer.
+func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats, log *slog.Logger) (*Route, error) {
+	bc, err := balancer.NamedConfig(rc.Policy)
+	if err != nil {
+		return nil, err
+	}
+	r := &Route{cfg: rc, lim: lim, stats: stats, trigger: make(chan struct{}, 1), static: len(rc.Nodes) > 0}
+	r.hashed = bc.Policy == balancer.ConsistentHash
+	r.hashKey = []byte(rc.HashHeader)
+	r.nodeCfg = upstream.Config{
+		Route: rc.Name, Timeouts: rc.Timeouts, Breaker: rc.Breaker,
+		MaxConns: lim.MaxPerNode + 16, MaxResponseBytes: lim.MaxResponseBytes,
+		OnEject: stats.Ejection, Log: log,
+	}
+	r.reg = balancer.NewRegistry(func(id string, addr balancer.Address) any {
+		return upstream.New(id, addr, &r.nodeCfg)
+	}, func(e *balancer.Endpoint) {
+		e.Value().(*upstream.Node).Close()
+	})
+	if r.builder, err = balancer.NewBuilder(bc, r.reg); err != nil {
+		return nil, err
+	}
+	r.models = make(map[string]struct{}, len(rc.Match.Models))
+	for _, m := range rc.Match.Models {
+		r.models[m] = struct{}{}
+	}
+	for k, v := range rc.Match.Headers {
+		r.headers = append(r.headers, headerMatch{[]byte(k), v})
+	}
+	switch rc.Stream {
+	case "always":
+		r.stream = streamAlways
+	case "never":
+		r.stream = streamNever
+	}
+	r.attempts = max(rc.Retries.Attempts, 0)
+	r.retryDeposit = int64(rc.Retries.BudgetPercent * 10) // per request, in milli-retries
+	r.retryCap = int64(rc.Retries.MinRetries)*1000 + 1000
+	r.retryBank.Store(r.retryCap)
+	if r.static {
+		l := staticList(&rc)
+		r.list.Store(&l)
+	}
+	r.rebuild(time.Now())
+	return r, nil
+}
+
+func staticList(rc *config.RouteConfig) discovery.OnlineList {
+	l := discovery.OnlineList{App: rc.App, Version: 1}
+	for _, n := range rc.Nodes {
+		l.Nodes = append(l.Nodes, &discovery.Node{
+			ID: n.ID, App: rc.App, Capacity: n.Weight, State: discovery.StateReady,
+			Addresses: map[string]string{"http": n.HTTP, "grpc": n.GRPC},
+		})
+	}
+	return l
+}
+
+// Config is the route's config (not to be modified).
+func (r *Route) Config() *config.RouteConfig { return &r.cfg }
+
+// Name is the route's name.
+func (r *Route) Name() string { return r.cfg.Name }
+
+// Static reports whether the route's nodes come from its config.
+func (r *Route) Static() bool { return r.static }
+
+// Stats are the route's counters.
+func (r *Route) Stats() *telemetry.RouteStats { return r.stats }
+
+// Table is the route's current table, or nil before the first list.
+func (r *Route) Table() *balancer.Table { return r.table.Load() }
+
+// Meta is the per-node data published with the current table.
+func (r *Route) Meta() map[string]NodeMeta {
+	if m := r.meta.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// InFlight is the requests in flight on the route's nodes.
+func (r *Route) InFlight() int64 { return r.reg.InFlight() }
+
+// Attempts is the most retries per request.
+func (r *Route) Attempts() int { return r.attempts }
+
+// MaxPerNode is the per-node concurrency limit.
+func (r *Route) MaxPerNode() int64 { return int64(r.lim.MaxPerNode) }
+
+// HashKey returns the header the ring-hash policy hashes, nil for other
+// policies.
+func (r *Route) HashKey() []byte {
+	if !r.hashed {
+		return nil
+	}
+	return r.hashKey
+}
+
+// Splitter is the route's A/B split, nil without one; Variant(i) is the
+// route serving variant i.
+func (r *Route) Splitter() *split.Splitter { return r.splitter }
+
+// Variant is the route that serves split variant i.
+func (r *Route) Variant(i int) *Route { return r.variants[i] }
+
+// Mirror is the route's shadow mirror, nil without one.
+func (r *Route) Mirror() *shadow.Mirror { return r.mirror }
+
+// TakeRetry spends one retry from the budget. Every request deposits
+// BudgetPercent/100 of a retry, the bank holds at most MinRetries+1.
+func (r *Route) TakeRetry() bool {
+	for {
+		v := r.retryBank.Load()
+		if v < 1000 {
+			return false
+		}
+		if r.retryBank.CompareAndSwap(v, v-1000) {
+			return true
+		}
+	}
+}
+
+// DepositRetry adds one request's share to the retry budget.
+func (r *Route) DepositRetry() {
+	if r.retryBank.Load() < r.retryCap {
+		r.retryBank.Add(r.retryDeposit)
+	}
+}
+
+// WantsStream decides whether the response is relayed as it arrives.
+func (r *Route) WantsStream(bodyStream bool, accept, path []byte) bool {
+	switch r.stream {
+	case streamAlways:
+		return true
+	case streamNever:
+		return false
+	}
+	return bodyStream || bytes.Contains(accept, []byte("text/event-stream")) || bytes.HasSuffix(path, []byte("generate_stream"))
+}
+
+// Offer hands the route a new node list from its source; it never
+// blocks. The owner rebuilds the table from it. The list must not be
+// modified afterwards.
+func (r *Route) Offer(l discovery.OnlineList) {
+	r.list.Store(&l)
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// toNode turns a discovery node into a balancer node. The gateway is the
+// only place that does this.
+func toNode(n *discovery.Node) (balancer.Node, bool) {
+	h := n.Addresses["http"]
+	g := n.Addresses["grpc"]
+	if h == "" {
+		h = g
+	}
+	if h == "" {
+		for _, a := range n.Addresses {
+			h = a
+			break
+		}
+	}
+	if h == "" {
+		return balancer.Node{}, false
+	}
+	if g == "" {
+		g = h
+	}
+	st := balancer.Offline
+	switch n.State {
+	case discovery.StateReady, discovery.StateSuspect:
+		st = balancer.Ready
+	case discovery.StateDraining:
+		st = balancer.Draining
+	}
+	return balancer.Node{
+		ID: n.ID, Addr: balancer.Address{HTTP: h, GRPC: g}, Capacity: n.Capacity, State: st,
+		Load: balancer.Load{Utilisation: n.Load.Utilisation, Concurrency: n.Load.Concurrency, SampledAt: n.Load.SampledAt},
+	}, true
+}
+
+// rebuild builds and publishes a new table from the latest list. Before
+// the first list the table is empty (requests get 503); a source never
+// takes a list back, so the last one stays until a new one comes.
+func (r *Route) rebuild(now time.Time) {
+	var list discovery.OnlineList
+	if l := r.list.Load(); l != nil {
+		list = *l
+	}
+	r.nodes = r.nodes[:0]
+	old := r.meta.Load()
+	meta := make(map[string]NodeMeta, len(list.Nodes))
+	for i := range list.Nodes {
+		n, ok := toNode(list.Nodes[i])
+		if !ok {
+			continue
+		}
+		r.nodes = append(r.nodes, n)
+		m := NodeMeta{LastHeard: list.Nodes[i].LastHeard}
+		if old != nil {
+			m.Attrs = (*old)[n.ID].Attrs
+		}
+		if m.Attrs == nil {
+			m.Attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", r.cfg.Name), attribute.String("node", n.ID)))
+		}
+		meta[n.ID] = m
+	}
+	t := r.builder.Build(r.nodes, now)
+	for i := 0; i < t.Len(); i++ {
+		e := t.Endpoint(i)
+		e.Value().(*upstream.Node).Bind(e)
+	}
+	r.table.Store(t)
+	r.meta.Store(&meta)
+}
+
+// NodeMeta is per-node data published with each table: the last heartbeat
+// the source reported and the node's metric attributes, built once.
+type NodeMeta struct {
+	LastHeard time.Time
+	Attrs     metric.MeasurementOption
+}
+
+// CloseIdle drops the idle pooled connections of every node of a retired
+// route; requests still running on them finish first.
+func (r *Route) CloseIdle() {
+	if t := r.table.Load(); t != nil {
+		for i := 0; i < t.Len(); i++ {
+			t.Endpoint(i).Value().(*upstream.Node).Close()
+		}
+	}
+}
+
+// Start runs the route's owner goroutine under ctx unless it runs
+// already; Stop ends it. Called with the owning Gateway's lock held.
+func (r *Route) Start(ctx context.Context, weightPeriod time.Duration, log *slog.Logger) {
+	if r.stop != nil {
+		return
+	}
+	ctx, r.stop = context.WithCancel(ctx)
+	go r.run(ctx, weightPeriod, log)
+}
+
+// Stop ends the owner goroutine (it returns shortly after). Called with
+// the owning Gateway's lock held.
+func (r *Route) Stop() {
+	if r.stop != nil {
+		r.stop()
+	}
+}
+
+// run is the route's owner goroutine: it rebuilds the table on new lists
+// and on the weight ticker, runs the breaker prober and closes stale
+// idle connections, until ctx ends.
+func (r *Route) run(ctx context.Context, weightPeriod time.Duration, log *slog.Logger) {
+	weights := time.NewTicker(weightPeriod)
+	defer weights.Stop()
+	probeEvery := min(r.cfg.Breaker.OpenFor/2, time.Second)
+	probes := time.NewTicker(max(probeEvery, 5*time.Millisecond))
+	defer probes.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.trigger:
+			r.rebuild(time.Now())
+		case now := <-weights.C:
+			r.rebuild(now)
+			r.closeStale(now)
+		case <-probes.C:
+			r.probeAll(ctx, log)
+		}
+	}
+}
+
+func (r *Route) closeStale(now time.Time) {
+	t := r.table.Load()
+	for i := 0; t != nil && i < t.Len(); i++ {
+		t.Endpoint(i).Value().(*upstream.Node).CloseStale(now)
+	}
+}
+
+// probeAll gives half-open breakers their trial and lets drained nodes
+// back in after the breaker's open period. Probes run in parallel, each
+// bounded by ProbeTimeout, and a panicking probe is logged, not fatal.
+func (r *Route) probeAll(ctx context.Context, log *slog.Logger) {
+	t := r.table.Load()
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	done := make(chan struct{}, t.Len())
+	started := 0
+	for i := 0; i < t.Len(); i++ {
+		e := t.Endpoint(i)
+		x := e.Exclusions()
+		n := e.Value().(*upstream.Node)
+		if x&balancer.ExcludeDraining != 0 && n.DrainedFor(now) >= r.cfg.Breaker.OpenFor {
+			e.Include(balancer.ExcludeDraining)
+		}
+		if x&balancer.ExcludeBreaker == 0 {
+			continue
+		}
+		started++
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					log.Error("gateway: breaker probe panicked", "route", r.cfg.Name, "node", n.ID(), "panic", p, "stack", string(debug.Stack()))
+				}
+				done <- struct{}{}
+			}()
+			n.Probe(ctx, r.cfg.HealthPath, r.cfg.Breaker.ProbeTimeout)
+		}()
+	}
+	for ; started > 0; started-- {
+		<-done
+	}
+}
+
+// Header reads a request header for matching.
+type Header interface {
+	Header(name []byte) []byte
+}
+
+// matches reports whether a request matches the route's conditions other
+// than the model index.
+func (r *Route) matches(host, path []byte, header Header, model []byte, hasModel bool) bool {
+	m := &r.cfg.Match
+	if m.Host != "" && string(stripPort(host)) != m.Host {
+		return false
+	}
+	if m.PathPrefix != "" && (len(path) < len(m.PathPrefix) || string(path[:len(m.PathPrefix)]) != m.PathPrefix) {
+		return false
+	}
+	if m.RayPrefix != "" && !HasRayPrefix(path, m.RayPrefix) {
+		return false
+	}
+	for _, h := range r.headers {
+		if string(header.Header(h.name)) != h.value {
+			return false
+		}
+	}
+	if len(r.models) > 0 {
+		if !hasModel {
+			return false
+		}
+		if _, ok := r.models[string(model)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// headerMatch is one header condition.
+type headerMatch struct {
+	name  []byte
+	value string
+}
+
+func stripPort(host []byte) []byte {
+	for i := len(host) - 1; i >= 0; i-- {
+		switch host[i] {
+		case ':':
+			return host[:i]
+		case ']':
+			return host
+		}
+	}
+	return host
+}

@@ -1,0 +1,274 @@
+package route
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+)
+
+// Set is one configuration's immutable routing state: its routes and the
+// indexes that match requests to them. The gateway swaps it whole on
+// reload.
+type Set struct {
+	cfg        *config.Config
+	routes     []*Route
+	byName     map[string]*Route
+	byModel    map[string]*Route
+	ordered    []*Route // routes that are not model-only, in config order
+	fallback   *Route   // the "*" route
+	models     []string // sorted, for 404 answers
+	needBody   bool     // some route matches on the model or streams on "stream"
+	modelsJSON []byte   // GET /v1/models
+	retryAfter []byte
+}
+
+// Deps are what a Set's routes need from the gateway.
+type Deps struct {
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
+	// Sender sends shadow copies (the forwarding core).
+	Sender shadow.Sender
+}
+
+// NewSet builds the routing state of cfg (defaults applied, validated). A
+// route of old whose config, limits, weight period and node source did not
+// change is carried over whole (table, endpoints, breakers, pools, owner
+// goroutine); routes with a split or shadow are always rebuilt. Route
+// owners start with Start.
+func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
+	st := &Set{cfg: cfg, byName: map[string]*Route{}, byModel: map[string]*Route{}}
+	st.retryAfter = fmt.Appendf(nil, "%d", max(int(cfg.Limits.RetryAfter.Seconds()+0.5), 1))
+	for i := range cfg.Routes {
+		rc := cfg.Routes[i]
+		r := old.reusable(cfg, &rc)
+		if r == nil {
+			var err error
+			if r, err = New(rc, &st.cfg.Limits, d.Metrics.Route(rc.Name), d.Log); err != nil {
+				return nil, fmt.Errorf("gateway: route %q: %w", rc.Name, err)
+			}
+		}
+		st.routes = append(st.routes, r)
+		st.byName[rc.Name] = r
+		m := &rc.Match
+		switch {
+		case len(m.Models) == 1 && m.Models[0] == "*":
+			st.fallback = r
+			st.needBody = true
+		case onlyModels(m):
+			for _, mod := range m.Models {
+				st.byModel[mod] = r
+				st.models = append(st.models, mod)
+			}
+			st.needBody = true
+		default:
+			st.ordered = append(st.ordered, r)
+			if len(m.Models) > 0 {
+				st.needBody = true
+				st.models = append(st.models, m.Models...)
+			}
+		}
+		if r.stream == streamAuto {
+			st.needBody = true
+		}
+	}
+	slices.Sort(st.models)
+	st.models = slices.Compact(st.models)
+	if err := st.wireExtras(d); err != nil {
+		st.CloseExtras()
+		return nil, err
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: []model{}}
+	for _, m := range st.models {
+		list.Data = append(list.Data, model{ID: m, Object: "model", OwnedBy: "switchyard"})
+	}
+	st.modelsJSON, _ = json.Marshal(list)
+	return st, nil
+}
+
+func onlyModels(m *config.MatchConfig) bool {
+	return len(m.Models) > 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0
+}
+
+// reusable returns the route of st that can serve rc unchanged, or nil.
+func (st *Set) reusable(cfg *config.Config, rc *config.RouteConfig) *Route {
+	if st == nil || rc.Split != nil || rc.Shadow != nil || st.cfg.WeightPeriod != cfg.WeightPeriod {
+		return nil
+	}
+	r := st.byName[rc.Name]
+	if r == nil || *r.lim != cfg.Limits || !reflect.DeepEqual(r.cfg, *rc) {
+		return nil
+	}
+	return r
+}
+
+// wireExtras builds the splitters and mirrors of st's routes (issue 6).
+// Targets name a route (by name) or a model.
+func (st *Set) wireExtras(d Deps) error {
+	meter := d.Metrics.Meter()
+	for _, r := range st.routes {
+		if sc := r.cfg.Split; sc != nil {
+			s, err := split.New(*sc, split.WithRoute(r.cfg.Name), split.WithMeter(meter))
+			if err != nil {
+				return fmt.Errorf("gateway: route %q: split: %w", r.cfg.Name, err)
+			}
+			r.splitter = s
+			r.variants = make([]*Route, s.Len())
+			for i := range r.variants {
+				v := s.Variant(i)
+				if r.variants[i] = st.Target(v.Target); r.variants[i] == nil {
+					return fmt.Errorf("gateway: route %q: split variant %q: no route or model %q", r.cfg.Name, v.Name, v.Target)
+				}
+			}
+		}
+		if sc := r.cfg.Shadow; sc != nil {
+			m, err := shadow.New(context.Background(), *sc, d.Sender, shadow.WithRoute(r.cfg.Name), shadow.WithMeter(meter), shadow.WithLogger(d.Log))
+			if err != nil {
+				return fmt.Errorf("gateway: route %q: shadow: %w", r.cfg.Name, err)
+			}
+			r.mirror = m
+		}
+	}
+	return nil
+}
+
+// CloseExtras closes the mirrors of a retired Set: each stops taking
+// copies, finishes or cancels those in flight within its CloseTimeout and
+// flushes its difference log before CloseExtras returns.
+func (st *Set) CloseExtras() {
+	for _, r := range st.routes {
+		if r.mirror != nil {
+			_ = r.mirror.Close()
+		}
+	}
+}
+
+// Target returns the route a split or shadow target names: a route name,
+// else a model's route; nil if none.
+func (st *Set) Target(name string) *Route {
+	if r := st.byName[name]; r != nil {
+		return r
+	}
+	return st.byModel[name]
+}
+
+// Config is the Set's configuration.
+func (st *Set) Config() *config.Config { return st.cfg }
+
+// Routes are the routes in config order.
+func (st *Set) Routes() []*Route { return st.routes }
+
+// Route returns the route named name, nil if none.
+func (st *Set) Route(name string) *Route { return st.byName[name] }
+
+// Models are the model names routed, sorted.
+func (st *Set) Models() []string { return st.models }
+
+// ModelsJSON is the answer to GET /v1/models.
+func (st *Set) ModelsJSON() []byte { return st.modelsJSON }
+
+// RetryAfter is the Retry-After value of overload answers.
+func (st *Set) RetryAfter() []byte { return st.retryAfter }
+
+// NeedBody reports whether matching may read the request body.
+func (st *Set) NeedBody() bool { return st.needBody }
+
+// Match applies the route order: the model index, the ordered routes, the
+// "*" route. A miss is an *UnknownError.
+func (st *Set) Match(host, path []byte, h Header, model []byte, hasModel bool) (*Route, error) {
+	if hasModel {
+		if r := st.byModel[string(model)]; r != nil {
+			return r, nil
+		}
+	}
+	for _, r := range st.ordered {
+		if r.matches(host, path, h, model, hasModel) {
+			return r, nil
+		}
+	}
+	if st.fallback != nil {
+		return st.fallback, nil
+	}
+	e := &UnknownError{Path: string(path), Available: st.models}
+	if hasModel {
+		e.Model = string(model)
+	}
+	return nil, e
+}
+
+// UnknownError says what a request asked for that no route serves, and
+// what exists. It answers 404.
+type UnknownError struct {
+	Model     string   // the model asked for; empty when none was named
+	Path      string   // the request path
+	Available []string // models the gateway serves
+}
+
+func (e *UnknownError) Error() string {
+	what := fmt.Sprintf("path %q", e.Path)
+	if e.Model != "" {
+		what = fmt.Sprintf("model %q", e.Model)
+	}
+	return fmt.Sprintf("gateway: no route for %s; available models: [%s]", what, strings.Join(e.Available, ", "))
+}
+
+// RegisterGauges registers the live gauges of the current Set: in-flight
+// requests per route and each node's weight and in-flight count, read at
+// scrape time from the tables. current returns the Set in force.
+func RegisterGauges(meter metric.Meter, current func() *Set) error {
+	inflight, err1 := meter.Int64ObservableGauge("switchyard_gateway_inflight", metric.WithDescription("Requests in flight, by route."))
+	weights, err2 := meter.Float64ObservableGauge("switchyard_gateway_node_weight", metric.WithDescription("Node weight in the route's current table."))
+	nodeInflight, err3 := meter.Int64ObservableGauge("switchyard_gateway_node_inflight", metric.WithDescription("Requests in flight on a node."))
+	for _, e := range []error{err1, err2, err3} {
+		if e != nil {
+			return fmt.Errorf("gateway: metrics: %w", e)
+		}
+	}
+	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := current()
+		if st == nil {
+			return nil
+		}
+		for _, r := range st.routes {
+			tb := r.table.Load()
+			if tb == nil {
+				continue
+			}
+			o.ObserveInt64(inflight, r.reg.InFlight(), r.stats.Attrs())
+			meta := r.meta.Load()
+			for i := 0; i < tb.Len(); i++ {
+				e := tb.Endpoint(i)
+				m, ok := (*meta)[e.ID()]
+				if !ok {
+					continue
+				}
+				o.ObserveFloat64(weights, tb.Weight(i), m.Attrs)
+				o.ObserveInt64(nodeInflight, e.InFlight(), m.Attrs)
+			}
+		}
+		return nil
+	}, inflight, weights, nodeInflight)
+	if err != nil {
+		return fmt.Errorf("gateway: metrics callback: %w", err)
+	}
+	return nil
+}

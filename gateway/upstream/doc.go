@@ -1,0 +1,12 @@
+// Package upstream is the gateway's side of one node of one route: its
+// HTTP/1.1 connection pool and client (Node.Do, abortable through a Call),
+// its HTTP/2 transport for gRPC (Node.H2), and its circuit breaker
+// (gobreaker; Report, Probe) with the draining mark (MarkDraining).
+//
+// A Node is the balancer.Endpoint's Value: the route package creates one
+// per endpoint and closes it when the node leaves. Nothing here picks
+// nodes or retries on another one; that is the forwarding core's.
+//
+// Everything is safe for concurrent use as documented; a Call belongs to
+// one exchange at a time.
+package upstream

@@ -1,0 +1,224 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// Config is what every node of one route shares.
+type Config struct {
+	// Route names the route in logs.
+	Route string
+	// Timeouts are the route's: Connect bounds dialing, FirstByte and
+	// Idle are enforced per read on HTTP/1.1 connections.
+	Timeouts config.Timeouts
+	// Breaker tunes the circuit breaker.
+	Breaker config.BreakerConfig
+	// MaxConns bounds the HTTP/1.1 connections to the node.
+	MaxConns int
+	// MaxResponseBytes bounds a buffered response body.
+	MaxResponseBytes int
+	// OnEject is called when the node's breaker opens (for metrics).
+	OnEject func()
+	// Log receives breaker transitions.
+	Log *slog.Logger
+}
+
+// Node is one node of one route: its HTTP/1.1 connection pool, its HTTP/2
+// transport for gRPC, and its circuit breaker. It is the
+// balancer.Endpoint's Value. Safe for concurrent use; must not be copied.
+type Node struct {
+	// Immutable after New.
+	id   string
+	addr balancer.Address
+	cfg  *Config
+	cb   *gobreaker.CircuitBreaker[struct{}]
+	pool pool
+
+	h2once sync.Once
+	h2     atomic.Pointer[http.Transport]
+
+	// Atomic.
+	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
+	failing   atomic.Int32                      // failures reported since the last reported success
+	drainedAt atomic.Int64                      // unix nanos of the last draining 503
+}
+
+// New returns the node id at addr. cfg is shared and must not change.
+func New(id string, addr balancer.Address, cfg *Config) *Node {
+	n := &Node{id: id, addr: addr, cfg: cfg}
+	n.pool.init(n)
+	n.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        id,
+		MaxRequests: 1,
+		Timeout:     cfg.Breaker.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= uint32(cfg.Breaker.Failures)
+		},
+		OnStateChange: n.onBreakerChange,
+	})
+	return n
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.id }
+
+// Addr is the node's address.
+func (n *Node) Addr() balancer.Address { return n.addr }
+
+// Breaker is the breaker's state ("closed", "half-open", "open").
+func (n *Node) Breaker() string { return n.cb.State().String() }
+
+// Failing is the failures reported since the last reported success.
+func (n *Node) Failing() int32 { return n.failing.Load() }
+
+// Bind attaches the endpoint once the balancer created it.
+func (n *Node) Bind(e *balancer.Endpoint) {
+	if n.ep.Load() == nil {
+		n.ep.Store(e)
+	}
+}
+
+func (n *Node) onBreakerChange(_ string, from, to gobreaker.State) {
+	if l := n.cfg.Log; l != nil {
+		l.Warn("gateway: circuit breaker", "route", n.cfg.Route, "node", n.id, "from", from.String(), "to", to.String())
+	}
+	e := n.ep.Load()
+	switch to {
+	case gobreaker.StateClosed:
+		if e != nil {
+			e.Include(balancer.ExcludeBreaker)
+		}
+	case gobreaker.StateOpen:
+		if n.cfg.OnEject != nil {
+			n.cfg.OnEject()
+		}
+		fallthrough
+	default:
+		if e != nil {
+			e.Exclude(balancer.ExcludeBreaker)
+		}
+	}
+}
+
+var (
+	cbSuccess = func() (struct{}, error) { return struct{}{}, nil }
+	cbFailure = func() (struct{}, error) { return struct{}{}, errNodeFailed }
+)
+
+var errNodeFailed = errors.New("gateway: node failed")
+
+// Report feeds one outcome to the breaker. The common case, a success with
+// no failures outstanding, touches one atomic and no lock: gobreaker only
+// sees failures and the first success after them, which keeps its
+// consecutive-failure count exact.
+func (n *Node) Report(ok bool) {
+	if ok {
+		if n.failing.Load() == 0 {
+			return
+		}
+		n.failing.Store(0)
+		_, _ = n.cb.Execute(cbSuccess)
+		return
+	}
+	n.failing.Add(1)
+	_, _ = n.cb.Execute(cbFailure)
+}
+
+// MarkDraining excludes the node after it answered 503; Recheck lets it
+// back after the breaker's open period.
+func (n *Node) MarkDraining() {
+	n.drainedAt.Store(time.Now().UnixNano())
+	if e := n.ep.Load(); e != nil {
+		e.Exclude(balancer.ExcludeDraining)
+	}
+}
+
+// DrainedFor is how long ago the node last answered a draining 503.
+func (n *Node) DrainedFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, n.drainedAt.Load()))
+}
+
+// Probe runs a health probe through the breaker when the breaker allows a
+// trial (half-open). It returns at once while the breaker is open.
+func (n *Node) Probe(ctx context.Context, healthPath string, timeout time.Duration) {
+	_, _ = n.cb.Execute(func() (struct{}, error) {
+		return struct{}{}, n.health(ctx, healthPath, timeout)
+	})
+}
+
+func (n *Node) health(ctx context.Context, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if path == "" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", n.addr.HTTP)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + n.addr.HTTP + path)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	dl, _ := ctx.Deadline()
+	var call Call
+	stop := context.AfterFunc(ctx, call.Abort)
+	defer stop()
+	if err := n.Do(&call, req, resp, dl); err != nil {
+		return err
+	}
+	if c := resp.StatusCode(); c < 200 || c > 299 {
+		return errNodeFailed
+	}
+	return nil
+}
+
+// H2 returns the node's h2c (prior knowledge) transport for gRPC,
+// creating it on first use.
+func (n *Node) H2() *http.Transport {
+	n.h2once.Do(func() {
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		n.h2.Store(&http.Transport{
+			Protocols:   &protos,
+			DialContext: (&net.Dialer{Timeout: n.cfg.Timeouts.Connect}).DialContext,
+			HTTP2: &http.HTTP2Config{
+				SendPingTimeout:  30 * time.Second,
+				PingTimeout:      10 * time.Second,
+				WriteByteTimeout: 30 * time.Second,
+			},
+			MaxIdleConnsPerHost: 4,
+		})
+	})
+	return n.h2.Load()
+}
+
+// Close drops the node's idle connections once it left the route;
+// requests still running on busy ones finish first, and their connections
+// are closed when they come back.
+func (n *Node) Close() {
+	n.pool.close()
+	if t := n.h2.Load(); t != nil {
+		t.CloseIdleConnections()
+	}
+}
+
+// CloseStale closes idle HTTP/1.1 connections unused for longer than the
+// idle bound (called periodically by the route's owner).
+func (n *Node) CloseStale(now time.Time) { n.pool.closeStale(now) }
