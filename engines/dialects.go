@@ -249,7 +249,7 @@ var trtllmServeDialect = &Dialect{
 	Aliases: []string{"trtllm", "tensorrt-llm"},
 	Spec: Spec{
 		DefaultPort: 8000,
-		Endpoints:   openAI,
+		Endpoints:   append([]Endpoint(nil), openAI...),
 		MetricsPath: "/prometheus/metrics",
 		LivePath:    "/health",
 		ReadyPath:   "/health",

@@ -31,7 +31,7 @@ func (d *Dialect) ParseFallback(r io.Reader) (Load, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return Load{}, fmt.Errorf("%s: %s: %w", d.Name, f.Path, JSONError(data, err))
 	}
-	if dec.More() {
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		return Load{}, fmt.Errorf("%s: %s: %w: data after the JSON object", d.Name, f.Path, ErrMalformed)
 	}
 	raw, ok := doc[f.List]

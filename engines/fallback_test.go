@@ -46,6 +46,7 @@ func TestParseFallbackErrors(t *testing.T) {
 		{"no ranks", `{"loads": []}`, engines.ErrNoLoadMetrics, "num_running_reqs"},
 		{"all counts bad", `{"loads": [{"num_running_reqs": -1, "num_waiting_reqs": -2}]}`, engines.ErrMalformed, "out of range"},
 		{"trailing data", `{"loads": []} {}`, engines.ErrMalformed, "after the JSON"},
+		{"trailing brace", `{"loads": [{"num_running_reqs": 1}]}}`, engines.ErrMalformed, "after the JSON"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -60,7 +60,7 @@ type Load struct {
 	// trtllm-serve kv_cache_hit_rate); mean over engines.
 	PrefixCacheHitRate Value `json:"prefix_cache_hit_rate"`
 	// LoRA is the adapters state (vLLM lora_requests_info); nil when the
-	// engine does not report one.
+	// engine does not report one. Copies of a Load share it: read-only.
 	LoRA *LoRA `json:"lora,omitempty"`
 	// Anomalies counts values dropped as out of range; Notes describes
 	// them (at most MaxNotes).

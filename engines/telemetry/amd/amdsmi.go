@@ -173,7 +173,8 @@ func amdsmiItems(r io.Reader, what string) ([]map[string]any, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("amd: %s: (JSON starts at line %d) %w", what, bytes.Count(data[:start], []byte{'\n'})+1, engines.JSONError(body, err))
 	}
-	if dec.More() {
+	var rest any
+	if err := dec.Decode(&rest); err != io.EOF {
 		return nil, fmt.Errorf("amd: %s: %w: data after the JSON document", what, engines.ErrMalformed)
 	}
 	var list []any

@@ -76,6 +76,7 @@ func TestParseAMDSMIErrors(t *testing.T) {
 		{"bad unit", `[{"gpu": 0, "mem_usage": {"total_vram": {"value": 1, "unit": "furlong"}}}]`, "not a memory size"},
 		{"no gpus", `{"gpu_data": []}`, "no devices"},
 		{"trailing", `[] []`, "after the JSON"},
+		{"trailing bracket", `[{"gpu": 0}]]`, "after the JSON"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
