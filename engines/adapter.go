@@ -3,8 +3,10 @@ package engines
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 )
 
@@ -16,9 +18,11 @@ type Adapter interface {
 	// Spec describes the engine's request protocol and probes.
 	Spec() Spec
 	// ParseLoad reads one Prometheus text exposition of the engine's
-	// metrics. It fails with an error wrapping ErrMalformed (bad text,
-	// out-of-range value) or ErrNoLoadMetrics (none of the engine's load
-	// metrics present).
+	// metrics. It fails with an error wrapping ErrMalformed (bad or cut
+	// text, or every running/waiting value out of range) or
+	// ErrNoLoadMetrics (none of the engine's load metrics present). Other
+	// out-of-range values do not fail the parse: they are dropped and
+	// counted in Load.Anomalies.
 	ParseLoad(r io.Reader) (Load, error)
 }
 
@@ -76,11 +80,59 @@ type Spec struct {
 	LivePath string `json:"live_path"`
 	// ReadyPath answers 200 when the engine accepts requests.
 	ReadyPath string `json:"ready_path"`
+	// HealthPort is the port of LivePath and ReadyPath (0 = the serving
+	// port). MindIE answers them on its management port.
+	HealthPort int `json:"health_port,omitempty"`
+	// ManagementAddr is the address the engine binds its management and
+	// metrics listeners to by default when that differs from the serving
+	// address (MindIE: 127.0.0.2), so a scrape must target it.
+	ManagementAddr string `json:"management_addr,omitempty"`
+	// TLS means the engine serves HTTPS by default (MindIE:
+	// ServerConfig.httpsEnabled is true in its shipped config.json).
+	TLS bool `json:"tls,omitempty"`
+	// MetricsNeed says what must be set on the engine for MetricsPath to
+	// answer, e.g. "--enable-metrics"; errors from Scrape repeat it.
+	MetricsNeed string `json:"metrics_need,omitempty"`
 	// BusyOnReady503 means a 503 from ReadyPath while LivePath answers 200
 	// says "busy" (alive, saturated), not "down" (MindIE).
 	BusyOnReady503 bool `json:"busy_on_ready_503,omitempty"`
 	// Notes explains anything the fields do not.
 	Notes string `json:"notes,omitempty"`
+}
+
+// MetricsURL returns the metrics URL of the engine on host (no port;
+// "" means ManagementAddr when set, else 127.0.0.1), with https when TLS
+// is on by default.
+func (s Spec) MetricsURL(host string) string {
+	port := s.MetricsPort
+	if port == 0 {
+		port = s.DefaultPort
+	}
+	return s.base(host, port) + s.MetricsPath
+}
+
+// HealthBase returns the base URL for LivePath and ReadyPath on host (as
+// for MetricsURL), for ProbeHealth.
+func (s Spec) HealthBase(host string) string {
+	port := s.HealthPort
+	if port == 0 {
+		port = s.DefaultPort
+	}
+	return s.base(host, port)
+}
+
+func (s Spec) base(host string, port int) string {
+	scheme := "http"
+	if s.TLS {
+		scheme = "https"
+	}
+	if host == "" {
+		host = s.ManagementAddr
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // Health is the meaning of a probe answer.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -103,78 +102,4 @@ func (m Metrics) First(names ...string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// LoadNames tells LoadFromMetrics which families hold what. Each list is
-// tried in order and the first present family wins, which is how renamed
-// metrics across versions are accepted.
-type LoadNames struct {
-	Running []string
-	Waiting []string
-	// KVCache families hold a fraction 0..1.
-	KVCache []string
-	// ModelLabels are label names that carry the model name.
-	ModelLabels []string
-}
-
-// LoadFromMetrics builds a Load: Running and Waiting are sums over
-// series, KVCache the maximum. At least one of Running or Waiting must be
-// present, else the error wraps ErrNoLoadMetrics. Negative counts and
-// fractions outside 0..1 wrap ErrMalformed.
-func LoadFromMetrics(engine string, m Metrics, n LoadNames) (Load, error) {
-	l := Load{Engine: engine}
-	models := map[string]struct{}{}
-	sum := func(names []string) (Value, error) {
-		fam, ok := m.First(names...)
-		if !ok {
-			return Unknown, nil
-		}
-		s := m.Samples(fam)
-		if len(s) == 0 {
-			return Unknown, nil
-		}
-		var t float64
-		for _, x := range s {
-			if x.Value < 0 {
-				return Unknown, fmt.Errorf("%s: %s = %g: %w: negative count", engine, fam, x.Value, ErrMalformed)
-			}
-			t += x.Value
-			addModels(models, x.Labels, n.ModelLabels)
-		}
-		return Known(t), nil
-	}
-	var err error
-	if l.Running, err = sum(n.Running); err != nil {
-		return Load{}, err
-	}
-	if l.Waiting, err = sum(n.Waiting); err != nil {
-		return Load{}, err
-	}
-	if !l.Running.IsKnown() && !l.Waiting.IsKnown() {
-		return Load{}, fmt.Errorf("%s: %w: none of %v or %v present", engine, ErrNoLoadMetrics, n.Running, n.Waiting)
-	}
-	if fam, ok := m.First(n.KVCache...); ok {
-		mx := math.Inf(-1)
-		for _, x := range m.Samples(fam) {
-			if x.Value < 0 || x.Value > 1+1e-9 {
-				return Load{}, fmt.Errorf("%s: %s = %g: %w: fraction outside 0..1", engine, fam, x.Value, ErrMalformed)
-			}
-			mx = math.Max(mx, x.Value)
-			addModels(models, x.Labels, n.ModelLabels)
-		}
-		l.KVCache = Known(math.Min(mx, 1))
-	}
-	for k := range models {
-		l.Models = append(l.Models, k)
-	}
-	sort.Strings(l.Models)
-	return l, nil
-}
-
-func addModels(dst map[string]struct{}, labels map[string]string, keys []string) {
-	for _, k := range keys {
-		if v := labels[k]; v != "" {
-			dst[v] = struct{}{}
-		}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/engines/capacity"
 	"github.com/switchyard-dev/switchyard/engines/probe"
 )
@@ -20,7 +21,7 @@ func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	source := fs.String("source", "", "kind of saved output to read: "+strings.Join(probe.Kinds(), ", "))
 	file := fs.String("file", "", "saved output to read (with --source; - is stdin)")
 	fields := fs.String("fields", "", "nvidia-smi field list for csv,noheader output (comma-separated, as passed to --query-gpu)")
-	engine := fs.String("engine", "", "live: engine adapter whose metrics --metrics-url serves (vllm, sglang, tgi, triton, mindie, rayserve)")
+	engine := fs.String("engine", "", "live: engine whose metrics --metrics-url serves: "+strings.Join(engines.Names(), ", "))
 	metricsURL := fs.String("metrics-url", "", "live: engine metrics URL, e.g. http://127.0.0.1:8000/metrics")
 	rayDashboard := fs.String("ray-dashboard", "", "live: Ray dashboard URL (e.g. http://127.0.0.1:8265) to read Serve applications from")
 	dcgmURL := fs.String("dcgm-url", "", "live: DCGM exporter metrics URL")
@@ -49,6 +50,10 @@ func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case *source != "" || *file != "":
 		if *source == "" || *file == "" {
 			fmt.Fprintln(stderr, "agent probe: --source and --file go together")
+			return errUsage
+		}
+		if err := probe.CheckKind(*source); err != nil {
+			fmt.Fprintf(stderr, "agent probe: --source: %v\n", err)
 			return errUsage
 		}
 		var r io.Reader = os.Stdin

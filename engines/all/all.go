@@ -1,6 +1,8 @@
 package all
 
 import (
+	// The dialects register themselves in package engines; the per-engine
+	// packages are imported for callers that expect them initialised.
 	_ "github.com/switchyard-dev/switchyard/engines/mindie"
 	_ "github.com/switchyard-dev/switchyard/engines/rayserve"
 	_ "github.com/switchyard-dev/switchyard/engines/sglang"

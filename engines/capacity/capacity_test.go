@@ -28,6 +28,8 @@ func TestLookupVendorSpellings(t *testing.T) {
 		{"910Awn-Ascend-V1", "Ascend 910A"},
 		{"Ascend910", "Ascend 910 A3 die"},
 		{"310P3", "Ascend 310P"},
+		{"Ascend950DT", "Ascend 950"},
+		{"Ascend950PR", "Ascend 950"},
 		{"AMD Instinct MI300X", "MI300X"},
 		{"AMD Instinct MI250X/MI250", "MI250X"},
 		{"MI250", "MI250"},

@@ -11,8 +11,14 @@
 // on ready with a live 200 means "busy, try elsewhere", not "dead"
 // (Spec.BusyOnReady503).
 // Load (metrics port, default 1027, /metrics): vLLM-like names without a
-// prefix: num_requests_running, num_requests_waiting and
-// npu_cache_usage_perc (fraction 0..1).
+// prefix: num_requests_running, num_requests_waiting,
+// npu_cache_usage_perc (fraction 0..1) and npu_prefix_cache_hit_rate.
+// /metrics answers only when MIES_SERVICE_MONITOR_MODE=1 was set before
+// the server started. The management and metrics listeners bind
+// managementIpAddress (127.0.0.2 by default), not the inference address,
+// and HTTPS is on by default (httpsEnabled); engines.Scrape's errors say
+// which of these is the likely cause.
 //
-// The adapter is stateless and safe for concurrent use.
+// The dialect is data in engines/dialects.go; this package keeps Name,
+// Spec and ParseLoad for callers. Stateless and safe for concurrent use.
 package mindie

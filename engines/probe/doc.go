@@ -1,6 +1,6 @@
 // Package probe samples what a node agent reports in its heartbeat: the
 // engine's load (from its metrics URL), the accelerators found (running
-// nvidia-smi / npu-smi / rocm-smi when on PATH, or scraping DCGM /
+// nvidia-smi / npu-smi / amd-smi (else rocm-smi) when on PATH, or scraping DCGM /
 // npu-exporter URLs), CPU utilisation from /proc/stat and the cgroup
 // quota, and from those a capacity (cards × coefficient, or CPU cores ×
 // the core coefficient), a utilisation 0..1 and a concurrency.

@@ -28,9 +28,9 @@ var ErrConfig = errors.New("probe: invalid config")
 // Config says what to sample. The zero Config samples accelerators found
 // on PATH and the CPU, and no engine.
 type Config struct {
-	// Engine is the adapter name ("vllm", "sglang", "tgi", "triton",
-	// "mindie", "rayserve") whose metrics MetricsURL serves. Both empty:
-	// no engine probe.
+	// Engine is the dialect name or alias ("vllm", "sglang", "tgi",
+	// "triton", "mindie", "rayserve", "trtllm-serve"; engines.Names())
+	// whose metrics MetricsURL serves. Both empty: no engine probe.
 	Engine     string
 	MetricsURL string
 	// RayDashboard, when set (e.g. "http://10.0.0.1:8265"), is read for
@@ -191,17 +191,22 @@ func (p *Prober) Sample(ctx context.Context) (Report, error) {
 		add(rep, err, "npu-exporter")
 	}
 	if !c.NoTools {
+		amdDone := false
 		for _, tool := range []struct {
 			bin string
 			run func(context.Context) (telemetry.Report, error)
-		}{{"nvidia-smi", nvidia.RunSMI}, {"npu-smi", ascend.RunInfo}, {"rocm-smi", amd.RunSMI}} {
+		}{{"nvidia-smi", nvidia.RunSMI}, {"npu-smi", ascend.RunInfo}, {"amd-smi", amd.RunAMDSMI}, {"rocm-smi", amd.RunSMI}} {
 			if _, err := exec.LookPath(tool.bin); err != nil {
 				continue
+			}
+			if tool.bin == "rocm-smi" && amdDone {
+				continue // AMD SMI replaces ROCm SMI; one AMD source is enough
 			}
 			tctx, cancel := context.WithTimeout(ctx, c.Timeout)
 			rep, err := tool.run(tctx)
 			cancel()
 			add(rep, err, tool.bin)
+			amdDone = amdDone || (tool.bin == "amd-smi" && err == nil)
 		}
 	}
 	cpuRep, err := p.sampleCPU(ctx)

@@ -78,6 +78,31 @@ func TestParseSourceEveryFixture(t *testing.T) {
 				t.Errorf("capacity %+v", r.Capacity)
 			}
 		}},
+		{"trtllm-serve", "trtllm/metrics-collector-sample-iteration-stats-derived.prom", func(t *testing.T, r Report) {
+			if r.Concurrency.String() != "5" || r.Engine.Load.Waiting.String() != "3" || r.Engine.Load.KVCache.String() != "0.6" {
+				t.Errorf("%+v", r.Engine.Load)
+			}
+		}},
+		{"sglang-loads", "sglang/v1-loads-dp2-derived.json", func(t *testing.T, r Report) {
+			if r.Engine.Name != "sglang" || r.Engine.Load.Running.String() != "21" || r.Engine.Load.Source != "/v1/loads" {
+				t.Errorf("%+v", r.Engine)
+			}
+		}},
+		{"kserve", "triton/metrics-tensorrtllm-backend-readme.prom", func(t *testing.T, r Report) {
+			if r.Engine.Name != "triton" || r.Concurrency.String() != "1" {
+				t.Errorf("alias kserve: %+v", r.Engine)
+			}
+		}},
+		{"npu-smi", "ascend/npu-smi-info-a5-ascend950dt-26.2.0.txt", func(t *testing.T, r Report) {
+			if r.Capacity.Units != 8 || r.Capacity.Coefficient != 1.6 || r.Capacity.Warning != "" || r.Utilization.String() != "0" {
+				t.Errorf("capacity %+v util %s", r.Capacity, r.Utilization)
+			}
+		}},
+		{"amd-smi", "amd/amd-smi-metric-gpu-data-rx7800xt-derived.json", func(t *testing.T, r Report) {
+			if r.Utilization.String() != "0.02" || r.Capacity.Units != 1 {
+				t.Errorf("capacity %+v util %s", r.Capacity, r.Utilization)
+			}
+		}},
 		{"rocm-smi", "amd/rocm-smi-json-rx6600xt-marimo-test.txt", func(t *testing.T, r Report) {
 			if r.Capacity.Coefficient != 0.068 {
 				t.Errorf("capacity %+v", r.Capacity)
@@ -85,7 +110,7 @@ func TestParseSourceEveryFixture(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		t.Run(c.kind, func(t *testing.T) {
+		t.Run(c.kind+" "+filepath.Base(c.file), func(t *testing.T) {
 			r, err := ParseSource(c.kind, bytes.NewReader(fx(t, c.file)), SourceOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -98,8 +123,10 @@ func TestParseSourceEveryFixture(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParseSource("nope", strings.NewReader(""), SourceOptions{}); !errors.Is(err, ErrUnknownKind) {
-		t.Errorf("unknown kind: %v", err)
+	for _, k := range []string{"nope", "tgi-loads", "-loads"} {
+		if _, err := ParseSource(k, strings.NewReader(""), SourceOptions{}); !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("unknown kind %q: %v", k, err)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/engines/capacity"
@@ -27,10 +28,6 @@ type SourceOptions struct {
 	Capacity *capacity.Table
 }
 
-var engineKinds = map[string]string{
-	"vllm": "vllm", "sglang": "sglang", "tgi": "tgi", "triton": "triton", "mindie": "mindie", "rayserve": "rayserve",
-}
-
 var telemetryKinds = map[string]func(io.Reader, SourceOptions) (telemetry.Report, error){
 	"nvidia-smi":     func(r io.Reader, o SourceOptions) (telemetry.Report, error) { return nvidia.ParseSMI(r, o.Fields) },
 	"dcgm":           func(r io.Reader, _ SourceOptions) (telemetry.Report, error) { return nvidia.ParseDCGM(r) },
@@ -38,13 +35,24 @@ var telemetryKinds = map[string]func(io.Reader, SourceOptions) (telemetry.Report
 	"npu-smi-usages": func(r io.Reader, _ SourceOptions) (telemetry.Report, error) { return ascend.ParseUsages(r) },
 	"npu-exporter":   func(r io.Reader, _ SourceOptions) (telemetry.Report, error) { return ascend.ParseExporter(r) },
 	"rocm-smi":       func(r io.Reader, _ SourceOptions) (telemetry.Report, error) { return amd.ParseSMI(r) },
+	"amd-smi":        func(r io.Reader, _ SourceOptions) (telemetry.Report, error) { return amd.ParseAMDSMI(r) },
 }
 
-// Kinds lists the kinds ParseSource accepts, sorted.
+// loadsSuffix names the kind of a dialect's JSON load endpoint answer:
+// "sglang-loads" for SGLang's GET /v1/loads.
+const loadsSuffix = "-loads"
+
+// Kinds lists the kinds ParseSource accepts, sorted: every engine
+// dialect by name (aliases are accepted too), "<engine>-loads" for a
+// dialect with a JSON load endpoint, "rayserve-apps" and the telemetry
+// kinds.
 func Kinds() []string {
 	out := []string{"rayserve-apps"}
-	for k := range engineKinds {
-		out = append(out, k)
+	for _, d := range engines.Dialects() {
+		out = append(out, d.Name)
+		if d.Fallback != nil {
+			out = append(out, d.Name+loadsSuffix)
+		}
 	}
 	for k := range telemetryKinds {
 		out = append(out, k)
@@ -54,14 +62,26 @@ func Kinds() []string {
 }
 
 // ParseSource parses one saved output of the given kind into a Report:
-// engine kinds (vllm — which also reads ray_vllm: —, sglang, tgi, triton,
-// mindie, rayserve) fill Engine; "rayserve-apps" (the dashboard's
-// /api/serve/applications/ JSON) fills Engine.Ray; telemetry kinds
-// (nvidia-smi, dcgm, npu-smi, npu-smi-usages, npu-exporter, rocm-smi)
-// fill Accelerators and Capacity. A parse error is returned as is (it
-// names the line and the problem).
+// engine kinds (any dialect name or alias: vllm — which also reads Ray's
+// ray_vllm names —, sglang, tgi, triton, mindie, rayserve, trtllm-serve)
+// read a metrics exposition into Engine.Load; "<engine>-loads" (e.g.
+// sglang-loads) reads that engine's JSON load endpoint answer;
+// "rayserve-apps" (the dashboard's /api/serve/applications/ JSON) fills
+// Engine.Ray; telemetry kinds (nvidia-smi, dcgm, npu-smi,
+// npu-smi-usages, npu-exporter, rocm-smi, amd-smi) fill Accelerators and
+// Capacity. A parse error is returned as is (it names the line and the
+// problem); an unknown kind wraps ErrUnknownKind.
 func ParseSource(kind string, r io.Reader, o SourceOptions) (Report, error) {
 	var rep Report
+	if telemetryKinds[kind] != nil {
+		t, err := telemetryKinds[kind](r, o)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Accelerators = append(rep.Accelerators, t)
+		finish(&rep, o.Capacity)
+		return rep, nil
+	}
 	switch {
 	case kind == "rayserve-apps":
 		c, err := rayserve.ParseApplications(r)
@@ -69,25 +89,50 @@ func ParseSource(kind string, r io.Reader, o SourceOptions) (Report, error) {
 			return Report{}, err
 		}
 		rep.Engine = &EngineReport{Name: rayserve.Name, Ray: &RayServeReport{Cluster: c, Routes: c.Routes()}}
-	case engineKinds[kind] != "":
-		a, err := engines.Lookup(engineKinds[kind])
+	case strings.HasSuffix(kind, loadsSuffix) && fallbackDialect(strings.TrimSuffix(kind, loadsSuffix)) != nil:
+		d := fallbackDialect(strings.TrimSuffix(kind, loadsSuffix))
+		l, err := d.ParseFallback(r)
 		if err != nil {
 			return Report{}, err
 		}
-		l, err := a.ParseLoad(r)
-		if err != nil {
-			return Report{}, err
-		}
-		rep.Engine = &EngineReport{Name: a.Name(), Load: &l}
-	case telemetryKinds[kind] != nil:
-		t, err := telemetryKinds[kind](r, o)
-		if err != nil {
-			return Report{}, err
-		}
-		rep.Accelerators = append(rep.Accelerators, t)
+		rep.Engine = &EngineReport{Name: d.Name, Load: &l}
 	default:
-		return Report{}, fmt.Errorf("%w %q (known: %v)", ErrUnknownKind, kind, Kinds())
+		if err := CheckKind(kind); err != nil {
+			return Report{}, err
+		}
+		d, err := engines.LookupDialect(kind)
+		if err != nil {
+			return Report{}, err
+		}
+		l, err := d.ParseLoad(r)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Engine = &EngineReport{Name: d.Name, Load: &l}
 	}
 	finish(&rep, o.Capacity)
 	return rep, nil
+}
+
+// CheckKind reports whether ParseSource accepts kind; the error wraps
+// ErrUnknownKind and lists the known kinds.
+func CheckKind(kind string) error {
+	switch {
+	case telemetryKinds[kind] != nil, kind == "rayserve-apps":
+		return nil
+	case strings.HasSuffix(kind, loadsSuffix) && fallbackDialect(strings.TrimSuffix(kind, loadsSuffix)) != nil:
+		return nil
+	}
+	if _, err := engines.LookupDialect(kind); err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w %q (known: %v)", ErrUnknownKind, kind, Kinds())
+}
+
+func fallbackDialect(name string) *engines.Dialect {
+	d, err := engines.LookupDialect(name)
+	if err != nil || d.Fallback == nil {
+		return nil
+	}
+	return d
 }

@@ -4,8 +4,8 @@
 //
 // The parsers live in subpackages, one per vendor: nvidia (nvidia-smi
 // --query-gpu CSV, DCGM exporter), ascend (npu-smi info, npu-smi info -t
-// usages, npu-exporter), amd (rocm-smi --json) and cpu (/proc/stat,
-// cgroup v2 cpu.max). They never panic on bad input; errors wrap
+// usages, npu-exporter), amd (amd-smi metric --json, rocm-smi --json)
+// and cpu (/proc/stat, cgroup v2 cpu.max). They never panic on bad input; errors wrap
 // engines.ErrMalformed or ErrNoDevices and name the line or field. A
 // value the source did not give (N/A, blank sentinels, a zero total) is
 // engines.Unknown, never 0.

@@ -11,5 +11,6 @@
 // and tgi_queue_size (waiting). TGI exposes no KV-cache usage fraction,
 // so KVCache is Unknown.
 //
-// The adapter is stateless and safe for concurrent use.
+// The dialect is data in engines/dialects.go; this package keeps Name,
+// Spec and ParseLoad for callers. Stateless and safe for concurrent use.
 package tgi

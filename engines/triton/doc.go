@@ -10,10 +10,16 @@
 // POST /v2/models/{name}/generate_stream streams SSE.
 // Health: GET /v2/health/live (process up), GET /v2/health/ready (all
 // models ready), GET /v2/models/{name}/ready (one model).
-// Load: metrics port 8002, /metrics: nv_inference_pending_request_count
-// (per model, requests queued awaiting execution) is the waiting count.
-// Triton has no running-request gauge and no KV-cache fraction, so those
+// Load: metrics port 8002, /metrics. With the TensorRT-LLM backend:
+// nv_trt_llm_request_metrics{request_type="scheduled"} is running,
+// {request_type="waiting"} waiting, and
+// nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"} (else
+// used/max) the KV-cache usage; that backend drains Triton's own queue at
+// once, so nv_inference_pending_request_count would read ~0 while busy.
+// Other backends: nv_inference_pending_request_count (per model, requests
+// queued awaiting execution) is the waiting count, and running and KV
 // are Unknown.
 //
-// The adapter is stateless and safe for concurrent use.
+// The dialect is data in engines/dialects.go; this package keeps Name,
+// Spec and ParseLoad for callers. Stateless and safe for concurrent use.
 package triton

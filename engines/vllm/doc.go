@@ -7,9 +7,15 @@
 // chunk when stream_options.include_usage is true.
 // Health: GET /health answers 200 once the engine is up (no separate
 // readiness path; 503/no answer while loading or dead).
-// Load: /metrics on the serving port. Names carry the "vllm:" prefix, or
-// "ray_vllm:" when vLLM runs inside Ray Serve LLM; KV-cache usage is
-// gpu_cache_usage_perc (V0) or kv_cache_usage_perc (V1), a fraction 0..1.
+// Load: /metrics on the serving port. Names carry the "vllm:" prefix; under
+// Ray Serve LLM Ray exports them as ray_vllm_<name> (':' sanitised to '_'
+// by current vLLM; older Ray kept ray_vllm:<name>). KV-cache usage is
+// kv_cache_usage_perc (gpu_cache_usage_perc before 0.9), a fraction 0..1.
+// V1 labels every series with an `engine` index per data-parallel engine:
+// running and waiting are summed over engines, KV usage averaged.
+// vllm:engine_sleep_state{sleep_state="awake"} 0 means the engine sleeps
+// (sleep mode): it reports no load but cannot serve.
 //
-// The adapter is stateless and safe for concurrent use.
+// The dialect is data in engines/dialects.go; this package keeps Name,
+// Spec and ParseLoad for callers. Stateless and safe for concurrent use.
 package vllm

@@ -40,6 +40,55 @@ func TestParseInfoA3(t *testing.T) {
 	}
 }
 
+// TestParseInfoA5 reads npu-smi 26.2 on Ascend 950DT: "NPU ID" and
+// "NPU Util(%)" two-word columns, continuation rows with empty first
+// cells, Bus-Id NA, and a process table with one process.
+func TestParseInfoA5(t *testing.T) {
+	rep, err := ParseInfo(bytes.NewReader(fx(t, "npu-smi-info-a5-ascend950dt-26.2.0.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Count != 8 || rep.Model != "Ascend950DT" || rep.Mixed || rep.Utilization.String() != "0" {
+		t.Fatalf("report = %+v", rep)
+	}
+	c := rep.Cards[0]
+	if c.Index != 0 || c.ID != "" || c.MemoryUsed.String() != "5.333057536e+09" || c.MemoryTotal.String() != "1.03079215104e+11" {
+		t.Errorf("card 0 = %+v (want 5086 of 98304 MiB, no bus id)", c)
+	}
+	if got := rep.Cards[7].MemoryUsed.String(); got != "4.993318912e+09" {
+		t.Errorf("card 7 used = %s, want 4762 MiB", got)
+	}
+}
+
+// A busy 950 card in the same layout (the PR variant prints a bus id):
+// NPU Util(%) is the utilisation.
+func TestParseInfoA5Busy(t *testing.T) {
+	text := `+-------------------------------------------------------------------------------------------------+
+| npu-smi 25.7.rc1                                 Version: 25.7.rc1                              |
++--------+------------------+---------------+-----------------------------------------------------+
+| NPU ID | Name             | Health        | Power(W)    Temp(C)           Hugepages-Usage(page) |
+|        |                  | Bus-Id        | NPU Util(%) Memory-Usage(MB)  HBM-Usage(MB)         |
++========+==================+===============+=====================================================+
+| 0      | Ascend950PR      | Alarm         | 205.7       71                0     / 0             |
+|        |                  | 0000:71:00.0  | 100         0    / 0          90633 / 114688        |
++========+==================+===============+=====================================================+
+| 1      | Ascend950PR      | OK            | 192.7       57                0     / 0             |
+|        |                  | 0000:61:00.0  | 50          0    / 0          30492 / 114688        |
++========+==================+===============+=====================================================+
+`
+	rep, err := ParseInfo(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Count != 2 || rep.Model != "Ascend950PR" || rep.Utilization.String() != "0.75" || rep.Cards[0].ID != "0000:71:00.0" {
+		t.Errorf("report = %+v", rep)
+	}
+	bad := strings.Replace(text, "| 100         0    / 0", "| lots        0    / 0", 1)
+	if _, err := ParseInfo(strings.NewReader(bad)); !errors.Is(err, engines.ErrMalformed) || !strings.Contains(err.Error(), "NPU Util(%)") {
+		t.Errorf("bad util: %v", err)
+	}
+}
+
 // Older generations: one chip per NPU, no Phy-ID column (910B layout),
 // and 310P with DDR only.
 func TestParseInfoOtherLayouts(t *testing.T) {
@@ -176,6 +225,7 @@ func fuzzCheck(t *testing.T, rep telemetry.Report, err error) {
 
 func FuzzParseInfo(f *testing.F) {
 	f.Add(fx(f, "npu-smi-info-a3-ascend910-26.1.0.txt"))
+	f.Add(fx(f, "npu-smi-info-a5-ascend950dt-26.2.0.txt"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return

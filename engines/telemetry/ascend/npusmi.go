@@ -73,9 +73,31 @@ type header [][]string
 func parseHeader(cs []string) header {
 	h := make(header, len(cs))
 	for i, c := range cs {
-		h[i] = strings.Fields(c)
+		f := strings.Fields(c)
+		// npu-smi 25.x/26.x on Ascend 950 names two columns with two
+		// words: "NPU ID" and "NPU Util(%)". Join them into one name.
+		for j := 0; j < len(f); j++ {
+			if f[j] == "NPU" && j+1 < len(f) && (f[j+1] == "ID" || strings.HasPrefix(f[j+1], "Util")) {
+				h[i] = append(h[i], f[j]+"-"+f[j+1])
+				j++
+				continue
+			}
+			h[i] = append(h[i], f[j])
+		}
 	}
 	return h
+}
+
+// has reports whether any cell of the header has the column name.
+func (h header) has(name string) bool {
+	for _, c := range h {
+		for _, n := range c {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // match maps a data row to column name → value using h. The cell and
@@ -116,25 +138,31 @@ func ParseInfo(r io.Reader) (telemetry.Report, error) {
 		if !ok {
 			continue
 		}
-		lead := strings.Fields(cs[0])
+		hd := parseHeader(cs)
 		switch {
-		case len(lead) == 0:
-			continue
 		case strings.Contains(sc.Text(), "Process id") || strings.Contains(sc.Text(), "Process name"):
 			// The process table follows; device rows are done.
 			goto done
-		case lead[0] == "NPU" && len(cs) >= 3:
-			h1, h2, first = parseHeader(cs), nil, nil
+		case len(hd[0]) > 0 && strings.HasPrefix(hd[0][0], "NPU") && hd.has("Health"):
+			// "| NPU   Name | Health |" (910, 310P, A3) or
+			// "| NPU ID | Name | Health |" (Ascend 950).
+			h1, h2, first = hd, nil, nil
 			continue
-		case lead[0] == "Chip" && h1 != nil:
-			h2 = parseHeader(cs)
+		case h1 != nil && hd.has("Bus-Id"):
+			// "| Chip  Phy-ID | Bus-Id |" or, on Ascend 950, a
+			// continuation header whose first cells are empty.
+			h2 = hd
 			continue
-		case strings.HasPrefix(lead[0], "npu-smi"):
+		case len(hd[0]) > 0 && strings.HasPrefix(hd[0][0], "npu-smi"):
 			continue // version banner
+		case allEmpty(cs):
+			continue
 		}
 		if h1 == nil || h2 == nil {
-			if _, err := strconv.Atoi(lead[0]); err == nil {
-				return telemetry.Report{}, fmt.Errorf("ascend: npu-smi info: %w: line %d: device row before the column header", engines.ErrMalformed, line)
+			if lead := strings.Fields(cs[0]); len(lead) > 0 {
+				if _, err := strconv.Atoi(lead[0]); err == nil {
+					return telemetry.Report{}, fmt.Errorf("ascend: npu-smi info: %w: line %d: device row before the column header", engines.ErrMalformed, line)
+				}
 			}
 			continue
 		}
@@ -183,15 +211,24 @@ func card(a, b map[string]string, la, lb int) (telemetry.Card, error) {
 	if c.Model == "" {
 		return c, fmt.Errorf("ascend: npu-smi info: %w: line %d: no Name column", engines.ErrMalformed, la)
 	}
-	c.ID = b["Bus-Id"]
-	if v, ok := b["AICore(%)"]; ok && v != "-" && v != "NA" {
+	if id := b["Bus-Id"]; id != "NA" && id != "-" {
+		c.ID = id
+	}
+	// AICore(%) up to the A3 layout; "NPU Util(%)" on Ascend 950.
+	for _, col := range []string{"AICore(%)", "NPU-Util(%)"} {
+		v, ok := b[col]
+		if !ok || v == "-" || v == "NA" {
+			continue
+		}
+		name := strings.Replace(col, "-", " ", 1)
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return c, fmt.Errorf("ascend: npu-smi info: %w: line %d: AICore(%%) %q is not a number", engines.ErrMalformed, lb, v)
+			return c, fmt.Errorf("ascend: npu-smi info: %w: line %d: %s %q is not a number", engines.ErrMalformed, lb, name, v)
 		}
-		if c.Utilization, err = telemetry.Percent(x, fmt.Sprintf("ascend: npu-smi info: line %d: AICore(%%)", lb)); err != nil {
+		if c.Utilization, err = telemetry.Percent(x, fmt.Sprintf("ascend: npu-smi info: line %d: %s", lb, name)); err != nil {
 			return c, err
 		}
+		break
 	}
 	// HBM on 910-class chips, DDR ("Memory-Usage") on 310P and as the
 	// fallback when HBM shows 0 total.
@@ -229,6 +266,15 @@ func pair(v string) (used, total float64, err error) {
 		return 0, 0, fmt.Errorf("used %g / total %g out of range", used, total)
 	}
 	return used, total, nil
+}
+
+func allEmpty(cs []string) bool {
+	for _, c := range cs {
+		if c != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func lastLine(data []byte) string {
