@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-dev/switchyard/engines/kserve"
+	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/gateway/split"
 )
 
 const (
@@ -316,4 +319,135 @@ func TestGRPCGracefulShutdown(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 	<-stopped
+}
+
+// TestGRPCSplitStickyModelInfer: a 90/10 split over gRPC ModelInfer,
+// sticky by the x-user metadata (the same key rules as HTTP): the shares
+// land on the weights, a user always gets the same variant, and the
+// variant is named in the response headers.
+func TestGRPCSplitStickyModelInfer(t *testing.T) {
+	ga := grpcBackend(t, "a")
+	gb := grpcBackend(t, "b")
+	sc := split.DefaultConfig()
+	sc.Variants = split.Variants{{Name: "control", Weight: 90, Target: "model-a"}, {Name: "candidate", Weight: 10, Target: "model-b"}}
+	sc.Key = split.KeyConfig{Header: "X-User"}
+	cfg := testConfig(
+		RouteConfig{Name: "chat", Match: MatchConfig{Models: []string{"chat"}}, Nodes: []NodeConfig{{GRPC: ga}}, Split: &sc},
+		RouteConfig{Name: "model-a", Match: MatchConfig{Models: []string{"model-a"}}, Nodes: []NodeConfig{{GRPC: ga}}},
+		RouteConfig{Name: "model-b", Match: MatchConfig{Models: []string{"model-b"}}, Nodes: []NodeConfig{{GRPC: gb}}},
+	)
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	call := func(user string) (node, variant string) {
+		t.Helper()
+		req := kserve.InferRequest{ModelName: "chat", ID: user}.Marshal()
+		var out []byte
+		var hdr metadata.MD
+		mctx := metadata.AppendToOutgoingContext(ctx, "x-user", user)
+		if err := cc.Invoke(mctx, mInfer, req, &out, grpc.Header(&hdr)); err != nil {
+			t.Fatalf("user %s: %v", user, err)
+		}
+		node, _, _ = strings.Cut(string(out), ":")
+		if v := hdr.Get(strings.ToLower(split.DefaultVariantHeader)); len(v) == 1 {
+			variant = v[0]
+		}
+		return node, variant
+	}
+	const users = 600
+	counts := map[string]int{}
+	first := map[string]string{}
+	for i := 0; i < users; i++ {
+		u := "user-" + strconv.Itoa(i)
+		node, variant := call(u)
+		want := map[string]string{"control": "a", "candidate": "b"}[variant]
+		if want == "" || node != want {
+			t.Fatalf("%s: variant %q served by node %q", u, variant, node)
+		}
+		counts[variant]++
+		first[u] = variant
+	}
+	for i := 0; i < 50; i++ { // sticky: the same users again
+		u := "user-" + strconv.Itoa(i)
+		if _, v := call(u); v != first[u] {
+			t.Fatalf("%s moved from %s to %s", u, first[u], v)
+		}
+	}
+	share := float64(counts["candidate"]) / users
+	t.Logf("candidate share %.3f of %d users (%v)", share, users, counts)
+	if share < 0.06 || share > 0.14 {
+		t.Fatalf("candidate share %.3f, want about 0.10", share)
+	}
+}
+
+// recordingGRPC is a gRPC node that records what ModelInfer calls it got
+// (the payload and whether the shadow marker was set) and echoes them.
+func recordingGRPC(t testing.TB, name string) (addr string, got func() [][2]string) {
+	t.Helper()
+	var mu sync.Mutex
+	var calls [][2]string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(kserve.Codec{}), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		var in []byte
+		if err := ss.RecvMsg(&in); err != nil {
+			return err
+		}
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		marker := strings.Join(md.Get(strings.ToLower(shadow.DefaultMarkerHeader)), ",")
+		mu.Lock()
+		calls = append(calls, [2]string{string(in), marker})
+		mu.Unlock()
+		return ss.SendMsg(append([]byte(name+":"), in...))
+	}))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String(), func() [][2]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([][2]string(nil), calls...)
+	}
+}
+
+// TestGRPCShadowModelInfer: a shadowed gRPC call reaches its primary and,
+// with the marker, the shadow target with the same message; the mirror
+// compares the two answers (status and latency: gRPC bodies are not JSON)
+// and counts no difference.
+func TestGRPCShadowModelInfer(t *testing.T) {
+	pa, primaryGot := recordingGRPC(t, "primary")
+	sa, shadowGot := recordingGRPC(t, "shadow")
+	shc := shadow.DefaultConfig()
+	shc.Target = "candidate"
+	cfg := testConfig(
+		RouteConfig{Name: "chat", Match: MatchConfig{Models: []string{"chat"}}, Nodes: []NodeConfig{{GRPC: pa}}, Shadow: &shc},
+		RouteConfig{Name: "candidate", Match: MatchConfig{Models: []string{"candidate"}}, Nodes: []NodeConfig{{GRPC: sa}}},
+	)
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req := kserve.InferRequest{ModelName: "chat", ID: "r-42"}.Marshal()
+	var out []byte
+	if err := cc.Invoke(ctx, mInfer, req, &out); err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "primary:"+string(req) {
+		t.Fatalf("primary answered %q", out)
+	}
+	m := gw.g.core.Routes().Route("chat").Mirror()
+	waitFor(t, 5*time.Second, "the comparison", func() bool { return m.Stats().Compared == 1 })
+	st := m.Stats()
+	if st.Offered != 1 || st.Mirrored != 1 || st.StatusMismatch != 0 || st.Errors() != 0 || st.Dropped() != 0 {
+		t.Fatalf("mirror stats %+v", st)
+	}
+	p, s := primaryGot(), shadowGot()
+	if len(p) != 1 || p[0][0] != string(req) || p[0][1] != "" {
+		t.Fatalf("primary got %q", p)
+	}
+	if len(s) != 1 || s[0][0] != string(req) || s[0][1] != "1" {
+		t.Fatalf("shadow got %q, want the same message with the marker", s)
+	}
 }
