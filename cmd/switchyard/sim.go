@@ -20,7 +20,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	grpcListen := fs.String("grpc-listen", "", "KServe v2 gRPC listen address (empty: no gRPC)")
 	model := fs.String("model", "sim-model", "served model name")
 	profile := fs.String("profile", "a10", "card profile: "+strings.Join(sim.ProfileNames(), ", "))
-	engine := fs.String("engine", "vllm", "metrics dialect and readiness semantics: vllm, sglang, tgi, triton, mindie")
+	engine := fs.String("engine", "vllm", "metrics dialect and readiness semantics: "+strings.Join(sim.Engines, ", "))
 	id := fs.String("id", "", "node id for the X-Sim-Node header (default: the listen address)")
 	slots := fs.Int("slots", 0, "override the profile's concurrency slots")
 	cards := fs.Int("cards", 0, "override the profile's card count")

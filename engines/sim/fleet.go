@@ -140,6 +140,27 @@ func merge(d, n Config) Config {
 	if n.HangTimeout != 0 {
 		c.HangTimeout = n.HangTimeout
 	}
+	if n.DataParallel != 0 {
+		c.DataParallel = n.DataParallel
+	}
+	if n.PrefixCache.Blocks != 0 {
+		c.PrefixCache.Blocks = n.PrefixCache.Blocks
+	}
+	if n.PrefixCache.BlockTokens != 0 {
+		c.PrefixCache.BlockTokens = n.PrefixCache.BlockTokens
+	}
+	if len(n.LoRA.Adapters) > 0 {
+		c.LoRA.Adapters = n.LoRA.Adapters
+	}
+	if n.LoRA.Prefix != "" {
+		c.LoRA.Prefix = n.LoRA.Prefix
+	}
+	if n.LoRA.MaxLoRAs != 0 {
+		c.LoRA.MaxLoRAs = n.LoRA.MaxLoRAs
+	}
+	if n.LoRA.LoadTime != 0 {
+		c.LoRA.LoadTime = n.LoRA.LoadTime
+	}
 	o, no := &c.Override, n.Override
 	if no.Card != "" {
 		o.Card = no.Card
@@ -164,6 +185,9 @@ func merge(d, n Config) Config {
 	}
 	if no.PerToken != 0 {
 		o.PerToken = no.PerToken
+	}
+	if no.PrefillPerToken != 0 {
+		o.PrefillPerToken = no.PrefillPerToken
 	}
 	if no.MaxTokens != 0 {
 		o.MaxTokens = no.MaxTokens
