@@ -118,6 +118,35 @@
 // the listeners and resets every connection. Drain() refuses new
 // requests with 503 and lets in-flight ones finish (WaitIdle).
 //
+// # Ray mode (issue 13)
+//
+// StartRay (or a fleet YAML "ray" section, RayConfig) runs a simulated
+// Ray Serve cluster on loopback: each Ray node has an IP of its own
+// (127.0.0.N by default; Linux routes all of 127/8 to lo), its Serve HTTP
+// proxy listens on that IP at the shared http_options.port, and its
+// metrics export endpoint at a shared metrics port. A stand-in dashboard
+// serves GET /api/serve/applications/ in the shape of Ray's
+// ServeInstanceDetails (python/ray/serve/schema.py): controller_info,
+// proxy_location, http_options, grpc_options, proxies{node_id: {node_id,
+// node_ip, status}}, applications{name: {route_prefix, status,
+// deployments{name: {deployment_config.ray_actor_options, replicas[{
+// node_id, node_ip, replica_id, state}]}}, deployment_topology}}.
+//
+// A proxy answers /-/healthz and /-/routes and routes every other path by
+// the longest matching route_prefix (stripped before forwarding), to the
+// RUNNING replica of that app with the fewest ongoing requests on its own
+// node, else anywhere; at max_ongoing_requests per replica it queues the
+// request. Replicas are sim Nodes (the app's "replica" Config). The node
+// metrics endpoint exports ray_serve_replica_processing_queries and
+// ray_serve_deployment_queued_queries.
+//
+// Control (Go API and POST /_sim/ray/... on the dashboard): AddReplica,
+// RemoveReplica (STOPPING, then gone), SetReplicaState, SetAppStatus,
+// SetProxyStatus, StopProxy/StartProxy, SetDashboardStatus (answer an
+// error code) and SetDashboardDown (listener closed). proxy_location
+// HeadOnly runs one proxy, on the head; Disabled none. With a token the
+// dashboard requires "Authorization: Bearer TOKEN".
+//
 // # API (stable; used by tests, the demo and bench)
 //
 //	n, err := sim.Start(ctx, sim.Config{Listen: "127.0.0.1:0", GRPCListen: "127.0.0.1:0", Model: "m", Profile: "h100"})
@@ -125,7 +154,11 @@
 //	n.SetSlowdown(2); n.SetErrorRate(0.1); n.Fail(sim.ModeHang); n.Crash(); n.Drain(); n.WaitIdle(ctx)
 //	n.Stats(); n.Close()     // Stats has prefix-cache and LoRA counters too
 //	fleet, err := sim.StartFleet(ctx, fc) // fc from sim.LoadFleet("fleet.yaml")
+//	ray := fleet.Ray()                     // or sim.StartRay(ctx, sim.RayConfig{...})
+//	ray.DashboardURL(); ray.ProxyAddr("node-1"); ray.Replicas("llm")
+//	id, _ := ray.AddReplica(ctx, "llm", "node-1"); ray.SetReplicaState(id, sim.RayStopping)
+//	ray.StopProxy("node-1"); ray.SetDashboardDown(ctx, true)
 //
-// A Node is safe for concurrent use. The package never imports
+// A Node and a RayCluster are safe for concurrent use. The package never imports
 // Switchyard code outside engines/.
 package sim

@@ -19,9 +19,13 @@ import (
 //	nodes:
 //	  - {id: h100-a, profile: h100, listen: "127.0.0.1:9001", grpc_listen: "127.0.0.1:9101"}
 //	  - {id: a10, profile: a10, count: 4}   # a10-0..a10-3 on free ports
+//
+// A "ray" section adds a simulated Ray Serve cluster (see RayConfig);
+// "nodes" may then be empty.
 type FleetConfig struct {
 	Defaults Config      `yaml:"defaults"`
 	Nodes    []FleetNode `yaml:"nodes"`
+	Ray      *RayConfig  `yaml:"ray"`
 }
 
 // FleetNode is one entry; Count > 1 starts that many copies, with ids
@@ -49,7 +53,7 @@ func ParseFleet(b []byte) (FleetConfig, error) {
 	if err := dec.Decode(&fc); err != nil {
 		return FleetConfig{}, fmt.Errorf("sim: fleet: %w", err)
 	}
-	if len(fc.Nodes) == 0 {
+	if len(fc.Nodes) == 0 && fc.Ray == nil {
 		return FleetConfig{}, fmt.Errorf("sim: fleet: no nodes")
 	}
 	for i, n := range fc.Nodes {
@@ -195,9 +199,10 @@ func merge(d, n Config) Config {
 	return c
 }
 
-// Fleet is a set of running nodes.
+// Fleet is a set of running nodes, and the Ray cluster if configured.
 type Fleet struct {
 	nodes []*Node
+	ray   *RayCluster
 }
 
 // StartFleet starts every node of fc; on error, the ones started are
@@ -216,8 +221,25 @@ func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 		}
 		f.nodes = append(f.nodes, n)
 	}
+	if fc.Ray != nil {
+		rc := *fc.Ray
+		// Replica templates inherit the fleet defaults.
+		rc.Apps = append([]RayAppConfig(nil), rc.Apps...)
+		for i := range rc.Apps {
+			rc.Apps[i].Replica = merge(fc.Defaults, rc.Apps[i].Replica)
+		}
+		r, err := StartRay(ctx, rc)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.ray = r
+	}
 	return f, nil
 }
+
+// Ray returns the Ray cluster, or nil without a "ray" section.
+func (f *Fleet) Ray() *RayCluster { return f.ray }
 
 // Nodes returns the running nodes (do not modify the slice).
 func (f *Fleet) Nodes() []*Node { return f.nodes }
@@ -232,9 +254,12 @@ func (f *Fleet) Node(id string) *Node {
 	return nil
 }
 
-// Close closes every node.
+// Close closes every node and the Ray cluster.
 func (f *Fleet) Close() {
 	for _, n := range f.nodes {
 		_ = n.Close()
+	}
+	if f.ray != nil {
+		f.ray.Close()
 	}
 }
