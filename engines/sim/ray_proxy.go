@@ -47,9 +47,10 @@ func (c *RayCluster) serveProxy(n *rayNode, l net.Listener) *rayServer {
 
 // proxy is a Ray Serve HTTP proxy: /-/healthz, /-/routes, and every other
 // path routed by the longest matching route_prefix to a RUNNING replica
-// of that app, preferring replicas on this node (Ray's proxy prefers
-// local replicas), with at most max_ongoing_requests per replica; beyond
-// that the request queues here until a replica frees.
+// of that app, preferring replicas on this node (as Ray's request router
+// prefers same-node replicas, falling back to others when they are full),
+// with at most max_ongoing_requests per replica; beyond that the request
+// queues here until a replica frees.
 func (c *RayCluster) proxy(n *rayNode, w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(RayProxyHeader, n.id)
 	switch r.URL.Path {
@@ -139,9 +140,9 @@ func (c *RayCluster) route(path string) *rayApp {
 }
 
 // assign picks a RUNNING replica of app for a request arriving at node n:
-// the one with the fewest ongoing requests among n's replicas, else among
-// all; it waits in n's queue for app while every candidate has
-// max_ongoing_requests, until the request's context ends.
+// the one with the fewest ongoing requests among n's replicas below
+// max_ongoing_requests, else among all; while every replica is at the
+// limit it waits in n's queue for app, until the request's context ends.
 func (c *RayCluster) assign(r *http.Request, n *rayNode, app *rayApp) (*rayReplica, error) {
 	queued := false
 	q := n.queued[app.cfg.Name]
@@ -170,19 +171,12 @@ func (c *RayCluster) assign(r *http.Request, n *rayNode, app *rayApp) (*rayRepli
 		if len(all) == 0 {
 			return nil, fmt.Errorf("no RUNNING replica of application %q", app.cfg.Name)
 		}
-		cands := local
-		if len(cands) == 0 {
-			cands = all
-		}
-		sort.Slice(cands, func(i, j int) bool {
-			oi, oj := cands[i].ongoing.Load(), cands[j].ongoing.Load()
-			return oi < oj || (oi == oj && cands[i].id < cands[j].id)
-		})
 		limit := int64(app.cfg.MaxOngoingRequests)
-		for _, rep := range cands {
-			if tryIncBelow(&rep.ongoing, limit) {
-				return rep, nil
-			}
+		if rep := pick(local, limit); rep != nil {
+			return rep, nil
+		}
+		if rep := pick(all, limit); rep != nil {
+			return rep, nil
 		}
 		if !queued {
 			queued = true
@@ -194,6 +188,21 @@ func (c *RayCluster) assign(r *http.Request, n *rayNode, app *rayApp) (*rayRepli
 			return nil, r.Context().Err()
 		}
 	}
+}
+
+// pick takes the replica with the fewest ongoing requests below limit,
+// counting the request; nil if all are at the limit.
+func pick(reps []*rayReplica, limit int64) *rayReplica {
+	sort.Slice(reps, func(i, j int) bool {
+		oi, oj := reps[i].ongoing.Load(), reps[j].ongoing.Load()
+		return oi < oj || (oi == oj && reps[i].id < reps[j].id)
+	})
+	for _, rep := range reps {
+		if tryIncBelow(&rep.ongoing, limit) {
+			return rep
+		}
+	}
+	return nil
 }
 
 // tryIncBelow adds one to v if it is below limit.
