@@ -62,6 +62,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"profile": p.Name, "card": p.Card, "cards": p.Cards, "coefficient": p.Coefficient, "slots": p.SlotCount(),
 			"prefill": p.Prefill.String(), "per_token": p.PerToken.String()})
 	}
+	if r := fleet.Ray(); r != nil {
+		_ = enc.Encode(map[string]any{"ray_dashboard": r.DashboardURL(), "http_port": r.HTTPPort(), "metrics_port": r.MetricsPort(),
+			"replicas": r.Replicas("")})
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -159,6 +159,7 @@ func TestParseLoadServeMetrics(t *testing.T) {
 func FuzzParseApplications(f *testing.F) {
 	f.Add(appsFixture(f))
 	f.Add([]byte(`{"applications":{}}`))
+	f.Add([]byte(`{"controller_info":{"node_id":"h","node_ip":"10.0.0.1"},"grpc_options":{"port":9000,"grpc_servicer_functions":["a:b"]},"applications":{"a":{"name":"a","route_prefix":null,"status":"RUNNING","deployment_topology":{"ingress_deployment":"I","nodes":{"I":{"is_ingress":true}}},"deployments":{"I":{"deployment_config":{"ray_actor_options":{"num_gpus":1,"accelerator_type":"H100"}},"replicas":[{"node_id":"h","node_ip":"10.0.0.1","state":"RUNNING"}]}}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return
