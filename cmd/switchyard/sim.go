@@ -20,7 +20,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	grpcListen := fs.String("grpc-listen", "", "KServe v2 gRPC listen address (empty: no gRPC)")
 	model := fs.String("model", "sim-model", "served model name")
 	profile := fs.String("profile", "a10", "card profile: "+strings.Join(sim.ProfileNames(), ", "))
-	engine := fs.String("engine", "vllm", "metrics dialect and readiness semantics: vllm, sglang, tgi, triton, mindie")
+	engine := fs.String("engine", "vllm", "metrics dialect and readiness semantics: "+strings.Join(sim.Engines, ", "))
 	id := fs.String("id", "", "node id for the X-Sim-Node header (default: the listen address)")
 	slots := fs.Int("slots", 0, "override the profile's concurrency slots")
 	cards := fs.Int("cards", 0, "override the profile's card count")
@@ -61,6 +61,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		_ = enc.Encode(map[string]any{"id": n.ID(), "http": n.Addr(), "grpc": n.GRPCAddr(), "model": n.Model(),
 			"profile": p.Name, "card": p.Card, "cards": p.Cards, "coefficient": p.Coefficient, "slots": p.SlotCount(),
 			"prefill": p.Prefill.String(), "per_token": p.PerToken.String()})
+	}
+	if r := fleet.Ray(); r != nil {
+		_ = enc.Encode(map[string]any{"ray_dashboard": r.DashboardURL(), "http_port": r.HTTPPort(), "metrics_port": r.MetricsPort(),
+			"replicas": r.Replicas("")})
 	}
 	<-ctx.Done()
 	return nil

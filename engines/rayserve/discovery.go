@@ -20,12 +20,18 @@ const ApplicationsPath = "/api/serve/applications/"
 
 // Cluster is one Ray Serve cluster as the dashboard describes it.
 type Cluster struct {
-	ControllerNodeIP string  `json:"controller_node_ip,omitempty"`
-	ProxyLocation    string  `json:"proxy_location,omitempty"`
-	HTTPPort         int     `json:"http_port"`
-	GRPCPort         int     `json:"grpc_port,omitempty"`
-	Proxies          []Proxy `json:"proxies"`
-	Apps             []App   `json:"applications"`
+	// ControllerNodeID and ControllerNodeIP locate the Serve controller,
+	// which runs on the head node.
+	ControllerNodeID string `json:"controller_node_id,omitempty"`
+	ControllerNodeIP string `json:"controller_node_ip,omitempty"`
+	ProxyLocation    string `json:"proxy_location,omitempty"`
+	HTTPPort         int    `json:"http_port"`
+	GRPCPort         int    `json:"grpc_port,omitempty"`
+	// GRPCServicers counts grpc_options.grpc_servicer_functions: Ray
+	// starts no gRPC proxy without any, whatever the port.
+	GRPCServicers int     `json:"grpc_servicers,omitempty"`
+	Proxies       []Proxy `json:"proxies"`
+	Apps          []App   `json:"applications"`
 }
 
 // Proxy is one Serve proxy (one per node with proxy_location EveryNode).
@@ -42,9 +48,15 @@ func (p Proxy) Healthy() bool { return p.Status == "HEALTHY" }
 
 // App is one Serve application.
 type App struct {
-	Name        string       `json:"name"`
-	RoutePrefix string       `json:"route_prefix"`
-	Status      string       `json:"status"`
+	Name        string `json:"name"`
+	RoutePrefix string `json:"route_prefix"`
+	// HTTPRoute is false when route_prefix is null: the app is not
+	// exposed over HTTP (or not yet propagated).
+	HTTPRoute bool   `json:"http_route"`
+	Status    string `json:"status"`
+	// Ingress names the ingress deployment when the dashboard says
+	// (deployment_topology, Ray 2.50+); "" when unknown.
+	Ingress     string       `json:"ingress,omitempty"`
 	Deployments []Deployment `json:"deployments"`
 }
 
@@ -57,8 +69,11 @@ type Deployment struct {
 	NumCPUs            float64 `json:"num_cpus,omitempty"`
 	NumGPUs            float64 `json:"num_gpus,omitempty"`
 	// NPUs is the Ascend NPU count per replica (Ray resource "NPU").
-	NPUs     float64   `json:"npus,omitempty"`
-	Replicas []Replica `json:"replicas"`
+	NPUs float64 `json:"npus,omitempty"`
+	// AcceleratorType is ray_actor_options.accelerator_type (e.g. "H100",
+	// "A10G"), the card model the replicas are pinned to, if any.
+	AcceleratorType string    `json:"accelerator_type,omitempty"`
+	Replicas        []Replica `json:"replicas"`
 }
 
 // Replica is one running replica actor.
@@ -133,6 +148,7 @@ func (c Cluster) Routes() []Route {
 // wire types: only the fields we read.
 type wireApps struct {
 	ControllerInfo *struct {
+		NodeID string `json:"node_id"`
 		NodeIP string `json:"node_ip"`
 	} `json:"controller_info"`
 	ProxyLocation string `json:"proxy_location"`
@@ -140,7 +156,8 @@ type wireApps struct {
 		Port *int `json:"port"`
 	} `json:"http_options"`
 	GRPCOptions *struct {
-		Port *int `json:"port"`
+		Port     *int              `json:"port"`
+		Servicer []json.RawMessage `json:"grpc_servicer_functions"`
 	} `json:"grpc_options"`
 	Proxies      map[string]wireProxy `json:"proxies"`
 	Applications *map[string]wireApp  `json:"applications"`
@@ -157,6 +174,12 @@ type wireApp struct {
 	RoutePrefix *string                   `json:"route_prefix"`
 	Status      string                    `json:"status"`
 	Deployments map[string]wireDeployment `json:"deployments"`
+	Topology    *struct {
+		IngressDeployment *string `json:"ingress_deployment"`
+		Nodes             map[string]struct {
+			IsIngress bool `json:"is_ingress"`
+		} `json:"nodes"`
+	} `json:"deployment_topology"`
 }
 
 type wireDeployment struct {
@@ -166,9 +189,10 @@ type wireDeployment struct {
 		NumReplicas        *int `json:"num_replicas"`
 		MaxOngoingRequests int  `json:"max_ongoing_requests"`
 		ActorOptions       struct {
-			NumCPUs   float64            `json:"num_cpus"`
-			NumGPUs   float64            `json:"num_gpus"`
-			Resources map[string]float64 `json:"resources"`
+			NumCPUs         float64            `json:"num_cpus"`
+			NumGPUs         float64            `json:"num_gpus"`
+			Resources       map[string]float64 `json:"resources"`
+			AcceleratorType string             `json:"accelerator_type"`
 		} `json:"ray_actor_options"`
 	} `json:"deployment_config"`
 	Replicas []Replica `json:"replicas"`
@@ -194,13 +218,16 @@ func ParseApplications(r io.Reader) (Cluster, error) {
 	}
 	c := Cluster{ProxyLocation: w.ProxyLocation, HTTPPort: 8000}
 	if w.ControllerInfo != nil {
-		c.ControllerNodeIP = w.ControllerInfo.NodeIP
+		c.ControllerNodeID, c.ControllerNodeIP = w.ControllerInfo.NodeID, w.ControllerInfo.NodeIP
 	}
 	if w.HTTPOptions != nil && w.HTTPOptions.Port != nil {
 		c.HTTPPort = *w.HTTPOptions.Port
 	}
 	if w.GRPCOptions != nil && w.GRPCOptions.Port != nil {
 		c.GRPCPort = *w.GRPCOptions.Port
+	}
+	if w.GRPCOptions != nil {
+		c.GRPCServicers = len(w.GRPCOptions.Servicer)
 	}
 	if c.HTTPPort <= 0 || c.HTTPPort > 65535 || c.GRPCPort < 0 || c.GRPCPort > 65535 {
 		return Cluster{}, fmt.Errorf("rayserve: applications: %w: port out of range (http %d, grpc %d)", engines.ErrMalformed, c.HTTPPort, c.GRPCPort)
@@ -226,12 +253,23 @@ func ParseApplications(r io.Reader) (Cluster, error) {
 			app.Name = key
 		}
 		if a.RoutePrefix != nil {
-			app.RoutePrefix = *a.RoutePrefix
+			app.RoutePrefix, app.HTTPRoute = *a.RoutePrefix, true
+		}
+		if t := a.Topology; t != nil {
+			if t.IngressDeployment != nil {
+				app.Ingress = *t.IngressDeployment
+			} else {
+				for name, n := range t.Nodes {
+					if n.IsIngress {
+						app.Ingress = name
+					}
+				}
+			}
 		}
 		for dk, d := range a.Deployments {
 			dep := Deployment{Name: d.Name, Status: d.Status, MaxOngoingRequests: d.Config.MaxOngoingRequests,
 				NumCPUs: d.Config.ActorOptions.NumCPUs, NumGPUs: d.Config.ActorOptions.NumGPUs,
-				NPUs: d.Config.ActorOptions.Resources["NPU"]}
+				NPUs: d.Config.ActorOptions.Resources["NPU"], AcceleratorType: d.Config.ActorOptions.AcceleratorType}
 			if dep.Name == "" {
 				dep.Name = dk
 			}

@@ -65,6 +65,36 @@ func TestParseApplicationsNPU(t *testing.T) {
 	}
 }
 
+// TestParseApplicationsTopology: the ingress deployment (Ray 2.50+
+// deployment_topology), accelerator_type, a null route_prefix, the
+// controller's node and the gRPC servicer count.
+func TestParseApplicationsTopology(t *testing.T) {
+	body := `{"controller_info":{"node_id":"h","node_ip":"10.0.0.1"},"http_options":{"port":8000},
+"grpc_options":{"port":9000,"grpc_servicer_functions":["x.y:add_Servicer_to_server"]},"proxies":{},
+"applications":{
+ "a":{"name":"a","route_prefix":"/a","status":"RUNNING","deployment_topology":{"app_name":"a","ingress_deployment":"Ing","nodes":{}},
+  "deployments":{"Ing":{"name":"Ing","deployment_config":{"ray_actor_options":{"num_gpus":1,"accelerator_type":"H100"}},"replicas":[]}}},
+ "b":{"name":"b","route_prefix":null,"status":"RUNNING","deployment_topology":{"app_name":"b","nodes":{"X":{"is_ingress":false},"Y":{"is_ingress":true}}},"deployments":{}},
+ "c":{"name":"c","route_prefix":"/c","status":"DEPLOYING","deployments":{}}}}`
+	c, err := ParseApplications(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ControllerNodeID != "h" || c.GRPCServicers != 1 {
+		t.Errorf("cluster %+v", c)
+	}
+	a, b, cc := c.Apps[0], c.Apps[1], c.Apps[2]
+	if a.Ingress != "Ing" || !a.HTTPRoute || a.Deployments[0].AcceleratorType != "H100" || a.Deployments[0].NumGPUs != 1 {
+		t.Errorf("a = %+v", a)
+	}
+	if b.Ingress != "Y" || b.HTTPRoute || b.RoutePrefix != "" {
+		t.Errorf("b = %+v", b)
+	}
+	if cc.Ingress != "" || !cc.HTTPRoute {
+		t.Errorf("c = %+v", cc)
+	}
+}
+
 func TestParseApplicationsErrors(t *testing.T) {
 	full := appsFixture(t)
 	cases := []struct{ name, body, mention string }{
@@ -129,6 +159,7 @@ func TestParseLoadServeMetrics(t *testing.T) {
 func FuzzParseApplications(f *testing.F) {
 	f.Add(appsFixture(f))
 	f.Add([]byte(`{"applications":{}}`))
+	f.Add([]byte(`{"controller_info":{"node_id":"h","node_ip":"10.0.0.1"},"grpc_options":{"port":9000,"grpc_servicer_functions":["a:b"]},"applications":{"a":{"name":"a","route_prefix":null,"status":"RUNNING","deployment_topology":{"ingress_deployment":"I","nodes":{"I":{"is_ingress":true}}},"deployments":{"I":{"deployment_config":{"ray_actor_options":{"num_gpus":1,"accelerator_type":"H100"}},"replicas":[{"node_id":"h","node_ip":"10.0.0.1","state":"RUNNING"}]}}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return

@@ -2,8 +2,13 @@ package sim
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
+
+// Engines lists the dialects Config.Engine accepts.
+var Engines = []string{"vllm", "sglang", "tgi", "triton", "triton-trtllm", "trtllm-serve", "mindie"}
 
 // Config describes one simulated node. The zero value (plus defaults)
 // serves model "sim-model" with the a10 profile on 127.0.0.1:0, no gRPC.
@@ -18,9 +23,21 @@ type Config struct {
 	// Model is the served model name (default "sim-model").
 	Model string `yaml:"model"`
 	// Engine picks the metrics dialect and readiness semantics: "vllm"
-	// (default), "sglang", "tgi", "triton" or "mindie" (whose
-	// /v2/health/ready answers 503 while every slot is busy).
+	// (default), "sglang", "tgi", "triton", "triton-trtllm" (Triton with
+	// the TensorRT-LLM backend), "trtllm-serve" or "mindie" (whose
+	// /v2/health/ready answers 503 while every slot is busy). See Engines.
 	Engine string `yaml:"engine"`
+	// DataParallel is the number of vLLM V1 engine cores (data-parallel
+	// ranks) the vllm dialect reports, each as its own series labelled
+	// engine="0".."N-1" (default 1). The node's running and waiting
+	// requests are split evenly across them (lower ranks take the
+	// remainder); each rank's KV usage is its running share over its
+	// share of the slots.
+	DataParallel int `yaml:"data_parallel"`
+	// PrefixCache models automatic prefix caching (off by default).
+	PrefixCache PrefixCacheConfig `yaml:"prefix_cache"`
+	// LoRA serves LoRA adapters loaded on demand (off by default).
+	LoRA LoRAConfig `yaml:"lora"`
 	// Profile names a built-in profile (default "a10").
 	Profile string `yaml:"profile"`
 	// Override replaces any non-zero field of the built-in profile.
@@ -48,12 +65,41 @@ func (c *Config) Validate() error {
 	if c.Model == "" {
 		c.Model = "sim-model"
 	}
-	switch c.Engine {
-	case "":
+	if c.Engine == "" {
 		c.Engine = "vllm"
-	case "vllm", "sglang", "tgi", "triton", "mindie":
-	default:
-		return fmt.Errorf("sim: unknown Engine %q (vllm, sglang, tgi, triton, mindie)", c.Engine)
+	}
+	if !slices.Contains(Engines, c.Engine) {
+		return fmt.Errorf("sim: unknown Engine %q (%s)", c.Engine, strings.Join(Engines, ", "))
+	}
+	if c.DataParallel == 0 {
+		c.DataParallel = 1
+	}
+	if c.DataParallel < 0 || c.DataParallel > 1024 {
+		return fmt.Errorf("sim: DataParallel must be in 1..1024, got %d", c.DataParallel)
+	}
+	if err := c.PrefixCache.validate(); err != nil {
+		return err
+	}
+	if c.PrefixCache.Enabled() && c.PrefixCache.BlockTokens == 0 {
+		c.PrefixCache.BlockTokens = 16
+	}
+	if err := c.LoRA.validate(); err != nil {
+		return err
+	}
+	if c.LoRA.Enabled() {
+		if c.LoRA.MaxLoRAs == 0 {
+			c.LoRA.MaxLoRAs = 1
+		}
+		if c.LoRA.LoadTime == 0 {
+			c.LoRA.LoadTime = 100 * time.Millisecond
+		}
+		if c.DataParallel > 1 {
+			// vLLM's PrometheusStatLogger: "LoRA in DP mode is not supported yet."
+			return fmt.Errorf("sim: LoRA with DataParallel > 1 is not supported (vLLM refuses it too)")
+		}
+		if c.LoRA.Serves(c.Model) {
+			return fmt.Errorf("sim: the base model %q must not also be a LoRA adapter name", c.Model)
+		}
 	}
 	if c.Profile == "" {
 		c.Profile = "a10"
@@ -74,7 +120,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	o := c.Override
-	if o.Cards < 0 || o.Slots < 0 || o.Prefill < 0 || o.PerToken < 0 || o.MaxTokens < 0 || o.Coefficient < 0 {
+	if o.Cards < 0 || o.Slots < 0 || o.Prefill < 0 || o.PrefillPerToken < 0 || o.PerToken < 0 || o.MaxTokens < 0 || o.Coefficient < 0 {
 		return fmt.Errorf("sim: Override fields must not be negative: %+v", o)
 	}
 	return nil
@@ -104,6 +150,9 @@ func (c *Config) profile() Profile {
 	}
 	if o.PerToken > 0 {
 		p.PerToken = o.PerToken
+	}
+	if o.PrefillPerToken > 0 {
+		p.PrefillPerToken = o.PrefillPerToken
 	}
 	if o.MaxTokens > 0 {
 		p.MaxTokens = o.MaxTokens

@@ -19,9 +19,13 @@ import (
 //	nodes:
 //	  - {id: h100-a, profile: h100, listen: "127.0.0.1:9001", grpc_listen: "127.0.0.1:9101"}
 //	  - {id: a10, profile: a10, count: 4}   # a10-0..a10-3 on free ports
+//
+// A "ray" section adds a simulated Ray Serve cluster (see RayConfig);
+// "nodes" may then be empty.
 type FleetConfig struct {
 	Defaults Config      `yaml:"defaults"`
 	Nodes    []FleetNode `yaml:"nodes"`
+	Ray      *RayConfig  `yaml:"ray"`
 }
 
 // FleetNode is one entry; Count > 1 starts that many copies, with ids
@@ -49,7 +53,7 @@ func ParseFleet(b []byte) (FleetConfig, error) {
 	if err := dec.Decode(&fc); err != nil {
 		return FleetConfig{}, fmt.Errorf("sim: fleet: %w", err)
 	}
-	if len(fc.Nodes) == 0 {
+	if len(fc.Nodes) == 0 && fc.Ray == nil {
 		return FleetConfig{}, fmt.Errorf("sim: fleet: no nodes")
 	}
 	for i, n := range fc.Nodes {
@@ -140,6 +144,27 @@ func merge(d, n Config) Config {
 	if n.HangTimeout != 0 {
 		c.HangTimeout = n.HangTimeout
 	}
+	if n.DataParallel != 0 {
+		c.DataParallel = n.DataParallel
+	}
+	if n.PrefixCache.Blocks != 0 {
+		c.PrefixCache.Blocks = n.PrefixCache.Blocks
+	}
+	if n.PrefixCache.BlockTokens != 0 {
+		c.PrefixCache.BlockTokens = n.PrefixCache.BlockTokens
+	}
+	if len(n.LoRA.Adapters) > 0 {
+		c.LoRA.Adapters = n.LoRA.Adapters
+	}
+	if n.LoRA.Prefix != "" {
+		c.LoRA.Prefix = n.LoRA.Prefix
+	}
+	if n.LoRA.MaxLoRAs != 0 {
+		c.LoRA.MaxLoRAs = n.LoRA.MaxLoRAs
+	}
+	if n.LoRA.LoadTime != 0 {
+		c.LoRA.LoadTime = n.LoRA.LoadTime
+	}
 	o, no := &c.Override, n.Override
 	if no.Card != "" {
 		o.Card = no.Card
@@ -165,15 +190,19 @@ func merge(d, n Config) Config {
 	if no.PerToken != 0 {
 		o.PerToken = no.PerToken
 	}
+	if no.PrefillPerToken != 0 {
+		o.PrefillPerToken = no.PrefillPerToken
+	}
 	if no.MaxTokens != 0 {
 		o.MaxTokens = no.MaxTokens
 	}
 	return c
 }
 
-// Fleet is a set of running nodes.
+// Fleet is a set of running nodes, and the Ray cluster if configured.
 type Fleet struct {
 	nodes []*Node
+	ray   *RayCluster
 }
 
 // StartFleet starts every node of fc; on error, the ones started are
@@ -192,8 +221,25 @@ func StartFleet(ctx context.Context, fc FleetConfig) (*Fleet, error) {
 		}
 		f.nodes = append(f.nodes, n)
 	}
+	if fc.Ray != nil {
+		rc := *fc.Ray
+		// Replica templates inherit the fleet defaults.
+		rc.Apps = append([]RayAppConfig(nil), rc.Apps...)
+		for i := range rc.Apps {
+			rc.Apps[i].Replica = merge(fc.Defaults, rc.Apps[i].Replica)
+		}
+		r, err := StartRay(ctx, rc)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.ray = r
+	}
 	return f, nil
 }
+
+// Ray returns the Ray cluster, or nil without a "ray" section.
+func (f *Fleet) Ray() *RayCluster { return f.ray }
 
 // Nodes returns the running nodes (do not modify the slice).
 func (f *Fleet) Nodes() []*Node { return f.nodes }
@@ -208,9 +254,12 @@ func (f *Fleet) Node(id string) *Node {
 	return nil
 }
 
-// Close closes every node.
+// Close closes every node and the Ray cluster.
 func (f *Fleet) Close() {
 	for _, n := range f.nodes {
 		_ = n.Close()
+	}
+	if f.ray != nil {
+		f.ray.Close()
 	}
 }

@@ -148,10 +148,10 @@ func (n *Node) grpcInfer(req kserve.InferRequest, each func(string) error) (kser
 			tokens = int(v)
 		}
 	}
-	prompt := 0
+	var text promptText
 	for _, in := range req.Inputs {
 		for _, b := range in.BytesContents {
-			prompt += len(strings.Fields(string(b)))
+			text.Write(b)
 		}
 	}
 	if err := n.admit(); err != nil {
@@ -162,9 +162,9 @@ func (n *Node) grpcInfer(req kserve.InferRequest, each func(string) error) (kser
 		return kserve.InferResponse{}, status.Error(codes.Unavailable, err.Error())
 	}
 	defer n.release()
-	n.promptTokens.Add(int64(max(prompt, 1)))
+	pf := n.plan(text.String())
 	var sb strings.Builder
-	ok := n.generate(tokens, func(i int) bool {
+	ok := n.generate(pf, tokens, func(i int) bool {
 		sb.WriteString(token(i))
 		return each == nil || each(token(i)) == nil
 	})

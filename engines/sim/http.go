@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		n.health(ctx)
 	case path == "/metrics" && method == "GET":
 		n.metrics(ctx)
+	case path == "/prometheus/metrics" && method == "GET" && n.cfg.Engine == "trtllm-serve":
+		n.metricsText(ctx)
 	case path == "/v1/models" && method == "GET":
 		n.models(ctx)
 	case path == "/v1/chat/completions" && method == "POST":
@@ -86,56 +89,9 @@ func (n *Node) health(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (n *Node) metrics(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("text/plain; version=0.0.4")
-	m := strconv.Quote(n.cfg.Model)
-	r, w := n.running.Load(), n.waiting.Load()
-	kv := float64(r) / float64(cap(n.slots))
-	gauge := func(name, labels string, v any) {
-		fmt.Fprintf(ctx, "# TYPE %s gauge\n%s%s %v\n", name, name, labels, v)
-	}
-	counter := func(name, labels string, v any) {
-		fmt.Fprintf(ctx, "# TYPE %s counter\n%s%s %v\n", name, name, labels, v)
-	}
-	ml := "{model_name=" + m + "}"
-	switch n.cfg.Engine {
-	case "sglang":
-		l := "{model_name=" + m + ",tp_rank=\"0\"}"
-		gauge("sglang:num_running_reqs", l, r)
-		gauge("sglang:num_queue_reqs", l, w)
-		gauge("sglang:token_usage", l, kv)
-		gauge("sglang:gen_throughput", l, 0)
-	case "tgi":
-		gauge("tgi_batch_current_size", "", r)
-		gauge("tgi_queue_size", "", w)
-		counter("tgi_request_success", "", n.served.Load())
-	case "triton":
-		l := "{model=" + m + ",version=\"1\"}"
-		gauge("nv_inference_pending_request_count", l, w)
-		counter("nv_inference_request_success", l, n.served.Load())
-		counter("nv_inference_count", l, n.served.Load())
-	case "mindie":
-		gauge("num_requests_running", ml, r)
-		gauge("num_requests_waiting", ml, w)
-		gauge("num_requests_swapped", ml, 0)
-		gauge("npu_cache_usage_perc", ml, kv)
-		counter("request_success_total", ml, n.served.Load())
-		counter("generation_tokens_total", ml, n.genTokens.Load())
-	default:
-		fmt.Fprintf(ctx, "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n")
-		gauge("vllm:num_requests_running", ml, r)
-		fmt.Fprintf(ctx, "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n")
-		gauge("vllm:num_requests_waiting", ml, w)
-		fmt.Fprintf(ctx, "# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.\n")
-		gauge("vllm:gpu_cache_usage_perc", ml, kv)
-		counter("vllm:prompt_tokens_total", ml, n.promptTokens.Load())
-		counter("vllm:generation_tokens_total", ml, n.genTokens.Load())
-		counter("vllm:request_success_total", "{finished_reason=\"length\",model_name="+m+"}", n.served.Load())
-	}
-	fmt.Fprintf(ctx, "# HELP switchyard_sim_slowdown Current slowdown factor of the simulated node.\n")
-	gauge("switchyard_sim_slowdown", "{node="+strconv.Quote(n.id)+"}", n.Slowdown())
-}
-
+// models answers GET /v1/models like vLLM: the base model, then the LoRA
+// adapters (the configured ones, and any other currently loaded) with
+// the base model as parent.
 func (n *Node) models(ctx *fasthttp.RequestCtx) {
 	type model struct {
 		ID          string  `json:"id"`
@@ -144,12 +100,27 @@ func (n *Node) models(ctx *fasthttp.RequestCtx) {
 		OwnedBy     string  `json:"owned_by"`
 		Root        string  `json:"root"`
 		Parent      *string `json:"parent"`
-		MaxModelLen int     `json:"max_model_len"`
+		MaxModelLen *int    `json:"max_model_len"`
+	}
+	created := time.Now().Unix()
+	mml := 8192
+	data := []model{{ID: n.cfg.Model, Object: "model", Created: created, OwnedBy: "switchyard-sim", Root: n.cfg.Model, MaxModelLen: &mml}}
+	if n.lora != nil {
+		names := append([]string{}, n.cfg.LoRA.Adapters...)
+		for _, l := range n.lora.stats().Loaded {
+			if !slices.Contains(names, l) {
+				names = append(names, l)
+			}
+		}
+		base := n.cfg.Model
+		for _, a := range names {
+			data = append(data, model{ID: a, Object: "model", Created: created, OwnedBy: "switchyard-sim", Root: a, Parent: &base})
+		}
 	}
 	b, _ := json.Marshal(struct {
 		Object string  `json:"object"`
 		Data   []model `json:"data"`
-	}{"list", []model{{ID: n.cfg.Model, Object: "model", Created: time.Now().Unix(), OwnedBy: "switchyard-sim", Root: n.cfg.Model, MaxModelLen: 8192}}})
+	}{"list", data})
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 }
@@ -189,22 +160,33 @@ type openaiRequest struct {
 	} `json:"stream_options"`
 }
 
-// countTokens approximates tokens as whitespace-separated words of the
-// raw JSON text (strings or content parts), at least 1.
-func countTokens(raw []byte) int {
-	if len(raw) == 0 {
-		return 0
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		s = string(raw)
-	}
-	return len(strings.Fields(s))
-}
+// Response headers that expose the modelled prefill, so tests and the
+// demo can check the prefix cache without timing anything.
+const (
+	// CachedTokensHeader is the number of prompt tokens found in the
+	// prefix cache.
+	CachedTokensHeader = "X-Sim-Cached-Tokens"
+	// PrefillHeader is the modelled prefill time before the slowdown
+	// factor (a Go duration).
+	PrefillHeader = "X-Sim-Prefill"
+	// LoRAHeader names the LoRA adapter that served the request.
+	LoRAHeader = "X-Sim-LoRA"
+)
 
 var vocab = []string{"Hello", " from", " the", " switchyard", " simulated", " engine", ",", " one", " token", " at", " a", " time", "."}
 
 func token(i int) string { return vocab[i%len(vocab)] }
+
+// usage is an OpenAI usage object; prompt_tokens_details.cached_tokens is
+// set when the prefix cache is on (vLLM with
+// --enable-prompt-tokens-details, OpenAI always).
+func (n *Node) usage(p prefill, completion int) map[string]any {
+	u := map[string]any{"prompt_tokens": p.tokens, "completion_tokens": completion, "total_tokens": p.tokens + completion}
+	if n.cache != nil {
+		u["prompt_tokens_details"] = map[string]int{"cached_tokens": p.cached}
+	}
+	return u
+}
 
 func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 	var req openaiRequest
@@ -212,9 +194,13 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 		jsonError(ctx, 400, "BadRequestError", "invalid JSON body: "+err.Error())
 		return
 	}
+	adapter := ""
 	if req.Model != "" && req.Model != n.cfg.Model {
-		jsonError(ctx, 404, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", req.Model))
-		return
+		if !n.cfg.LoRA.Serves(req.Model) {
+			jsonError(ctx, 404, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", req.Model))
+			return
+		}
+		adapter = req.Model
 	}
 	if chat && len(req.Messages) == 0 {
 		jsonError(ctx, 400, "BadRequestError", "messages must not be empty")
@@ -230,54 +216,86 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 			maxTok, finish = *p, "length"
 		}
 	}
-	prompt := countTokens(req.Prompt)
-	for _, m := range req.Messages {
-		prompt += countTokens(m.Content)
-	}
-	if prompt < 1 {
-		prompt = 1
+	var text promptText
+	if chat {
+		for _, m := range req.Messages {
+			text.addMessage(m.Role, m.Content)
+		}
+	} else {
+		text.addRaw(req.Prompt)
 	}
 	if n.failNow() {
 		jsonError(ctx, 500, "InternalServerError", "simulated engine failure")
 		return
 	}
+	if adapter != "" {
+		if err := n.acquireLoRA(adapter); err != nil {
+			n.refuse(ctx, err)
+			return
+		}
+		ctx.Response.Header.Set(LoRAHeader, adapter)
+	}
+	releaseLoRA := func() {
+		if adapter != "" {
+			n.lora.release(adapter)
+		}
+	}
 	if err := n.admit(); err != nil {
+		releaseLoRA()
 		n.refuse(ctx, err)
 		return
 	}
-	n.promptTokens.Add(int64(prompt))
+	pf := n.plan(text.String())
+	ctx.Response.Header.Set(CachedTokensHeader, strconv.Itoa(pf.cached))
+	ctx.Response.Header.Set(PrefillHeader, pf.time.String())
 	seq := n.reqSeq.Add(1)
 	created := time.Now().Unix()
 	model := n.cfg.Model
+	if adapter != "" {
+		model = adapter
+	}
 	var id, object, chunkObject string
 	if chat {
 		id, object, chunkObject = fmt.Sprintf("chatcmpl-%s-%d", n.id, seq), "chat.completion", "chat.completion.chunk"
 	} else {
 		id, object, chunkObject = fmt.Sprintf("cmpl-%s-%d", n.id, seq), "text_completion", "text_completion"
 	}
-	usage := func(c int) map[string]int {
-		return map[string]int{"prompt_tokens": prompt, "completion_tokens": c, "total_tokens": prompt + c}
+	// cacheReply caches the assistant turn as the next chat turn will
+	// render it, as vLLM keeps the generated tokens' KV blocks.
+	cacheReply := func(reply string) {
+		if n.cache != nil && chat {
+			var t promptText
+			t.WriteString(pf.text)
+			t.addMessage("assistant", mustJSON(reply))
+			n.cache.insert(t.String())
+		}
 	}
 	if !req.Stream {
 		defer n.release()
+		defer releaseLoRA()
 		var sb strings.Builder
-		if !n.generate(maxTok, func(i int) bool { sb.WriteString(token(i)); return true }) {
+		if !n.generate(pf, maxTok, func(i int) bool { sb.WriteString(token(i)); return true }) {
 			ctx.SetConnectionClose()
 			jsonError(ctx, 503, "ServiceUnavailableError", "node stopped")
 			return
 		}
+		cacheReply(sb.String())
 		var choice map[string]any
 		if chat {
 			choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": sb.String()}, "logprobs": nil, "finish_reason": finish}
 		} else {
 			choice = map[string]any{"index": 0, "text": sb.String(), "logprobs": nil, "finish_reason": finish}
 		}
-		b, _ := json.Marshal(map[string]any{"id": id, "object": object, "created": created, "model": model, "choices": []any{choice}, "usage": usage(maxTok)})
+		b, _ := json.Marshal(map[string]any{"id": id, "object": object, "created": created, "model": model, "choices": []any{choice}, "usage": n.usage(pf, maxTok)})
 		n.served.Add(1)
 		ctx.SetContentType("application/json")
 		ctx.SetBody(b)
 		return
 	}
+	// As vLLM's serving_chat.py (chat_completion_stream_generator): no
+	// usage in the token chunks nor in the finish chunk; with
+	// stream_options.include_usage one more chunk with "choices": [] and
+	// the usage, then [DONE].
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
@@ -285,6 +303,7 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer n.wg.Done()
 		defer n.release()
+		defer releaseLoRA()
 		send := func(v any) bool {
 			b, _ := json.Marshal(v)
 			w.WriteString("data: ")
@@ -304,19 +323,20 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 		if chat && !send(chunk(map[string]any{"role": "assistant", "content": ""}, "", nil)) {
 			return
 		}
-		ok := n.generate(maxTok, func(i int) bool {
+		var reply strings.Builder
+		ok := n.generate(pf, maxTok, func(i int) bool {
+			reply.WriteString(token(i))
 			return send(chunk(map[string]any{"content": token(i)}, token(i), nil))
 		})
 		if !ok {
 			return
 		}
-		last := chunk(map[string]any{}, "", finish)
-		last["usage"] = usage(maxTok)
-		if !send(last) {
+		cacheReply(reply.String())
+		if !send(chunk(map[string]any{}, "", finish)) {
 			return
 		}
 		if includeUsage {
-			if !send(map[string]any{"id": id, "object": chunkObject, "created": created, "model": model, "choices": []any{}, "usage": usage(maxTok)}) {
+			if !send(map[string]any{"id": id, "object": chunkObject, "created": created, "model": model, "choices": []any{}, "usage": n.usage(pf, maxTok)}) {
 				return
 			}
 		}
@@ -325,6 +345,11 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 			n.served.Add(1)
 		}
 	})
+}
+
+func mustJSON(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
 }
 
 // kserve handles /v2/models/{name}[/versions/{v}][/ready|/infer].
@@ -393,9 +418,9 @@ func (n *Node) kserveInfer(ctx *fasthttp.RequestCtx) {
 	if v, ok := req.Parameters["max_tokens"].(float64); ok && v >= 1 && v <= 1<<20 {
 		tokens = int(v)
 	}
-	prompt := 0
+	var text promptText
 	for _, in := range req.Inputs {
-		prompt += countTokens(in.Data)
+		text.addRaw(in.Data)
 	}
 	if n.failNow() {
 		ctx.SetStatusCode(500)
@@ -414,9 +439,9 @@ func (n *Node) kserveInfer(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	defer n.release()
-	n.promptTokens.Add(int64(max(prompt, 1)))
+	pf := n.plan(text.String())
 	var sb strings.Builder
-	if !n.generate(tokens, func(i int) bool { sb.WriteString(token(i)); return true }) {
+	if !n.generate(pf, tokens, func(i int) bool { sb.WriteString(token(i)); return true }) {
 		ctx.SetConnectionClose()
 		ctx.SetStatusCode(503)
 		return

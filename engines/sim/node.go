@@ -81,6 +81,15 @@ type Stats struct {
 	Slowdown        float64 `json:"slowdown"`
 	Mode            string  `json:"mode"`
 	Draining        bool    `json:"draining"`
+	// PrefixQueryTokens and PrefixHitTokens are the prompt tokens looked
+	// up in the prefix cache and the ones found (cumulative; vLLM's
+	// prefix_cache_queries and prefix_cache_hits). PrefixBlocks is the
+	// number of blocks cached now.
+	PrefixQueryTokens int64 `json:"prefix_query_tokens"`
+	PrefixHitTokens   int64 `json:"prefix_hit_tokens"`
+	PrefixBlocks      int   `json:"prefix_blocks"`
+	// LoRA describes the adapter slots (nil without LoRA).
+	LoRA *LoRAStats `json:"lora,omitempty"`
 }
 
 // Node is one running simulated engine. Its methods are safe for
@@ -95,11 +104,16 @@ type Node struct {
 	srv   *fasthttp.Server
 	gsrv  *grpc.Server
 	slots chan struct{}
+	now   func() time.Time
+	cache *prefixCache // nil without a prefix cache
+	lora  *loraSlots   // nil without LoRA
 
 	// atomic
 	running, waiting                atomic.Int64
 	served, rejected, errs          atomic.Int64
 	promptTokens, genTokens, reqSeq atomic.Int64
+	prefixQueries, prefixHits       atomic.Int64
+	prefilling                      atomic.Int64 // requests in prefill
 	mode                            atomic.Int32
 	slowdown                        atomic.Uint64 // float64 bits
 	errorRate                       atomic.Uint64 // float64 bits
@@ -119,6 +133,11 @@ type Node struct {
 // Addr() is usable at once. ctx only bounds start-up; stop the node with
 // Close or Crash.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
+	return startClock(ctx, cfg, time.Now)
+}
+
+// startClock is Start with an injected clock (it stamps vllm:lora_requests_info).
+func startClock(ctx context.Context, cfg Config, now func() time.Time) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -127,7 +146,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: listen %s: %w", cfg.Listen, err)
 	}
-	n := &Node{cfg: cfg, prof: cfg.profile(), closed: make(chan struct{}), serveDone: make(chan struct{}), grpcDone: make(chan struct{})}
+	n := &Node{cfg: cfg, prof: cfg.profile(), now: now, closed: make(chan struct{}), serveDone: make(chan struct{}), grpcDone: make(chan struct{})}
+	n.cache = newPrefixCache(cfg.PrefixCache)
+	if cfg.LoRA.Enabled() {
+		n.lora = newLoRASlots(cfg.LoRA.MaxLoRAs, now)
+	}
 	n.ln = newTrackListener(l)
 	n.id = cfg.ID
 	if n.id == "" {
@@ -274,9 +297,18 @@ func (n *Node) WaitIdle(ctx context.Context) error {
 // Stats returns the counters.
 func (n *Node) Stats() Stats {
 	r, w := n.running.Load(), n.waiting.Load()
-	return Stats{ID: n.id, Served: n.served.Load(), Rejected: n.rejected.Load(), Errors: n.errs.Load(),
+	st := Stats{ID: n.id, Served: n.served.Load(), Rejected: n.rejected.Load(), Errors: n.errs.Load(),
 		InFlight: r + w, Running: r, Waiting: w, PromptTokens: n.promptTokens.Load(), GeneratedTokens: n.genTokens.Load(),
-		Slots: cap(n.slots), Slowdown: n.Slowdown(), Mode: n.Mode().String(), Draining: n.draining.Load()}
+		Slots: cap(n.slots), Slowdown: n.Slowdown(), Mode: n.Mode().String(), Draining: n.draining.Load(),
+		PrefixQueryTokens: n.prefixQueries.Load(), PrefixHitTokens: n.prefixHits.Load()}
+	if n.cache != nil {
+		st.PrefixBlocks = n.cache.len()
+	}
+	if n.lora != nil {
+		ls := n.lora.stats()
+		st.LoRA = &ls
+	}
+	return st
 }
 
 // Crash stops the node abruptly: listeners closed, every connection reset
@@ -333,13 +365,21 @@ func (e *errRefused) Error() string { return e.msg }
 
 var errStopped = errors.New("sim: node stopped")
 
-// admit takes a slot, waiting in the bounded queue if needed.
-func (n *Node) admit() error {
+// accepting refuses requests while draining or starting up.
+func (n *Node) accepting() error {
 	switch {
 	case n.draining.Load():
 		return &errRefused{503, "draining"}
 	case !n.ready():
 		return &errRefused{503, "starting up"}
+	}
+	return nil
+}
+
+// admit takes a slot, waiting in the bounded queue if needed.
+func (n *Node) admit() error {
+	if err := n.accepting(); err != nil {
+		return err
 	}
 	select {
 	case n.slots <- struct{}{}:
@@ -395,15 +435,65 @@ func (n *Node) hang() {
 	}
 }
 
-// generate runs one admitted request: prefill, then tokens calls of emit
-// (i = 0..tokens-1) spaced PerToken apart. emit returning false (client
-// gone) or the node stopping ends it early; the result says whether all
-// tokens were produced.
-func (n *Node) generate(tokens int, emit func(i int) bool) bool {
+// acquireLoRA holds a LoRA adapter slot for one request (see LoRAConfig),
+// counting the request as waiting meanwhile. release with n.lora.release.
+func (n *Node) acquireLoRA(name string) error {
+	if err := n.accepting(); err != nil {
+		return err
+	}
+	n.waiting.Add(1)
+	defer n.waiting.Add(-1)
+	load := func() bool {
+		t := time.NewTimer(time.Hour)
+		defer t.Stop()
+		return n.sleep(t, n.cfg.LoRA.LoadTime)
+	}
+	if err := n.lora.acquire(name, load, n.closed); err != nil {
+		return errStopped
+	}
+	return nil
+}
+
+// prefill is one admitted request's prompt: its text (cached after the
+// prefill), its token count, the tokens found in the prefix cache and the
+// modelled prefill time before the slowdown factor.
+type prefill struct {
+	text   string
+	tokens int
+	cached int
+	time   time.Duration
+}
+
+// plan looks the prompt up in the prefix cache (at admission, when the
+// request is scheduled) and counts the query.
+func (n *Node) plan(text string) prefill {
+	p := prefill{text: text, tokens: max(tokenCount(text), 1)}
+	if n.cache != nil {
+		p.cached = n.cache.lookup(text)
+	}
+	n.promptTokens.Add(int64(p.tokens))
+	n.prefixQueries.Add(int64(p.tokens))
+	n.prefixHits.Add(int64(p.cached))
+	p.time = n.prof.Prefill + time.Duration(p.tokens-p.cached)*n.prof.PrefillPerToken
+	return p
+}
+
+// generate runs one admitted request: the prefill (after which the
+// prompt's blocks are cached), then tokens calls of emit (i =
+// 0..tokens-1) spaced PerToken apart. emit returning false (client gone)
+// or the node stopping ends it early; the result says whether all tokens
+// were produced.
+func (n *Node) generate(p prefill, tokens int, emit func(i int) bool) bool {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	if !n.sleep(t, n.prof.Prefill) {
+	n.prefilling.Add(1)
+	ok := n.sleep(t, p.time)
+	n.prefilling.Add(-1)
+	if !ok {
 		return false
+	}
+	if n.cache != nil {
+		n.cache.insert(p.text)
 	}
 	for i := 0; i < tokens; i++ {
 		if !n.sleep(t, n.prof.PerToken) {

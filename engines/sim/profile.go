@@ -34,8 +34,12 @@ type Profile struct {
 	// QueueDepth bounds waiting requests (default 4 × slots); 0 after
 	// defaults means no queue. Set -1 for "no queue".
 	QueueDepth int `yaml:"queue_depth" json:"queue_depth"`
-	// Prefill is the time to first token (default 30ms).
+	// Prefill is the fixed part of the time to first token (default
+	// 30ms).
 	Prefill time.Duration `yaml:"prefill" json:"prefill"`
+	// PrefillPerToken is added to Prefill per prompt token not found in
+	// the prefix cache (default 0: prefill independent of the prompt).
+	PrefillPerToken time.Duration `yaml:"prefill_per_token" json:"prefill_per_token"`
 	// PerToken is the decode time per output token (default 5ms).
 	PerToken time.Duration `yaml:"per_token" json:"per_token"`
 	// MaxTokens is the output length when a request does not set one

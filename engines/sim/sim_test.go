@@ -87,8 +87,10 @@ func TestChatCompletions(t *testing.T) {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
+	// The prompt renders as "user\nsay hi to me\n": 17 bytes, 5 tokens
+	// at CharsPerToken.
 	if out.Object != "chat.completion" || out.Choices[0].Message.Content != "Hello from the" || out.Choices[0].FinishReason != "length" ||
-		out.Usage.PromptTokens != 4 || out.Usage.CompletionTokens != 3 || out.Usage.TotalTokens != 7 {
+		out.Usage.PromptTokens != 5 || out.Usage.CompletionTokens != 3 || out.Usage.TotalTokens != 8 {
 		t.Errorf("response = %+v", out)
 	}
 	resp, b = post(t, ctx, n.URL()+"/v1/chat/completions", `{"model":"other","messages":[{"role":"user","content":"x"}]}`)
@@ -125,16 +127,22 @@ func readSSE(t *testing.T, r io.Reader) []string {
 	return out
 }
 
+// TestStreaming: SSE chunks as vLLM sends them; usage only when
+// stream_options.include_usage asks, once, in a last chunk with
+// "choices": [] before [DONE].
 func TestStreaming(t *testing.T) {
 	ctx := testCtx(t, 10*time.Second)
 	n := start(t, Config{Model: "m", Override: fast})
 	for _, c := range []struct {
 		name, path, body string
 		chunks           int // data lines incl. [DONE]
+		usage            bool
 	}{
-		{"chat", "/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, 1 + 5 + 1 + 1},
-		{"chat include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, 1 + 5 + 1 + 1 + 1},
-		{"completions", "/v1/completions", `{"model":"m","stream":true,"prompt":"once upon","max_tokens":5}`, 5 + 1 + 1},
+		{"chat", "/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, 1 + 5 + 1 + 1, false},
+		{"chat include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, 1 + 5 + 1 + 1 + 1, true},
+		{"chat include_usage false", "/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}],"max_tokens":5}`, 1 + 5 + 1 + 1, false},
+		{"completions", "/v1/completions", `{"model":"m","stream":true,"prompt":"once upon","max_tokens":5}`, 5 + 1 + 1, false},
+		{"completions include_usage", "/v1/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"prompt":"once upon","max_tokens":5}`, 5 + 1 + 1 + 1, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(ctx, "POST", n.URL()+c.path, strings.NewReader(c.body))
@@ -151,12 +159,13 @@ func TestStreaming(t *testing.T) {
 				t.Fatalf("got %d chunks: %q", len(data), data)
 			}
 			var text strings.Builder
-			var usage map[string]int
-			for _, d := range data[:len(data)-1] {
+			usages := 0
+			for i, d := range data[:len(data)-1] {
 				var ch struct {
 					Choices []struct {
-						Delta struct{ Content string }
-						Text  string
+						Delta        struct{ Content string }
+						Text         string
+						FinishReason *string `json:"finish_reason"`
 					}
 					Usage map[string]int
 				}
@@ -166,12 +175,19 @@ func TestStreaming(t *testing.T) {
 				for _, cc := range ch.Choices {
 					text.WriteString(cc.Delta.Content + cc.Text)
 				}
-				if ch.Usage != nil {
-					usage = ch.Usage
+				if strings.Contains(d, `"usage"`) {
+					usages++
+					last := i == len(data)-2
+					if !last || len(ch.Choices) != 0 || ch.Usage["completion_tokens"] != 5 || ch.Usage["total_tokens"] != ch.Usage["prompt_tokens"]+5 {
+						t.Errorf("usage chunk %d of %d: %s", i, len(data)-1, d)
+					}
 				}
 			}
-			if text.String() != "Hello from the switchyard simulated" || usage["completion_tokens"] != 5 || usage["total_tokens"] != usage["prompt_tokens"]+5 {
-				t.Errorf("text %q usage %v", text.String(), usage)
+			if want := map[bool]int{true: 1, false: 0}[c.usage]; usages != want {
+				t.Errorf("%d usage chunks, want %d", usages, want)
+			}
+			if text.String() != "Hello from the switchyard simulated" {
+				t.Errorf("text %q", text.String())
 			}
 		})
 	}
