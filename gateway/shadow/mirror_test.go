@@ -60,6 +60,9 @@ func TestDifferencesCountedAndLogged(t *testing.T) {
 
 			const n = 6
 			body := `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":` + strconv.FormatBool(tc.stream) + `}`
+			if tc.stream { // usage comes in a stream only when asked for (as in vLLM)
+				body = `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`
+			}
 			for i := 0; i < n; i++ {
 				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 				req.SetRequestURI("http://" + front + "/v1/chat/completions")
