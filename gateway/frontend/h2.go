@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -79,10 +80,14 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		resp := x.Response()
 		stream := x.Streamed()
 		for k, v := range resp.Header.All() {
-			if hopResponseHeader(k) || stream && string(k) == "Content-Length" {
+			if hopResponseHeader(k) || stream && bytes.EqualFold(k, []byte("Content-Length")) {
 				continue
 			}
-			h.Add(string(k), string(v))
+			key, vals := s.headers.key(k), s.headers.value(v)
+			if prev := h[key]; prev != nil {
+				vals = append(prev[:len(prev):len(prev)], vals[0])
+			}
+			h[key] = vals
 		}
 		w.WriteHeader(resp.StatusCode())
 		if stream {
@@ -154,9 +159,17 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 // hopResponseHeader reports response headers that are not passed on
 // (hop-by-hop, RFC 9110 §7.6.1; HTTP/2 has no such headers).
 func hopResponseHeader(k []byte) bool {
-	switch strings.ToLower(string(k)) {
-	case "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade":
-		return true
+	switch len(k) {
+	case 2, 7, 10, 16, 17:
+	default:
+		return false
+	}
+	for _, h := range hopNames {
+		if bytes.EqualFold(k, []byte(h)) {
+			return true
+		}
 	}
 	return false
 }
+
+var hopNames = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}

@@ -31,6 +31,7 @@ type Server struct {
 	h2ln    *chanListener
 
 	streamBodies bool // Limits.StreamBodyOver > 0
+	headers      headerCache
 	stopping     atomic.Bool
 }
 
