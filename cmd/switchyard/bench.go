@@ -16,6 +16,7 @@ func benchCommands() []command {
 		{"compare", "proxy comparison: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
+		{"replot", "redraw the charts of the reports in bench/results from their tables", runBenchReplot},
 	}
 }
 
