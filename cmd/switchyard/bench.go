@@ -28,7 +28,7 @@ func benchUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `switchyard bench SUBCOMMAND -h` to see its flags.")
+	fmt.Fprintln(w, "Run `switchyard bench SUBCOMMAND --help` to see its flags.")
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
