@@ -116,7 +116,8 @@ func TestTokensCheckedBeforeRequests(t *testing.T) {
 
 func TestMaxConcurrent(t *testing.T) {
 	ten := newTenant("a", Limits{MaxConcurrent: 2}, t0)
-	if !ten.Acquire() || !ten.Acquire() {
+	first, second := ten.Acquire(), ten.Acquire()
+	if !first || !second {
 		t.Fatal("refused under the limit")
 	}
 	if ten.Acquire() {
