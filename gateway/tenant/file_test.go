@@ -227,3 +227,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestExampleFile: the documented example parses and means what its
+// comments say.
+func TestExampleFile(t *testing.T) {
+	s, err := LoadFile("testdata/keys.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := s.Lookup([]byte("sk-example-team-a-0123456789abcdef"))
+	a2, ok2 := s.Lookup([]byte("sk-example-team-a-rotated-0123456789"))
+	if !ok || !ok2 || a != a2 || a.Name() != "team-a" || a.Allows([]byte("llama-3-8b")) || !a.Allows([]byte("llama-3-70b")) {
+		t.Errorf("team-a: %v %v", a, a2)
+	}
+	b, ok := s.Lookup([]byte("sk-example-batch-0123456789abcdef"))
+	if !ok || b.Name() != "nightly-batch" || b.Priority() != Batch || b.Limits().TokensPerMinute != 1000000 {
+		t.Errorf("nightly-batch: %v %v", b, ok)
+	}
+}
