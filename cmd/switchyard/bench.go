@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,13 +45,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	for _, c := range benchCommands() {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
+			err := c.run(ctx, args[1:], stdout, stderr)
+			if err == nil || err == errUsage || errors.Is(err, flag.ErrHelp) {
+				return err // errUsage alone: the message is out already
+			}
+			return &subcommandError{name: c.name, err: err}
 		}
 	}
 	fmt.Fprintf(stderr, "switchyard bench: unknown subcommand %q\n\n", args[0])
 	benchUsage(stderr)
 	return errUsage
 }
+
+// subcommandError is a subcommand's error, printed by run as
+// "switchyard COMMAND SUBCOMMAND: message".
+type subcommandError struct {
+	name string
+	err  error
+}
+
+func (e *subcommandError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *subcommandError) Unwrap() error { return e.err }
 
 // commandLine returns the command as the user typed it, for reports: the
 // value of SWITCHYARD_BENCH_CMD when a re-executed child was given it.

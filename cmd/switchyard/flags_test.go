@@ -139,7 +139,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sim", "--log-format", "xml"}, `switchyard sim: --log-format "xml": want text or json`},
 		{[]string{"agent", "--app", "x"}, "switchyard agent: at least one --addr proto=host:port is required"},
 		{[]string{"agent", "--addr", "http=127.0.0.1:1", "--load", "magic"}, `switchyard agent: --load "magic": want static or probe`},
-		{[]string{"bench", "minproxy"}, "switchyard bench: --upstream is required"},
+		{[]string{"bench", "minproxy"}, "switchyard bench minproxy: --upstream is required"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			return run(ctx, append(args[1:], "--help"), stdout, stderr)
+			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
 		}
 		usage(stdout)
 		return 0
@@ -71,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var sub *subcommandError
+		if errors.As(err, &sub) {
+			name, err = name+" "+sub.name, sub.err
+		}
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
