@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -166,7 +167,11 @@ func (t *Tenant) Charge(now time.Time, tokens int64) {
 	}
 	for {
 		old := t.tokTAT.Load()
-		if t.tokTAT.CompareAndSwap(old, max(old, at)+cost) {
+		next := max(old, at) + cost
+		if next < old {
+			next = math.MaxInt64 // saturate rather than wrap into credit
+		}
+		if t.tokTAT.CompareAndSwap(old, next) {
 			return
 		}
 	}
