@@ -2,7 +2,7 @@
 // limits: requests per minute, tokens per minute, requests in flight, a
 // priority class and a model allowlist (issue 15).
 //
-// It owns the API-key file (see ParseFile for its format), its reload
+// It owns the API-key file (see Parse for its format), its reload
 // when the file changes (Store.Run), the lookup of a request's key
 // (Set.Lookup, BearerToken) and the limit state of every tenant. It never
 // logs, returns or stores a key: keys are hashed with SHA-256 as soon as
