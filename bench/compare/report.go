@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/switchyard-dev/switchyard/bench/machine"
-	"github.com/switchyard-dev/switchyard/bench/plot"
 )
 
 // Table returns the Markdown results table. Figures are medians over
@@ -91,18 +90,13 @@ func (r *Report) Write(dir, command string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
-	var rps, lat []plot.Group
+	var rows []ChartRow
 	for _, row := range r.Rows {
-		if row.Skipped != "" {
-			continue
+		if row.Skipped == "" {
+			rows = append(rows, ChartRow{Name: row.Name, RPS: row.MedianRPS(), P50: row.MedianP50(), P99: row.MedianP99()})
 		}
-		rps = append(rps, plot.Group{Label: row.Name, Values: []float64{row.MedianRPS()}})
-		lat = append(lat, plot.Group{Label: row.Name, Values: []float64{row.MedianP50(), row.MedianP99()}})
 	}
-	if err := plot.Bars(filepath.Join(dir, "proxy-compare-rps.png"), "Proxy comparison: req/s (median of rounds), one proxy core", "req/s", []string{"req/s"}, rps); err != nil {
-		return err
-	}
-	if err := plot.Bars(filepath.Join(dir, "proxy-compare-latency.png"), "Proxy comparison: latency, ms (median of rounds)", "ms", []string{"p50", "p99"}, lat); err != nil {
+	if err := WriteCharts(dir, "proxy-compare", rows); err != nil {
 		return err
 	}
 	c := r.Config

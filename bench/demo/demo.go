@@ -35,7 +35,8 @@ type Config struct {
 	// Agent is the command that runs a node agent, e.g.
 	// {"/path/to/switchyard", "agent"}. Required.
 	Agent []string
-	// OutDir receives the PNG plots and, with JSON, summary.json.
+	// OutDir receives the PNG charts (SharesChart, UtilisationChart,
+	// LatencyChart).
 	// Default "demo-out".
 	OutDir string
 	// Log receives progress lines. Default io.Discard.
@@ -283,7 +284,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return rep, fmt.Errorf("demo: %w", err)
 	}
-	if err := rep.plot(cfg.OutDir, samples); err != nil {
+	if err := rep.charts(cfg.OutDir, samples); err != nil {
 		return rep, err
 	}
 	return rep, nil

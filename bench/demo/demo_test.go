@@ -3,6 +3,8 @@ package demo
 import (
 	"bytes"
 	"context"
+	"image/png"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -57,9 +59,29 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(text.String(), "Ejection of") {
 		t.Error("text report lacks the ejection lines")
 	}
-	for _, f := range []string{"latency-cdf.png", "utilisation.png"} {
-		if out, err := exec.Command("file", filepath.Join(dir, "out", f)).Output(); err == nil && !bytes.Contains(out, []byte("PNG")) {
-			t.Errorf("%s is not a PNG: %s", f, out)
-		}
+	if rep.DrainAt <= 0 || rep.CrashAt <= rep.DrainAt {
+		t.Errorf("event times: drain at %.2f s, crash at %.2f s", rep.DrainAt, rep.CrashAt)
+	}
+	for _, f := range []string{SharesChart, UtilisationChart, LatencyChart} {
+		checkPNG(t, filepath.Join(dir, "out", f))
+	}
+}
+
+// checkPNG checks that path is a PNG of the charts' size.
+func checkPNG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return
+	}
+	if cfg.Width < 800 || cfg.Height < 400 {
+		t.Errorf("%s: %dx%d", path, cfg.Width, cfg.Height)
 	}
 }

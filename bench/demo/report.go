@@ -3,14 +3,16 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"io"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
 	"sort"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/bench/plot"
+	"github.com/switchyard-dev/switchyard/bench/chart"
 )
 
 // MaxEjection is the seed's bound: an evicted node receives no traffic
@@ -31,6 +33,10 @@ type Report struct {
 	// drain, while every node was up.
 	ShareWindow [2]float64 `json:"share_window_seconds"`
 	SharesOK    bool       `json:"shares_within_tolerance"`
+	// DrainAt and CrashAt are when the drain and the kill happened,
+	// seconds from the start.
+	DrainAt float64 `json:"drain_at_seconds"`
+	CrashAt float64 `json:"crash_at_seconds"`
 
 	Drained      Ejection `json:"drained"`
 	Crashed      Ejection `json:"crashed"`
@@ -90,6 +96,8 @@ func buildReport(cfg Config, nodes []*node, recs []record, util *utilSampler, wa
 	crashTime := events["crash"]
 	from, to := 2.0, drainAt.Seconds()
 	rep.ShareWindow = [2]float64{from, to}
+	rep.DrainAt = events["drain"].Sub(start).Seconds()
+	rep.CrashAt = crashTime.Sub(start).Seconds()
 
 	inWindow := make(map[string]int)
 	windowTotal := 0
@@ -223,46 +231,147 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// plot writes latency-cdf.png and utilisation.png into dir.
-func (r *Report) plot(dir string, util *utilSampler) error {
-	// The latency CDF with its axes swapped (the quantile function), which
-	// reads better with latency on a log scale.
-	var qs []float64
-	for q := 1; q <= 99; q++ {
-		qs = append(qs, float64(q))
+// SmoothWindow is the width of the trailing rolling mean drawn over each
+// node's utilisation samples (taken every 250 ms): wide enough to hide the
+// sampling noise of nodes with a few slots, narrow enough that a drained
+// or killed node reaches zero within 2 s of the event. Trailing, not
+// centred, so that no line moves before the event that moved it.
+const SmoothWindow = 2 * time.Second
+
+// Chart files written into Config.OutDir, one per question.
+const (
+	SharesChart      = "shares.png"      // does each node get its share of capacity?
+	UtilisationChart = "utilisation.png" // how busy is each node over time, across the drain and the kill?
+	LatencyChart     = "latency-cdf.png" // what latency do clients see, per card class?
+)
+
+// charts writes the three charts into dir.
+func (r *Report) charts(dir string, util *utilSampler) error {
+	if err := r.sharesChart(filepath.Join(dir, SharesChart)); err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
-	qs = append(qs, 99.5, 99.9)
-	var lines []plot.Line
-	for _, id := range append([]string{"all"}, nodeIDs(r.Nodes)...) {
-		lat := r.latencies[id]
-		if len(lat) == 0 {
-			continue
-		}
-		y := make([]float64, len(qs))
-		for k, q := range qs {
-			y[k] = quantile(lat, q/100)
-		}
-		lines = append(lines, plot.Line{Name: id, Y: y})
+	if err := r.utilisationChart(filepath.Join(dir, UtilisationChart), util); err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
-	if err := plot.Lines(filepath.Join(dir, "latency-cdf.png"), "Client latency by serving node (quantile function)", "percentile", "latency ms", qs, lines, true); err != nil {
-		return fmt.Errorf("demo: plot: %w", err)
-	}
-	util.mu.Lock()
-	defer util.mu.Unlock()
-	lines = lines[:0]
-	for i, n := range util.nodes {
-		lines = append(lines, plot.Line{Name: n.id, Y: slices.Clone(util.util[i])})
-	}
-	if err := plot.Lines(filepath.Join(dir, "utilisation.png"), "Per-node utilisation (running/slots)", "seconds", "utilisation", slices.Clone(util.at), lines, false); err != nil {
-		return fmt.Errorf("demo: plot: %w", err)
+	if err := r.latencyChart(filepath.Join(dir, LatencyChart)); err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
 	return nil
 }
 
-func nodeIDs(nodes []NodeReport) []string {
-	ids := make([]string, len(nodes))
-	for i, n := range nodes {
-		ids[i] = n.ID
+func (r *Report) sharesChart(path string) error {
+	c := chart.BarChart{
+		Title: fmt.Sprintf("Share of requests vs share of capacity, per node\nrequests started %.0f–%.0f s, all nodes up; a node passes within ±%.0f %% of its capacity share",
+			r.ShareWindow[0], r.ShareWindow[1], 100*ShareTolerance),
+		YLabel:      "% of the fleet",
+		ValueFormat: "%.1f",
+		Series:      []chart.Bars{{Name: "capacity share"}, {Name: "request share"}},
 	}
-	return ids
+	for _, n := range r.Nodes {
+		c.Categories = append(c.Categories, n.ID)
+		c.Series[0].Values = append(c.Series[0].Values, 100*n.CapacityShare)
+		c.Series[1].Values = append(c.Series[1].Values, 100*n.RequestShare)
+	}
+	return c.Save(path)
+}
+
+func (r *Report) utilisationChart(path string, util *utilSampler) error {
+	at, samples := util.snapshot()
+	c := chart.Lines{
+		Title:  fmt.Sprintf("Per-node utilisation (running / slots), mean over the previous %.0f s", SmoothWindow.Seconds()),
+		XLabel: "seconds since the workload started",
+		YLabel: "utilisation",
+		YMin:   0, YMax: 1,
+		Markers: []chart.Marker{
+			{X: r.DrainAt, Label: "drain " + r.Drained.Node},
+			{X: r.CrashAt, Label: "kill -9 " + r.Crashed.Node},
+		},
+	}
+	window := 1
+	if len(at) > 1 {
+		step := (at[len(at)-1] - at[0]) / float64(len(at)-1)
+		window = max(1, int(math.Round(SmoothWindow.Seconds()/step)))
+	}
+	classes := profileClasses(r.Nodes)
+	seen := make(map[string]bool)
+	for i, n := range r.Nodes {
+		c.Series = append(c.Series, chart.Series{
+			Name:   n.ID,
+			X:      at,
+			Y:      rollingMean(samples[i], window),
+			Colour: chart.Colour(classes[n.Profile]),
+			Dashed: seen[n.Profile], // the second node of a class
+		})
+		seen[n.Profile] = true
+	}
+	return c.Save(path)
+}
+
+func (r *Report) latencyChart(path string) error {
+	c := chart.Lines{
+		Title:  "Client latency, cumulative distribution, per card class of the serving node",
+		XLabel: "latency, ms (log scale)",
+		YLabel: "share of successful requests at or below",
+		LogX:   true,
+		YMin:   0, YMax: 1,
+	}
+	byClass := make(map[string][]float64)
+	for _, n := range r.Nodes {
+		byClass[n.Profile] = append(byClass[n.Profile], r.latencies[n.ID]...)
+	}
+	classes := profileClasses(r.Nodes)
+	names := slices.SortedFunc(maps.Keys(classes), func(a, b string) int { return classes[a] - classes[b] })
+	for _, name := range names {
+		x, y := cdf(byClass[name])
+		c.Series = append(c.Series, chart.Series{Name: name, X: x, Y: y, Colour: chart.Colour(classes[name])})
+	}
+	x, y := cdf(r.latencies["all"])
+	c.Series = append(c.Series, chart.Series{Name: "all", X: x, Y: y, Colour: color.RGBA{A: 0xff}, Dashed: true})
+	return c.Save(path)
+}
+
+// profileClasses numbers the nodes' profiles in their order of appearance.
+func profileClasses(nodes []NodeReport) map[string]int {
+	out := make(map[string]int)
+	for _, n := range nodes {
+		if _, ok := out[n.Profile]; !ok {
+			out[n.Profile] = len(out)
+		}
+	}
+	return out
+}
+
+// rollingMean returns the trailing rolling mean of y over window samples
+// (fewer at the start): out[i] is the mean of y[i-window+1 … i].
+func rollingMean(y []float64, window int) []float64 {
+	window = max(window, 1)
+	out := make([]float64, len(y))
+	var sum float64
+	for i, v := range y {
+		sum += v
+		if i >= window {
+			sum -= y[i-window]
+		}
+		out[i] = sum / float64(min(i+1, window))
+	}
+	return out
+}
+
+// cdf returns the empirical distribution of xs as points (x, share of xs
+// at or below x), thinned to at most 1000 points; xs is sorted in place.
+func cdf(xs []float64) (x, y []float64) {
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	sort.Float64s(xs)
+	n := len(xs)
+	step := max(1, n/1000)
+	for i := 0; i < n; i += step {
+		x = append(x, xs[i])
+		y = append(y, float64(i+1)/float64(n))
+	}
+	if x[len(x)-1] != xs[n-1] || y[len(y)-1] != 1 {
+		x, y = append(x, xs[n-1]), append(y, 1)
+	}
+	return x, y
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -158,6 +159,17 @@ func (s *utilSampler) run(ctx context.Context, every time.Duration) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// snapshot returns copies of the sample times and each node's samples.
+func (s *utilSampler) snapshot() (at []float64, util [][]float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	util = make([][]float64, len(s.util))
+	for i, u := range s.util {
+		util[i] = slices.Clone(u)
+	}
+	return slices.Clone(s.at), util
 }
 
 // mean returns node i's mean utilisation over samples taken in [from, to)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/bench/machine"
-	"github.com/switchyard-dev/switchyard/bench/plot"
 )
 
 // MatrixConfig is a comparison: every policy at every load, from Base.
@@ -225,54 +224,18 @@ func (m *Matrix) Write(dir, command string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("policysim: %w", err)
 	}
-	loads := m.Config.Loads
-	var p99, p999, spread, cv []plot.Line
-	for _, p := range m.Config.Policies {
-		l99 := plot.Line{Name: p}
-		l999 := plot.Line{Name: p}
-		ls := plot.Line{Name: p}
-		lc := plot.Line{Name: p}
-		for _, l := range loads {
-			r := m.at(l, p)
-			if r == nil {
-				l99.Y, l999.Y, ls.Y, lc.Y = append(l99.Y, math.NaN()), append(l999.Y, math.NaN()), append(ls.Y, math.NaN()), append(lc.Y, math.NaN())
-				continue
-			}
-			l99.Y = append(l99.Y, r.P99)
-			l999.Y = append(l999.Y, r.P999)
-			ls.Y = append(ls.Y, r.UtilSpread)
-			lc.Y = append(lc.Y, r.UtilCV)
-		}
-		p99, p999, spread, cv = append(p99, l99), append(p999, l999), append(spread, ls), append(cv, lc)
-	}
-	x := make([]float64, len(loads))
-	for i, l := range loads {
-		x[i] = l * 100
-	}
-	plots := []struct {
-		file, title, ylabel string
-		lines               []plot.Line
-		log                 bool
-	}{
-		{"policies-p99.png", "p99 latency vs load (failures count as infinite; missing = more than 1% failed)", "p99 s", p99, true},
-		{"policies-p999.png", "p99.9 latency vs load", "p99.9 s", p999, true},
-		{"policies-util-spread.png", "Utilisation spread (max - min over nodes) vs load", "max-min", spread, false},
-		{"policies-util-cv.png", "Utilisation coefficient of variation vs load", "CV", cv, false},
-	}
-	for _, pl := range plots {
-		if err := plot.Lines(filepath.Join(dir, pl.file), pl.title, "offered load, % of capacity", pl.ylabel, x, pl.lines, pl.log); err != nil {
-			return err
-		}
+	if err := WriteCharts(dir, m.ChartData()); err != nil {
+		return err
 	}
 	c := m.Config.Base
 	var b strings.Builder
 	b.WriteString("# Balancing policies at scale\n\n")
 	fmt.Fprintf(&b, "Produced by `%s` on %s (%d runs, %s wall).\n\n", command, m.Started.UTC().Format("2006-01-02 15:04 MST"), len(m.Results), m.Elapsed.Round(time.Second))
 	b.WriteString("The analysis (why the numbers are what they are, and what was changed) is in [policies-analysis.md](policies-analysis.md).\n\n")
-	b.WriteString("![p99 vs load](policies-p99.png)\n\n![p99.9 vs load](policies-p999.png)\n\n![utilisation spread](policies-util-spread.png)\n\n![utilisation CV](policies-util-cv.png)\n\n")
+	fmt.Fprintf(&b, "![p99 vs load](%s)\n\n![p99.9 vs load](%s)\n\n![utilisation spread](%s)\n\n![utilisation CV](%s)\n\n", P99Chart, P999Chart, SpreadChart, CVChart)
 	b.WriteString("## Results\n\nLatency is from a request's arrival at the gateway to its completion, for requests that arrived after the warm-up. In p50/p99/p99.9, dropped and failed requests count as infinitely slow (∞ when more than that share failed); \"p99 of completed\" leaves them out. Utilisation is per node over the measured window, for nodes alive throughout.\n")
 	b.WriteString(m.Tables())
-	for _, l := range loads {
+	for _, l := range m.Config.Loads {
 		if l >= 0.8 {
 			fmt.Fprintf(&b, "\n#### Share of completed requests and p99 per card type at %.0f %%\n\n", l*100)
 			b.WriteString(m.TypeShares(l))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,10 +34,17 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return runAgentRun(ctx, args, stdout, stderr)
 }
 
-// addrFlags collects repeated -addr proto=host:port flags.
+// addrFlags collects repeated --addr proto=host:port flags.
 type addrFlags map[string]string
 
-func (a addrFlags) String() string { return fmt.Sprint(map[string]string(a)) }
+func (a addrFlags) String() string {
+	var parts []string
+	for proto, hp := range a {
+		parts = append(parts, proto+"="+hp)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
 func (a addrFlags) Set(v string) error {
 	proto, hp, ok := strings.Cut(v, "=")
 	if !ok {
@@ -46,43 +54,49 @@ func (a addrFlags) Set(v string) error {
 	return nil
 }
 
-func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("agent", "agent [run|drain|undrain|status|probe] [flags]", stderr)
+func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("agent", "agent [run] --app NAME --addr PROTO=HOST:PORT [flags]\n       switchyard agent drain|undrain|status [--control HOST:PORT]\n       switchyard agent probe [flags]\n\nRuns the node agent (the default), talks to a running one (drain, undrain,\nstatus), or prints what it would report (probe).", stderr)
 	servers := fs.String("servers", "127.0.0.1:7100", "comma-separated Resource instances (host:port), in failover order")
-	token := fs.String("token", os.Getenv("SWITCHYARD_TOKEN"), "shared bearer token (default $SWITCHYARD_TOKEN)")
-	host, _ := os.Hostname()
-	id := fs.String("id", host, "node id, unique within the app")
+	token := secretVar(fs, "token", "SWITCHYARD_TOKEN", "shared bearer token of the Resource tier")
+	id := fs.String("id", "", "node id, unique within the app (default: this host's name)")
 	app := fs.String("app", "", "application (model service) the node serves")
 	addrs := addrFlags{}
-	fs.Var(addrs, "addr", "engine address as proto=host:port (repeatable), e.g. http=10.0.0.5:8000")
+	fs.Var(addrs, "addr", "engine address as `proto=host:port` (repeatable), e.g. http=10.0.0.5:8000")
 	engine := fs.String("engine", "", "inference engine name (vllm, triton, ...)")
 	model := fs.String("accel-model", "", "accelerator model")
 	cards := fs.Int("accel-count", 0, "accelerator cards")
 	capacity := fs.Float64("capacity", 1, "relative capacity")
-	loadKind := fs.String("load", "static", "load source: static (the -util/-concurrency values) or probe (engine metrics and accelerator telemetry)")
+	loadKind := fs.String("load", "static", "load source: static (the --util and --concurrency values) or probe (engine metrics and accelerator telemetry)")
 	util := fs.Float64("util", 0, "static utilisation 0..1")
 	conc := fs.Float64("concurrency", 0, "static concurrency")
-	metricsURL := fs.String("metrics-url", "", "engine metrics URL for -load probe")
-	utilFrom := fs.String("util-from", "accelerators", "with -load probe, what utilisation means: accelerators (mean card utilisation, else CPU) or kv-cache (the engine's KV-cache usage)")
+	metricsURL := fs.String("metrics-url", "", "engine metrics URL for --load probe")
+	utilFrom := fs.String("util-from", "accelerators", "with --load probe, what utilisation means: accelerators (mean card utilisation, else CPU) or kv-cache (the engine's KV-cache usage)")
 	period := fs.Duration("period", time.Second, "heartbeat period")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain (also on SIGTERM) waits for gateways to acknowledge")
-	control := fs.String("control", defaultControl, "loopback host:port of the control API used by `agent drain` (empty disables)")
+	control := fs.String("control", defaultControl, "loopback host:port of the control API that agent drain, undrain and status use (empty disables)")
 	tlsFlags := addTLSFlags(fs, "dial")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(addrs) == 0 {
-		fmt.Fprintln(stderr, "switchyard agent: at least one -addr proto=host:port is required")
-		return errUsage
+		return fmt.Errorf("at least one --addr proto=host:port is required: %w", errUsage)
+	}
+	log, err := logFlags.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if *id == "" {
+		if *id, err = os.Hostname(); err != nil {
+			return fmt.Errorf("--id not given and no host name: %w", err)
+		}
 	}
 	_, cliTLS, err := tlsFlags.configs()
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, *logLevel)
 	cfg := agent.Config{
-		Servers: strings.Split(*servers, ","), Token: *token, TLS: cliTLS,
+		Servers: strings.Split(*servers, ","), Token: token.Value(), TLS: cliTLS,
 		NodeID: *id, App: *app, Addresses: addrs, Engine: *engine,
 		Accelerator: discovery.Accelerator{Model: *model, Count: *cards}, Capacity: *capacity,
 		Period: *period, DrainTimeout: *drainTimeout, Logger: log,
@@ -103,13 +117,11 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		case "kv-cache":
 			src.UtilFromKVCache = true
 		default:
-			fmt.Fprintf(stderr, "switchyard agent: unknown -util-from %q (want accelerators or kv-cache)\n", *utilFrom)
-			return errUsage
+			return fmt.Errorf("--util-from %q: want accelerators or kv-cache: %w", *utilFrom, errUsage)
 		}
 		cfg.Load = src
 	default:
-		fmt.Fprintf(stderr, "switchyard agent: unknown -load %q\n", *loadKind)
-		return errUsage
+		return fmt.Errorf("--load %q: want static or probe: %w", *loadKind, errUsage)
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
@@ -132,22 +144,27 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		hs := &http.Server{Handler: agent.ControlHandler(a), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()
-		fmt.Fprintf(stdout, "agent %s (app %s) control on %s\n", *id, *app, ln.Addr())
+		log.Info("agent: control API listening", "addr", ln.Addr().String())
 	}
+	log.Info("agent: started", "id", *id, "app", *app, "servers", *servers, "load", *loadKind)
 	select {
 	case err := <-runErr:
+		if err != nil {
+			log.Error("agent: stopped", "err", err)
+		}
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("signal: draining before exit")
+	log.Info("agent: signal: draining before exit")
 	st, err := a.Drain(context.Background())
 	if err != nil {
-		log.Warn("drain incomplete", "err", err, "status", st)
+		log.Warn("agent: drain incomplete", "err", err, "status", st)
 	} else {
-		log.Info("drained: every watching gateway acknowledged")
+		log.Info("agent: drained: every watching gateway acknowledged")
 	}
 	stopRun()
 	<-runErr
+	log.Info("agent: stopped")
 	return nil
 }
 

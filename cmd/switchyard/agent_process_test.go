@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -110,35 +111,63 @@ func waitBoth(ctx context.Context, t *testing.T, lists []func() discovery.Online
 type agentProc struct {
 	cmd     *exec.Cmd
 	control string
-	out     *strings.Builder
+	out     *lockedText   // the agent's log (JSON lines on stderr)
+	logged  chan struct{} // closed when the log ends (the process exited)
 }
 
+// lockedText collects a child's output while the test reads it.
+type lockedText struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedText) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedText) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startAgentProc starts an agent with JSON logs and reads its control
+// address from its startup log line.
 func startAgentProc(t *testing.T, bin string, servers []string, id string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(bin, "agent", "-servers", strings.Join(servers, ","), "-token", procToken,
-		"-id", id, "-app", "llama", "-addr", "http=127.0.0.1:9999", "-engine", "vllm",
-		"-util", "0.4", "-concurrency", "3", "-control", "127.0.0.1:0", "-drain-timeout", "10s")
-	stdout, err := cmd.StdoutPipe()
+	cmd := exec.Command(bin, "agent", "--servers", strings.Join(servers, ","), "--token", procToken,
+		"--id", id, "--app", "llama", "--addr", "http=127.0.0.1:9999", "--engine", "vllm",
+		"--util", "0.4", "--concurrency", "3", "--control", "127.0.0.1:0", "--drain-timeout", "10s", "--log-format", "json")
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &agentProc{cmd: cmd, out: &strings.Builder{}}
-	cmd.Stderr = p.out
+	p := &agentProc{cmd: cmd, out: &lockedText{}, logged: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() {
-		t.Fatalf("agent printed nothing: %s", p.out)
+	sc := bufio.NewScanner(io.TeeReader(stderr, p.out))
+	for p.control == "" && sc.Scan() {
+		var line struct {
+			Msg, Addr string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("agent log line is not JSON: %q: %v", sc.Text(), err)
+		}
+		if line.Msg == "agent: control API listening" {
+			p.control = line.Addr
+		}
 	}
-	line := sc.Text()
-	i := strings.LastIndex(line, " on ")
-	if i < 0 {
-		t.Fatalf("unexpected first line %q", line)
+	if p.control == "" {
+		t.Fatalf("agent logged no control address: %s", p.out)
 	}
-	p.control = line[i+4:]
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	go func() {
+		defer close(p.logged)
+		_, _ = io.Copy(p.out, stderr)
+	}()
 	return p
 }
 
@@ -195,7 +224,7 @@ func TestAgentProcessDrainAndSIGTERM(t *testing.T) {
 
 	// `switchyard agent drain` reaches the running agent and returns once
 	// both clients acknowledged.
-	out, err := exec.CommandContext(ctx, bin, "agent", "drain", "-control", a.control).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, "agent", "drain", "--control", a.control).CombinedOutput()
 	if err != nil {
 		t.Fatalf("agent drain: %v\n%s", err, out)
 	}
@@ -209,8 +238,19 @@ func TestAgentProcessDrainAndSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBoth(ctx, t, lists, waiters, func(l discovery.OnlineList) bool { return !nodeEligible(l, "b") })
+	select { // read the whole log before Wait closes the pipe
+	case <-b.logged:
+	case <-ctx.Done():
+		t.Fatal("the agent did not exit after SIGTERM")
+	}
 	if err := b.cmd.Wait(); err != nil {
 		t.Fatalf("agent exit after SIGTERM: %v\n%s", err, b.out)
+	}
+	// The shutdown went through the same JSON logger.
+	for _, msg := range []string{`"msg":"agent: drained: every watching gateway acknowledged"`, `"msg":"agent: stopped"`} {
+		if !strings.Contains(b.out.String(), msg) {
+			t.Errorf("the agent's log lacks %s:\n%s", msg, b.out)
+		}
 	}
 	waitBoth(ctx, t, lists, waiters, func(l discovery.OnlineList) bool {
 		for _, n := range l.Nodes {

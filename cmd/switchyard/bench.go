@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +18,7 @@ func benchCommands() []command {
 		{"compare", "proxy comparison: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
+		{"replot", "redraw the charts of the reports in bench/results from their tables", runBenchReplot},
 	}
 }
 
@@ -27,7 +30,7 @@ func benchUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `switchyard bench SUBCOMMAND -h` to see its flags.")
+	fmt.Fprintln(w, "Run `switchyard bench SUBCOMMAND --help` to see its flags.")
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,13 +45,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	for _, c := range benchCommands() {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
+			err := c.run(ctx, args[1:], stdout, stderr)
+			if err == nil || err == errUsage || errors.Is(err, flag.ErrHelp) {
+				return err // errUsage alone: the message is out already
+			}
+			return &subcommandError{name: c.name, err: err}
 		}
 	}
 	fmt.Fprintf(stderr, "switchyard bench: unknown subcommand %q\n\n", args[0])
 	benchUsage(stderr)
 	return errUsage
 }
+
+// subcommandError is a subcommand's error, printed by run as
+// "switchyard COMMAND SUBCOMMAND: message".
+type subcommandError struct {
+	name string
+	err  error
+}
+
+func (e *subcommandError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *subcommandError) Unwrap() error { return e.err }
 
 // commandLine returns the command as the user typed it, for reports: the
 // value of SWITCHYARD_BENCH_CMD when a re-executed child was given it.

@@ -24,13 +24,18 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "closed-loop connections")
 	fs.IntVar(&cfg.Backends, "backends", 2, "backend servers")
 	fs.StringVar(&only, "only", "", "comma-separated contenders (default all: "+strings.Join(compare.Names(), ",")+")")
-	fs.StringVar(&out, "out", "bench/results", "directory for proxy-compare.md and its plots")
-	fs.DurationVar(&cfg.QuietWait, "quiet-wait", 0, "before each contender's turn, wait up to this long for other load on the machine below -quiet-below cores (0: do not wait)")
+	fs.StringVar(&out, "out", "bench/results", "directory for proxy-compare.md and its charts")
+	fs.DurationVar(&cfg.QuietWait, "quiet-wait", 0, "before each contender's turn, wait up to this long for other load on the machine below --quiet-below cores (0: do not wait)")
 	fs.Float64Var(&cfg.QuietBelow, "quiet-below", 0.2, "other load, in cores, under which the machine counts as quiet")
 	fs.StringVar(&cfg.BaselineBin, "baseline-bin", "", "a second switchyard binary (e.g. built from an older commit), run as contender switchyard-base for an A/B in the same interleaved rounds")
 	fs.BoolVar(&noInstall, "no-install", false, "do not apt-get missing proxies (skip them)")
 	fs.BoolVar(&noPin, "no-pin", false, "do not pin the harness to CPU 0 (proxies still go to CPU 1)")
+	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logFlags.logger(stderr)
+	if err != nil {
 		return err
 	}
 	cfg.Install = !noInstall
@@ -55,14 +60,14 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 			cmd.WaitDelay = 10 * time.Second
 			return cmd.Run()
 		}
-		fmt.Fprintln(stderr, "taskset not found: running unpinned")
+		log.Warn("bench compare: taskset not found: running unpinned")
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)
 	}
 	cfg.Self = self
-	cfg.Log = stderr
+	cfg.Log = newLogWriter(log) // progress lines, in the chosen format
 	rep, err := compare.Run(ctx, cfg)
 	if err != nil {
 		return err

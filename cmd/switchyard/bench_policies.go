@@ -21,10 +21,16 @@ func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&m.Base.Warmup, "warmup", def.Warmup, "simulated warm-up, not measured")
 	fs.Uint64Var(&m.Base.Seed, "seed", def.Seed, "simulation seed")
 	fs.StringVar(&loads, "loads", "0.5,0.8,0.9,0.95", "comma-separated offered loads (fractions of capacity)")
-	fs.StringVar(&policies, "policies", strings.Join(append(policysim.Policies(), policysim.Extras()...), ","), "comma-separated policies (the last three take the default apart: the previous default, its two choices over capacity weights, its weights with one choice)")
+	all := append(policysim.Policies(), policysim.Extras()...)
+	fs.StringVar(&policies, "policies", "", "comma-separated policies (default all: "+strings.Join(all, ", ")+"; the last three take the default apart: the previous default, its two choices over capacity weights, its weights with one choice)")
 	fs.IntVar(&m.Parallel, "parallel", 0, "runs at once (default GOMAXPROCS)")
-	fs.StringVar(&out, "out", "bench/results", "directory for policies.md and its plots (empty: print only)")
+	fs.StringVar(&out, "out", "bench/results", "directory for policies.md and its charts (empty: print only)")
+	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logFlags.logger(stderr)
+	if err != nil {
 		return err
 	}
 	base := m.Base
@@ -37,8 +43,11 @@ func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		m.Loads = append(m.Loads, v)
 	}
-	m.Policies = strings.Split(policies, ",")
-	m.Log = stderr
+	m.Policies = all
+	if policies != "" {
+		m.Policies = strings.Split(policies, ",")
+	}
+	m.Log = newLogWriter(log) // a line per finished run, in the chosen format
 	start := time.Now()
 	rep, err := policysim.RunMatrix(ctx, m)
 	if err != nil {

@@ -17,10 +17,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&d.Duration, "duration", 0, "how long the workload runs (default 30s, at least 10s)")
 	fs.Float64Var(&d.Load, "load", 0, "offered load as a share of the fleet's throughput (default 0.5)")
 	fs.Float64Var(&d.StreamShare, "stream-share", 0, "share of requests that are streaming chat completions; the rest are KServe v2 infer (default 0.5)")
-	fs.StringVar(&d.OutDir, "out", "demo-out", "directory for the PNG plots and summary.json")
+	fs.StringVar(&d.OutDir, "out", "demo-out", "directory for the charts (shares.png, utilisation.png, latency-cdf.png) and summary.json")
 	asJSON := fs.Bool("json", false, "print the summary as JSON instead of the text report")
-	quiet := fs.Bool("quiet", false, "no progress lines")
+	quiet := fs.Bool("quiet", false, "no progress lines (the same as --log-level warn)")
+	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logFlags.logger(stderr)
+	if err != nil {
 		return err
 	}
 	exe, err := os.Executable()
@@ -29,7 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	d.Agent = []string{exe, "agent"}
 	if !*quiet {
-		d.Log = stderr
+		d.Log = newLogWriter(log) // progress lines, in the chosen format
 	}
 	rep, err := demo.Run(ctx, d)
 	if err != nil {
@@ -52,7 +57,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	} else {
 		rep.WriteText(stdout)
-		fmt.Fprintf(stdout, "Plots and summary.json in %s/\n", d.OutDir)
+		fmt.Fprintf(stdout, "Charts and summary.json in %s/\n", d.OutDir)
 	}
 	if !rep.Passed() {
 		return errors.New("the demo's checks failed (client errors, or an ejection over 4 s)")

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -60,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			return run(ctx, []string{args[1], "-h"}, stdout, stderr)
+			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
 		}
 		usage(stdout)
 		return 0
@@ -70,10 +72,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var sub *subcommandError
+		if errors.As(err, &sub) {
+			name, err = name+" "+sub.name, sub.err
+		}
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):
+			if err != errUsage { // a usage error with its own message
+				fmt.Fprintf(stderr, "switchyard %s: %v\n", name, strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
+			}
 			return 2
 		default:
 			fmt.Fprintf(stderr, "switchyard %s: %v\n", name, err)
@@ -96,28 +105,5 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "  help      print this text, or `switchyard help COMMAND` for a command's flags")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `switchyard COMMAND -h` to see every flag of a command.")
-}
-
-// newFlagSet returns a flag set that prints its usage to stderr and
-// returns parse errors instead of exiting.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("switchyard "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: switchyard %s\n\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args into fs and maps a parse failure to errUsage.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	return nil
+	fmt.Fprintln(w, "Run `switchyard COMMAND --help` to see every flag of a command.")
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -14,8 +13,8 @@ import (
 // runSim implements `switchyard sim`: one simulated node (quick form) or
 // a fleet from a YAML file; it runs until interrupted.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sim", "sim [--listen ADDR --model NAME --profile h100|a10|910b|cpu] | sim --config fleet.yaml", stderr)
-	config := fs.String("config", "", "fleet YAML file (see engines/sim.FleetConfig); other flags are then ignored")
+	fs := newFlagSet("sim", "sim [--listen ADDR --model NAME --profile h100|a10|910b|cpu] [flags]\n       switchyard sim --config FLEET.yaml", stderr)
+	config := fs.String("config", "", "fleet YAML file (see engines/sim.FleetConfig); the node flags are then ignored")
 	listen := fs.String("listen", "127.0.0.1:8000", "HTTP listen address")
 	grpcListen := fs.String("grpc-listen", "", "KServe v2 gRPC listen address (empty: no gRPC)")
 	model := fs.String("model", "sim-model", "served model name")
@@ -30,16 +29,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	slowdown := fs.Float64("slowdown", 1, "slowdown factor (noisy neighbour)")
 	errorRate := fs.Float64("error-rate", 0, "fraction 0..1 of inference requests answered 500")
 	startup := fs.Duration("startup-delay", 0, "slow start: not ready for this long")
+	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sim: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+	log, err := logFlags.logger(stderr)
+	if err != nil {
+		return err
 	}
 	var fc sim.FleetConfig
 	if *config != "" {
-		var err error
 		if fc, err = sim.LoadFleet(*config); err != nil {
 			return err
 		}
@@ -55,8 +54,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer fleet.Close()
+	// One JSON line per node on stdout, for scripts; the log says the same
+	// for people.
 	enc := json.NewEncoder(stdout)
 	for _, n := range fleet.Nodes() {
+		log.Info("sim: serving", "id", n.ID(), "model", n.Model(), "http", n.Addr(), "grpc", n.GRPCAddr(), "profile", n.Profile().Name)
 		p := n.Profile()
 		_ = enc.Encode(map[string]any{"id": n.ID(), "http": n.Addr(), "grpc": n.GRPCAddr(), "model": n.Model(),
 			"profile": p.Name, "card": p.Card, "cards": p.Cards, "coefficient": p.Coefficient, "slots": p.SlotCount(),
@@ -67,5 +69,6 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"replicas": r.Replicas("")})
 	}
 	<-ctx.Done()
+	log.Info("sim: stopping", "nodes", len(fleet.Nodes()))
 	return nil
 }
