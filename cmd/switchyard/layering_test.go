@@ -85,12 +85,13 @@ var gatewayMay = map[string][]string{
 	"gateway/shadow":    {"reqkey"},
 	"gateway/config":    {"reqkey", "split", "shadow"},
 	"gateway/deadline":  {},
+	"gateway/tenant":    {},
 	"gateway/telemetry": {"config", "reqkey", "split", "shadow"},
 	"gateway/upstream":  {"config", "deadline", "reqkey", "split", "shadow"},
 	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream"},
-	"gateway/forward":   {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route"},
-	"gateway/frontend":  {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
-	"gateway/admin":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
+	"gateway/forward":   {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route"},
+	"gateway/frontend":  {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
+	"gateway/admin":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
 }
 
 // checkGatewayLayers enforces gatewayMay on pkg (a path under the module)
