@@ -330,6 +330,9 @@ func (x *Exchange) releaseUpstream() {
 
 // reset readies x for the pool, keeping its buffers.
 func (x *Exchange) reset() {
+	if x.Req.h2 != nil && x.Req.Proto != GRPC {
+		x.out.Reset() // it held the encoded HTTP/2 request
+	}
 	x.Req.reset()
 	x.set, x.route, x.ep, x.node = nil, nil, nil, nil
 	x.start, x.deadline = time.Time{}, time.Time{}
@@ -337,9 +340,10 @@ func (x *Exchange) reset() {
 	x.status, x.local, x.localCT, x.err, x.retryAfter = 0, nil, "", nil, false
 	x.errClass = errorClass{}
 	x.call.Reset()
+	if x.resp == &x.own {
+		x.own.Reset()
+	}
 	x.clientRsp, x.resp, x.hresp, x.body, x.abortClient = nil, nil, nil, nil, nil
-	x.own.Reset()
-	x.out.Reset()
 	x.failed, x.complete, x.cancelled = false, false, false
 	x.split, x.variant, x.shadow, x.span = nil, 0, nil, nil
 }

@@ -113,11 +113,13 @@ func (r *Request) reset() {
 	*r = Request{ipText: r.ipText[:0]}
 }
 
-// Header returns the value of the header with the canonical name, nil
-// when absent. The result aliases the request and must not be modified.
+// Header returns the value of the header with the canonical name (as
+// net/textproto.CanonicalMIMEHeaderKey writes it; servers normalise
+// incoming names so), nil when absent. The result aliases the request and
+// must not be modified.
 func (r *Request) Header(name []byte) []byte {
 	if r.h1 != nil {
-		return r.h1.Header.PeekBytes(name)
+		return r.h1.Header.PeekCanonical(name)
 	}
 	if r.h2 != nil {
 		if vv := r.h2.Header[string(name)]; len(vv) > 0 {

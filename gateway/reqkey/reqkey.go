@@ -15,6 +15,7 @@ package reqkey
 
 import (
 	"fmt"
+	"net/textproto"
 	"reflect"
 	"sort"
 	"strings"
@@ -54,9 +55,14 @@ type Extractor struct {
 	header, cookie []byte
 }
 
-// New returns the Extractor for c.
+// New returns the Extractor for c. The header name is matched in any
+// case (it is kept in canonical form, as servers normalise names).
 func New(c Config) Extractor {
-	return Extractor{header: []byte(c.Header), cookie: []byte(c.Cookie)}
+	x := Extractor{cookie: []byte(c.Cookie)}
+	if c.Header != "" {
+		x.header = []byte(textproto.CanonicalMIMEHeaderKey(c.Header))
+	}
+	return x
 }
 
 // Request is what a key is read from. Implementations must not allocate

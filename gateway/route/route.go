@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/textproto"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,7 @@ func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats,
 	}
 	r := &Route{cfg: rc, lim: lim, stats: stats, trigger: make(chan struct{}, 1), static: len(rc.Nodes) > 0}
 	r.hashed = bc.Policy == balancer.ConsistentHash
-	r.hashKey = []byte(rc.HashHeader)
+	r.hashKey = []byte(textproto.CanonicalMIMEHeaderKey(rc.HashHeader))
 	r.nodeCfg = upstream.Config{
 		Route: rc.Name, Timeouts: rc.Timeouts, Breaker: rc.Breaker,
 		MaxConns: lim.MaxPerNode + 16, MaxResponseBytes: lim.MaxResponseBytes,
@@ -95,7 +96,7 @@ func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats,
 		r.models[m] = struct{}{}
 	}
 	for k, v := range rc.Match.Headers {
-		r.headers = append(r.headers, headerMatch{[]byte(k), v})
+		r.headers = append(r.headers, headerMatch{[]byte(textproto.CanonicalMIMEHeaderKey(k)), v})
 	}
 	switch rc.Stream {
 	case "always":

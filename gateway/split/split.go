@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/textproto"
 	"sort"
 
 	"github.com/cespare/xxhash/v2"
@@ -99,7 +100,7 @@ func New(cfg Config, opts ...Option) (*Splitter, error) {
 		cfg:            cfg,
 		buckets:        uint64(cfg.Buckets),
 		seed:           xxhash.Sum64String(cfg.Salt),
-		overrideHeader: []byte(cfg.OverrideHeader),
+		overrideHeader: []byte(textproto.CanonicalMIMEHeaderKey(cfg.OverrideHeader)),
 		variantHeader:  []byte(cfg.VariantHeader),
 		key:            reqkey.New(cfg.Key),
 	}

@@ -247,9 +247,6 @@ func (n *Node) Do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadl
 		if c.aborted.Load() {
 			return ErrAborted
 		}
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return fasthttp.ErrTimeout
-		}
 		cn, reused, err := n.pool.get()
 		if err != nil {
 			return err
