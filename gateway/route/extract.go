@@ -175,7 +175,13 @@ func (s *jscan) str() (start, end int, esc, ok bool) {
 	start = s.i
 	b := s.b
 	for s.i < len(b) {
-		// Skip plain bytes in a tight table-driven loop.
+		// Skip plain bytes eight at a time while no byte of the word
+		// needs a look (a quote, a backslash, a control character), then
+		// in a tight table-driven loop. Message content is most of a chat
+		// body: this is where a large request's routing time goes.
+		for s.i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[s.i:])) {
+			s.i += 8
+		}
 		for s.i < len(b) && strPlain[b[s.i]] {
 			s.i++
 		}
@@ -216,6 +222,23 @@ func (s *jscan) str() (start, end int, esc, ok bool) {
 		}
 	}
 	return 0, 0, false, false
+}
+
+// plain8 reports whether none of the eight bytes in w is '"', '\\' or a
+// control character (< 0x20), with the usual SWAR tests: a byte is zero
+// in x exactly when (x-0x01…)&^x&0x80… has its high bit; a byte is below
+// n (n <= 0x80) in w when (w-n…)&^w&0x80… does.
+func plain8(w uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	t := (q - ones) &^ q
+	t |= (bs - ones) &^ bs
+	t |= (w - ones*0x20) &^ w
+	return t&highs == 0
 }
 
 // strPlain marks the bytes a JSON string may hold without a second look:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"unicode/utf8"
 
@@ -264,6 +265,35 @@ func TestIsJSONRequest(t *testing.T) {
 	for _, c := range cases {
 		if got := IsJSONRequest([]byte(c.ct), []byte(c.body)); got != c.want {
 			t.Errorf("IsJSONRequest(%q, %q) = %v, want %v", c.ct, c.body, got, c.want)
+		}
+	}
+}
+
+// TestPlain8 checks the eight-byte skip against the byte table on every
+// single-byte value in every position, and on random words.
+func TestPlain8(t *testing.T) {
+	ref := func(w uint64) bool {
+		for i := 0; i < 8; i++ {
+			if !strPlain[byte(w>>(8*i))] {
+				return false
+			}
+		}
+		return true
+	}
+	const fill = 0x6161616161616161 // "aaaaaaaa"
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			w := fill&^(0xff<<(8*pos)) | uint64(c)<<(8*pos)
+			if plain8(w) != ref(w) {
+				t.Fatalf("byte %#x at %d: plain8 %v, table %v", c, pos, plain8(w), ref(w))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 1_000_000; i++ {
+		w := rng.Uint64()
+		if plain8(w) != ref(w) {
+			t.Fatalf("%#x: plain8 %v, table %v", w, plain8(w), ref(w))
 		}
 	}
 }
