@@ -264,7 +264,7 @@ func h2cOnly() *http.Protocols {
 // DEADLINE_EXCEEDED after the route's first-byte timeout.
 func TestGRPCFirstByteTimeout(t *testing.T) {
 	g := grpcBackend(t, "g")
-	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: g}}})
+	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: g}}, AllowPaths: []string{mHang}})
 	cfg.Routes[0].Timeouts.FirstByte = 200 * time.Millisecond
 	gw := startGateway(t, cfg)
 	cc := grpcClient(t, gw.addr)

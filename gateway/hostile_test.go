@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,4 +336,89 @@ func TestExactlyOneResponse(t *testing.T) {
 		t.Errorf("the gateway counted %d answers for %d requests", counted, total)
 	}
 	_ = fmt.Sprint()
+}
+
+// TestPathAllowlist: only a route's inference APIs reach its nodes. Engine
+// control paths are refused with 404 in the OpenAI error shape and never
+// forwarded; paths are normalised first (and forwarded normalised), so
+// dot segments, doubled slashes and escapes cannot sneak past; allow_paths
+// widens the list.
+func TestPathAllowlist(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RawPath+"|"+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{}`)
+	})
+	wide := staticRoute("wide", be.URL)
+	wide.AllowPaths = []string{"/v1/load_lora_adapter"}
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL), wide))
+	c := testClient()
+	body := func(model string) string { return `{"model":"` + model + `"}` }
+	refused := []struct{ path, code string }{
+		{"/sleep", "path_not_allowed"},
+		{"/v1/load_lora_adapter", "path_not_allowed"},
+		{"/update_weights_from_disk", "path_not_allowed"},
+		{"/v2/repository/models/m/load", "path_not_allowed"},
+		{"/v1/x/../../sleep", "path_not_allowed"},
+		{"/v1/chat/completions/../../sleep", "path_not_allowed"},
+		{"/v1/chat%2Fcompletions", "invalid_request"},
+		{"/v1/../../etc/passwd", "invalid_request"},
+		{"/v1/%00/completions", "invalid_request"},
+	}
+	for _, tc := range refused {
+		req, _ := http.NewRequest("POST", gw.url("/"), strings.NewReader(body("m")))
+		req.URL.Opaque = tc.path // sent as written, not cleaned by the client
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("%s was forwarded", tc.path)
+			continue
+		}
+		e := decodeError(t, b)
+		want := 404
+		if tc.code == "invalid_request" {
+			want = 400
+		}
+		if resp.StatusCode != want || e.Error.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.path, resp.StatusCode, e.Error.Code, want, tc.code)
+		}
+	}
+	mu.Lock()
+	if len(seen) != 0 {
+		t.Errorf("refused requests reached the node: %q", seen)
+	}
+	mu.Unlock()
+	// Allowed, and forwarded normalised.
+	for _, p := range []string{"/v1//chat/completions", "/v1/./chat/x/../completions", "/v1/%63hat/completions"} {
+		req, _ := http.NewRequest("POST", gw.url("/"), strings.NewReader(body("m")))
+		req.URL.Opaque = p
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	if resp, b := post(t, c, gw.url("/v1/load_lora_adapter"), body("wide")); resp.StatusCode != 200 {
+		t.Errorf("allow_paths: %d %s", resp.StatusCode, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"|/v1/chat/completions", "|/v1/chat/completions", "|/v1/chat/completions", "|/v1/load_lora_adapter"}
+	if strings.Join(seen, " ") != strings.Join(want, " ") {
+		t.Errorf("the node saw %q, want %q", seen, want)
+	}
 }

@@ -28,7 +28,7 @@ func TestRouting(t *testing.T) {
 		staticRoute("qwen", b.URL),
 		RouteConfig{Name: "kserve-resnet", Match: MatchConfig{Models: []string{"resnet"}, PathPrefix: "/v2/"}, Nodes: []NodeConfig{{HTTP: hostOf(k)}}},
 		RouteConfig{Name: "ray", Match: MatchConfig{RayPrefix: "/summarize"}, Nodes: []NodeConfig{{HTTP: hostOf(ray)}}},
-		RouteConfig{Name: "tenant", Match: MatchConfig{Headers: map[string]string{"X-Tenant": "blue"}}, Nodes: []NodeConfig{{HTTP: hostOf(b)}}},
+		RouteConfig{Name: "tenant", Match: MatchConfig{Headers: map[string]string{"X-Tenant": "blue"}}, Nodes: []NodeConfig{{HTTP: hostOf(b)}}, AllowPaths: []string{"/anything"}},
 	)
 	gw := startGateway(t, cfg)
 	c := testClient()

@@ -165,6 +165,19 @@ type RouteConfig struct {
 	// HashHeader names the request header hashed for the ring-hash policy.
 	// Default X-Session-Id.
 	HashHeader string `yaml:"hash_header"`
+	// AllowPaths widens the paths that reach the route's nodes. By default
+	// only inference APIs do: the OpenAI API (/v1/chat/completions,
+	// /v1/completions, /v1/embeddings, /v1/responses, /v1/models,
+	// /v1/rerank, /v1/score, /v1/audio/transcriptions|translations), the
+	// KServe v2 data plane (/v2, /v2/health/live|ready,
+	// /v2/models/{name}[/versions/{v}][/infer|/ready|/generate|
+	// /generate_stream]), its gRPC service's inference, readiness and
+	// metadata methods, and everything under the route's ray_prefix or
+	// path_prefix; engine control paths (vLLM /sleep or LoRA loading,
+	// SGLang weight updates, Triton model load/unload) are refused with 404
+	// unless listed here. An entry is an exact path, or a prefix ending in
+	// "/" or "*". Paths are compared after normalisation.
+	AllowPaths []string `yaml:"allow_paths"`
 	// Split is the A/B split of issue 6 (gateway/split): each request of
 	// the route is assigned a variant whose target names another route
 	// (by route name or model) that serves it. Optional.
@@ -584,6 +597,11 @@ func (c *Config) Validate() error {
 		}
 		if r.Breaker.Failures < 1 || r.Breaker.OpenFor < 10*time.Millisecond || r.Breaker.ProbeTimeout <= 0 {
 			return cfgErr("%s.breaker: failures >= 1, open_for >= 10ms, probe_timeout > 0", at)
+		}
+		for j, p := range r.AllowPaths {
+			if p == "" || p[0] != '/' || strings.ContainsAny(p, "?#%") {
+				return cfgErr("%s.allow_paths[%d] %q: want an absolute path (or prefix ending in / or *), without query or escapes", at, j, p)
+			}
 		}
 		if r.HealthPath != "" && r.HealthPath[0] != '/' {
 			return cfgErr("%s.health_path %q: must start with /", at, r.HealthPath)

@@ -97,6 +97,17 @@ func (c *Core) Forward(x *Exchange) {
 	case len(r.Path) > maxPathBytes:
 		x.fail(ErrURITooLong)
 		return
+	}
+	// 1. Normalise: routing, the allowlist and the node see one path.
+	norm, err := route.NormalizePath(r.Path, x.pathBuf[:0])
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if &norm[0] != &r.Path[0] || len(norm) != len(r.Path) {
+		x.pathBuf, r.Path, x.pathChanged = norm, norm, true
+	}
+	switch {
 	case r.Proto != GRPC && string(r.Path) == "/v1/models" && string(r.Method) == "GET":
 		x.answer(200, ctJSON, st.ModelsJSON())
 		return
@@ -104,6 +115,12 @@ func (c *Core) Forward(x *Exchange) {
 	rt, stream, err := x.match()
 	if err != nil {
 		x.fail(err)
+		return
+	}
+	// Only the route's inference APIs reach its nodes.
+	if !rt.Allows(r.Path) {
+		x.route = rt
+		x.fail(ErrPathNotAllowed)
 		return
 	}
 	rt = x.extras(rt)

@@ -41,6 +41,9 @@ var (
 	// ErrUpstream: the node failed (connection refused or reset, bad
 	// response). 502.
 	ErrUpstream = errors.New("gateway: upstream failure")
+	// ErrPathNotAllowed: the path is not one of the route's inference
+	// APIs (RouteConfig.AllowPaths). 404; never forwarded.
+	ErrPathNotAllowed = errors.New("gateway: path not allowed")
 	// ErrShuttingDown: the gateway is draining. 503.
 	ErrShuttingDown = errors.New("gateway: shutting down")
 )
@@ -79,6 +82,7 @@ const (
 	grpcDeadlineExceeded   = 4
 	grpcNotFound           = 5
 	grpcResourceExhausted  = 8
+	grpcUnimplemented      = 12
 	grpcInternal           = 13
 	grpcUnavailable        = 14
 	statusClientClosedConn = telemetry.StatusClientClosed
@@ -93,8 +97,11 @@ func classify(err error) errorClass {
 	switch {
 	case errors.As(err, &unknown):
 		return errorClass{404, "invalid_request_error", "model_not_found", grpcNotFound, false}
+	case errors.Is(err, ErrPathNotAllowed):
+		return errorClass{404, "invalid_request_error", "path_not_allowed", grpcUnimplemented, false}
 	case errors.Is(err, route.ErrMalformedJSON), errors.Is(err, route.ErrModelNotString),
-		errors.Is(err, route.ErrModelNotUTF8), errors.Is(err, route.ErrMalformedGRPC), errors.Is(err, ErrBadRequest):
+		errors.Is(err, route.ErrModelNotUTF8), errors.Is(err, route.ErrMalformedGRPC), errors.Is(err, ErrBadRequest),
+		errors.Is(err, route.ErrBadPath):
 		return errorClass{400, "invalid_request_error", "invalid_request", grpcInvalidArgument, false}
 	case errors.Is(err, ErrTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return errorClass{413, "invalid_request_error", "request_too_large", grpcResourceExhausted, false}

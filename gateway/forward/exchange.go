@@ -39,6 +39,9 @@ type Exchange struct {
 	stream      bool // the answer is relayed as it arrives
 	clientClose bool // the HTTP/1.1 client sent Connection: close
 	scratch     []byte
+	pathBuf     []byte // the normalised path, when it differs
+	uriBuf      []byte // the normalised request target for the node
+	pathChanged bool
 
 	// The answer.
 	status     int
@@ -325,7 +328,9 @@ func (x *Exchange) releaseUpstream() {
 	if x.resp != nil && x.resp.IsBodyStream() {
 		x.call.Done(x.resp, x.complete && !x.failed)
 	}
-	x.g.release(x)
+	if x.Req.Proto == GRPC {
+		x.g.release(x)
+	}
 }
 
 // reset readies x for the pool, keeping its buffers.
@@ -336,7 +341,7 @@ func (x *Exchange) reset() {
 	x.Req.reset()
 	x.set, x.route, x.ep, x.node = nil, nil, nil, nil
 	x.start, x.deadline = time.Time{}, time.Time{}
-	x.id, x.idGenerated, x.counted, x.stream, x.clientClose = nil, false, false, false, false
+	x.id, x.idGenerated, x.counted, x.stream, x.clientClose, x.pathChanged = nil, false, false, false, false, false
 	x.status, x.local, x.localCT, x.err, x.retryAfter = 0, nil, "", nil, false
 	x.errClass = errorClass{}
 	x.call.Reset()

@@ -193,8 +193,18 @@ func (x *Exchange) prepareHTTP() {
 				req.Header.Del(h)
 			}
 		}
+		// The request line and Host the node gets are the client's
+		// Host and the normalised path: an absolute-form target
+		// ("POST http://other/...") does not pick the Host, and the path
+		// is the one routing and the allowlist checked.
+		req.UseHostHeader = true
+		uri := req.URI()
+		uri.DisablePathNormalizing = true
+		if x.pathChanged {
+			uri.SetPathBytes(r.Path)
+		}
 		if r.tls {
-			req.URI().SetScheme("http")
+			uri.SetScheme("http")
 		}
 		appendForwardedFor(&req.Header, req.Header.PeekCanonical(keyForwardedFor), r.ipText)
 		return
@@ -202,7 +212,7 @@ func (x *Exchange) prepareHTTP() {
 	out := &x.out
 	out.Header.DisableNormalizing()
 	out.Header.SetMethodBytes(r.Method)
-	out.SetRequestURIBytes(r.URI)
+	out.SetRequestURIBytes(x.targetURI())
 	out.Header.SetHostBytes(r.Host)
 	var prior []byte
 	for k, vv := range r.h2.Header {
@@ -222,6 +232,21 @@ func (x *Exchange) prepareHTTP() {
 	}
 	appendForwardedFor(&out.Header, prior, r.ipText)
 	out.SetBodyRaw(r.Body)
+}
+
+// targetURI is the request target the node gets: the normalised path and
+// the client's query.
+func (x *Exchange) targetURI() []byte {
+	r := &x.Req
+	if !x.pathChanged {
+		return r.URI
+	}
+	b := append(x.uriBuf[:0], r.Path...)
+	if i := bytes.IndexByte(r.URI, '?'); i >= 0 {
+		b = append(b, r.URI[i:]...)
+	}
+	x.uriBuf = b
+	return b
 }
 
 // restoreHTTP undoes what the HTTP/1.1 server must still see: the

@@ -25,7 +25,9 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 	r := &x.Req
 	r.Proto = forward.HTTP1
 	r.Start = ctx.Time() // read by fasthttp just before calling the handler
-	r.Method, r.Path, r.URI, r.Host = ctx.Method(), ctx.Path(), ctx.RequestURI(), ctx.Host()
+	// The raw path: the core normalises it itself (fasthttp's Path()
+	// decodes escaped slashes, which the allowlist must refuse instead).
+	r.Method, r.Path, r.URI, r.Host = ctx.Method(), ctx.URI().PathOriginal(), ctx.RequestURI(), ctx.Host()
 	r.SetHTTP1(&ctx.Request, ctx.IsTLS())
 	if cc, ok := ctx.Conn().(*clientConn); ok {
 		r.SetClientAddr(cc.addr, cc.ipText)

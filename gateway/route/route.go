@@ -39,6 +39,7 @@ type Route struct {
 	nodeCfg  upstream.Config
 	models   map[string]struct{}
 	headers  []headerMatch
+	allow    allowlist
 	stream   uint8
 	hashed   bool // policy uses the request key
 	hashKey  []byte
@@ -91,6 +92,7 @@ func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats,
 	if r.builder, err = balancer.NewBuilder(bc, r.reg); err != nil {
 		return nil, err
 	}
+	r.allow = newAllowlist(rc.AllowPaths, rc.Match.RayPrefix, rc.Match.PathPrefix)
 	r.models = make(map[string]struct{}, len(rc.Match.Models))
 	for _, m := range rc.Match.Models {
 		r.models[m] = struct{}{}
@@ -198,6 +200,10 @@ func (r *Route) DepositRetry() {
 		r.retryBank.Add(r.retryDeposit)
 	}
 }
+
+// Allows reports whether a (normalised) path may reach the route's nodes
+// (RouteConfig.AllowPaths).
+func (r *Route) Allows(path []byte) bool { return r.allow.allows(path) }
 
 // WantsStream decides whether the response is relayed as it arrives.
 func (r *Route) WantsStream(bodyStream bool, accept, path []byte) bool {
