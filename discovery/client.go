@@ -47,8 +47,9 @@ type ClientConfig struct {
 	// LoadCoalesce holds deltas that only move the load of known nodes for
 	// up to this long and delivers them together, so a large app whose loads
 	// churn does not rebuild the list (and the gateway its table) on every
-	// Resource window. Deltas that add, remove or change the state or
-	// identity of a node are delivered at once, with whatever was held.
+	// Resource window. Deltas that add, remove or change the state,
+	// readiness or identity of a node are delivered at once, with whatever
+	// was held.
 	// Default 1 s (gateways recompute weights every 3 s); negative delivers
 	// every delta at once.
 	LoadCoalesce time.Duration
@@ -389,7 +390,9 @@ func (c *Client) holdLocked(v *view, d *Delta, now time.Time) bool {
 			}
 			cur = v.list.Nodes[j]
 		}
-		if cur.State != n.State || !sameEndpoint(cur, n) {
+		// A readiness change (an engine falling asleep or becoming busy)
+		// decides whether the node is picked: deliver it at once.
+		if cur.State != n.State || cur.Load.Readiness != n.Load.Readiness || !sameEndpoint(cur, n) {
 			return false
 		}
 	}
@@ -443,6 +446,7 @@ func (c *Client) fetch(ctx context.Context, server, app string, epoch, since uin
 	q.Set("epoch", strconv.FormatUint(epoch, 10))
 	q.Set("subscriber", c.cfg.Subscriber)
 	q.Set("format", "bin")
+	q.Set("wire", "2") // unknown-aware loads; older servers ignore it and send version 1
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}

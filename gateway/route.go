@@ -171,7 +171,9 @@ func toNode(n *discovery.Node) (balancer.Node, bool) {
 	}
 	return balancer.Node{
 		ID: n.ID, Addr: nodeAddr(h, g), Capacity: n.Capacity, State: st,
-		Load: balancer.Load{Utilisation: n.Load.Utilisation, Concurrency: n.Load.Concurrency, SampledAt: n.Load.SampledAt},
+		// Unknown reads as 0 here as it did before discovery.Load became
+		// unknown-aware; the signals work maps the rest (issue 13).
+		Load: balancer.Load{Utilisation: n.Load.Utilisation.Or(0), Concurrency: n.Load.Concurrency.Or(0), SampledAt: n.Load.SampledAt},
 	}, true
 }
 

@@ -21,6 +21,9 @@ type Config struct {
 	// PeerTLS is the client TLS config used to dial peers. Default: none
 	// (plain TCP).
 	PeerTLS *tls.Config
+	// PeerToken is the bearer token this instance presents to its peers
+	// (peer links and drain queries). Default: Token.
+	PeerToken string
 
 	// Period is the agents' heartbeat period. Default 1 s.
 	Period time.Duration
@@ -71,6 +74,13 @@ type Config struct {
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+}
+
+func (c *Config) peerToken() string {
+	if c.PeerToken != "" {
+		return c.PeerToken
+	}
+	return c.Token
 }
 
 // DefaultConfig returns the production preset: 1 s heartbeats, 3 missed

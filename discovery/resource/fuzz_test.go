@@ -8,22 +8,29 @@ import (
 
 func FuzzDecodeBatch(f *testing.F) {
 	pc := peerChange{app: "a", change: change{
-		node:  discovery.Node{ID: "n", App: "a", Addresses: map[string]string{"http": "h:1"}, State: discovery.StateReady},
+		node: discovery.Node{ID: "n", App: "a", Addresses: map[string]string{"http": "h:1"}, State: discovery.StateReady,
+			Load: discovery.Load{Utilisation: discovery.Known(0.5), Waiting: discovery.Known(3), Readiness: discovery.ReadinessBusy}},
 		owner: 3, inc: 1, seq: 2,
 	}}
-	for _, fr := range encodeBatch(batchChanges, []peerChange{pc, pc}, false) {
-		f.Add(fr[5:])
+	for _, v := range []discovery.Version{discovery.Version1, discovery.Version2} {
+		for _, fr := range encodeBatch(batchChanges, []peerChange{pc, pc}, false, v) {
+			f.Add(v == discovery.Version2, fr[5:])
+		}
+		for _, fr := range encodeBatch(batchDumpPart, []peerChange{pc}, true, v) {
+			f.Add(v == discovery.Version2, fr[5:])
+		}
 	}
-	for _, fr := range encodeBatch(batchDumpPart, []peerChange{pc}, true) {
-		f.Add(fr[5:])
-	}
-	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(false, []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, v2 bool, b []byte) {
 		if len(b) > 1<<16 {
 			return
 		}
+		ver := discovery.Version1
+		if v2 {
+			ver = discovery.Version2
+		}
 		var in discovery.Interner
-		kind, out, err := decodeBatch(b, &in)
+		kind, out, err := decodeBatch(b, &in, ver)
 		if err != nil {
 			if _, ok := err.(*discovery.InputError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
@@ -34,7 +41,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("kind %d accepted", kind)
 		}
 		for _, pc := range out {
-			if pc.app == "" || pc.change.node.ID == "" || pc.change.node.App != pc.app {
+			if pc.app == "" || pc.change.node.ID == "" || pc.change.node.App != pc.app || pc.change.node.Load.Validate() != nil {
 				t.Fatalf("accepted %+v", pc)
 			}
 		}

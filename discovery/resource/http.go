@@ -22,7 +22,7 @@ import (
 //	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"}
 //	GET  /v1/apps                       apps with their version and node count
 //	GET  /v1/apps/{app}/list            full snapshot (OnlineList)
-//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json
+//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json[&wire=2]
 //	                                    changes since V; waits up to wait for one (long-poll);
 //	                                    a reset (full list) on an unknown epoch or old V.
 //	                                    The request acknowledges V for the subscriber.
@@ -148,7 +148,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 	sort.Slice(d.Upserts, func(i, j int) bool { return d.Upserts[i].ID < d.Upserts[j].ID })
 	if r.URL.Query().Get("format") == "bin" {
-		writeBin(w, &d)
+		writeBin(w, &d, s.binVersion(r))
 		return
 	}
 	l := discovery.OnlineList{App: d.App, Epoch: d.Epoch, Version: d.To, Nodes: make([]*discovery.Node, len(d.Upserts))}
@@ -160,9 +160,19 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 
 var binPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-func writeBin(w http.ResponseWriter, d *discovery.Delta) {
+// binVersion is the binary delta version a read asks for: "wire=2" (the
+// client of issue 13 on) or version 1 (older clients, which cannot decode
+// version 2).
+func (s *Server) binVersion(r *http.Request) discovery.Version {
+	if r.URL.Query().Get("wire") == "2" {
+		return min(discovery.Version2, s.wireMax)
+	}
+	return discovery.Version1
+}
+
+func writeBin(w http.ResponseWriter, d *discovery.Delta, v discovery.Version) {
 	bp := binPool.Get().(*[]byte)
-	b := discovery.AppendDelta((*bp)[:0], d)
+	b := discovery.AppendDelta((*bp)[:0], d, v)
 	w.Header().Set("Content-Type", "application/x-switchyard-delta")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
@@ -276,7 +286,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "bin" {
-		writeBin(w, &d)
+		writeBin(w, &d, s.binVersion(r))
 		return
 	}
 	writeJSON(w, d)
@@ -394,7 +404,7 @@ func (s *Server) peerDrain(ctx context.Context, addr, app, node string) discover
 		res.Reason = err.Error()
 		return res
 	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+s.cfg.peerToken())
 	resp, err := client.Do(req)
 	if err != nil {
 		res.Reason = err.Error()

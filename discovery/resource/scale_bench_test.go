@@ -239,8 +239,8 @@ func BenchmarkMemory100k(b *testing.B) {
 	for i := range frames {
 		hb := discovery.Heartbeat{ID: ids[i], App: "bench", Addresses: addrs[i], Engine: "vllm",
 			Accelerator: discovery.Accelerator{Model: "H100", Count: 8}, Capacity: 8, State: discovery.StateReady,
-			Load: discovery.Load{Utilisation: 0.5, Concurrency: 4, SampledAt: time.Now()}, Incarnation: 1, Seq: 1}
-		frames[i] = discovery.AppendHeartbeat(nil, &hb)
+			Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(4), SampledAt: time.Now()}, Incarnation: 1, Seq: 1}
+		frames[i] = discovery.AppendHeartbeat(nil, &hb, discovery.CurrentVersion)
 	}
 	ids, addrs = nil, nil
 	b.ReportAllocs()
@@ -257,7 +257,7 @@ func BenchmarkMemory100k(b *testing.B) {
 		now := time.Now().UnixNano()
 		for _, f := range frames {
 			var hb discovery.Heartbeat
-			if err := discovery.DecodeHeartbeat(f, &hb, &in); err != nil {
+			if err := discovery.DecodeHeartbeat(f, &hb, &in, discovery.CurrentVersion); err != nil {
 				b.Fatal(err)
 			}
 			s.ingest(&hb, now)
@@ -292,7 +292,7 @@ func BenchmarkDelta1M(b *testing.B) {
 			ID: fmt.Sprintf("node-%07d", i), App: "big",
 			Addresses: map[string]string{"http": fmt.Sprintf("10.%d.%d.%d:8000", i>>16&255, i>>8&255, i&255)},
 			Engine:    "vllm", Accelerator: discovery.Accelerator{Model: "H100", Count: 8}, Capacity: 8,
-			State: discovery.StateReady, Load: discovery.Load{Utilisation: 0.5, Concurrency: 4, Running: 4, SampledAt: time.Unix(0, now)},
+			State: discovery.StateReady, Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(4), Running: discovery.Known(4), SampledAt: time.Unix(0, now)},
 			LastHeard: time.Unix(0, now),
 		}, owner: s.id, inc: 1, seq: 1, heard: now}
 	}
@@ -302,7 +302,7 @@ func BenchmarkDelta1M(b *testing.B) {
 	churned := make([]change, churn)
 	for i := range churned {
 		ch := chs[i*(nodes/churn)]
-		ch.node.Load.Utilisation, ch.node.Load.Concurrency, ch.seq = 0.9, 9, 2
+		ch.node.Load.Utilisation, ch.node.Load.Concurrency, ch.seq = discovery.Known(0.9), discovery.Known(9), 2
 		churned[i] = ch
 	}
 	a.commitLocked(churned)
@@ -315,7 +315,7 @@ func BenchmarkDelta1M(b *testing.B) {
 		a.mu.Lock()
 		d = a.deltaLocked(s.id, s.id, v)
 		a.mu.Unlock()
-		bin = discovery.AppendDelta(bin[:0], &d)
+		bin = discovery.AppendDelta(bin[:0], &d, discovery.CurrentVersion)
 	}
 	if len(d.Upserts) != churn || d.Reset {
 		b.Fatalf("delta has %d upserts (reset %v)", len(d.Upserts), d.Reset)
@@ -333,6 +333,6 @@ func BenchmarkDelta1M(b *testing.B) {
 	a.mu.Lock()
 	fd := a.deltaLocked(s.id, 0, 0)
 	a.mu.Unlock()
-	full = discovery.AppendDelta(full, &fd)
+	full = discovery.AppendDelta(full, &fd, discovery.CurrentVersion)
 	b.ReportMetric(float64(len(full)), "full-list-bin-bytes")
 }

@@ -28,6 +28,9 @@ type Server struct {
 	id  uint64
 	now func() time.Time
 	log *slog.Logger
+	// wireMax is the newest wire version served (CurrentVersion; tests
+	// lower it to stand in for an older Resource).
+	wireMax discovery.Version
 
 	appsMu sync.RWMutex
 	apps   map[string]*app // guarded by appsMu; each app has its own lock
@@ -73,12 +76,13 @@ func newServer(cfg Config, now func() time.Time) (*Server, error) {
 	}
 	id := binary.LittleEndian.Uint64(b[:]) | 1
 	s := &Server{
-		cfg:   cfg,
-		id:    id,
-		now:   now,
-		log:   cfg.Logger.With("instance", fmt.Sprintf("%016x", id)),
-		apps:  make(map[string]*app),
-		conns: make(map[net.Conn]struct{}),
+		cfg:     cfg,
+		id:      id,
+		now:     now,
+		wireMax: discovery.CurrentVersion,
+		log:     cfg.Logger.With("instance", fmt.Sprintf("%016x", id)),
+		apps:    make(map[string]*app),
+		conns:   make(map[net.Conn]struct{}),
 	}
 	s.peers = newPeers(s)
 	return s, nil
@@ -160,24 +164,33 @@ func (s *Server) track(c net.Conn, add bool) bool {
 	return true
 }
 
-// sniff routes a connection: the framed protocol starts with Magic,
-// anything else is HTTP.
+// sniff routes a connection: the framed protocol starts with a version
+// preamble (discovery.Version), anything else is HTTP.
 func (s *Server) sniff(ctx context.Context, c net.Conn, hl *chanListener) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReaderSize(c, 64<<10)
-	head, err := br.Peek(len(discovery.Magic))
+	head, err := br.Peek(discovery.PreambleProbe)
 	if err != nil {
 		_ = c.Close()
 		return
 	}
+	ver, framed := discovery.VersionOfPreamble(head)
+	if framed && ver > s.wireMax {
+		framed = false // as an older Resource would: HTTP, which answers 400
+	}
+	if framed {
+		pre := ver.Preamble()
+		head, err = br.Peek(len(pre))
+		framed = err == nil && string(head) == pre
+	}
 	_ = c.SetReadDeadline(time.Time{})
-	if string(head) != discovery.Magic {
+	if !framed {
 		if !hl.push(&bufConn{Conn: c, r: br}) {
 			_ = c.Close()
 		}
 		return
 	}
-	_, _ = br.Discard(len(discovery.Magic))
+	_, _ = br.Discard(len(ver.Preamble()))
 	if !s.track(c, true) {
 		_ = c.Close()
 		return
@@ -186,7 +199,7 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, hl *chanListener) {
 		s.track(c, false)
 		_ = c.Close()
 	}()
-	s.serveFramed(ctx, c, br)
+	s.serveFramed(ctx, c, br, ver)
 }
 
 func (s *Server) tokenOK(tok string) bool {
@@ -198,7 +211,7 @@ func (s *Server) tokenOK(tok string) bool {
 
 // serveFramed runs one framed connection: a Hello, then heartbeats (agents)
 // or change batches (peers).
-func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader) {
+func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader, ver discovery.Version) {
 	bw := bufio.NewWriterSize(c, 4<<10)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	typ, p, buf, err := discovery.ReadFrame(br, 1024, nil)
@@ -213,7 +226,7 @@ func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader) 
 	}
 	if !s.tokenOK(h.Token) {
 		s.rejections.Add(discovery.ReasonBadToken)
-		_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: discovery.ReasonBadToken, Problem: discovery.ErrBadToken.Error()}))
+		_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: discovery.ReasonBadToken, Problem: discovery.ErrBadToken.Error()}, ver))
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_ = bw.Flush()
 		return
@@ -227,9 +240,9 @@ func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader) 
 	case discovery.RoleAgent:
 		s.stats.agentConns.Add(1)
 		defer s.stats.agentConns.Add(-1)
-		s.serveAgent(c, br, bw, buf)
+		s.serveAgent(c, br, bw, buf, ver)
 	case discovery.RolePeer:
-		s.peers.serveInbound(ctx, h.InstanceID, c, br, buf)
+		s.peers.serveInbound(ctx, h.InstanceID, c, br, buf, ver)
 	default:
 		s.rejections.Add(discovery.ReasonInvalid)
 	}
@@ -237,7 +250,7 @@ func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader) 
 
 // serveAgent reads heartbeats until the connection fails. It answers each
 // burst it read with one Ack of the last processed seq.
-func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) {
+func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte, ver discovery.Version) {
 	var (
 		hb      discovery.Heartbeat
 		view    discovery.HeartbeatView
@@ -270,7 +283,7 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 			var ie *discovery.InputError
 			if errors.As(err, &ie) {
 				s.rejections.Add(ie.Reason)
-				_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: ie.Reason, Field: ie.Field, Problem: ie.Problem}))
+				_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: ie.Reason, Field: ie.Field, Problem: ie.Problem}, ver))
 				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 				_ = bw.Flush()
 			}
@@ -278,14 +291,14 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 		}
 		switch typ {
 		case discovery.FrameHeartbeat:
-			if discovery.DecodeHeartbeatView(p, &view) == nil && s.fastBeat(&view, s.now().UnixNano()) {
+			if discovery.DecodeHeartbeatView(p, &view, ver) == nil && s.fastBeat(&view, s.now().UnixNano()) {
 				s.stats.heartbeats.Add(1)
 				lastSeq, unacked = view.Seq, true
 				continue
 			}
 			hb = discovery.Heartbeat{}
-			if err := discovery.DecodeHeartbeat(p, &hb, &in); err != nil {
-				s.reject(bw, &hb, err)
+			if err := discovery.DecodeHeartbeat(p, &hb, &in, ver); err != nil {
+				s.reject(bw, &hb, err, ver)
 				continue
 			}
 			s.stats.heartbeats.Add(1)
@@ -293,12 +306,12 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 			lastSeq, unacked = hb.Seq, true
 		case discovery.FrameKeepalive:
 		default:
-			s.reject(bw, nil, &discovery.InputError{Reason: discovery.ReasonMalformed, Problem: fmt.Sprintf("unexpected frame type %d on an agent connection", typ)})
+			s.reject(bw, nil, &discovery.InputError{Reason: discovery.ReasonMalformed, Problem: fmt.Sprintf("unexpected frame type %d on an agent connection", typ)}, ver)
 		}
 	}
 }
 
-func (s *Server) reject(bw *bufio.Writer, hb *discovery.Heartbeat, err error) {
+func (s *Server) reject(bw *bufio.Writer, hb *discovery.Heartbeat, err error, ver discovery.Version) {
 	var ie *discovery.InputError
 	if !errors.As(err, &ie) {
 		ie = &discovery.InputError{Reason: discovery.ReasonMalformed, Problem: err.Error()}
@@ -308,7 +321,7 @@ func (s *Server) reject(bw *bufio.Writer, hb *discovery.Heartbeat, err error) {
 	if hb != nil && len(hb.ID) <= discovery.MaxIDLen {
 		r.NodeID, r.Seq = hb.ID, hb.Seq
 	}
-	_, _ = bw.Write(discovery.AppendRejectFrame(nil, r))
+	_, _ = bw.Write(discovery.AppendRejectFrame(nil, r, ver))
 	s.log.Debug("rejected heartbeat", "err", ie)
 }
 

@@ -42,7 +42,7 @@ func testServer(t *testing.T, mod func(*Config)) (*Server, *fakeClock) {
 func beat(id string, st discovery.State, seq uint64, util float64) *discovery.Heartbeat {
 	return &discovery.Heartbeat{
 		ID: id, App: "app", Addresses: map[string]string{"http": "127.0.0.1:1"}, Capacity: 1,
-		State: st, Load: discovery.Load{Utilisation: util}, Incarnation: 1, Seq: seq,
+		State: st, Load: discovery.Load{Utilisation: discovery.Known(util)}, Incarnation: 1, Seq: seq,
 	}
 }
 
@@ -258,7 +258,7 @@ func TestFastPath(t *testing.T) {
 		hb.Seq++
 		mod(&h)
 		var v discovery.HeartbeatView
-		if err := discovery.DecodeHeartbeatView(discovery.AppendHeartbeat(nil, &h), &v); err != nil {
+		if err := discovery.DecodeHeartbeatView(discovery.AppendHeartbeat(nil, &h, discovery.CurrentVersion), &v, discovery.CurrentVersion); err != nil {
 			t.Fatal(err)
 		}
 		return &v
@@ -269,9 +269,12 @@ func TestFastPath(t *testing.T) {
 		fast bool
 	}{
 		{"same", func(h *discovery.Heartbeat) {}, true},
-		{"small load move", func(h *discovery.Heartbeat) { h.Load.Utilisation = 0.52 }, true},
-		{"big load move", func(h *discovery.Heartbeat) { h.Load.Utilisation = 0.9 }, false},
-		{"absurd load", func(h *discovery.Heartbeat) { h.Load.Utilisation = 7.3 }, false},
+		{"small load move", func(h *discovery.Heartbeat) { h.Load.Utilisation = discovery.Known(0.52) }, true},
+		{"big load move", func(h *discovery.Heartbeat) { h.Load.Utilisation = discovery.Known(0.9) }, false},
+		{"absurd load", func(h *discovery.Heartbeat) { h.Load.Utilisation = discovery.Known(7.3) }, false},
+		{"utilisation unknown", func(h *discovery.Heartbeat) { h.Load.Utilisation = discovery.Unknown }, false},
+		{"queue becomes known", func(h *discovery.Heartbeat) { h.Load.Waiting = discovery.Known(0) }, false},
+		{"readiness", func(h *discovery.Heartbeat) { h.Load.Readiness = discovery.ReadinessAsleep }, false},
 		{"draining", func(h *discovery.Heartbeat) { h.State = discovery.StateDraining }, false},
 		{"address", func(h *discovery.Heartbeat) { h.Addresses = map[string]string{"http": "127.0.0.1:9"} }, false},
 		{"capacity", func(h *discovery.Heartbeat) { h.Capacity = 2 }, false},

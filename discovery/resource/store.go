@@ -243,18 +243,44 @@ func refreshDue(rec *record, now int64, refresh time.Duration) bool {
 }
 
 // significant reports whether a beat's load differs enough from the
-// propagated one to be worth a change.
+// propagated one to be worth a change: a quantity became known or unknown,
+// the readiness changed, utilisation or KV-cache usage moved by eps or more
+// (absolute), a count (concurrency, running, waiting) moved by at least one
+// and by eps or more relative to the larger value, or the queue started or
+// stopped being empty.
 func significant(old, cur *discovery.Load, eps float64) bool {
-	if math.Abs(old.Utilisation-cur.Utilisation) >= eps || math.Abs(old.KVCacheUsage-cur.KVCacheUsage) >= eps {
+	if old.Readiness != cur.Readiness {
 		return true
 	}
-	if old.Concurrency != cur.Concurrency {
-		d := math.Abs(old.Concurrency - cur.Concurrency)
-		if d >= 1 && d >= eps*math.Max(old.Concurrency, cur.Concurrency) {
-			return true
-		}
+	if fracMoved(old.Utilisation, cur.Utilisation, eps) || fracMoved(old.KVCacheUsage, cur.KVCacheUsage, eps) {
+		return true
 	}
-	return (old.Waiting == 0) != (cur.Waiting == 0)
+	if countMoved(old.Concurrency, cur.Concurrency, eps) || countMoved(old.Running, cur.Running, eps) || countMoved(old.Waiting, cur.Waiting, eps) {
+		return true
+	}
+	return (old.Waiting.Or(0) == 0) != (cur.Waiting.Or(0) == 0)
+}
+
+func fracMoved(old, cur discovery.Value, eps float64) bool {
+	o, ok1 := old.Get()
+	c, ok2 := cur.Get()
+	if ok1 != ok2 {
+		return true
+	}
+	return ok1 && math.Abs(o-c) >= eps
+}
+
+func countMoved(old, cur discovery.Value, eps float64) bool {
+	o, ok1 := old.Get()
+	c, ok2 := cur.Get()
+	if ok1 != ok2 {
+		return true
+	}
+	if !ok1 || o == c {
+		return false
+	}
+	d := math.Abs(o - c)
+	return d >= 1 && d >= eps*math.Max(o, c)
 }
 
 // sameIdentity reports whether two node records describe the same serving
