@@ -66,6 +66,21 @@ type Config struct {
 	// GuardWindow defaults to 10 s.
 	GuardWindow time.Duration
 
+	// MaxClockSkew bounds how far ahead of this instance's clock a
+	// heartbeat's incarnation (the agent's start time in unix nanoseconds)
+	// may be. A beat beyond it is refused, and the Reject tells the agent
+	// the incarnation to use instead, so a forged incarnation near 2^64
+	// cannot make a node's real agent look stale forever (issue 12, item
+	// 10). Default 1 min.
+	MaxClockSkew time.Duration
+	// TombstoneTTL is how long a removed node's last (incarnation, seq)
+	// still orders later reports of it: within it, an older report (a late
+	// peer change, a restarted agent whose clock stepped back) is refused
+	// as stale, and the agent is told the incarnation to adopt; after it,
+	// the tombstone is forgotten and any report is new. Default 30 s; at
+	// least ReHomeGrace.
+	TombstoneTTL time.Duration
+
 	// SubscriberTTL is how long a subscriber that stopped polling still
 	// counts as watching (for drain acknowledgements). Default 10 s.
 	SubscriberTTL time.Duration
@@ -125,6 +140,12 @@ func (c *Config) applyDefaults() {
 	if c.GuardWindow == 0 {
 		c.GuardWindow = 10 * time.Second
 	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = time.Minute
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = 30 * time.Second
+	}
 	if c.SubscriberTTL == 0 {
 		c.SubscriberTTL = 10 * time.Second
 	}
@@ -159,6 +180,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("resource: config: MaxExpireShare %v must be in (0, 1]", c.MaxExpireShare)
 	case c.GuardWindow <= 0:
 		return fmt.Errorf("resource: config: GuardWindow %v must be positive", c.GuardWindow)
+	case c.MaxClockSkew < time.Second:
+		return fmt.Errorf("resource: config: MaxClockSkew %v below 1s", c.MaxClockSkew)
+	case c.TombstoneTTL < c.ReHomeGrace:
+		return fmt.Errorf("resource: config: TombstoneTTL %v below ReHomeGrace %v", c.TombstoneTTL, c.ReHomeGrace)
 	case c.SubscriberTTL < c.Period:
 		return fmt.Errorf("resource: config: SubscriberTTL %v below Period", c.SubscriberTTL)
 	case c.MaxWait < time.Second:

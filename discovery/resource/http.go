@@ -19,7 +19,7 @@ import (
 
 // HTTP API (all but /healthz need "Authorization: Bearer TOKEN"):
 //
-//	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"}
+//	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"[,"incarnation"]}
 //	GET  /v1/apps                       apps with their version and node count
 //	GET  /v1/apps/{app}/list            full snapshot (OnlineList)
 //	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json[&wire=2]
@@ -56,18 +56,26 @@ func (s *Server) handler() http.Handler {
 	})
 }
 
+// errBody is the JSON body of every refusal: the error, its reason (a
+// rejection counter's label), the field at fault and, for a heartbeat
+// refused for its incarnation, the incarnation to use instead.
 type errBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason,omitempty"`
-	Field  string `json:"field,omitempty"`
+	Error       string `json:"error"`
+	Reason      string `json:"reason,omitempty"`
+	Field       string `json:"field,omitempty"`
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 func writeErr(w http.ResponseWriter, code int, err error) {
 	b := errBody{Error: err.Error()}
 	var ie *discovery.InputError
-	if errors.As(err, &ie) {
+	var rf *refusal
+	switch {
+	case errors.As(err, &rf):
+		b.Reason, b.Field, b.Incarnation = rf.reason.String(), rf.field, rf.hint
+	case errors.As(err, &ie):
 		b.Reason, b.Field = ie.Reason.String(), ie.Field
-	} else if errors.Is(err, discovery.ErrBadToken) {
+	case errors.Is(err, discovery.ErrBadToken):
 		b.Reason = discovery.ReasonBadToken.String()
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -98,9 +106,14 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, code, err)
 		return
 	}
+	if rf := s.ingest(&hb, s.now().UnixNano()); rf != nil {
+		s.rejections.Add(rf.reason)
+		s.logRefusal(rf, &hb, r.RemoteAddr)
+		writeErr(w, rf.status(), rf)
+		return
+	}
 	s.stats.heartbeats.Add(1)
 	s.stats.httpBeats.Add(1)
-	s.ingest(&hb, s.now().UnixNano())
 	w.WriteHeader(http.StatusNoContent)
 }
 

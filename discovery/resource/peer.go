@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -490,8 +491,15 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 				}
 				delete(a.pending, id)
 			}
-			rec := a.nodes[id]
+			rec := a.orderLocked(id, now, s.cfg.TombstoneTTL)
 			switch {
+			case ch.inc > uint64(now)+uint64(s.cfg.MaxClockSkew):
+				// Agents' incarnations are bounded where they beat; this
+				// one is not (a peer whose clock runs far ahead?).
+				s.rejections.Add(discovery.ReasonInvalid)
+				s.limiter.log(s.log, now, slog.LevelWarn, "peer change with an incarnation far ahead of this clock dropped",
+					"peer", fmt.Sprintf("%016x", from), "app", name, "node", id, "incarnation", ch.inc)
+				continue
 			case rec == nil && ch.removed:
 				continue
 			case rec != nil && seqLess(ch.inc, ch.seq, rec.inc, rec.seq):
@@ -502,7 +510,7 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 			ch.heard = now
 			chs = append(chs, ch)
 		}
-		a.commitLocked(chs)
+		a.commitLocked(chs, now)
 		a.mu.Unlock()
 	}
 	if kind == batchDumpEnd {
@@ -518,7 +526,7 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 					chs = append(chs, ch)
 				}
 			}
-			a.commitLocked(chs)
+			a.commitLocked(chs, now)
 			a.mu.Unlock()
 		}
 		clear(seen)

@@ -297,7 +297,7 @@ func BenchmarkDelta1M(b *testing.B) {
 		}, owner: s.id, inc: 1, seq: 1, heard: now}
 	}
 	a.mu.Lock()
-	a.commitLocked(chs)
+	a.commitLocked(chs, now)
 	v := a.version
 	churned := make([]change, churn)
 	for i := range churned {
@@ -305,7 +305,7 @@ func BenchmarkDelta1M(b *testing.B) {
 		ch.node.Load.Utilisation, ch.node.Load.Concurrency, ch.seq = discovery.Known(0.9), discovery.Known(9), 2
 		churned[i] = ch
 	}
-	a.commitLocked(churned)
+	a.commitLocked(churned, now)
 	a.mu.Unlock()
 	chs = nil
 	var bin []byte

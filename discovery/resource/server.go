@@ -37,6 +37,7 @@ type Server struct {
 
 	rejections discovery.Rejections
 	stats      stats
+	limiter    logLimiter // refusals a client can cause are logged through it
 	peers      *peers
 
 	connsMu sync.Mutex
@@ -301,8 +302,11 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 				s.reject(bw, &hb, err, ver)
 				continue
 			}
+			if r := s.ingest(&hb, s.now().UnixNano()); r != nil {
+				s.refuseBeat(bw, &hb, r, ver, c.RemoteAddr())
+				continue
+			}
 			s.stats.heartbeats.Add(1)
-			s.ingest(&hb, s.now().UnixNano())
 			lastSeq, unacked = hb.Seq, true
 		case discovery.FrameKeepalive:
 		default:
@@ -325,6 +329,25 @@ func (s *Server) reject(bw *bufio.Writer, hb *discovery.Heartbeat, err error, ve
 	s.log.Debug("rejected heartbeat", "err", ie)
 }
 
+// refuseBeat answers a refused heartbeat with a Reject (naming the reason,
+// the field and the problem, and the incarnation to adopt when that is
+// the problem), counts and logs it.
+func (s *Server) refuseBeat(bw *bufio.Writer, hb *discovery.Heartbeat, r *refusal, ver discovery.Version, remote net.Addr) {
+	s.rejections.Add(r.reason)
+	_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{
+		Reason: r.reason, NodeID: hb.ID, Seq: hb.Seq, Field: r.field, Problem: r.problem, Incarnation: r.hint,
+	}, ver))
+	s.logRefusal(r, hb, remote.String())
+}
+
+// logRefusal logs a refused heartbeat at warning level (rate limited; never
+// the credential's secret).
+func (s *Server) logRefusal(r *refusal, hb *discovery.Heartbeat, remote string) {
+	s.limiter.log(s.log, s.now().UnixNano(), slog.LevelWarn, "heartbeat refused",
+		"reason", r.reason.String(), "field", r.field, "problem", r.problem,
+		"app", hb.App, "node", hb.ID, "remote", remote)
+}
+
 // fastBeat applies a heartbeat that only refreshes the liveness of a node
 // this instance owns, without allocating: same identity, state and
 // addresses, valid load within epsilon of the propagated one. It reports
@@ -345,9 +368,8 @@ func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
 	if len(a.pending) > 0 && a.pending[string(v.ID)] != nil {
 		return false
 	}
-	if seqLess(v.Incarnation, v.Seq, rec.inc, rec.seq) {
-		s.stats.staleBeats.Add(1)
-		return true
+	if seqLess(v.Incarnation, v.Seq, rec.inc, rec.seq) || v.Incarnation > uint64(now)+uint64(s.cfg.MaxClockSkew) {
+		return false // the full path refuses it, telling the agent why
 	}
 	n := &rec.node
 	if len(rec.addrRaw) == 0 {
@@ -393,22 +415,34 @@ func (s *Server) appList() []*app {
 }
 
 // ingest applies one validated heartbeat this instance heard at now (unix
-// nanoseconds). Draining and offline changes are committed and sent to peers
-// at once; other changes wait for the window; a beat that changes nothing
-// only refreshes liveness.
-func (s *Server) ingest(hb *discovery.Heartbeat, now int64) {
+// nanoseconds), or returns why it refuses it. Draining and offline changes
+// are committed and sent to peers at once; other changes wait for the
+// window; a beat that changes nothing only refreshes liveness.
+func (s *Server) ingest(hb *discovery.Heartbeat, now int64) *refusal {
+	if r := s.checkIncarnation(hb.Incarnation, now); r != nil {
+		return r
+	}
 	a := s.appFor(hb.App)
 	a.mu.Lock()
-	rec := a.nodes[hb.ID]
+	rec := a.orderLocked(hb.ID, now, s.cfg.TombstoneTTL)
 	pend := a.pending[hb.ID]
 	live := rec != nil && !rec.removed
+	if rec != nil && rec.removed && hb.Incarnation == rec.inc && hb.Seq == rec.seq {
+		a.mu.Unlock() // the offline beat again
+		s.stats.staleBeats.Add(1)
+		return nil
+	}
+	var stale *refusal
 	switch {
-	case pend != nil && seqLess(hb.Incarnation, hb.Seq, pend.inc, pend.seq),
-		rec != nil && seqLess(hb.Incarnation, hb.Seq, rec.inc, rec.seq),
-		rec != nil && rec.removed && hb.Incarnation == rec.inc && hb.Seq == rec.seq:
+	case pend != nil && seqLess(hb.Incarnation, hb.Seq, pend.inc, pend.seq):
+		stale = s.staleRefusal(hb, pend.inc, pend.seq, now)
+	case rec != nil && seqLess(hb.Incarnation, hb.Seq, rec.inc, rec.seq):
+		stale = s.staleRefusal(hb, rec.inc, rec.seq, now)
+	}
+	if stale != nil {
 		a.mu.Unlock()
 		s.stats.staleBeats.Add(1)
-		return
+		return stale
 	}
 	ch := change{
 		node: discovery.Node{
@@ -432,7 +466,7 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) {
 		if base == nil && !live {
 			delete(a.pending, hb.ID)
 			a.mu.Unlock()
-			return
+			return nil
 		}
 		immediate = true
 	case base == nil:
@@ -452,16 +486,16 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) {
 			rec.inc, rec.seq, rec.heard = hb.Incarnation, hb.Seq, now
 		}
 		a.mu.Unlock()
-		return
+		return nil
 	}
 	if immediate {
 		delete(a.pending, hb.ID)
-		a.commitLocked([]change{ch})
+		a.commitLocked([]change{ch}, now)
 		a.mu.Unlock()
 		s.stats.commits.Add(1)
 		s.stats.changes.Add(1)
 		s.peers.broadcast([]peerChange{{app: a.name, change: ch}})
-		return
+		return nil
 	}
 	if pend != nil {
 		*pend = ch
@@ -474,6 +508,40 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) {
 	}
 	a.dirty = true
 	a.mu.Unlock()
+	return nil
+}
+
+// checkIncarnation refuses an incarnation too far ahead of this
+// instance's clock (MaxClockSkew), hinting at the current time.
+func (s *Server) checkIncarnation(inc uint64, now int64) *refusal {
+	bound := uint64(now) + uint64(s.cfg.MaxClockSkew)
+	if inc <= bound {
+		return nil
+	}
+	r := refuse(discovery.ReasonInvalid, "incarnation",
+		"incarnation %d is %s ahead of this Resource instance's clock (at most %v): use %d",
+		inc, aheadBy(inc, uint64(now)), s.cfg.MaxClockSkew, now)
+	r.hint = uint64(now)
+	return r
+}
+
+func aheadBy(inc, now uint64) string {
+	d := inc - now
+	if d > uint64(1<<63-1) {
+		return "centuries"
+	}
+	return time.Duration(d).Round(time.Second).String()
+}
+
+// staleRefusal refuses a heartbeat older than the applied (inc, seq) of
+// its node, hinting at the next incarnation: an honest agent that
+// restarted with its clock behind adopts it and recovers at once.
+func (s *Server) staleRefusal(hb *discovery.Heartbeat, inc, seq uint64, now int64) *refusal {
+	r := refuse(discovery.ReasonStale, "incarnation",
+		"(incarnation %d, seq %d) is older than the applied (%d, %d) of node %q; use incarnation %d",
+		hb.Incarnation, hb.Seq, inc, seq, hb.ID, max(inc+1, uint64(now)))
+	r.hint = max(inc+1, uint64(now))
+	return r
 }
 
 // flushLoop commits the window's pending changes and sends them to peers.
@@ -491,6 +559,7 @@ func (s *Server) flushLoop(ctx context.Context) {
 }
 
 func (s *Server) flush() {
+	now := s.now().UnixNano()
 	var batch []peerChange
 	for _, a := range s.appList() {
 		a.mu.Lock()
@@ -504,7 +573,7 @@ func (s *Server) flush() {
 			chs = append(chs, *p)
 			delete(a.pending, id)
 		}
-		a.commitLocked(chs)
+		a.commitLocked(chs, now)
 		a.mu.Unlock()
 		s.stats.commits.Add(1)
 		s.stats.changes.Add(uint64(len(chs)))

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -301,5 +303,114 @@ func TestFastPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoPermanentTombstones (issue 12, item 10): a forged offline beat
+// with incarnation 2^64−1 is refused and removes nothing; a stale
+// incarnation is refused with the incarnation to adopt; a tombstone orders
+// reports only for TombstoneTTL.
+func TestNoPermanentTombstones(t *testing.T) {
+	s, clk := testServer(t, nil)
+	now := clk.Add(0)
+	hb := beat("n", discovery.StateReady, 1, 0.5)
+	hb.Incarnation = uint64(now) - uint64(time.Hour) // started an hour ago
+	if r := s.ingest(hb, now); r != nil {
+		t.Fatal(r)
+	}
+	s.flush()
+
+	forged := *hb
+	forged.State, forged.Incarnation, forged.Seq = discovery.StateOffline, math.MaxUint64, 1
+	r := s.ingest(&forged, clk.Add(0))
+	if r == nil || r.reason != discovery.ReasonInvalid || r.field != "incarnation" || r.hint != uint64(clk.Add(0)) {
+		t.Fatalf("forged incarnation: %+v", r)
+	}
+	if st, ok := s.stateOf("n"); !ok || st != discovery.StateReady {
+		t.Fatal("a refused beat removed the node")
+	}
+
+	// Within the skew the incarnation is accepted: the node's agent
+	// restarts with its clock 50 s ahead, then goes offline.
+	ahead := *hb
+	ahead.Incarnation, ahead.Seq, ahead.State = uint64(clk.Add(0))+uint64(50*time.Second), 1, discovery.StateOffline
+	if r := s.ingest(&ahead, clk.Add(0)); r != nil {
+		t.Fatal(r)
+	}
+	if _, ok := s.stateOf("n"); ok {
+		t.Fatal("offline must remove the node")
+	}
+	// Its clock is stepped back and it restarts: stale, with a hint.
+	back := *hb
+	back.Incarnation, back.Seq = uint64(clk.Add(time.Second)), 1
+	r = s.ingest(&back, clk.Add(0))
+	if r == nil || r.reason != discovery.ReasonStale || r.hint != ahead.Incarnation+1 {
+		t.Fatalf("stale incarnation: %+v", r)
+	}
+	back.Incarnation, back.Seq = r.hint, 1
+	if r := s.ingest(&back, clk.Add(0)); r != nil {
+		t.Fatalf("the hinted incarnation must be accepted: %v", r)
+	}
+	s.flush()
+	if st, ok := s.stateOf("n"); !ok || st != discovery.StateReady {
+		t.Fatal("the recovered agent's node is not listed")
+	}
+
+	// A tombstone stops ordering after TombstoneTTL: a lower incarnation
+	// is then a new node.
+	off := back
+	off.State, off.Seq = discovery.StateOffline, 2
+	if r := s.ingest(&off, clk.Add(0)); r != nil {
+		t.Fatal(r)
+	}
+	low := *hb
+	low.Seq = 5
+	if r := s.ingest(&low, clk.Add(time.Second)); r == nil || r.reason != discovery.ReasonStale {
+		t.Fatalf("within the TTL a lower incarnation is stale: %v", r)
+	}
+	s.sweep(clk.Add(31 * time.Second))
+	a := s.appFor("app")
+	a.mu.Lock()
+	_, kept := a.nodes["n"]
+	a.mu.Unlock()
+	if kept {
+		t.Fatal("the tombstone outlived TombstoneTTL")
+	}
+	if r := s.ingest(&low, clk.Add(0)); r != nil {
+		t.Fatalf("after the TTL a lower incarnation is a new node: %v", r)
+	}
+	s.flush()
+	if _, ok := s.stateOf("n"); !ok {
+		t.Fatal("node not listed after its tombstone expired")
+	}
+}
+
+// TestForgottenTombstoneStillReachesDeltas: a subscriber whose version
+// predates a removal learns it even after the tombstone was forgotten.
+func TestForgottenTombstoneStillReachesDeltas(t *testing.T) {
+	s, clk := testServer(t, nil)
+	for i := range 3 {
+		s.ingest(beat(fmt.Sprintf("n%d", i), discovery.StateReady, 1, 0.5), clk.Add(0))
+	}
+	s.flush()
+	v := s.version()
+	s.ingest(beat("n1", discovery.StateOffline, 2, 0.5), clk.Add(0))
+	for i := range 4 { // keep the others alive while the tombstone ages
+		now := clk.Add(10 * time.Second)
+		s.ingest(beat("n0", discovery.StateReady, uint64(3+i), 0.5), now)
+		s.ingest(beat("n2", discovery.StateReady, uint64(3+i), 0.5), now)
+		s.flush()
+		s.sweep(now)
+	}
+	a := s.appFor("app")
+	a.mu.Lock()
+	_, kept := a.nodes["n1"]
+	d := a.deltaLocked(s.id, s.id, v)
+	a.mu.Unlock()
+	if kept {
+		t.Fatal("tombstone not forgotten")
+	}
+	if d.Reset || !slices.Contains(d.Removes, "n1") {
+		t.Fatalf("delta since %d lost the removal: %+v", v, d)
 	}
 }

@@ -31,8 +31,13 @@ type record struct {
 	// incoming heartbeats on the fast path; empty until the first fast-path
 	// beat after a change computes it.
 	addrRaw []byte
-	// removed marks a tombstone, kept while the change log refers to it.
-	removed bool
+	// removed marks a tombstone, kept while the change log refers to it
+	// and for at most TombstoneTTL after removedAt (unix nanoseconds).
+	removed   bool
+	removedAt int64
+	// gone marks a record deleted from app.nodes but still in app.recs
+	// (dropped at the next compaction).
+	gone bool
 	// nonTarget is the version at which the node last stopped being a
 	// routing target (0 while it is one).
 	nonTarget uint64
@@ -78,6 +83,15 @@ type app struct {
 	dirty    bool // pending has changes for the next window
 	subs     map[string]*subscriber
 	expired  []int64 // when nodes expired by silence, for the guard
+	// tombs lists removals in commit order, for the tombstone expiry.
+	tombs []tomb
+	gone  int // records in recs marked gone
+}
+
+// tomb is one removal: the node and when it was removed.
+type tomb struct {
+	id string
+	at int64
 }
 
 func newApp(name string, self uint64) *app {
@@ -91,8 +105,9 @@ func newApp(name string, self uint64) *app {
 	}
 }
 
-// commitLocked applies changes as one new version and wakes watchers.
-func (a *app) commitLocked(chs []change) {
+// commitLocked applies changes as one new version at now (unix
+// nanoseconds) and wakes watchers.
+func (a *app) commitLocked(chs []change, now int64) {
 	if len(chs) == 0 {
 		return
 	}
@@ -101,7 +116,8 @@ func (a *app) commitLocked(chs []change) {
 	for i := range chs {
 		ch := &chs[i]
 		rec := a.nodes[ch.node.ID]
-		if rec == nil {
+		created := rec == nil
+		if created {
 			rec = &record{removed: true, spread: spreadOf(ch.node.ID)}
 			a.nodes[ch.node.ID] = rec
 			a.recs = append(a.recs, rec)
@@ -119,6 +135,10 @@ func (a *app) commitLocked(chs []change) {
 		rec.removed = ch.removed
 		if ch.removed {
 			rec.node.State = discovery.StateOffline
+			if wasLive || created {
+				rec.removedAt = now
+				a.tombs = append(a.tombs, tomb{ch.node.ID, now})
+			}
 		}
 		isTarget := !rec.removed && rec.node.State.Target()
 		switch {
@@ -158,17 +178,68 @@ func (a *app) trimLogLocked() {
 	}
 	a.logStart = a.log[cut-1].version
 	a.log = append(a.log[:0:0], a.log[cut:]...)
+	for _, rec := range a.recs {
+		if rec.removed && !rec.gone && rec.node.Version <= a.logStart {
+			a.forgetLocked(rec)
+		}
+	}
+	a.compactLocked()
+}
+
+// forgetLocked deletes a tombstone from the index; it leaves recs at the
+// next compaction. A delta meeting its id in the log reports it removed.
+func (a *app) forgetLocked(rec *record) {
+	if a.nodes[rec.node.ID] == rec {
+		delete(a.nodes, rec.node.ID)
+	}
+	rec.gone = true
+	a.gone++
+}
+
+// compactLocked drops forgotten records from recs.
+func (a *app) compactLocked() {
+	if a.gone == 0 {
+		return
+	}
 	keep := a.recs[:0]
 	for _, rec := range a.recs {
-		if rec.removed && rec.node.Version <= a.logStart {
-			delete(a.nodes, rec.node.ID)
-			continue
+		if !rec.gone {
+			keep = append(keep, rec)
 		}
-		keep = append(keep, rec)
 	}
 	clear(a.recs[len(keep):])
 	a.recs = keep
+	a.gone = 0
 	a.ownDirty = true
+}
+
+// expireTombstonesLocked forgets tombstones older than ttl at now (unix
+// nanoseconds), so a removal does not order the node's reports forever
+// (issue 12, item 10).
+func (a *app) expireTombstonesLocked(now int64, ttl time.Duration) {
+	i := 0
+	for ; i < len(a.tombs) && now-a.tombs[i].at > int64(ttl); i++ {
+		t := a.tombs[i]
+		if rec := a.nodes[t.id]; rec != nil && rec.removed && rec.removedAt == t.at {
+			a.forgetLocked(rec)
+		}
+	}
+	if i > 0 {
+		a.tombs = append(a.tombs[:0], a.tombs[i:]...)
+	}
+	if a.gone > 1024 || a.gone > len(a.recs)/4 {
+		a.compactLocked()
+	}
+}
+
+// orderLocked returns the record that orders reports of id at now: nil
+// when there is none or only a tombstone older than ttl.
+func (a *app) orderLocked(id string, now int64, ttl time.Duration) *record {
+	rec := a.nodes[id]
+	if rec != nil && rec.removed && now-rec.removedAt > int64(ttl) {
+		return nil
+	}
+	return rec
 }
 
 // ownLocked returns the live records this instance owns (for the sweep).
@@ -215,10 +286,7 @@ func (a *app) deltaLocked(epoch, clientEpoch, since uint64) discovery.Delta {
 		}
 		seen[e.id] = struct{}{}
 		rec := a.nodes[e.id]
-		if rec == nil {
-			continue
-		}
-		if rec.removed {
+		if rec == nil || rec.removed { // a forgotten tombstone is removed too
 			d.Removes = append(d.Removes, e.id)
 		} else {
 			d.Upserts = append(d.Upserts, rec.node)

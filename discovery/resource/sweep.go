@@ -90,9 +90,10 @@ func (s *Server) sweep(now int64) {
 				}
 			}
 		}
-		a.commitLocked(suspects)
+		a.commitLocked(suspects, now)
 		expired := s.guardLocked(a, cands, now)
-		a.commitLocked(expired)
+		a.commitLocked(expired, now)
+		a.expireTombstonesLocked(now, s.cfg.TombstoneTTL)
 		s.cleanSubsLocked(a, now)
 		a.mu.Unlock()
 		for _, ch := range suspects {
