@@ -25,8 +25,17 @@ type ClientConfig struct {
 	// Token is the shared bearer token.
 	Token string
 	// TLS, when set, makes the client speak HTTPS with this config (set
-	// Certificates for mTLS).
+	// Certificates for mTLS). Alternatively set the files below.
 	TLS *tls.Config
+	// CAFile is a PEM bundle of the CAs that sign the Resource instances'
+	// certificates (default: the system roots). CertFile and KeyFile are
+	// the client's PEM certificate and key, for mTLS; they are re-read
+	// when they change. Setting any of the three makes the client speak
+	// HTTPS. Default: none (plain HTTP unless TLS is set).
+	CAFile, CertFile, KeyFile string
+	// ServerName is the name verified in the instances' certificates
+	// (default: the host of each server address).
+	ServerName string
 	// Apps are watched from the start; Client.Watch adds more.
 	Apps []string
 	// Subscriber identifies this client to Resource for acknowledgements.
@@ -102,7 +111,7 @@ func (c *ClientConfig) Validate() error {
 	case len(c.Subscriber) > 128:
 		return errors.New("discovery: client config: Subscriber longer than 128 bytes")
 	}
-	return nil
+	return c.validateTLS()
 }
 
 // Client keeps a live view of the online lists of the apps it watches, for a
@@ -160,8 +169,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLS = tc
 	tr := &http.Transport{
-		TLSClientConfig:     cfg.TLS,
+		TLSClientConfig:     tc,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: cfg.RequestTimeout,

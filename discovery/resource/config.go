@@ -81,6 +81,19 @@ type Config struct {
 	// least ReHomeGrace.
 	TombstoneTTL time.Duration
 
+	// MaxNodesPerApp bounds the nodes an app may list on this instance: a
+	// new node beyond it is refused (reason "limit"). The credentials file
+	// may set it per app. Default 100,000.
+	MaxNodesPerApp int
+	// MaxApps bounds the apps this instance holds for its own agents and
+	// readers (peers' changes are always applied, so the tier agrees). An
+	// app with no node, no pending change, no subscriber and no long-poll
+	// is freed once its tombstones expired. Default 10,000.
+	MaxApps int
+	// MaxSubscribersPerApp bounds the subscribers (gateways acknowledging
+	// versions) an app keeps; one more is refused with 429. Default 4,096.
+	MaxSubscribersPerApp int
+
 	// SubscriberTTL is how long a subscriber that stopped polling still
 	// counts as watching (for drain acknowledgements). Default 10 s.
 	SubscriberTTL time.Duration
@@ -146,6 +159,15 @@ func (c *Config) applyDefaults() {
 	if c.TombstoneTTL == 0 {
 		c.TombstoneTTL = 30 * time.Second
 	}
+	if c.MaxNodesPerApp == 0 {
+		c.MaxNodesPerApp = 100_000
+	}
+	if c.MaxApps == 0 {
+		c.MaxApps = 10_000
+	}
+	if c.MaxSubscribersPerApp == 0 {
+		c.MaxSubscribersPerApp = 4096
+	}
 	if c.SubscriberTTL == 0 {
 		c.SubscriberTTL = 10 * time.Second
 	}
@@ -184,6 +206,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("resource: config: MaxClockSkew %v below 1s", c.MaxClockSkew)
 	case c.TombstoneTTL < c.ReHomeGrace:
 		return fmt.Errorf("resource: config: TombstoneTTL %v below ReHomeGrace %v", c.TombstoneTTL, c.ReHomeGrace)
+	case c.MaxNodesPerApp < 1:
+		return fmt.Errorf("resource: config: MaxNodesPerApp %d below 1", c.MaxNodesPerApp)
+	case c.MaxApps < 1:
+		return fmt.Errorf("resource: config: MaxApps %d below 1", c.MaxApps)
+	case c.MaxSubscribersPerApp < 1:
+		return fmt.Errorf("resource: config: MaxSubscribersPerApp %d below 1", c.MaxSubscribersPerApp)
 	case c.SubscriberTTL < c.Period:
 		return fmt.Errorf("resource: config: SubscriberTTL %v below Period", c.SubscriberTTL)
 	case c.MaxWait < time.Second:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -136,8 +137,9 @@ func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-// appParam returns the named app after checking the name.
-func (s *Server) appParam(w http.ResponseWriter, r *http.Request) *app {
+// appName returns the {app} path value after checking it; on a bad name it
+// answers 400 and returns false.
+func (s *Server) appName(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name := r.PathValue("app")
 	probe := discovery.Heartbeat{ID: "x", App: name}
 	if err := probe.Validate(); err != nil {
@@ -145,20 +147,39 @@ func (s *Server) appParam(w http.ResponseWriter, r *http.Request) *app {
 		if errors.As(err, &ie) && ie.Field == "app" {
 			s.rejections.Add(ie.Reason)
 			writeErr(w, http.StatusBadRequest, err)
-			return nil
+			return "", false
 		}
 	}
-	return s.appFor(name)
+	return name, true
+}
+
+// refuseHTTP counts, logs and answers a refused request.
+func (s *Server) refuseHTTP(w http.ResponseWriter, r *http.Request, rf *refusal) {
+	s.rejections.Add(rf.reason)
+	s.limiter.log(s.log, s.now().UnixNano(), slog.LevelWarn, "request refused",
+		"reason", rf.reason.String(), "field", rf.field, "problem", rf.problem, "path", r.URL.Path, "remote", r.RemoteAddr)
+	writeErr(w, rf.status(), rf)
+}
+
+// emptySnapshot is the list of an app this instance does not hold.
+func (s *Server) emptySnapshot(name string) discovery.Delta {
+	s.appsMu.RLock()
+	defer s.appsMu.RUnlock()
+	return discovery.Delta{App: name, Epoch: s.id, To: s.versionFloor, Reset: true}
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok {
 		return
 	}
-	a.mu.Lock()
-	d := a.snapshotLocked(s.id)
-	a.mu.Unlock()
+	var d discovery.Delta
+	if a, _ := s.lockApp(name, false, false); a != nil {
+		d = a.snapshotLocked(s.id)
+		a.mu.Unlock()
+	} else {
+		d = s.emptySnapshot(name)
+	}
 	sort.Slice(d.Upserts, func(i, j int) bool { return d.Upserts[i].ID < d.Upserts[j].ID })
 	if r.URL.Query().Get("format") == "bin" {
 		writeBin(w, &d, s.binVersion(r))
@@ -215,13 +236,17 @@ func subscriberParam(r *http.Request) (string, error) {
 	return sub, nil
 }
 
-// ackLocked records that subscriber sub applied version v of epoch.
-func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) *subscriber {
+// ackLocked records that subscriber sub applied version v of epoch. A new
+// subscriber beyond MaxSubscribersPerApp is refused.
+func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) (*subscriber, *refusal) {
 	if sub == "" {
-		return nil
+		return nil, nil
 	}
 	sb := a.subs[sub]
 	if sb == nil {
+		if len(a.subs) >= s.cfg.MaxSubscribersPerApp {
+			return nil, refuse(discovery.ReasonLimit, "subscriber", "app %q has %d subscribers, its limit (MaxSubscribersPerApp)", a.name, len(a.subs))
+		}
 		sb = &subscriber{}
 		a.subs[sub] = sb
 	}
@@ -229,12 +254,12 @@ func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) *subs
 	if epoch == s.id && v <= a.version && v > sb.acked {
 		sb.acked = v
 	}
-	return sb
+	return sb, nil
 }
 
 func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok {
 		return
 	}
 	since, err1 := queryUint(r, "since")
@@ -263,8 +288,17 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 	s.stats.watches.Add(1)
 	defer s.stats.watches.Add(-1)
 
-	a.mu.Lock()
-	sb := s.ackLocked(a, sub, epoch, since, s.now().UnixNano())
+	a, rf := s.lockApp(name, true, false)
+	if rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return
+	}
+	sb, rf := s.ackLocked(a, sub, epoch, since, s.now().UnixNano())
+	if rf != nil {
+		a.mu.Unlock()
+		s.refuseHTTP(w, r, rf)
+		return
+	}
 	if sb != nil {
 		sb.watching++
 	}
@@ -275,6 +309,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		ch := a.notify
+		a.waiters++ // the sweep does not free an app while a long-poll waits
 		a.mu.Unlock()
 		timedOut := false
 		select {
@@ -285,6 +320,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 			timedOut = true
 		}
 		a.mu.Lock()
+		a.waiters--
 		if timedOut {
 			d = a.deltaLocked(s.id, epoch, since)
 			break
@@ -306,8 +342,8 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok {
 		return
 	}
 	v, err1 := queryUint(r, "version")
@@ -321,18 +357,30 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	a.mu.Lock()
-	s.ackLocked(a, sub, epoch, v, s.now().UnixNano())
+	a, _ := s.lockApp(name, false, false)
+	if a == nil {
+		w.WriteHeader(http.StatusNoContent) // nothing listed here to acknowledge
+		return
+	}
+	_, rf := s.ackLocked(a, sub, epoch, v, s.now().UnixNano())
 	a.mu.Unlock()
+	if rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // localDrain answers the drain question for this instance's subscribers.
-func (s *Server) localDrain(a *app, node string) discovery.InstanceDrain {
+func (s *Server) localDrain(name, node string) discovery.InstanceDrain {
 	now := s.now().UnixNano()
 	ttl := int64(s.cfg.SubscriberTTL)
 	res := discovery.InstanceDrain{Instance: s.id}
-	a.mu.Lock()
+	a, _ := s.lockApp(name, false, false)
+	if a == nil {
+		res.Done = true // no subscriber watches the app here
+		return res
+	}
 	defer a.mu.Unlock()
 	if p := a.pending[node]; p != nil && (p.removed || p.node.State.Target()) {
 		res.Reason = "a change of the node is waiting for the window"
@@ -364,8 +412,8 @@ func (s *Server) localDrain(a *app, node string) discovery.InstanceDrain {
 }
 
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok {
 		return
 	}
 	node := r.URL.Query().Get("node")
@@ -375,17 +423,17 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	local := s.localDrain(a, node)
+	local := s.localDrain(name, node)
 	if r.URL.Query().Get("local") == "1" {
 		writeJSON(w, local)
 		return
 	}
-	st := discovery.DrainStatus{App: a.name, Node: node, Instances: []discovery.InstanceDrain{local}}
+	st := discovery.DrainStatus{App: name, Node: node, Instances: []discovery.InstanceDrain{local}}
 	peers := s.peers.connected()
 	results := make([]discovery.InstanceDrain, len(peers))
 	var wg sync.WaitGroup
 	for i, addr := range peers {
-		wg.Go(func() { results[i] = s.peerDrain(r.Context(), addr, a.name, node) })
+		wg.Go(func() { results[i] = s.peerDrain(r.Context(), addr, name, node) })
 	}
 	wg.Wait()
 	st.Instances = append(st.Instances, results...)

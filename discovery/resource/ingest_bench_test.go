@@ -99,7 +99,7 @@ func nodeIDs(n int) ([]string, []map[string]string) {
 // moves below epsilon) with 1 % significant changes.
 func BenchmarkIngest(b *testing.B) {
 	const nodes, conns = 100_000, 4
-	s, addr := benchInstance(b, Config{Token: "t"})
+	s, addr := benchInstance(b, Config{Token: "t", MaxNodesPerApp: 2 * nodes})
 	ids, addrs := nodeIDs(nodes)
 	lcs := make([]*loadConn, conns)
 	for i := range lcs {

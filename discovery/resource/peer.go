@@ -480,8 +480,7 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 		}
 	}
 	for _, name := range order {
-		a := s.appFor(name)
-		a.mu.Lock()
+		a, _ := s.lockApp(name, true, true)
 		chs := byApp[name][:0]
 		for _, ch := range byApp[name] {
 			id := ch.node.ID

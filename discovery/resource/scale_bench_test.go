@@ -28,8 +28,8 @@ func BenchmarkPropagation100k(b *testing.B) {
 	const nodes, conns = 100_000, 4
 	lnA, lnB := benchListener(b), benchListener(b)
 	peers := []string{lnA.Addr().String(), lnB.Addr().String()}
-	sA := benchServe(b, lnA, Config{Token: "t", Peers: peers})
-	sB := benchServe(b, lnB, Config{Token: "t", Peers: peers})
+	sA := benchServe(b, lnA, Config{Token: "t", Peers: peers, MaxNodesPerApp: 2 * nodes})
+	sB := benchServe(b, lnB, Config{Token: "t", Peers: peers, MaxNodesPerApp: 2 * nodes})
 	addrA := lnA.Addr().String()
 
 	// Keep 100k nodes alive: every node beats once a second, paced in

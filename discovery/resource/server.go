@@ -34,6 +34,9 @@ type Server struct {
 
 	appsMu sync.RWMutex
 	apps   map[string]*app // guarded by appsMu; each app has its own lock
+	// versionFloor is the newest version of any freed app (guarded by
+	// appsMu); new apps start above it.
+	versionFloor uint64
 
 	rejections discovery.Rejections
 	stats      stats
@@ -57,6 +60,7 @@ type stats struct {
 	peerDropped atomic.Uint64
 	guardHeld   atomic.Uint64
 	expired     atomic.Uint64
+	appsFreed   atomic.Uint64
 	agentConns  atomic.Int64
 	watches     atomic.Int64
 }
@@ -361,6 +365,9 @@ func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.freed {
+		return false
+	}
 	rec := a.nodes[string(v.ID)]
 	if rec == nil || rec.removed || rec.owner != s.id {
 		return false
@@ -386,21 +393,56 @@ func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
 	return true
 }
 
-// appFor returns the app, creating it.
-func (s *Server) appFor(name string) *app {
-	s.appsMu.RLock()
-	a := s.apps[name]
-	s.appsMu.RUnlock()
-	if a != nil {
-		return a
+// lockApp returns the app called name, locked, creating it when create is
+// set (nil, nil when it does not exist and create is not set). An app the
+// sweep freed is never returned. A new app beyond MaxApps is refused
+// unless trusted (peers' changes are always applied, so the tier agrees).
+func (s *Server) lockApp(name string, create, trusted bool) (*app, *refusal) {
+	for {
+		s.appsMu.RLock()
+		a := s.apps[name]
+		s.appsMu.RUnlock()
+		if a == nil {
+			if !create {
+				return nil, nil
+			}
+			s.appsMu.Lock()
+			if a = s.apps[name]; a == nil {
+				if n := len(s.apps); !trusted && n >= s.cfg.MaxApps {
+					s.appsMu.Unlock()
+					return nil, refuse(discovery.ReasonLimit, "app", "this Resource instance holds %d apps, its limit (MaxApps)", n)
+				}
+				a = newApp(name, s.id, s.versionFloor)
+				s.apps[name] = a
+			}
+			s.appsMu.Unlock()
+		}
+		a.mu.Lock()
+		if !a.freed {
+			return a, nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+// freeEmpty removes apps that hold nothing (see app.emptyLocked), so names
+// that were used once do not stay in memory (issue 12, item 11).
+func (s *Server) freeEmpty(cands []*app) {
+	if len(cands) == 0 {
+		return
 	}
 	s.appsMu.Lock()
 	defer s.appsMu.Unlock()
-	if a = s.apps[name]; a == nil {
-		a = newApp(name, s.id)
-		s.apps[name] = a
+	for _, a := range cands {
+		a.mu.Lock()
+		if !a.freed && a.emptyLocked() && s.apps[a.name] == a {
+			delete(s.apps, a.name)
+			a.freed = true
+			s.versionFloor = max(s.versionFloor, a.version)
+			s.stats.appsFreed.Add(1)
+		}
+		a.mu.Unlock()
 	}
-	return a
 }
 
 // appList returns the apps.
@@ -422,8 +464,10 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) *refusal {
 	if r := s.checkIncarnation(hb.Incarnation, now); r != nil {
 		return r
 	}
-	a := s.appFor(hb.App)
-	a.mu.Lock()
+	a, lim := s.lockApp(hb.App, true, false)
+	if lim != nil {
+		return lim
+	}
 	rec := a.orderLocked(hb.ID, now, s.cfg.TombstoneTTL)
 	pend := a.pending[hb.ID]
 	live := rec != nil && !rec.removed
@@ -452,6 +496,15 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) *refusal {
 		},
 		owner: s.id, inc: hb.Incarnation, seq: hb.Seq, heard: now,
 		removed: hb.State == discovery.StateOffline,
+	}
+	if !live && pend == nil && !ch.removed {
+		// A new node: within the app's limit? (Pending changes count as
+		// nodes, new or not: the bound errs on the safe side for one
+		// window.)
+		if limit := s.maxNodes(a.name); a.live+len(a.pending) >= limit {
+			a.mu.Unlock()
+			return refuse(discovery.ReasonLimit, "id", "app %q lists %d nodes, its limit", a.name, limit)
+		}
 	}
 	var base *discovery.Node
 	switch {
@@ -543,6 +596,9 @@ func (s *Server) staleRefusal(hb *discovery.Heartbeat, inc, seq uint64, now int6
 	r.hint = max(inc+1, uint64(now))
 	return r
 }
+
+// maxNodes returns the node limit of app.
+func (s *Server) maxNodes(app string) int { return s.cfg.MaxNodesPerApp }
 
 // flushLoop commits the window's pending changes and sends them to peers.
 func (s *Server) flushLoop(ctx context.Context) {

@@ -41,6 +41,13 @@ func testServer(t *testing.T, mod func(*Config)) (*Server, *fakeClock) {
 	return s, clk
 }
 
+// appFor returns the app, created if need be (unlocked).
+func (s *Server) appFor(name string) *app {
+	a, _ := s.lockApp(name, true, true)
+	a.mu.Unlock()
+	return a
+}
+
 func beat(id string, st discovery.State, seq uint64, util float64) *discovery.Heartbeat {
 	return &discovery.Heartbeat{
 		ID: id, App: "app", Addresses: map[string]string{"http": "127.0.0.1:1"}, Capacity: 1,
@@ -412,5 +419,54 @@ func TestForgottenTombstoneStillReachesDeltas(t *testing.T) {
 	}
 	if d.Reset || !slices.Contains(d.Removes, "n1") {
 		t.Fatalf("delta since %d lost the removal: %+v", v, d)
+	}
+}
+
+// TestEmptyAppsAreFreed (issue 12, item 11): an app whose nodes left, whose
+// tombstones expired and that nobody watches leaves memory; a new app of
+// the same name starts above the old versions, so a subscriber of the old
+// one is never confused.
+func TestEmptyAppsAreFreed(t *testing.T) {
+	s, clk := testServer(t, nil)
+	s.ingest(beat("n", discovery.StateReady, 1, 0.5), clk.Add(0))
+	s.flush()
+	a := s.appFor("app")
+	a.mu.Lock()
+	if _, rf := s.ackLocked(a, "gw", s.id, a.version, clk.Add(0)); rf != nil {
+		t.Fatal(rf)
+	}
+	a.mu.Unlock()
+	s.ingest(beat("n", discovery.StateOffline, 2, 0.5), clk.Add(0))
+	old := s.version()
+	held := func() bool {
+		s.appsMu.RLock()
+		defer s.appsMu.RUnlock()
+		return s.apps["app"] != nil
+	}
+	s.sweep(clk.Add(20 * time.Second)) // the subscriber went quiet, the tombstone is young
+	if !held() {
+		t.Fatal("freed while a tombstone was young")
+	}
+	s.sweep(clk.Add(11 * time.Second)) // 31 s: tombstone and subscriber expired
+	if held() {
+		t.Fatal("an empty, unwatched app was not freed")
+	}
+	if !a.freed || s.stats.appsFreed.Load() != 1 {
+		t.Fatal("the freed app is not marked")
+	}
+	// A subscriber that knew version `old` is told nothing changed (the
+	// app was empty then and is empty now); one further behind is reset.
+	b := s.appFor("app")
+	b.mu.Lock()
+	same := b.deltaLocked(s.id, s.id, old)
+	behind := b.deltaLocked(s.id, s.id, old-1)
+	b.mu.Unlock()
+	if same.Reset || same.From != same.To || !behind.Reset {
+		t.Fatalf("after re-creation: delta since %d %+v, since %d %+v", old, same, old-1, behind)
+	}
+	s.ingest(beat("n", discovery.StateReady, 3, 0.5), clk.Add(0))
+	s.flush()
+	if v := s.version(); v <= old {
+		t.Fatalf("new version %d not above the freed app's %d", v, old)
 	}
 }

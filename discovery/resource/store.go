@@ -86,6 +86,12 @@ type app struct {
 	// tombs lists removals in commit order, for the tombstone expiry.
 	tombs []tomb
 	gone  int // records in recs marked gone
+	// waiters counts long-polls waiting on notify (with or without a
+	// subscriber id); an app is not freed while one waits.
+	waiters int
+	// freed is set when the sweep removed the app from the server; a
+	// holder of the pointer must look the app up again.
+	freed bool
 }
 
 // tomb is one removal: the node and when it was removed.
@@ -94,15 +100,27 @@ type tomb struct {
 	at int64
 }
 
-func newApp(name string, self uint64) *app {
+// newApp returns an empty app whose versions start after floor (the
+// newest version of any app of this name freed before, so a subscriber of
+// the freed app never mistakes the new one's versions for those it saw).
+func newApp(name string, self, floor uint64) *app {
 	return &app{
-		name:    name,
-		self:    self,
+		name:     name,
+		self:     self,
+		version:  floor,
+		logStart: floor,
 		nodes:   make(map[string]*record),
-		notify:  make(chan struct{}),
-		pending: make(map[string]*change),
-		subs:    make(map[string]*subscriber),
+		notify:   make(chan struct{}),
+		pending:  make(map[string]*change),
+		subs:     make(map[string]*subscriber),
 	}
+}
+
+// emptyLocked reports whether the app holds nothing worth keeping: no
+// node (tombstones included), no pending change, no subscriber, no
+// long-poll.
+func (a *app) emptyLocked() bool {
+	return len(a.nodes) == 0 && len(a.pending) == 0 && len(a.subs) == 0 && a.waiters == 0
 }
 
 // commitLocked applies changes as one new version at now (unix
