@@ -109,7 +109,7 @@ func newApp(name string, self, floor uint64) *app {
 		self:     self,
 		version:  floor,
 		logStart: floor,
-		nodes:   make(map[string]*record),
+		nodes:    make(map[string]*record),
 		notify:   make(chan struct{}),
 		pending:  make(map[string]*change),
 		subs:     make(map[string]*subscriber),
