@@ -50,7 +50,8 @@ func (a addrFlags) Set(v string) error {
 func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("agent", "agent [run|drain|undrain|status|probe] [flags]", stderr)
 	servers := fs.String("servers", "127.0.0.1:7100", "comma-separated Resource instances (host:port), in failover order")
-	token := fs.String("token", os.Getenv("SWITCHYARD_TOKEN"), "shared bearer token (default $SWITCHYARD_TOKEN)")
+	token := fs.String("token", "", "bearer token: an agent credential bound to this node's app (or the shared quick-start token); default $SWITCHYARD_TOKEN")
+	tokenFile := fs.String("token-file", "", "file holding the token (instead of -token)")
 	host, _ := os.Hostname()
 	id := fs.String("id", host, "node id, unique within the app")
 	app := fs.String("app", "", "application (model service) the node serves")
@@ -82,9 +83,13 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	tok, err := secret(*token, *tokenFile, "SWITCHYARD_TOKEN", "-token")
+	if err != nil {
+		return err
+	}
 	log := newLogger(stderr, *logLevel)
 	cfg := agent.Config{
-		Servers: strings.Split(*servers, ","), Token: *token, TLS: cliTLS,
+		Servers: strings.Split(*servers, ","), Token: tok, TLS: cliTLS,
 		NodeID: *id, App: *app, Addresses: addrs, Engine: *engine,
 		Accelerator: discovery.Accelerator{Model: *model, Count: *cards}, Capacity: *capacity,
 		Period: *period, DrainTimeout: *drainTimeout, Logger: log,

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/switchyard-dev/switchyard/discovery/resource"
 )
@@ -19,7 +21,11 @@ func runResource(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("resource", "resource [flags]", stderr)
 	def := resource.DefaultConfig()
 	listen := fs.String("listen", "127.0.0.1:7100", "host:port for heartbeats (framed and HTTP), peer links and the list API")
-	token := fs.String("token", os.Getenv("SWITCHYARD_TOKEN"), "shared bearer token (default $SWITCHYARD_TOKEN; empty disables auth)")
+	token := fs.String("token", "", "shared bearer token, a quick start: it grants FULL access (announce any node of any app, link as a peer, read every list); default $SWITCHYARD_TOKEN. With -credentials, leave it unset to require scoped credentials. No token and no -credentials disables authentication (local demos only)")
+	tokenFile := fs.String("token-file", "", "file holding the shared token (instead of -token)")
+	creds := fs.String("credentials", "", "YAML file of scoped credentials: agent (bound to apps, node id prefixes, address CIDRs), peer and reader tokens stored as SHA-256, or TLS client identities (SAN); per-app capacity caps and node limits. Reloaded when it changes and on SIGHUP")
+	peerToken := fs.String("peer-token", "", "token this instance presents to its peers; default $SWITCHYARD_PEER_TOKEN, else the shared token")
+	peerTokenFile := fs.String("peer-token-file", "", "file holding the peer token (instead of -peer-token)")
 	peers := fs.String("peers", "", "comma-separated host:port of the tier's instances (this one may be included)")
 	peerDNS := fs.String("peer-dns", "", "name:port resolved periodically into peers")
 	period := fs.Duration("period", def.Period, "agents' heartbeat period")
@@ -27,15 +33,30 @@ func runResource(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	window := fs.Duration("window", def.Window, "batching window for changes sent to peers (≤100ms)")
 	grace := fs.Duration("rehome-grace", def.ReHomeGrace, "how long a lost peer's nodes stay listed while they re-home")
 	share := fs.Float64("max-expire-share", def.MaxExpireShare, "largest share of an app's nodes that may expire within the guard window")
+	maxNodes := fs.Int("max-nodes-per-app", def.MaxNodesPerApp, "nodes an app may list (the credentials file may set it per app)")
+	maxApps := fs.Int("max-apps", def.MaxApps, "apps this instance holds for its agents and readers")
+	maxSubs := fs.Int("max-subscribers", def.MaxSubscribersPerApp, "subscribers (gateways) per app")
+	skew := fs.Duration("max-clock-skew", def.MaxClockSkew, "how far ahead of this clock a heartbeat's incarnation may be")
 	tlsFlags := addTLSFlags(fs, "serve")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	shared, err := secret(*token, *tokenFile, "SWITCHYARD_TOKEN", "-token")
+	if err != nil {
+		return err
+	}
+	peerTok, err := secret(*peerToken, *peerTokenFile, "SWITCHYARD_PEER_TOKEN", "-peer-token")
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, *logLevel)
 	cfg := resource.Config{
-		Token: *token, PeerDNS: *peerDNS, Period: *period, MissedBeats: *missed,
+		Token: shared, PeerToken: peerTok, CredentialsFile: *creds,
+		PeerDNS: *peerDNS, Period: *period, MissedBeats: *missed,
 		Window: *window, ReHomeGrace: *grace, MaxExpireShare: *share,
-		Logger: newLogger(stderr, *logLevel),
+		MaxNodesPerApp: *maxNodes, MaxApps: *maxApps, MaxSubscribersPerApp: *maxSubs, MaxClockSkew: *skew,
+		Logger: log,
 	}
 	if *peers != "" {
 		cfg.Peers = strings.Split(*peers, ",")
@@ -45,6 +66,12 @@ func runResource(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg.TLS, cfg.PeerTLS = srvTLS, cliTLS
+	switch {
+	case shared == "" && *creds == "":
+		log.Warn("no -token and no -credentials: authentication is disabled (local demos only)")
+	case shared != "" && *creds != "":
+		log.Warn("the shared -token grants full access beside the scoped credentials; unset it to require them")
+	}
 	srv, err := resource.New(cfg)
 	if err != nil {
 		return err
@@ -53,12 +80,49 @@ func runResource(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("resource: %w", err)
 	}
+	if *creds != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		hctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() { // owned by runResource: ends with hctx
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-hup:
+					_ = srv.ReloadCredentials() // logs the outcome
+				}
+			}
+		}()
+	}
 	fmt.Fprintf(stdout, "resource %016x listening on %s\n", srv.ID(), ln.Addr())
 	err = srv.Serve(ctx, ln)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// secret returns a secret from its flag, else the file named by its file
+// flag, else the environment variable env. The value is never printed (the
+// flags' defaults are empty so help shows no secret).
+func secret(flagVal, file, env, name string) (string, error) {
+	if flagVal != "" && file != "" {
+		return "", fmt.Errorf("set %s or %s-file, not both", name, name)
+	}
+	if flagVal != "" {
+		return flagVal, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s-file: %w", name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv(env), nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -11,9 +11,24 @@ import (
 // token, no peers) after [Config.applyDefaults]; every field's doc states its
 // default. A Config must not change after New.
 type Config struct {
-	// Token is the shared bearer token required on every heartbeat, peer
-	// link and list read. Empty disables authentication (local demos only).
+	// Token is the shared bearer token: a quick start that grants full
+	// access (announce any node of any app, link as a peer, read every
+	// list). With CredentialsFile, scoped credentials sit beside it; leave
+	// it empty there to require them. Both empty disables authentication
+	// (local demos only).
 	Token string
+	// CredentialsFile is a YAML file of scoped credentials (see
+	// CredentialsFile): separate agent, peer and reader credentials, agent
+	// ones bound to apps, node ids and address CIDRs, and per-app caps. It
+	// is read by New (an invalid file is an error) and again whenever its
+	// size or modification time changes (checked every CredentialsPoll) or
+	// ReloadCredentials is called (SIGHUP in cmd/switchyard); an invalid
+	// new version is refused and the running credentials stay. Default:
+	// none.
+	CredentialsFile string
+	// CredentialsPoll is how often CredentialsFile is checked for changes.
+	// Default 2 s.
+	CredentialsPoll time.Duration
 	// TLS, when set, serves TLS on the listener; set ClientCAs and
 	// ClientAuth = tls.RequireAndVerifyClientCert for mTLS. Peer links dial
 	// with PeerTLS.
@@ -123,6 +138,9 @@ func (c *Config) applyDefaults() {
 	if c.Period == 0 {
 		c.Period = time.Second
 	}
+	if c.CredentialsPoll == 0 {
+		c.CredentialsPoll = 2 * time.Second
+	}
 	if c.MissedBeats == 0 {
 		c.MissedBeats = 3
 	}
@@ -206,6 +224,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("resource: config: MaxClockSkew %v below 1s", c.MaxClockSkew)
 	case c.TombstoneTTL < c.ReHomeGrace:
 		return fmt.Errorf("resource: config: TombstoneTTL %v below ReHomeGrace %v", c.TombstoneTTL, c.ReHomeGrace)
+	case c.CredentialsPoll < 10*time.Millisecond:
+		return fmt.Errorf("resource: config: CredentialsPoll %v below 10ms", c.CredentialsPoll)
 	case c.MaxNodesPerApp < 1:
 		return fmt.Errorf("resource: config: MaxNodesPerApp %d below 1", c.MaxNodesPerApp)
 	case c.MaxApps < 1:

@@ -18,7 +18,13 @@ import (
 	"github.com/switchyard-dev/switchyard/discovery"
 )
 
-// HTTP API (all but /healthz need "Authorization: Bearer TOKEN"):
+// HTTP API. Every path but /healthz needs a credential: "Authorization:
+// Bearer TOKEN" and/or a verified client certificate (see CredentialsFile).
+// Agents may post heartbeats of their apps and ask their drain status;
+// readers may read the lists of their apps, acknowledge and ask drain
+// status; peers answer drain fan-outs; the shared token may do everything.
+// A refusal is 401 (no or unknown credential) or 403 (not allowed), with a
+// JSON body naming the reason:
 //
 //	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"[,"incarnation"]}
 //	GET  /v1/apps                       apps with their version and node count
@@ -46,15 +52,42 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.tokenOK(tok) {
-			if s.cfg.Token != "" {
-				s.rejections.Add(discovery.ReasonBadToken)
-				writeErr(w, http.StatusUnauthorized, discovery.ErrBadToken)
-				return
-			}
+		if !ok {
+			tok = ""
 		}
-		mux.ServeHTTP(w, r)
+		cred, rf := s.creds.Load().resolve(hashToken(tok), peerSANs(r.TLS))
+		if rf != nil {
+			s.refuseHTTP(w, r, rf)
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), credKey{}, cred)))
 	})
+}
+
+type credKey struct{}
+
+// credOf returns the request's credential (set by handler; nobody, who
+// may do nothing, if a handler were ever reached without one).
+func credOf(r *http.Request) *credential {
+	if c, _ := r.Context().Value(credKey{}).(*credential); c != nil {
+		return c
+	}
+	return nobody
+}
+
+// mayRead checks that the request's credential may read app's list; on a
+// refusal it answers and returns false.
+func (s *Server) mayRead(w http.ResponseWriter, r *http.Request, app string) bool {
+	c := credOf(r)
+	rf := c.allow(roleReader, "reading lists")
+	if rf == nil {
+		rf = c.checkApp(app)
+	}
+	if rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return false
+	}
+	return true
 }
 
 // errBody is the JSON body of every refusal: the error, its reason (a
@@ -107,7 +140,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, code, err)
 		return
 	}
-	if rf := s.ingest(&hb, s.now().UnixNano()); rf != nil {
+	if rf := s.ingest(&hb, s.now().UnixNano(), credOf(r)); rf != nil {
 		s.rejections.Add(rf.reason)
 		s.logRefusal(rf, &hb, r.RemoteAddr)
 		writeErr(w, rf.status(), rf)
@@ -127,8 +160,16 @@ type appInfo struct {
 }
 
 func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
+	c := credOf(r)
+	if rf := c.allow(roleReader, "listing apps"); rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return
+	}
 	var out []appInfo
 	for _, a := range s.appList() {
+		if !c.allowsApp(a.name) {
+			continue
+		}
 		a.mu.Lock()
 		out = append(out, appInfo{a.name, s.id, a.version, a.live, len(a.subs)})
 		a.mu.Unlock()
@@ -170,7 +211,7 @@ func (s *Server) emptySnapshot(name string) discovery.Delta {
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.appName(w, r)
-	if !ok {
+	if !ok || !s.mayRead(w, r, name) {
 		return
 	}
 	var d discovery.Delta
@@ -259,7 +300,7 @@ func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) (*sub
 
 func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.appName(w, r)
-	if !ok {
+	if !ok || !s.mayRead(w, r, name) {
 		return
 	}
 	since, err1 := queryUint(r, "since")
@@ -343,7 +384,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.appName(w, r)
-	if !ok {
+	if !ok || !s.mayRead(w, r, name) {
 		return
 	}
 	v, err1 := queryUint(r, "version")
@@ -415,6 +456,13 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.appName(w, r)
 	if !ok {
 		return
+	}
+	// Agents and readers ask about their apps; peers relay fan-outs.
+	if c := credOf(r); c.role != rolePeer {
+		if rf := c.checkApp(name); rf != nil {
+			s.refuseHTTP(w, r, rf)
+			return
+		}
 	}
 	node := r.URL.Query().Get("node")
 	if node == "" || len(node) > discovery.MaxIDLen {

@@ -389,7 +389,7 @@ func (p *peers) dump(ver discovery.Version) [][]byte {
 }
 
 // serveInbound reads a peer's changes until the link fails.
-func (p *peers) serveInbound(ctx context.Context, from uint64, c net.Conn, br *bufio.Reader, buf []byte, ver discovery.Version) {
+func (p *peers) serveInbound(ctx context.Context, from uint64, c net.Conn, br *bufio.Reader, buf []byte, ver discovery.Version, ca *connAuth) {
 	if from == 0 || from == p.s.id {
 		return
 	}
@@ -417,6 +417,10 @@ func (p *peers) serveInbound(ctx context.Context, from uint64, c net.Conn, br *b
 			if errors.As(err, &ie) {
 				p.s.rejections.Add(ie.Reason)
 			}
+			return
+		}
+		if _, rf := ca.current(p.s); rf != nil { // revoked by a reload
+			p.s.refuseConn(c, bufio.NewWriter(c), rf, ver)
 			return
 		}
 		switch typ {

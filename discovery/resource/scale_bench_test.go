@@ -260,7 +260,7 @@ func BenchmarkMemory100k(b *testing.B) {
 			if err := discovery.DecodeHeartbeat(f, &hb, &in, discovery.CurrentVersion); err != nil {
 				b.Fatal(err)
 			}
-			s.ingest(&hb, now)
+			s.ingest(&hb, now, trusted)
 		}
 		s.flush()
 		runtime.GC()

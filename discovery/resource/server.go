@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +38,11 @@ type Server struct {
 	// appsMu); new apps start above it.
 	versionFloor uint64
 
+	creds    atomic.Pointer[credSet] // the credentials in force
+	credMu   sync.Mutex              // serialises reloads
+	credGen  atomic.Uint64
+	credSeen string // guarded by credMu: size and mtime of the file last read
+
 	rejections discovery.Rejections
 	stats      stats
 	limiter    logLimiter // refusals a client can cause are logged through it
@@ -61,6 +66,8 @@ type stats struct {
 	guardHeld   atomic.Uint64
 	expired     atomic.Uint64
 	appsFreed   atomic.Uint64
+	credReloads atomic.Uint64
+	credFailed  atomic.Uint64
 	agentConns  atomic.Int64
 	watches     atomic.Int64
 }
@@ -90,7 +97,105 @@ func newServer(cfg Config, now func() time.Time) (*Server, error) {
 		conns:   make(map[net.Conn]struct{}),
 	}
 	s.peers = newPeers(s)
+	var f *CredentialsFile
+	if cfg.CredentialsFile != "" {
+		s.credSeen = fileStamp(cfg.CredentialsFile)
+		var err error
+		if f, err = LoadCredentials(cfg.CredentialsFile); err != nil {
+			return nil, fmt.Errorf("resource: %w", err)
+		}
+	}
+	cs, err := newCredSet(cfg.Token, f, s.credGen.Add(1))
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+	s.creds.Store(cs)
 	return s, nil
+}
+
+// ReloadCredentials reads CredentialsFile again (cmd/switchyard calls it
+// on SIGHUP; Serve also polls the file). An invalid file is refused with
+// the error and the running credentials stay. Connections re-check their
+// credential at their next message: a revoked one is closed.
+func (s *Server) ReloadCredentials() error {
+	if s.cfg.CredentialsFile == "" {
+		return nil
+	}
+	s.credMu.Lock()
+	defer s.credMu.Unlock()
+	s.credSeen = fileStamp(s.cfg.CredentialsFile)
+	f, err := LoadCredentials(s.cfg.CredentialsFile)
+	var cs *credSet
+	if err == nil {
+		cs, err = newCredSet(s.cfg.Token, f, s.credGen.Add(1))
+	}
+	if err != nil {
+		s.stats.credFailed.Add(1)
+		s.log.Error("credentials reload refused, keeping the running credentials", "file", s.cfg.CredentialsFile, "err", err)
+		return fmt.Errorf("resource: %w", err)
+	}
+	s.creds.Store(cs)
+	s.stats.credReloads.Add(1)
+	s.log.Info("credentials reloaded", "file", s.cfg.CredentialsFile, "agents", len(f.Agents), "peers", len(f.Peers), "readers", len(f.Readers))
+	return nil
+}
+
+// watchCredentials reloads CredentialsFile when its size or modification
+// time changes, until ctx is done.
+func (s *Server) watchCredentials(ctx context.Context) {
+	if s.cfg.CredentialsFile == "" {
+		return
+	}
+	t := time.NewTicker(s.cfg.CredentialsPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := fileStamp(s.cfg.CredentialsFile)
+		s.credMu.Lock()
+		changed := st != "" && st != s.credSeen
+		s.credMu.Unlock()
+		if changed {
+			_ = s.ReloadCredentials()
+		}
+	}
+}
+
+// fileStamp is a file's size and modification time ("" if unreadable).
+func fileStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+}
+
+// connAuth is a framed connection's credential: resolved at its Hello and
+// again after every reload (from the token's hash and the certificate's
+// names; the token itself is not kept).
+type connAuth struct {
+	tok  tokenHash
+	sans []string
+	cred *credential
+	gen  uint64
+}
+
+// current returns the connection's credential under the credentials in
+// force, or why it has none any more.
+func (ca *connAuth) current(s *Server) (*credential, *refusal) {
+	cs := s.creds.Load()
+	if ca.cred != nil && cs.gen == ca.gen {
+		return ca.cred, nil
+	}
+	c, r := cs.resolve(ca.tok, ca.sans)
+	if r != nil {
+		return nil, r
+	}
+	ca.cred, ca.gen = c, cs.gen
+	return c, nil
 }
 
 // ID returns the instance id, which is also the epoch of its list versions.
@@ -122,6 +227,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.flushLoop(ctx) })
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.peers.run(ctx) })
+	wg.Go(func() { s.watchCredentials(ctx) })
 
 	acceptErr := make(chan error, 1)
 	wg.Go(func() {
@@ -207,13 +313,6 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, hl *chanListener) {
 	s.serveFramed(ctx, c, br, ver)
 }
 
-func (s *Server) tokenOK(tok string) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
-}
-
 // serveFramed runs one framed connection: a Hello, then heartbeats (agents)
 // or change batches (peers).
 func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader, ver discovery.Version) {
@@ -229,11 +328,24 @@ func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader, 
 		s.rejections.Add(discovery.ReasonOf(err))
 		return
 	}
-	if !s.tokenOK(h.Token) {
-		s.rejections.Add(discovery.ReasonBadToken)
-		_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: discovery.ReasonBadToken, Problem: discovery.ErrBadToken.Error()}, ver))
-		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = bw.Flush()
+	ca := &connAuth{tok: hashToken(h.Token)}
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		ca.sans = peerSANs(&st)
+	}
+	cred, rf := ca.current(s)
+	if rf == nil {
+		switch h.Role {
+		case discovery.RoleAgent:
+			rf = cred.allow(roleAgent, "sending heartbeats")
+		case discovery.RolePeer:
+			rf = cred.allow(rolePeer, "linking as a peer")
+		default:
+			rf = refuse(discovery.ReasonInvalid, "role", "role %d is neither agent (1) nor peer (2)", h.Role)
+		}
+	}
+	if rf != nil {
+		s.refuseConn(c, bw, rf, ver)
 		return
 	}
 	_, _ = bw.Write(discovery.AppendUvarintFrame(nil, discovery.FrameWelcome, s.id))
@@ -245,17 +357,26 @@ func (s *Server) serveFramed(ctx context.Context, c net.Conn, br *bufio.Reader, 
 	case discovery.RoleAgent:
 		s.stats.agentConns.Add(1)
 		defer s.stats.agentConns.Add(-1)
-		s.serveAgent(c, br, bw, buf, ver)
+		s.serveAgent(c, br, bw, buf, ver, ca)
 	case discovery.RolePeer:
-		s.peers.serveInbound(ctx, h.InstanceID, c, br, buf, ver)
-	default:
-		s.rejections.Add(discovery.ReasonInvalid)
+		s.peers.serveInbound(ctx, h.InstanceID, c, br, buf, ver, ca)
 	}
+}
+
+// refuseConn answers a refused Hello (or a connection whose credential was
+// revoked) with a Reject, counts and logs it; the caller closes.
+func (s *Server) refuseConn(c net.Conn, bw *bufio.Writer, rf *refusal, ver discovery.Version) {
+	s.rejections.Add(rf.reason)
+	s.limiter.log(s.log, s.now().UnixNano(), slog.LevelWarn, "connection refused",
+		"reason", rf.reason.String(), "problem", rf.problem, "remote", c.RemoteAddr().String())
+	_, _ = bw.Write(discovery.AppendRejectFrame(nil, discovery.Reject{Reason: rf.reason, Field: rf.field, Problem: rf.problem}, ver))
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = bw.Flush()
 }
 
 // serveAgent reads heartbeats until the connection fails. It answers each
 // burst it read with one Ack of the last processed seq.
-func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte, ver discovery.Version) {
+func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte, ver discovery.Version, ca *connAuth) {
 	var (
 		hb      discovery.Heartbeat
 		view    discovery.HeartbeatView
@@ -294,9 +415,14 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 			}
 			return
 		}
+		cred, rf := ca.current(s)
+		if rf != nil { // revoked by a reload
+			s.refuseConn(c, bw, rf, ver)
+			return
+		}
 		switch typ {
 		case discovery.FrameHeartbeat:
-			if discovery.DecodeHeartbeatView(p, &view, ver) == nil && s.fastBeat(&view, s.now().UnixNano()) {
+			if discovery.DecodeHeartbeatView(p, &view, ver) == nil && s.fastBeat(&view, s.now().UnixNano(), cred) {
 				s.stats.heartbeats.Add(1)
 				lastSeq, unacked = view.Seq, true
 				continue
@@ -306,7 +432,7 @@ func (s *Server) serveAgent(c net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 				s.reject(bw, &hb, err, ver)
 				continue
 			}
-			if r := s.ingest(&hb, s.now().UnixNano()); r != nil {
+			if r := s.ingest(&hb, s.now().UnixNano(), cred); r != nil {
 				s.refuseBeat(bw, &hb, r, ver, c.RemoteAddr())
 				continue
 			}
@@ -356,7 +482,7 @@ func (s *Server) logRefusal(r *refusal, hb *discovery.Heartbeat, remote string) 
 // this instance owns, without allocating: same identity, state and
 // addresses, valid load within epsilon of the propagated one. It reports
 // false when the beat needs the full path (decode, validate, ingest).
-func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
+func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64, cred *credential) bool {
 	s.appsMu.RLock()
 	a := s.apps[string(v.App)]
 	s.appsMu.RUnlock()
@@ -369,7 +495,10 @@ func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64) bool {
 		return false
 	}
 	rec := a.nodes[string(v.ID)]
-	if rec == nil || rec.removed || rec.owner != s.id {
+	// rec.auth == cred: this very credential (of the credentials in force)
+	// passed the full checks for this record, whose identity the beat
+	// must repeat below, so they need not run again.
+	if rec == nil || rec.removed || rec.owner != s.id || rec.auth != cred {
 		return false
 	}
 	if len(a.pending) > 0 && a.pending[string(v.ID)] != nil {
@@ -460,13 +589,20 @@ func (s *Server) appList() []*app {
 // nanoseconds), or returns why it refuses it. Draining and offline changes
 // are committed and sent to peers at once; other changes wait for the
 // window; a beat that changes nothing only refreshes liveness.
-func (s *Server) ingest(hb *discovery.Heartbeat, now int64) *refusal {
+func (s *Server) ingest(hb *discovery.Heartbeat, now int64, cred *credential) *refusal {
+	if r := cred.checkBeat(hb); r != nil {
+		return r
+	}
+	lim := s.creds.Load().limits(hb.App)
+	if lim.MaxCapacity > 0 && hb.Capacity > lim.MaxCapacity {
+		return refuse(discovery.ReasonForbidden, "capacity", "capacity %g is above app %q's cap %g (max_capacity)", hb.Capacity, hb.App, lim.MaxCapacity)
+	}
 	if r := s.checkIncarnation(hb.Incarnation, now); r != nil {
 		return r
 	}
-	a, lim := s.lockApp(hb.App, true, false)
-	if lim != nil {
-		return lim
+	a, rl := s.lockApp(hb.App, true, false)
+	if rl != nil {
+		return rl
 	}
 	rec := a.orderLocked(hb.ID, now, s.cfg.TombstoneTTL)
 	pend := a.pending[hb.ID]
@@ -494,14 +630,18 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64) *refusal {
 			Accelerator: hb.Accelerator, Capacity: hb.Capacity, State: hb.State,
 			Load: hb.Load, LastHeard: time.Unix(0, now),
 		},
-		owner: s.id, inc: hb.Incarnation, seq: hb.Seq, heard: now,
+		owner: s.id, inc: hb.Incarnation, seq: hb.Seq, heard: now, auth: cred,
 		removed: hb.State == discovery.StateOffline,
 	}
 	if !live && pend == nil && !ch.removed {
 		// A new node: within the app's limit? (Pending changes count as
 		// nodes, new or not: the bound errs on the safe side for one
 		// window.)
-		if limit := s.maxNodes(a.name); a.live+len(a.pending) >= limit {
+		limit := s.cfg.MaxNodesPerApp
+		if lim.MaxNodes > 0 {
+			limit = lim.MaxNodes
+		}
+		if a.live+len(a.pending) >= limit {
 			a.mu.Unlock()
 			return refuse(discovery.ReasonLimit, "id", "app %q lists %d nodes, its limit", a.name, limit)
 		}
@@ -596,9 +736,6 @@ func (s *Server) staleRefusal(hb *discovery.Heartbeat, inc, seq uint64, now int6
 	r.hint = max(inc+1, uint64(now))
 	return r
 }
-
-// maxNodes returns the node limit of app.
-func (s *Server) maxNodes(app string) int { return s.cfg.MaxNodesPerApp }
 
 // flushLoop commits the window's pending changes and sends them to peers.
 func (s *Server) flushLoop(ctx context.Context) {

@@ -38,6 +38,9 @@ type record struct {
 	// gone marks a record deleted from app.nodes but still in app.recs
 	// (dropped at the next compaction).
 	gone bool
+	// auth is the credential whose checks the current node passed (nil
+	// for a peer's change); the fast path only serves that credential.
+	auth *credential
 	// nonTarget is the version at which the node last stopped being a
 	// routing target (0 while it is one).
 	nonTarget uint64
@@ -50,6 +53,7 @@ type change struct {
 	inc, seq uint64
 	heard    int64
 	removed  bool
+	auth     *credential // see record.auth
 }
 
 type logEntry struct {
@@ -149,7 +153,7 @@ func (a *app) commitLocked(chs []change, now int64) {
 		rec.node = ch.node
 		rec.node.Version = v
 		rec.addrRaw = rec.addrRaw[:0] // recomputed by the next fast-path beat
-		rec.owner, rec.inc, rec.seq, rec.heard = ch.owner, ch.inc, ch.seq, ch.heard
+		rec.owner, rec.inc, rec.seq, rec.heard, rec.auth = ch.owner, ch.inc, ch.seq, ch.heard, ch.auth
 		rec.removed = ch.removed
 		if ch.removed {
 			rec.node.State = discovery.StateOffline

@@ -158,7 +158,7 @@ func (s *Server) guardLocked(a *app, cands []expiry, now int64) []change {
 // changeOf returns a change that rewrites rec as it is (keeping owner,
 // sequence and heard time), for the caller to modify.
 func changeOf(rec *record) change {
-	return change{node: rec.node, owner: rec.owner, inc: rec.inc, seq: rec.seq, heard: rec.heard}
+	return change{node: rec.node, owner: rec.owner, inc: rec.inc, seq: rec.seq, heard: rec.heard, auth: rec.auth}
 }
 
 // cleanSubsLocked forgets subscribers that stopped watching.

@@ -51,6 +51,7 @@ func testPKI(t *testing.T) (*x509.CertPool, []byte, func(name string, server boo
 			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 		} else {
 			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+			tmpl.DNSNames = []string{name} // its identity for tls_san bindings
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {
