@@ -45,6 +45,7 @@ type Server struct {
 
 	rejections discovery.Rejections
 	stats      stats
+	telemetry  *telemetry
 	limiter    logLimiter // refusals a client can cause are logged through it
 	peers      *peers
 
@@ -97,6 +98,11 @@ func newServer(cfg Config, now func() time.Time) (*Server, error) {
 		conns:   make(map[net.Conn]struct{}),
 	}
 	s.peers = newPeers(s)
+	t, err := newTelemetry(s)
+	if err != nil {
+		return nil, err
+	}
+	s.telemetry = t
 	var f *CredentialsFile
 	if cfg.CredentialsFile != "" {
 		s.credSeen = fileStamp(cfg.CredentialsFile)
