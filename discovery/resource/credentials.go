@@ -293,13 +293,26 @@ func ParseCredentials(b []byte) (*CredentialsFile, error) {
 	f := &CredentialsFile{}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("credentials: %w", err)
+		return nil, fmt.Errorf("credentials: %s", yamlTypes.Replace(err.Error()))
 	}
 	if _, err := newCredSet("", f, 0); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
+
+// yamlTypes words the Go types in the YAML decoder's messages.
+var yamlTypes = strings.NewReplacer(
+	"map[string]resource.AppLimits", "a mapping of apps to limits",
+	"[]resource.CredentialEntry", "a list of credentials",
+	"resource.CredentialEntry", "a credential (a mapping)",
+	"resource.CredentialsFile", "the credentials file (a mapping)",
+	"resource.AppLimits", "app limits (a mapping)",
+	"into []string", "into a list of strings",
+	"into float64", "into a number",
+	"into int", "into an integer",
+	"into string", "into a string",
+)
 
 // Known keys of the credentials file, by the kind of mapping they are in.
 var (

@@ -40,6 +40,7 @@ func TestParseCredentials(t *testing.T) {
 		{"peer with apps", "peers:\n  - {name: p, token_sha256: " + sha("t") + ", apps: [x]}\n", "a peer credential has no apps"},
 		{"bad cidr", "agents:\n  - {name: a, tls_san: [x], apps: [x], cidrs: [10.0.0.0/33]}\n", `agents[0].cidrs: "10.0.0.0/33"`},
 		{"bad cap", "apps:\n  x: {max_capacity: -1}\n", "apps.x.max_capacity: -1"},
+		{"wrong shape", "apps: [1, 2]\n", "into a mapping of apps to limits"},
 		{"unknown cap key", "apps:\n  x: {max_capacty: 1}\n", `line 2: unknown field "max_capacty" in apps.x`},
 		{"ok", "agents:\n  - {name: a, token_sha256: " + sha("t") + ", apps: [\"team-*\"], node_prefixes: [n-], cidrs: [10.0.0.0/8]}\nreaders:\n  - {name: r, tls_san: [gw.example]}\napps:\n  x: {max_capacity: 8, max_nodes: 3}\ndefault_app: {max_capacity: 100}\n", ""},
 	}

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/discovery"
@@ -43,6 +44,35 @@ func FuzzDecodeBatch(f *testing.F) {
 		for _, pc := range out {
 			if pc.app == "" || pc.change.node.ID == "" || pc.change.node.App != pc.app || pc.change.node.Load.Validate() != nil {
 				t.Fatalf("accepted %+v", pc)
+			}
+		}
+	})
+}
+
+func FuzzParseCredentials(f *testing.F) {
+	f.Add([]byte("agents:\n  - {name: a, token_sha256: " + strings.Repeat("ab", 32) + ", apps: [\"team-*\"], node_prefixes: [n-], cidrs: [10.0.0.0/8]}\n" +
+		"readers:\n  - {name: r, tls_san: [gw.example]}\npeers:\n  - {name: p, tls_san: [resource]}\napps:\n  x: {max_capacity: 8, max_nodes: 3}\ndefault_app: {max_capacity: 100}\n"))
+	f.Add([]byte("agents:\n  - name: a\n    token: s3cret\n"))
+	f.Add([]byte("apps: [1, 2]\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<14 {
+			return
+		}
+		cf, err := ParseCredentials(b)
+		if err != nil {
+			if strings.Contains(err.Error(), "resource.") {
+				t.Fatalf("error shows a Go type name: %v", err)
+			}
+			return
+		}
+		cs, err := newCredSet("", cf, 1)
+		if err != nil {
+			t.Fatalf("accepted but unusable: %v", err)
+		}
+		for _, c := range cs.byHash {
+			if c.role == 0 || c.name == "" {
+				t.Fatalf("credential without role or name: %+v", c)
 			}
 		}
 	})
