@@ -355,3 +355,27 @@ func TestCredentialsReload(t *testing.T) {
 		t.Fatalf("new connection with a revoked token: %v", err)
 	}
 }
+
+// TestReadmeCredentialsExample: the example in discovery/README.md parses.
+func TestReadmeCredentialsExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Credentials")
+	if !ok {
+		t.Fatal("no Credentials section")
+	}
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("no YAML example")
+	}
+	f, err := resource.ParseCredentials([]byte(example))
+	if err != nil {
+		t.Fatalf("the README's example: %v", err)
+	}
+	if len(f.Agents) != 2 || len(f.Peers) != 1 || len(f.Readers) != 1 || f.Agents[0].TokenSHA256 != sha("example-agent-token") {
+		t.Fatalf("parsed %+v", f)
+	}
+}
