@@ -31,6 +31,7 @@ var ErrNotRunning = errors.New("agent: not running")
 type Agent struct {
 	cfg  Config // immutable
 	http *http.Client
+	now  func() time.Time // the incarnation's clock (tests move it)
 
 	state   atomic.Uint32 // discovery.State the node declares
 	running atomic.Bool
@@ -69,6 +70,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:     cfg,
+		now:     time.Now,
 		trigger: make(chan struct{}, 1),
 		http: &http.Client{Transport: &http.Transport{
 			TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second,
@@ -101,7 +103,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.running.Store(false)
-	inc := uint64(time.Now().UnixNano())
+	inc := uint64(a.now().UnixNano())
 	var seq uint64
 	lost := make(chan struct{}, 1)
 	idx := rand.IntN(len(a.cfg.Servers))
@@ -118,7 +120,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			l = lastLoad
 		}
 		lastLoad = l
-		if hint := a.incHint.Swap(0); hint > inc {
+		// Larger after a stale refusal, smaller when this clock runs ahead
+		// of Resource's.
+		if hint := a.incHint.Swap(0); hint != 0 && hint != inc {
 			a.cfg.Logger.Warn("agent: adopting the incarnation Resource asked for", "old", inc, "new", hint)
 			inc, seq = hint, 0
 		}
