@@ -15,7 +15,11 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // ClientConfig configures a [Client]. Every field's doc states its default.
@@ -25,8 +29,17 @@ type ClientConfig struct {
 	// Token is the shared bearer token.
 	Token string
 	// TLS, when set, makes the client speak HTTPS with this config (set
-	// Certificates for mTLS).
+	// Certificates for mTLS). Alternatively set the files below.
 	TLS *tls.Config
+	// CAFile is a PEM bundle of the CAs that sign the Resource instances'
+	// certificates (default: the system roots). CertFile and KeyFile are
+	// the client's PEM certificate and key, for mTLS; they are re-read
+	// when they change. Setting any of the three makes the client speak
+	// HTTPS. Default: none (plain HTTP unless TLS is set).
+	CAFile, CertFile, KeyFile string
+	// ServerName is the name verified in the instances' certificates
+	// (default: the host of each server address).
+	ServerName string
 	// Apps are watched from the start; Client.Watch adds more.
 	Apps []string
 	// Subscriber identifies this client to Resource for acknowledgements.
@@ -47,8 +60,9 @@ type ClientConfig struct {
 	// LoadCoalesce holds deltas that only move the load of known nodes for
 	// up to this long and delivers them together, so a large app whose loads
 	// churn does not rebuild the list (and the gateway its table) on every
-	// Resource window. Deltas that add, remove or change the state or
-	// identity of a node are delivered at once, with whatever was held.
+	// Resource window. Deltas that add, remove or change the state,
+	// readiness or identity of a node are delivered at once, with whatever
+	// was held.
 	// Default 1 s (gateways recompute weights every 3 s); negative delivers
 	// every delta at once.
 	LoadCoalesce time.Duration
@@ -58,8 +72,19 @@ type ClientConfig struct {
 	// block (hand the list to the owner and return) and must not modify the
 	// list.
 	OnUpdate func(app string, list OnlineList)
-	// Logger defaults to slog.Default().
+	// Logger defaults to slog.Default(). An outage (every instance failed
+	// in a row for an app) is logged at warning level once, its recovery
+	// at info.
 	Logger *slog.Logger
+	// Meter, when set, receives the client's metrics (the gateway passes
+	// the meter it exports), by app: switchyard_discovery_stale (1 while
+	// the view is stale: the list is the last one known),
+	// switchyard_discovery_last_contact_age_seconds,
+	// switchyard_discovery_nodes, switchyard_discovery_updates_total,
+	// switchyard_discovery_outages_total; and by server
+	// switchyard_discovery_fetch_errors_total. The callback is registered
+	// by NewClient and unregistered when Run returns. Default: none.
+	Meter metric.Meter
 }
 
 func (c *ClientConfig) applyDefaults() {
@@ -101,7 +126,7 @@ func (c *ClientConfig) Validate() error {
 	case len(c.Subscriber) > 128:
 		return errors.New("discovery: client config: Subscriber longer than 128 bytes")
 	}
-	return nil
+	return c.validateTLS()
 }
 
 // Client keeps a live view of the online lists of the apps it watches, for a
@@ -113,8 +138,10 @@ func (c *ClientConfig) Validate() error {
 //
 // A Client is safe for concurrent use. Start it with Run.
 type Client struct {
-	cfg  ClientConfig
-	http *http.Client
+	cfg       ClientConfig
+	http      *http.Client
+	fetchErrs map[string]*atomic.Uint64 // by server; immutable map
+	metrics   metric.Registration       // nil without a Meter
 
 	mu     sync.Mutex
 	views  map[string]*view // guarded by mu
@@ -138,6 +165,14 @@ type view struct {
 	failing   bool
 	server    string
 	started   bool
+	// failures counts consecutive failed requests; an outage starts when
+	// every server failed in a row (outage, outageAt) and ends at the
+	// next answer.
+	failures int
+	outage   bool
+	outageAt time.Time
+	outages  uint64 // outages so far
+	updates  uint64 // lists delivered so far
 }
 
 // ClientStatus is an app's view as the client sees it, for metrics.
@@ -159,18 +194,89 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLS = tc
 	tr := &http.Transport{
-		TLSClientConfig:     cfg.TLS,
+		TLSClientConfig:     tc,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: cfg.RequestTimeout,
 		DisableCompression:  true,
 	}
-	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, views: make(map[string]*view)}
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, views: make(map[string]*view), fetchErrs: map[string]*atomic.Uint64{}}
 	for _, a := range cfg.Apps {
 		c.views[a] = &view{}
 	}
+	for _, srv := range cfg.Servers {
+		c.fetchErrs[srv] = &atomic.Uint64{}
+	}
+	if cfg.Meter != nil {
+		if err := c.registerMetrics(cfg.Meter); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// registerMetrics registers the client's metrics with m (see
+// ClientConfig.Meter); values are read at collection time.
+func (c *Client) registerMetrics(m metric.Meter) error {
+	stale, err1 := m.Int64ObservableGauge("switchyard_discovery_stale",
+		metric.WithDescription("1 while an app's view is not being refreshed (no Resource instance answered lately; the list is the last one known)."))
+	age, err2 := m.Float64ObservableGauge("switchyard_discovery_last_contact_age_seconds",
+		metric.WithDescription("Seconds since a Resource instance last answered for the app (absent before the first answer)."))
+	nodes, err3 := m.Int64ObservableGauge("switchyard_discovery_nodes", metric.WithDescription("Nodes in the app's view."))
+	updates, err4 := m.Int64ObservableCounter("switchyard_discovery_updates", metric.WithDescription("New list versions delivered, by app."))
+	outages, err5 := m.Int64ObservableCounter("switchyard_discovery_outages",
+		metric.WithDescription("Times every Resource instance failed in a row for an app (logged at warning level)."))
+	fetchErrs, err6 := m.Int64ObservableCounter("switchyard_discovery_fetch_errors", metric.WithDescription("Failed list requests, by server."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		return fmt.Errorf("discovery: client metrics: %w", err)
+	}
+	serverAttrs := make(map[string]metric.ObserveOption, len(c.fetchErrs))
+	for srv := range c.fetchErrs {
+		serverAttrs[srv] = metric.WithAttributeSet(attribute.NewSet(attribute.String("server", srv)))
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for srv, n := range c.fetchErrs {
+			o.ObserveInt64(fetchErrs, int64(n.Load()), serverAttrs[srv])
+		}
+		c.mu.Lock()
+		apps := make([]string, 0, len(c.views))
+		for app := range c.views {
+			apps = append(apps, app)
+		}
+		c.mu.Unlock()
+		now := time.Now()
+		for _, app := range apps {
+			st := c.Status(app)
+			v := c.view(app)
+			v.mu.Lock()
+			nUpdates, nOutages := v.updates, v.outages
+			v.mu.Unlock()
+			attrs := metric.WithAttributeSet(attribute.NewSet(attribute.String("app", app)))
+			var s int64
+			if st.Stale {
+				s = 1
+			}
+			o.ObserveInt64(stale, s, attrs)
+			if !st.LastContact.IsZero() {
+				o.ObserveFloat64(age, now.Sub(st.LastContact).Seconds(), attrs)
+			}
+			o.ObserveInt64(nodes, int64(st.Nodes), attrs)
+			o.ObserveInt64(updates, int64(nUpdates), attrs)
+			o.ObserveInt64(outages, int64(nOutages), attrs)
+		}
+		return nil
+	}, stale, age, nodes, updates, outages, fetchErrs)
+	if err != nil {
+		return fmt.Errorf("discovery: client metrics: %w", err)
+	}
+	c.metrics = reg
+	return nil
 }
 
 // SubscriberID returns the id this client acknowledges versions under.
@@ -209,6 +315,9 @@ func (c *Client) Run(ctx context.Context) error {
 	<-ctx.Done()
 	c.wg.Wait()
 	c.http.CloseIdleConnections()
+	if c.metrics != nil {
+		_ = c.metrics.Unregister()
+	}
 	return ctx.Err()
 }
 
@@ -286,10 +395,26 @@ func (c *Client) loop(ctx context.Context, app string, v *view) {
 			if ctx.Err() != nil {
 				return
 			}
+			c.fetchErrs[server].Add(1)
 			v.mu.Lock()
 			v.failing = true
+			v.failures++
+			outage := !v.outage && v.failures >= len(servers)
+			if outage {
+				v.outage, v.outageAt = true, time.Now()
+				v.outages++
+			}
+			lastOK, nodes := v.lastOK, len(v.list.Nodes)
 			v.mu.Unlock()
-			c.cfg.Logger.Debug("discovery: fetch failed", "app", app, "server", server, "err", err)
+			if outage {
+				args := []any{"app", app, "err", err, "nodes_kept", nodes}
+				if !lastOK.IsZero() {
+					args = append(args, "last_contact", lastOK.Format(time.RFC3339))
+				}
+				c.cfg.Logger.Warn("discovery: no Resource instance answers; serving the last list known", args...)
+			} else {
+				c.cfg.Logger.Debug("discovery: fetch failed", "app", app, "server", server, "err", err)
+			}
 			idx = (idx + 1) % len(servers)
 			if !sleep(backoff) {
 				return
@@ -299,6 +424,17 @@ func (c *Client) loop(ctx context.Context, app string, v *view) {
 		}
 		backoff = 50 * time.Millisecond
 		list, changed := c.apply(v, server, d)
+		v.mu.Lock()
+		v.failures = 0
+		recovered, downAt := v.outage, v.outageAt
+		v.outage = false
+		if changed {
+			v.updates++
+		}
+		v.mu.Unlock()
+		if recovered {
+			c.cfg.Logger.Info("discovery: Resource answers again", "app", app, "server", server, "outage", time.Since(downAt).Round(time.Millisecond))
+		}
 		if changed && c.cfg.OnUpdate != nil {
 			c.cfg.OnUpdate(app, list)
 		}
@@ -389,7 +525,9 @@ func (c *Client) holdLocked(v *view, d *Delta, now time.Time) bool {
 			}
 			cur = v.list.Nodes[j]
 		}
-		if cur.State != n.State || !sameEndpoint(cur, n) {
+		// A readiness change (an engine falling asleep or becoming busy)
+		// decides whether the node is picked: deliver it at once.
+		if cur.State != n.State || cur.Load.Readiness != n.Load.Readiness || !sameEndpoint(cur, n) {
 			return false
 		}
 	}
@@ -443,6 +581,7 @@ func (c *Client) fetch(ctx context.Context, server, app string, epoch, since uin
 	q.Set("epoch", strconv.FormatUint(epoch, 10))
 	q.Set("subscriber", c.cfg.Subscriber)
 	q.Set("format", "bin")
+	q.Set("wire", "2") // unknown-aware loads; older servers ignore it and send version 1
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}
@@ -462,7 +601,9 @@ func (c *Client) fetch(ctx context.Context, server, app string, epoch, since uin
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("discovery: watch %s on %s: %w", app, server, ErrBadToken)
+		return nil, fmt.Errorf("discovery: watch %s on %s: %w: %.200s", app, server, ErrBadToken, body)
+	case http.StatusForbidden:
+		return nil, fmt.Errorf("discovery: watch %s on %s: %w: %.200s", app, server, ErrForbidden, body)
 	default:
 		return nil, fmt.Errorf("discovery: watch %s on %s: %s: %.200s", app, server, resp.Status, body)
 	}

@@ -57,7 +57,7 @@ func TestClientCoalescesLoadOnlyDeltas(t *testing.T) {
 	c := &Client{cfg: ClientConfig{LoadCoalesce: time.Hour}}
 	v := &view{}
 	n := func(id string, st State, util float64) Node {
-		return Node{ID: id, App: "a", Addresses: map[string]string{"http": "h:1"}, State: st, Load: Load{Utilisation: util}}
+		return Node{ID: id, App: "a", Addresses: map[string]string{"http": "h:1"}, State: st, Load: Load{Utilisation: Known(util)}}
 	}
 	if _, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, To: 1, Reset: true, Upserts: []Node{n("a", StateReady, 0.1), n("b", StateReady, 0.1)}}); !ch {
 		t.Fatal("reset must deliver")
@@ -73,7 +73,7 @@ func TestClientCoalescesLoadOnlyDeltas(t *testing.T) {
 		t.Fatal("a state change must deliver at once")
 	}
 	for _, x := range l.Nodes {
-		if (x.ID == "a" && x.Load.Utilisation != 0.9) || (x.ID == "b" && x.State != StateDraining) {
+		if (x.ID == "a" && x.Load.Utilisation != Known(0.9)) || (x.ID == "b" && x.State != StateDraining) {
 			t.Fatalf("delivered list lacks the held or new change: %+v", l.Nodes)
 		}
 	}
@@ -83,7 +83,28 @@ func TestClientCoalescesLoadOnlyDeltas(t *testing.T) {
 	held := n("a", StateReady, 0.3)
 	v.held = map[string]*Node{"a": &held}
 	v.heldSince = time.Now().Add(-time.Second)
-	if l, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, From: 4, To: 4}); !ch || l.Nodes[v.index["a"]].Load.Utilisation != 0.3 {
+	if l, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, From: 4, To: 4}); !ch || l.Nodes[v.index["a"]].Load.Utilisation != Known(0.3) {
 		t.Fatal("a due hold must be delivered on an empty answer")
+	}
+}
+
+// TestClientDeliversReadinessAtOnce: an engine turning busy, asleep or not
+// ready decides whether a gateway picks the node, so a delta that changes
+// readiness is not held with load-only deltas.
+func TestClientDeliversReadinessAtOnce(t *testing.T) {
+	c := &Client{cfg: ClientConfig{LoadCoalesce: time.Hour}}
+	v := &view{}
+	n := Node{ID: "a", App: "a", Addresses: map[string]string{"http": "h:1"}, State: StateReady, Load: Load{Readiness: ReadinessReady}}
+	if _, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, To: 1, Reset: true, Upserts: []Node{n}}); !ch {
+		t.Fatal("reset must deliver")
+	}
+	n.Load.Running = Known(3)
+	if _, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, From: 1, To: 2, Upserts: []Node{n}}); ch {
+		t.Fatal("a load-only delta must be held")
+	}
+	n.Load.Readiness = ReadinessAsleep
+	l, ch := c.apply(v, "s", &Delta{App: "a", Epoch: 1, From: 2, To: 3, Upserts: []Node{n}})
+	if !ch || l.Nodes[0].Load.Readiness != ReadinessAsleep || l.Nodes[0].Load.Running != Known(3) {
+		t.Fatalf("readiness change: delivered %v, list %+v", ch, l.Nodes)
 	}
 }

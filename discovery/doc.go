@@ -6,11 +6,19 @@
 //   - the wire types: [Node], [Heartbeat], [OnlineList] and [Delta], their
 //     validation ([Heartbeat.Validate]) and their encodings (JSON for people
 //     and tools, a compact binary framing for the heartbeat stream and the
-//     Resource peer stream, see wire.go);
+//     Resource peer stream, see wire.go, versioned by its preamble:
+//     [Version], [Handshake]);
+//   - [Load], whose quantities are [Value]s (unknown is distinct from 0 on
+//     every encoding; an old sender's missing fields read as unknown) and
+//     whose [Readiness] is the engine's own (ready, not_ready, busy,
+//     asleep);
 //   - the rejection counters ([Rejections]) that the Resource service exposes;
-//   - [Client], which watches apps on a tier of Resource instances, applies
-//     versioned deltas, acknowledges applied versions, fails over between
-//     instances and never empties its view because Resource is unreachable.
+//   - [Client], which watches apps on a tier of Resource instances (over
+//     HTTP, TLS or mTLS), applies versioned deltas, acknowledges applied
+//     versions, fails over between instances and never empties its view
+//     because Resource is unreachable; it logs an outage once at warning
+//     level and its recovery at info, and exports its staleness through
+//     the meter it is given ([ClientConfig].Meter).
 //
 // The Resource server lives in discovery/resource and the node agent in
 // discovery/agent. This package must never import gateway, balancer or

@@ -16,10 +16,13 @@ const (
 	ReasonOversized               // frame, body or field longer than allowed
 	ReasonWrongType               // a field of the wrong type (string where a number belongs)
 	ReasonInvalid                 // decodable but absurd or missing (utilisation 7.3, negative cards, NaN, empty id)
+	ReasonForbidden               // a valid credential that may not do this (role, app, node id, address, capacity cap)
+	ReasonLimit                   // an instance limit is reached (nodes per app, apps, subscribers)
+	ReasonStale                   // a heartbeat older than the one applied (its incarnation or sequence number)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"bad_token", "malformed", "oversized", "wrong_type", "invalid_value"}
+var reasonNames = [numReasons]string{"bad_token", "malformed", "oversized", "wrong_type", "invalid_value", "forbidden", "limit", "stale"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
@@ -31,9 +34,12 @@ func (r Reason) String() string {
 
 // Exported errors callers act on.
 var (
-	// ErrBadToken: the bearer token is missing or wrong. Do not retry with
-	// the same token.
+	// ErrBadToken: the bearer token is missing or wrong (or the TLS identity
+	// unknown). Do not retry with the same credential.
 	ErrBadToken = errors.New("discovery: bad token")
+	// ErrForbidden: the credential is valid but may not do this (its role,
+	// or the apps, node ids or addresses it is bound to). Do not retry.
+	ErrForbidden = errors.New("discovery: forbidden")
 	// ErrUnreachable: no Resource instance answered. The client keeps its
 	// last list and reports it stale.
 	ErrUnreachable = errors.New("discovery: no resource instance reachable")
@@ -68,6 +74,9 @@ func ReasonOf(err error) Reason {
 	}
 	if errors.Is(err, ErrBadToken) {
 		return ReasonBadToken
+	}
+	if errors.Is(err, ErrForbidden) {
+		return ReasonForbidden
 	}
 	return ReasonMalformed
 }

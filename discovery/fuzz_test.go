@@ -7,23 +7,33 @@ import (
 	"testing"
 )
 
+var versions = []Version{Version1, Version2}
+
 func FuzzDecodeHeartbeat(f *testing.F) {
-	hb := goodBeat()
-	f.Add(AppendHeartbeat(nil, &hb))
-	hb.Load.Utilisation = 7.3
-	f.Add(AppendHeartbeat(nil, &hb))
-	f.Add([]byte{})
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	for _, v := range versions {
+		hb := goodBeat()
+		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
+		hb.Load.Utilisation = Known(7.3)
+		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
+		// Unknown quantities and every readiness (version 2 carries them).
+		hb.Load = Load{Concurrency: Known(2), Waiting: Known(0), Readiness: ReadinessAsleep}
+		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
+		hb.Load = Load{Readiness: ReadinessBusy}
+		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
+	}
+	f.Add(uint8(2), []byte{})
+	f.Add(uint8(1), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, ver uint8, b []byte) {
 		if len(b) > MaxAgentFrame {
 			return
 		}
+		v := Version1 + Version(ver%2)
 		var hb Heartbeat
 		var in Interner
-		var v HeartbeatView
-		verr := DecodeHeartbeatView(b, &v)
-		err := DecodeHeartbeat(b, &hb, &in)
-		if err == nil && (verr != nil || string(v.ID) != hb.ID || v.Seq != hb.Seq || v.Load != hb.Load) {
+		var view HeartbeatView
+		verr := DecodeHeartbeatView(b, &view, v)
+		err := DecodeHeartbeat(b, &hb, &in, v)
+		if err == nil && (verr != nil || string(view.ID) != hb.ID || view.Seq != hb.Seq || view.Load != hb.Load) {
 			t.Fatalf("view disagrees with the full decoder: %v", verr)
 		}
 		if err != nil {
@@ -37,8 +47,21 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		if err := hb.Validate(); err != nil {
 			t.Fatalf("accepted but invalid: %v", err)
 		}
-		if len(hb.Addresses) == 1 && !bytes.Equal(AppendHeartbeat(nil, &hb), b) {
+		if v == Version1 && (hb.Load.Readiness != ReadinessUnknown || hb.Load.Running == Known(0) || hb.Load.KVCacheUsage == Known(0)) {
+			t.Fatalf("version 1 cannot say readiness or a known 0 queue: %+v", hb.Load)
+		}
+		if len(hb.Addresses) == 1 && !bytes.Equal(AppendHeartbeat(nil, &hb, v), b) {
 			t.Fatalf("re-encoding differs")
+		}
+		// JSON carries the same heartbeat, unknowns included.
+		js, err := json.Marshal(&hb)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		var back Heartbeat
+		if err := DecodeHeartbeatJSON(js, &back); err != nil || back.Load.Readiness != hb.Load.Readiness ||
+			back.Load.Running != hb.Load.Running || back.Load.Utilisation != hb.Load.Utilisation {
+			t.Fatalf("JSON round trip: %v: %+v vs %+v", err, back.Load, hb.Load)
 		}
 	})
 }
@@ -48,6 +71,8 @@ func FuzzDecodeHeartbeatJSON(f *testing.F) {
 	good, _ := json.Marshal(hb)
 	f.Add(good)
 	f.Add([]byte(`{"id":"x","load":{"utilisation":"7.3"}}`))
+	f.Add([]byte(`{"id":"n","app":"a","addresses":{"http":"h:1"},"state":"ready","load":{"running":null,"waiting":0,"readiness":"asleep"}}`))
+	f.Add([]byte(`{"id":"n","app":"a","addresses":{"http":"h:1"},"state":"ready","load":{"readiness":"sleepy"}}`))
 	f.Add([]byte(`{"accelerator":{"count":-1}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -62,13 +87,22 @@ func FuzzDecodeHeartbeatJSON(f *testing.F) {
 		if err := hb.Validate(); err != nil {
 			t.Fatalf("accepted but invalid: %v", err)
 		}
+		// Whatever JSON accepted, both binary versions carry.
+		for _, v := range versions {
+			var back Heartbeat
+			if err := DecodeHeartbeat(AppendHeartbeat(nil, &hb, v), &back, nil, v); err != nil {
+				t.Fatalf("version %d: re-decoding an accepted heartbeat: %v", v, err)
+			}
+		}
 	})
 }
 
 func FuzzReadFrame(f *testing.F) {
 	hb := goodBeat()
-	f.Add(AppendHeartbeatFrame(nil, &hb))
+	f.Add(AppendHeartbeatFrame(nil, &hb, Version2))
+	f.Add(AppendHeartbeatFrame(nil, &hb, Version1))
 	f.Add(AppendHelloFrame(nil, Hello{Role: RoleAgent, Token: "t"}))
+	f.Add(AppendRejectFrame(nil, Reject{Reason: ReasonStale, NodeID: "n", Field: "incarnation", Incarnation: 99}, Version2))
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -80,28 +114,38 @@ func FuzzReadFrame(f *testing.F) {
 			if err != nil {
 				return
 			}
-			switch typ {
-			case FrameHeartbeat:
-				var hb Heartbeat
-				_ = DecodeHeartbeat(p, &hb, nil)
-			case FrameHello:
-				_, _ = DecodeHello(p)
-			case FrameReject:
-				_, _ = DecodeReject(p)
+			for _, v := range versions {
+				switch typ {
+				case FrameHeartbeat:
+					var hb Heartbeat
+					_ = DecodeHeartbeat(p, &hb, nil, v)
+				case FrameHello:
+					_, _ = DecodeHello(p)
+				case FrameReject:
+					_, _ = DecodeReject(p, v)
+				}
 			}
 		}
 	})
 }
 
 func FuzzDecodeDelta(f *testing.F) {
-	d := Delta{App: "a", Epoch: 1, To: 2, Upserts: []Node{{ID: "n", App: "a", Addresses: map[string]string{"http": "h:1"}, State: StateReady}}, Removes: []string{"m"}}
-	f.Add(AppendDelta(nil, &d))
+	d := Delta{App: "a", Epoch: 1, To: 2, Upserts: []Node{{ID: "n", App: "a", Addresses: map[string]string{"http": "h:1"}, State: StateReady,
+		Load: Load{Running: Known(4), Waiting: Known(0), Readiness: ReadinessNotReady}}}, Removes: []string{"m"}}
+	for _, v := range versions {
+		f.Add(AppendDelta(nil, &d, v))
+	}
 	f.Add([]byte("D\x01"))
+	f.Add([]byte("D\x02"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return
 		}
 		var d Delta
-		_ = DecodeDelta(b, &d, nil)
+		if err := DecodeDelta(b, &d, nil); err != nil {
+			if _, ok := err.(*InputError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+		}
 	})
 }

@@ -1,13 +1,10 @@
 package discovery
 
-import (
-	"fmt"
-	"io"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Rejections counts rejected inputs by reason. The zero value is ready; it is
-// safe for concurrent use and must not be copied after first use.
+// safe for concurrent use and must not be copied after first use. The
+// Resource service exports it as switchyard_resource_rejections_total.
 type Rejections struct {
 	n [numReasons]atomic.Uint64
 }
@@ -36,11 +33,11 @@ func (c *Rejections) Total() uint64 {
 	return t
 }
 
-// WritePrometheus writes the counters in the Prometheus text exposition
-// format as metric name with a "reason" label.
-func (c *Rejections) WritePrometheus(w io.Writer, name, help string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-	for i := range c.n {
-		fmt.Fprintf(w, "%s{reason=%q} %d\n", name, Reason(i).String(), c.n[i].Load())
+// Reasons returns every rejection reason, in order.
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
 	}
+	return out
 }

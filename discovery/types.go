@@ -80,18 +80,24 @@ type Accelerator struct {
 }
 
 // Load is the latest load a node reported. All fields are sampled together
-// at SampledAt.
+// at SampledAt. Every quantity is a [Value]: unknown (the engine does not
+// report it, the probe failed, or an old agent sent none) is distinct from 0
+// (idle) on every encoding (issue 13).
 type Load struct {
 	// Utilisation of the node's accelerators (or cores), 0..1.
-	Utilisation float64 `json:"utilisation"`
+	Utilisation Value `json:"utilisation"`
 	// Concurrency is the number of requests in flight (may be an average),
 	// 0..MaxConcurrency.
-	Concurrency float64 `json:"concurrency"`
-	// Running and Waiting are the engine's running and queued requests.
-	Running int `json:"running"`
-	Waiting int `json:"waiting"`
+	Concurrency Value `json:"concurrency"`
+	// Running and Waiting are the engine's running and queued requests,
+	// 0..MaxQueue.
+	Running Value `json:"running"`
+	Waiting Value `json:"waiting"`
 	// KVCacheUsage is the engine's KV-cache occupancy, 0..1.
-	KVCacheUsage float64 `json:"kv_cache_usage"`
+	KVCacheUsage Value `json:"kv_cache_usage"`
+	// Readiness is the engine's readiness as the agent probed it (omitted
+	// in JSON when unknown).
+	Readiness Readiness `json:"readiness,omitempty"`
 	// SampledAt is when the probe sampled this load (zero if unknown).
 	SampledAt time.Time `json:"sampled_at"`
 }

@@ -66,19 +66,33 @@ func (hb *Heartbeat) Validate() error {
 }
 
 func (l *Load) validate() error {
-	if err := checkFloat("load.utilisation", l.Utilisation, 0, 1); err != nil {
+	if err := checkValue("load.utilisation", l.Utilisation, 0, 1); err != nil {
 		return err
 	}
-	if err := checkFloat("load.concurrency", l.Concurrency, 0, MaxConcurrency); err != nil {
+	if err := checkValue("load.concurrency", l.Concurrency, 0, MaxConcurrency); err != nil {
 		return err
 	}
-	if l.Running < 0 || l.Running > MaxQueue {
-		return inputErr(ReasonInvalid, "load.running", "%d, want 0..%d", l.Running, int(MaxQueue))
+	if err := checkValue("load.running", l.Running, 0, MaxQueue); err != nil {
+		return err
 	}
-	if l.Waiting < 0 || l.Waiting > MaxQueue {
-		return inputErr(ReasonInvalid, "load.waiting", "%d, want 0..%d", l.Waiting, int(MaxQueue))
+	if err := checkValue("load.waiting", l.Waiting, 0, MaxQueue); err != nil {
+		return err
 	}
-	return checkFloat("load.kv_cache_usage", l.KVCacheUsage, 0, 1)
+	if err := checkValue("load.kv_cache_usage", l.KVCacheUsage, 0, 1); err != nil {
+		return err
+	}
+	if l.Readiness >= numReadiness {
+		return inputErr(ReasonInvalid, "load.readiness", "%d is not a readiness (0..%d)", uint8(l.Readiness), numReadiness-1)
+	}
+	return nil
+}
+
+// checkValue checks a known value's range; unknown is always valid.
+func checkValue(field string, v Value, lo, hi float64) error {
+	if !v.ok {
+		return nil
+	}
+	return checkFloat(field, v.v, lo, hi)
 }
 
 func checkFloat(field string, v, lo, hi float64) error {

@@ -11,18 +11,74 @@ import (
 
 // The framed heartbeat protocol.
 //
-// A connection starts with the 4-byte Magic, then carries frames in both
-// directions. A frame is a 4-byte big-endian length n (of what follows),
-// a 1-byte type and n-1 bytes of payload. Integers in payloads are varints
-// (signed ones zig-zag), floats are 8-byte big-endian IEEE 754, strings are a
-// uvarint length and the bytes. The client's first frame is a Hello; the
-// server answers Welcome or Reject and closes on a bad token.
+// A connection starts with a preamble naming the protocol version (see
+// [Version]), then carries frames in both directions. A frame is a 4-byte
+// big-endian length n (of what follows), a 1-byte type and n-1 bytes of
+// payload. Integers in payloads are varints (signed ones zig-zag), floats
+// are 8-byte big-endian IEEE 754, strings are a uvarint length and the
+// bytes. The client's first frame is a Hello; the server answers Welcome or
+// Reject and closes on a bad credential.
 //
 // One connection may carry heartbeats of many nodes (a load generator or a
 // host agent simulates many nodes on one connection). The server answers
 // each burst of heartbeats it has read with one Ack (the last Seq it
 // processed) and each rejected heartbeat with a Reject naming the field.
-const Magic = "SYD1"
+
+// Version is a version of the framed protocol and of the binary node
+// encoding (heartbeats, peer batches, binary deltas).
+//
+// Version1 (issue 3) encodes loads as plain numbers, 0 standing for
+// "unknown". Version2 (issue 13) encodes which load quantities are known and
+// the engine's readiness, and its Reject frame carries an incarnation hint.
+// The preamble selects the version: "SYD1" or "SYD2\r\n". A Version2 client
+// talking to a Resource that only knows Version1 gets an HTTP 400 back (the
+// old server takes the unknown preamble for HTTP; the CRLF ends its request
+// line at once) and redials with Version1: [Handshake] reports that as
+// [ErrOldServer]. Old clients keep speaking Version1 to new servers.
+//
+// Decoding a Version1 load: utilisation and concurrency are taken as sent
+// (they always were the load); running, waiting and KV-cache usage of 0 are
+// read as unknown (old agents sent 0 when the engine did not report them),
+// and readiness is unknown.
+type Version uint8
+
+// Protocol versions.
+const (
+	Version1       Version = 1
+	Version2       Version = 2
+	CurrentVersion         = Version2
+)
+
+// Preambles of the framed protocol versions. Every preamble starts with
+// four bytes that tell the version (PreambleProbe bytes are enough to
+// recognise one).
+const (
+	Magic1        = "SYD1"
+	Magic2        = "SYD2\r\n"
+	PreambleProbe = 4
+)
+
+// Preamble returns the bytes that open a connection of version v.
+func (v Version) Preamble() string {
+	if v == Version1 {
+		return Magic1
+	}
+	return Magic2
+}
+
+// VersionOfPreamble recognises a preamble from its first PreambleProbe
+// bytes; ok is false for anything else (HTTP, say).
+func VersionOfPreamble(head []byte) (v Version, ok bool) {
+	switch {
+	case len(head) < PreambleProbe:
+		return 0, false
+	case string(head[:PreambleProbe]) == Magic1:
+		return Version1, true
+	case string(head[:PreambleProbe]) == Magic2[:PreambleProbe]:
+		return Version2, true
+	}
+	return 0, false
+}
 
 // Frame types.
 const (
@@ -61,12 +117,12 @@ func AppendFrame(dst []byte, typ byte, body func([]byte) []byte) []byte {
 	return dst
 }
 
-// AppendHeartbeatFrame appends hb as a heartbeat frame to dst. It does not
-// allocate when dst has room.
-func AppendHeartbeatFrame(dst []byte, hb *Heartbeat) []byte {
+// AppendHeartbeatFrame appends hb as a heartbeat frame of version v to
+// dst. It does not allocate when dst has room.
+func AppendHeartbeatFrame(dst []byte, hb *Heartbeat, v Version) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, FrameHeartbeat)
-	dst = AppendHeartbeat(dst, hb)
+	dst = AppendHeartbeat(dst, hb, v)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
 }
@@ -104,21 +160,30 @@ type Reject struct {
 	Seq     uint64
 	Field   string
 	Problem string
+	// Incarnation (Version2 only; 0 = none) is the smallest incarnation the
+	// server would accept for NodeID, on a heartbeat refused for its
+	// incarnation (older than the one applied, or too far in the future):
+	// an agent adopts it and recovers at once (issue 12, item 10).
+	Incarnation uint64
 }
 
-// AppendRejectFrame appends r as a Reject frame.
-func AppendRejectFrame(dst []byte, r Reject) []byte {
+// AppendRejectFrame appends r as a Reject frame of version v.
+func AppendRejectFrame(dst []byte, r Reject, v Version) []byte {
 	return AppendFrame(dst, FrameReject, func(b []byte) []byte {
 		b = append(b, byte(r.Reason))
 		b = appendStr(b, r.NodeID)
 		b = binary.AppendUvarint(b, r.Seq)
 		b = appendStr(b, r.Field)
-		return appendStr(b, r.Problem)
+		b = appendStr(b, r.Problem)
+		if v >= Version2 {
+			b = binary.AppendUvarint(b, r.Incarnation)
+		}
+		return b
 	})
 }
 
-// DecodeReject decodes a Reject payload.
-func DecodeReject(p []byte) (Reject, error) {
+// DecodeReject decodes a Reject payload of version v.
+func DecodeReject(p []byte, v Version) (Reject, error) {
 	d := decoder{b: p}
 	var r Reject
 	r.Reason = Reason(d.byte("reason"))
@@ -126,6 +191,9 @@ func DecodeReject(p []byte) (Reject, error) {
 	r.Seq = d.uvarint("seq")
 	r.Field = d.str("field", 256)
 	r.Problem = d.str("problem", 4096)
+	if v >= Version2 {
+		r.Incarnation = d.uvarint("incarnation")
+	}
 	return r, d.finish()
 }
 
@@ -167,21 +235,21 @@ func ReadFrame(r *bufio.Reader, limit int, buf []byte) (typ byte, payload, newBu
 	return hdr[4], buf, buf, nil
 }
 
-// AppendHeartbeat appends the binary encoding of hb (a heartbeat frame's
-// payload).
-func AppendHeartbeat(b []byte, hb *Heartbeat) []byte {
-	b = appendDesc(b, hb.ID, hb.App, hb.Addresses, hb.Engine, hb.Accelerator, hb.Capacity, hb.State, &hb.Load)
+// AppendHeartbeat appends the binary encoding of hb in version v (a
+// heartbeat frame's payload).
+func AppendHeartbeat(b []byte, hb *Heartbeat, v Version) []byte {
+	b = appendDesc(b, hb.ID, hb.App, hb.Addresses, hb.Engine, hb.Accelerator, hb.Capacity, hb.State, &hb.Load, v)
 	b = binary.AppendUvarint(b, hb.Incarnation)
 	return binary.AppendUvarint(b, hb.Seq)
 }
 
-// DecodeHeartbeat decodes a heartbeat payload into hb, then validates it. It
-// returns an *InputError naming the field on any problem; it never panics.
-// in, if not nil, interns low-cardinality strings (app, engine, model,
-// protocol names) to save allocations; it must not be shared between
-// goroutines.
-func DecodeHeartbeat(p []byte, hb *Heartbeat, in *Interner) error {
-	d := decoder{b: p, in: in}
+// DecodeHeartbeat decodes a heartbeat payload of version v into hb, then
+// validates it. It returns an *InputError naming the field on any problem;
+// it never panics. in, if not nil, interns low-cardinality strings (app,
+// engine, model, protocol names) to save allocations; it must not be shared
+// between goroutines.
+func DecodeHeartbeat(p []byte, hb *Heartbeat, in *Interner, v Version) error {
+	d := decoder{b: p, in: in, v: v}
 	d.desc(&hb.ID, &hb.App, &hb.Addresses, &hb.Engine, &hb.Accelerator, &hb.Capacity, &hb.State, &hb.Load)
 	hb.Incarnation = d.uvarint("incarnation")
 	hb.Seq = d.uvarint("seq")
@@ -191,9 +259,9 @@ func DecodeHeartbeat(p []byte, hb *Heartbeat, in *Interner) error {
 	return hb.Validate()
 }
 
-// AppendNode appends the binary encoding of n.
-func AppendNode(b []byte, n *Node) []byte {
-	b = appendDesc(b, n.ID, n.App, n.Addresses, n.Engine, n.Accelerator, n.Capacity, n.State, &n.Load)
+// AppendNode appends the binary encoding of n in version v.
+func AppendNode(b []byte, n *Node, v Version) []byte {
+	b = appendDesc(b, n.ID, n.App, n.Addresses, n.Engine, n.Accelerator, n.Capacity, n.State, &n.Load, v)
 	b = binary.AppendVarint(b, unixNano(n.LastHeard))
 	return binary.AppendUvarint(b, n.Version)
 }
@@ -204,18 +272,19 @@ func (d *decoder) node(n *Node) {
 	n.Version = d.uvarint("version")
 }
 
-// DecodeNode decodes one node encoded by AppendNode from the start of p and
-// returns the bytes after it.
-func DecodeNode(p []byte, n *Node, in *Interner) (rest []byte, err error) {
-	d := decoder{b: p, in: in}
+// DecodeNode decodes one node encoded by AppendNode in version v from the
+// start of p and returns the bytes after it.
+func DecodeNode(p []byte, n *Node, in *Interner, v Version) (rest []byte, err error) {
+	d := decoder{b: p, in: in, v: v}
 	d.node(n)
 	return d.b, d.err
 }
 
-// AppendDelta appends the binary encoding of a delta (the body of a
-// "format=bin" list read).
-func AppendDelta(b []byte, dl *Delta) []byte {
-	b = append(b, 'D', 1)
+// AppendDelta appends the binary encoding of a delta in version v (the body
+// of a "format=bin" list read; version 2 when the read asks "wire=2"). The
+// encoding starts with 'D' and the version byte.
+func AppendDelta(b []byte, dl *Delta, v Version) []byte {
+	b = append(b, 'D', byte(v))
 	b = appendStr(b, dl.App)
 	b = binary.AppendUvarint(b, dl.Epoch)
 	b = binary.AppendUvarint(b, dl.From)
@@ -227,7 +296,7 @@ func AppendDelta(b []byte, dl *Delta) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(dl.Upserts)))
 	for i := range dl.Upserts {
-		b = AppendNode(b, &dl.Upserts[i])
+		b = AppendNode(b, &dl.Upserts[i], v)
 	}
 	b = binary.AppendUvarint(b, uint64(len(dl.Removes)))
 	for _, id := range dl.Removes {
@@ -236,15 +305,18 @@ func AppendDelta(b []byte, dl *Delta) []byte {
 	return b
 }
 
-// DecodeDelta decodes a delta encoded by AppendDelta.
+// DecodeDelta decodes a delta encoded by AppendDelta in either version.
 func DecodeDelta(p []byte, dl *Delta, in *Interner) error {
 	d := decoder{b: p, in: in}
-	if d.byte("magic") != 'D' || d.byte("format_version") != 1 {
-		if d.err == nil {
-			d.fail(ReasonMalformed, "", "not a version-1 binary delta")
-		}
+	magic, ver := d.byte("magic"), Version(d.byte("format_version"))
+	if d.err != nil {
 		return d.err
 	}
+	if magic != 'D' || (ver != Version1 && ver != Version2) {
+		d.fail(ReasonMalformed, "", "not a version-1 or version-2 binary delta")
+		return d.err
+	}
+	d.v = ver
 	dl.App = d.str("app", MaxIDLen)
 	dl.Epoch = d.uvarint("epoch")
 	dl.From = d.uvarint("from")
@@ -263,7 +335,86 @@ func DecodeDelta(p []byte, dl *Delta, in *Interner) error {
 	return d.finish()
 }
 
-func appendDesc(b []byte, id, app string, addrs map[string]string, engine string, acc Accelerator, capacity float64, st State, l *Load) []byte {
+// Version2 load encoding: a byte of known-quantity bits, a readiness byte,
+// the known quantities as floats in the order of the bits, the sample time.
+const (
+	knownUtilisation = 1 << iota
+	knownConcurrency
+	knownRunning
+	knownWaiting
+	knownKVCache
+	knownAll = knownUtilisation | knownConcurrency | knownRunning | knownWaiting | knownKVCache
+)
+
+func appendLoad(b []byte, l *Load, v Version) []byte {
+	if v == Version1 {
+		b = appendF64(b, l.Utilisation.Or(0))
+		b = appendF64(b, l.Concurrency.Or(0))
+		b = binary.AppendVarint(b, int64(math.Round(l.Running.Or(0))))
+		b = binary.AppendVarint(b, int64(math.Round(l.Waiting.Or(0))))
+		b = appendF64(b, l.KVCacheUsage.Or(0))
+		return binary.AppendVarint(b, unixNano(l.SampledAt))
+	}
+	vals := [...]*Value{&l.Utilisation, &l.Concurrency, &l.Running, &l.Waiting, &l.KVCacheUsage}
+	var mask byte
+	for i, x := range vals {
+		if x.ok {
+			mask |= 1 << i
+		}
+	}
+	b = append(b, mask, byte(l.Readiness))
+	for _, x := range vals {
+		if x.ok {
+			b = appendF64(b, x.v)
+		}
+	}
+	return binary.AppendVarint(b, unixNano(l.SampledAt))
+}
+
+func (d *decoder) load(l *Load) {
+	if d.v == Version1 {
+		l.Utilisation = d.known("load.utilisation")
+		l.Concurrency = d.known("load.concurrency")
+		l.Running = zeroUnknown(float64(d.int("load.running")))
+		l.Waiting = zeroUnknown(float64(d.int("load.waiting")))
+		l.KVCacheUsage = zeroUnknown(d.f64("load.kv_cache_usage"))
+		l.Readiness = ReadinessUnknown
+		l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+		return
+	}
+	mask := d.byte("load.known")
+	if mask&^knownAll != 0 {
+		d.fail(ReasonInvalid, "load.known", "unknown bits 0x%02x", mask&^knownAll)
+	}
+	l.Readiness = Readiness(d.byte("load.readiness"))
+	vals := [...]*Value{&l.Utilisation, &l.Concurrency, &l.Running, &l.Waiting, &l.KVCacheUsage}
+	names := [...]string{"load.utilisation", "load.concurrency", "load.running", "load.waiting", "load.kv_cache_usage"}
+	for i, x := range vals {
+		if mask&(1<<i) != 0 {
+			*x = d.known(names[i])
+		} else {
+			*x = Unknown
+		}
+	}
+	l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+}
+
+// known reads a float as a known value; a NaN or infinity stays known, so
+// validation rejects it naming the field.
+func (d *decoder) known(field string) Value {
+	return Value{v: d.f64(field), ok: true}
+}
+
+// zeroUnknown maps a Version1 quantity where 0 stood for "not reported" to
+// a Value.
+func zeroUnknown(f float64) Value {
+	if f == 0 {
+		return Unknown
+	}
+	return Value{v: f, ok: true}
+}
+
+func appendDesc(b []byte, id, app string, addrs map[string]string, engine string, acc Accelerator, capacity float64, st State, l *Load, v Version) []byte {
 	b = appendStr(b, id)
 	b = appendStr(b, app)
 	b = AppendAddresses(b, addrs)
@@ -272,12 +423,7 @@ func appendDesc(b []byte, id, app string, addrs map[string]string, engine string
 	b = binary.AppendVarint(b, int64(acc.Count))
 	b = appendF64(b, capacity)
 	b = append(b, byte(st))
-	b = appendF64(b, l.Utilisation)
-	b = appendF64(b, l.Concurrency)
-	b = binary.AppendVarint(b, int64(l.Running))
-	b = binary.AppendVarint(b, int64(l.Waiting))
-	b = appendF64(b, l.KVCacheUsage)
-	return binary.AppendVarint(b, unixNano(l.SampledAt))
+	return appendLoad(b, l, v)
 }
 
 func (d *decoder) desc(id, app *string, addrs *map[string]string, engine *string, acc *Accelerator, capacity *float64, st *State, l *Load) {
@@ -300,12 +446,7 @@ func (d *decoder) desc(id, app *string, addrs *map[string]string, engine *string
 	acc.Count = d.int("accelerator.count")
 	*capacity = d.f64("capacity")
 	*st = State(d.byte("state"))
-	l.Utilisation = d.f64("load.utilisation")
-	l.Concurrency = d.f64("load.concurrency")
-	l.Running = d.int("load.running")
-	l.Waiting = d.int("load.waiting")
-	l.KVCacheUsage = d.f64("load.kv_cache_usage")
-	l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+	d.load(l)
 }
 
 // AppendAddresses appends the canonical encoding of an address map: the
@@ -350,11 +491,12 @@ type HeartbeatView struct {
 	Seq         uint64
 }
 
-// DecodeHeartbeatView decodes a heartbeat payload into v without
-// allocating. It only checks the structure; use DecodeHeartbeat (which
-// validates) whenever the view is not simply compared with known values.
-func DecodeHeartbeatView(p []byte, v *HeartbeatView) error {
-	d := decoder{b: p}
+// DecodeHeartbeatView decodes a heartbeat payload of version ver into v
+// without allocating. It only checks the structure; use DecodeHeartbeat
+// (which validates) whenever the view is not simply compared with known
+// values.
+func DecodeHeartbeatView(p []byte, v *HeartbeatView, ver Version) error {
+	d := decoder{b: p, v: ver}
 	v.ID = d.raw("id", MaxIDLen)
 	v.App = d.raw("app", MaxIDLen)
 	start := d.b
@@ -371,13 +513,7 @@ func DecodeHeartbeatView(p []byte, v *HeartbeatView) error {
 	v.Count = d.int("accelerator.count")
 	v.Capacity = d.f64("capacity")
 	v.State = State(d.byte("state"))
-	l := &v.Load
-	l.Utilisation = d.f64("load.utilisation")
-	l.Concurrency = d.f64("load.concurrency")
-	l.Running = d.int("load.running")
-	l.Waiting = d.int("load.waiting")
-	l.KVCacheUsage = d.f64("load.kv_cache_usage")
-	l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+	d.load(&v.Load)
 	v.Incarnation = d.uvarint("incarnation")
 	v.Seq = d.uvarint("seq")
 	return d.finish()
@@ -416,6 +552,7 @@ type decoder struct {
 	b   []byte
 	err error
 	in  *Interner
+	v   Version // of node and load encodings
 }
 
 func (d *decoder) fail(r Reason, field, format string, args ...any) {

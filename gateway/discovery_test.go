@@ -39,7 +39,7 @@ func TestDiscoveryRoute(t *testing.T) {
 	beat := func(id, addr string, st discovery.State) {
 		seq++
 		hb := discovery.Heartbeat{ID: id, App: "llama", Addresses: map[string]string{"http": addr}, Capacity: 1, State: st,
-			Incarnation: 1, Seq: seq, Load: discovery.Load{Utilisation: 0.5, Concurrency: 2, SampledAt: time.Now()}}
+			Incarnation: 1, Seq: seq, Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(2), SampledAt: time.Now()}}
 		body, _ := json.Marshal(hb)
 		req, _ := http.NewRequest("POST", "http://"+resAddr+"/v1/heartbeat", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer tok")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -57,7 +58,7 @@ func (a addrFlags) Set(v string) error {
 func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("agent", "agent [run] --app NAME --addr PROTO=HOST:PORT [flags]\n       switchyard agent drain|undrain|status [--control HOST:PORT]\n       switchyard agent probe [flags]\n\nRuns the node agent (the default), talks to a running one (drain, undrain,\nstatus), or prints what it would report (probe).", stderr)
 	servers := fs.String("servers", "127.0.0.1:7100", "comma-separated Resource instances (host:port), in failover order")
-	token := secretVar(fs, "token", "SWITCHYARD_TOKEN", "shared bearer token of the Resource tier")
+	token := secretFileVar(fs, "token", "SWITCHYARD_TOKEN", "bearer token: an agent credential bound to this node's app (or the tier's shared quick-start token)")
 	id := fs.String("id", "", "node id, unique within the app (default: this host's name)")
 	app := fs.String("app", "", "application (model service) the node serves")
 	addrs := addrFlags{}
@@ -67,9 +68,10 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 	cards := fs.Int("accel-count", 0, "accelerator cards")
 	capacity := fs.Float64("capacity", 1, "relative capacity")
 	loadKind := fs.String("load", "static", "load source: static (the --util and --concurrency values) or probe (engine metrics and accelerator telemetry)")
-	util := fs.Float64("util", 0, "static utilisation 0..1")
-	conc := fs.Float64("concurrency", 0, "static concurrency")
+	util := fs.Float64("util", 0, "static utilisation 0..1 (not set: sent as unknown)")
+	conc := fs.Float64("concurrency", 0, "static concurrency (not set: sent as unknown)")
 	metricsURL := fs.String("metrics-url", "", "engine metrics URL for --load probe")
+	engineURL := fs.String("engine-url", "", "with --load probe, the engine's base URL for its live and ready probes (default http:// plus the --addr http address; \"none\" sends readiness as unknown)")
 	utilFrom := fs.String("util-from", "accelerators", "with --load probe, what utilisation means: accelerators (mean card utilisation, else CPU) or kv-cache (the engine's KV-cache usage)")
 	period := fs.Duration("period", time.Second, "heartbeat period")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain (also on SIGTERM) waits for gateways to acknowledge")
@@ -95,8 +97,12 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	tok, err := token.Resolve()
+	if err != nil {
+		return err
+	}
 	cfg := agent.Config{
-		Servers: strings.Split(*servers, ","), Token: token.Value(), TLS: cliTLS,
+		Servers: strings.Split(*servers, ","), Token: tok, TLS: cliTLS,
 		NodeID: *id, App: *app, Addresses: addrs, Engine: *engine,
 		Accelerator: discovery.Accelerator{Model: *model, Count: *cards}, Capacity: *capacity,
 		Period: *period, DrainTimeout: *drainTimeout, Logger: log,
@@ -105,13 +111,31 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 	// implementation of agent.LoadSource plugs in here.
 	switch *loadKind {
 	case "static":
-		cfg.Load = agent.StaticLoad{Utilisation: *util, Concurrency: *conc}
+		static := agent.StaticLoad{}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "util":
+				static.Utilisation = discovery.Known(*util)
+			case "concurrency":
+				static.Concurrency = discovery.Known(*conc)
+			}
+		})
+		cfg.Load = static
 	case "probe":
 		p, err := probe.New(probe.Config{Engine: *engine, MetricsURL: *metricsURL})
 		if err != nil {
 			return err
 		}
 		src := agent.ProbeSource{Prober: p}
+		base := *engineURL
+		if base == "" && addrs["http"] != "" {
+			base = "http://" + addrs["http"]
+		}
+		if base != "none" && base != "" && *engine != "" {
+			if src.Ready, err = agent.EngineReadiness(*engine, base, nil); err != nil {
+				return err
+			}
+		}
 		switch *utilFrom {
 		case "accelerators":
 		case "kv-cache":

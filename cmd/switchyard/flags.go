@@ -173,6 +173,7 @@ func wrap(s string, width int) []string {
 type secretFlag struct {
 	value string
 	env   string
+	set   bool // given on the command line
 }
 
 // secretVar defines a secret flag: its value is $env unless the flag is
@@ -183,12 +184,45 @@ func secretVar(fs *flag.FlagSet, name, env, usage string) *secretFlag {
 	return s
 }
 
+// secretFileVar registers --NAME (default $ENV, never printed) and
+// --NAME-file, a file holding the secret instead (mounted Kubernetes
+// Secrets). Resolve gives the secret.
+func secretFileVar(fs *flag.FlagSet, name, env, usage string) *secretSource {
+	s := &secretSource{name: name}
+	s.flag = secretVar(fs, name, env, usage)
+	s.file = fs.String(name+"-file", "", "file holding the "+name+" (instead of --"+name+")")
+	return s
+}
+
+// secretSource is a secret from a flag, its environment variable or a file.
+type secretSource struct {
+	name string
+	flag *secretFlag
+	file *string
+}
+
+// Resolve returns the secret: the file's content (trimmed) when
+// --NAME-file is set, else --NAME or its environment variable.
+func (s *secretSource) Resolve() (string, error) {
+	if *s.file == "" {
+		return s.flag.Value(), nil
+	}
+	if s.flag.set {
+		return "", fmt.Errorf("set --%s or --%s-file, not both: %w", s.name, s.name, errUsage)
+	}
+	b, err := os.ReadFile(*s.file)
+	if err != nil {
+		return "", fmt.Errorf("--%s-file: %w", s.name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // String returns "" so that nothing, the flag package included, prints
 // the secret.
 func (s *secretFlag) String() string { return "" }
 
 // Set takes the flag's value.
-func (s *secretFlag) Set(v string) error { s.value = v; return nil }
+func (s *secretFlag) Set(v string) error { s.value, s.set = v, true; return nil }
 
 // Value returns the secret.
 func (s *secretFlag) Value() string { return s.value }

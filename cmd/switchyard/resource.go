@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/switchyard-dev/switchyard/discovery/resource"
 )
@@ -18,7 +20,9 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	fs := newFlagSet("resource", "resource [flags]", stderr)
 	def := resource.DefaultConfig()
 	listen := fs.String("listen", "127.0.0.1:7100", "host:port for heartbeats (framed and HTTP), peer links and the list API")
-	token := secretVar(fs, "token", "SWITCHYARD_TOKEN", "shared bearer token that agents, peers and gateways present; empty disables auth")
+	token := secretFileVar(fs, "token", "SWITCHYARD_TOKEN", "shared bearer token, a quick start: it grants FULL access (announce any node of any app, link as a peer, read every list). With --credentials, leave it unset to require scoped credentials. No token and no --credentials disables authentication (local demos only)")
+	creds := fs.String("credentials", "", "YAML file of scoped credentials: agent (bound to apps, node id prefixes, address CIDRs), peer and reader tokens stored as SHA-256, or TLS client identities (SAN); per-app capacity caps and node limits. Reloaded when it changes and on SIGHUP")
+	peerToken := secretFileVar(fs, "peer-token", "SWITCHYARD_PEER_TOKEN", "token this instance presents to its peers (default: the shared token)")
 	peers := fs.String("peers", "", "comma-separated host:port of the tier's instances (this one may be included)")
 	peerDNS := fs.String("peer-dns", "", "name:port resolved periodically into --peers")
 	period := fs.Duration("period", def.Period, "agents' heartbeat period")
@@ -26,6 +30,10 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	window := fs.Duration("window", def.Window, "batching window for changes sent to peers (≤100ms)")
 	grace := fs.Duration("rehome-grace", def.ReHomeGrace, "how long a lost peer's nodes stay listed while they re-home")
 	share := fs.Float64("max-expire-share", def.MaxExpireShare, "largest share of an app's nodes that may expire within the guard window")
+	maxNodes := fs.Int("max-nodes-per-app", def.MaxNodesPerApp, "nodes an app may list (the credentials file may set it per app)")
+	maxApps := fs.Int("max-apps", def.MaxApps, "apps this instance holds for its agents and readers")
+	maxSubs := fs.Int("max-subscribers", def.MaxSubscribersPerApp, "subscribers (gateways) per app")
+	skew := fs.Duration("max-clock-skew", def.MaxClockSkew, "how far ahead of this clock a heartbeat's incarnation may be")
 	tlsFlags := addTLSFlags(fs, "serve")
 	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -35,9 +43,19 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	shared, err := token.Resolve()
+	if err != nil {
+		return err
+	}
+	peerTok, err := peerToken.Resolve()
+	if err != nil {
+		return err
+	}
 	cfg := resource.Config{
-		Token: token.Value(), PeerDNS: *peerDNS, Period: *period, MissedBeats: *missed,
+		Token: shared, PeerToken: peerTok, CredentialsFile: *creds,
+		PeerDNS: *peerDNS, Period: *period, MissedBeats: *missed,
 		Window: *window, ReHomeGrace: *grace, MaxExpireShare: *share,
+		MaxNodesPerApp: *maxNodes, MaxApps: *maxApps, MaxSubscribersPerApp: *maxSubs, MaxClockSkew: *skew,
 		Logger: log,
 	}
 	if *peers != "" {
@@ -55,6 +73,23 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if *creds != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		hctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() { // owned by runResource: ends with hctx
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-hup:
+					_ = srv.ReloadCredentials() // logs the outcome
+				}
+			}
+		}()
 	}
 	log.Info("resource: listening", "addr", ln.Addr().String(), "id", fmt.Sprintf("%016x", srv.ID()), "peers", len(cfg.Peers), "tls", srvTLS != nil)
 	err = srv.Serve(ctx, ln)

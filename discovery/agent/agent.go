@@ -31,22 +31,36 @@ var ErrNotRunning = errors.New("agent: not running")
 type Agent struct {
 	cfg  Config // immutable
 	http *http.Client
+	now  func() time.Time // the incarnation's clock (tests move it)
 
 	state   atomic.Uint32 // discovery.State the node declares
 	running atomic.Bool
 	trigger chan struct{} // buffer 1: beat now
 
-	server   atomic.Value  // string: the instance the agent is connected to
-	acked    atomic.Uint64 // last seq the instance acknowledged
-	ackedAt  atomic.Int64  // unix nanos of the last ack
-	rejected atomic.Uint64 // heartbeats Resource rejected
+	server     atomic.Value  // string: the instance the agent is connected to
+	acked      atomic.Uint64 // last seq the instance acknowledged
+	ackedAt    atomic.Int64  // unix nanos of the last ack
+	rejected   atomic.Uint64 // heartbeats Resource rejected
+	lastReject atomic.Value  // string: why Resource last rejected a heartbeat
+	// incHint is an incarnation Resource asked for (a Reject's hint after
+	// a stale or future incarnation); Run adopts it on its next beat.
+	incHint atomic.Uint64
 	// drainSeq is the seq of the first draining beat sent after Drain (0
 	// until sent).
 	drainSeq atomic.Uint64
 
 	mu   sync.Mutex // guards conn
-	conn net.Conn
+	conn *conn
 }
+
+// conn is one framed connection to a Resource instance.
+type conn struct {
+	net.Conn
+	br  *bufio.Reader // holds what the handshake read ahead
+	ver discovery.Version
+}
+
+func (c *conn) Read(p []byte) (int, error) { return c.br.Read(p) }
 
 // New checks cfg and returns an agent.
 func New(cfg Config) (*Agent, error) {
@@ -56,6 +70,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:     cfg,
+		now:     time.Now,
 		trigger: make(chan struct{}, 1),
 		http: &http.Client{Transport: &http.Transport{
 			TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second,
@@ -63,6 +78,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.state.Store(uint32(discovery.StateReady))
 	a.server.Store("")
+	a.lastReject.Store("")
 	return a, nil
 }
 
@@ -75,6 +91,9 @@ func (a *Agent) Server() string { return a.server.Load().(string) }
 // Rejected returns how many heartbeats Resource rejected.
 func (a *Agent) Rejected() uint64 { return a.rejected.Load() }
 
+// LastReject returns why Resource last rejected a heartbeat ("" if never).
+func (a *Agent) LastReject() string { return a.lastReject.Load().(string) }
+
 // Run heartbeats until ctx is done, then sends a final offline heartbeat
 // (best effort, within one second) and returns. The first beat waits a
 // random delay up to InitialDelay, later ones come every Period with jitter;
@@ -84,7 +103,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.running.Store(false)
-	inc := uint64(time.Now().UnixNano())
+	inc := uint64(a.now().UnixNano())
 	var seq uint64
 	lost := make(chan struct{}, 1)
 	idx := rand.IntN(len(a.cfg.Servers))
@@ -101,9 +120,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			l = lastLoad
 		}
 		lastLoad = l
+		// Larger after a stale refusal, smaller when this clock runs ahead
+		// of Resource's.
+		if hint := a.incHint.Swap(0); hint != 0 && hint != inc {
+			a.cfg.Logger.Warn("agent: adopting the incarnation Resource asked for", "old", inc, "new", hint)
+			inc, seq = hint, 0
+		}
 		seq++
 		hb.State, hb.Load, hb.Incarnation, hb.Seq = st, l, inc, seq
-		frame = discovery.AppendHeartbeatFrame(frame[:0], &hb)
 		// Two tries: the current connection, then a fresh one.
 		for try := 0; try < 2 && ctx.Err() == nil; try++ {
 			c, err := a.connection(ctx, &idx, lost)
@@ -111,6 +135,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.cfg.Logger.Warn("agent: no Resource instance reachable", "err", err)
 				return
 			}
+			frame = discovery.AppendHeartbeatFrame(frame[:0], &hb, c.ver)
 			_ = c.SetWriteDeadline(time.Now().Add(a.cfg.Period))
 			if _, err := c.Write(frame); err == nil {
 				if st == discovery.StateDraining {
@@ -165,7 +190,7 @@ func (a *Agent) interval() time.Duration {
 
 // connection returns the current connection or dials the instances in
 // order starting at *idx.
-func (a *Agent) connection(ctx context.Context, idx *int, lost chan<- struct{}) (net.Conn, error) {
+func (a *Agent) connection(ctx context.Context, idx *int, lost chan<- struct{}) (*conn, error) {
 	a.mu.Lock()
 	c := a.conn
 	a.mu.Unlock()
@@ -175,7 +200,10 @@ func (a *Agent) connection(ctx context.Context, idx *int, lost chan<- struct{}) 
 	var errs []error
 	for i := 0; i < len(a.cfg.Servers); i++ {
 		addr := a.cfg.Servers[*idx]
-		c, err := a.dial(ctx, addr)
+		c, err := a.dial(ctx, addr, discovery.CurrentVersion)
+		if errors.Is(err, discovery.ErrOldServer) {
+			c, err = a.dial(ctx, addr, discovery.Version1)
+		}
 		if err == nil {
 			a.mu.Lock()
 			a.conn = c
@@ -185,13 +213,17 @@ func (a *Agent) connection(ctx context.Context, idx *int, lost chan<- struct{}) 
 			go a.readLoop(c, lost)
 			return c, nil
 		}
+		if errors.Is(err, discovery.ErrBadToken) || errors.Is(err, discovery.ErrForbidden) {
+			a.lastReject.Store(err.Error())
+		}
 		errs = append(errs, err)
 		*idx = (*idx + 1) % len(a.cfg.Servers)
 	}
 	return nil, errors.Join(errs...)
 }
 
-func (a *Agent) dial(ctx context.Context, addr string) (net.Conn, error) {
+// dial connects to addr and hand-shakes in wire version ver.
+func (a *Agent) dial(ctx context.Context, addr string, ver discovery.Version) (*conn, error) {
 	d := net.Dialer{Timeout: a.cfg.Period}
 	var c net.Conn
 	var err error
@@ -204,47 +236,24 @@ func (a *Agent) dial(ctx context.Context, addr string) (net.Conn, error) {
 		return nil, fmt.Errorf("agent: dial %s: %w", addr, err)
 	}
 	_ = c.SetDeadline(time.Now().Add(a.cfg.Period))
-	hello := append([]byte(discovery.Magic), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: a.cfg.Token})...)
-	if _, err := c.Write(hello); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("agent: hello %s: %w", addr, err)
-	}
 	br := bufio.NewReaderSize(c, 4096)
-	typ, p, _, err := discovery.ReadFrame(br, discovery.MaxAgentFrame, nil)
-	if err != nil {
+	if _, err := discovery.Handshake(c, br, ver, discovery.Hello{Role: discovery.RoleAgent, Token: a.cfg.Token}); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("agent: hello %s: %w", addr, err)
-	}
-	if typ != discovery.FrameWelcome {
-		_ = c.Close()
-		if typ == discovery.FrameReject {
-			r, _ := discovery.DecodeReject(p)
-			if r.Reason == discovery.ReasonBadToken {
-				return nil, fmt.Errorf("agent: hello %s: %w", addr, discovery.ErrBadToken)
-			}
-			return nil, fmt.Errorf("agent: hello %s: rejected: %s", addr, r.Problem)
-		}
-		return nil, fmt.Errorf("agent: hello %s: unexpected frame %d", addr, typ)
+		return nil, fmt.Errorf("agent: %s: %w", addr, err)
 	}
 	_ = c.SetDeadline(time.Time{})
-	return &readerConn{Conn: c, br: br}, nil
+	return &conn{Conn: c, br: br, ver: ver}, nil
 }
-
-// readerConn keeps the bytes buffered during the handshake.
-type readerConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func (c *readerConn) Read(p []byte) (int, error) { return c.br.Read(p) }
 
 // readLoop reads acks and rejects until the connection fails, then signals
-// lost (so Run re-homes at once).
-func (a *Agent) readLoop(c net.Conn, lost chan<- struct{}) {
-	br := bufio.NewReaderSize(c, 4096)
+// lost (so Run re-homes at once). A Reject with an incarnation hint (the
+// node's incarnation is older than the one Resource applied, or too far in
+// the future for Resource's clock) is adopted on the next beat, sent at
+// once: an agent whose clock stepped back recovers by itself.
+func (a *Agent) readLoop(c *conn, lost chan<- struct{}) {
 	var buf []byte
 	for {
-		typ, p, nb, err := discovery.ReadFrame(br, discovery.MaxAgentFrame, buf)
+		typ, p, nb, err := discovery.ReadFrame(c.br, discovery.MaxAgentFrame, buf)
 		buf = nb
 		if err != nil {
 			if a.dropConn(c) {
@@ -263,14 +272,25 @@ func (a *Agent) readLoop(c net.Conn, lost chan<- struct{}) {
 			}
 		case discovery.FrameReject:
 			a.rejected.Add(1)
-			r, err := discovery.DecodeReject(p)
-			a.cfg.Logger.Error("agent: Resource rejected a heartbeat", "field", r.Field, "problem", r.Problem, "reason", r.Reason.String(), "decode_err", err)
+			r, err := discovery.DecodeReject(p, c.ver)
+			if err != nil {
+				a.cfg.Logger.Error("agent: Resource rejected a heartbeat (undecodable reject)", "err", err)
+				continue
+			}
+			a.lastReject.Store((&discovery.RejectError{Reject: r}).Error())
+			if r.Incarnation != 0 && r.NodeID == a.cfg.NodeID {
+				a.cfg.Logger.Warn("agent: Resource refused the heartbeat's incarnation", "problem", r.Problem, "use", r.Incarnation)
+				a.incHint.Store(r.Incarnation)
+				a.beatNow()
+				continue
+			}
+			a.cfg.Logger.Error("agent: Resource rejected a heartbeat", "reason", r.Reason.String(), "field", r.Field, "problem", r.Problem)
 		}
 	}
 }
 
 // dropConn closes c if it is the current connection; it reports whether it was.
-func (a *Agent) dropConn(c net.Conn) bool {
+func (a *Agent) dropConn(c *conn) bool {
 	a.mu.Lock()
 	cur := a.conn == c
 	if cur {

@@ -58,7 +58,8 @@ type Config struct {
 	Engine      string
 	Accelerator discovery.Accelerator
 	Capacity    float64
-	// Load supplies utilisation and concurrency. Default StaticLoad{}.
+	// Load supplies the load of every beat. Default StaticLoad{} (every
+	// quantity unknown).
 	Load LoadSource
 
 	// Period is the heartbeat period. Default 1 s.

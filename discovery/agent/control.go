@@ -13,6 +13,9 @@ type ControlStatus struct {
 	State    string `json:"state"`
 	Server   string `json:"server"`
 	Rejected uint64 `json:"rejected"`
+	// LastReject says why Resource last refused a heartbeat or the
+	// connection (credential, binding, limit, incarnation).
+	LastReject string `json:"last_reject,omitempty"`
 }
 
 // DrainReply is the body of a POST /drain answer.
@@ -54,7 +57,7 @@ func ControlHandler(a *Agent) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(ControlStatus{
 			Node: a.cfg.NodeID, App: a.cfg.App, State: a.State().String(),
-			Server: a.Server(), Rejected: a.Rejected(),
+			Server: a.Server(), Rejected: a.Rejected(), LastReject: a.LastReject(),
 		})
 	})
 	return mux

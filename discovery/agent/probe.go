@@ -4,18 +4,27 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/discovery"
+	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/engines/probe"
 )
+
+// This file is the agent's only use of engines: ProbeSource (load) and
+// EngineReadiness (readiness).
 
 // ProbeSource is a LoadSource backed by the engines probe (engine metrics,
 // accelerator and CPU telemetry): utilisation is the mean accelerator
 // utilisation (else the CPU's), or with UtilFromKVCache the engine's
-// KV-cache usage; concurrency is the engine's running requests.
-// Unknown values are sent as 0; values outside their range are clamped, so
-// a misreporting exporter cannot get the heartbeat rejected.
+// KV-cache usage; concurrency is the engine's running requests; running,
+// waiting and KV-cache usage are the engine's. A quantity the probe could
+// not read is sent as unknown, never as 0 (issue 13); known values outside
+// their range are clamped, so a misreporting exporter cannot get the
+// heartbeat rejected.
 type ProbeSource struct {
 	Prober *probe.Prober
 	// UtilFromKVCache reports the engine's KV-cache usage as utilisation.
@@ -26,36 +35,86 @@ type ProbeSource struct {
 	// without the vendor tools). When the engine does not report it, the
 	// accelerator or CPU utilisation is used.
 	UtilFromKVCache bool
+	// Ready, when set, is asked for the engine's readiness on every beat,
+	// alongside the sample (see EngineReadiness). Nil: readiness unknown.
+	Ready func(ctx context.Context) discovery.Readiness
 }
 
 var _ LoadSource = ProbeSource{}
 
 // Load implements LoadSource.
 func (s ProbeSource) Load(ctx context.Context) (discovery.Load, error) {
+	var ready discovery.Readiness
+	var wg sync.WaitGroup
+	if s.Ready != nil {
+		wg.Go(func() { ready = s.Ready(ctx) })
+	}
 	r, err := s.Prober.Sample(ctx)
+	wg.Wait()
 	if err != nil {
 		return discovery.Load{}, fmt.Errorf("agent: probe: %w", err)
 	}
 	l := discovery.Load{
-		Utilisation: clamp(r.Utilization.Or(0), 0, 1),
-		Concurrency: clamp(r.Concurrency.Or(0), 0, discovery.MaxConcurrency),
+		Utilisation: value(r.Utilization, 0, 1),
+		Concurrency: value(r.Concurrency, 0, discovery.MaxConcurrency),
+		Readiness:   ready,
 		SampledAt:   time.Now(),
 	}
 	if r.Engine != nil && r.Engine.Load != nil {
 		el := r.Engine.Load
-		l.Running = int(clamp(el.Running.Or(0), 0, discovery.MaxQueue))
-		l.Waiting = int(clamp(el.Waiting.Or(0), 0, discovery.MaxQueue))
-		l.KVCacheUsage = clamp(el.KVCache.Or(0), 0, 1)
-		if kv, ok := el.KVCache.Get(); ok && s.UtilFromKVCache {
-			l.Utilisation = clamp(kv, 0, 1)
+		l.Running = value(el.Running, 0, discovery.MaxQueue)
+		l.Waiting = value(el.Waiting, 0, discovery.MaxQueue)
+		l.KVCacheUsage = value(el.KVCache, 0, 1)
+		if s.UtilFromKVCache && l.KVCacheUsage.IsKnown() {
+			l.Utilisation = l.KVCacheUsage
 		}
 	}
 	return l, nil
 }
 
-func clamp(v, lo, hi float64) float64 {
-	if math.IsNaN(v) {
-		return lo
+// value converts an engines value, clamping a known one into [lo, hi].
+func value(v engines.Value, lo, hi float64) discovery.Value {
+	f, ok := v.Get()
+	if !ok || math.IsNaN(f) {
+		return discovery.Unknown
 	}
-	return math.Min(math.Max(v, lo), hi)
+	return discovery.Known(math.Min(math.Max(f, lo), hi))
+}
+
+// EngineReadiness returns a readiness probe for an engine (an engines
+// adapter name, e.g. "vllm", "mindie") serving at baseURL (e.g.
+// "http://127.0.0.1:8000"): each call GETs the engine's live and ready
+// paths (engines.ProbeHealth) within ctx and maps the answer: ready →
+// ready; MindIE's 503 while alive → busy; alive but not ready, or no answer
+// → not_ready. client nil uses a client without keep-alives shared by
+// nothing else.
+//
+// Engines' sleep state (vLLM's sleep mode) is not in engines.Load yet; when
+// it is, ProbeSource maps it to discovery.ReadinessAsleep here.
+func EngineReadiness(engine, baseURL string, client *http.Client) (func(ctx context.Context) discovery.Readiness, error) {
+	a, err := engines.Lookup(engine)
+	if err != nil {
+		return nil, fmt.Errorf("agent: readiness: %w", err)
+	}
+	spec := a.Spec()
+	if spec.ReadyPath == "" {
+		return nil, fmt.Errorf("agent: readiness: engine %q has no ready probe", engine)
+	}
+	if !strings.HasPrefix(baseURL, "http://") && !strings.HasPrefix(baseURL, "https://") {
+		return nil, fmt.Errorf("agent: readiness: engine URL %q must start with http:// or https://", baseURL)
+	}
+	baseURL = strings.TrimSuffix(baseURL, "/")
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	}
+	return func(ctx context.Context) discovery.Readiness {
+		switch engines.ProbeHealth(ctx, client, baseURL, spec) {
+		case engines.HealthReady:
+			return discovery.ReadinessReady
+		case engines.HealthBusy:
+			return discovery.ReadinessBusy
+		default: // not ready, or down
+			return discovery.ReadinessNotReady
+		}
+	}, nil
 }

@@ -245,8 +245,8 @@ func newNode(app string, e entry, now time.Time, version uint64) *discovery.Node
 		n.Addresses["grpc"] = e.grpc
 	}
 	if e.loadKnown {
-		n.Load = discovery.Load{Running: int(e.running + 0.5), Waiting: int(e.waiting + 0.5),
-			Concurrency: min(e.running+e.waiting, discovery.MaxConcurrency), SampledAt: now}
+		n.Load = discovery.Load{Running: discovery.Known(e.running), Waiting: discovery.Known(e.waiting),
+			Concurrency: discovery.Known(min(e.running+e.waiting, discovery.MaxConcurrency)), SampledAt: now}
 	}
 	return n
 }

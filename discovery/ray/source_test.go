@@ -386,15 +386,15 @@ func TestLoadMetrics(t *testing.T) {
 		}
 		n := nodes(must(s.List("llm")))
 		w1, w2 = n["w1"], n["w2"]
-		if w1 != nil && w2 != nil && w1.Load.Running == 1 && w1.Load.Waiting == 1 && w2.Load.Running == 1 {
+		if w1 != nil && w2 != nil && w1.Load.Running == discovery.Known(1) && w1.Load.Waiting == discovery.Known(1) && w2.Load.Running == discovery.Known(1) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if w1 == nil || w1.Load.Running != 1 || w1.Load.Waiting != 1 || w1.Load.Concurrency != 2 || w1.Load.SampledAt.IsZero() {
+	if w1 == nil || w1.Load.Running != discovery.Known(1) || w1.Load.Waiting != discovery.Known(1) || w1.Load.Concurrency != discovery.Known(2) || w1.Load.SampledAt.IsZero() {
 		t.Fatalf("w1 load %+v", w1)
 	}
-	if w2 == nil || w2.Load.Running != 1 || w2.Load.Waiting != 0 || w2.Load.SampledAt.IsZero() {
+	if w2 == nil || w2.Load.Running != discovery.Known(1) || w2.Load.Waiting != discovery.Known(0) || w2.Load.SampledAt.IsZero() {
 		t.Errorf("w2 load %+v", w2)
 	}
 }

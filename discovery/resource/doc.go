@@ -7,7 +7,10 @@
 //
 // Agents keep one persistent TCP (optionally TLS/mTLS) connection and send
 // length-prefixed binary frames (discovery/wire.go); the instance answers
-// each burst it read with one Ack. We chose a compact framed protocol over
+// each burst it read with one Ack. The preamble names the wire version
+// ("SYD1", or "SYD2\r\n" for unknown-aware loads with readiness); an
+// instance serves both, and a version-2 client redials an old instance with
+// version 1. We chose a compact framed protocol over
 // HTTP/2 streams for throughput: a heartbeat is ~100 bytes and one frame,
 // decoded with a handful of allocations and no per-beat request/response
 // machinery (HPACK, stream state, flow-control windows, a goroutine per
@@ -17,13 +20,31 @@
 // one connection. The same port also speaks HTTP/1.1 (the first four bytes
 // tell the framed protocol's magic from an HTTP method): JSON heartbeats
 // (POST /v1/heartbeat) for people and tools, the list API, /metrics and
-// /healthz. A shared bearer token guards everything but /healthz.
+// /healthz.
+//
+// # Credentials and limits
+//
+// Everything but /healthz needs a credential (issue 12, item 9): the shared
+// token (Config.Token, full access, for quick starts) and/or the scoped
+// credentials of a YAML file ([CredentialsFile]): agent credentials bound to
+// apps, node id prefixes and address CIDRs, peer and reader credentials,
+// identified by a token (stored as its SHA-256) or a verified client
+// certificate's SAN; apps carry capacity caps and node limits. The file is
+// reloaded when it changes and by [Server.ReloadCredentials]. Nodes per app,
+// apps and subscribers per app are bounded (Config.MaxNodesPerApp, MaxApps,
+// MaxSubscribersPerApp); empty apps are freed. Every refusal names its
+// reason and field (a Reject frame, or 401/403/409/429 with a JSON body), is
+// counted by reason and logged, rate limited, without the secret.
 //
 // # States
 //
 // ready ⇄ draining → offline when the node says so; ready → suspect after
 // SuspectAfter of silence → offline after MissedBeats × Period. An offline
-// node is removed from the list. Draining and offline changes are committed
+// node is removed from the list; its tombstone orders later reports for
+// TombstoneTTL only (issue 12, item 10). An incarnation more than
+// MaxClockSkew ahead of the instance's clock is refused, and so is a report
+// older than the one applied; both Rejects tell the agent the incarnation to
+// adopt, so an agent whose clock stepped back recovers by itself. Draining and offline changes are committed
 // and sent to peers at once; other changes (new nodes, load moves above
 // LoadEpsilon, recoveries) wait for the batching Window (≤ 100 ms). A beat
 // that changes nothing only refreshes liveness and costs no version.
@@ -51,6 +72,12 @@
 // every instance whether all its active subscribers acknowledged a version
 // in which the node is not a target.
 //
+// # Metrics
+//
+// /metrics is served from an OTel meter provider through the OTel
+// Prometheus exporter into a private registry (as the gateway does); every
+// value is read at scrape time.
+//
 // A Server is safe for concurrent use. It must never import gateway,
-// balancer or bench.
+// balancer, bench or engines.
 package resource

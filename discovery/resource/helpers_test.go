@@ -106,7 +106,7 @@ func agentConfig(servers []string, app, id string, port int) agent.Config {
 		Servers: servers, Token: testToken, NodeID: id, App: app,
 		Addresses: map[string]string{"http": fmt.Sprintf("127.0.0.1:%d", port)},
 		Engine:    "vllm", Accelerator: discovery.Accelerator{Model: "H100", Count: 8}, Capacity: 8,
-		Load:   agent.StaticLoad{Utilisation: 0.5, Concurrency: 4},
+		Load:   agent.StaticLoad{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(4)},
 		Logger: quiet,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -17,12 +18,18 @@ import (
 	"github.com/switchyard-dev/switchyard/discovery"
 )
 
-// HTTP API (all but /healthz need "Authorization: Bearer TOKEN"):
+// HTTP API. Every path but /healthz needs a credential: "Authorization:
+// Bearer TOKEN" and/or a verified client certificate (see CredentialsFile).
+// Agents may post heartbeats of their apps and ask their drain status;
+// readers may read the lists of their apps, acknowledge and ask drain
+// status; peers answer drain fan-outs; the shared token may do everything.
+// A refusal is 401 (no or unknown credential) or 403 (not allowed), with a
+// JSON body naming the reason:
 //
-//	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"}
+//	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"[,"incarnation"]}
 //	GET  /v1/apps                       apps with their version and node count
 //	GET  /v1/apps/{app}/list            full snapshot (OnlineList)
-//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json
+//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json[&wire=2]
 //	                                    changes since V; waits up to wait for one (long-poll);
 //	                                    a reset (full list) on an unknown epoch or old V.
 //	                                    The request acknowledges V for the subscriber.
@@ -45,29 +52,64 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.tokenOK(tok) {
-			if s.cfg.Token != "" {
-				s.rejections.Add(discovery.ReasonBadToken)
-				writeErr(w, http.StatusUnauthorized, discovery.ErrBadToken)
-				return
-			}
+		if !ok {
+			tok = ""
 		}
-		mux.ServeHTTP(w, r)
+		cred, rf := s.creds.Load().resolve(hashToken(tok), peerSANs(r.TLS))
+		if rf != nil {
+			s.refuseHTTP(w, r, rf)
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), credKey{}, cred)))
 	})
 }
 
+type credKey struct{}
+
+// credOf returns the request's credential (set by handler; nobody, who
+// may do nothing, if a handler were ever reached without one).
+func credOf(r *http.Request) *credential {
+	if c, _ := r.Context().Value(credKey{}).(*credential); c != nil {
+		return c
+	}
+	return nobody
+}
+
+// mayRead checks that the request's credential may read app's list; on a
+// refusal it answers and returns false.
+func (s *Server) mayRead(w http.ResponseWriter, r *http.Request, app string) bool {
+	c := credOf(r)
+	rf := c.allow(roleReader, "reading lists")
+	if rf == nil {
+		rf = c.checkApp(app)
+	}
+	if rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return false
+	}
+	return true
+}
+
+// errBody is the JSON body of every refusal: the error, its reason (a
+// rejection counter's label), the field at fault and, for a heartbeat
+// refused for its incarnation, the incarnation to use instead.
 type errBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason,omitempty"`
-	Field  string `json:"field,omitempty"`
+	Error       string `json:"error"`
+	Reason      string `json:"reason,omitempty"`
+	Field       string `json:"field,omitempty"`
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 func writeErr(w http.ResponseWriter, code int, err error) {
 	b := errBody{Error: err.Error()}
 	var ie *discovery.InputError
-	if errors.As(err, &ie) {
+	var rf *refusal
+	switch {
+	case errors.As(err, &rf):
+		b.Reason, b.Field, b.Incarnation = rf.reason.String(), rf.field, rf.hint
+	case errors.As(err, &ie):
 		b.Reason, b.Field = ie.Reason.String(), ie.Field
-	} else if errors.Is(err, discovery.ErrBadToken) {
+	case errors.Is(err, discovery.ErrBadToken):
 		b.Reason = discovery.ReasonBadToken.String()
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -98,9 +140,14 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, code, err)
 		return
 	}
+	if rf := s.ingest(&hb, s.now().UnixNano(), credOf(r)); rf != nil {
+		s.rejections.Add(rf.reason)
+		s.logRefusal(rf, &hb, r.RemoteAddr)
+		writeErr(w, rf.status(), rf)
+		return
+	}
 	s.stats.heartbeats.Add(1)
 	s.stats.httpBeats.Add(1)
-	s.ingest(&hb, s.now().UnixNano())
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -113,8 +160,16 @@ type appInfo struct {
 }
 
 func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
+	c := credOf(r)
+	if rf := c.allow(roleReader, "listing apps"); rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return
+	}
 	var out []appInfo
 	for _, a := range s.appList() {
+		if !c.allowsApp(a.name) {
+			continue
+		}
 		a.mu.Lock()
 		out = append(out, appInfo{a.name, s.id, a.version, a.live, len(a.subs)})
 		a.mu.Unlock()
@@ -123,8 +178,9 @@ func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-// appParam returns the named app after checking the name.
-func (s *Server) appParam(w http.ResponseWriter, r *http.Request) *app {
+// appName returns the {app} path value after checking it; on a bad name it
+// answers 400 and returns false.
+func (s *Server) appName(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name := r.PathValue("app")
 	probe := discovery.Heartbeat{ID: "x", App: name}
 	if err := probe.Validate(); err != nil {
@@ -132,23 +188,42 @@ func (s *Server) appParam(w http.ResponseWriter, r *http.Request) *app {
 		if errors.As(err, &ie) && ie.Field == "app" {
 			s.rejections.Add(ie.Reason)
 			writeErr(w, http.StatusBadRequest, err)
-			return nil
+			return "", false
 		}
 	}
-	return s.appFor(name)
+	return name, true
+}
+
+// refuseHTTP counts, logs and answers a refused request.
+func (s *Server) refuseHTTP(w http.ResponseWriter, r *http.Request, rf *refusal) {
+	s.rejections.Add(rf.reason)
+	s.limiter.log(s.log, s.now().UnixNano(), slog.LevelWarn, "request refused",
+		"reason", rf.reason.String(), "field", rf.field, "problem", rf.problem, "path", r.URL.Path, "remote", r.RemoteAddr)
+	writeErr(w, rf.status(), rf)
+}
+
+// emptySnapshot is the list of an app this instance does not hold.
+func (s *Server) emptySnapshot(name string) discovery.Delta {
+	s.appsMu.RLock()
+	defer s.appsMu.RUnlock()
+	return discovery.Delta{App: name, Epoch: s.id, To: s.versionFloor, Reset: true}
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok || !s.mayRead(w, r, name) {
 		return
 	}
-	a.mu.Lock()
-	d := a.snapshotLocked(s.id)
-	a.mu.Unlock()
+	var d discovery.Delta
+	if a, _ := s.lockApp(name, false, false); a != nil {
+		d = a.snapshotLocked(s.id)
+		a.mu.Unlock()
+	} else {
+		d = s.emptySnapshot(name)
+	}
 	sort.Slice(d.Upserts, func(i, j int) bool { return d.Upserts[i].ID < d.Upserts[j].ID })
 	if r.URL.Query().Get("format") == "bin" {
-		writeBin(w, &d)
+		writeBin(w, &d, s.binVersion(r))
 		return
 	}
 	l := discovery.OnlineList{App: d.App, Epoch: d.Epoch, Version: d.To, Nodes: make([]*discovery.Node, len(d.Upserts))}
@@ -160,9 +235,19 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 
 var binPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-func writeBin(w http.ResponseWriter, d *discovery.Delta) {
+// binVersion is the binary delta version a read asks for: "wire=2" (the
+// client of issue 13 on) or version 1 (older clients, which cannot decode
+// version 2).
+func (s *Server) binVersion(r *http.Request) discovery.Version {
+	if r.URL.Query().Get("wire") == "2" {
+		return min(discovery.Version2, s.wireMax)
+	}
+	return discovery.Version1
+}
+
+func writeBin(w http.ResponseWriter, d *discovery.Delta, v discovery.Version) {
 	bp := binPool.Get().(*[]byte)
-	b := discovery.AppendDelta((*bp)[:0], d)
+	b := discovery.AppendDelta((*bp)[:0], d, v)
 	w.Header().Set("Content-Type", "application/x-switchyard-delta")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
@@ -192,13 +277,17 @@ func subscriberParam(r *http.Request) (string, error) {
 	return sub, nil
 }
 
-// ackLocked records that subscriber sub applied version v of epoch.
-func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) *subscriber {
+// ackLocked records that subscriber sub applied version v of epoch. A new
+// subscriber beyond MaxSubscribersPerApp is refused.
+func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) (*subscriber, *refusal) {
 	if sub == "" {
-		return nil
+		return nil, nil
 	}
 	sb := a.subs[sub]
 	if sb == nil {
+		if len(a.subs) >= s.cfg.MaxSubscribersPerApp {
+			return nil, refuse(discovery.ReasonLimit, "subscriber", "app %q has %d subscribers, its limit (MaxSubscribersPerApp)", a.name, len(a.subs))
+		}
 		sb = &subscriber{}
 		a.subs[sub] = sb
 	}
@@ -206,12 +295,12 @@ func (s *Server) ackLocked(a *app, sub string, epoch, v uint64, now int64) *subs
 	if epoch == s.id && v <= a.version && v > sb.acked {
 		sb.acked = v
 	}
-	return sb
+	return sb, nil
 }
 
 func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok || !s.mayRead(w, r, name) {
 		return
 	}
 	since, err1 := queryUint(r, "since")
@@ -240,8 +329,17 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 	s.stats.watches.Add(1)
 	defer s.stats.watches.Add(-1)
 
-	a.mu.Lock()
-	sb := s.ackLocked(a, sub, epoch, since, s.now().UnixNano())
+	a, rf := s.lockApp(name, true, false)
+	if rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return
+	}
+	sb, rf := s.ackLocked(a, sub, epoch, since, s.now().UnixNano())
+	if rf != nil {
+		a.mu.Unlock()
+		s.refuseHTTP(w, r, rf)
+		return
+	}
 	if sb != nil {
 		sb.watching++
 	}
@@ -252,6 +350,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		ch := a.notify
+		a.waiters++ // the sweep does not free an app while a long-poll waits
 		a.mu.Unlock()
 		timedOut := false
 		select {
@@ -262,6 +361,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 			timedOut = true
 		}
 		a.mu.Lock()
+		a.waiters--
 		if timedOut {
 			d = a.deltaLocked(s.id, epoch, since)
 			break
@@ -276,15 +376,15 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "bin" {
-		writeBin(w, &d)
+		writeBin(w, &d, s.binVersion(r))
 		return
 	}
 	writeJSON(w, d)
 }
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok || !s.mayRead(w, r, name) {
 		return
 	}
 	v, err1 := queryUint(r, "version")
@@ -298,18 +398,30 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	a.mu.Lock()
-	s.ackLocked(a, sub, epoch, v, s.now().UnixNano())
+	a, _ := s.lockApp(name, false, false)
+	if a == nil {
+		w.WriteHeader(http.StatusNoContent) // nothing listed here to acknowledge
+		return
+	}
+	_, rf := s.ackLocked(a, sub, epoch, v, s.now().UnixNano())
 	a.mu.Unlock()
+	if rf != nil {
+		s.refuseHTTP(w, r, rf)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // localDrain answers the drain question for this instance's subscribers.
-func (s *Server) localDrain(a *app, node string) discovery.InstanceDrain {
+func (s *Server) localDrain(name, node string) discovery.InstanceDrain {
 	now := s.now().UnixNano()
 	ttl := int64(s.cfg.SubscriberTTL)
 	res := discovery.InstanceDrain{Instance: s.id}
-	a.mu.Lock()
+	a, _ := s.lockApp(name, false, false)
+	if a == nil {
+		res.Done = true // no subscriber watches the app here
+		return res
+	}
 	defer a.mu.Unlock()
 	if p := a.pending[node]; p != nil && (p.removed || p.node.State.Target()) {
 		res.Reason = "a change of the node is waiting for the window"
@@ -341,9 +453,16 @@ func (s *Server) localDrain(a *app, node string) discovery.InstanceDrain {
 }
 
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
-	a := s.appParam(w, r)
-	if a == nil {
+	name, ok := s.appName(w, r)
+	if !ok {
 		return
+	}
+	// Agents and readers ask about their apps; peers relay fan-outs.
+	if c := credOf(r); c.role != rolePeer {
+		if rf := c.checkApp(name); rf != nil {
+			s.refuseHTTP(w, r, rf)
+			return
+		}
 	}
 	node := r.URL.Query().Get("node")
 	if node == "" || len(node) > discovery.MaxIDLen {
@@ -352,17 +471,17 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	local := s.localDrain(a, node)
+	local := s.localDrain(name, node)
 	if r.URL.Query().Get("local") == "1" {
 		writeJSON(w, local)
 		return
 	}
-	st := discovery.DrainStatus{App: a.name, Node: node, Instances: []discovery.InstanceDrain{local}}
+	st := discovery.DrainStatus{App: name, Node: node, Instances: []discovery.InstanceDrain{local}}
 	peers := s.peers.connected()
 	results := make([]discovery.InstanceDrain, len(peers))
 	var wg sync.WaitGroup
 	for i, addr := range peers {
-		wg.Go(func() { results[i] = s.peerDrain(r.Context(), addr, a.name, node) })
+		wg.Go(func() { results[i] = s.peerDrain(r.Context(), addr, name, node) })
 	}
 	wg.Wait()
 	st.Instances = append(st.Instances, results...)
@@ -394,7 +513,7 @@ func (s *Server) peerDrain(ctx context.Context, addr, app, node string) discover
 		res.Reason = err.Error()
 		return res
 	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+s.cfg.peerToken())
 	resp, err := client.Do(req)
 	if err != nil {
 		res.Reason = err.Error()

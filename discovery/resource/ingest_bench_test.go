@@ -59,7 +59,7 @@ func dialLoad(b *testing.B, addr, token string) *loadConn {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := c.Write(append([]byte(discovery.Magic), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: token})...)); err != nil {
+	if _, err := c.Write(append([]byte(discovery.CurrentVersion.Preamble()), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: token})...)); err != nil {
 		b.Fatal(err)
 	}
 	br := bufio.NewReader(c)
@@ -78,8 +78,8 @@ func dialLoad(b *testing.B, addr, token string) *loadConn {
 // send encodes and buffers one heartbeat of node i (its seq-th).
 func (lc *loadConn) send(id string, addrs map[string]string, seq uint64, util float64) {
 	lc.hb.ID, lc.hb.Addresses, lc.hb.Seq = id, addrs, seq
-	lc.hb.Load.Utilisation, lc.hb.Load.Concurrency = util, 4
-	lc.fr = discovery.AppendHeartbeatFrame(lc.fr[:0], &lc.hb)
+	lc.hb.Load.Utilisation, lc.hb.Load.Concurrency = discovery.Known(util), discovery.Known(4)
+	lc.fr = discovery.AppendHeartbeatFrame(lc.fr[:0], &lc.hb, discovery.CurrentVersion)
 	_, _ = lc.bw.Write(lc.fr)
 }
 
@@ -99,7 +99,7 @@ func nodeIDs(n int) ([]string, []map[string]string) {
 // moves below epsilon) with 1 % significant changes.
 func BenchmarkIngest(b *testing.B) {
 	const nodes, conns = 100_000, 4
-	s, addr := benchInstance(b, Config{Token: "t"})
+	s, addr := benchInstance(b, Config{Token: "t", MaxNodesPerApp: 2 * nodes})
 	ids, addrs := nodeIDs(nodes)
 	lcs := make([]*loadConn, conns)
 	for i := range lcs {

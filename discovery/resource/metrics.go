@@ -1,68 +1,139 @@
 package resource
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net/http"
-	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/switchyard-dev/switchyard/discovery"
 )
 
-// handleMetrics writes the instance's metrics in the Prometheus text format.
-func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
-	gauge := func(name, help string, v int64) {
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	counter("switchyard_resource_heartbeats_total", "Heartbeats accepted (framed and HTTP).", s.stats.heartbeats.Load())
-	counter("switchyard_resource_http_heartbeats_total", "Heartbeats accepted over HTTP.", s.stats.httpBeats.Load())
-	counter("switchyard_resource_stale_heartbeats_total", "Heartbeats older than one already applied.", s.stats.staleBeats.Load())
-	s.rejections.WritePrometheus(bw, "switchyard_resource_rejections_total", "Inputs rejected and not stored, by reason.")
-	counter("switchyard_resource_commits_total", "List versions committed.", s.stats.commits.Load())
-	counter("switchyard_resource_changes_total", "Node changes committed from local heartbeats.", s.stats.changes.Load())
-	counter("switchyard_resource_peer_changes_sent_total", "Changes queued to peers.", s.stats.peerSent.Load())
-	counter("switchyard_resource_peer_changes_dropped_total", "Changes dropped for slow peers (they get a dump).", s.stats.peerDropped.Load())
-	counter("switchyard_resource_peer_changes_received_total", "Changes received from peers.", s.stats.peerRecv.Load())
-	counter("switchyard_resource_expired_total", "Nodes expired by silence.", s.stats.expired.Load())
-	counter("switchyard_resource_guard_held_total", "Expiries the per-app guard refused.", s.stats.guardHeld.Load())
-	gauge("switchyard_resource_agent_connections", "Open framed agent connections.", s.stats.agentConns.Load())
-	gauge("switchyard_resource_watches", "List reads in flight (long-polls included).", s.stats.watches.Load())
-	gauge("switchyard_resource_peers_connected", "Peers with a live outbound link.", int64(len(s.peers.connected())))
+// telemetry owns the instance's metrics, on the same library as the
+// gateway's (issue 15): an OTel meter provider exporting through the OTel
+// Prometheus exporter into a private registry, served with promhttp. Every
+// value is read at scrape time from the server's atomics and apps, so
+// ingest pays nothing for it. Counters are exported with the _total
+// suffix; the names are those of the hand-written exposition they replace.
+type telemetry struct {
+	reg      *prometheus.Registry
+	provider *sdkmetric.MeterProvider
+	handler  http.Handler
+}
 
-	apps := s.appList()
-	sort.Slice(apps, func(i, j int) bool { return apps[i].name < apps[j].name })
-	fmt.Fprintf(bw, "# HELP switchyard_resource_nodes Listed nodes by app and state.\n# TYPE switchyard_resource_nodes gauge\n")
-	type row struct {
-		version uint64
-		subs    int
+func newTelemetry(s *Server) (*telemetry, error) {
+	t := &telemetry{reg: prometheus.NewRegistry()}
+	exp, err := otelprom.New(otelprom.WithRegisterer(t.reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		return nil, fmt.Errorf("resource: metrics exporter: %w", err)
 	}
-	rows := make([]row, len(apps))
-	for i, a := range apps {
-		var by [5]int
-		a.mu.Lock()
-		for _, rec := range a.nodes {
-			if !rec.removed && int(rec.node.State) < len(by) {
-				by[rec.node.State]++
+	t.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	m := t.provider.Meter("github.com/switchyard-dev/switchyard/discovery/resource")
+	var errs []error
+	counter := func(name, help string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithDescription(help))
+		errs = append(errs, err)
+		return c
+	}
+	gauge := func(name, help string) metric.Int64ObservableGauge {
+		g, err := m.Int64ObservableGauge(name, metric.WithDescription(help))
+		errs = append(errs, err)
+		return g
+	}
+	type atomicCounter struct {
+		inst metric.Int64ObservableCounter
+		load func() uint64
+	}
+	st := &s.stats
+	counters := []atomicCounter{
+		{counter("switchyard_resource_heartbeats", "Heartbeats accepted (framed and HTTP)."), st.heartbeats.Load},
+		{counter("switchyard_resource_http_heartbeats", "Heartbeats accepted over HTTP."), st.httpBeats.Load},
+		{counter("switchyard_resource_stale_heartbeats", "Heartbeats older than one already applied (refused, or an offline beat repeated)."), st.staleBeats.Load},
+		{counter("switchyard_resource_commits", "List versions committed."), st.commits.Load},
+		{counter("switchyard_resource_changes", "Node changes committed from local heartbeats."), st.changes.Load},
+		{counter("switchyard_resource_peer_changes_sent", "Changes queued to peers."), st.peerSent.Load},
+		{counter("switchyard_resource_peer_changes_dropped", "Changes dropped for slow peers (they get a dump)."), st.peerDropped.Load},
+		{counter("switchyard_resource_peer_changes_received", "Changes received from peers."), st.peerRecv.Load},
+		{counter("switchyard_resource_expired", "Nodes expired by silence."), st.expired.Load},
+		{counter("switchyard_resource_guard_held", "Expiries the per-app guard refused."), st.guardHeld.Load},
+		{counter("switchyard_resource_apps_freed", "Empty apps freed."), st.appsFreed.Load},
+	}
+	rejections := counter("switchyard_resource_rejections", "Inputs rejected and not stored, by reason.")
+	reloads := counter("switchyard_resource_credential_reloads", "Reloads of the credentials file, by result (ok, refused).")
+	agentConns := gauge("switchyard_resource_agent_connections", "Open framed agent connections.")
+	watches := gauge("switchyard_resource_watches", "List reads in flight (long-polls included).")
+	peersUp := gauge("switchyard_resource_peers_connected", "Peers with a live outbound link.")
+	apps := gauge("switchyard_resource_apps", "Apps held.")
+	nodes := gauge("switchyard_resource_nodes", "Listed nodes by app and state.")
+	version := gauge("switchyard_resource_list_version", "Current list version by app.")
+	subs := gauge("switchyard_resource_subscribers", "Known subscribers by app.")
+	for _, e := range errs {
+		if e != nil {
+			return nil, fmt.Errorf("resource: metrics: %w", e)
+		}
+	}
+	reasonAttrs := make([]metric.ObserveOption, len(discovery.Reasons()))
+	for i, r := range discovery.Reasons() {
+		reasonAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r.String())))
+	}
+	okAttr := metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "ok")))
+	refusedAttr := metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "refused")))
+	states := []discovery.State{discovery.StateReady, discovery.StateDraining, discovery.StateSuspect}
+	insts := []metric.Observable{rejections, reloads, agentConns, watches, peersUp, apps, nodes, version, subs}
+	for _, c := range counters {
+		insts = append(insts, c.inst)
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, c := range counters {
+			o.ObserveInt64(c.inst, int64(c.load()))
+		}
+		for i, r := range discovery.Reasons() {
+			o.ObserveInt64(rejections, int64(s.rejections.Count(r)), reasonAttrs[i])
+		}
+		o.ObserveInt64(reloads, int64(st.credReloads.Load()), okAttr)
+		o.ObserveInt64(reloads, int64(st.credFailed.Load()), refusedAttr)
+		o.ObserveInt64(agentConns, st.agentConns.Load())
+		o.ObserveInt64(watches, st.watches.Load())
+		o.ObserveInt64(peersUp, int64(len(s.peers.connected())))
+		list := s.appList()
+		o.ObserveInt64(apps, int64(len(list)))
+		for _, a := range list {
+			var by [discovery.StateOffline + 1]int64
+			a.mu.Lock()
+			if a.freed {
+				a.mu.Unlock()
+				continue
 			}
+			for _, rec := range a.nodes {
+				if !rec.removed && rec.node.State <= discovery.StateOffline {
+					by[rec.node.State]++
+				}
+			}
+			v, n := a.version, len(a.subs)
+			a.mu.Unlock()
+			app := attribute.String("app", a.name)
+			for _, st := range states {
+				o.ObserveInt64(nodes, by[st], metric.WithAttributes(app, attribute.String("state", st.String())))
+			}
+			o.ObserveInt64(version, int64(v), metric.WithAttributes(app))
+			o.ObserveInt64(subs, int64(n), metric.WithAttributes(app))
 		}
-		rows[i] = row{a.version, len(a.subs)}
-		a.mu.Unlock()
-		for _, st := range []discovery.State{discovery.StateReady, discovery.StateDraining, discovery.StateSuspect} {
-			fmt.Fprintf(bw, "switchyard_resource_nodes{app=%q,state=%q} %d\n", a.name, st.String(), by[st])
-		}
+		return nil
+	}, insts...)
+	if err != nil {
+		return nil, fmt.Errorf("resource: metrics callback: %w", err)
 	}
-	fmt.Fprintf(bw, "# HELP switchyard_resource_list_version Current list version by app.\n# TYPE switchyard_resource_list_version gauge\n")
-	for i, a := range apps {
-		fmt.Fprintf(bw, "switchyard_resource_list_version{app=%q} %d\n", a.name, rows[i].version)
-	}
-	fmt.Fprintf(bw, "# HELP switchyard_resource_subscribers Known subscribers by app.\n# TYPE switchyard_resource_subscribers gauge\n")
-	for i, a := range apps {
-		fmt.Fprintf(bw, "switchyard_resource_subscribers{app=%q} %d\n", a.name, rows[i].subs)
-	}
+	t.handler = promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{})
+	return t, nil
+}
+
+// handleMetrics serves the instance's metrics in the Prometheus text format.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	s.telemetry.handler.ServeHTTP(w, r)
 }

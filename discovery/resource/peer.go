@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -48,6 +49,7 @@ type peers struct {
 // peerOut is one outbound link. Fields are atomic or immutable.
 type peerOut struct {
 	addr      string
+	ver       atomic.Uint32 // wire version of the current session (0: none yet)
 	q         chan [][]byte
 	resync    atomic.Bool // frames were dropped: send a full dump
 	remote    atomic.Uint64
@@ -130,13 +132,19 @@ func (p *peers) broadcast(batch []peerChange) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var frames [][]byte
+	var byVersion [discovery.CurrentVersion + 1][][]byte
 	for _, o := range p.out {
 		if o.self.Load() {
 			continue
 		}
+		ver := discovery.Version(o.ver.Load())
+		if ver == 0 || ver > discovery.CurrentVersion {
+			ver = discovery.CurrentVersion
+		}
+		frames := byVersion[ver]
 		if frames == nil {
-			frames = encodeBatch(batchChanges, batch, false)
+			frames = encodeBatch(batchChanges, batch, false, ver)
+			byVersion[ver] = frames
 		}
 		select {
 		case o.q <- frames:
@@ -150,7 +158,7 @@ func (p *peers) broadcast(batch []peerChange) {
 
 // encodeBatch encodes changes into frames of at most about maxBatchBytes.
 // With dump set, the frames are dump parts and the last one ends the dump.
-func encodeBatch(kind byte, batch []peerChange, dump bool) [][]byte {
+func encodeBatch(kind byte, batch []peerChange, dump bool, ver discovery.Version) [][]byte {
 	var frames [][]byte
 	i := 0
 	for {
@@ -158,7 +166,7 @@ func encodeBatch(kind byte, batch []peerChange, dump bool) [][]byte {
 		var body []byte
 		n := 0
 		for i < len(batch) && len(body) < maxBatchBytes {
-			body = appendPeerChange(body, &batch[i])
+			body = appendPeerChange(body, &batch[i], ver)
 			i++
 			n++
 		}
@@ -178,10 +186,10 @@ func encodeBatch(kind byte, batch []peerChange, dump bool) [][]byte {
 	}
 }
 
-func appendPeerChange(b []byte, pc *peerChange) []byte {
+func appendPeerChange(b []byte, pc *peerChange, ver discovery.Version) []byte {
 	b = binary.AppendUvarint(b, uint64(len(pc.app)))
 	b = append(b, pc.app...)
-	b = discovery.AppendNode(b, &pc.change.node)
+	b = discovery.AppendNode(b, &pc.change.node, ver)
 	b = binary.AppendUvarint(b, pc.change.owner)
 	b = binary.AppendUvarint(b, pc.change.inc)
 	b = binary.AppendUvarint(b, pc.change.seq)
@@ -191,8 +199,8 @@ func appendPeerChange(b []byte, pc *peerChange) []byte {
 	return append(b, 0)
 }
 
-// decodeBatch decodes a peer batch payload.
-func decodeBatch(p []byte, in *discovery.Interner) (kind byte, out []peerChange, err error) {
+// decodeBatch decodes a peer batch payload of wire version ver.
+func decodeBatch(p []byte, in *discovery.Interner, ver discovery.Version) (kind byte, out []peerChange, err error) {
 	if len(p) < 1 {
 		return 0, nil, &discovery.InputError{Reason: discovery.ReasonMalformed, Field: "batch", Problem: "empty"}
 	}
@@ -216,7 +224,7 @@ func decodeBatch(p []byte, in *discovery.Interner) (kind byte, out []peerChange,
 			return 0, nil, bad("app")
 		}
 		pc.app = in.Intern(p[k : k+int(l)])
-		if p, err = discovery.DecodeNode(p[k+int(l):], &pc.change.node, in); err != nil {
+		if p, err = discovery.DecodeNode(p[k+int(l):], &pc.change.node, in, ver); err != nil {
 			return 0, nil, err
 		}
 		for _, f := range []*uint64{&pc.change.owner, &pc.change.inc, &pc.change.seq} {
@@ -232,6 +240,12 @@ func decodeBatch(p []byte, in *discovery.Interner) (kind byte, out []peerChange,
 		pc.change.removed, p = p[0] == 1, p[1:]
 		if pc.app == "" || pc.change.node.ID == "" || pc.change.node.App != pc.app {
 			return 0, nil, &discovery.InputError{Reason: discovery.ReasonInvalid, Field: "batch.node", Problem: "empty id or app mismatch"}
+		}
+		if st := pc.change.node.State; st == discovery.StateUnknown || st > discovery.StateOffline {
+			return 0, nil, &discovery.InputError{Reason: discovery.ReasonInvalid, Field: "batch.node.state", Problem: fmt.Sprintf("state %d", st)}
+		}
+		if err := pc.change.node.Load.Validate(); err != nil {
+			return 0, nil, err
 		}
 		out = append(out, pc)
 	}
@@ -267,16 +281,13 @@ func (p *peers) runOut(ctx context.Context, o *peerOut) {
 	}
 }
 
-// session runs one connection of an outbound link: handshake, full dump of
-// own nodes, then changes and keepalives.
+// session runs one connection of an outbound link: handshake (the current
+// wire version, or version 1 with a peer that only speaks that), full dump
+// of own nodes, then changes and keepalives.
 func (p *peers) session(ctx context.Context, o *peerOut) error {
-	d := net.Dialer{Timeout: time.Second}
-	var c net.Conn
-	var err error
-	if p.s.cfg.PeerTLS != nil {
-		c, err = (&tls.Dialer{NetDialer: &d, Config: p.s.cfg.PeerTLS}).DialContext(ctx, "tcp", o.addr)
-	} else {
-		c, err = d.DialContext(ctx, "tcp", o.addr)
+	c, ver, rid, err := p.dialPeer(ctx, o.addr, p.s.wireMax)
+	if errors.Is(err, discovery.ErrOldServer) {
+		c, ver, rid, err = p.dialPeer(ctx, o.addr, discovery.Version1)
 	}
 	if err != nil {
 		return err
@@ -286,26 +297,11 @@ func (p *peers) session(ctx context.Context, o *peerOut) error {
 		stop()
 		_ = c.Close()
 	}()
-	hello := append([]byte(discovery.Magic), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RolePeer, Token: p.s.cfg.Token, InstanceID: p.s.id})...)
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write(hello); err != nil {
-		return err
-	}
-	typ, pl, _, err := discovery.ReadFrame(bufio.NewReaderSize(c, 512), 4096, nil)
-	if err != nil {
-		return err
-	}
-	if typ != discovery.FrameWelcome {
-		return errors.New("resource: peer refused the link (bad token?)")
-	}
-	rid, err := discovery.DecodeUvarint(pl, "instance_id")
-	if err != nil {
-		return err
-	}
 	if rid == p.s.id {
 		o.self.Store(true)
 		return nil
 	}
+	o.ver.Store(uint32(ver))
 	o.remote.Store(rid)
 	// Queued frames are older than the dump that follows.
 	for drained := false; !drained; {
@@ -325,7 +321,7 @@ func (p *peers) session(ctx context.Context, o *peerOut) error {
 		}
 		return nil
 	}
-	if err := write(p.dump()); err != nil {
+	if err := write(p.dump(ver)); err != nil {
 		return err
 	}
 	o.connected.Store(true)
@@ -342,7 +338,7 @@ func (p *peers) session(ctx context.Context, o *peerOut) error {
 			}
 		case <-ka.C:
 			if o.resync.Swap(false) {
-				if err := write(p.dump()); err != nil {
+				if err := write(p.dump(ver)); err != nil {
 					return err
 				}
 			}
@@ -353,8 +349,32 @@ func (p *peers) session(ctx context.Context, o *peerOut) error {
 	}
 }
 
-// dump encodes every live node this instance owns.
-func (p *peers) dump() [][]byte {
+// dialPeer dials addr and hand-shakes as a peer in version ver. It returns
+// the connection (its handshake deadline cleared) and the peer's instance id.
+func (p *peers) dialPeer(ctx context.Context, addr string, ver discovery.Version) (net.Conn, discovery.Version, uint64, error) {
+	d := net.Dialer{Timeout: time.Second}
+	var c net.Conn
+	var err error
+	if p.s.cfg.PeerTLS != nil {
+		c, err = (&tls.Dialer{NetDialer: &d, Config: p.s.cfg.PeerTLS}).DialContext(ctx, "tcp", addr)
+	} else {
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	rid, err := discovery.Handshake(c, bufio.NewReaderSize(c, 512), ver, discovery.Hello{Role: discovery.RolePeer, Token: p.s.cfg.peerToken(), InstanceID: p.s.id})
+	if err != nil {
+		_ = c.Close()
+		return nil, 0, 0, fmt.Errorf("resource: peer %s: %w", addr, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, ver, rid, nil
+}
+
+// dump encodes every live node this instance owns in wire version ver.
+func (p *peers) dump(ver discovery.Version) [][]byte {
 	var batch []peerChange
 	for _, a := range p.s.appList() {
 		a.mu.Lock()
@@ -365,11 +385,11 @@ func (p *peers) dump() [][]byte {
 		}
 		a.mu.Unlock()
 	}
-	return encodeBatch(batchDumpPart, batch, true)
+	return encodeBatch(batchDumpPart, batch, true, ver)
 }
 
 // serveInbound reads a peer's changes until the link fails.
-func (p *peers) serveInbound(ctx context.Context, from uint64, c net.Conn, br *bufio.Reader, buf []byte) {
+func (p *peers) serveInbound(ctx context.Context, from uint64, c net.Conn, br *bufio.Reader, buf []byte, ver discovery.Version, ca *connAuth) {
 	if from == 0 || from == p.s.id {
 		return
 	}
@@ -399,9 +419,13 @@ func (p *peers) serveInbound(ctx context.Context, from uint64, c net.Conn, br *b
 			}
 			return
 		}
+		if _, rf := ca.current(p.s); rf != nil { // revoked by a reload
+			p.s.refuseConn(c, bufio.NewWriter(c), rf, ver)
+			return
+		}
 		switch typ {
 		case discovery.FramePeerBatch:
-			kind, batch, err := decodeBatch(pl, &in)
+			kind, batch, err := decodeBatch(pl, &in, ver)
 			if err != nil {
 				p.s.rejections.Add(discovery.ReasonOf(err))
 				p.s.log.Warn("bad peer batch", "peer", fmt.Sprintf("%016x", from), "err", err)
@@ -460,8 +484,7 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 		}
 	}
 	for _, name := range order {
-		a := s.appFor(name)
-		a.mu.Lock()
+		a, _ := s.lockApp(name, true, true)
 		chs := byApp[name][:0]
 		for _, ch := range byApp[name] {
 			id := ch.node.ID
@@ -471,8 +494,15 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 				}
 				delete(a.pending, id)
 			}
-			rec := a.nodes[id]
+			rec := a.orderLocked(id, now, s.cfg.TombstoneTTL)
 			switch {
+			case ch.inc > uint64(now)+uint64(s.cfg.MaxClockSkew):
+				// Agents' incarnations are bounded where they beat; this
+				// one is not (a peer whose clock runs far ahead?).
+				s.rejections.Add(discovery.ReasonInvalid)
+				s.limiter.log(s.log, now, slog.LevelWarn, "peer change with an incarnation far ahead of this clock dropped",
+					"peer", fmt.Sprintf("%016x", from), "app", name, "node", id, "incarnation", ch.inc)
+				continue
 			case rec == nil && ch.removed:
 				continue
 			case rec != nil && seqLess(ch.inc, ch.seq, rec.inc, rec.seq):
@@ -483,7 +513,7 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 			ch.heard = now
 			chs = append(chs, ch)
 		}
-		a.commitLocked(chs)
+		a.commitLocked(chs, now)
 		a.mu.Unlock()
 	}
 	if kind == batchDumpEnd {
@@ -499,7 +529,7 @@ func (s *Server) applyPeer(from uint64, kind byte, batch []peerChange, seen map[
 					chs = append(chs, ch)
 				}
 			}
-			a.commitLocked(chs)
+			a.commitLocked(chs, now)
 			a.mu.Unlock()
 		}
 		clear(seen)

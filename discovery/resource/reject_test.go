@@ -79,22 +79,22 @@ func TestRejections(t *testing.T) {
 		}
 		return typ, p
 	}
-	w(append([]byte(discovery.Magic), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: testToken})...))
+	w(append([]byte(discovery.Magic2), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: testToken})...))
 	if typ, _ := read(); typ != discovery.FrameWelcome {
 		t.Fatalf("want welcome, got %d", typ)
 	}
-	hb := discovery.Heartbeat{ID: "f1", App: "llama", Addresses: map[string]string{"http": "127.0.0.1:1"}, State: discovery.StateReady, Load: discovery.Load{Utilisation: 7.3}, Seq: 1}
-	w(discovery.AppendHeartbeatFrame(nil, &hb))
+	hb := discovery.Heartbeat{ID: "f1", App: "llama", Addresses: map[string]string{"http": "127.0.0.1:1"}, State: discovery.StateReady, Load: discovery.Load{Utilisation: discovery.Known(7.3)}, Seq: 1}
+	w(discovery.AppendHeartbeatFrame(nil, &hb, discovery.Version2))
 	typ, p := read()
 	if typ != discovery.FrameReject {
 		t.Fatalf("want reject, got %d", typ)
 	}
-	rj, err := discovery.DecodeReject(p)
+	rj, err := discovery.DecodeReject(p, discovery.Version2)
 	if err != nil || rj.Field != "load.utilisation" || rj.NodeID != "f1" || rj.Reason != discovery.ReasonInvalid {
 		t.Fatalf("reject %+v %v", rj, err)
 	}
-	hb.Load.Utilisation, hb.Seq = 0.3, 2
-	w(discovery.AppendHeartbeatFrame(nil, &hb))
+	hb.Load.Utilisation, hb.Seq = discovery.Known(0.3), 2
+	w(discovery.AppendHeartbeatFrame(nil, &hb, discovery.Version2))
 	for {
 		typ, p := read()
 		if typ == discovery.FrameAck {
@@ -124,7 +124,7 @@ func TestRejections(t *testing.T) {
 	}
 	defer c2.Close()
 	_ = c2.SetDeadline(time.Now().Add(5 * time.Second))
-	_, _ = c2.Write(append([]byte(discovery.Magic), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: "nope"})...))
+	_, _ = c2.Write(append([]byte(discovery.Magic1), discovery.AppendHelloFrame(nil, discovery.Hello{Role: discovery.RoleAgent, Token: "nope"})...))
 	if typ, _, _, err := discovery.ReadFrame(bufio.NewReader(c2), 1<<16, nil); err != nil || typ != discovery.FrameReject {
 		t.Fatalf("bad token: %d %v", typ, err)
 	}
@@ -161,7 +161,7 @@ func TestRejections(t *testing.T) {
 	_ = json.NewDecoder(resp.Body).Decode(&l)
 	resp.Body.Close()
 	for _, n := range l.Nodes {
-		if n.ID == "n1" || (n.ID == "f1" && n.Load.Utilisation != 0.3) {
+		if n.ID == "n1" || (n.ID == "f1" && n.Load.Utilisation != discovery.Known(0.3)) {
 			t.Fatalf("a rejected heartbeat was stored: %+v", n)
 		}
 	}

@@ -28,8 +28,8 @@ func BenchmarkPropagation100k(b *testing.B) {
 	const nodes, conns = 100_000, 4
 	lnA, lnB := benchListener(b), benchListener(b)
 	peers := []string{lnA.Addr().String(), lnB.Addr().String()}
-	sA := benchServe(b, lnA, Config{Token: "t", Peers: peers})
-	sB := benchServe(b, lnB, Config{Token: "t", Peers: peers})
+	sA := benchServe(b, lnA, Config{Token: "t", Peers: peers, MaxNodesPerApp: 2 * nodes})
+	sB := benchServe(b, lnB, Config{Token: "t", Peers: peers, MaxNodesPerApp: 2 * nodes})
 	addrA := lnA.Addr().String()
 
 	// Keep 100k nodes alive: every node beats once a second, paced in
@@ -239,8 +239,8 @@ func BenchmarkMemory100k(b *testing.B) {
 	for i := range frames {
 		hb := discovery.Heartbeat{ID: ids[i], App: "bench", Addresses: addrs[i], Engine: "vllm",
 			Accelerator: discovery.Accelerator{Model: "H100", Count: 8}, Capacity: 8, State: discovery.StateReady,
-			Load: discovery.Load{Utilisation: 0.5, Concurrency: 4, SampledAt: time.Now()}, Incarnation: 1, Seq: 1}
-		frames[i] = discovery.AppendHeartbeat(nil, &hb)
+			Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(4), SampledAt: time.Now()}, Incarnation: 1, Seq: 1}
+		frames[i] = discovery.AppendHeartbeat(nil, &hb, discovery.CurrentVersion)
 	}
 	ids, addrs = nil, nil
 	b.ReportAllocs()
@@ -257,10 +257,10 @@ func BenchmarkMemory100k(b *testing.B) {
 		now := time.Now().UnixNano()
 		for _, f := range frames {
 			var hb discovery.Heartbeat
-			if err := discovery.DecodeHeartbeat(f, &hb, &in); err != nil {
+			if err := discovery.DecodeHeartbeat(f, &hb, &in, discovery.CurrentVersion); err != nil {
 				b.Fatal(err)
 			}
-			s.ingest(&hb, now)
+			s.ingest(&hb, now, trusted)
 		}
 		s.flush()
 		runtime.GC()
@@ -292,20 +292,20 @@ func BenchmarkDelta1M(b *testing.B) {
 			ID: fmt.Sprintf("node-%07d", i), App: "big",
 			Addresses: map[string]string{"http": fmt.Sprintf("10.%d.%d.%d:8000", i>>16&255, i>>8&255, i&255)},
 			Engine:    "vllm", Accelerator: discovery.Accelerator{Model: "H100", Count: 8}, Capacity: 8,
-			State: discovery.StateReady, Load: discovery.Load{Utilisation: 0.5, Concurrency: 4, Running: 4, SampledAt: time.Unix(0, now)},
+			State: discovery.StateReady, Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(4), Running: discovery.Known(4), SampledAt: time.Unix(0, now)},
 			LastHeard: time.Unix(0, now),
 		}, owner: s.id, inc: 1, seq: 1, heard: now}
 	}
 	a.mu.Lock()
-	a.commitLocked(chs)
+	a.commitLocked(chs, now)
 	v := a.version
 	churned := make([]change, churn)
 	for i := range churned {
 		ch := chs[i*(nodes/churn)]
-		ch.node.Load.Utilisation, ch.node.Load.Concurrency, ch.seq = 0.9, 9, 2
+		ch.node.Load.Utilisation, ch.node.Load.Concurrency, ch.seq = discovery.Known(0.9), discovery.Known(9), 2
 		churned[i] = ch
 	}
-	a.commitLocked(churned)
+	a.commitLocked(churned, now)
 	a.mu.Unlock()
 	chs = nil
 	var bin []byte
@@ -315,7 +315,7 @@ func BenchmarkDelta1M(b *testing.B) {
 		a.mu.Lock()
 		d = a.deltaLocked(s.id, s.id, v)
 		a.mu.Unlock()
-		bin = discovery.AppendDelta(bin[:0], &d)
+		bin = discovery.AppendDelta(bin[:0], &d, discovery.CurrentVersion)
 	}
 	if len(d.Upserts) != churn || d.Reset {
 		b.Fatalf("delta has %d upserts (reset %v)", len(d.Upserts), d.Reset)
@@ -333,6 +333,6 @@ func BenchmarkDelta1M(b *testing.B) {
 	a.mu.Lock()
 	fd := a.deltaLocked(s.id, 0, 0)
 	a.mu.Unlock()
-	full = discovery.AppendDelta(full, &fd)
+	full = discovery.AppendDelta(full, &fd, discovery.CurrentVersion)
 	b.ReportMetric(float64(len(full)), "full-list-bin-bytes")
 }

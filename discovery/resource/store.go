@@ -31,8 +31,16 @@ type record struct {
 	// incoming heartbeats on the fast path; empty until the first fast-path
 	// beat after a change computes it.
 	addrRaw []byte
-	// removed marks a tombstone, kept while the change log refers to it.
-	removed bool
+	// removed marks a tombstone, kept while the change log refers to it
+	// and for at most TombstoneTTL after removedAt (unix nanoseconds).
+	removed   bool
+	removedAt int64
+	// gone marks a record deleted from app.nodes but still in app.recs
+	// (dropped at the next compaction).
+	gone bool
+	// auth is the credential whose checks the current node passed (nil
+	// for a peer's change); the fast path only serves that credential.
+	auth *credential
 	// nonTarget is the version at which the node last stopped being a
 	// routing target (0 while it is one).
 	nonTarget uint64
@@ -45,6 +53,7 @@ type change struct {
 	inc, seq uint64
 	heard    int64
 	removed  bool
+	auth     *credential // see record.auth
 }
 
 type logEntry struct {
@@ -78,21 +87,49 @@ type app struct {
 	dirty    bool // pending has changes for the next window
 	subs     map[string]*subscriber
 	expired  []int64 // when nodes expired by silence, for the guard
+	// tombs lists removals in commit order, for the tombstone expiry.
+	tombs []tomb
+	gone  int // records in recs marked gone
+	// waiters counts long-polls waiting on notify (with or without a
+	// subscriber id); an app is not freed while one waits.
+	waiters int
+	// freed is set when the sweep removed the app from the server; a
+	// holder of the pointer must look the app up again.
+	freed bool
 }
 
-func newApp(name string, self uint64) *app {
+// tomb is one removal: the node and when it was removed.
+type tomb struct {
+	id string
+	at int64
+}
+
+// newApp returns an empty app whose versions start after floor (the
+// newest version of any app of this name freed before, so a subscriber of
+// the freed app never mistakes the new one's versions for those it saw).
+func newApp(name string, self, floor uint64) *app {
 	return &app{
-		name:    name,
-		self:    self,
-		nodes:   make(map[string]*record),
-		notify:  make(chan struct{}),
-		pending: make(map[string]*change),
-		subs:    make(map[string]*subscriber),
+		name:     name,
+		self:     self,
+		version:  floor,
+		logStart: floor,
+		nodes:    make(map[string]*record),
+		notify:   make(chan struct{}),
+		pending:  make(map[string]*change),
+		subs:     make(map[string]*subscriber),
 	}
 }
 
-// commitLocked applies changes as one new version and wakes watchers.
-func (a *app) commitLocked(chs []change) {
+// emptyLocked reports whether the app holds nothing worth keeping: no
+// node (tombstones included), no pending change, no subscriber, no
+// long-poll.
+func (a *app) emptyLocked() bool {
+	return len(a.nodes) == 0 && len(a.pending) == 0 && len(a.subs) == 0 && a.waiters == 0
+}
+
+// commitLocked applies changes as one new version at now (unix
+// nanoseconds) and wakes watchers.
+func (a *app) commitLocked(chs []change, now int64) {
 	if len(chs) == 0 {
 		return
 	}
@@ -101,7 +138,8 @@ func (a *app) commitLocked(chs []change) {
 	for i := range chs {
 		ch := &chs[i]
 		rec := a.nodes[ch.node.ID]
-		if rec == nil {
+		created := rec == nil
+		if created {
 			rec = &record{removed: true, spread: spreadOf(ch.node.ID)}
 			a.nodes[ch.node.ID] = rec
 			a.recs = append(a.recs, rec)
@@ -115,10 +153,14 @@ func (a *app) commitLocked(chs []change) {
 		rec.node = ch.node
 		rec.node.Version = v
 		rec.addrRaw = rec.addrRaw[:0] // recomputed by the next fast-path beat
-		rec.owner, rec.inc, rec.seq, rec.heard = ch.owner, ch.inc, ch.seq, ch.heard
+		rec.owner, rec.inc, rec.seq, rec.heard, rec.auth = ch.owner, ch.inc, ch.seq, ch.heard, ch.auth
 		rec.removed = ch.removed
 		if ch.removed {
 			rec.node.State = discovery.StateOffline
+			if wasLive || created {
+				rec.removedAt = now
+				a.tombs = append(a.tombs, tomb{ch.node.ID, now})
+			}
 		}
 		isTarget := !rec.removed && rec.node.State.Target()
 		switch {
@@ -158,17 +200,68 @@ func (a *app) trimLogLocked() {
 	}
 	a.logStart = a.log[cut-1].version
 	a.log = append(a.log[:0:0], a.log[cut:]...)
+	for _, rec := range a.recs {
+		if rec.removed && !rec.gone && rec.node.Version <= a.logStart {
+			a.forgetLocked(rec)
+		}
+	}
+	a.compactLocked()
+}
+
+// forgetLocked deletes a tombstone from the index; it leaves recs at the
+// next compaction. A delta meeting its id in the log reports it removed.
+func (a *app) forgetLocked(rec *record) {
+	if a.nodes[rec.node.ID] == rec {
+		delete(a.nodes, rec.node.ID)
+	}
+	rec.gone = true
+	a.gone++
+}
+
+// compactLocked drops forgotten records from recs.
+func (a *app) compactLocked() {
+	if a.gone == 0 {
+		return
+	}
 	keep := a.recs[:0]
 	for _, rec := range a.recs {
-		if rec.removed && rec.node.Version <= a.logStart {
-			delete(a.nodes, rec.node.ID)
-			continue
+		if !rec.gone {
+			keep = append(keep, rec)
 		}
-		keep = append(keep, rec)
 	}
 	clear(a.recs[len(keep):])
 	a.recs = keep
+	a.gone = 0
 	a.ownDirty = true
+}
+
+// expireTombstonesLocked forgets tombstones older than ttl at now (unix
+// nanoseconds), so a removal does not order the node's reports forever
+// (issue 12, item 10).
+func (a *app) expireTombstonesLocked(now int64, ttl time.Duration) {
+	i := 0
+	for ; i < len(a.tombs) && now-a.tombs[i].at > int64(ttl); i++ {
+		t := a.tombs[i]
+		if rec := a.nodes[t.id]; rec != nil && rec.removed && rec.removedAt == t.at {
+			a.forgetLocked(rec)
+		}
+	}
+	if i > 0 {
+		a.tombs = append(a.tombs[:0], a.tombs[i:]...)
+	}
+	if a.gone > 1024 || a.gone > len(a.recs)/4 {
+		a.compactLocked()
+	}
+}
+
+// orderLocked returns the record that orders reports of id at now: nil
+// when there is none or only a tombstone older than ttl.
+func (a *app) orderLocked(id string, now int64, ttl time.Duration) *record {
+	rec := a.nodes[id]
+	if rec != nil && rec.removed && now-rec.removedAt > int64(ttl) {
+		return nil
+	}
+	return rec
 }
 
 // ownLocked returns the live records this instance owns (for the sweep).
@@ -215,10 +308,7 @@ func (a *app) deltaLocked(epoch, clientEpoch, since uint64) discovery.Delta {
 		}
 		seen[e.id] = struct{}{}
 		rec := a.nodes[e.id]
-		if rec == nil {
-			continue
-		}
-		if rec.removed {
+		if rec == nil || rec.removed { // a forgotten tombstone is removed too
 			d.Removes = append(d.Removes, e.id)
 		} else {
 			d.Upserts = append(d.Upserts, rec.node)
@@ -243,18 +333,44 @@ func refreshDue(rec *record, now int64, refresh time.Duration) bool {
 }
 
 // significant reports whether a beat's load differs enough from the
-// propagated one to be worth a change.
+// propagated one to be worth a change: a quantity became known or unknown,
+// the readiness changed, utilisation or KV-cache usage moved by eps or more
+// (absolute), a count (concurrency, running, waiting) moved by at least one
+// and by eps or more relative to the larger value, or the queue started or
+// stopped being empty.
 func significant(old, cur *discovery.Load, eps float64) bool {
-	if math.Abs(old.Utilisation-cur.Utilisation) >= eps || math.Abs(old.KVCacheUsage-cur.KVCacheUsage) >= eps {
+	if old.Readiness != cur.Readiness {
 		return true
 	}
-	if old.Concurrency != cur.Concurrency {
-		d := math.Abs(old.Concurrency - cur.Concurrency)
-		if d >= 1 && d >= eps*math.Max(old.Concurrency, cur.Concurrency) {
-			return true
-		}
+	if fracMoved(old.Utilisation, cur.Utilisation, eps) || fracMoved(old.KVCacheUsage, cur.KVCacheUsage, eps) {
+		return true
 	}
-	return (old.Waiting == 0) != (cur.Waiting == 0)
+	if countMoved(old.Concurrency, cur.Concurrency, eps) || countMoved(old.Running, cur.Running, eps) || countMoved(old.Waiting, cur.Waiting, eps) {
+		return true
+	}
+	return (old.Waiting.Or(0) == 0) != (cur.Waiting.Or(0) == 0)
+}
+
+func fracMoved(old, cur discovery.Value, eps float64) bool {
+	o, ok1 := old.Get()
+	c, ok2 := cur.Get()
+	if ok1 != ok2 {
+		return true
+	}
+	return ok1 && math.Abs(o-c) >= eps
+}
+
+func countMoved(old, cur discovery.Value, eps float64) bool {
+	o, ok1 := old.Get()
+	c, ok2 := cur.Get()
+	if ok1 != ok2 {
+		return true
+	}
+	if !ok1 || o == c {
+		return false
+	}
+	d := math.Abs(o - c)
+	return d >= 1 && d >= eps*math.Max(o, c)
 }
 
 // sameIdentity reports whether two node records describe the same serving

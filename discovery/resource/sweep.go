@@ -47,10 +47,15 @@ func (s *Server) sweep(now int64) {
 	grace := int64(s.cfg.ReHomeGrace)
 	var batch []peerChange
 	var cands []expiry
+	var empty []*app
 	for _, a := range s.appList() {
 		cands = cands[:0]
 		var suspects []change
 		a.mu.Lock()
+		if a.freed {
+			a.mu.Unlock()
+			continue
+		}
 		// Own nodes: silence → suspect → offline.
 		for _, rec := range a.ownLocked() {
 			if rec.removed || rec.owner != s.id {
@@ -90,10 +95,14 @@ func (s *Server) sweep(now int64) {
 				}
 			}
 		}
-		a.commitLocked(suspects)
+		a.commitLocked(suspects, now)
 		expired := s.guardLocked(a, cands, now)
-		a.commitLocked(expired)
+		a.commitLocked(expired, now)
+		a.expireTombstonesLocked(now, s.cfg.TombstoneTTL)
 		s.cleanSubsLocked(a, now)
+		if a.emptyLocked() {
+			empty = append(empty, a)
+		}
 		a.mu.Unlock()
 		for _, ch := range suspects {
 			batch = append(batch, peerChange{app: a.name, change: ch})
@@ -105,6 +114,7 @@ func (s *Server) sweep(now int64) {
 		}
 	}
 	s.peers.broadcast(batch)
+	s.freeEmpty(empty)
 }
 
 // guardLocked returns the expiries the per-app guard allows, longest silent
@@ -148,7 +158,7 @@ func (s *Server) guardLocked(a *app, cands []expiry, now int64) []change {
 // changeOf returns a change that rewrites rec as it is (keeping owner,
 // sequence and heard time), for the caller to modify.
 func changeOf(rec *record) change {
-	return change{node: rec.node, owner: rec.owner, inc: rec.inc, seq: rec.seq, heard: rec.heard}
+	return change{node: rec.node, owner: rec.owner, inc: rec.inc, seq: rec.seq, heard: rec.heard, auth: rec.auth}
 }
 
 // cleanSubsLocked forgets subscribers that stopped watching.

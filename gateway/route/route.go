@@ -254,9 +254,15 @@ func toNode(n *discovery.Node) (balancer.Node, bool) {
 	case discovery.StateDraining:
 		st = balancer.Draining
 	}
+	if st == balancer.Ready {
+		switch n.Load.Readiness {
+		case discovery.ReadinessNotReady, discovery.ReadinessAsleep:
+			st = balancer.Draining // kept, not picked, until the engine is ready again
+		}
+	}
 	return balancer.Node{
 		ID: n.ID, Addr: balancer.Address{HTTP: h, GRPC: g}, Capacity: n.Capacity, State: st,
-		Load: balancer.Load{Utilisation: n.Load.Utilisation, Concurrency: n.Load.Concurrency, SampledAt: n.Load.SampledAt},
+		Load: balancer.Load{Utilisation: n.Load.Utilisation.Or(0), Concurrency: n.Load.Concurrency.Or(0), SampledAt: n.Load.SampledAt},
 	}, true
 }
 
