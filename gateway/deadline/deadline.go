@@ -6,6 +6,7 @@ package deadline
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -116,7 +117,13 @@ type Upstream struct {
 	appliedW        int64         // the write deadline in force
 	wroteAt         int64         // end of the last write, while wrote
 	wrote           bool          // a write since the last read: the next read waits for the first byte
+	peerClosed      bool          // a read returned io.EOF: the node closed the connection
 }
+
+// PeerClosed reports whether a read saw the node close the connection.
+// A chunked body that ends on such an EOF was cut: its terminal chunk
+// never came (fasthttp reads that end as a clean one).
+func (c *Upstream) PeerClosed() bool { return c.peerClosed }
 
 func (c *Upstream) SetReadDeadline(t time.Time) error {
 	c.outerR = nanos(t)
@@ -169,6 +176,9 @@ func (c *Upstream) Read(p []byte) (int, error) {
 	}
 	for i := 0; ; i++ {
 		n, err := c.Conn.Read(p)
+		if err == io.EOF {
+			c.peerClosed = true
+		}
 		if err == nil || n > 0 || i == maxRearm || !spurious(err, want) {
 			return n, err
 		}

@@ -1,8 +1,10 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -63,9 +65,12 @@ type Exchange struct {
 	hresp       *http.Response   // the gRPC node's answer
 	body        io.Reader        // the streamed body being relayed
 	failed      bool             // the node broke the stream
-	abortClient io.Closer        // closed when the node breaks the stream
-	cancelled   bool             // the client went away while the stream was read
-	complete    bool             // the streamed body reached its end
+	needDone    bool             // an OpenAI event stream: it must end with data: [DONE]
+	sawDone     bool
+	done        doneScanner
+	abortClient io.Closer // closed when the node breaks the stream
+	cancelled   bool      // the client went away while the stream was read
+	complete    bool      // the streamed body reached its end
 	g           grpcState
 
 	// Companions.
@@ -218,8 +223,16 @@ func (x *Exchange) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := x.body.Read(p)
-	if n > 0 && x.shadow != nil {
-		_, _ = x.shadow.Write(p[:n])
+	if n > 0 {
+		if x.shadow != nil {
+			_, _ = x.shadow.Write(p[:n])
+		}
+		if x.needDone && !x.sawDone {
+			x.sawDone = x.done.scan(p[:n])
+		}
+	}
+	if err == io.EOF && x.cut() {
+		err = errStreamCut
 	}
 	switch {
 	case err == nil:
@@ -256,6 +269,57 @@ func (x *Exchange) AbortClientOnFailure(c io.Closer) { x.abortClient = c }
 // NeedsBody reports whether routing may read the request's body (some
 // route matches on the model or streams on "stream").
 func (x *Exchange) NeedsBody() bool { return x.set.NeedBody() }
+
+// errStreamCut: the node ended a streamed answer before its end: a
+// chunked body without its terminal chunk, an OpenAI event stream without
+// "data: [DONE]", a gRPC call without its status.
+var errStreamCut = fmt.Errorf("%w: stream cut by the node", ErrUpstream)
+
+// cut reports whether a body the node ended (io.EOF) was cut short.
+func (x *Exchange) cut() bool {
+	if x.hresp != nil {
+		return x.hresp.Trailer.Get("Grpc-Status") == "" && x.hresp.Header.Get("Grpc-Status") == ""
+	}
+	switch x.resp.Header.ContentLength() {
+	case -1: // chunked: the terminal chunk is the end, not the connection's
+		return x.call.PeerClosed()
+	case -2: // read until close: only the stream's own end marker tells
+		return x.needDone && !x.sawDone
+	}
+	return false
+}
+
+// doneScanner finds "data: [DONE]" in an event stream read in pieces.
+type doneScanner struct {
+	tail [len(sseDone) - 1]byte
+	n    int
+}
+
+const sseDone = "data: [DONE]"
+
+// scan reports whether the marker ends in p (or spans the last pieces).
+func (d *doneScanner) scan(p []byte) bool {
+	if bytes.Contains(p, []byte(sseDone)) {
+		return true
+	}
+	// The marker may straddle pieces: look at the kept tail plus p's head.
+	var buf [2*len(sseDone) - 2]byte
+	j := copy(buf[:], d.tail[:d.n])
+	j += copy(buf[j:], p)
+	if bytes.Contains(buf[:j], []byte(sseDone)) {
+		return true
+	}
+	// Keep the last len(sseDone)-1 bytes seen.
+	if len(p) >= len(d.tail) {
+		d.n = copy(d.tail[:], p[len(p)-len(d.tail):])
+	} else {
+		keep := min(d.n, len(d.tail)-len(p))
+		copy(d.tail[:], d.tail[d.n-keep:d.n])
+		copy(d.tail[keep:], p)
+		d.n = keep + len(p)
+	}
+	return false
+}
 
 // Failed reports whether the node broke a streamed answer.
 func (x *Exchange) Failed() bool { return x.failed }
@@ -350,6 +414,7 @@ func (x *Exchange) reset() {
 	}
 	x.clientRsp, x.resp, x.hresp, x.body, x.abortClient = nil, nil, nil, nil, nil
 	x.failed, x.complete, x.cancelled = false, false, false
+	x.needDone, x.sawDone, x.done = false, false, doneScanner{}
 	x.split, x.variant, x.shadow, x.span = nil, 0, nil, nil
 }
 

@@ -161,6 +161,10 @@ func (x *Exchange) startBody(rt *route.Route) {
 		x.g.startBody(x, rt)
 	case x.resp.IsBodyStream():
 		x.body = x.resp.BodyStream()
+		// OpenAI completions stream as events that end with
+		// "data: [DONE]": without it, a stream the node closed is cut.
+		x.needDone = bytes.HasPrefix(x.resp.Header.ContentType(), []byte("text/event-stream")) &&
+			(string(x.Req.Path) == "/v1/chat/completions" || string(x.Req.Path) == "/v1/completions")
 	}
 }
 

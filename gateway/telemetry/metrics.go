@@ -97,6 +97,10 @@ func (s *RouteStats) Answered() uint64 {
 	return n
 }
 
+// Failed is the requests answered 5xx (a stream the node broke counts as
+// 502).
+func (s *RouteStats) Failed() uint64 { return s.requests[class5xx].Load() }
+
 // Cancelled is the requests whose client went away (499).
 func (s *RouteStats) Cancelled() uint64 { return s.requests[classCancelled].Load() }
 

@@ -322,6 +322,10 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 	return req.Header.ConnectionClose() || resp.ConnectionClose(), nil
 }
 
+// PeerClosed reports whether the node closed the streamed response's
+// connection while the body was read.
+func (c *Call) PeerClosed() bool { return c.streamed != nil && c.streamed.dc.PeerClosed() }
+
 // Done ends a streamed response: the body stream is released and the
 // connection goes back to the pool when the body was read to its end
 // (complete) and may be kept alive, else it is closed.
