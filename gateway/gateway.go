@@ -260,7 +260,11 @@ func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error
 
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		g.core.Run(runCtx) // the watchdog: cancellation and body timeouts
+	}()
 	go func() {
 		defer wg.Done()
 		if err := g.front.Serve(runCtx, client); err != nil {

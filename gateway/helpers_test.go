@@ -33,6 +33,13 @@ func startGateway(t testing.TB, cfg *Config) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, g, cl)
+}
+
+// serveOn serves g on the client listener cl (and an admin port) until
+// the test ends.
+func serveOn(t testing.TB, g *Gateway, cl net.Listener) *testGateway {
+	t.Helper()
 	al, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

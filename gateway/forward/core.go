@@ -1,8 +1,10 @@
 package forward
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -25,10 +27,12 @@ const maxPathBytes = 8 << 10
 type Core struct {
 	// Immutable after New.
 	idPrefix [12]byte // random hex prefix of generated request ids
+	via      []byte   // "1.1 switchyard-<idPrefix>": this gateway in Via
 	tracing  *telemetry.Tracing
 	unrouted *telemetry.RouteStats // answers given before a route was chosen
 	log      *slog.Logger
 	pool     sync.Pool // *Exchange
+	reg      registry  // every Exchange made, for the watchdog
 
 	// Atomic.
 	set      atomic.Pointer[route.Set]
@@ -44,7 +48,12 @@ func New(metrics *telemetry.Metrics, tracing *telemetry.Tracing, log *slog.Logge
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	hex.Encode(c.idPrefix[:], rb[:])
-	c.pool.New = func() any { return &Exchange{core: c} }
+	c.via = append([]byte("1.1 switchyard-"), c.idPrefix[:]...)
+	c.pool.New = func() any {
+		x := &Exchange{core: c}
+		c.reg.add(x)
+		return x
+	}
 	return c
 }
 
@@ -97,6 +106,11 @@ func (c *Core) Forward(x *Exchange) {
 	case len(r.Path) > maxPathBytes:
 		x.fail(ErrURITooLong)
 		return
+	case bytes.Contains(r.Header(keyVia), c.via[4:]):
+		// This gateway already forwarded the request: a node address
+		// that is the gateway itself, or a loop through several.
+		x.fail(ErrLoop)
+		return
 	}
 	// 1. Normalise: routing, the allowlist and the node see one path.
 	norm, err := route.NormalizePath(r.Path, x.pathBuf[:0])
@@ -126,7 +140,11 @@ func (c *Core) Forward(x *Exchange) {
 	rt = x.extras(rt)
 	x.route = rt
 	x.stream = stream
+	x.forwarding()
 	if err := c.send(x, rt); err != nil {
+		if x.w.gone.Load() {
+			err = errors.Join(ErrClientCancelled, err) // the watchdog aborted it
+		}
 		x.fail(err)
 	}
 }
@@ -170,6 +188,7 @@ var (
 	keyAccept       = []byte("Accept")
 	keyContentType  = []byte("Content-Type")
 	keyForwardedFor = []byte("X-Forwarded-For")
+	keyVia          = []byte("Via")
 )
 
 const ctJSON = "application/json"

@@ -44,6 +44,9 @@ var (
 	// ErrPathNotAllowed: the path is not one of the route's inference
 	// APIs (RouteConfig.AllowPaths). 404; never forwarded.
 	ErrPathNotAllowed = errors.New("gateway: path not allowed")
+	// ErrLoop: the request already passed through this gateway (its Via
+	// names it): a routing loop. 508.
+	ErrLoop = errors.New("gateway: routing loop: the request already passed through this gateway")
 	// ErrShuttingDown: the gateway is draining. 503.
 	ErrShuttingDown = errors.New("gateway: shutting down")
 )
@@ -54,7 +57,10 @@ type UpstreamError struct {
 	Node      string
 	Err       error
 	Retryable bool
-	Status    int // the node's status when it answered 503 (draining)
+	// Status is the node's status when it refused the request (503
+	// draining, 429 queue full), with its Retry-After.
+	Status     int
+	RetryAfter string
 }
 
 func (e *UpstreamError) Error() string {
@@ -105,6 +111,8 @@ func classify(err error) errorClass {
 		return errorClass{400, "invalid_request_error", "invalid_request", grpcInvalidArgument, false}
 	case errors.Is(err, ErrTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return errorClass{413, "invalid_request_error", "request_too_large", grpcResourceExhausted, false}
+	case errors.Is(err, ErrRequestTimeout):
+		return errorClass{408, "invalid_request_error", "request_timeout", grpcDeadlineExceeded, false}
 	case errors.Is(err, ErrURITooLong):
 		return errorClass{414, "invalid_request_error", "uri_too_long", grpcInvalidArgument, false}
 	case errors.Is(err, ErrHeaderTooLarge):
@@ -113,6 +121,8 @@ func classify(err error) errorClass {
 		return errorClass{429, "rate_limit_error", "route_saturated", grpcResourceExhausted, true}
 	case errors.Is(err, ErrOverloaded):
 		return errorClass{503, "server_error", "overloaded", grpcUnavailable, true}
+	case errors.Is(err, ErrLoop):
+		return errorClass{508, "server_error", "loop_detected", grpcInternal, false}
 	case errors.Is(err, ErrShuttingDown):
 		return errorClass{503, "server_error", "shutting_down", grpcUnavailable, true}
 	case errors.Is(err, balancer.ErrNoEndpoint):
@@ -125,8 +135,13 @@ func classify(err error) errorClass {
 		return errorClass{504, "server_error", "upstream_timeout", grpcDeadlineExceeded, false}
 	}
 	var ue *UpstreamError
-	if errors.As(err, &ue) && ue.Status == 503 {
-		return errorClass{503, "server_error", "upstream_unavailable", grpcUnavailable, true}
+	if errors.As(err, &ue) {
+		switch ue.Status {
+		case 503:
+			return errorClass{503, "server_error", "upstream_unavailable", grpcUnavailable, true}
+		case 429:
+			return errorClass{429, "rate_limit_error", "upstream_rate_limited", grpcResourceExhausted, true}
+		}
 	}
 	return errorClass{502, "server_error", "upstream_error", grpcUnavailable, false}
 }

@@ -73,6 +73,8 @@ type Exchange struct {
 	complete    bool      // the streamed body reached its end
 	g           grpcState
 
+	w watch // the watchdog's view
+
 	// Companions.
 	split   *split.Splitter
 	variant int
@@ -108,6 +110,10 @@ func (x *Exchange) GRPCStatus() (code uint32, message string) {
 func (x *Exchange) RetryAfter() []byte {
 	if !x.retryAfter {
 		return nil
+	}
+	var ue *UpstreamError
+	if errors.As(x.err, &ue) && ue.RetryAfter != "" {
+		return bytesOf(ue.RetryAfter) // the node's own, passed on
 	}
 	return x.set.RetryAfter()
 }
@@ -177,7 +183,9 @@ func (x *Exchange) match() (*route.Route, bool, error) {
 	case r.Proto == GRPC:
 		if hasGRPCModelField(r.Path) {
 			var err error
-			if model, hasModel, err = x.readFirstGRPCMessage(); err != nil {
+			model, hasModel, err = x.readFirstGRPCMessage()
+			x.EndBody()
+			if err != nil {
 				return nil, false, err
 			}
 		}
@@ -241,7 +249,7 @@ func (x *Exchange) Read(p []byte) (int, error) {
 	default:
 		switch {
 		case x.failed || x.cancelled:
-		case clientGone(x.Req.Ctx):
+		case x.w.gone.Load() || clientGone(x.Req.Ctx):
 			x.cancelled = true // the client went away: not the node's fault
 		default:
 			x.failed = true
@@ -366,6 +374,20 @@ func (x *Exchange) Finish(clientErr error) {
 	x.core.pool.Put(x)
 }
 
+// FinishAfterPanic ends an exchange whose handler panicked: it settles
+// what it can and does not return x to the pool (its state is unknown).
+// A second panic here is swallowed.
+func (x *Exchange) FinishAfterPanic() {
+	defer func() { _ = recover() }()
+	if x.ep != nil {
+		x.ep.Release()
+	}
+	x.releaseUpstream()
+	if x.counted {
+		x.core.inflight.Add(-1)
+	}
+}
+
 // finishShadow hands the primary's outcome to the mirror: a buffered body
 // is copied (bounded), a streamed one was teed by Read.
 func (x *Exchange) finishShadow(status int, d time.Duration) {
@@ -399,6 +421,7 @@ func (x *Exchange) releaseUpstream() {
 
 // reset readies x for the pool, keeping its buffers.
 func (x *Exchange) reset() {
+	x.endWatch() // first: the watchdog leaves x alone from here
 	if x.Req.h2 != nil && x.Req.Proto != GRPC {
 		x.out.Reset() // it held the encoded HTTP/2 request
 	}

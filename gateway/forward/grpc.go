@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -56,6 +57,9 @@ func (x *Exchange) readFirstGRPCMessage() (model []byte, found bool, err error) 
 			if len(buf) == 0 && rerr == io.EOF {
 				g.noMessage = true
 				return nil, false, nil // no message at all
+			}
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return nil, false, ErrRequestTimeout
 			}
 			return nil, false, errors.Join(route.ErrMalformedGRPC, rerr)
 		}
@@ -119,6 +123,11 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	if x.idGenerated {
 		out.Header.Set("X-Request-Id", string(x.id))
 	}
+	via := string(x.core.via)
+	if prior := r.h2.Header.Get("Via"); prior != "" {
+		via = prior + ", " + via
+	}
+	out.Header["Via"] = []string{via}
 	out.Host = string(r.Host)
 	out.ContentLength = -1
 	resp, err := n.H2().RoundTrip(out)

@@ -82,7 +82,10 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 		}
 		more := len(avoid) < maxAvoid && retries < rt.Attempts()
 		if err == nil {
-			n.Report(status < 500)
+			// A node that refuses with a Retry-After (a 503 while it
+			// drains or starts, a 429) is telling, not failing: it does not
+			// count against its breaker.
+			n.Report(status < 500 || status == fasthttp.StatusServiceUnavailable && len(x.nodeRetryAfter()) > 0)
 			refused := status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests
 			if !refused || !replayable || !more || !rt.TakeRetry() {
 				x.ep, x.node, x.status = ep, n, status
@@ -100,7 +103,7 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 			}
 			x.discardAttempt()
 			ep.Release()
-			lastErr = &UpstreamError{Node: n.ID(), Status: status, Retryable: true}
+			lastErr = &UpstreamError{Node: n.ID(), Status: status, Retryable: true, RetryAfter: string(x.nodeRetryAfter())}
 		} else {
 			ep.Release()
 			if !errors.Is(err, upstream.ErrNoFreeConns) && !errors.Is(err, upstream.ErrAborted) {
@@ -129,7 +132,6 @@ func (x *Exchange) attemptHTTP(n *upstream.Node) (status int, replayable bool, e
 	}
 	x.resp = resp
 	resp.StreamBody = x.stream
-	x.call.Reset()
 	err = n.Do(&x.call, req, resp, x.deadline)
 	buffered := !req.IsBodyStream()
 	if err == nil {
@@ -142,6 +144,19 @@ func (x *Exchange) attemptHTTP(n *upstream.Node) (status int, replayable bool, e
 	}
 	return 0, replayable, err
 }
+
+// nodeRetryAfter is the Retry-After of the node's answer, if any.
+func (x *Exchange) nodeRetryAfter() []byte {
+	if x.hresp != nil {
+		return bytesOf(x.hresp.Header.Get("Retry-After"))
+	}
+	if x.resp == nil {
+		return nil
+	}
+	return x.resp.Header.PeekBytes(keyRetryAfter)
+}
+
+var keyRetryAfter = []byte("Retry-After")
 
 // discardAttempt drops a refused attempt's answer before a retry.
 func (x *Exchange) discardAttempt() {
@@ -211,6 +226,7 @@ func (x *Exchange) prepareHTTP() {
 			uri.SetScheme("http")
 		}
 		appendForwardedFor(&req.Header, req.Header.PeekCanonical(keyForwardedFor), r.ipText)
+		appendVia(&req.Header, req.Header.PeekCanonical(keyVia), x.core.via)
 		return
 	}
 	out := &x.out
@@ -218,13 +234,16 @@ func (x *Exchange) prepareHTTP() {
 	out.Header.SetMethodBytes(r.Method)
 	out.SetRequestURIBytes(x.targetURI())
 	out.Header.SetHostBytes(r.Host)
-	var prior []byte
+	var prior, priorVia []byte
 	for k, vv := range r.h2.Header {
 		switch {
 		case hopHeader(bytesOf(k)):
 			continue
 		case k == "X-Forwarded-For":
 			prior = bytesOf(vv[0])
+			continue
+		case k == "Via":
+			priorVia = bytesOf(vv[0])
 			continue
 		}
 		for _, v := range vv {
@@ -235,6 +254,7 @@ func (x *Exchange) prepareHTTP() {
 		out.Header.SetCanonical(keyRequestID, x.id)
 	}
 	appendForwardedFor(&out.Header, prior, r.ipText)
+	appendVia(&out.Header, priorVia, x.core.via)
 	out.SetBodyRaw(r.Body)
 }
 
@@ -285,6 +305,18 @@ func appendForwardedFor(h *fasthttp.RequestHeader, prior, ip []byte) {
 // that fasthttp does not handle itself (it handles Connection and
 // Transfer-Encoding).
 var h1HopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect"}
+
+// appendVia adds this gateway to Via (RFC 9110 §7.6.3), without
+// allocating; it is how a loop back into the gateway is recognised.
+func appendVia(h *fasthttp.RequestHeader, prior, via []byte) {
+	if len(prior) == 0 {
+		h.SetCanonical(keyVia, via)
+		return
+	}
+	var buf [256]byte
+	b := append(append(append(buf[:0], prior...), ", "...), via...)
+	h.SetCanonical(keyVia, b)
+}
 
 // hasHopHeader reports whether raw request headers may hold one of
 // h1HopHeaders: a line that starts with its name (any case)

@@ -2,12 +2,15 @@ package frontend
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,6 +25,14 @@ import (
 // (Exchange.CloseWithError) when the response is done.
 func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 	x := s.core.Acquire()
+	defer func() {
+		if p := recover(); p != nil {
+			s.recoverH1(ctx, x, p)
+		}
+	}()
+	if testHook != nil {
+		testHook(ctx.Request.Header.Peek("X-Test-Panic"))
+	}
 	r := &x.Req
 	r.Proto = forward.HTTP1
 	r.Start = ctx.Time() // read by fasthttp just before calling the handler
@@ -31,11 +42,12 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 	r.SetHTTP1(&ctx.Request, ctx.IsTLS())
 	if cc, ok := ctx.Conn().(*clientConn); ok {
 		r.SetClientAddr(cc.addr, cc.ipText)
+		x.WatchClient(cc) // a client that leaves cancels its node's work
 	} else if ap, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
 		r.SetClientAddr(ap, []byte(ap.String()))
 	}
 	switch {
-	case !ctx.IsGet() && framingConflict(ctx.Request.Header.RawHeaders()):
+	case framingConflict(ctx.Request.Header.RawHeaders()):
 		// Content-Length and Transfer-Encoding together: a request
 		// smuggling attempt (RFC 9112 §6.3). Refuse it and close the
 		// connection so nothing after it on the wire is read as a request.
@@ -50,7 +62,9 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 	}
 	x.SetClientResponse(&ctx.Response)
 	s.core.Forward(x)
-	if r.Err != nil || x.Status() == fasthttp.StatusRequestURITooLong {
+	if r.Err != nil || x.Status() == fasthttp.StatusRequestURITooLong || s.core.Draining() {
+		// A malformed request leaves the connection unusable; a draining
+		// gateway asks clients to go elsewhere.
 		ctx.SetConnectionClose()
 	}
 	resp := &ctx.Response
@@ -65,16 +79,20 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		setGatewayHeaders(&resp.Header, x)
 		resp.SetBody(x.LocalBody())
 		x.Finish(nil)
+		x = nil
 	case !x.Streamed():
 		// The node's answer is in ctx.Response already.
-		keepClientConnection(ctx, x)
+		s.keepClientConnection(ctx, x)
+		stripHopHeaders(&resp.Header)
 		setGatewayHeaders(&resp.Header, x)
 		x.Finish(nil)
+		x = nil
 	default:
 		// Streamed: status and headers now, the body as it arrives.
 		up := x.Response()
 		up.Header.CopyTo(&resp.Header)
-		keepClientConnection(ctx, x)
+		s.keepClientConnection(ctx, x)
+		stripHopHeaders(&resp.Header)
 		setGatewayHeaders(&resp.Header, x)
 		size := up.Header.ContentLength()
 		if size < 0 || bytes.HasPrefix(up.Header.ContentType(), []byte("text/event-stream")) {
@@ -83,16 +101,57 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		// A node that breaks the stream must not look like a clean end:
 		// the client connection is closed without the terminating chunk.
 		x.AbortClientOnFailure(ctx.Conn())
-		resp.SetBodyStream(x, size)
+		resp.SetBodyStream(x, size) // fasthttp ends it: CloseWithError
+		x = nil
+	}
+}
+
+// testHook, when a test sets it, runs at the start of every request (to
+// make a handler panic on purpose).
+var testHook func(arg []byte)
+
+// recoverH1 answers a panic in the handler with 500 instead of letting it
+// kill the process (fasthttp does not recover handlers), logs it with the
+// stack, and ends the exchange if it can.
+// x is nil once the exchange was finished (or handed to fasthttp).
+func (s *Server) recoverH1(ctx *fasthttp.RequestCtx, x *forward.Exchange, p any) {
+	s.log.Error("gateway: panic serving a request", "panic", p, "stack", string(debug.Stack()))
+	ctx.Response.Reset()
+	ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"error":{"message":"internal error","type":"server_error","code":"internal_error"}}`)
+	ctx.SetConnectionClose()
+	if x != nil {
+		x.FinishAfterPanic()
+	}
+}
+
+// stripHopHeaders drops the hop-by-hop headers of a node's answer (RFC
+// 9110 §7.6.1): they are about the node's connection to the gateway.
+// fasthttp writes Connection and Transfer-Encoding itself.
+func stripHopHeaders(h *fasthttp.ResponseHeader) {
+	found := false
+	for k := range h.All() {
+		if hopResponseHeader(k) {
+			found = true
+			break
+		}
+	}
+	if found {
+		for _, k := range hopNames {
+			if k != "Connection" && k != "Transfer-Encoding" {
+				h.Del(k)
+			}
+		}
 	}
 }
 
 // keepClientConnection: the node's Connection: close is about the
 // gateway's connection to it, not the client's; the client's own wish
 // and a draining gateway close the client connection.
-func keepClientConnection(ctx *fasthttp.RequestCtx, x *forward.Exchange) {
+func (s *Server) keepClientConnection(ctx *fasthttp.RequestCtx, x *forward.Exchange) {
 	ctx.Response.Header.ResetConnectionClose()
-	if x.ClientClose() {
+	if x.ClientClose() || s.core.Draining() {
 		ctx.SetConnectionClose()
 	}
 }
@@ -192,7 +251,9 @@ func (s *Server) serveH1Error(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error(`{"error":{"message":"request read timeout","type":"invalid_request_error","code":"request_timeout"}}`, fasthttp.StatusRequestTimeout)
 		return
 	default:
-		err = errors.Join(forward.ErrBadRequest, err)
+		// Never the parser's message: it quotes the raw request, and that
+		// carries Authorization.
+		err = forward.ErrBadRequest
 	}
 	status, body := forward.ErrorAnswer(err)
 	ctx.Response.Reset()
@@ -208,11 +269,35 @@ type clientConn struct {
 	deadline.Client
 	addr   netip.Addr
 	ipText []byte
+	raw    syscall.RawConn // the TCP socket under any wrapping, for Gone
+}
+
+// rawConn finds the TCP socket under the sniffer's and TLS's wrappers.
+func rawConn(c net.Conn) syscall.RawConn {
+	for {
+		switch w := c.(type) {
+		case *prefixConn:
+			c = w.Conn
+		case *plainConn:
+			c = w.Conn
+		case *tls.Conn:
+			c = w.NetConn()
+		case syscall.Conn:
+			rc, err := w.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		default:
+			return nil
+		}
+	}
 }
 
 func newClientConn(c net.Conn) *clientConn {
 	cc := &clientConn{}
 	cc.Conn = c
+	cc.raw = rawConn(c)
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		if ap := ta.AddrPort(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
 			cc.addr = ap.Addr().Unmap()

@@ -2,11 +2,11 @@ package frontend
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +22,14 @@ import (
 // breaks a streamed answer.
 func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	x := s.core.Acquire()
+	defer func() {
+		if p := recover(); p != nil {
+			s.recoverH2(w, x, p)
+		}
+	}()
+	if testHook != nil {
+		testHook([]byte(req.Header.Get("X-Test-Panic")))
+	}
 	r := &x.Req
 	r.Start = time.Now()
 	grpc := strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc")
@@ -30,12 +38,14 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		r.SetClientAddr(ap.Addr(), nil)
 	}
 	var bp *[]byte
+	x.BeginBody(w) // a body still arriving after Limits.ReadTimeout is cut
 	if grpc {
-		r.BodyStream = req.Body
+		r.BodyStream = req.Body // the core reads the first message, then ends the body phase
 	} else {
 		bp = bodyPool.Get().(*[]byte)
 		*bp, r.Err = readBody(req.Body, (*bp)[:0], s.lim.MaxBodyBytes)
 		r.Body = *bp
+		x.EndBody()
 	}
 	s.core.Forward(x)
 	h := w.Header()
@@ -98,6 +108,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	}
 	failed := x.Failed()
 	x.Finish(clientErr)
+	x = nil
 	if bp != nil {
 		bodyPool.Put(bp)
 	}
@@ -106,6 +117,25 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		// end.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// recoverH2 answers a panic with 500 (or a gRPC INTERNAL status) when
+// nothing was written yet, logs it with the stack and ends the exchange.
+// http.ErrAbortHandler, the deliberate reset of a broken stream, goes on.
+// x is nil once the exchange was finished.
+func (s *Server) recoverH2(w http.ResponseWriter, x *forward.Exchange, p any) {
+	if p == http.ErrAbortHandler { //nolint:errorlint // a sentinel panic value
+		panic(p)
+	}
+	s.log.Error("gateway: panic serving a request", "panic", p, "stack", string(debug.Stack()))
+	if x == nil {
+		panic(http.ErrAbortHandler) // the answer was under way: reset the stream
+	}
+	x.FinishAfterPanic()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusInternalServerError)
+	_, _ = io.WriteString(w, `{"error":{"message":"internal error","type":"server_error","code":"internal_error"}}`)
 }
 
 // bodyPool holds request body buffers of HTTP/2 requests.
@@ -126,7 +156,7 @@ func readBody(rd io.Reader, buf []byte, limit int) ([]byte, error) {
 			return buf, nil
 		}
 		if err != nil {
-			return buf[:0], errors.Join(forward.ErrBadRequest, err)
+			return buf[:0], forward.BodyError(err)
 		}
 	}
 }

@@ -37,3 +37,21 @@ func peek(c net.Conn, buf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Gone reports whether the client closed its connection (or reset it),
+// looking without consuming: a readable end-of-file or an error. Called
+// by the core's watchdog while the request waits for its node, so nothing
+// else reads the connection then. TLS connections are looked at below
+// TLS: a close_notify reads as data, so it is seen at the TCP close.
+func (c *clientConn) Gone() bool {
+	if c.raw == nil {
+		return false
+	}
+	gone := false
+	var buf [1]byte
+	_ = c.raw.Control(func(fd uintptr) {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = n == 0 && err == nil || err != nil && err != syscall.EAGAIN && err != syscall.EINTR
+	})
+	return gone
+}

@@ -1,0 +1,131 @@
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serveFrontend runs a frontend over a real core and one static route to
+// node until the test ends.
+func serveFrontend(t *testing.T, node string, logs io.Writer) (addr string, core *forward.Core) {
+	t.Helper()
+	cfg := &config.Config{Routes: []config.RouteConfig{{Name: "m", Match: config.MatchConfig{Models: []string{"m"}}, Nodes: []config.NodeConfig{{HTTP: node}}}}}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	metrics, err := telemetry.NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	core = forward.New(metrics, nil, log)
+	st, err := route.NewSet(cfg, nil, route.Deps{Metrics: metrics, Log: log, Sender: core.Sender()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core.SetRoutes(st)
+	s, err := New(core, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		s.Shutdown(sctx, ln)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		st.CloseExtras()
+	})
+	return ln.Addr().String(), core
+}
+
+// TestHandlerPanicRecovered: a panic while serving a request (HTTP/1.1 or
+// HTTP/2) is answered 500 in the OpenAI error shape, logged with its
+// stack, and the gateway keeps serving; nothing stays counted in flight.
+func TestHandlerPanicRecovered(t *testing.T) {
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer node.Close()
+	var logs syncBuffer
+	addr, core := serveFrontend(t, strings.TrimPrefix(node.URL, "http://"), &logs)
+	testHook = func(arg []byte) {
+		if string(arg) == "yes" {
+			panic("boom")
+		}
+	}
+	defer func() { testHook = nil }()
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	for _, c := range []*http.Client{
+		{Timeout: 5 * time.Second},
+		{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &p}},
+	} {
+		for _, panicking := range []string{"yes", "no"} {
+			req, _ := http.NewRequest("POST", "http://"+addr+"/v1/completions", strings.NewReader(`{"model":"m"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Test-Panic", panicking)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := 200
+			if panicking == "yes" {
+				want = 500
+			}
+			if resp.StatusCode != want || want == 500 && !strings.Contains(string(b), `"code":"internal_error"`) {
+				t.Fatalf("proto %d, panic %s: %d %s", resp.ProtoMajor, panicking, resp.StatusCode, b)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "panic=boom") || !strings.Contains(logs.String(), "stack=") {
+		t.Errorf("the panic was not logged with its stack: %s", logs.String())
+	}
+	if n := core.InFlight(); n != 0 {
+		t.Errorf("in flight after the panics: %d", n)
+	}
+}

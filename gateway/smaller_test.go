@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestRefusalsPassOn: an engine's 429 reaches the client as 429 with the
+// engine's Retry-After, also once a retry on another node was refused
+// too; and refusals with a Retry-After never trip the breaker.
+func TestRefusalsPassOn(t *testing.T) {
+	full := func(name string, status int) string {
+		return backend(t, name, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(status)
+		}).URL
+	}
+	for _, tc := range []struct {
+		name   string
+		nodes  []string
+		status int
+	}{
+		{"one node, 429", []string{full("a", 429)}, 429},
+		{"two nodes, both 429", []string{full("b", 429), full("c", 429)}, 429},
+		{"two nodes, both 503", []string{full("d", 503), full("e", 503)}, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(staticRoute("m", tc.nodes...))
+			cfg.Routes[0].Retries.BudgetPercent = 100
+			cfg.Routes[0].Breaker.Failures = 2
+			gw := startGateway(t, cfg)
+			for i := 0; i < 6; i++ {
+				resp, body := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`)
+				ra := resp.Header.Get("Retry-After")
+				// A 503 marks its node as draining: later requests find no
+				// node and get the gateway's own 503 with its Retry-After.
+				if resp.StatusCode != tc.status || ra == "" || tc.status == 429 && ra != "7" {
+					t.Fatalf("request %d: %d Retry-After %q %s", i, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+				}
+			}
+			r := gw.g.core.Routes().Route("m")
+			if e := r.Stats().Ejections(); e != 0 {
+				t.Errorf("refusals with Retry-After opened %d breakers", e)
+			}
+		})
+	}
+}
+
+// rawAnswer writes raw bytes to the gateway and returns what it
+// answers (until it closes or 2 s pass).
+func rawAnswer(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.WriteString(c, raw)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", raw[:min(len(raw), 40)], err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.Status + "\n" + string(b)
+}
+
+// TestSmallerHardening covers issue 12's item 7 on the client port.
+func TestSmallerHardening(t *testing.T) {
+	var mu sync.Mutex
+	var hosts []string
+	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		_, _ = io.ReadAll(r.Body)
+		h := w.Header()
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Proxy-Connection", "keep-alive")
+		h.Set("Upgrade", "h2c")
+		h.Set("X-Kept", "yes")
+		_, _ = io.WriteString(w, `{}`)
+	})
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	body := `{"model":"m"}`
+
+	t.Run("GET with Content-Length and Transfer-Encoding", func(t *testing.T) {
+		got := rawAnswer(t, gw.addr, "GET /v1/models HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+		if !strings.HasPrefix(got, "400") {
+			t.Fatalf("answered %q", got)
+		}
+	})
+	t.Run("absolute-form target keeps the Host", func(t *testing.T) {
+		got := rawAnswer(t, gw.addr, "POST http://evil.example/v1/completions HTTP/1.1\r\nHost: real.example\r\nContent-Type: application/json\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+		if !strings.HasPrefix(got, "200") {
+			t.Fatalf("answered %q", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(hosts) == 0 || hosts[len(hosts)-1] != "real.example" {
+			t.Fatalf("the node saw Host %q", hosts)
+		}
+	})
+	t.Run("hop-by-hop response headers stripped", func(t *testing.T) {
+		for _, h2 := range []bool{false, true} {
+			c := testClient()
+			if h2 {
+				c = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+			}
+			resp, _ := post(t, c, gw.url("/v1/completions"), body)
+			for _, h := range []string{"Keep-Alive", "Proxy-Connection", "Upgrade"} {
+				if v := resp.Header.Get(h); v != "" {
+					t.Errorf("h2=%v: the client got %s: %s", h2, h, v)
+				}
+			}
+			if resp.Header.Get("X-Kept") != "yes" {
+				t.Errorf("h2=%v: end-to-end header lost", h2)
+			}
+		}
+	})
+	t.Run("a 400 never echoes the request", func(t *testing.T) {
+		got := rawAnswer(t, gw.addr, "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer sk-secret-123\r\nContent-Length: nope\r\n\r\n")
+		if !strings.HasPrefix(got, "400") || strings.Contains(got, "sk-secret") || strings.Contains(got, "Authorization") {
+			t.Fatalf("answered %q", got)
+		}
+	})
+	t.Run("Connection: close while draining", func(t *testing.T) {
+		gw2 := startGateway(t, testConfig(staticRoute("m", be.URL)))
+		gw2.g.core.Drain()
+		resp, _ := post(t, testClient(), gw2.url("/v1/completions"), body)
+		if !resp.Close {
+			t.Fatal("a draining gateway's answer does not ask the client to close")
+		}
+	})
+}
+
+// TestRoutingLoop: a node address that is the gateway itself is answered
+// 508 at the second pass instead of looping until something breaks.
+func TestRoutingLoop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the gateway takes the port below
+	cfg := testConfig(staticRoute("m", "http://"+addr))
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s taken again: %v", addr, err)
+	}
+	tg := serveOn(t, g, cl)
+	resp, b := post(t, testClient(), tg.url("/v1/completions"), `{"model":"m"}`)
+	if resp.StatusCode != 508 || decodeError(t, b).Error.Code != "loop_detected" {
+		t.Fatalf("answered %d %s", resp.StatusCode, b)
+	}
+}
