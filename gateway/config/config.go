@@ -102,6 +102,17 @@ type Limits struct {
 	// MaxH2Streams is the most concurrent HTTP/2 streams per connection.
 	// Default 250.
 	MaxH2Streams int `yaml:"max_h2_streams"`
+	// MaxBufferedBytes bounds the request bodies the gateway holds in
+	// memory at once, over all requests; a request that would pass it
+	// gets 503 with Retry-After. Default 256 MiB.
+	MaxBufferedBytes int `yaml:"max_buffered_bytes"`
+	// MaxConnections bounds open client connections; past it new ones
+	// are closed at once. Default 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds open client connections from one client
+	// address. Default 0: no cap (behind a proxy or load balancer every
+	// client has its address; set it when clients connect directly).
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 }
 
 // DiscoveryConfig points at the Resource tier.
@@ -408,6 +419,8 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 	setInt(&l.MaxH2Streams, 250)
+	setInt(&l.MaxBufferedBytes, 256<<20)
+	setInt(&l.MaxConnections, 10000)
 	setDur(&l.ReadTimeout, 30*time.Second)
 	setDur(&l.IdleTimeout, 120*time.Second)
 	setDur(&l.ShutdownTimeout, 30*time.Second)
@@ -511,6 +524,12 @@ func (c *Config) Validate() error {
 		return cfgErr("limits.max_response_bytes %d: must be positive", l.MaxResponseBytes)
 	case l.ReadTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:
 		return cfgErr("limits: timeouts must not be negative")
+	case l.MaxBufferedBytes < l.MaxBodyBytes:
+		return cfgErr("limits.max_buffered_bytes %d: must be at least limits.max_body_bytes (%d)", l.MaxBufferedBytes, l.MaxBodyBytes)
+	case l.MaxConnections < 1:
+		return cfgErr("limits.max_connections %d: must be at least 1", l.MaxConnections)
+	case l.MaxConnectionsPerIP < 0:
+		return cfgErr("limits.max_connections_per_ip %d: must not be negative (0: no cap)", l.MaxConnectionsPerIP)
 	case l.MaxH2Streams < 1 || l.MaxH2Streams > 10000:
 		return cfgErr("limits.max_h2_streams %d: must be 1..10000", l.MaxH2Streams)
 	}

@@ -37,6 +37,7 @@ type Core struct {
 	// Atomic.
 	set      atomic.Pointer[route.Set]
 	inflight atomic.Int64
+	buffered atomic.Int64 // request body bytes held in memory (Limits.MaxBufferedBytes)
 	reqSeq   atomic.Uint64
 	draining atomic.Bool
 }
@@ -66,6 +67,9 @@ func (c *Core) Routes() *route.Set { return c.set.Load() }
 
 // InFlight is the requests between Forward and Finish.
 func (c *Core) InFlight() int64 { return c.inflight.Load() }
+
+// Buffered is the request body bytes the gateway holds now.
+func (c *Core) Buffered() int64 { return c.buffered.Load() }
 
 // Drain marks the gateway as shutting down (readiness fails; answers ask
 // HTTP/1.1 clients to close their connection).

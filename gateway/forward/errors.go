@@ -123,6 +123,8 @@ func classify(err error) errorClass {
 		return errorClass{503, "server_error", "overloaded", grpcUnavailable, true}
 	case errors.Is(err, ErrLoop):
 		return errorClass{508, "server_error", "loop_detected", grpcInternal, false}
+	case errors.Is(err, ErrBodyBudget):
+		return errorClass{503, "server_error", "overloaded", grpcUnavailable, true}
 	case errors.Is(err, ErrShuttingDown):
 		return errorClass{503, "server_error", "shutting_down", grpcUnavailable, true}
 	case errors.Is(err, balancer.ErrNoEndpoint):

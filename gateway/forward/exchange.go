@@ -73,7 +73,8 @@ type Exchange struct {
 	complete    bool      // the streamed body reached its end
 	g           grpcState
 
-	w watch // the watchdog's view
+	w        watch // the watchdog's view
+	reserved int64 // body bytes held against Limits.MaxBufferedBytes
 
 	// Companions.
 	split   *split.Splitter
@@ -367,11 +368,40 @@ func (x *Exchange) Finish(clientErr error) {
 		settle(x.ep, status)
 	}
 	x.releaseUpstream()
+	x.releaseBody()
 	if x.counted {
 		x.core.inflight.Add(-1)
 	}
 	x.reset()
 	x.core.pool.Put(x)
+}
+
+// ErrBodyBudget: the gateway holds Limits.MaxBufferedBytes of request
+// bodies already. 503 with Retry-After.
+var ErrBodyBudget = errors.New("gateway: too many request bodies in memory; retry later")
+
+// ReserveBody takes n more bytes of a body the frontend is about to hold
+// from the gateway's budget (Limits.MaxBufferedBytes); false (nothing
+// taken) when that would pass it. Finish gives everything back.
+func (x *Exchange) ReserveBody(n int) bool {
+	if n <= 0 {
+		return true
+	}
+	c := x.core
+	limit := int64(x.set.Config().Limits.MaxBufferedBytes)
+	if c.buffered.Add(int64(n)) > limit {
+		c.buffered.Add(-int64(n))
+		return false
+	}
+	x.reserved += int64(n)
+	return true
+}
+
+func (x *Exchange) releaseBody() {
+	if x.reserved != 0 {
+		x.core.buffered.Add(-x.reserved)
+		x.reserved = 0
+	}
 }
 
 // FinishAfterPanic ends an exchange whose handler panicked: it settles
@@ -383,6 +413,7 @@ func (x *Exchange) FinishAfterPanic() {
 		x.ep.Release()
 	}
 	x.releaseUpstream()
+	x.releaseBody()
 	if x.counted {
 		x.core.inflight.Add(-1)
 	}

@@ -53,7 +53,9 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		// connection so nothing after it on the wire is read as a request.
 		r.Err = errFramingConflict
 	case s.streamBodies && ctx.Request.IsBodyStream():
-		r.Err = s.prepareBody(ctx, x.NeedsBody())
+		r.Err = s.prepareBody(ctx, x)
+	case !x.ReserveBody(len(ctx.Request.Body())):
+		r.Err = forward.ErrBodyBudget
 	}
 	if ctx.Request.IsBodyStream() {
 		r.BodyStream = ctx.RequestBodyStream()
@@ -202,16 +204,22 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // (Limits.StreamBodyOver), whether the body is read now (small, chunked,
 // or needed for routing) or streamed to the node, and enforces
 // Limits.MaxBodyBytes.
-func (s *Server) prepareBody(ctx *fasthttp.RequestCtx, needBody bool) error {
+func (s *Server) prepareBody(ctx *fasthttp.RequestCtx, x *forward.Exchange) error {
 	lim := &s.lim
 	cl := ctx.Request.Header.ContentLength()
 	switch {
 	case cl > lim.MaxBodyBytes:
 		return forward.ErrTooLarge
 	case cl >= 0 && cl <= lim.StreamBodyOver:
+		if !x.ReserveBody(cl) {
+			return forward.ErrBodyBudget
+		}
 		ctx.Request.Body() // complete already: materialize
 	case cl > lim.StreamBodyOver:
-		if needBody && ctx.IsPost() && route.IsJSONRequest(ctx.Request.Header.ContentType(), nil) {
+		if x.NeedsBody() && ctx.IsPost() && route.IsJSONRequest(ctx.Request.Header.ContentType(), nil) {
+			if !x.ReserveBody(cl) {
+				return forward.ErrBodyBudget
+			}
 			ctx.Request.Body() // routing reads it; bounded by Content-Length
 		}
 		// else: stream it to the node.
@@ -222,6 +230,9 @@ func (s *Server) prepareBody(ctx *fasthttp.RequestCtx, needBody bool) error {
 		rd := ctx.RequestBodyStream()
 		for {
 			n, err := rd.Read(*bp)
+			if !x.ReserveBody(n) {
+				return forward.ErrBodyBudget
+			}
 			body = append(body, (*bp)[:n]...)
 			if len(body) > lim.MaxBodyBytes {
 				return forward.ErrTooLarge
@@ -279,6 +290,8 @@ func rawConn(c net.Conn) syscall.RawConn {
 		case *prefixConn:
 			c = w.Conn
 		case *plainConn:
+			c = w.Conn
+		case *countedConn:
 			c = w.Conn
 		case *tls.Conn:
 			c = w.NetConn()

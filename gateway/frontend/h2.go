@@ -43,7 +43,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		r.BodyStream = req.Body // the core reads the first message, then ends the body phase
 	} else {
 		bp = bodyPool.Get().(*[]byte)
-		*bp, r.Err = readBody(req.Body, (*bp)[:0], s.lim.MaxBodyBytes)
+		*bp, r.Err = readBody(req.Body, (*bp)[:0], s.lim.MaxBodyBytes, x)
 		r.Body = *bp
 		x.EndBody()
 	}
@@ -110,7 +110,9 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	x.Finish(clientErr)
 	x = nil
 	if bp != nil {
-		bodyPool.Put(bp)
+		if cap(*bp) <= maxPooledBody {
+			bodyPool.Put(bp)
+		} // a large buffer goes to the garbage collector, not the pool
 	}
 	if failed {
 		// Reset the stream so the client sees the failure, not a clean
@@ -141,13 +143,20 @@ func (s *Server) recoverH2(w http.ResponseWriter, x *forward.Exchange, p any) {
 // bodyPool holds request body buffers of HTTP/2 requests.
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// readBody reads a request body into buf, up to limit bytes.
-func readBody(rd io.Reader, buf []byte, limit int) ([]byte, error) {
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+// readBody reads a request body into buf, up to limit bytes, each piece
+// reserved from the gateway's body budget first.
+func readBody(rd io.Reader, buf []byte, limit int, x *forward.Exchange) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := rd.Read(buf[len(buf):cap(buf)])
+		if !x.ReserveBody(n) {
+			return buf[:0], forward.ErrBodyBudget
+		}
 		buf = buf[:len(buf)+n]
 		if len(buf) > limit {
 			return buf[:0], forward.ErrTooLarge

@@ -1,6 +1,10 @@
 package frontend
 
 import (
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,6 +14,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // h2Preface is the HTTP/2 client connection preface (RFC 9113 §3.4).
@@ -39,7 +45,12 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, h1 *chanListen
 			return fmt.Errorf("gateway: accept: %w", err)
 		}
 		delay = 0
-		go s.sniff(ctx, c, h1)
+		cc, ok := s.conns.admit(c, &s.lim)
+		if !ok {
+			_ = c.Close()
+			continue
+		}
+		go s.sniff(ctx, cc, h1)
 	}
 }
 
@@ -107,6 +118,81 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 // the preface unread) to the HTTP/2 server.
 func (s *Server) serveH2Conn(_ context.Context, c net.Conn) {
 	s.h2ln.deliver(c)
+}
+
+// connLimits counts open client connections, in all and per client
+// address (Limits.MaxConnections, MaxConnectionsPerIP).
+type connLimits struct {
+	open    atomic.Int64
+	refused atomic.Int64
+
+	mu    sync.Mutex
+	perIP map[netip.Addr]int // guarded by mu; only with a per-address cap
+}
+
+// admit counts c in, or refuses it when a cap is reached. The returned
+// connection gives its place back when it is closed.
+func (l *connLimits) admit(c net.Conn, lim *config.Limits) (net.Conn, bool) {
+	if l.open.Add(1) > int64(lim.MaxConnections) {
+		l.open.Add(-1)
+		l.refused.Add(1)
+		return nil, false
+	}
+	cc := &countedConn{Conn: c, l: l}
+	if lim.MaxConnectionsPerIP > 0 {
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ip := ta.AddrPort().Addr().Unmap()
+			l.mu.Lock()
+			if l.perIP == nil {
+				l.perIP = map[netip.Addr]int{}
+			}
+			if l.perIP[ip] >= lim.MaxConnectionsPerIP {
+				l.mu.Unlock()
+				l.open.Add(-1)
+				l.refused.Add(1)
+				return nil, false
+			}
+			l.perIP[ip]++
+			l.mu.Unlock()
+			cc.ip, cc.counted = ip, true
+		}
+	}
+	return cc, true
+}
+
+// Open is the client connections open now.
+func (l *connLimits) Open() int64 { return l.open.Load() }
+
+// countedConn gives its place in connLimits back on Close.
+type countedConn struct {
+	net.Conn
+	l       *connLimits
+	ip      netip.Addr
+	counted bool // in perIP
+	once    sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		if c.counted {
+			c.l.mu.Lock()
+			if c.l.perIP[c.ip]--; c.l.perIP[c.ip] <= 0 {
+				delete(c.l.perIP, c.ip)
+			}
+			c.l.mu.Unlock()
+		}
+	})
+	return c.Conn.Close()
+}
+
+// SyscallConn lets the sniffer peek at the socket below.
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("gateway: no socket")
+	}
+	return sc.SyscallConn()
 }
 
 // prefixConn replays bytes read while sniffing.

@@ -32,6 +32,7 @@ type Server struct {
 
 	streamBodies bool // Limits.StreamBodyOver > 0
 	headers      headerCache
+	conns        connLimits
 	stopping     atomic.Bool
 }
 
@@ -39,6 +40,10 @@ type Server struct {
 // (read at start only: they change on restart).
 func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{core: core, lim: cfg.Limits, log: log}
+	// Bodies over 1 MiB are not kept in fasthttp's pools after use: a few
+	// large requests must not pin their memory for the life of the
+	// process (the pools are fasthttp's, process-wide).
+	fasthttp.SetBodySizePoolLimit(pooledBodyLimit, pooledBodyLimit)
 	if cfg.Listen.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Listen.TLSCert, cfg.Listen.TLSKey)
 		if err != nil {
@@ -87,9 +92,19 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	return s, nil
 }
 
+// pooledBodyLimit is the largest request or response body buffer kept
+// for reuse.
+const pooledBodyLimit = 1 << 20
+
 type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
+
+// OpenConnections is the client connections open now; Refused those
+// closed at once for a connection cap.
+func (s *Server) OpenConnections() (open, refused int64) {
+	return s.conns.open.Load(), s.conns.refused.Load()
+}
 
 // Serve accepts clients on ln until Shutdown and returns nil then. If a
 // server or the listener fails first, Serve stops the others and returns

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBodyBudget: request bodies held in memory at once are bounded by
+// limits.max_buffered_bytes; past it requests get 503 with Retry-After
+// (not the node), and the budget is given back.
+func TestBodyBudget(t *testing.T) {
+	release := make(chan struct{})
+	be := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-release
+		_, _ = io.WriteString(w, `{}`)
+	})
+	cfg := testConfig(staticRoute("m", be.URL))
+	cfg.Limits.MaxBodyBytes = 4 << 20
+	cfg.Limits.StreamBodyOver = -1 // buffer every body
+	cfg.Limits.MaxBufferedBytes = 8 << 20
+	gw := startGateway(t, cfg)
+	body := `{"model":"m","pad":"` + strings.Repeat("x", 3<<20) + `"}`
+	type result struct {
+		status int
+		retry  string
+	}
+	results := make(chan result, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := post(t, testClient(), gw.url("/v1/completions"), body)
+			results <- result{resp.StatusCode, resp.Header.Get("Retry-After")}
+		}()
+	}
+	// Two bodies fit; wait until the others were refused, then let the
+	// node answer.
+	refused := 0
+	for refused < 2 {
+		r := <-results
+		if r.status != 503 || r.retry == "" {
+			t.Fatalf("got %d (Retry-After %q) before the node answered", r.status, r.retry)
+		}
+		refused++
+	}
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r.status != 200 {
+			t.Errorf("an admitted body got %d", r.status)
+		}
+	}
+	waitFor(t, 5*time.Second, "the budget given back", func() bool { return gw.g.core.Buffered() == 0 })
+}
+
+// TestLargeBodiesReleaseMemory: after large bodies went through, the
+// gateway's heap falls back (the pools keep no multi-megabyte buffers).
+func TestLargeBodiesReleaseMemory(t *testing.T) {
+	be := backend(t, "n", nil)
+	cfg := testConfig(staticRoute("m", be.URL))
+	gw := startGateway(t, cfg)
+	// One collection: what a pool still holds survives it (sync.Pool keeps
+	// a victim generation), what nothing holds does not.
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	big := `{"model":"m","pad":"` + strings.Repeat("x", 20<<20) + `"}`
+	c := testClient()
+	for i := 0; i < 10; i++ {
+		req, _ := http.NewRequest("POST", gw.url("/v1/completions"), bytes.NewReader([]byte(big)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	big = ""
+	c.CloseIdleConnections()
+	after := heap()
+	t.Logf("heap in use: %d MiB before, %d MiB after ten 20 MiB bodies", before>>20, after>>20)
+	if after > before+10<<20 {
+		t.Fatalf("the heap kept %d MiB after the bodies were done", (after-before)>>20)
+	}
+}
+
+// TestConnectionCaps: past limits.max_connections, and past
+// limits.max_connections_per_ip from one address, new client connections
+// are closed at once; a closed one frees its place.
+func TestConnectionCaps(t *testing.T) {
+	be := backend(t, "n", nil)
+	for _, tc := range []struct {
+		name        string
+		total, byIP int
+	}{{"max_connections", 3, 0}, {"max_connections_per_ip", 100, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(staticRoute("m", be.URL))
+			cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP = tc.total, tc.byIP
+			gw := startGateway(t, cfg)
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for i := 0; i < 3; i++ {
+				c, err := net.Dial("tcp", gw.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+			}
+			waitFor(t, 5*time.Second, "three connections counted", func() bool {
+				open, _ := gw.g.front.OpenConnections()
+				return open == 3
+			})
+			extra, err := net.Dial("tcp", gw.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("the fourth connection was kept: read %d, %v", n, err)
+			}
+			extra.Close()
+			conns[0].Close()
+			waitFor(t, 5*time.Second, "a place freed", func() bool {
+				open, _ := gw.g.front.OpenConnections()
+				return open == 2
+			})
+			resp, b := post(t, &http.Client{Timeout: 5 * time.Second}, gw.url("/v1/completions"), `{"model":"m"}`)
+			if resp.StatusCode != 200 {
+				t.Fatalf("after a place was freed: %d %s", resp.StatusCode, b)
+			}
+		})
+	}
+}
