@@ -36,7 +36,8 @@ type Gateway struct {
 	closed  sync.Once
 
 	// Atomic.
-	subs atomic.Pointer[map[string][]*route.Route] // routes fed by the Resource tier, by app
+	subs  atomic.Pointer[map[string][]*route.Route] // routes fed by the Resource tier, by app
+	guard atomic.Pointer[admin.Guard]
 
 	mu       sync.Mutex // guards the fields below
 	runCtx   context.Context
@@ -95,6 +96,9 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := g.setGuard(cfg); err != nil {
+		return nil, err
+	}
 	g.install(st)
 	ok = true
 	return g, nil
@@ -119,6 +123,16 @@ func (g *Gateway) Close() error {
 		}
 	})
 	return err
+}
+
+// setGuard reads the admin token and builds the admin port's guard.
+func (g *Gateway) setGuard(cfg *Config) error {
+	tok, err := cfg.Admin.ReadToken()
+	if err != nil {
+		return err
+	}
+	g.guard.Store(admin.NewGuard(&cfg.Admin, tok, cfg.Listen.Admin))
+	return nil
 }
 
 // install makes st the routing state: routes fed by the Resource tier
@@ -227,6 +241,10 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if err := g.setGuard(cfg); err != nil {
+		st.CloseExtras()
+		return err
+	}
 	g.install(st)
 	kept := make(map[*route.Route]bool, len(st.Routes()))
 	for _, r := range st.Routes() {
@@ -274,7 +292,7 @@ func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{Handler: admin.Handler(admin.Deps{
-			Core: g.core, Metrics: g.metrics.Handler(), Source: g.source, Log: g.log,
+			Core: g.core, Metrics: g.metrics.Handler(), Source: g.source, Guard: g.guard.Load, Log: g.log,
 		}), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {

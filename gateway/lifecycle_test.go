@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -134,7 +136,7 @@ func TestAdminEndpoints(t *testing.T) {
 		"/admin/routes":     `"eligible": 1`,
 		"/admin/nodes":      `"breaker": "closed"`,
 		"/metrics":          `switchyard_gateway_requests_total{code="2xx",route="a"} 1`,
-		"/debug/pprof/":     "goroutine",
+		"/debug/pprof/":     "pprof is off",
 		"/metrics#latency":  `switchyard_gateway_request_duration_seconds_count{route="a"} 1`,
 		"/metrics#weights":  `switchyard_gateway_node_weight{node=`,
 		"/metrics#unrouted": `switchyard_gateway_requests_total{code="4xx",route=""} 1`,
@@ -146,7 +148,11 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+		wantStatus := 200
+		if p == "/debug/pprof/" {
+			wantStatus = 404 // off unless admin.pprof
+		}
+		if resp.StatusCode != wantStatus || !strings.Contains(string(b), want) {
 			t.Errorf("%s: %d, lacks %q:\n%s", path, resp.StatusCode, want, b)
 		}
 	}
@@ -157,21 +163,31 @@ func TestAdminExclude(t *testing.T) {
 	a := backend(t, "a", nil)
 	b := backend(t, "b", nil)
 	cfg := testConfig(staticRoute("m", a.URL, b.URL))
+	cfg.Admin.TokenFile = adminTokenFile(t, "admin-token-0123456789")
 	gw := startGateway(t, cfg)
 	c := testClient()
-	resp, err := c.Post("http://"+gw.admin+"/admin/nodes/m/"+hostOf(a)+"/exclude", "", nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("exclude: %v %v", err, resp)
+	act := func(path string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+gw.admin+path, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
 	}
-	resp.Body.Close()
+	if resp := act("/admin/nodes/m/" + hostOf(a) + "/exclude"); resp.StatusCode != 200 {
+		t.Fatalf("exclude: %v", resp.Status)
+	}
 	for i := 0; i < 10; i++ {
 		r, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
 		if r.Header.Get("X-Node") != "b" {
 			t.Fatalf("excluded node a served request %d", i)
 		}
 	}
-	resp, _ = c.Post("http://"+gw.admin+"/admin/nodes/m/"+hostOf(a)+"/include", "", nil)
-	resp.Body.Close()
+	act("/admin/nodes/m/" + hostOf(a) + "/include")
 	seen := map[string]bool{}
 	for i := 0; i < 10; i++ {
 		r, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
@@ -180,9 +196,74 @@ func TestAdminExclude(t *testing.T) {
 	if !seen["a"] {
 		t.Fatalf("node a not back after include: %v", seen)
 	}
-	resp, _ = c.Post("http://"+gw.admin+"/admin/nodes/m/nope/exclude", "", nil)
-	if resp.StatusCode != 404 {
+	if resp := act("/admin/nodes/m/nope/exclude"); resp.StatusCode != 404 {
 		t.Fatalf("unknown node: %d", resp.StatusCode)
 	}
-	resp.Body.Close()
+}
+
+func adminTokenFile(t *testing.T, tok string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAdminSecurity: actions and pprof need the token (and refuse without
+// one configured), actions need a JSON body, the admin API refuses other
+// Host values (DNS rebinding), pprof is off unless enabled; health,
+// readiness and metrics stay open to any Host.
+func TestAdminSecurity(t *testing.T) {
+	be := backend(t, "b", nil)
+	const tok = "admin-token-0123456789"
+	do := func(gw *testGateway, method, path, host, auth, ct string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+gw.admin+path, strings.NewReader("{}"))
+		if host != "" {
+			req.Host = host
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := testClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	exclude := "/admin/nodes/m/" + hostOf(be) + "/exclude"
+	open := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	if s := do(open, "POST", exclude, "", tok, "application/json"); s != 403 {
+		t.Errorf("action without a configured token: %d, want 403", s)
+	}
+	cfg := testConfig(staticRoute("m", be.URL))
+	cfg.Admin.TokenFile = adminTokenFile(t, tok)
+	cfg.Admin.PProf = true
+	gw := startGateway(t, cfg)
+	for _, tc := range []struct {
+		name, method, path, host, auth, ct string
+		want                               int
+	}{
+		{"no token", "POST", exclude, "", "", "application/json", 401},
+		{"wrong token", "POST", exclude, "", "nope-nope-nope-nope", "application/json", 401},
+		{"form post", "POST", exclude, "", tok, "application/x-www-form-urlencoded", 415},
+		{"rebound host", "POST", exclude, "evil.example", tok, "application/json", 421},
+		{"rebound host reading", "GET", "/admin/nodes", "evil.example:8081", "", "", 421},
+		{"action", "POST", exclude, "", tok, "application/json", 200},
+		{"pprof without token", "GET", "/debug/pprof/", "", "", "", 401},
+		{"pprof", "GET", "/debug/pprof/", "", tok, "", 200},
+		{"healthz any host", "GET", "/healthz", "evil.example", "", "", 200},
+		{"metrics any host", "GET", "/metrics", "evil.example", "", "", 200},
+		{"readyz any host", "GET", "/readyz", "evil.example", "", "", 200},
+	} {
+		if s := do(gw, tc.method, tc.path, tc.host, tc.auth, tc.ct); s != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, s, tc.want)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,21 +23,25 @@ func (s *stringList) String() string     { return strings.Join(*s, " ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", "gateway --config FILE | gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]", stderr)
+	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]", stderr)
 	configPath := fs.String("config", "", "YAML config file (reloaded on SIGHUP and when it changes)")
+	check := fs.Bool("check", false, "validate the configuration (with --config or --route) and exit: 0 when valid, else the error with its YAML line")
+	adminToken := fs.String("admin-token-file", "", "file holding the admin token: admin actions and pprof need it as a bearer token; overrides admin.token_file")
 	listen := fs.String("listen", "", "client host:port (HTTP/1.1, h2c, gRPC); overrides the config's listen.client")
-	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof); overrides listen.admin")
+	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof/); overrides listen.admin")
 	var routes stringList
 	fs.Var(&routes, "route", "quick start: serve MODEL from static backends, MODEL=URL[,URL...] (repeatable; MODEL * catches all)")
 	otlp := fs.String("otlp-endpoint", "", "export sampled trace spans over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318; overrides telemetry.otlp_endpoint")
-	traceRatio := fs.Float64("trace-ratio", -1, "share of root requests traced, 0..1; overrides telemetry.trace_ratio")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	traceRatio := fs.String("trace-ratio", "", "share of root requests traced, 0..1; overrides telemetry.trace_ratio")
+	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log := newLogger(stderr, *logLevel)
+	log, err := logFlags.logger(stderr)
+	if err != nil {
+		return err
+	}
 	var cfg *gateway.Config
-	var err error
 	switch {
 	case *configPath != "" && len(routes) > 0:
 		return fmt.Errorf("use --config or --route, not both: %w", errUsage)
@@ -61,8 +66,26 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *otlp != "" {
 		cfg.Telemetry.OTLPEndpoint = *otlp
 	}
-	if *traceRatio >= 0 {
-		cfg.Telemetry.TraceRatio = *traceRatio
+	if *traceRatio != "" {
+		r, err := strconv.ParseFloat(*traceRatio, 64)
+		if err != nil {
+			return fmt.Errorf("--trace-ratio %q: want a number 0..1: %w", *traceRatio, errUsage)
+		}
+		cfg.Telemetry.TraceRatio = r
+	}
+	if *adminToken != "" {
+		cfg.Admin.TokenFile = *adminToken
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if _, err := cfg.Admin.ReadToken(); err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stdout, "configuration valid: %d routes\n", len(cfg.Routes))
+		return nil
 	}
 	g, err := gateway.New(cfg, gateway.WithLogger(log))
 	if err != nil {
@@ -80,9 +103,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "gateway admin on %s\n", al.Addr())
 	}
+	log.Info("gateway: listening", "addr", cl.Addr().String(), "routes", len(cfg.Routes))
 	fmt.Fprintf(stdout, "gateway listening on %s (%d routes)\n", cl.Addr(), len(cfg.Routes))
 	if *configPath != "" {
-		go watchConfig(ctx, *configPath, *listen, *admin, g, log.Info, log.Error)
+		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken}, g, log.Info, log.Error)
 	}
 	err = g.Serve(ctx, cl, al)
 	if errors.Is(err, context.Canceled) {
@@ -94,7 +118,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // watchConfig reloads the gateway on SIGHUP and when the file's size or
 // modification time changes (polled every 2 s). An invalid file is refused
 // with a message and the running config stays.
-func watchConfig(ctx context.Context, path, listen, admin string, g *gateway.Gateway, info, errorf func(string, ...any)) {
+// overrides are the flags that take precedence over the config file, on
+// reload too.
+type overrides struct{ listen, admin, adminToken string }
+
+func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gateway, info, errorf func(string, ...any)) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -122,11 +150,14 @@ func watchConfig(ctx context.Context, path, listen, admin string, g *gateway.Gat
 		}
 		cfg, err := gateway.LoadConfig(path)
 		if err == nil {
-			if listen != "" {
-				cfg.Listen.Client = listen
+			if o.listen != "" {
+				cfg.Listen.Client = o.listen
 			}
-			if admin != "" {
-				cfg.Listen.Admin = admin
+			if o.admin != "" {
+				cfg.Listen.Admin = o.admin
+			}
+			if o.adminToken != "" {
+				cfg.Admin.TokenFile = o.adminToken
 			}
 			err = g.Reload(cfg)
 		}

@@ -48,16 +48,6 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json: %w", l.format, errUsage)
 }
 
-// newLogger returns a text logger at level (info when level is unknown).
-// gateway.go still calls it; the other subcommands use addLogFlags.
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
 // logWriter is an io.Writer that logs each line written to it at info
 // level, for packages that report progress to an io.Writer (bench,
 // demo): their lines then come out in the chosen format.

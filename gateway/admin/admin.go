@@ -5,10 +5,13 @@
 package admin
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/balancer"
@@ -25,7 +28,35 @@ type Deps struct {
 	// Source names a route's node source and says whether its view is
 	// stale.
 	Source func(r *route.Route) (name string, stale bool)
-	Log    *slog.Logger
+	// Guard returns the admin port's security settings in force (they
+	// change with reloads).
+	Guard func() *Guard
+	Log   *slog.Logger
+}
+
+// Guard is the admin port's security: the token of actions and pprof,
+// whether pprof is served, and the Host values the admin API accepts.
+type Guard struct {
+	Token string
+	PProf bool
+	Hosts map[string]bool
+}
+
+// NewGuard builds a Guard from the config; listenAddr is the admin
+// listener's host:port (its host is allowed by default).
+func NewGuard(ac *config.AdminConfig, token, listenAddr string) *Guard {
+	g := &Guard{Token: token, PProf: ac.PProf, Hosts: map[string]bool{}}
+	hosts := ac.AllowedHosts
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1", "::1"}
+		if h, _, err := net.SplitHostPort(listenAddr); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+			hosts = append(hosts, h)
+		}
+	}
+	for _, h := range hosts {
+		g.Hosts[strings.ToLower(strings.Trim(h, "[]"))] = true
+	}
+	return g
 }
 
 type server struct{ Deps }
@@ -40,15 +71,76 @@ func Handler(d Deps) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", g.readyz)
 	mux.Handle("GET /metrics", d.Metrics)
-	mux.HandleFunc("GET /admin/routes", g.adminRoutes)
-	mux.HandleFunc("GET /admin/nodes", g.adminNodes)
-	mux.HandleFunc("POST /admin/nodes/{route}/{node}/{action}", g.adminNodeAction)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /admin/routes", g.hostOnly(http.HandlerFunc(g.adminRoutes)))
+	mux.Handle("GET /admin/nodes", g.hostOnly(http.HandlerFunc(g.adminNodes)))
+	mux.Handle("POST /admin/nodes/{route}/{node}/{action}", g.hostOnly(g.action(http.HandlerFunc(g.adminNodeAction))))
+	mux.Handle("/debug/pprof/", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Index))))
+	mux.Handle("/debug/pprof/cmdline", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Cmdline))))
+	mux.Handle("/debug/pprof/profile", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Profile))))
+	mux.Handle("/debug/pprof/symbol", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Symbol))))
+	mux.Handle("/debug/pprof/trace", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Trace))))
 	return mux
+}
+
+// hostOnly refuses a Host outside the guard's list: a page on another
+// site cannot reach the admin API through a rebound DNS name.
+func (g *server) hostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !g.Guard().Hosts[strings.ToLower(strings.Trim(host, "[]"))] {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "host not allowed on the admin API (admin.allowed_hosts)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authorized checks the bearer token; it answers the refusal itself.
+func (g *server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	tok := g.Guard().Token
+	if tok == "" {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin actions are disabled: set admin.token_file (or --admin-token-file)"})
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard-admin"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin token missing or wrong"})
+		return false
+	}
+	return true
+}
+
+// action guards a state-changing request: the token, and a JSON body type
+// (a cross-site form post cannot send one without a preflight).
+func (g *server) action(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.authorized(w, r) {
+			return
+		}
+		if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "admin actions take Content-Type: application/json"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pprofOn serves pprof only when admin.pprof is on, with the token.
+func (g *server) pprofOn(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.Guard().PProf {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "pprof is off (admin.pprof)"})
+			return
+		}
+		if !g.authorized(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -59,24 +151,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// readyz is 200 when the gateway is not draining and every route has at
-// least one node it could pick; otherwise 503 naming the routes without.
+// readyz is 200 while the gateway serves, 503 once it drains.
 func (g *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if g.Core.Draining() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "shutting down"})
 		return
 	}
+	// Ready means the gateway can serve: config loaded, listeners up, not
+	// draining. A route without a node is that route's problem, not a
+	// reason to take the whole gateway out of its Service: it is named
+	// here (and in /admin/routes) but does not fail readiness.
 	var empty []string
 	for _, r := range g.Core.Routes().Routes() {
 		if !routeHasEligible(r) {
 			empty = append(empty, r.Name())
 		}
 	}
-	if len(empty) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "routes_without_nodes": empty})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "routes_without_nodes": empty})
 }
 
 func routeHasEligible(r *route.Route) bool {

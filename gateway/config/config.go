@@ -43,6 +43,8 @@ type Config struct {
 	Discovery *DiscoveryConfig `yaml:"discovery"`
 	// Telemetry configures tracing.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Admin secures the admin port.
+	Admin AdminConfig `yaml:"admin"`
 	// WeightPeriod is how often every route's table is rebuilt with fresh
 	// weights. Default 3 s; at least 100 ms.
 	WeightPeriod time.Duration `yaml:"weight_period"`
@@ -122,6 +124,40 @@ type DiscoveryConfig struct {
 	// Token is the bearer token; TokenFile, if set, is read instead.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+}
+
+// AdminConfig secures the admin port. /healthz, /readyz and /metrics are
+// always open (probes and scrapers); the JSON admin API and pprof are
+// not: a Host outside AllowedHosts is refused (DNS rebinding), actions
+// (POST) need the bearer token and a JSON body (no cross-site form
+// posts), and pprof needs the token and PProf.
+type AdminConfig struct {
+	// TokenFile holds the bearer token of admin actions and pprof (read
+	// at start and on reload; never logged). Without it actions and pprof
+	// are refused.
+	TokenFile string `yaml:"token_file"`
+	// PProf serves /debug/pprof/ (with the token). Default off.
+	PProf bool `yaml:"pprof"`
+	// AllowedHosts are the Host header values (without port) accepted on
+	// /admin/ and /debug/. Default: localhost, 127.0.0.1, ::1 and the
+	// admin listener's host.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+}
+
+// ReadToken returns the admin token ("" without TokenFile).
+func (a *AdminConfig) ReadToken() (string, error) {
+	if a.TokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("gateway: admin.token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", cfgErr("admin.token_file %q: the token must have at least 16 characters", a.TokenFile)
+	}
+	return tok, nil
 }
 
 // TelemetryConfig configures tracing.
@@ -503,6 +539,11 @@ func (c *Config) Validate() error {
 	if c.Listen.Admin != "" {
 		if err := validAddr("listen.admin", c.Listen.Admin); err != nil {
 			return err
+		}
+	}
+	for i, h := range c.Admin.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			return cfgErr("admin.allowed_hosts[%d] %q: want a host name or address, without port", i, h)
 		}
 	}
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
