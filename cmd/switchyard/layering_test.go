@@ -87,10 +87,11 @@ var gatewayMay = map[string][]string{
 	"gateway/deadline":  {},
 	"gateway/telemetry": {"config", "reqkey", "split", "shadow"},
 	"gateway/upstream":  {"config", "deadline", "reqkey", "split", "shadow"},
-	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream"},
-	"gateway/forward":   {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route"},
-	"gateway/frontend":  {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
-	"gateway/admin":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
+	"gateway/health":    {"config", "deadline", "reqkey", "split", "shadow", "upstream"},
+	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health"},
+	"gateway/forward":   {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route"},
+	"gateway/frontend":  {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/admin":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
 }
 
 // checkGatewayLayers enforces gatewayMay on pkg (a path under the module)
