@@ -380,7 +380,12 @@ func (c *Checker) passed(st *nodeState, now time.Time) {
 
 // recovered lets a node back once nothing holds it out.
 func (c *Checker) recovered(st *nodeState, now time.Time, reason string) {
-	st.quietFrom = now // judge its silence afresh
+	// Judge it afresh: its silence from now, its answers from exchanges
+	// sent from now (those stuck in the outage finish with it in their
+	// time to first byte).
+	st.quietFrom, st.silent = now, 0
+	st.node.ForgetBefore(now)
+	st.okW, st.failW, st.ttfbW, st.ttfbN, st.lastMean = 0, 0, 0, 0, 0
 	if !st.unhealthy {
 		st.healthDetail = ""
 	}

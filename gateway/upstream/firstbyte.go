@@ -36,6 +36,9 @@ type firstByte struct {
 	ok     atomic.Uint64
 	sumOK  atomic.Int64
 	failed atomic.Uint64
+	// cutoff: exchanges sent before it (monotonic ns) are not counted
+	// (ForgetBefore).
+	cutoff atomic.Int64
 
 	_ [64]byte
 }
@@ -75,9 +78,13 @@ func (f *firstByte) end() {
 func (n *Node) ObserveFirstByte(sent time.Time, status int, err error) {
 	f := &n.fb
 	f.end()
+	at := sent.Sub(epoch)
 	if err == nil {
 		d := time.Since(sent)
-		f.answered.Store(int64(sent.Sub(epoch) + d))
+		f.answered.Store(int64(at + d))
+		if f.before(at) {
+			return
+		}
 		if status < 500 {
 			f.ok.Add(1)
 			f.sumOK.Add(int64(d))
@@ -86,10 +93,31 @@ func (n *Node) ObserveFirstByte(sent time.Time, status int, err error) {
 		}
 		return
 	}
-	if errors.Is(err, ErrNoFreeConns) || errors.Is(err, ErrAborted) || errors.Is(err, context.Canceled) {
+	if f.before(at) || errors.Is(err, ErrNoFreeConns) || errors.Is(err, ErrAborted) || errors.Is(err, context.Canceled) {
 		return
 	}
 	f.failed.Add(1)
+}
+
+// before reports whether an exchange sent at (since epoch) is older than
+// the cutoff; zero is no cutoff.
+func (f *firstByte) before(at time.Duration) bool {
+	c := f.cutoff.Load()
+	return c != 0 && int64(at) < c
+}
+
+// ForgetBefore makes the exchanges sent before t count no more in the
+// record's successes, failures and times (they still end their wait and
+// count as the node being heard from), and drops the counts not taken
+// yet. The health checker calls it when a node comes back from an
+// outage: requests stuck during it finish with the outage in their time
+// to first byte, which says nothing of the node now.
+func (n *Node) ForgetBefore(t time.Time) {
+	f := &n.fb
+	f.cutoff.Store(max(int64(t.Sub(epoch)), 1))
+	f.ok.Store(0)
+	f.sumOK.Store(0)
+	f.failed.Store(0)
 }
 
 // FirstByteStats is what TakeFirstByte returns.

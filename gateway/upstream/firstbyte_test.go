@@ -135,3 +135,24 @@ func TestFirstByteWaitingNeverNegative(t *testing.T) {
 		t.Fatalf("nothing in flight: waiting %d, want it cleared", w)
 	}
 }
+
+// TestForgetBefore: answers to exchanges sent before the cut count no
+// more, later ones do, and every answer still counts as heard from.
+func TestForgetBefore(t *testing.T) {
+	n := testNode(t, "127.0.0.1:9")
+	old := time.Now().Add(-time.Minute)
+	n.ObserveFirstByte(old, 200, nil)
+	n.ForgetBefore(time.Now().Add(-time.Second))
+	n.ObserveFirstByte(old, 200, nil)
+	n.ObserveFirstByte(old, 500, nil)
+	if s := n.TakeFirstByte(time.Now(), 0); s.OK != 0 || s.Failed != 0 || s.SumOK != 0 {
+		t.Fatalf("exchanges sent before the cut counted: %+v", s)
+	}
+	if a := n.LastAnswer(); time.Since(a) > 5*time.Second {
+		t.Fatalf("an answer to an old exchange is still an answer: last answer %v", a)
+	}
+	n.ObserveFirstByte(time.Now(), 200, nil)
+	if s := n.TakeFirstByte(time.Now(), 0); s.OK != 1 {
+		t.Fatalf("an exchange sent after the cut: %+v", s)
+	}
+}
