@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/discovery/agent"
+	"github.com/switchyard-dev/switchyard/discovery/resource"
 	"github.com/switchyard-dev/switchyard/engines/sim"
 	"github.com/switchyard-dev/switchyard/gateway"
 	"github.com/switchyard-dev/switchyard/gateway/health"
@@ -206,7 +208,12 @@ func startGateway(t *testing.T, nodes []nodeSpec, edit func(*gateway.RouteConfig
 	if edit != nil {
 		edit(&rc)
 	}
-	cfg := &gateway.Config{Routes: []gateway.RouteConfig{rc}}
+	return serveGateway(t, &gateway.Config{Routes: []gateway.RouteConfig{rc}})
+}
+
+// serveGateway serves cfg on loopback until the test ends.
+func serveGateway(t *testing.T, cfg *gateway.Config) *testGateway {
+	t.Helper()
 	cfg.Limits.ShutdownTimeout = time.Second
 	rec := &logRecorder{ch: make(chan struct{}, 1)}
 	g, err := gateway.New(cfg, gateway.WithLogger(slog.New(rec)))
@@ -241,6 +248,7 @@ func startGateway(t *testing.T, nodes []nodeSpec, edit func(*gateway.RouteConfig
 // adminNode is /admin/nodes' view of a node.
 type adminNode struct {
 	ID       string         `json:"id"`
+	Weight   float64        `json:"weight"`
 	InFlight int64          `json:"in_flight"`
 	Excluded []string       `json:"excluded"`
 	Health   *health.Status `json:"health"`
@@ -594,6 +602,82 @@ func TestBusyNodeNotExcluded(t *testing.T) {
 	l.stop()
 	out := g.log.wait(ctx, t, "gateway: node excluded", "slow", stopped)
 	t.Logf("idle with a slow health endpoint → excluded after %v: %s", out.Time.Sub(stopped).Round(time.Millisecond), attr(out, "detail"))
+}
+
+// TestHungEngineLeavesDiscoveryRoute: the same on a route fed by a real
+// Resource instance, whose nodes' agents say they run Triton: the probe
+// takes Triton's readiness path, the default dynamic policy weighs the
+// nodes, the hung node's agent goes on reporting it busy, and it is out
+// within 5 s; its weight does not rise afterwards.
+func TestHungEngineLeavesDiscoveryRoute(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := resource.New(resource.Config{Token: "tok", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { acancel(); wg.Wait() })
+	wg.Go(func() { _ = srv.Serve(actx, ln) })
+	sims := map[string]*sim.Node{}
+	for _, id := range []string{"a", "b", "c"} {
+		n := startSim(t, id)
+		sims[id] = n
+		ag, err := agent.New(agent.Config{Servers: []string{ln.Addr().String()}, Token: "tok", NodeID: id, App: "m",
+			Addresses: map[string]string{"http": n.Addr()}, Engine: "triton", Capacity: 1, Period: 200 * time.Millisecond,
+			Load: agent.StaticLoad{Utilisation: 0.5, Concurrency: 4}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = ag.Run(actx) })
+	}
+	cfg := &gateway.Config{Routes: []gateway.RouteConfig{{Name: "m", Match: gateway.MatchConfig{Models: []string{"m"}}}},
+		Discovery: &gateway.DiscoveryConfig{Servers: []string{ln.Addr().String()}, Token: "tok"}}
+	g := serveGateway(t, cfg)
+	for {
+		ns, all := g.nodes(t), len(g.nodes(t)) == 3
+		for _, n := range ns {
+			all = all && n.Health != nil && n.Health.Rule == "node engine triton" && strings.HasSuffix(n.Health.Check, "/v2/health/ready") && n.Health.LastProbe == "ok"
+		}
+		if all {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("nodes not discovered and probed: %+v", ns)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	l := startLoad(t, g.url, 16)
+	waitLoad(ctx, t, l, 300, "load before the hang")
+	hungAt := time.Now()
+	sims["c"].Fail(sim.ModeHang)
+	out := g.log.wait(ctx, t, "gateway: node excluded", "c", hungAt)
+	took := out.Time.Sub(hungAt)
+	t.Logf("hang → excluded after %v (reason %s: %s)", took.Round(time.Millisecond), attr(out, "reason"), attr(out, "detail"))
+	if took > within {
+		t.Fatalf("the hung node left the route after %v, want at most %v", took, within)
+	}
+	// Two weight periods (3 s each) later its weight has not risen,
+	// though the route's nodes are in their slow start, whose ramp the
+	// others follow. (The table built across the hang may still have
+	// raised it: the node had completed requests since the one before.)
+	weight := g.nodes(t)["c"].Weight
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); {
+		waitLoad(ctx, t, l, 100, "load while the node is out")
+	}
+	ns := g.nodes(t)
+	t.Logf("weights: excluded node %.3f at exclusion, %.3f 7 s later; others %.3f %.3f", weight, ns["c"].Weight, ns["a"].Weight, ns["b"].Weight)
+	if w := ns["c"].Weight; w > weight {
+		t.Fatalf("the excluded node's weight rose from %v to %v", weight, w)
+	}
+	sims["c"].Fail(sim.ModeHealthy)
 }
 
 func contains(list []string, s string) bool {
