@@ -22,10 +22,9 @@ import (
 type logRecorder struct {
 	mu   sync.Mutex
 	recs []slog.Record
-	ch   chan struct{}
 }
 
-func newLogRecorder() *logRecorder { return &logRecorder{ch: make(chan struct{}, 1)} }
+func newLogRecorder() *logRecorder { return &logRecorder{} }
 
 func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
@@ -34,10 +33,6 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	l.recs = append(l.recs, r.Clone())
 	l.mu.Unlock()
-	select {
-	case l.ch <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
@@ -87,21 +82,6 @@ func hasAttrs(r slog.Record, kv []string) bool {
 	return true
 }
 
-// wait waits for a record with msg and kv until ctx ends.
-func (l *logRecorder) wait(ctx context.Context, t testing.TB, msg string, kv ...string) slog.Record {
-	t.Helper()
-	for {
-		if r, ok := l.find(msg, kv...); ok {
-			return r
-		}
-		select {
-		case <-l.ch:
-		case <-ctx.Done():
-			t.Fatalf("no log %q %v: %v\n%s", msg, kv, ctx.Err(), l.dump())
-		}
-	}
-}
-
 func (l *logRecorder) dump() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -148,7 +128,7 @@ func newFleet(t *testing.T, rc config.RouteConfig, addrs []string) *fleet {
 	}
 	var ns []balancer.Node
 	for i, a := range addrs {
-		ns = append(ns, balancer.Node{ID: "n" + itoaTest(i), Addr: balancer.Address{HTTP: a, GRPC: a}, Capacity: 1})
+		ns = append(ns, balancer.Node{ID: "n" + strconv.Itoa(i), Addr: balancer.Address{HTTP: a, GRPC: a}, Capacity: 1})
 	}
 	f := &fleet{tb: b.Build(ns, time.Now()), log: newLogRecorder()}
 	f.c, err = New(&rc, Deps{Log: slog.New(f.log)})
@@ -168,7 +148,6 @@ func newFleet(t *testing.T, rc config.RouteConfig, addrs []string) *fleet {
 	return f
 }
 
-func itoaTest(i int) string { return strconv.Itoa(i) }
 
 // newGet is a GET / for addr (left to the GC: tests only).
 func newGet(addr string) (*fasthttp.Request, *fasthttp.Response) {

@@ -86,6 +86,10 @@ func probe(ctx context.Context, t *target, timeout time.Duration) (outcome, stri
 	if err != nil {
 		return probeNone, "answered something other than HTTP/1.x"
 	}
+	// Read the rest (the node closes after it: Connection: close) for a
+	// moment, so that closing sends the node a FIN, not a reset.
+	_ = c.SetReadDeadline(earliest(deadline, time.Now().Add(drainFor)))
+	_, _ = io.CopyN(io.Discard, br, drainMax)
 	switch {
 	case code >= 200 && code <= 299:
 		return probeOK, ""
@@ -93,6 +97,19 @@ func probe(ctx context.Context, t *target, timeout time.Duration) (outcome, stri
 		return probeNone, "404 on " + t.path
 	}
 	return probeFailed, "status " + strconv.Itoa(code)
+}
+
+// How much of an answer's rest a probe reads, and for how long at most.
+const (
+	drainFor = 50 * time.Millisecond
+	drainMax = 64 << 10
+)
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // describe names a probe error, a timeout as such.

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"encoding/pem"
 	"io"
@@ -68,7 +69,10 @@ func TestProbe(t *testing.T) {
 		_, _ = c.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})
 		c.Close()
 	})
-	closer := rawServer(t, func(c net.Conn) { c.Close() })
+	closer := rawServer(t, func(c net.Conn) { // reads the request, answers nothing, closes
+		_, _ = http.ReadRequest(bufio.NewReader(c)) // all of it: unread data would make the close a reset
+		c.Close()
+	})
 	for _, tc := range []struct {
 		name, addr, path string
 		want             outcome
