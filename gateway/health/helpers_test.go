@@ -148,7 +148,6 @@ func newFleet(t *testing.T, rc config.RouteConfig, addrs []string) *fleet {
 	return f
 }
 
-
 // newGet is a GET / for addr (left to the GC: tests only).
 func newGet(addr string) (*fasthttp.Request, *fasthttp.Response) {
 	req := &fasthttp.Request{}
