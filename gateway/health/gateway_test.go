@@ -273,6 +273,22 @@ func (g *testGateway) nodes(t *testing.T) map[string]adminNode {
 	return out
 }
 
+// metrics is the admin port's Prometheus exposition.
+func (g *testGateway) metrics(t *testing.T) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(g.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // load keeps workers sending chat completions until stop; served counts
 // the answers of each node (by the X-Sim-Node header).
 type load struct {
@@ -375,6 +391,18 @@ func TestHungSimLeavesStaticRoute(t *testing.T) {
 	for _, id := range []string{"a", "b"} {
 		if len(g.log.all("gateway: node excluded", id)) > 0 {
 			t.Fatalf("healthy node %s was excluded\n%s", id, g.log.dump())
+		}
+	}
+	// The metrics say so too.
+	m := g.metrics(t)
+	for _, want := range []string{
+		`switchyard_gateway_node_exclusions_total{node="c",reason="` + attr(out, "reason") + `",route="m"} 1`,
+		`switchyard_gateway_node_health_excluded{node="c",route="m"} 1`,
+		`switchyard_gateway_node_health_excluded{node="a",route="m"} 0`,
+		`switchyard_gateway_health_checks_total{node="a",result="healthy",route="m"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	waitLoad(ctx, t, l, 300, "load while the node is out")
