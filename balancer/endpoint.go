@@ -20,7 +20,14 @@ const (
 	ExcludeAdmin
 	// ExcludeOverload: the node is at its concurrency limit.
 	ExcludeOverload
+	// ExcludeHealth: the gateway's active health check failed on the node,
+	// or outlier detection ejected it (gateway/health owns this bit).
+	ExcludeHealth
 )
+
+// excludeFailing are the exclusions that say the node is failing: while
+// one holds, what the node shows says nothing of its speed (Build).
+const excludeFailing = ExcludeBreaker | ExcludeHealth
 
 // noCopy makes `go vet` flag copies of structs that embed it.
 type noCopy struct{}

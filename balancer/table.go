@@ -209,6 +209,7 @@ type Builder struct {
 	scratch []Node // the nodes in table order when the caller's are not
 	order   []int32
 	joined  []int32
+	hold    []int32 // table indexes whose weight must not rise (Build)
 }
 
 // NewBuilder returns a builder for the route whose endpoints reg holds.
@@ -304,11 +305,24 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 		dt = 0 // first build, clock step or long pause: nothing to add
 	}
 	decay := math.Exp2(-dt / ObserveHalfLife.Seconds())
+	b.hold = b.hold[:0]
 	for i, e := range t.eps {
 		n := &wn[i]
 		b.prev[i] = e.Weight()
 		t.live[i] = e.live
-		b.obs[i] = e.observe(n, now, dt, decay)
+		if Exclusion(e.live.excluded.Load())&excludeFailing != 0 {
+			// Out for failing: its observations are frozen and left out
+			// of the weigher's fleet-wide rates, so a hung node neither
+			// learns nor distorts the others' weights (issue 12).
+			e.lastDone = e.live.done.Load()
+			b.obs[i] = Observed{}
+			b.hold = append(b.hold, int32(i))
+		} else {
+			if e.live.inflight.Load() > 0 && e.live.done.Load() == e.lastDone {
+				b.hold = append(b.hold, int32(i))
+			}
+			b.obs[i] = e.observe(n, now, dt, decay)
+		}
 		t.info[i] = nodeInfo{
 			capacity: n.Capacity, utilisation: n.Load.Utilisation, concurrency: n.Load.Concurrency,
 			sampledAt: nanos(n.Load.SampledAt), since: nanos(n.Since), state: n.State,
@@ -317,6 +331,15 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 
 	t.weights = make([]float64, len(order))
 	b.cfg.Weigher.Weigh(now, wn, b.obs, b.prev, t.weights)
+	// A node that holds requests and completed none since the last build,
+	// or that is out for failing, has shown no speed: its weight may fall
+	// but not rise. Without this a hung node whose load sample goes stale
+	// (its agent cannot scrape it) climbs back to its capacity's weight.
+	for _, i := range b.hold {
+		if p := b.prev[i]; p > 0 && t.weights[i] > p {
+			t.weights[i] = p
+		}
+	}
 	for i := range t.weights {
 		if i >= t.ready || !(t.weights[i] > 0) {
 			t.weights[i] = 0

@@ -14,6 +14,8 @@
 //	route/      routes of one configuration, request matching (model,
 //	            KServe path, gRPC field, host, path, headers, Ray prefix)
 //	            and each route's live balancer table
+//	health/     active health checks and outlier detection per route: a
+//	            hung or failing node leaves the route within seconds
 //	upstream/   one node of one route: its HTTP/1.1 pool (abortable
 //	            exchanges), its h2c transport for gRPC, its circuit breaker
 //	split/ shadow/ reqkey/   A/B splits, traffic mirroring, sticky keys

@@ -88,10 +88,11 @@ var gatewayMay = map[string][]string{
 	"gateway/tenant":    {},
 	"gateway/telemetry": {"config", "reqkey", "split", "shadow"},
 	"gateway/upstream":  {"config", "deadline", "reqkey", "split", "shadow"},
-	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream"},
-	"gateway/forward":   {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route"},
-	"gateway/frontend":  {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
-	"gateway/admin":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "route", "forward"},
+	"gateway/health":    {"config", "deadline", "reqkey", "split", "shadow", "upstream"},
+	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health"},
+	"gateway/forward":   {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route"},
+	"gateway/frontend":  {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/admin":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
 }
 
 // checkGatewayLayers enforces gatewayMay on pkg (a path under the module)

@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/gateway/health"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
@@ -232,6 +233,10 @@ type adminNode struct {
 	Breaker          string   `json:"breaker"`
 	Excluded         []string `json:"excluded,omitempty"`
 	LastHeartbeatAge *float64 `json:"last_heartbeat_age_seconds"`
+	// Health is what the route's health checks and outlier detection
+	// know of the node (absent when both are off), "watch" saying whether
+	// it has a health endpoint or is watched by outlier detection alone.
+	Health *health.Status `json:"health,omitempty"`
 }
 
 func (g *server) adminNodes(w http.ResponseWriter, _ *http.Request) {
@@ -254,10 +259,13 @@ func (g *server) adminNodes(w http.ResponseWriter, _ *http.Request) {
 			for _, b := range []struct {
 				bit  balancer.Exclusion
 				name string
-			}{{balancer.ExcludeBreaker, "breaker"}, {balancer.ExcludeDraining, "draining"}, {balancer.ExcludeAdmin, "admin"}, {balancer.ExcludeOverload, "overload"}} {
+			}{{balancer.ExcludeBreaker, "breaker"}, {balancer.ExcludeDraining, "draining"}, {balancer.ExcludeAdmin, "admin"}, {balancer.ExcludeOverload, "overload"}, {balancer.ExcludeHealth, "health"}} {
 				if x&b.bit != 0 {
 					an.Excluded = append(an.Excluded, b.name)
 				}
+			}
+			if hs, ok := r.Health().Status(e.ID()); ok {
+				an.Health = &hs
 			}
 			if meta != nil {
 				if m, ok := meta[e.ID()]; ok && !m.LastHeard.IsZero() {

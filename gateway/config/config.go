@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 )
@@ -201,9 +203,17 @@ type RouteConfig struct {
 	Retries RetryConfig `yaml:"retries"`
 	// Breaker tunes the per-node circuit breakers.
 	Breaker BreakerConfig `yaml:"breaker"`
-	// HealthPath is probed (GET, expecting 2xx) to close a node's open
-	// breaker; empty means a TCP connect is the probe.
+	// HealthPath is the route's health path: the half-open breaker's
+	// trial GETs it (a 2xx or a 404 closes the breaker: the node answered
+	// HTTP; a TCP connect is no trial), and so do the active health checks
+	// unless HealthCheck.Path is set. Empty: the rule on HealthCheckConfig.
 	HealthPath string `yaml:"health_path"`
+	// HealthCheck configures the active health checks, on by default
+	// (gateway/health).
+	HealthCheck HealthCheckConfig `yaml:"health_check"`
+	// Outlier configures outlier detection on the nodes' answers, on by
+	// default (gateway/health).
+	Outlier OutlierConfig `yaml:"outlier"`
 	// Stream chooses when the response is streamed to the client as it
 	// arrives: "auto" (default: when the OpenAI body says "stream": true,
 	// the client accepts text/event-stream, or the path ends in
@@ -305,6 +315,122 @@ type BreakerConfig struct {
 	OpenFor time.Duration `yaml:"open_for"`
 	// ProbeTimeout bounds one health probe. Default 2 s.
 	ProbeTimeout time.Duration `yaml:"probe_timeout"`
+}
+
+// HealthCheckConfig configures a route's active health checks: every
+// ready node is sent GET Path about every Interval (jittered) and must
+// answer within Timeout. UnhealthyAfter failures in a row take it out of
+// picks (balancer.ExcludeHealth), HealthyAfter successes bring it back.
+//
+// A failure is no HTTP answer in time (a stopped process still completes
+// TCP handshakes, so connecting proves nothing), a refused or reset
+// connection, or a status other than 2xx and 404 — unless the node
+// answered some request of the route while the probe waited: then it is
+// busy, not hung, and the probe counts as a success (a saturated vLLM
+// answers /health in seconds while it serves). A 404, or an answer that
+// is not HTTP/1.x (a gRPC-only port), means the node has no such health
+// endpoint: it is never excluded for that, it is watched by outlier
+// detection alone (/admin/nodes says which), and asked again every 30 s.
+//
+// The path is, first that applies:
+//
+//  1. Path;
+//  2. the route's health_path;
+//  3. Engine's readiness path (its liveness path when the engine answers
+//     readiness 503 while merely busy, as MindIE does), on the engine's
+//     health port and scheme (MindIE: the management port 1026, HTTPS);
+//  4. the engine a discovered node reports in its heartbeats, likewise;
+//  5. the route's kind: /v2/health/ready when match.path_prefix starts
+//     with /v2 (KServe v2, Triton), /-/healthz with match.ray_prefix (Ray
+//     Serve), else /health (vLLM, SGLang, TGI, trtllm-serve).
+//
+// The zero value is the default configuration.
+type HealthCheckConfig struct {
+	// Disable turns the active health checks off.
+	Disable bool `yaml:"disable"`
+	// Engine names the nodes' engine (vllm, sglang, tgi, triton, mindie,
+	// rayserve, trtllm-serve or an alias; see engines): its health path,
+	// port and scheme are probed. Default: none (see above).
+	Engine string `yaml:"engine"`
+	// Path is the probed path. Default: see above.
+	Path string `yaml:"path"`
+	// Port is probed on the node's host instead of its HTTP port.
+	// Default: the engine's health port when it has one, else the node's.
+	Port int `yaml:"port"`
+	// Scheme is http or https. Default: https for engines that serve TLS
+	// by default (MindIE), else http. Certificates are verified against
+	// the system roots, or CAFile.
+	Scheme string `yaml:"scheme"`
+	// CAFile is a PEM bundle that verifies https health endpoints instead
+	// of the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Interval between two probes of a node. Default 1 s; 10 ms..1 h.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one probe, connect included. Default Interval/2;
+	// at most Interval.
+	Timeout time.Duration `yaml:"timeout"`
+	// UnhealthyAfter is the failures in a row that exclude a node.
+	// Default 2; 1..100.
+	UnhealthyAfter int `yaml:"unhealthy_after"`
+	// HealthyAfter is the successes in a row that bring it back. Default
+	// 1; 1..100.
+	HealthyAfter int `yaml:"healthy_after"`
+}
+
+// OutlierConfig configures outlier detection (after Envoy's: latency and
+// success-rate ejection, growing ejection times, a cap on the share of
+// ejected nodes). Every Interval the health checker compares each ready
+// node with the route's other nodes, on what the forwarding core saw of
+// their answers:
+//
+//   - latency: a node whose time to first byte — its recent mean, or how
+//     long it has been silent while requests wait on it, so a hung node's
+//     requests count as slow without waiting for them to end — is above
+//     both LatencyFloor and LatencyFactor × the median of the other
+//     nodes' means is ejected (only while some other node answers);
+//   - success rate: with at least SuccessRateMinHosts nodes that each
+//     saw SuccessRateRequestVolume requests recently, a node whose
+//     success rate is below mean − SuccessRateStdevFactor × stdev is
+//     ejected. (Consecutive failures open the node's breaker.)
+//
+// An ejected node is out for BaseEjectionTime × the times it was ejected
+// (at most MaxEjectionTime; the count falls back by one for each
+// BaseEjectionTime it stays in), or until its active health check sees it
+// recover from failing. At most MaxEjectionPercent of the route's ready
+// nodes are ejected or excluded by health checks at once, counting this
+// one, and never the last node that could take requests.
+//
+// The zero value is the default configuration.
+type OutlierConfig struct {
+	// Disable turns outlier detection off.
+	Disable bool `yaml:"disable"`
+	// Interval between two evaluations. Default 1 s; 10 ms..1 min.
+	Interval time.Duration `yaml:"interval"`
+	// LatencyFactor is how many times the other nodes' median time to
+	// first byte makes a node an outlier. Default 3; at least 1.5.
+	LatencyFactor float64 `yaml:"latency_factor"`
+	// LatencyFloor is the time to first byte (or silence) under which no
+	// node is an outlier. Default 2 s; at least 10 ms.
+	LatencyFloor time.Duration `yaml:"latency_floor"`
+	// SuccessRateMinHosts is the nodes with enough requests needed for
+	// success-rate ejection. Default 5; at least 2.
+	SuccessRateMinHosts int `yaml:"success_rate_min_hosts"`
+	// SuccessRateRequestVolume is the requests a node must have seen
+	// recently (a decayed count, half-life 10 s) to take part. Default
+	// 100; at least 1.
+	SuccessRateRequestVolume int `yaml:"success_rate_request_volume"`
+	// SuccessRateStdevFactor: the ejection threshold is mean − factor ×
+	// stdev of the success rates. Default 1.9; above 0.
+	SuccessRateStdevFactor float64 `yaml:"success_rate_stdev_factor"`
+	// BaseEjectionTime is the first ejection's length. Default 30 s; at
+	// least 10 ms.
+	BaseEjectionTime time.Duration `yaml:"base_ejection_time"`
+	// MaxEjectionTime bounds an ejection. Default 300 s; at least
+	// BaseEjectionTime.
+	MaxEjectionTime time.Duration `yaml:"max_ejection_time"`
+	// MaxEjectionPercent caps the share of ejected nodes. Default 50;
+	// 1..100.
+	MaxEjectionPercent int `yaml:"max_ejection_percent"`
 }
 
 // ErrConfig is matched by every configuration error.
@@ -516,6 +642,25 @@ func (c *Config) ApplyDefaults() {
 		if r.HashHeader == "" {
 			r.HashHeader = "X-Session-Id"
 		}
+		h := &r.HealthCheck
+		setDur(&h.Interval, time.Second)
+		setDur(&h.Timeout, h.Interval/2)
+		setInt(&h.UnhealthyAfter, 2)
+		setInt(&h.HealthyAfter, 1)
+		o := &r.Outlier
+		setDur(&o.Interval, time.Second)
+		if o.LatencyFactor == 0 {
+			o.LatencyFactor = 3
+		}
+		setDur(&o.LatencyFloor, 2*time.Second)
+		setInt(&o.SuccessRateMinHosts, 5)
+		setInt(&o.SuccessRateRequestVolume, 100)
+		if o.SuccessRateStdevFactor == 0 {
+			o.SuccessRateStdevFactor = 1.9
+		}
+		setDur(&o.BaseEjectionTime, 30*time.Second)
+		setDur(&o.MaxEjectionTime, max(300*time.Second, o.BaseEjectionTime))
+		setInt(&o.MaxEjectionPercent, 50)
 	}
 }
 
@@ -666,6 +811,12 @@ func (c *Config) Validate() error {
 		if r.HealthPath != "" && r.HealthPath[0] != '/' {
 			return cfgErr("%s.health_path %q: must start with /", at, r.HealthPath)
 		}
+		if err := r.HealthCheck.validate(at + ".health_check"); err != nil {
+			return err
+		}
+		if err := r.Outlier.validate(at + ".outlier"); err != nil {
+			return err
+		}
 		switch r.Stream {
 		case "auto", "always", "never":
 		default:
@@ -713,6 +864,55 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+func (h *HealthCheckConfig) validate(at string) error {
+	if h.Engine != "" {
+		if _, err := engines.Lookup(h.Engine); err != nil {
+			return cfgErr("%s.engine: %v", at, err)
+		}
+	}
+	switch {
+	case h.Path != "" && (h.Path[0] != '/' || strings.ContainsAny(h.Path, " \t\r\n")):
+		return cfgErr("%s.path %q: must start with / and hold no blanks", at, h.Path)
+	case h.Port < 0 || h.Port > 65535:
+		return cfgErr("%s.port %d: must be 1..65535 (0 for the default)", at, h.Port)
+	case h.Scheme != "" && h.Scheme != "http" && h.Scheme != "https":
+		return cfgErr("%s.scheme %q: want http or https", at, h.Scheme)
+	case h.Interval < 10*time.Millisecond || h.Interval > time.Hour:
+		return cfgErr("%s.interval %v: must be 10ms..1h", at, h.Interval)
+	case h.Timeout <= 0 || h.Timeout > h.Interval:
+		return cfgErr("%s.timeout %v: must be positive and at most the interval (%v)", at, h.Timeout, h.Interval)
+	case h.UnhealthyAfter < 1 || h.UnhealthyAfter > 100:
+		return cfgErr("%s.unhealthy_after %d: must be 1..100", at, h.UnhealthyAfter)
+	case h.HealthyAfter < 1 || h.HealthyAfter > 100:
+		return cfgErr("%s.healthy_after %d: must be 1..100", at, h.HealthyAfter)
+	}
+	return nil
+}
+
+func (o *OutlierConfig) validate(at string) error {
+	switch {
+	case o.Interval < 10*time.Millisecond || o.Interval > time.Minute:
+		return cfgErr("%s.interval %v: must be 10ms..1m", at, o.Interval)
+	case !(o.LatencyFactor >= 1.5) || math.IsInf(o.LatencyFactor, 0):
+		return cfgErr("%s.latency_factor %v: must be at least 1.5", at, o.LatencyFactor)
+	case o.LatencyFloor < 10*time.Millisecond:
+		return cfgErr("%s.latency_floor %v: must be at least 10ms", at, o.LatencyFloor)
+	case o.SuccessRateMinHosts < 2:
+		return cfgErr("%s.success_rate_min_hosts %d: must be at least 2", at, o.SuccessRateMinHosts)
+	case o.SuccessRateRequestVolume < 1:
+		return cfgErr("%s.success_rate_request_volume %d: must be at least 1", at, o.SuccessRateRequestVolume)
+	case !(o.SuccessRateStdevFactor > 0) || math.IsInf(o.SuccessRateStdevFactor, 0):
+		return cfgErr("%s.success_rate_stdev_factor %v: must be above 0", at, o.SuccessRateStdevFactor)
+	case o.BaseEjectionTime < 10*time.Millisecond:
+		return cfgErr("%s.base_ejection_time %v: must be at least 10ms", at, o.BaseEjectionTime)
+	case o.MaxEjectionTime < o.BaseEjectionTime:
+		return cfgErr("%s.max_ejection_time %v: must be at least base_ejection_time (%v)", at, o.MaxEjectionTime, o.BaseEjectionTime)
+	case o.MaxEjectionPercent < 1 || o.MaxEjectionPercent > 100:
+		return cfgErr("%s.max_ejection_percent %d: must be 1..100", at, o.MaxEjectionPercent)
 	}
 	return nil
 }

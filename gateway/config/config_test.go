@@ -100,6 +100,21 @@ func TestConfigErrors(t *testing.T) {
 		{"otlp bare host", "telemetry: {otlp_endpoint: '127.0.0.1:4318'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
 		{"otlp query", "telemetry: {otlp_endpoint: 'http://c:4318/?x=1'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
 		{"empty", "", "empty"},
+		{"health engine", hc("health_check: {engine: vllmx}"), "routes[0].health_check.engine"},
+		{"health path", hc("health_check: {path: health}"), "routes[0].health_check.path"},
+		{"health scheme", hc("health_check: {scheme: ftp}"), "routes[0].health_check.scheme"},
+		{"health port", hc("health_check: {port: 70000}"), "routes[0].health_check.port"},
+		{"health interval", hc("health_check: {interval: 1ms}"), "routes[0].health_check.interval"},
+		{"health timeout", hc("health_check: {interval: 1s, timeout: 2s}"), "routes[0].health_check.timeout"},
+		{"health unhealthy_after", hc("health_check: {unhealthy_after: -1}"), "routes[0].health_check.unhealthy_after"},
+		{"health healthy_after", hc("health_check: {healthy_after: 101}"), "routes[0].health_check.healthy_after"},
+		{"health unknown key", hc("health_check: {intervall: 1s}"), "intervall"},
+		{"outlier factor", hc("outlier: {latency_factor: 1.1}"), "routes[0].outlier.latency_factor"},
+		{"outlier floor", hc("outlier: {latency_floor: 1ms}"), "routes[0].outlier.latency_floor"},
+		{"outlier percent", hc("outlier: {max_ejection_percent: 101}"), "routes[0].outlier.max_ejection_percent"},
+		{"outlier max time", hc("outlier: {base_ejection_time: 1m, max_ejection_time: 10s}"), "routes[0].outlier.max_ejection_time"},
+		{"outlier min hosts", hc("outlier: {success_rate_min_hosts: 1}"), "routes[0].outlier.success_rate_min_hosts"},
+		{"outlier stdev", hc("outlier: {success_rate_stdev_factor: -1}"), "routes[0].outlier.success_rate_stdev_factor"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +127,39 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("err %v, want one naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// hc is a one-route config with extra route keys.
+func hc(keys string) string {
+	return "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    " + keys + "\n"
+}
+
+// TestHealthDefaults: health checks and outlier detection are on with
+// the documented defaults; the timeout follows a configured interval.
+func TestHealthDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte(hc("health_check: {interval: 4s, engine: mindie}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h, o := c.Routes[0].HealthCheck, c.Routes[0].Outlier
+	if h.Disable || h.Interval != 4*time.Second || h.Timeout != 2*time.Second || h.UnhealthyAfter != 2 || h.HealthyAfter != 1 || h.Engine != "mindie" {
+		t.Fatalf("health_check %+v", h)
+	}
+	if o.Disable || o.Interval != time.Second || o.LatencyFactor != 3 || o.LatencyFloor != 2*time.Second || o.MaxEjectionPercent != 50 ||
+		o.BaseEjectionTime != 30*time.Second || o.MaxEjectionTime != 300*time.Second || o.SuccessRateMinHosts != 5 ||
+		o.SuccessRateRequestVolume != 100 || o.SuccessRateStdevFactor != 1.9 {
+		t.Fatalf("outlier %+v", o)
+	}
+	var d Config
+	d.Routes = []RouteConfig{{Match: MatchConfig{Models: []string{"a"}}, Nodes: []NodeConfig{{HTTP: "a:1"}}}}
+	d.ApplyDefaults()
+	if d.Routes[0].HealthCheck.Interval != time.Second || d.Routes[0].HealthCheck.Timeout != 500*time.Millisecond {
+		t.Fatalf("zero config: %+v", d.Routes[0].HealthCheck)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
@@ -75,11 +76,13 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 		ep.Acquire()
 		var status int
 		var replayable bool
+		sent := time.Now()
 		if grpc {
 			status, replayable, err = x.attemptGRPC(n)
 		} else {
 			status, replayable, err = x.attemptHTTP(n)
 		}
+		n.ObserveFirstByte(sent, status, err)
 		more := len(avoid) < maxAvoid && retries < rt.Attempts()
 		if err == nil {
 			// A node that refuses with a Retry-After (a 503 while it

@@ -3,9 +3,11 @@
 // validating scanner, the KServe v2 path, the gRPC model_name field, host,
 // path prefix, headers, Ray Serve prefixes), and each route's live table
 // (Route: the balancer table built by the route's owner goroutine from
-// the node lists its discovery source offers, plus the retry budget and
-// the breaker prober). It turns discovery nodes into balancer nodes
-// (toNode) and creates an upstream.Node per endpoint.
+// the node lists its discovery source offers, plus the retry budget, the
+// breaker prober and the route's health checker, gateway/health, which it
+// hands the nodes of each new table and runs beside its owner). It turns
+// discovery nodes into balancer nodes (toNode) and creates an
+// upstream.Node per endpoint.
 //
 // Requests read tables lock-free through atomic pointers; nothing here
 // forwards a request (that is gateway/forward's job) or talks to a

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/discovery"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/health"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
@@ -52,6 +53,8 @@ type Route struct {
 	// retry budget in milli-tokens
 	retryDeposit int64
 	retryCap     int64
+	health       *health.Checker // nil when health checks and outlier detection are off
+	breakerPath  string          // the half-open breaker's trial path
 
 	// Atomic.
 	table     atomic.Pointer[balancer.Table]
@@ -70,8 +73,9 @@ type Route struct {
 }
 
 // New builds a route from its config (defaults applied and validated).
-// Static routes get their list at once; others wait for Offer.
-func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats, log *slog.Logger) (*Route, error) {
+// Static routes get their list at once; others wait for Offer. hm may be
+// nil (no health metrics).
+func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats, hm *health.Metrics, log *slog.Logger) (*Route, error) {
 	bc, err := balancer.NamedConfig(rc.Policy)
 	if err != nil {
 		return nil, err
@@ -110,6 +114,10 @@ func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats,
 	r.retryDeposit = int64(rc.Retries.BudgetPercent * 10) // per request, in milli-retries
 	r.retryCap = int64(rc.Retries.MinRetries)*1000 + 1000
 	r.retryBank.Store(r.retryCap)
+	if r.health, err = health.New(&r.cfg, health.Deps{Metrics: hm, Log: log}); err != nil {
+		return nil, err
+	}
+	r.breakerPath = health.BreakerPath(&rc)
 	if r.static {
 		l := staticList(&rc)
 		r.list.Store(&l)
@@ -268,7 +276,8 @@ func toNode(n *discovery.Node) (balancer.Node, bool) {
 
 // rebuild builds and publishes a new table from the latest list. Before
 // the first list the table is empty (requests get 503); a source never
-// takes a list back, so the last one stays until a new one comes.
+// takes a list back, so the last one stays until a new one comes. The
+// health checker gets the table's nodes.
 func (r *Route) rebuild(now time.Time) {
 	var list discovery.OnlineList
 	if l := r.list.Load(); l != nil {
@@ -283,7 +292,7 @@ func (r *Route) rebuild(now time.Time) {
 			continue
 		}
 		r.nodes = append(r.nodes, n)
-		m := NodeMeta{LastHeard: list.Nodes[i].LastHeard}
+		m := NodeMeta{LastHeard: list.Nodes[i].LastHeard, engine: list.Nodes[i].Engine, noHTTP: list.Nodes[i].Addresses["http"] == "" && !r.static}
 		if old != nil {
 			m.Attrs = (*old)[n.ID].Attrs
 		}
@@ -293,12 +302,22 @@ func (r *Route) rebuild(now time.Time) {
 		meta[n.ID] = m
 	}
 	t := r.builder.Build(r.nodes, now)
+	var members []health.Member
+	if r.health != nil {
+		members = make([]health.Member, t.Len())
+	}
 	for i := 0; i < t.Len(); i++ {
 		e := t.Endpoint(i)
-		e.Value().(*upstream.Node).Bind(e)
+		n := e.Value().(*upstream.Node)
+		n.Bind(e)
+		if members != nil {
+			m := meta[e.ID()]
+			members[i] = health.Member{Endpoint: e, Node: n, Ready: i < t.Ready(), Engine: m.engine, NoHTTP: m.noHTTP}
+		}
 	}
 	r.table.Store(t)
 	r.meta.Store(&meta)
+	r.health.SetMembers(members)
 }
 
 // NodeMeta is per-node data published with each table: the last heartbeat
@@ -306,6 +325,8 @@ func (r *Route) rebuild(now time.Time) {
 type NodeMeta struct {
 	LastHeard time.Time
 	Attrs     metric.MeasurementOption
+	engine    string // the engine the node reports
+	noHTTP    bool   // the node has no HTTP address
 }
 
 // CloseIdle drops the idle pooled connections of every node of a retired
@@ -326,7 +347,14 @@ func (r *Route) Start(ctx context.Context, weightPeriod time.Duration, log *slog
 	}
 	ctx, r.stop = context.WithCancel(ctx)
 	go r.run(ctx, weightPeriod, log)
+	if r.health != nil {
+		go r.health.Run(ctx)
+	}
 }
+
+// Health is the route's health checker (nil when its health checks and
+// outlier detection are both off); Status reads it.
+func (r *Route) Health() *health.Checker { return r.health }
 
 // Stop ends the owner goroutine (it returns shortly after). Called with
 // the owning Gateway's lock held.
@@ -396,7 +424,7 @@ func (r *Route) probeAll(ctx context.Context, log *slog.Logger) {
 				}
 				done <- struct{}{}
 			}()
-			n.Probe(ctx, r.cfg.HealthPath, r.cfg.Breaker.ProbeTimeout)
+			n.Probe(ctx, r.breakerPath, r.cfg.Breaker.ProbeTimeout)
 		}()
 	}
 	for ; started > 0; started-- {

@@ -11,7 +11,9 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/health"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
@@ -49,12 +51,16 @@ type Deps struct {
 func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 	st := &Set{cfg: cfg, byName: map[string]*Route{}, byModel: map[string]*Route{}}
 	st.retryAfter = fmt.Appendf(nil, "%d", max(int(cfg.Limits.RetryAfter.Seconds()+0.5), 1))
+	hm, err := health.NewMetrics(d.Metrics.Meter())
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfg.Routes {
 		rc := cfg.Routes[i]
 		r := old.reusable(cfg, &rc)
 		if r == nil {
 			var err error
-			if r, err = New(rc, &st.cfg.Limits, d.Metrics.Route(rc.Name), d.Log); err != nil {
+			if r, err = New(rc, &st.cfg.Limits, d.Metrics.Route(rc.Name), hm, d.Log); err != nil {
 				return nil, fmt.Errorf("gateway: route %q: %w", rc.Name, err)
 			}
 		}
@@ -238,7 +244,9 @@ func RegisterGauges(meter metric.Meter, current func() *Set) error {
 	inflight, err1 := meter.Int64ObservableGauge("switchyard_gateway_inflight", metric.WithDescription("Requests in flight, by route."))
 	weights, err2 := meter.Float64ObservableGauge("switchyard_gateway_node_weight", metric.WithDescription("Node weight in the route's current table."))
 	nodeInflight, err3 := meter.Int64ObservableGauge("switchyard_gateway_node_inflight", metric.WithDescription("Requests in flight on a node."))
-	for _, e := range []error{err1, err2, err3} {
+	nodeOut, err4 := meter.Int64ObservableGauge("switchyard_gateway_node_health_excluded",
+		metric.WithDescription("1 while a node is out of picks for failing its health check or as an outlier, else 0."))
+	for _, e := range []error{err1, err2, err3, err4} {
 		if e != nil {
 			return fmt.Errorf("gateway: metrics: %w", e)
 		}
@@ -263,10 +271,15 @@ func RegisterGauges(meter metric.Meter, current func() *Set) error {
 				}
 				o.ObserveFloat64(weights, tb.Weight(i), m.Attrs)
 				o.ObserveInt64(nodeInflight, e.InFlight(), m.Attrs)
+				var out int64
+				if e.Exclusions()&balancer.ExcludeHealth != 0 {
+					out = 1
+				}
+				o.ObserveInt64(nodeOut, out, m.Attrs)
 			}
 		}
 		return nil
-	}, inflight, weights, nodeInflight)
+	}, inflight, weights, nodeInflight, nodeOut)
 	if err != nil {
 		return fmt.Errorf("gateway: metrics callback: %w", err)
 	}

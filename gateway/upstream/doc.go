@@ -1,7 +1,9 @@
 // Package upstream is the gateway's side of one node of one route: its
 // HTTP/1.1 connection pool and client (Node.Do, abortable through a Call),
-// its HTTP/2 transport for gRPC (Node.H2), and its circuit breaker
-// (gobreaker; Report, Probe) with the draining mark (MarkDraining).
+// its HTTP/2 transport for gRPC (Node.H2), its circuit breaker
+// (gobreaker; Report, Probe) with the draining mark (MarkDraining), and
+// its first-byte record (ObserveFirstByte, fed by the forwarding core per
+// attempt; TakeFirstByte, read by gateway/health).
 //
 // A Node is the balancer.Endpoint's Value: the route package creates one
 // per endpoint and closes it when the node leaves. Nothing here picks

@@ -241,7 +241,17 @@ func (c *Call) attach(cn *conn) bool {
 //
 // For a streamed body the connection stays with the Call: the caller
 // reads resp.BodyStream() and then calls Done.
+//
+// Do counts the exchange as waiting for the node's answer until the
+// caller reports it with ObserveFirstByte: every Do must be followed by
+// exactly one ObserveFirstByte.
 func (n *Node) Do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	n.fb.begin()
+	return n.do(c, req, resp, deadline)
+}
+
+// do is Do without the first-byte record (health probes).
+func (n *Node) do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
 	stream := resp.StreamBody
 	for attempt := 0; ; attempt++ {
 		if c.aborted.Load() {

@@ -54,6 +54,7 @@ type Node struct {
 	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
 	failing   atomic.Int32                      // failures reported since the last reported success
 	drainedAt atomic.Int64                      // unix nanos of the last draining 503
+	fb        firstByte                         // answers seen by the forwarding core (firstbyte.go)
 }
 
 // New returns the node id at addr. cfg is shared and must not change.
@@ -152,23 +153,24 @@ func (n *Node) DrainedFor(now time.Time) time.Duration {
 }
 
 // Probe runs a health probe through the breaker when the breaker allows a
-// trial (half-open). It returns at once while the breaker is open.
+// trial (half-open): GET healthPath on the node's HTTP address, which must
+// answer within timeout. It returns at once while the breaker is open.
 func (n *Node) Probe(ctx context.Context, healthPath string, timeout time.Duration) {
 	_, _ = n.cb.Execute(func() (struct{}, error) {
 		return struct{}{}, n.health(ctx, healthPath, timeout)
 	})
 }
 
+// health is the breaker's trial: the node must answer HTTP within
+// timeout, with a 2xx, or a 404 (no such health endpoint on this engine:
+// it answered, so it is not hung; gateway/health watches such nodes by
+// outlier detection). A TCP connect is no trial: a stopped process still
+// completes handshakes (issue 12).
 func (n *Node) health(ctx context.Context, path string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if path == "" {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", n.addr.HTTP)
-		if err != nil {
-			return err
-		}
-		return c.Close()
+		path = "/health"
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -180,18 +182,21 @@ func (n *Node) health(ctx context.Context, path string, timeout time.Duration) e
 	var call Call
 	stop := context.AfterFunc(ctx, call.Abort)
 	defer stop()
-	if err := n.Do(&call, req, resp, dl); err != nil {
+	if err := n.do(&call, req, resp, dl); err != nil {
 		return err
 	}
-	if c := resp.StatusCode(); c < 200 || c > 299 {
+	if c := resp.StatusCode(); (c < 200 || c > 299) && c != fasthttp.StatusNotFound {
 		return errNodeFailed
 	}
 	return nil
 }
 
 // H2 returns the node's h2c (prior knowledge) transport for gRPC,
-// creating it on first use.
+// creating it on first use. Call it once per gRPC exchange: like Do, it
+// counts the exchange as waiting for the node's answer until the caller
+// reports it with ObserveFirstByte.
 func (n *Node) H2() *http.Transport {
+	n.fb.begin()
 	n.h2once.Do(func() {
 		var protos http.Protocols
 		protos.SetUnencryptedHTTP2(true)
