@@ -5,12 +5,36 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= 2026.2.2
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean
+# Version and commit stamped into the binary (switchyard version). The
+# binary also reads Go's build information, but this machine's go env sets
+# -buildvcs=false and Go does not stamp git worktrees, so the Makefile
+# names them itself. VERSION is empty without a tag: Go's own then.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
+BIN     ?= bin/switchyard
+
+.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean \
+	image image-test release release-test
 
 all: build
 
 build:
-	$(GO) build -o bin/switchyard ./cmd/switchyard
+	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchyard
+
+# The container image (Dockerfile) with docker, podman or buildah, and the
+# check that it builds (skips when none is installed).
+image:
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' bash deploy/scripts/image.sh
+image-test:
+	@bash deploy/scripts/image-test.sh
+
+# Release archives for linux/amd64 and linux/arm64 with SHA256SUMS in
+# dist/, and the check of the recipe.
+release:
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' bash deploy/scripts/release.sh
+release-test:
+	@bash deploy/scripts/release-test.sh
 
 vet:
 	$(GO) vet $(PKGS)
@@ -49,4 +73,4 @@ bench-policies: build
 	./bin/switchyard bench policies
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
