@@ -15,7 +15,7 @@ LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.co
 BIN     ?= bin/switchyard
 
 .PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean \
-	image image-test release release-test
+	image image-test release release-test deploy-test deploy-manifests
 
 all: build
 
@@ -36,8 +36,16 @@ release:
 release-test:
 	@bash deploy/scripts/release-test.sh
 
+# The deploy module (deploy/go.mod: Helm chart rendering tests) and the
+# plain manifests rendered from the chart.
+deploy-test:
+	cd deploy && $(GO) test -count=1 ./...
+deploy-manifests:
+	cd deploy && $(GO) test -count=1 -run TestManifestsInSync ./... -update
+
 vet:
 	$(GO) vet $(PKGS)
+	cd deploy && $(GO) vet ./...
 
 # The tests: vet first, then every package under the race detector, then
 # the zero-allocation tests, which are built only without it (//go:build
@@ -45,6 +53,7 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run 'Alloc' $(PKGS)
+	cd deploy && $(GO) test -count=1 -timeout 10m ./...
 
 # The Go benchmarks (hot paths), with allocations reported.
 bench:
@@ -55,8 +64,10 @@ check: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
+	cd deploy && $(GOBIN)/staticcheck ./...
 	@bash .ci/greps
 	@out=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$out"; exit 1; }
+	@out=$$(cd deploy && $(GO) mod tidy -diff 2>&1) || { echo "deploy/go.mod is not tidy (cd deploy && go mod tidy):"; echo "$$out"; exit 1; }
 
 # Fuzz every parser for a short while (FUZZTIME each).
 FUZZTIME ?= 20s

@@ -94,18 +94,18 @@ esac
 if [ "$builder" = buildah ]; then
   fmt() { buildah inspect --type image --format "$1" "$IMAGE"; }
   user=$(fmt '{{.OCIv1.Config.User}}')
-  entry=$(fmt '{{json .OCIv1.Config.Entrypoint}}')
+  entry=$(fmt '{{.OCIv1.Config.Entrypoint}}')
   rev=$(fmt '{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}')
 else
   fmt() { "$builder" image inspect --format "$1" "$IMAGE"; }
   user=$(fmt '{{.Config.User}}')
-  entry=$(fmt '{{json .Config.Entrypoint}}')
+  entry=$(fmt '{{.Config.Entrypoint}}')
   rev=$(fmt '{{index .Config.Labels "org.opencontainers.image.revision"}}')
 fi
 fail=0
 check() { if [ "$2" = "$3" ]; then echo "image-test: ok: $1 = $2"; else echo "image-test: FAIL: $1 = '$2', want '$3'"; fail=1; fi; }
 check user "$user" "65532:65532"
-check entrypoint "$entry" '["/switchyard"]'
+check entrypoint "$entry" '[/switchyard]'
 check "revision label" "$rev" "$COMMIT"
 
 # The image's files.
