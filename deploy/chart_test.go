@@ -23,6 +23,16 @@ const (
 	gatewayName = "switchyard-gateway"
 )
 
+// isOurImage reports whether img is a Switchyard image (any registry or
+// tag): its last path element is "switchyard".
+func isOurImage(img string) bool {
+	repo := img
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo == "switchyard" || strings.HasSuffix(repo, "/switchyard")
+}
+
 // The value sets the chart is rendered with. Each is checked for strict
 // decoding, security contexts, selectors, flags and the gateway config;
 // check adds what the case is about.
@@ -387,7 +397,7 @@ func checkSecurity(t *testing.T, r rendered) {
 			if !seccomp {
 				t.Errorf("%s: no RuntimeDefault seccomp profile", where)
 			}
-			if c.Image != ourImage {
+			if !isOurImage(c.Image) {
 				continue
 			}
 			if !podNonRoot && (sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot) {

@@ -155,7 +155,7 @@ func checkFlags(t *testing.T, r rendered) {
 	t.Helper()
 	for name, pt := range r.podSpecs() {
 		for _, c := range append(append([]corev1.Container{}, pt.Spec.InitContainers...), pt.Spec.Containers...) {
-			if c.Image == ourImage {
+			if isOurImage(c.Image) {
 				checkCommand(t, name+" "+c.Name, c.Args)
 			}
 			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Exec != nil {
