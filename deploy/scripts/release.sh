@@ -17,8 +17,8 @@ DIST=${DIST:-dist}
 VERSION=${VERSION:-$(git describe --tags --dirty 2>/dev/null || echo 0.0.0-dev)}
 COMMIT=${COMMIT:-$(git rev-parse HEAD)}
 PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64}
-# File times in the archives: the commit's time.
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+# File times in the archives: the time of the commit stamped in.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct "$COMMIT" 2>/dev/null || echo 0)}
 
 mkdir -p "$DIST"
 stage=$(mktemp -d)
