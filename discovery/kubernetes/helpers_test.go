@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +238,3 @@ func pool(ns, name string, spec map[string]any) *unstructured.Unstructured {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func itoa(n int) string { return strconv.Itoa(n) }
