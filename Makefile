@@ -5,15 +5,47 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean
+# Version and commit stamped into the binary (switchyard version). The
+# binary also reads Go's build information, but this machine's go env sets
+# -buildvcs=false and Go does not stamp git worktrees, so the Makefile
+# names them itself. VERSION is empty without a tag: Go's own then.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
+BIN     ?= bin/switchyard
+
+.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean \
+	image image-test release release-test deploy-test deploy-manifests
 
 all: build
 
 build:
-	$(GO) build -o bin/switchyard ./cmd/switchyard
+	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchyard
+
+# The container image (Dockerfile) with docker, podman or buildah, and the
+# check that it builds (skips when none is installed).
+image:
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' bash deploy/scripts/image.sh
+image-test:
+	@bash deploy/scripts/image-test.sh
+
+# Release archives for linux/amd64 and linux/arm64 with SHA256SUMS in
+# dist/, and the check of the recipe.
+release:
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' bash deploy/scripts/release.sh
+release-test:
+	@bash deploy/scripts/release-test.sh
+
+# The deploy module (deploy/go.mod: Helm chart rendering tests) and the
+# plain manifests rendered from the chart.
+deploy-test:
+	cd deploy && $(GO) test -count=1 ./...
+deploy-manifests:
+	cd deploy && $(GO) test -count=1 -run TestManifestsInSync ./... -update
 
 vet:
 	$(GO) vet $(PKGS)
+	cd deploy && $(GO) vet ./...
 
 # The tests: vet first, then every package under the race detector, then
 # the zero-allocation tests, which are built only without it (//go:build
@@ -21,6 +53,7 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run 'Alloc' $(PKGS)
+	cd deploy && $(GO) test -count=1 -timeout 10m ./...
 
 # The Go benchmarks (hot paths), with allocations reported.
 bench:
@@ -31,8 +64,10 @@ check: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
+	cd deploy && $(GOBIN)/staticcheck ./...
 	@bash .ci/greps
 	@out=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$out"; exit 1; }
+	@out=$$(cd deploy && $(GO) mod tidy -diff 2>&1) || { echo "deploy/go.mod is not tidy (cd deploy && go mod tidy):"; echo "$$out"; exit 1; }
 
 # Fuzz every parser for a short while (FUZZTIME each).
 FUZZTIME ?= 20s
@@ -49,4 +84,4 @@ bench-policies: build
 	./bin/switchyard bench policies
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	name := args[0]
 	switch name {
+	case "--version", "-version":
+		return run(ctx, append([]string{"version"}, args[1:]...), stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
@@ -105,5 +107,5 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "  help      print this text, or `switchyard help COMMAND` for a command's flags")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `switchyard COMMAND --help` to see every flag of a command.")
+	fmt.Fprintln(w, "Run `switchyard COMMAND --help` to see every flag of a command, `switchyard --version` for the version.")
 }

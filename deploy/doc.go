@@ -1,0 +1,15 @@
+// Package deploy holds the tests of Switchyard's deployment files: the
+// Helm chart (helm/switchyard), the plain manifests rendered from it
+// (kubernetes/), the examples (examples/) and the Dockerfile's Go version.
+//
+// It is its own Go module (deploy/go.mod) so that Helm and the Kubernetes
+// API types never reach the switchyard binary. Its tests render the chart
+// with the Helm SDK for several sets of values and decode every object
+// strictly into its Kubernetes API type (an unknown or duplicate field
+// fails), check the security contexts, probes and RBAC, parse the gateway
+// config the chart writes with the gateway's own parser, and check that
+// every switchyard flag the manifests pass exists.
+//
+// `go test ./... -run TestManifestsInSync -update` (make deploy-manifests)
+// regenerates kubernetes/ from the chart.
+package deploy
