@@ -188,7 +188,7 @@ func checkCommand(t *testing.T, where string, args []string) {
 			t.Errorf("%s: argument %q is not a --flag", where, a)
 			continue
 		}
-		if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(m[1]) + `\b`).MatchString(h) {
+		if !regexp.MustCompile(`(?m)^\s+--?` + regexp.QuoteMeta(m[1]) + `\b`).MatchString(h) {
 			t.Errorf("%s: switchyard %s has no flag --%s", where, strings.Join(command, " "), m[1])
 		}
 	}
