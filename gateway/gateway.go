@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/frontend"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
 )
 
 // Gateway is a running data path. Create it with New, run it with Serve,
@@ -45,6 +46,9 @@ type Gateway struct {
 	discCfg  *config.DiscoveryConfig
 	discStop context.CancelFunc
 	discRun  bool // the client's Run started
+	keys     *tenant.Store
+	keysCfg  tenant.Config
+	keysStop context.CancelFunc // stops keys' Run; nil until it runs
 }
 
 // Option is a rare knob of New.
@@ -99,6 +103,9 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if err := g.setGuard(cfg); err != nil {
 		return nil, err
 	}
+	if err := g.setKeys(cfg); err != nil {
+		return nil, err
+	}
 	g.install(st)
 	ok = true
 	return g, nil
@@ -133,6 +140,53 @@ func (g *Gateway) setGuard(cfg *Config) error {
 	}
 	g.guard.Store(admin.NewGuard(&cfg.Admin, tok, cfg.Listen.Admin))
 	return nil
+}
+
+// setKeys turns API keys on, off or to another file as cfg.Auth says; an
+// unchanged Auth keeps the running store (and its tenants' state). Called
+// with g.mu held (or before Serve).
+func (g *Gateway) setKeys(cfg *Config) error {
+	if cfg.Auth == nil {
+		g.core.SetTenants(nil)
+		g.stopKeysLocked()
+		g.keys = nil
+		return nil
+	}
+	want := tenant.Config{Path: cfg.Auth.Path, Interval: cfg.Auth.Interval}
+	if g.keys != nil && g.keysCfg.Path == want.Path && g.keysCfg.Interval == want.Interval {
+		return nil
+	}
+	open := want
+	open.Logger = g.log
+	ks, err := tenant.Open(open)
+	if err != nil {
+		return err
+	}
+	g.stopKeysLocked()
+	g.keys, g.keysCfg = ks, want
+	g.core.SetTenants(ks)
+	if g.runCtx != nil {
+		g.runKeysLocked()
+	}
+	return nil
+}
+
+func (g *Gateway) stopKeysLocked() {
+	if g.keysStop != nil {
+		g.keysStop()
+		g.keysStop = nil
+	}
+}
+
+// runKeysLocked runs the key store's reloader under Serve.
+func (g *Gateway) runKeysLocked() {
+	if g.keys == nil || g.keysStop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(g.runCtx)
+	g.keysStop = cancel
+	ks := g.keys
+	go func() { _ = ks.Run(ctx) }()
 }
 
 // install makes st the routing state: routes fed by the Resource tier
@@ -245,6 +299,10 @@ func (g *Gateway) Reload(cfg *Config) error {
 		st.CloseExtras()
 		return err
 	}
+	if err := g.setKeys(cfg); err != nil {
+		st.CloseExtras()
+		return err
+	}
 	g.install(st)
 	kept := make(map[*route.Route]bool, len(st.Routes()))
 	for _, r := range st.Routes() {
@@ -274,6 +332,7 @@ func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error
 	defer stopAll()
 	g.runCtx = runCtx
 	g.startLocked(g.core.Routes())
+	g.runKeysLocked()
 	g.mu.Unlock()
 
 	errc := make(chan error, 2)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
 )
 
 // stringList is a repeatable string flag.
@@ -26,6 +27,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]", stderr)
 	configPath := fs.String("config", "", "YAML config file (reloaded on SIGHUP and when it changes)")
 	check := fs.Bool("check", false, "validate the configuration (with --config or --route) and exit: 0 when valid, else the error with its YAML line")
+	apiKeys := fs.String("api-keys", "", "API-key file (see gateway/tenant): every request then needs one of its keys, as Authorization: Bearer KEY or x-api-key, which names its tenant and limits; overrides auth.api_keys_file")
 	adminToken := fs.String("admin-token-file", "", "file holding the admin token: admin actions and pprof need it as a bearer token; overrides admin.token_file")
 	listen := fs.String("listen", "", "client host:port (HTTP/1.1, h2c, gRPC); overrides the config's listen.client")
 	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof/); overrides listen.admin")
@@ -76,12 +78,20 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *adminToken != "" {
 		cfg.Admin.TokenFile = *adminToken
 	}
+	if *apiKeys != "" {
+		cfg.Auth = &tenant.Config{Path: *apiKeys}
+	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if _, err := cfg.Admin.ReadToken(); err != nil {
 		return err
+	}
+	if cfg.Auth != nil {
+		if _, err := tenant.LoadFile(cfg.Auth.Path); err != nil {
+			return err
+		}
 	}
 	if *check {
 		fmt.Fprintf(stdout, "configuration valid: %d routes\n", len(cfg.Routes))
@@ -106,7 +116,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log.Info("gateway: listening", "addr", cl.Addr().String(), "routes", len(cfg.Routes))
 	fmt.Fprintf(stdout, "gateway listening on %s (%d routes)\n", cl.Addr(), len(cfg.Routes))
 	if *configPath != "" {
-		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken}, g, log.Info, log.Error)
+		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys}, g, log.Info, log.Error)
 	}
 	err = g.Serve(ctx, cl, al)
 	if errors.Is(err, context.Canceled) {
@@ -120,7 +130,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // with a message and the running config stays.
 // overrides are the flags that take precedence over the config file, on
 // reload too.
-type overrides struct{ listen, admin, adminToken string }
+type overrides struct{ listen, admin, adminToken, apiKeys string }
 
 func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gateway, info, errorf func(string, ...any)) {
 	hup := make(chan os.Signal, 1)
@@ -158,6 +168,9 @@ func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gatew
 			}
 			if o.adminToken != "" {
 				cfg.Admin.TokenFile = o.adminToken
+			}
+			if o.apiKeys != "" {
+				cfg.Auth = &tenant.Config{Path: o.apiKeys}
 			}
 			err = g.Reload(cfg)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
 )
 
 // Config is the gateway's whole configuration. Process it in order: parse
@@ -47,6 +48,11 @@ type Config struct {
 	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// Admin secures the admin port.
 	Admin AdminConfig `yaml:"admin"`
+	// Auth turns API keys on: every request must then carry a key of the
+	// file (Authorization: Bearer KEY or x-api-key), which names its
+	// tenant, limits, priority and models (gateway/tenant). Optional: no
+	// Auth, no keys.
+	Auth *tenant.Config `yaml:"auth"`
 	// WeightPeriod is how often every route's table is rebuilt with fresh
 	// weights. Default 3 s; at least 100 ms.
 	WeightPeriod time.Duration `yaml:"weight_period"`
@@ -718,6 +724,11 @@ func (c *Config) Validate() error {
 		return cfgErr("limits.max_connections_per_ip %d: must not be negative (0: no cap)", l.MaxConnectionsPerIP)
 	case l.MaxH2Streams < 1 || l.MaxH2Streams > 10000:
 		return cfgErr("limits.max_h2_streams %d: must be 1..10000", l.MaxH2Streams)
+	}
+	if c.Auth != nil {
+		if err := c.Auth.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if c.WeightPeriod < 100*time.Millisecond {
 		return cfgErr("weight_period %v: must be at least 100ms", c.WeightPeriod)

@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
 )
 
 // maxPathBytes bounds the request path; longer paths get 414.
@@ -36,6 +38,7 @@ type Core struct {
 
 	// Atomic.
 	set      atomic.Pointer[route.Set]
+	tenants  atomic.Pointer[tenant.Store] // API keys; nil: keys off
 	inflight atomic.Int64
 	buffered atomic.Int64 // request body bytes held in memory (Limits.MaxBufferedBytes)
 	reqSeq   atomic.Uint64
@@ -61,6 +64,12 @@ func New(metrics *telemetry.Metrics, tracing *telemetry.Tracing, log *slog.Logge
 // SetRoutes makes st the routing state of new requests; requests under
 // way keep the one they started with.
 func (c *Core) SetRoutes(st *route.Set) { c.set.Store(st) }
+
+// SetTenants turns API keys on with ks (nil turns them off).
+func (c *Core) SetTenants(ks *tenant.Store) { c.tenants.Store(ks) }
+
+// Tenants is the API-key store in force, nil when keys are off.
+func (c *Core) Tenants() *tenant.Store { return c.tenants.Load() }
 
 // Routes is the routing state in force.
 func (c *Core) Routes() *route.Set { return c.set.Load() }
@@ -127,12 +136,23 @@ func (c *Core) Forward(x *Exchange) {
 	}
 	switch {
 	case r.Proto != GRPC && string(r.Path) == "/v1/models" && string(r.Method) == "GET":
-		x.answer(200, ctJSON, st.ModelsJSON())
+		x.answer(200, ctJSON, x.modelsJSON())
 		return
 	}
+	// 2. Identify: the API key names the tenant; the key itself never
+	// goes further than here.
+	if ks := c.tenants.Load(); ks != nil {
+		t, ok := ks.LookupHeaders(r.Header(keyAuthorization), r.Header(keyAPIKey))
+		if !ok {
+			x.fail(ErrInvalidAPIKey)
+			return
+		}
+		x.tenant = t
+	}
+	// 3. Match.
 	rt, stream, err := x.match()
 	if err != nil {
-		x.fail(err)
+		x.fail(x.tenantView(err))
 		return
 	}
 	// Only the route's inference APIs reach its nodes.
@@ -140,6 +160,25 @@ func (c *Core) Forward(x *Exchange) {
 		x.route = rt
 		x.fail(ErrPathNotAllowed)
 		return
+	}
+	// 4. Admit the tenant: its models, requests per minute (and tokens
+	// spent), requests in flight.
+	if t := x.tenant; t != nil {
+		x.route = rt
+		if !t.Allows(x.model) {
+			x.fail(&route.UnknownError{Model: string(x.model), Path: string(r.Path)})
+			return
+		}
+		if ok, wait := t.Admit(x.start); !ok {
+			x.retryAfterBuf = strconv.AppendInt(x.retryAfterBuf[:0], int64(max(1, (wait+time.Second-1)/time.Second)), 10)
+			x.fail(ErrRateLimited)
+			return
+		}
+		if !t.Acquire() {
+			x.fail(ErrRateLimited)
+			return
+		}
+		x.holds = true
 	}
 	rt = x.extras(rt)
 	x.route = rt
@@ -188,11 +227,52 @@ func (r *Request) startTime() time.Time {
 
 // Canonical header names.
 var (
-	keyRequestID    = []byte("X-Request-Id")
-	keyAccept       = []byte("Accept")
-	keyContentType  = []byte("Content-Type")
-	keyForwardedFor = []byte("X-Forwarded-For")
-	keyVia          = []byte("Via")
+	keyRequestID     = []byte("X-Request-Id")
+	keyAccept        = []byte("Accept")
+	keyContentType   = []byte("Content-Type")
+	keyForwardedFor  = []byte("X-Forwarded-For")
+	keyVia           = []byte("Via")
+	keyAuthorization = []byte("Authorization")
+	keyAPIKey        = []byte("X-Api-Key")
+	keyTenant        = []byte("X-Switchyard-Tenant")
 )
 
 const ctJSON = "application/json"
+
+// modelsJSON answers GET /v1/models: every routed model, or with API keys
+// those the tenant may use (the others do not exist for it).
+func (x *Exchange) modelsJSON() []byte {
+	st := x.set
+	ks := x.core.tenants.Load()
+	if ks == nil {
+		return st.ModelsJSON()
+	}
+	t, ok := ks.LookupHeaders(x.Req.Header(keyAuthorization), x.Req.Header(keyAPIKey))
+	if !ok {
+		x.fail(ErrInvalidAPIKey)
+		return x.local
+	}
+	var allowed []string
+	for _, m := range st.Models() {
+		if t.Allows([]byte(m)) {
+			allowed = append(allowed, m)
+		}
+	}
+	return route.ModelsJSON(allowed)
+}
+
+// tenantView hides from a tenant the models it may not use: a 404 lists
+// only the tenant's models.
+func (x *Exchange) tenantView(err error) error {
+	var ue *route.UnknownError
+	if x.tenant == nil || !errors.As(err, &ue) {
+		return err
+	}
+	var allowed []string
+	for _, m := range ue.Available {
+		if x.tenant.Allows([]byte(m)) {
+			allowed = append(allowed, m)
+		}
+	}
+	return &route.UnknownError{Model: ue.Model, Path: ue.Path, Available: allowed}
+}

@@ -47,6 +47,12 @@ var (
 	// ErrLoop: the request already passed through this gateway (its Via
 	// names it): a routing loop. 508.
 	ErrLoop = errors.New("gateway: routing loop: the request already passed through this gateway")
+	// ErrInvalidAPIKey: API keys are on and the request has none, or an
+	// unknown one. 401.
+	ErrInvalidAPIKey = errors.New("gateway: invalid API key: send Authorization: Bearer KEY or x-api-key: KEY")
+	// ErrRateLimited: the tenant is over its requests or tokens per minute,
+	// or at its requests in flight. 429 with Retry-After.
+	ErrRateLimited = errors.New("gateway: rate limit reached for this API key")
 	// ErrShuttingDown: the gateway is draining. 503.
 	ErrShuttingDown = errors.New("gateway: shutting down")
 )
@@ -89,6 +95,7 @@ const (
 	grpcNotFound           = 5
 	grpcResourceExhausted  = 8
 	grpcUnimplemented      = 12
+	grpcUnauthenticated    = 16
 	grpcInternal           = 13
 	grpcUnavailable        = 14
 	statusClientClosedConn = telemetry.StatusClientClosed
@@ -117,6 +124,10 @@ func classify(err error) errorClass {
 		return errorClass{414, "invalid_request_error", "uri_too_long", grpcInvalidArgument, false}
 	case errors.Is(err, ErrHeaderTooLarge):
 		return errorClass{431, "invalid_request_error", "headers_too_large", grpcInvalidArgument, false}
+	case errors.Is(err, ErrInvalidAPIKey):
+		return errorClass{401, "invalid_request_error", "invalid_api_key", grpcUnauthenticated, false}
+	case errors.Is(err, ErrRateLimited):
+		return errorClass{429, "rate_limit_error", "rate_limit_exceeded", grpcResourceExhausted, true}
 	case errors.Is(err, ErrRouteSaturated):
 		return errorClass{429, "rate_limit_error", "route_saturated", grpcResourceExhausted, true}
 	case errors.Is(err, ErrOverloaded):

@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
@@ -45,13 +46,18 @@ type Exchange struct {
 	uriBuf      []byte // the normalised request target for the node
 	pathChanged bool
 
+	model  []byte         // the model the request names (aliases the body or scratch)
+	tenant *tenant.Tenant // the API key's tenant; nil without keys
+	holds  bool           // the tenant's max_concurrent slot is taken
+
 	// The answer.
-	status     int
-	local      []byte // a local answer's body (nil: the node's answer)
-	localCT    string
-	errClass   errorClass
-	err        error
-	retryAfter bool
+	status        int
+	local         []byte // a local answer's body (nil: the node's answer)
+	localCT       string
+	errClass      errorClass
+	err           error
+	retryAfter    bool
+	retryAfterBuf []byte
 
 	// The node's answer.
 	ep          *balancer.Endpoint
@@ -116,6 +122,9 @@ func (x *Exchange) RetryAfter() []byte {
 	if errors.As(x.err, &ue) && ue.RetryAfter != "" {
 		return bytesOf(ue.RetryAfter) // the node's own, passed on
 	}
+	if len(x.retryAfterBuf) > 0 {
+		return x.retryAfterBuf // the tenant's bucket says when
+	}
 	return x.set.RetryAfter()
 }
 
@@ -173,6 +182,7 @@ func (x *Exchange) fail(err error) {
 // OpenAI JSON body (read by a validating scanner, no decode) or the first
 // message of a gRPC call. It also decides whether to stream the answer.
 func (x *Exchange) match() (*route.Route, bool, error) {
+	x.model = nil
 	r, st := &x.Req, x.set
 	model, hasModel := route.KServeModel(r.Path)
 	var f route.JSONFields
@@ -196,6 +206,9 @@ func (x *Exchange) match() (*route.Route, bool, error) {
 			return nil, false, err
 		}
 		model, hasModel = f.Model, f.HasModel
+	}
+	if hasModel {
+		x.model = model
 	}
 	rt, err := st.Match(r.Host, r.Path, r, model, hasModel)
 	if err != nil {
@@ -367,6 +380,7 @@ func (x *Exchange) Finish(clientErr error) {
 	if x.ep != nil {
 		settle(x.ep, status)
 	}
+	x.releaseTenant()
 	x.releaseUpstream()
 	x.releaseBody()
 	if x.counted {
@@ -412,6 +426,7 @@ func (x *Exchange) FinishAfterPanic() {
 	if x.ep != nil {
 		x.ep.Release()
 	}
+	x.releaseTenant()
 	x.releaseUpstream()
 	x.releaseBody()
 	if x.counted {
@@ -470,6 +485,15 @@ func (x *Exchange) reset() {
 	x.failed, x.complete, x.cancelled = false, false, false
 	x.needDone, x.sawDone, x.done = false, false, doneScanner{}
 	x.split, x.variant, x.shadow, x.span = nil, 0, nil, nil
+	x.model, x.tenant, x.holds, x.retryAfterBuf = nil, nil, false, x.retryAfterBuf[:0]
+}
+
+// releaseTenant gives back the tenant's concurrency slot.
+func (x *Exchange) releaseTenant() {
+	if x.holds {
+		x.tenant.Release()
+		x.holds = false
+	}
 }
 
 // settle ends a request on its endpoint: a node that answered below 400

@@ -128,6 +128,11 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 		via = prior + ", " + via
 	}
 	out.Header["Via"] = []string{via}
+	if x.tenant != nil { // the key stays here; the tenant goes on
+		delete(out.Header, "Authorization")
+		delete(out.Header, "X-Api-Key")
+		out.Header["X-Switchyard-Tenant"] = []string{x.tenant.Name()}
+	}
 	out.Host = string(r.Host)
 	out.ContentLength = -1
 	resp, err := n.H2().RoundTrip(out)

@@ -230,6 +230,11 @@ func (x *Exchange) prepareHTTP() {
 		}
 		appendForwardedFor(&req.Header, req.Header.PeekCanonical(keyForwardedFor), r.ipText)
 		appendVia(&req.Header, req.Header.PeekCanonical(keyVia), x.core.via)
+		if x.tenant != nil { // the key stays here; the tenant goes on
+			req.Header.DelBytes(keyAuthorization)
+			req.Header.DelBytes(keyAPIKey)
+			req.Header.SetCanonical(keyTenant, bytesOf(x.tenant.Name()))
+		}
 		return
 	}
 	out := &x.out
@@ -248,6 +253,8 @@ func (x *Exchange) prepareHTTP() {
 		case k == "Via":
 			priorVia = bytesOf(vv[0])
 			continue
+		case x.tenant != nil && (k == "Authorization" || k == "X-Api-Key" || k == "X-Switchyard-Tenant"):
+			continue
 		}
 		for _, v := range vv {
 			out.Header.Add(k, v)
@@ -258,6 +265,9 @@ func (x *Exchange) prepareHTTP() {
 	}
 	appendForwardedFor(&out.Header, prior, r.ipText)
 	appendVia(&out.Header, priorVia, x.core.via)
+	if x.tenant != nil {
+		out.Header.SetCanonical(keyTenant, bytesOf(x.tenant.Name()))
+	}
 	out.SetBodyRaw(r.Body)
 }
 

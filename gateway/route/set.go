@@ -94,6 +94,12 @@ func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 		st.CloseExtras()
 		return nil, err
 	}
+	st.modelsJSON = ModelsJSON(st.models)
+	return st, nil
+}
+
+// ModelsJSON is the OpenAI list of models (GET /v1/models).
+func ModelsJSON(models []string) []byte {
 	type model struct {
 		ID      string `json:"id"`
 		Object  string `json:"object"`
@@ -104,11 +110,11 @@ func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 		Object string  `json:"object"`
 		Data   []model `json:"data"`
 	}{Object: "list", Data: []model{}}
-	for _, m := range st.models {
+	for _, m := range models {
 		list.Data = append(list.Data, model{ID: m, Object: "model", OwnedBy: "switchyard"})
 	}
-	st.modelsJSON, _ = json.Marshal(list)
-	return st, nil
+	b, _ := json.Marshal(list)
+	return b
 }
 
 func onlyModels(m *config.MatchConfig) bool {
