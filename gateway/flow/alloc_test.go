@@ -20,7 +20,7 @@ func TestEnterLeaveAllocatesNothing(t *testing.T) {
 		if err := q.Enter(ctx, Request{Class: Batch, Tenant: "t"}); err != nil {
 			t.Fatal(err)
 		}
-		q.Leave()
+		q.Leave(Batch)
 	}); n != 0 {
 		t.Fatalf("%v allocations per Enter/Leave", n)
 	}

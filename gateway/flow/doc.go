@@ -7,7 +7,11 @@
 // sets it with SetLimit): while fewer are in flight, some node has room
 // (the pick skips full nodes), and Enter returns at once. Otherwise the
 // request waits, and every Leave (the gateway calls it when a request
-// settles) hands the freed slot to the next waiter at once. Waiters are
+// settles) hands the freed slot to the next waiter at once. Batch requests
+// hold at most 1 − Config.Reserve of the slots (default 80 %): the rest
+// stays free for interactive requests, so a batch backlog never makes an
+// interactive request wait, nor pushes it onto whichever slow node a slot
+// happens to free on. Waiters are
 // ordered by Fair: strict priority between classes (Interactive ahead of
 // Batch), deficit round robin between the tenants of a class (Shreedhar
 // and Varghese, "Efficient fair queuing using deficit round robin",
@@ -21,8 +25,9 @@
 //
 // No goroutine is started per queued request: a waiter blocks in its own
 // goroutine on a channel and a timer taken from a pool. Enter and Leave do
-// not allocate once the pools are warm, and take no lock while nothing
-// waits (one atomic compare-and-swap each).
+// not allocate once the pools are warm; an interactive request takes no
+// lock while nothing waits (one atomic compare-and-swap each way), a batch
+// one takes the queue's lock to keep batch's count exact.
 //
 // Fair is the queue's ordering on its own (not safe for concurrent use),
 // for simulations that cannot block goroutines (bench/affinity uses it).

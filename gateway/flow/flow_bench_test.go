@@ -20,7 +20,7 @@ func BenchmarkEnterLeave(b *testing.B) {
 			if err := q.Enter(ctx, Request{}); err != nil {
 				b.Fatal(err)
 			}
-			q.Leave()
+			q.Leave(Interactive)
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
@@ -31,7 +31,7 @@ func BenchmarkEnterLeave(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				q.Leave()
+				q.Leave(Interactive)
 			}
 		})
 	})
@@ -54,7 +54,7 @@ func BenchmarkQueuedHandOff(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			q.Leave()
+			q.Leave(Batch)
 		}
 	})
 }

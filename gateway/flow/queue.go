@@ -30,6 +30,13 @@ type Config struct {
 	// robin within its class. Default 1 (with unit costs: one request per
 	// tenant per turn).
 	Quantum int `yaml:"quantum"`
+	// Reserve is the share of the route's slots that batch requests leave
+	// to interactive ones: batch holds at most BatchLimit(limit, Reserve)
+	// slots, so an interactive request finds a slot at once even while a
+	// batch backlog waits, on the nodes the pick prefers rather than
+	// wherever a slot happens to free. Default 0.2; 0 to 0.9. Negative:
+	// none (batch may take every slot).
+	Reserve float64 `yaml:"reserve"`
 	// Observe, if set, is called once for every request that waited, when
 	// its wait ends: its class, how long it waited, and nil (it got a
 	// slot), ErrQueueTimeout, ErrQueueFull (displaced) or its context's
@@ -45,8 +52,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("flow: max_queued %d: must be 1..%d (0 for the default 1024)", c.MaxQueued, 1<<24)
 	case c.Quantum < 0:
 		return fmt.Errorf("flow: quantum %d: must be >= 1 (0 for the default 1)", c.Quantum)
+	case c.Reserve > 0.9 || c.Reserve != c.Reserve:
+		return fmt.Errorf("flow: reserve %v: must be at most 0.9 (0 for the default 0.2, negative for none)", c.Reserve)
 	}
 	return nil
+}
+
+// BatchLimit returns how many of limit slots batch requests may hold with
+// the given reserve: limit less the reserved share, at least one slot
+// while limit is positive.
+func BatchLimit(limit int, reserve float64) int {
+	if reserve <= 0 || limit <= 0 {
+		return limit
+	}
+	return max(1, int(float64(limit)*(1-reserve)))
 }
 
 // Request describes one request to Enter.
@@ -73,7 +92,10 @@ type Queue struct {
 	state atomic.Uint64
 	limit atomic.Int64
 
+	batch atomic.Int64 // batch requests holding a slot; raised only under mu
+
 	maxQueued int
+	reserve   float64
 	observe   func(Class, time.Duration, error)
 	now       func() time.Time
 
@@ -96,6 +118,7 @@ const waitingOne = 1 << 32
 type waiter struct {
 	ch     chan struct{} // one signal: granted or displaced
 	timer  *time.Timer
+	class  Class
 	item   *Item[*waiter]
 	result error // set with the signal: nil (granted) or ErrQueueFull
 	done   bool  // the signal was sent
@@ -113,7 +136,10 @@ func newQueue(cfg Config, now func() time.Time) (*Queue, error) {
 	if cfg.MaxQueued == 0 {
 		cfg.MaxQueued = 1024
 	}
-	q := &Queue{maxQueued: cfg.MaxQueued, observe: cfg.Observe, now: now, fair: NewFair[*waiter](cfg.Quantum)}
+	if cfg.Reserve == 0 {
+		cfg.Reserve = 0.2
+	}
+	q := &Queue{maxQueued: cfg.MaxQueued, reserve: cfg.Reserve, observe: cfg.Observe, now: now, fair: NewFair[*waiter](cfg.Quantum)}
 	q.waiters.New = func() any {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
@@ -129,7 +155,7 @@ func (q *Queue) SetLimit(n int) {
 	q.limit.Store(int64(max(n, 0)))
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.fair.Len() > 0 {
+	for q.grantableLocked() {
 		s := q.state.Load()
 		if int64(uint32(s)) >= q.limit.Load() {
 			return
@@ -139,6 +165,16 @@ func (q *Queue) SetLimit(n int) {
 			q.grantLocked()
 		}
 	}
+}
+
+// grantableLocked reports whether the next waiter may get a slot that is
+// free: an interactive one always, a batch one while batch is under its
+// limit.
+func (q *Queue) grantableLocked() bool {
+	if q.fair.LenClass(Interactive) > 0 {
+		return true
+	}
+	return q.fair.Len() > 0 && q.batch.Load() < int64(BatchLimit(int(q.limit.Load()), q.reserve))
 }
 
 // InFlight returns the requests holding a slot.
@@ -160,11 +196,14 @@ func (q *Queue) RetryAfter() time.Duration {
 }
 
 // Enter takes a slot for a request, waiting in the queue if every slot is
-// taken. On nil the caller holds a slot and must call Leave exactly once.
-// It returns ErrQueueFull, ErrQueueTimeout or ctx's error otherwise.
+// taken (or, for a batch request, every slot batch may hold). On nil the
+// caller holds a slot and must call Leave with the request's class
+// exactly once. It returns ErrQueueFull, ErrQueueTimeout or ctx's error
+// otherwise.
 func (q *Queue) Enter(ctx context.Context, r Request) error {
-	// Fast path: nothing waits and there is room.
-	for {
+	// Fast path for interactive requests: nothing waits and there is
+	// room. Batch requests take the lock: their count is kept exact.
+	for r.Class == Interactive {
 		s := q.state.Load()
 		if s>>32 != 0 || int64(uint32(s)) >= q.limit.Load() {
 			break
@@ -189,13 +228,26 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 		return ErrQueueTimeout
 	}
 	q.mu.Lock()
-	// Room may have appeared; still, nobody jumps the queue.
-	for {
+	// Room may have appeared; still, nobody jumps the queue: an
+	// interactive request goes ahead only of batch waiters, a batch one of
+	// nobody, and only while batch is under its limit.
+	ahead := q.fair.Len()
+	if c == Batch {
+		if q.batch.Load() >= int64(BatchLimit(int(q.limit.Load()), q.reserve)) {
+			ahead = 1 // no room for batch: wait
+		}
+	} else {
+		ahead = q.fair.LenClass(Interactive)
+	}
+	for ahead == 0 {
 		s := q.state.Load()
-		if s>>32 != 0 || int64(uint32(s)) >= q.limit.Load() {
+		if int64(uint32(s)) >= q.limit.Load() {
 			break
 		}
 		if q.state.CompareAndSwap(s, s+1) {
+			if c == Batch {
+				q.batch.Add(1)
+			}
 			q.mu.Unlock()
 			return nil
 		}
@@ -212,7 +264,7 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 		vw.ch <- struct{}{}
 	}
 	w := q.waiters.Get().(*waiter)
-	w.result, w.done = nil, false
+	w.result, w.done, w.class = nil, false, c
 	w.item = q.fair.Push(c, r.Tenant, r.Cost, w)
 	q.state.Add(waitingOne)
 	q.depth[c].Add(1)
@@ -266,7 +318,7 @@ func (q *Queue) giveUp(w *waiter, reason error) error {
 	q.mu.Unlock()
 	<-w.ch // consume the signal so the waiter can be reused
 	if result == nil && reason != ErrQueueTimeout {
-		q.Leave()
+		q.Leave(w.class)
 		return reason
 	}
 	return result
@@ -289,13 +341,22 @@ func (q *Queue) grantLocked() {
 		panic("BUG: flow: a slot granted with nobody waiting")
 	}
 	q.depth[c].Add(-1)
+	if c == Batch {
+		q.batch.Add(1)
+	}
 	w.result, w.done = nil, true
 	w.ch <- struct{}{}
 }
 
-// Leave returns a slot taken by Enter; the next waiter, if any, gets it at
-// once.
-func (q *Queue) Leave() {
+// Leave returns a slot taken by Enter for a request of class c; the next
+// waiter, if any may have it, gets it at once.
+func (q *Queue) Leave(c Class) {
+	if c >= NumClasses {
+		c = NumClasses - 1
+	}
+	if c == Batch {
+		q.batch.Add(-1)
+	}
 	for {
 		s := q.state.Load()
 		if uint32(s) == 0 {
@@ -312,7 +373,7 @@ func (q *Queue) Leave() {
 	defer q.mu.Unlock()
 	for {
 		s := q.state.Load()
-		if s>>32 != 0 && int64(uint32(s)) <= q.limit.Load() {
+		if s>>32 != 0 && int64(uint32(s)) <= q.limit.Load() && q.grantableLocked() {
 			// The slot passes to the next waiter: in flight unchanged,
 			// one fewer waiting.
 			if q.state.CompareAndSwap(s, s-waitingOne) {

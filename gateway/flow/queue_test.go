@@ -68,15 +68,15 @@ func TestQueueFastPathAndHandOff(t *testing.T) {
 	if q.Depth(Interactive) != 1 || q.InFlight() != 2 {
 		t.Fatalf("depth %d in flight %d, want 1 and 2", q.Depth(Interactive), q.InFlight())
 	}
-	q.Leave()
+	q.Leave(Interactive)
 	if err := result(t, ctx, done); err != nil {
 		t.Fatal(err)
 	}
 	if q.Depth(Interactive) != 0 || q.InFlight() != 2 {
 		t.Fatalf("after the hand-off: depth %d in flight %d", q.Depth(Interactive), q.InFlight())
 	}
-	q.Leave()
-	q.Leave()
+	q.Leave(Interactive)
+	q.Leave(Interactive)
 	if q.InFlight() != 0 {
 		t.Fatalf("in flight %d at the end", q.InFlight())
 	}
@@ -106,8 +106,12 @@ func TestQueuePriorityAndFairness(t *testing.T) {
 		ws = append(ws, waiting{r.name, enterAsync(t, ctx, q, queued, Request{Class: r.class, Tenant: r.tenant})})
 	}
 	var order []string
-	for range ws {
-		q.Leave() // the holder's slot passes on
+	for k := range ws {
+		c := Interactive
+		if k > 3 {
+			c = Batch
+		}
+		q.Leave(c) // the holder's slot passes on
 		got := ""
 		for got == "" {
 			for _, w := range ws {
@@ -127,7 +131,7 @@ func TestQueuePriorityAndFairness(t *testing.T) {
 	if fmt.Sprint(order) != want {
 		t.Fatalf("grant order %v, want %s", order, want)
 	}
-	q.Leave()
+	q.Leave(Batch)
 }
 
 func TestQueueDeadlineAndCancel(t *testing.T) {
@@ -161,7 +165,7 @@ func TestQueueDeadlineAndCancel(t *testing.T) {
 	if q.Depth(Interactive) != 0 || q.Depth(Batch) != 0 || q.InFlight() != 1 {
 		t.Fatalf("depths %d/%d in flight %d after both left", q.Depth(Interactive), q.Depth(Batch), q.InFlight())
 	}
-	q.Leave()
+	q.Leave(Interactive)
 	if q.InFlight() != 0 {
 		t.Fatal("slot leaked")
 	}
@@ -189,15 +193,15 @@ func TestQueueFullDisplacesBatch(t *testing.T) {
 	if err := result(t, ctx, b2); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("displaced batch: %v, want ErrQueueFull", err)
 	}
-	q.Leave()
+	q.Leave(Interactive)
 	if err := result(t, ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	q.Leave()
+	q.Leave(Interactive)
 	if err := result(t, ctx, b1); err != nil {
 		t.Fatal(err)
 	}
-	q.Leave()
+	q.Leave(Batch)
 	if q.InFlight() != 0 || q.Depth(Batch) != 0 {
 		t.Fatal("not empty at the end")
 	}
@@ -211,7 +215,7 @@ func TestQueueFullDisplacesBatch(t *testing.T) {
 	if err := result(t, ctx, i1); err != nil {
 		t.Fatal(err)
 	}
-	q2.Leave()
+	q2.Leave(Interactive)
 }
 
 // Many requests enter and leave at once: never more in flight than the
@@ -245,7 +249,7 @@ func TestQueueConcurrent(t *testing.T) {
 					}
 				}
 				inFlight.Add(-1)
-				q.Leave()
+				q.Leave(r.Class)
 			}
 		}()
 	}
@@ -258,8 +262,61 @@ func TestQueueConcurrent(t *testing.T) {
 	}
 }
 
+// Batch holds at most its share of the slots: the rest stays free for
+// interactive requests, which get one at once while batch waits.
+func TestQueueReserve(t *testing.T) {
+	ctx := testCtx(t)
+	q, queued := testQueue(t, Config{Reserve: 0.2}, 10)
+	for i := 0; i < 8; i++ {
+		if err := q.Enter(ctx, Request{Class: Batch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b9 := enterAsync(t, ctx, q, queued, Request{Class: Batch})
+	for i := 0; i < 2; i++ {
+		if err := q.Enter(ctx, Request{Class: Interactive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.InFlight() != 10 || q.Depth(Batch) != 1 {
+		t.Fatalf("in flight %d, batch waiting %d; want 10 and 1", q.InFlight(), q.Depth(Batch))
+	}
+	// An interactive request leaves: its slot is not batch's to take.
+	q.Leave(Interactive)
+	select {
+	case err := <-b9:
+		t.Fatalf("batch got a reserved slot (%v)", err)
+	default:
+	}
+	if err := q.Enter(ctx, Request{Class: Interactive}); err != nil {
+		t.Fatal(err)
+	}
+	// A batch request leaves: the waiting batch request takes its slot.
+	q.Leave(Batch)
+	if err := result(t, ctx, b9); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		q.Leave(Batch)
+	}
+	q.Leave(Interactive)
+	q.Leave(Interactive)
+	if q.InFlight() != 0 {
+		t.Fatalf("in flight %d at the end", q.InFlight())
+	}
+	for _, c := range []struct {
+		limit int
+		r     float64
+		want  int
+	}{{10, 0.2, 8}, {1, 0.2, 1}, {0, 0.2, 0}, {10, -1, 10}, {100, 0.25, 75}} {
+		if got := BatchLimit(c.limit, c.r); got != c.want {
+			t.Errorf("BatchLimit(%d, %v) = %d, want %d", c.limit, c.r, got, c.want)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{{MaxQueued: -1}, {MaxQueued: 1 << 25}, {Quantum: -1}} {
+	for _, c := range []Config{{MaxQueued: -1}, {MaxQueued: 1 << 25}, {Quantum: -1}, {Reserve: 0.95}} {
 		if _, err := New(c); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
