@@ -5,7 +5,7 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= 2026.2.2
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean
+.PHONY: all build test vet bench check demo bench-compare bench-policies bench-affinity fuzz clean
 
 all: build
 
@@ -47,6 +47,11 @@ bench-compare: build
 
 bench-policies: build
 	./bin/switchyard bench policies
+
+# Issue 14's comparison: prefix affinity against GIE and llm-d, two fleets,
+# three loads, and the burst with flow control (about 10 minutes on 2 cores).
+bench-affinity: build
+	./bin/switchyard bench affinity
 
 clean:
 	rm -rf bin
