@@ -25,8 +25,10 @@ type MatrixConfig struct {
 	// read engine metrics, at load 0.7.
 	Sensitivity        bool
 	SensitivityRefresh time.Duration
-	// Burst adds the burst scenario on the heterogeneous fleet.
-	Burst bool
+	// Burst adds the burst scenario on the heterogeneous fleet, with
+	// BurstSeeds seeds (each with its unloaded reference).
+	Burst      bool
+	BurstSeeds int
 	// ManyPrefixes adds runs of a workload the prefix scorers were built
 	// for: 400 distinct 800-token system prompts, homogeneous fleet, load
 	// 0.7.
@@ -50,6 +52,7 @@ func DefaultMatrix() MatrixConfig {
 		Sensitivity:        true,
 		SensitivityRefresh: time.Second,
 		Burst:              true,
+		BurstSeeds:         3,
 		ManyPrefixes:       true,
 	}
 }
@@ -59,11 +62,11 @@ func DefaultMatrix() MatrixConfig {
 // batch at most 80 % of the route's slots) on the heterogeneous fleet; a
 // base load of 0.7, then batch jobs at 1.3 × capacity for 30 s (twice
 // capacity in all); the reference runs at load 0.2.
-func BurstScenario(m MatrixConfig) (burst, unloaded Config) {
+func BurstScenario(m MatrixConfig, k int) (burst, unloaded Config) {
 	base := DefaultConfig()
 	base.Fleet = Heterogeneous()
 	base.Policy = "default"
-	base.Seed = m.Seed + 100
+	base.Seed = m.Seed + 100 + uint64(k)
 	base.Duration, base.Warmup = m.Duration, m.Warmup
 	base.Refresh = m.Refresh
 	base.FlowControl = true
@@ -135,12 +138,14 @@ func RunMatrix(ctx context.Context, m MatrixConfig) (*Matrix, error) {
 	base.Duration, base.Warmup, base.Refresh = m.Duration, m.Warmup, m.Refresh
 	// The burst runs first: it is the longest single run.
 	if m.Burst {
-		b, u := BurstScenario(m)
-		if err := add(KindBurst, b); err != nil {
-			return nil, err
-		}
-		if err := add(KindUnloaded, u); err != nil {
-			return nil, err
+		for k := range max(m.BurstSeeds, 1) {
+			b, u := BurstScenario(m, k)
+			if err := add(KindBurst, b); err != nil {
+				return nil, err
+			}
+			if err := add(KindUnloaded, u); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, f := range m.Fleets {

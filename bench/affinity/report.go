@@ -91,23 +91,44 @@ func (m *Matrix) Targets() []Target {
 			})
 		}
 	}
-	var b, u *Result
-	for _, run := range m.Runs {
-		switch run.Kind {
-		case KindBurst:
-			b = run.Result
-		case KindUnloaded:
-			u = run.Result
+	if pairs := m.burstPairs(); len(pairs) > 0 {
+		met := true
+		var details []string
+		for _, p := range pairs {
+			up, bp := Seconds(&p.unloaded.TTFTByClass[0], 0.99), Seconds(&p.burst.BurstTTFT, 0.99)
+			ok := bp <= 2*up && p.burst.Lost == 0 && Seconds(&p.burst.BurstBatch, 0.5) > Seconds(&p.burst.BurstTTFT, 0.99)
+			met = met && ok
+			details = append(details, fmt.Sprintf("seed %d: interactive p99 %s s vs %s s unloaded (%.2f×), batch TTFT p50 %s s, lost %d",
+				p.seed, secs(bp), secs(up), bp/up, secs(Seconds(&p.burst.BurstBatch, 0.5)), p.burst.Lost))
 		}
-	}
-	if b != nil && u != nil {
-		up, bp := Seconds(&u.TTFTByClass[0], 0.99), Seconds(&b.BurstTTFT, 0.99)
 		out = append(out, Target{
-			What: "burst at twice capacity for 30 s: interactive TTFT p99 within 2× unloaded, batch absorbs the wait, nothing lost",
-			Met:  bp <= 2*up && b.Lost == 0 && Seconds(&b.BurstBatch, 0.5) > Seconds(&b.BurstTTFT, 0.99),
-			Detail: fmt.Sprintf("interactive p99 %s s in the burst and the minute after vs %s s unloaded (%.2f×); batch TTFT p50 %s s, p99 %s s; lost %d",
-				secs(bp), secs(up), bp/up, secs(Seconds(&b.BurstBatch, 0.5)), secs(Seconds(&b.BurstBatch, 0.99)), b.Lost),
+			What:   "burst at twice capacity for 30 s: interactive TTFT p99 within 2× unloaded, batch absorbs the wait, nothing lost (every seed)",
+			Met:    met,
+			Detail: strings.Join(details, "; "),
 		})
+	}
+	return out
+}
+
+// burstPair is one seed of the burst scenario.
+type burstPair struct {
+	seed            uint64
+	burst, unloaded *Result
+	cfg             Config
+}
+
+// burstPairs returns the burst runs with their unloaded references.
+func (m *Matrix) burstPairs() []burstPair {
+	var out []burstPair
+	for _, run := range m.Runs {
+		if run.Kind != KindBurst || run.Result == nil {
+			continue
+		}
+		for _, u := range m.Runs {
+			if u.Kind == KindUnloaded && u.Result != nil && u.Config.Seed == run.Config.Seed {
+				out = append(out, burstPair{run.Config.Seed, run.Result, u.Result, run.Config})
+			}
+		}
 	}
 	return out
 }
@@ -145,16 +166,17 @@ func (m *Matrix) markdown(command string, plots []string) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.What, met, t.Detail)
 	}
-	b.WriteString("\nThe fifth target (the existing heterogeneous benchmark, `make bench-policies`) is in [policies.md](policies.md): the default table pick is unchanged by this work (affinity is a layer over it), so the run there checks that nothing moved.\n\n")
+	b.WriteString("\nThe fifth target (the existing heterogeneous benchmark, `make bench-policies`, default loses nothing at 80-95 %) is checked in [affinity-policies-check.md](affinity-policies-check.md): affinity is a layer over the table's pick, which this work leaves unchanged.\n\n")
+	b.WriteString(whyText)
 	for _, p := range plots {
 		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(p, ".png"), p)
 	}
 	b.WriteString("## Results\n\n")
-	fmt.Fprintf(&b, "TTFT: from a request's arrival at the gateway to its first token; latency: to its last. Over requests arriving after the %s warm-up of %s simulated; the prefix hit rate is the engines' cached prompt tokens over all prompt tokens. *I* columns are interactive (chat) requests only. Engine metrics reach every policy every %v. \"picks by prefix\" is the share of the default's picks that followed a prefix match (the rest: the table's pick).\n", c.Warmup, c.Duration, c.Refresh)
+	fmt.Fprintf(&b, "TTFT: from a request's arrival at the gateway to its first token; latency: to its last. Over requests arriving after the %s warm-up of %s simulated with arrivals; requests still queued when arrivals stop are served afterwards and counted, so a policy that lets a backlog build shows quantiles far beyond the run's length. Follow-up turns come a think time after the previous answer, so a slow policy also sees fewer requests (\"completed\"). The prefix hit rate is the engines' cached prompt tokens over all prompt tokens. *I* columns are interactive (chat) requests only. \"Nodes idle / over\": nodes that ran on average under 0.1 × their Batch, and over 1.5 × (past saturation). Engine metrics reach every policy every %v.\n", c.Warmup, c.Duration, c.Refresh)
 	for _, f := range c.Fleets {
 		for _, l := range c.Loads {
 			fmt.Fprintf(&b, "\n### %s fleet, load %.1f (seed %d)\n\n", f.Name, l, c.Seed+uint64(indexOf(c.Loads, l)))
-			b.WriteString("| policy | TTFT p50 s | p90 s | p99 s | I TTFT p50 s | I p99 s | latency p50 s | p99 s | prefix hit rate | completed |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			b.WriteString("| policy | TTFT p50 s | p90 s | p99 s | I TTFT p50 s | I p99 s | latency p50 s | p99 s | prefix hit rate | completed | nodes idle / over |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 			for _, p := range c.Policies {
 				r := m.find(KindMain, f.Name, p, l)
 				if r == nil {
@@ -167,10 +189,10 @@ func (m *Matrix) markdown(command string, plots []string) string {
 				if !isMain(p) {
 					name = "*" + p + "*"
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %d |\n", name,
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.3f | %d | %.0f %% / %.0f %% |\n", name,
 					secs(Seconds(&r.TTFT, .5)), secs(Seconds(&r.TTFT, .9)), secs(Seconds(&r.TTFT, .99)),
 					secs(Seconds(&r.TTFTByClass[0], .5)), secs(Seconds(&r.TTFTByClass[0], .99)),
-					secs(Seconds(&r.Latency, .5)), secs(Seconds(&r.Latency, .99)), r.HitRate(), r.Completed)
+					secs(Seconds(&r.Latency, .5)), secs(Seconds(&r.Latency, .99)), r.HitRate(), r.Completed, 100*r.NodesIdle, 100*r.NodesOver)
 			}
 			if d := m.find(KindMain, f.Name, "default", l); d != nil {
 				var total int64
@@ -178,8 +200,12 @@ func (m *Matrix) markdown(command string, plots []string) string {
 					total += n
 				}
 				if total > 0 {
-					fmt.Fprintf(&b, "\nThe default's picks: %.1f %% by prefix, %.1f %% by the table's pick.\n",
+					fmt.Fprintf(&b, "\nThe default's picks: %.1f %% by prefix, %.1f %% by the table's pick. Affinity horizon after calibration by the engines' hit counts (mean per card type, from 600 s):",
 						100*float64(d.Reasons[balancer.ByPrefix])/float64(total), 100*float64(d.Reasons[balancer.ByLoad])/float64(total))
+					for k, card := range f.Cards {
+						fmt.Fprintf(&b, " %s %.0f s;", card.Name, d.HorizonByCard[k])
+					}
+					b.WriteString("\n")
 				}
 			}
 		}
@@ -193,6 +219,16 @@ func (m *Matrix) markdown(command string, plots []string) string {
 	b.WriteString(machine.Describe())
 	return b.String()
 }
+
+// whyText explains the comparison's outcome; the numbers it points to are
+// in the tables that follow.
+const whyText = `### Why the scorers fall behind on this workload
+
+GIE's and llm-d's prefix scorer gives a node the share of the prompt its index says the node holds, and the index learns that a node holds a prefix only when a pick sends the prefix there. Here a shared system prompt is most of a first turn's prompt, so the nodes that already served a family score about 0.9 of the prefix weight for every new conversation of it, and the set of nodes serving a family grows only when the other scores outweigh that: GIE's queue (2) and KV-utilisation (2) scorers against prefix 3; llm-d's load-aware scorer (1, its values at most 0.5 apart) against prefix 1, which never happens; the 1/1/3 weights issue 14 quotes, which never happens either. The queue scorer is normalised between the least and the most loaded node, so only the single worst node loses the full queue weight, and an engine queues at all only once its KV pool or max_num_seqs is exhausted; with prefix blocks shared between sequences the pool fills late, and KV usage stays low on a node that is far past saturation. So part of the fleet runs past saturation while much of it idles (the "nodes idle / over" column), and on the heterogeneous fleet the scorers also give a CPU node the share of an H100. With many distinct prefixes (the section below), where no prefix is hot, GIE matches the default's median TTFT and hit rate and only its tail is longer.
+
+Switchyard's default treats a prefix that four nodes hold as cached everywhere and lets the table's pick place it (every node soon holds every family), follows a conversation's own history, and prefers a node only while its in-flight requests stay within 1.25 × its share by learned throughput (plus one).
+
+`
 
 func isMain(p string) bool {
 	for _, q := range Policies() {
@@ -264,32 +300,28 @@ func (m *Matrix) manyPrefixes(b *strings.Builder) {
 }
 
 func (m *Matrix) burstSection(b *strings.Builder) {
-	var burst, unl *MatrixRun
-	for _, run := range m.Runs {
-		switch run.Kind {
-		case KindBurst:
-			burst = run
-		case KindUnloaded:
-			unl = run
-		}
-	}
-	if burst == nil || unl == nil || burst.Result == nil || unl.Result == nil {
+	pairs := m.burstPairs()
+	if len(pairs) == 0 {
 		return
 	}
-	br, ur := burst.Result, unl.Result
-	bc := burst.Config.Burst
+	bc := pairs[0].cfg.Burst
 	fmt.Fprintf(b, "\n## Burst: twice capacity for %v\n\n", bc.For)
-	fmt.Fprintf(b, "The default policy on the heterogeneous fleet with flow control: the gateway holds each node to its Batch (the concurrency it saturates at) and queues the rest in gateway/flow's order (interactive first, tenants in turn, batch at most %.0f %% of the slots). Base load 0.7 (interactive and the batch tenant, seed %d); at %v, batch jobs arrive at %.1f × capacity for %v, twice capacity in all. The reference is the same setup at load 0.2. Queue deadlines: %.0f s interactive, %.0f s batch.\n\n",
-		100*(1-burst.Config.Reserve), burst.Config.Seed, bc.At, bc.Load, bc.For, deadlines[0], deadlines[1])
-	b.WriteString("| | interactive TTFT p50 s | interactive p99 s | batch TTFT p50 s | batch p99 s | lost | most queued | queue last empty after |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	fmt.Fprintf(b, "| unloaded (load 0.2) | %s | %s | %s | %s | %d | %d | |\n", secs(Seconds(&ur.TTFTByClass[0], .5)), secs(Seconds(&ur.TTFTByClass[0], .99)), secs(Seconds(&ur.TTFTByClass[1], .5)), secs(Seconds(&ur.TTFTByClass[1], .99)), ur.Lost, ur.MaxQueued)
-	fmt.Fprintf(b, "| burst window (%v + 60 s) | %s | %s | %s | %s | %d | %d | %.0f s |\n", bc.For, secs(Seconds(&br.BurstTTFT, .5)), secs(Seconds(&br.BurstTTFT, .99)), secs(Seconds(&br.BurstBatch, .5)), secs(Seconds(&br.BurstBatch, .99)), br.Lost, br.MaxQueued, br.DrainedAfter)
-	fmt.Fprintf(b, "| whole burst run | %s | %s | %s | %s | %d | | |\n", secs(Seconds(&br.TTFTByClass[0], .5)), secs(Seconds(&br.TTFTByClass[0], .99)), secs(Seconds(&br.TTFTByClass[1], .5)), secs(Seconds(&br.TTFTByClass[1], .99)), br.Lost)
-	b.WriteString("\nInteractive TTFT p99 s per card type (unloaded → burst window):")
-	for k, card := range burst.Config.Fleet.Cards {
-		fmt.Fprintf(b, " %s %s → %s;", card.Name, secs(Seconds(&ur.TTFTByCard[k], .99)), secs(Seconds(&br.BurstByCard[k], .99)))
+	fmt.Fprintf(b, "The default policy on the heterogeneous fleet with flow control: the gateway holds each node to its Batch (the concurrency it saturates at) and queues the rest in gateway/flow's order (interactive first, tenants in turn, batch at most %.0f %% of the slots). Base load 0.7 (chat and the batch tenant); at %v, batch jobs arrive at %.1f × capacity for %v, twice capacity in all. The reference (\"unloaded\") is the same setup at load 0.2 with the same seed. Queue deadlines: %.0f s interactive, %.0f s batch. The burst window is the %v and the minute after. %d seeds.\n\n",
+		100*(1-pairs[0].cfg.Reserve), bc.At, bc.Load, bc.For, deadlines[0], deadlines[1], bc.For, len(pairs))
+	b.WriteString("| seed | run | interactive TTFT p50 s | interactive p99 s | batch TTFT p50 s | batch p99 s | lost | most queued | queue last empty after |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, p := range pairs {
+		br, ur := p.burst, p.unloaded
+		fmt.Fprintf(b, "| %d | unloaded (load 0.2) | %s | %s | %s | %s | %d | %d | |\n", p.seed, secs(Seconds(&ur.TTFTByClass[0], .5)), secs(Seconds(&ur.TTFTByClass[0], .99)), secs(Seconds(&ur.TTFTByClass[1], .5)), secs(Seconds(&ur.TTFTByClass[1], .99)), ur.Lost, ur.MaxQueued)
+		fmt.Fprintf(b, "| %d | burst window | %s | %s | %s | %s | %d | %d | %.0f s |\n", p.seed, secs(Seconds(&br.BurstTTFT, .5)), secs(Seconds(&br.BurstTTFT, .99)), secs(Seconds(&br.BurstBatch, .5)), secs(Seconds(&br.BurstBatch, .99)), br.Lost, br.MaxQueued, br.DrainedAfter)
 	}
-	b.WriteString("\n")
+	b.WriteString("\nInteractive TTFT p99 s per card type, unloaded → burst window:\n\n")
+	for _, p := range pairs {
+		fmt.Fprintf(b, "- seed %d:", p.seed)
+		for k, card := range p.cfg.Fleet.Cards {
+			fmt.Fprintf(b, " %s %s → %s (%d requests in the window);", card.Name, secs(Seconds(&p.unloaded.TTFTByCard[k], .99)), secs(Seconds(&p.burst.BurstByCard[k], .99)), p.burst.BurstByCard[k].Count())
+		}
+		b.WriteString("\n")
+	}
 }
 
 func (m *Matrix) modelSection() string {
@@ -311,6 +343,7 @@ func (m *Matrix) modelSection() string {
 	}
 	fmt.Fprintf(&b, "**Workload** (`workload.go`): conversations arrive as a Poisson process; each has one of %d shared system prompts (%s), 1 + geometric turns with mean %.0f (context at most %d tokens), user messages lognormal with mean %.1f tokens (σ %.1f), responses lognormal with mean %.1f tokens (σ %.1f, at most %d), and think time lognormal with mean %v (σ %.1f) between a response and the next turn. The means follow LMSYS-Chat-1M (Zheng et al., ICLR 2024, arXiv:2309.11998: 69.5 tokens per user prompt, 214.5 per response, 2.0 turns per conversation; ShareGPT conversations run longer, about 3.5 turns); the system prompts and think times are assumptions, as those datasets have neither. A batch tenant sends %.0f %% of requests: a shared %d-token instruction and a lognormal document of mean %.0f tokens, %.0f output tokens on average. Every conversation and job is drawn whole when it arrives, with one seed per load, so all policies see the same traffic; only when follow-up turns come depends on the policy.\n\n",
 		len(w.Families), strings.Join(fams, ", "), w.MeanTurns, w.MaxContext, w.UserTokens, w.UserSigma, w.OutTokens, w.OutSigma, w.MaxOut, w.Think, w.ThinkSigma, w.BatchShare*100, w.BatchPrefix, w.BatchDoc, w.BatchOut)
+	b.WriteString("The simulation's own draws (traffic, node speeds, the scorers' tie-breaks) come from seeded generators; the balancer's (table counter offsets, the second choice's seed) from math/rand/v2's global source, which cannot be seeded from outside, so reruns of the balancer policies differ slightly, as in bench/policysim. The burst target is judged on several seeds for that reason.\n\n")
 	b.WriteString("**Policies.** Balancer policies use the real balancer package: tables rebuilt every 3 s from the nodes' load samples, in-flight counts through Acquire/Complete, and for the default a `balancer.Affinity` updated with each table (calibrated with the engines' hit counts) and given the prefix points `gateway/prefix` computes from a body (block points on 64-character blocks, 4 characters a token, and message ends).\n\n")
 	for _, p := range append(Policies(), Extras()...) {
 		fmt.Fprintf(&b, "- `%s`: %s.\n", p, PolicyNote(p))

@@ -44,6 +44,10 @@ type Result struct {
 	// measured window; ServedByCard the completed requests per card type.
 	UtilByCard   []float64
 	ServedByCard []int64
+	// NodesIdle and NodesOver are the shares of nodes that ran on average
+	// under a tenth of their Batch, and over 1.5 times it (past the point
+	// where their throughput saturates), over the measured window.
+	NodesIdle, NodesOver float64
 
 	// Burst: TTFT of requests arriving in the burst or the minute after
 	// it, the most waiting at once, and when the queue last emptied
@@ -55,6 +59,10 @@ type Result struct {
 	TTFTByCard, BurstByCard []hist.Histogram
 	MaxQueued               int
 	DrainedAfter            float64
+
+	// HorizonByCard is, for the default, the mean horizon (seconds) the
+	// engines' hit counts calibrated the affinity index to, per card type.
+	HorizonByCard []float64
 
 	// Workload is a digest of every conversation and job drawn: equal for
 	// runs that saw the same traffic (common random numbers).
@@ -536,6 +544,17 @@ func (s *sim) refresh(t float64) {
 var debugHook func(s *sim, t float64)
 
 func (s *sim) finish() {
+	if bp, ok := s.p.(*balPolicy); ok && bp.aff != nil {
+		s.res.HorizonByCard = make([]float64, len(s.cfg.Fleet.Cards))
+		count := make([]int, len(s.cfg.Fleet.Cards))
+		for _, n := range s.nodes {
+			s.res.HorizonByCard[n.card] += bp.aff.Horizon(n.ep).Seconds()
+			count[n.card]++
+		}
+		for k := range count {
+			s.res.HorizonByCard[k] /= float64(max(count[k], 1))
+		}
+	}
 	for _, n := range s.nodes {
 		s.res.Leftover += int64(n.running + n.waiting.len() + n.kv.pinned)
 		if n.ep != nil {
@@ -546,14 +565,23 @@ func (s *sim) finish() {
 	count := make([]int, len(s.cfg.Fleet.Cards))
 	for _, n := range s.nodes {
 		n.integrate(s.end, s.warm, s.end)
-		s.res.UtilByCard[n.card] += n.measInt / (n.batch * window)
+		u := n.measInt / (n.batch * window)
+		s.res.UtilByCard[n.card] += u
 		count[n.card]++
+		if u < 0.1 {
+			s.res.NodesIdle++
+		}
+		if u > 1.5 {
+			s.res.NodesOver++
+		}
 	}
 	for i := range count {
 		if count[i] > 0 {
 			s.res.UtilByCard[i] /= float64(count[i])
 		}
 	}
+	s.res.NodesIdle /= float64(len(s.nodes))
+	s.res.NodesOver /= float64(len(s.nodes))
 	if s.queue != nil {
 		for s.queue.Len() > 0 {
 			r, _, _ := s.queue.Pop()

@@ -25,6 +25,7 @@ func runBenchAffinity(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&m.Refresh, "refresh", def.Refresh, "engine-metrics interval for every policy")
 	fs.BoolVar(&m.Sensitivity, "sensitivity", def.Sensitivity, "also run the metric-reading policies with 1 s metrics at load 0.7")
 	fs.BoolVar(&m.Burst, "burst", def.Burst, "also run the burst scenario (twice capacity for 30 s, flow control)")
+	fs.IntVar(&m.BurstSeeds, "burst-seeds", def.BurstSeeds, "seeds of the burst scenario")
 	fs.BoolVar(&m.ManyPrefixes, "many-prefixes", def.ManyPrefixes, "also run 400 distinct system prompts on the homogeneous fleet at load 0.7")
 	fs.IntVar(&m.Parallel, "parallel", 0, "runs at once (default GOMAXPROCS)")
 	fs.StringVar(&out, "out", "bench/results", "directory for affinity.md, affinity.json and the plots (empty: print only)")
