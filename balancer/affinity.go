@@ -46,6 +46,7 @@ type Affinity struct {
 	base    time.Time
 	started atomic.Bool // base is set: Tick may run
 	nodes   map[*Endpoint]*affNode
+	gen     uint64   // Update calls
 	free    []uint32 // aids whose entries have all expired, reusable
 	next    uint32   // aids handed out so far
 	stats   []*[affChunk]affStats
@@ -223,7 +224,8 @@ type NodeReport struct {
 // affNode is the owner's record of one node.
 type affNode struct {
 	aid    uint32
-	goneAt time.Time // zero while the node is in the route
+	seen   uint64    // the Update that last listed it
+	goneAt time.Time // when it was first missing; zero while listed
 
 	// Calibration: cumulative engine counts at the last report, and what
 	// was seen since the last evaluation.
@@ -539,9 +541,7 @@ func (a *Affinity) Update(t *Table, now time.Time, report func(id string) (NodeR
 		a.started.Store(true)
 	}
 	a.setClock(now)
-	for _, n := range a.nodes {
-		n.goneAt = now // cleared below for the nodes still listed
-	}
+	a.gen++
 	for _, e := range t.eps {
 		n := a.nodes[e]
 		if n == nil {
@@ -549,12 +549,16 @@ func (a *Affinity) Update(t *Table, now time.Time, report func(id string) (NodeR
 			a.nodes[e] = n
 			e.affinity.Store(n.aid + 1)
 		}
-		n.goneAt = time.Time{}
+		n.seen, n.goneAt = a.gen, time.Time{}
 	}
 	// Forget nodes gone long enough that every entry for them has expired
 	// (and then some, for picks from older tables): their ids can be reused.
 	for e, n := range a.nodes {
-		if !n.goneAt.IsZero() && now.Sub(n.goneAt) > a.cfg.MaxAge+time.Minute {
+		switch {
+		case n.seen == a.gen:
+		case n.goneAt.IsZero():
+			n.goneAt = now
+		case now.Sub(n.goneAt) > a.cfg.MaxAge+time.Minute:
 			delete(a.nodes, e)
 			a.free = append(a.free, n.aid)
 		}

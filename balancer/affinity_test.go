@@ -382,11 +382,24 @@ func TestViewsAndDepartures(t *testing.T) {
 	if ch.Endpoint.ID() == home.ID() || ch.Reason != ByLoad {
 		t.Fatalf("after the home node left: %s by %v", ch.Endpoint.ID(), ch.Reason)
 	}
-	// Long after, a new node with the same id gets a fresh endpoint and id.
-	r.rebuild(staticNodes(1, 1, 1, 1), 20*time.Minute)
+	// While it stays away (tables every few seconds), its id is kept until
+	// its entries have expired, then freed; a node that returns then gets
+	// a fresh endpoint and reuses the freed id.
+	for k := 0; k < 3; k++ {
+		r.rebuild(rest, 3*time.Second)
+	}
+	if len(r.aff.free) != 0 {
+		t.Fatalf("%d ids freed while entries may still name them", len(r.aff.free))
+	}
+	for k := 0; k < 5; k++ {
+		r.rebuild(rest, 3*time.Minute)
+	}
+	if len(r.aff.free) != 1 || len(r.aff.nodes) != 3 {
+		t.Fatalf("after MaxAge: %d ids free, %d nodes known; want 1 and 3", len(r.aff.free), len(r.aff.nodes))
+	}
 	r.rebuild(staticNodes(1, 1, 1, 1), 3*time.Second)
-	if len(r.aff.free) != 0 && r.aff.next > 5 {
-		t.Fatalf("ids: %d handed out, %d free", r.aff.next, len(r.aff.free))
+	if len(r.aff.free) != 0 || r.aff.next != 4 {
+		t.Fatalf("the returning node: %d ids handed out, %d free; want 4 and 0", r.aff.next, len(r.aff.free))
 	}
 }
 

@@ -109,8 +109,7 @@ type event struct {
 	seq  uint64
 	kind eventKind
 	node int32
-	gen  uint32 // evDecode: the node's rate generation it was computed at
-	r    *request
+	gen  uint32 // evDecode, evPrefill: the node's rate generation it was planned at
 	c    *conv
 }
 

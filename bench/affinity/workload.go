@@ -80,7 +80,6 @@ type request struct {
 	slots                      []int32 // the KV blocks it pins while it runs
 	node                       int32
 	measured                   bool
-	handle                     any // the policy's per-request state
 }
 
 func lognormal(rng *rand.Rand, mean, sigma float64) float64 {
