@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/balancer"
 )
 
 // chatBody returns an OpenAI chat body with the given system prompt and
@@ -247,5 +249,14 @@ func TestReferenceSeeds(t *testing.T) {
 		if msg := compareReference(s, 3); msg != "" {
 			t.Errorf("%.60q: %s", s, msg)
 		}
+	}
+}
+
+// Result.User is balancer.AffinityKey of the unescaped "user" field, so
+// the gateway can hand it to Affinity as the session without rehashing.
+func TestUserIsAffinityKey(t *testing.T) {
+	p := scan(t, []byte(`{"messages":[],"user":"al\u0069ce"}`), 8)
+	if want := balancer.AffinityKey([]byte("alice")); p.res.User != want {
+		t.Fatalf("user hash %x, want balancer.AffinityKey %x", p.res.User, want)
 	}
 }
