@@ -155,6 +155,11 @@ func (q *Queue) SetLimit(n int) {
 	q.limit.Store(int64(max(n, 0)))
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.dispatchLocked()
+}
+
+// dispatchLocked grants free slots to waiters while there are both.
+func (q *Queue) dispatchLocked() {
 	for q.grantableLocked() {
 		s := q.state.Load()
 		if int64(uint32(s)) >= q.limit.Load() {
@@ -268,7 +273,13 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 	w.item = q.fair.Push(c, r.Tenant, r.Cost, w)
 	q.state.Add(waitingOne)
 	q.depth[c].Add(1)
-	if q.queued != nil {
+	// A Leave that ran its lock-free path between our look at the counts
+	// and our joining the queue saw nobody waiting and freed its slot
+	// without passing it on: take such slots now. (Leave lowers the batch
+	// count, then reads the waiting count; we raised the waiting count,
+	// then read the batch count: one of the two sees the other.)
+	q.dispatchLocked()
+	if q.queued != nil && !w.done {
 		q.queued()
 	}
 	q.mu.Unlock()

@@ -315,6 +315,42 @@ func TestQueueReserve(t *testing.T) {
 	}
 }
 
+// Batch requests alone, more of them than batch may hold slots: every
+// Leave's slot must reach a waiter (a lost wake-up here once left every
+// goroutine waiting). Run under -race.
+func TestQueueBatchOnlyNoLostWakeup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q, err := New(Config{MaxQueued: 64, Reserve: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.SetLimit(4) // batch may hold 3
+	var wg sync.WaitGroup
+	var peak, in atomic.Int64
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100000; i++ {
+				if err := q.Enter(ctx, Request{Class: Batch, Tenant: "t"}); err != nil {
+					t.Errorf("enter: %v (a lost wake-up leaves waiters until the test's deadline)", err)
+					return
+				}
+				n := in.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				in.Add(-1)
+				q.Leave(Batch)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 3 {
+		t.Fatalf("%d batch requests held slots at once, over batch's 3", p)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []Config{{MaxQueued: -1}, {MaxQueued: 1 << 25}, {Quantum: -1}, {Reserve: 0.95}} {
 		if _, err := New(c); err == nil {
