@@ -49,7 +49,8 @@ bench-policies: build
 	./bin/switchyard bench policies
 
 # Issue 14's comparison: prefix affinity against GIE and llm-d, two fleets,
-# three loads, and the burst with flow control (about 10 minutes on 2 cores).
+# three loads, and the burst with flow control: about 5 CPU-minutes (12 min
+# wall on the shared 2-core VM at load average 8-17, about 3 on 2 idle cores).
 bench-affinity: build
 	./bin/switchyard bench affinity
 
