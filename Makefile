@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare bench-policies bench-affinity fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -82,6 +82,12 @@ bench-compare: build
 
 bench-policies: build
 	./bin/switchyard bench policies
+
+# Issue 14's comparison: prefix affinity against GIE and llm-d, two fleets,
+# three loads, and the burst with flow control: about 5 CPU-minutes (12 min
+# wall on the shared 2-core VM at load average 8-17, about 3 on 2 idle cores).
+bench-affinity: build
+	./bin/switchyard bench affinity
 
 clean:
 	rm -rf bin dist

@@ -34,7 +34,15 @@
 // outlive tables, so a rebuild does not reset it and an exclusion takes
 // effect at once, without a rebuild.
 //
+// Affinity (affinity.go, issue 14) layers prefix-cache, session and LoRA
+// affinity over a table's pick: it remembers where the route sent recent
+// prompts (bounded, aged, calibrated by the engines' prefix-cache hits)
+// and prefers the node holding the longest prefix of a new one while that
+// node's in-flight count stays within 1.25 × its weighted share (plus one);
+// otherwise the table's pick decides.
+//
 // The package does no I/O and imports nothing else of Switchyard's.
-// Table and Endpoint methods are safe for concurrent use; Builder and
-// Registry belong to one owner goroutine.
+// Table and Endpoint methods and Affinity.Pick are safe for concurrent
+// use; Builder, Registry and Affinity.Update belong to one owner
+// goroutine.
 package balancer

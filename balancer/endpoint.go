@@ -62,6 +62,10 @@ type Endpoint struct {
 
 	// Atomic.
 	weight atomic.Uint64 // float64 bits of the last published weight
+
+	// affinity is the node's id in its route's Affinity plus one (0: not
+	// seen by Affinity.Update yet); see affinity.go.
+	affinity atomic.Uint32
 }
 
 // slot is an endpoint's live state that pickers read, packed in 16 bytes

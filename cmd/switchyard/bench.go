@@ -17,6 +17,7 @@ func benchCommands() []command {
 		{"load", "drive load at a loopback target: open loop (Poisson) or closed loop; HTTP, SSE or gRPC", runBenchLoad},
 		{"compare", "proxy comparison: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
+		{"affinity", "prefix/LoRA affinity and flow control against GIE and llm-d in an LLM fleet simulation (make bench-affinity)", runBenchAffinity},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
 		{"replot", "redraw the charts of the reports in bench/results from their tables", runBenchReplot},
 	}

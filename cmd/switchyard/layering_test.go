@@ -86,13 +86,15 @@ var gatewayMay = map[string][]string{
 	"gateway/config":    {"reqkey", "split", "shadow", "tenant"},
 	"gateway/deadline":  {},
 	"gateway/tenant":    {},
+	"gateway/prefix":    {},
+	"gateway/flow":      {},
 	"gateway/telemetry": {"tenant", "config", "reqkey", "split", "shadow"},
 	"gateway/upstream":  {"tenant", "config", "deadline", "reqkey", "split", "shadow"},
 	"gateway/health":    {"tenant", "config", "deadline", "reqkey", "split", "shadow", "upstream"},
 	"gateway/route":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health"},
-	"gateway/forward":   {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route"},
-	"gateway/frontend":  {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
-	"gateway/admin":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/forward":   {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route"},
+	"gateway/frontend":  {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/admin":     {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
 }
 
 // checkGatewayLayers enforces gatewayMay on pkg (a path under the module)

@@ -1,0 +1,400 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of Enter. The gateway answers both with 429 (the route is busy;
+// Retry-After from Queue.RetryAfter) or 503, as it answers a saturated
+// route today.
+var (
+	// ErrQueueFull: the route's queue holds Config.MaxQueued requests and
+	// none of a lower class could make room (or this request was
+	// displaced by a more urgent one).
+	ErrQueueFull = errors.New("flow: route queue is full")
+	// ErrQueueTimeout: the request's deadline passed while it waited.
+	ErrQueueTimeout = errors.New("flow: request timed out in the route queue")
+)
+
+// Config configures a Queue. The zero value is usable.
+type Config struct {
+	// MaxQueued bounds the requests waiting at once. Default 1024.
+	MaxQueued int `yaml:"max_queued"`
+	// Quantum is the cost units a tenant may take per turn of the round
+	// robin within its class. Default 1 (with unit costs: one request per
+	// tenant per turn).
+	Quantum int `yaml:"quantum"`
+	// Reserve is the share of the route's slots that batch requests leave
+	// to interactive ones: batch holds at most BatchLimit(limit, Reserve)
+	// slots, so an interactive request finds a slot at once even while a
+	// batch backlog waits, on the nodes the pick prefers rather than
+	// wherever a slot happens to free. Default 0.2; 0 to 0.9. Negative:
+	// none (batch may take every slot).
+	Reserve float64 `yaml:"reserve"`
+	// Observe, if set, is called once for every request that waited, when
+	// its wait ends: its class, how long it waited, and nil (it got a
+	// slot), ErrQueueTimeout, ErrQueueFull (displaced) or its context's
+	// error. It must not block. With Queue.Depth it gives the metrics per
+	// class: queue depth and wait time.
+	Observe func(c Class, waited time.Duration, err error) `yaml:"-"`
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxQueued < 0 || c.MaxQueued > 1<<24:
+		return fmt.Errorf("flow: max_queued %d: must be 1..%d (0 for the default 1024)", c.MaxQueued, 1<<24)
+	case c.Quantum < 0:
+		return fmt.Errorf("flow: quantum %d: must be >= 1 (0 for the default 1)", c.Quantum)
+	case c.Reserve > 0.9 || c.Reserve != c.Reserve:
+		return fmt.Errorf("flow: reserve %v: must be at most 0.9 (0 for the default 0.2, negative for none)", c.Reserve)
+	}
+	return nil
+}
+
+// BatchLimit returns how many of limit slots batch requests may hold with
+// the given reserve: limit less the reserved share, at least one slot
+// while limit is positive.
+func BatchLimit(limit int, reserve float64) int {
+	if reserve <= 0 || limit <= 0 {
+		return limit
+	}
+	return max(1, int(float64(limit)*(1-reserve)))
+}
+
+// Request describes one request to Enter.
+type Request struct {
+	// Class is its priority class.
+	Class Class
+	// Tenant names whom it is fair to (an API key's tenant); "" is a
+	// tenant like any other.
+	Tenant string
+	// Deadline is when it stops waiting (the client's timeout or the
+	// route's default); zero: only the context ends the wait.
+	Deadline time.Time
+	// Cost is its share of its tenant's turns (1 when 0): for example its
+	// expected tokens, so that fairness counts work rather than requests.
+	Cost int
+}
+
+// Queue is one route's admission: requests in flight against a limit, and
+// a bounded fair queue for the rest. Create it with New.
+type Queue struct {
+	// state holds the requests in flight (low 32 bits) and waiting (high
+	// 32 bits) in one word, so the lock-free paths see both at once. The
+	// waiting count changes only under mu.
+	state atomic.Uint64
+	limit atomic.Int64
+
+	batch atomic.Int64 // batch requests holding a slot; raised only under mu
+
+	maxQueued int
+	reserve   float64
+	observe   func(Class, time.Duration, error)
+	now       func() time.Time
+
+	mu    sync.Mutex
+	fair  *Fair[*waiter] // guarded by mu
+	depth [NumClasses]atomic.Int64
+	wait  atomic.Int64 // EWMA of granted waits, ns
+
+	waiters sync.Pool
+
+	// queued, if set (tests), is called with mu held after a request is
+	// queued.
+	queued func()
+}
+
+const waitingOne = 1 << 32
+
+// waiter is a queued request's rendezvous. Its fields other than ch and
+// timer are guarded by the queue's mu.
+type waiter struct {
+	ch     chan struct{} // one signal: granted or displaced
+	timer  *time.Timer
+	class  Class
+	item   *Item[*waiter]
+	result error // set with the signal: nil (granted) or ErrQueueFull
+	done   bool  // the signal was sent
+}
+
+// New returns a queue with limit 0: call SetLimit before the first Enter.
+func New(cfg Config) (*Queue, error) {
+	return newQueue(cfg, time.Now)
+}
+
+func newQueue(cfg Config, now func() time.Time) (*Queue, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxQueued == 0 {
+		cfg.MaxQueued = 1024
+	}
+	if cfg.Reserve == 0 {
+		cfg.Reserve = 0.2
+	}
+	q := &Queue{maxQueued: cfg.MaxQueued, reserve: cfg.Reserve, observe: cfg.Observe, now: now, fair: NewFair[*waiter](cfg.Quantum)}
+	q.waiters.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &waiter{ch: make(chan struct{}, 1), timer: t}
+	}
+	return q, nil
+}
+
+// SetLimit sets how many requests may be in flight: the sum of the
+// per-node limits of the route's eligible nodes. Raising it dispatches
+// waiters at once; lowering it lets in-flight requests finish.
+func (q *Queue) SetLimit(n int) {
+	q.limit.Store(int64(max(n, 0)))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dispatchLocked()
+}
+
+// dispatchLocked grants free slots to waiters while there are both.
+func (q *Queue) dispatchLocked() {
+	for q.grantableLocked() {
+		s := q.state.Load()
+		if int64(uint32(s)) >= q.limit.Load() {
+			return
+		}
+		// One more in flight, one fewer waiting.
+		if q.state.CompareAndSwap(s, s+1-waitingOne) {
+			q.grantLocked()
+		}
+	}
+}
+
+// grantableLocked reports whether the next waiter may get a slot that is
+// free: an interactive one always, a batch one while batch is under its
+// limit.
+func (q *Queue) grantableLocked() bool {
+	if q.fair.LenClass(Interactive) > 0 {
+		return true
+	}
+	return q.fair.Len() > 0 && q.batch.Load() < int64(BatchLimit(int(q.limit.Load()), q.reserve))
+}
+
+// InFlight returns the requests holding a slot.
+func (q *Queue) InFlight() int { return int(uint32(q.state.Load())) }
+
+// Depth returns the requests of class c waiting.
+func (q *Queue) Depth(c Class) int {
+	if c >= NumClasses {
+		return 0
+	}
+	return int(q.depth[c].Load())
+}
+
+// RetryAfter suggests a Retry-After for a request turned away: the recent
+// wait of those that got a slot, rounded up to a second, at least 1 s.
+func (q *Queue) RetryAfter() time.Duration {
+	d := time.Duration(q.wait.Load())
+	return max(time.Second, (d+time.Second-1)/time.Second*time.Second)
+}
+
+// Enter takes a slot for a request, waiting in the queue if every slot is
+// taken (or, for a batch request, every slot batch may hold). On nil the
+// caller holds a slot and must call Leave with the request's class
+// exactly once. It returns ErrQueueFull, ErrQueueTimeout or ctx's error
+// otherwise.
+func (q *Queue) Enter(ctx context.Context, r Request) error {
+	// Fast path for interactive requests: nothing waits and there is
+	// room. Batch requests take the lock: their count is kept exact.
+	for r.Class == Interactive {
+		s := q.state.Load()
+		if s>>32 != 0 || int64(uint32(s)) >= q.limit.Load() {
+			break
+		}
+		if q.state.CompareAndSwap(s, s+1) {
+			return nil
+		}
+	}
+	return q.enterSlow(ctx, r)
+}
+
+func (q *Queue) enterSlow(ctx context.Context, r Request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := r.Class
+	if c >= NumClasses {
+		c = NumClasses - 1
+	}
+	start := q.now()
+	if !r.Deadline.IsZero() && !start.Before(r.Deadline) {
+		return ErrQueueTimeout
+	}
+	q.mu.Lock()
+	// Room may have appeared; still, nobody jumps the queue: an
+	// interactive request goes ahead only of batch waiters, a batch one of
+	// nobody, and only while batch is under its limit.
+	ahead := q.fair.Len()
+	if c == Batch {
+		if q.batch.Load() >= int64(BatchLimit(int(q.limit.Load()), q.reserve)) {
+			ahead = 1 // no room for batch: wait
+		}
+	} else {
+		ahead = q.fair.LenClass(Interactive)
+	}
+	for ahead == 0 {
+		s := q.state.Load()
+		if int64(uint32(s)) >= q.limit.Load() {
+			break
+		}
+		if q.state.CompareAndSwap(s, s+1) {
+			if c == Batch {
+				q.batch.Add(1)
+			}
+			q.mu.Unlock()
+			return nil
+		}
+	}
+	if q.fair.Len() >= q.maxQueued {
+		victim := q.fair.Newest(c)
+		if victim == nil {
+			q.mu.Unlock()
+			return ErrQueueFull
+		}
+		vw := victim.Value
+		q.removeLocked(vw)
+		vw.result, vw.done = ErrQueueFull, true
+		vw.ch <- struct{}{}
+	}
+	w := q.waiters.Get().(*waiter)
+	w.result, w.done, w.class = nil, false, c
+	w.item = q.fair.Push(c, r.Tenant, r.Cost, w)
+	q.state.Add(waitingOne)
+	q.depth[c].Add(1)
+	// A Leave that ran its lock-free path between our look at the counts
+	// and our joining the queue saw nobody waiting and freed its slot
+	// without passing it on: take such slots now. (Leave lowers the batch
+	// count, then reads the waiting count; we raised the waiting count,
+	// then read the batch count: one of the two sees the other.)
+	q.dispatchLocked()
+	if q.queued != nil && !w.done {
+		q.queued()
+	}
+	q.mu.Unlock()
+
+	var expired <-chan time.Time
+	if !r.Deadline.IsZero() {
+		w.timer.Reset(r.Deadline.Sub(start))
+		expired = w.timer.C
+	}
+	var err error
+	select {
+	case <-w.ch:
+		q.mu.Lock()
+		err = w.result
+		q.mu.Unlock()
+	case <-expired:
+		err = q.giveUp(w, ErrQueueTimeout)
+	case <-ctx.Done():
+		err = q.giveUp(w, ctx.Err())
+	}
+	w.timer.Stop()
+	waited := q.now().Sub(start)
+	if err == nil {
+		// EWMA with weight 1/8 of the waits of granted requests.
+		old := q.wait.Load()
+		q.wait.Store(old + (int64(waited)-old)/8)
+	}
+	w.item = nil
+	q.waiters.Put(w)
+	if q.observe != nil {
+		q.observe(c, waited, err)
+	}
+	return err
+}
+
+// giveUp ends a wait that timed out or was cancelled. If the slot was
+// granted (or the waiter displaced) in the meantime, that outcome stands,
+// except that a cancelled request gives its slot back.
+func (q *Queue) giveUp(w *waiter, reason error) error {
+	q.mu.Lock()
+	if !w.done {
+		q.removeLocked(w)
+		q.mu.Unlock()
+		return reason
+	}
+	result := w.result
+	q.mu.Unlock()
+	<-w.ch // consume the signal so the waiter can be reused
+	if result == nil && reason != ErrQueueTimeout {
+		q.Leave(w.class)
+		return reason
+	}
+	return result
+}
+
+// removeLocked takes a waiting request out of the queue.
+func (q *Queue) removeLocked(w *waiter) {
+	c := w.item.class
+	if q.fair.Remove(w.item) {
+		q.state.Add(math.MaxUint64 - waitingOne + 1) // one fewer waiting
+		q.depth[c].Add(-1)
+	}
+}
+
+// grantLocked gives the slot just counted in flight to the next waiter;
+// the caller moved one from waiting to in flight.
+func (q *Queue) grantLocked() {
+	w, c, ok := q.fair.Pop()
+	if !ok {
+		panic("BUG: flow: a slot granted with nobody waiting")
+	}
+	q.depth[c].Add(-1)
+	if c == Batch {
+		q.batch.Add(1)
+	}
+	w.result, w.done = nil, true
+	w.ch <- struct{}{}
+}
+
+// Leave returns a slot taken by Enter for a request of class c; the next
+// waiter, if any may have it, gets it at once.
+func (q *Queue) Leave(c Class) {
+	if c >= NumClasses {
+		c = NumClasses - 1
+	}
+	if c == Batch {
+		q.batch.Add(-1)
+	}
+	for {
+		s := q.state.Load()
+		if uint32(s) == 0 {
+			panic("BUG: flow: Leave without Enter")
+		}
+		if s>>32 != 0 {
+			break
+		}
+		if q.state.CompareAndSwap(s, s-1) {
+			return
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		s := q.state.Load()
+		if s>>32 != 0 && int64(uint32(s)) <= q.limit.Load() && q.grantableLocked() {
+			// The slot passes to the next waiter: in flight unchanged,
+			// one fewer waiting.
+			if q.state.CompareAndSwap(s, s-waitingOne) {
+				q.grantLocked()
+				return
+			}
+			continue
+		}
+		if q.state.CompareAndSwap(s, s-1) {
+			return
+		}
+	}
+}

@@ -1,0 +1,31 @@
+package prefix
+
+import (
+	"strings"
+	"testing"
+)
+
+// BenchmarkScan measures a chat body typical of the affinity benchmark's
+// workload: a 6 KB system prompt and a conversation at its third turn.
+func BenchmarkScan(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{
+		{"chat-8KB", chatBody(b, strings.Repeat("You are a support agent for ACME. ", 180), strings.Repeat("user words ", 30), strings.Repeat("assistant words ", 60), strings.Repeat("user words ", 30), strings.Repeat("assistant words ", 60), "and now?")},
+		{"chat-escaped-8KB", chatBody(b, strings.Repeat("Réponds en français, \"poliment\".\n", 200), "ça va ?")},
+		{"completion-64KB", []byte(`{"model":"m","prompt":"` + strings.Repeat("lorem ipsum ", 5460) + `"}`)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var hashes [128]uint64
+			var ends [128]uint32
+			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Scan(c.body, 1, hashes[:], ends[:]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
