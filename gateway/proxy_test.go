@@ -397,6 +397,9 @@ func TestAdmission(t *testing.T) {
 	close(release)
 	wg.Wait()
 	t.Run("per node", func(t *testing.T) {
+		// Every node full: the request waits in the route's queue (issue
+		// 14) and goes as soon as a node frees; past the queue's timeout
+		// it gets 503 queue_timeout with Retry-After.
 		release := make(chan struct{})
 		var arrived atomic.Int32
 		be := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
@@ -404,21 +407,35 @@ func TestAdmission(t *testing.T) {
 			<-release
 			_, _ = io.WriteString(w, "{}")
 		})
+		defer close(release)
 		cfg := testConfig(staticRoute("m", be.URL))
 		cfg.Limits.MaxPerNode = 1
+		cfg.Routes[0].Queue.Timeout = 300 * time.Millisecond
 		gw := startGateway(t, cfg)
-		done := make(chan struct{})
+		done := make(chan int, 2)
 		go func() {
-			defer close(done)
-			post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+			resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+			done <- resp.StatusCode
 		}()
 		waitFor(t, 5*time.Second, "one request at the node", func() bool { return arrived.Load() == 1 })
 		resp, body := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
-		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("node full: %d %s", resp.StatusCode, body)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || decodeError(t, body).Error.Code != "queue_timeout" {
+			t.Fatalf("node full past the queue timeout: %d %s", resp.StatusCode, body)
 		}
-		close(release)
-		<-done
+		go func() {
+			resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`)
+			done <- resp.StatusCode
+		}()
+		waitFor(t, 5*time.Second, "a request queued", func() bool { return gw.g.core.Routes().Route("m").Queue().Depth(0) == 1 })
+		release <- struct{}{} // the first answers; the queued one takes its slot
+		if s := <-done; s != 200 {
+			t.Fatalf("first: %d", s)
+		}
+		waitFor(t, 5*time.Second, "the queued request at the node", func() bool { return arrived.Load() == 2 })
+		release <- struct{}{}
+		if s := <-done; s != 200 {
+			t.Fatalf("queued: %d", s)
+		}
 	})
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/engines"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/tenant"
@@ -220,6 +221,15 @@ type RouteConfig struct {
 	// Outlier configures outlier detection on the nodes' answers, on by
 	// default (gateway/health).
 	Outlier OutlierConfig `yaml:"outlier"`
+	// Affinity prefers the node that holds a request's prompt prefix (its
+	// KV cache), session or LoRA adapter, while that node's load stays
+	// within a bound of the route's (balancer.Affinity). On by default.
+	Affinity AffinityConfig `yaml:"affinity"`
+	// Queue is the route's flow control: when every node is at
+	// limits.max_per_node, requests wait in a bounded queue, interactive
+	// ahead of batch and fair between tenants, until a node frees or
+	// their deadline passes (gateway/flow).
+	Queue QueueConfig `yaml:"queue"`
 	// Stream chooses when the response is streamed to the client as it
 	// arrives: "auto" (default: when the OpenAI body says "stream": true,
 	// the client accepts text/event-stream, or the path ends in
@@ -439,6 +449,31 @@ type OutlierConfig struct {
 	MaxEjectionPercent int `yaml:"max_ejection_percent"`
 }
 
+// AffinityConfig tunes a route's affinity (balancer.AffinityConfig holds
+// the index and the load bound).
+type AffinityConfig struct {
+	// Off turns affinity off: every pick is by load alone.
+	Off bool `yaml:"off"`
+	// SessionHeader names a header whose value keeps a session on its node
+	// (bounded by load like the prefix). Empty: none.
+	SessionHeader string `yaml:"session_header"`
+	// SessionFromUser keeps requests with the same OpenAI "user" field on
+	// their node.
+	SessionFromUser bool `yaml:"session_from_user"`
+
+	balancer.AffinityConfig `yaml:",inline"`
+}
+
+// QueueConfig tunes a route's flow control (flow.Config holds the queue's
+// bounds).
+type QueueConfig struct {
+	// Timeout is how long a request may wait when the client gives no
+	// deadline of its own; then it gets 503 with Retry-After. Default 30 s.
+	Timeout time.Duration `yaml:"timeout"`
+
+	flow.Config `yaml:",inline"`
+}
+
 // ErrConfig is matched by every configuration error.
 var ErrConfig = errors.New("gateway: config")
 
@@ -648,6 +683,7 @@ func (c *Config) ApplyDefaults() {
 		if r.HashHeader == "" {
 			r.HashHeader = "X-Session-Id"
 		}
+		setDur(&r.Queue.Timeout, 30*time.Second)
 		h := &r.HealthCheck
 		setDur(&h.Interval, time.Second)
 		setDur(&h.Timeout, h.Interval/2)
@@ -810,6 +846,15 @@ func (c *Config) Validate() error {
 		}
 		if r.Retries.MinRetries < 0 {
 			return cfgErr("%s.retries.min_retries: must not be negative", at)
+		}
+		if err := r.Affinity.AffinityConfig.Validate(); err != nil {
+			return cfgErr("%s.affinity: %v", at, err)
+		}
+		if err := r.Queue.Config.Validate(); err != nil {
+			return cfgErr("%s.queue: %v", at, err)
+		}
+		if r.Queue.Timeout < 0 {
+			return cfgErr("%s.queue.timeout %v: must not be negative", at, r.Queue.Timeout)
 		}
 		if r.Breaker.Failures < 1 || r.Breaker.OpenFor < 10*time.Millisecond || r.Breaker.ProbeTimeout <= 0 {
 			return cfgErr("%s.breaker: failures >= 1, open_for >= 10ms, probe_timeout > 0", at)

@@ -1,6 +1,8 @@
 package forward
 
 import (
+	"context"
+
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +12,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
+	"github.com/switchyard-dev/switchyard/gateway/prefix"
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
@@ -184,6 +190,12 @@ func (c *Core) Forward(x *Exchange) {
 	x.route = rt
 	x.stream = stream
 	x.forwarding()
+	// Flow control: a slot of the route, or a wait in its fair queue.
+	if err := x.enterQueue(rt); err != nil {
+		x.fail(err)
+		return
+	}
+	x.prepareAffinity(rt)
 	if err := c.send(x, rt); err != nil {
 		if x.w.gone.Load() {
 			err = errors.Join(ErrClientCancelled, err) // the watchdog aborted it
@@ -275,4 +287,65 @@ func (x *Exchange) tenantView(err error) error {
 		}
 	}
 	return &route.UnknownError{Model: ue.Model, Path: ue.Path, Available: allowed}
+}
+
+// keyPriority lets a client lower its own priority class (batch); with
+// API keys the tenant's class is the highest it may ask for.
+var keyPriority = []byte("X-Switchyard-Priority")
+
+// enterQueue takes a slot of rt for the request, waiting in the route's
+// queue while every node is full: interactive before batch, fair between
+// tenants, until the client's deadline or the route's queue timeout.
+func (x *Exchange) enterQueue(rt *route.Route) error {
+	q := rt.Queue()
+	fr := flow.Request{Class: flow.Interactive}
+	if x.tenant != nil {
+		fr.Tenant = x.tenant.Name()
+		if x.tenant.Priority() == tenant.Batch {
+			fr.Class = flow.Batch
+		}
+	}
+	if string(x.Req.Header(keyPriority)) == "batch" {
+		fr.Class = flow.Batch
+	}
+	ctx := x.Req.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	fr.Deadline = x.start.Add(rt.Config().Queue.Timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(fr.Deadline) {
+		fr.Deadline = dl
+	}
+	if err := q.Enter(ctx, fr); err != nil {
+		if errors.Is(err, flow.ErrQueueFull) || errors.Is(err, flow.ErrQueueTimeout) {
+			x.retryAfterBuf = strconv.AppendInt(x.retryAfterBuf[:0], int64(q.RetryAfter()/time.Second), 10)
+			return errors.Join(ErrQueued, err)
+		}
+		return errors.Join(ErrClientCancelled, err)
+	}
+	x.queue, x.class = q, fr.Class
+	return nil
+}
+
+// prepareAffinity reads what affinity needs from the request: its prompt's
+// prefix points, its session.
+func (x *Exchange) prepareAffinity(rt *route.Route) {
+	x.affReq = balancer.AffinityRequest{}
+	if rt.Affinity() == nil {
+		return
+	}
+	r := &x.Req
+	if len(r.Body) > 0 && r.Proto != GRPC {
+		if res, err := prefix.Scan(r.Body, prefix.Seed(x.model), x.hashes[:], x.ends[:]); err == nil {
+			x.affReq.Hashes, x.affReq.Ends, x.affReq.Size = x.hashes[:res.Points], x.ends[:res.Points], uint32(res.Chars)
+			if rt.SessionFromUser() {
+				x.affReq.Session = res.User
+			}
+		}
+	}
+	if h := rt.SessionHeader(); h != nil {
+		if v := r.Header(h); len(v) > 0 {
+			x.affReq.Session = balancer.AffinityKey(v)
+		}
+	}
 }

@@ -53,6 +53,10 @@ var (
 	// ErrRateLimited: the tenant is over its requests or tokens per minute,
 	// or at its requests in flight. 429 with Retry-After.
 	ErrRateLimited = errors.New("gateway: rate limit reached for this API key")
+	// ErrQueued: every node of the route was full and the request's wait
+	// in the route queue ended (its deadline, or the queue was full).
+	// 503 with Retry-After.
+	ErrQueued = errors.New("gateway: every node is busy and the route's queue could not take the request in time")
 	// ErrShuttingDown: the gateway is draining. 503.
 	ErrShuttingDown = errors.New("gateway: shutting down")
 )
@@ -134,6 +138,8 @@ func classify(err error) errorClass {
 		return errorClass{503, "server_error", "overloaded", grpcUnavailable, true}
 	case errors.Is(err, ErrLoop):
 		return errorClass{508, "server_error", "loop_detected", grpcInternal, false}
+	case errors.Is(err, ErrQueued):
+		return errorClass{503, "server_error", "queue_timeout", grpcUnavailable, true}
 	case errors.Is(err, ErrBodyBudget):
 		return errorClass{503, "server_error", "overloaded", grpcUnavailable, true}
 	case errors.Is(err, ErrShuttingDown):

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
@@ -46,7 +47,12 @@ type Exchange struct {
 	uriBuf      []byte // the normalised request target for the node
 	pathChanged bool
 
-	model  []byte         // the model the request names (aliases the body or scratch)
+	model  []byte      // the model the request names (aliases the body or scratch)
+	queue  *flow.Queue // the route queue whose slot the request holds
+	class  flow.Class
+	affReq balancer.AffinityRequest
+	hashes [maxPoints]uint64
+	ends   [maxPoints]uint32
 	tenant *tenant.Tenant // the API key's tenant; nil without keys
 	holds  bool           // the tenant's max_concurrent slot is taken
 
@@ -488,8 +494,16 @@ func (x *Exchange) reset() {
 	x.model, x.tenant, x.holds, x.retryAfterBuf = nil, nil, false, x.retryAfterBuf[:0]
 }
 
-// releaseTenant gives back the tenant's concurrency slot.
+// maxPoints bounds a request's prefix points (gateway/prefix thins them).
+const maxPoints = 48
+
+// releaseTenant gives back the tenant's concurrency slot and the route
+// queue's.
 func (x *Exchange) releaseTenant() {
+	if x.queue != nil {
+		x.queue.Leave(x.class)
+		x.queue = nil
+	}
 	if x.holds {
 		x.tenant.Release()
 		x.holds = false

@@ -53,8 +53,18 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 	retries := 0
 	saturated := false
 	var lastErr error
+	aff := rt.Affinity()
+	x.affReq.Key = key
 	for {
-		ep, err := tbl.PickAvoiding(key, avoid)
+		var ep *balancer.Endpoint
+		var err error
+		if aff != nil {
+			var ch balancer.Choice
+			ch, err = aff.Pick(tbl, &x.affReq, avoid)
+			ep = ch.Endpoint
+		} else {
+			ep, err = tbl.PickAvoiding(key, avoid)
+		}
 		if err != nil {
 			switch {
 			case lastErr != nil:

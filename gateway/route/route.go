@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/discovery"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 	"github.com/switchyard-dev/switchyard/gateway/health"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
@@ -54,6 +55,9 @@ type Route struct {
 	retryDeposit int64
 	retryCap     int64
 	health       *health.Checker // nil when health checks and outlier detection are off
+	aff          *balancer.Affinity
+	queue        *flow.Queue
+	sessionKey   []byte // header of session affinity, canonical; nil for none
 	breakerPath  string          // the half-open breaker's trial path
 
 	// Atomic.
@@ -114,6 +118,17 @@ func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats,
 	r.retryDeposit = int64(rc.Retries.BudgetPercent * 10) // per request, in milli-retries
 	r.retryCap = int64(rc.Retries.MinRetries)*1000 + 1000
 	r.retryBank.Store(r.retryCap)
+	if !rc.Affinity.Off && !r.hashed {
+		if r.aff, err = balancer.NewAffinity(rc.Affinity.AffinityConfig); err != nil {
+			return nil, err
+		}
+		if h := rc.Affinity.SessionHeader; h != "" {
+			r.sessionKey = []byte(textproto.CanonicalMIMEHeaderKey(h))
+		}
+	}
+	if r.queue, err = flow.New(rc.Queue.Config); err != nil {
+		return nil, err
+	}
 	if r.health, err = health.New(&r.cfg, health.Deps{Metrics: hm, Log: log}); err != nil {
 		return nil, err
 	}
@@ -315,10 +330,27 @@ func (r *Route) rebuild(now time.Time) {
 			members[i] = health.Member{Endpoint: e, Node: n, Ready: i < t.Ready(), Engine: m.engine, NoHTTP: m.noHTTP}
 		}
 	}
+	if r.aff != nil {
+		r.aff.Update(t, now, nil) // before the table is published
+	}
+	r.queue.SetLimit(t.Ready() * r.lim.MaxPerNode)
 	r.table.Store(t)
 	r.meta.Store(&meta)
 	r.health.SetMembers(members)
 }
+
+// Affinity is the route's affinity (nil when off).
+func (r *Route) Affinity() *balancer.Affinity { return r.aff }
+
+// Queue is the route's flow control.
+func (r *Route) Queue() *flow.Queue { return r.queue }
+
+// SessionHeader is the header of session affinity (nil for none);
+// SessionFromUser says the OpenAI "user" field keys sessions.
+func (r *Route) SessionHeader() []byte { return r.sessionKey }
+
+// SessionFromUser reports whether the OpenAI "user" field keys sessions.
+func (r *Route) SessionFromUser() bool { return r.cfg.Affinity.SessionFromUser }
 
 // NodeMeta is per-node data published with each table: the last heartbeat
 // the source reported and the node's metric attributes, built once.
@@ -382,7 +414,10 @@ func (r *Route) run(ctx context.Context, weightPeriod time.Duration, log *slog.L
 		case now := <-weights.C:
 			r.rebuild(now)
 			r.closeStale(now)
-		case <-probes.C:
+		case now := <-probes.C:
+			if r.aff != nil {
+				r.aff.Tick(now)
+			}
 			r.probeAll(ctx, log)
 		}
 	}
