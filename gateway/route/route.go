@@ -58,7 +58,7 @@ type Route struct {
 	aff          *balancer.Affinity
 	queue        *flow.Queue
 	sessionKey   []byte // header of session affinity, canonical; nil for none
-	breakerPath  string          // the half-open breaker's trial path
+	breakerPath  string // the half-open breaker's trial path
 
 	// Atomic.
 	table     atomic.Pointer[balancer.Table]
