@@ -22,8 +22,8 @@
 // with fewer requests per unit of weight wins, the scheduled one on a tie,
 // counting the gateway's own in-flight requests plus the queue the node's
 // engine reported (Load.Waiting), aged by the sample's age
-// (Config.QueueHalfLife), which shows what other gateways and clients
-// sent. With nothing in flight and no queue reported the picks are nginx's
+// (Config.QueueHalfLife) and less the waiting requests that must be this
+// gateway's own: the queue shows what other gateways and clients sent. With nothing in flight and no queue reported the picks are nginx's
 // sequence exactly; under load a node that has fallen behind is passed
 // over at once.
 //

@@ -49,12 +49,13 @@ func (s State) String() string {
 // queue). The zero Load has SampledAt zero, which makes the whole sample
 // unknown (never sampled), whatever its fields hold.
 //
-// What an unknown value does: Utilisation unknown, the weighers treat the
-// node as having no sample (its capacity-based weight); Concurrency
-// unknown, DynamicWeigher and SeedWeigher use the fleet's mean; Waiting
-// unknown, picks count the gateway's own in-flight requests only (as
-// before these signals existed); KVCache unknown, no KV-pressure
-// adjustment. Running is carried for reports and is not used in picks.
+// What an unknown value does: Utilisation unknown, no busy time is
+// observed (ThroughputWeigher keeps what it learned) and DynamicWeigher and
+// SeedWeigher give the capacity-based weight; Concurrency unknown, those
+// two use the fleet's mean; Waiting unknown, picks count the gateway's own
+// in-flight requests only (as before these signals existed); Running
+// unknown, all of Waiting counts; KVCache unknown, no KV-pressure
+// adjustment.
 type Load struct {
 	// Utilisation is the busy fraction of the node's capacity, 0..1; NaN
 	// when unknown.
@@ -68,7 +69,8 @@ type Load struct {
 	// Waiting is the number of requests queued inside the engine, not yet
 	// scheduled; NaN when unknown. Two-choice picks count it, aged by the
 	// sample's age (Config.QueueHalfLife), on top of the gateway's own
-	// in-flight requests.
+	// in-flight requests, less the waiting requests that must be the
+	// gateway's own (its in-flight beyond Running).
 	Waiting float64
 	// KVCache is the engine's KV-cache usage, 0..1; NaN when unknown. Above
 	// Config.KVPressure it lowers the node's weight.

@@ -46,6 +46,22 @@ const signalExpiry = 10 * time.Second
 // the comparison.
 const maxQueue = 1 << 20
 
+// notOwn returns the waiting requests the engine reported less those that
+// must be this gateway's own, which its pick already counts as in flight:
+// with inflight requests from this gateway on a node that runs only
+// running at a time, at least inflight − running of them are waiting. With
+// one gateway that is about the whole queue, and the comparison is the
+// in-flight one of before (bench/results/signals.md: counting the queue
+// twice there cost p99); with several gateways, each of which sees only
+// its share of a node's requests, the rest of the queue counts. Unknown
+// running (NaN) leaves waiting as it is; unknown waiting stays unknown.
+func notOwn(waiting, running float64, inflight int32) float64 {
+	if running >= 0 {
+		return waiting - max(float64(inflight)-running, 0)
+	}
+	return waiting
+}
+
 // queueTerm returns the requests a two-choice pick adds to the node's
 // in-flight count: its reported waiting requests w, halved every halfLife
 // of the sample's age (now and sampledAt in Unix ns; 0 for never). It is 0

@@ -93,6 +93,39 @@ func TestQueueAgeing(t *testing.T) {
 	}
 }
 
+// TestQueueNotCountedTwice: the queue a table counts leaves out the
+// waiting requests that must be this gateway's own (its in-flight requests
+// beyond the engine's running count), which the pick counts as in flight.
+func TestQueueNotCountedTwice(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		running, inflight float64
+		want              float64
+	}{
+		{"none of ours", 4, 0, 5},
+		{"ours all running", 4, 4, 5},
+		{"two of ours waiting", 4, 6, 3},
+		{"the whole queue is ours", 4, 9, 0},
+		{"more of ours than reported", 4, 12, 0},
+		{"running unknown", math.NaN(), 9, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := NewBuilder(Config{Weigher: StaticWeigher{}}, nil)
+			nodes := staticNodes(1, 1)
+			ep := b.Build(nodes, t0).Endpoint(0)
+			for range int(tc.inflight) {
+				ep.Acquire()
+			}
+			nodes[0].Load = unknownLoad(0.5, t0)
+			nodes[0].Load.Running, nodes[0].Load.Waiting = tc.running, 5
+			tb := b.Build(nodes, t0)
+			if got := tb.Queue(indexOf(tb, "n0")); got != tc.want {
+				t.Fatalf("queue %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestTwoChoicesCountQueue: a node whose engine reports a queue is passed
 // over as if the queue were in flight from this gateway: with 20 waiting
 // and nothing in flight anywhere it is picked only when both candidates

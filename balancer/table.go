@@ -77,7 +77,8 @@ func (t *Table) Ready() int { return t.ready }
 
 // Node returns node i, 0 <= i < Len(), as given to Build (its times in
 // UTC, without a monotonic reading), with Since set for a node that joined
-// after the route's first table.
+// after the route's first table or came back to Ready after more than a
+// minute away (its slow start counts from then).
 func (t *Table) Node(i int) Node {
 	in := &t.info[i]
 	return Node{
@@ -99,9 +100,9 @@ func (t *Table) Endpoint(i int) *Endpoint { return t.eps[i] }
 func (t *Table) Weight(i int) float64 { return t.weights[i] }
 
 // Queue returns the engine queue a two-choice pick adds to node i's
-// in-flight count in this table: its reported waiting requests, aged by
-// the sample's age at build time (Config.QueueHalfLife); 0 when unknown,
-// stale or not Ready.
+// in-flight count in this table: its reported waiting requests less those
+// that must be this gateway's own, aged by the sample's age at build time
+// (Config.QueueHalfLife); 0 when unknown, stale or not Ready.
 func (t *Table) Queue(i int) float64 { return float64(t.live[i].queue) }
 
 // eligible reports whether node i may be picked.
@@ -177,7 +178,9 @@ type Config struct {
 	// (Load.Waiting) stops counting in two-choice picks as its sample ages:
 	// a pick compares (in-flight + waiting × 2^(−age/QueueHalfLife)) per
 	// unit of weight, the age taken when the table is built, and a sample
-	// older than 10 s counts nothing. Default DefaultQueueHalfLife (2 s);
+	// older than 10 s counts nothing. Waiting requests that must be this
+	// gateway's own (its in-flight beyond Load.Running) are not counted
+	// twice. Default DefaultQueueHalfLife (2 s);
 	// at most a minute; negative ignores reported queues (in-flight only,
 	// as with Waiting unknown).
 	QueueHalfLife time.Duration
@@ -365,7 +368,8 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 			sampledAt: nanos(n.Load.SampledAt), since: nanos(n.Since), state: n.State,
 		}
 		if i < t.ready {
-			t.live[i].queue = queueTerm(in.waiting, in.sampledAt, nowNs, b.cfg.QueueHalfLife)
+			w := notOwn(in.waiting, in.running, e.live.inflight.Load())
+			t.live[i].queue = queueTerm(w, in.sampledAt, nowNs, b.cfg.QueueHalfLife)
 		}
 		t.info[i] = in
 	}
