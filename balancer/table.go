@@ -76,7 +76,8 @@ func (t *Table) Len() int { return len(t.info) }
 func (t *Table) Ready() int { return t.ready }
 
 // Node returns node i, 0 <= i < Len(), as given to Build (its times in
-// UTC, without a monotonic reading), with Since set for a node that joined
+// UTC, without a monotonic reading; Running, Waiting and KVCache to float32
+// precision), with Since set for a node that joined
 // after the route's first table or came back to Ready after more than a
 // minute away (its slow start counts from then).
 func (t *Table) Node(i int) Node {
@@ -85,7 +86,7 @@ func (t *Table) Node(i int) Node {
 		ID: t.eps[i].id, Addr: t.eps[i].addr, Capacity: in.capacity, State: in.state,
 		Load: Load{
 			Utilisation: in.utilisation, Concurrency: in.concurrency,
-			Running: in.running, Waiting: in.waiting, KVCache: in.kvCache,
+			Running: float64(in.running), Waiting: float64(in.waiting), KVCache: float64(in.kvCache),
 			SampledAt: fromNanos(in.sampledAt),
 		},
 		Since: fromNanos(in.since),
@@ -364,11 +365,11 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 		b.obs[i] = e.observe(n, now, dt, decay)
 		in := nodeInfo{
 			capacity: n.Capacity, utilisation: n.Load.Utilisation, concurrency: n.Load.Concurrency,
-			running: n.Load.Running, waiting: n.Load.Waiting, kvCache: n.Load.KVCache,
+			running: float32(n.Load.Running), waiting: float32(n.Load.Waiting), kvCache: float32(n.Load.KVCache),
 			sampledAt: nanos(n.Load.SampledAt), since: nanos(n.Since), state: n.State,
 		}
 		if i < t.ready {
-			w := notOwn(in.waiting, in.running, e.live.inflight.Load())
+			w := notOwn(n.Load.Waiting, n.Load.Running, e.live.inflight.Load())
 			t.live[i].queue = queueTerm(w, in.sampledAt, nowNs, b.cfg.QueueHalfLife)
 		}
 		t.info[i] = in
@@ -388,7 +389,7 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 		t.eps[i].weighed = t.weights[i]
 		if i < t.ready {
 			in := &t.info[i]
-			t.weights[i] = max(t.weights[i]*kvFactor(in.kvCache, in.sampledAt, nowNs, b.cfg.KVPressure), math.SmallestNonzeroFloat32)
+			t.weights[i] = max(t.weights[i]*kvFactor(wn[i].Load.KVCache, in.sampledAt, nowNs, b.cfg.KVPressure), math.SmallestNonzeroFloat32)
 		}
 		t.eps[i].setWeight(t.weights[i])
 	}
@@ -402,8 +403,8 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 // table costs the garbage collector nothing to scan.
 type nodeInfo struct {
 	capacity, utilisation, concurrency float64
-	running, waiting, kvCache          float64 // NaN when unknown
 	sampledAt, since                   int64   // Unix ns; 0 for the zero time
+	running, waiting, kvCache          float32 // NaN when unknown; float32 keeps a large table small
 	state                              State
 }
 
