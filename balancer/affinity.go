@@ -370,13 +370,13 @@ func (a *Affinity) deepest(v *affView, hashes []uint64, now uint32) (int, [affWa
 // share of the route's, plus one (the bound of Config.LoadBound and of
 // ring-hash).
 func (v *affView) admits(t *Table, i int32, total float64) bool {
-	return float64(t.live[i].inflight.Load()) < v.factor*total*t.weights[i]/v.sumW+1
+	return float64(t.live[i].s.inflight.Load()) < v.factor*total*t.weights[i]/v.sumW+1
 }
 
 // load is node i's in-flight requests per unit of weight, counting the
 // request being placed.
 func load(t *Table, i int32) float64 {
-	return float64(t.live[i].inflight.Load()+1) / t.weights[i]
+	return float64(t.live[i].s.inflight.Load()+1) / t.weights[i]
 }
 
 // leastLoaded returns the eligible node among hits with the least load

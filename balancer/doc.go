@@ -19,9 +19,21 @@
 //
 // By default a pick weighs two candidates (Config.Choices): the node the
 // schedule gives and a second one drawn in proportion to weight; the one
-// with fewer in-flight requests per unit of weight wins, the scheduled one
-// on a tie. With nothing in flight the picks are nginx's sequence exactly;
-// under load a node that has fallen behind is passed over at once.
+// with fewer requests per unit of weight wins, the scheduled one on a tie,
+// counting the gateway's own in-flight requests plus the queue the node's
+// engine reported (Load.Waiting), aged by the sample's age
+// (Config.QueueHalfLife) and less the waiting requests that must be this
+// gateway's own: the queue shows what other gateways and clients sent. With nothing in flight and no queue reported the picks are nginx's
+// sequence exactly; under load a node that has fallen behind is passed
+// over at once.
+//
+// Engine signals may be unknown (NaN in Load), which is never read as 0:
+// an unknown queue or KV-cache usage leaves picks and weights exactly as
+// they were before these signals existed. KV-cache usage above
+// Config.KVPressure lowers a node's weight. Nodes whose engine is not
+// ready or asleep (States NotReady, Asleep) stay in the table but are not
+// picked; back within a minute they return at full weight, after longer
+// they slow-start.
 //
 // Weights come from a Weigher: ThroughputWeigher by default (each node's
 // completed requests per busy second, learned from Endpoint.Complete and

@@ -54,6 +54,8 @@ type Endpoint struct {
 	since    time.Time // when the endpoint joined; zero for the first build
 	lastDone uint32    // live.done at the last build
 	obs      Observed  // decayed observations, see Builder.observe
+	weighed  float64   // the weigher's output at the last build, before KV pressure
+	unready  time.Time // first build of the node's current absence from Ready; zero when Ready
 
 	// live points at the endpoint's exclusion bits and in-flight count,
 	// which sit in a dense array of the registry so that picks, which read

@@ -9,9 +9,11 @@ import (
 )
 
 // FuzzTable builds tables from arbitrary bytes (node count, capacities,
-// loads, states, exclusions, policy, block size) and checks that picks never
-// panic, never return an ineligible node, and return the typed error exactly
-// when nothing is eligible.
+// loads with engine queues and KV-cache usage, known or not, states,
+// exclusions, policy, block size) and checks that picks never panic, never
+// return an ineligible node, and return the typed error exactly when
+// nothing is eligible; and that every Ready node has a positive, finite
+// weight and a finite, non-negative queue.
 func FuzzTable(f *testing.F) {
 	f.Add([]byte{0, 3, 5, 1, 1})
 	f.Add([]byte{1, 8, 200, 0, 3, 255, 17, 9, 4, 4, 4, 4})
@@ -41,19 +43,34 @@ func FuzzTable(f *testing.F) {
 		nodes := make([]Node, n)
 		excluded := make(map[string]bool)
 		for i := range nodes {
-			c, u, k, flags := next(), next(), next(), next()
+			c, u, k, flags, q := next(), next(), next(), next(), next()
 			nodes[i] = Node{
 				ID:       fmt.Sprintf("n%d", i%(n/2+1+int(flags&1))), // some duplicate ids
 				Addr:     Address{HTTP: fmt.Sprintf("a%d", i)},
 				Capacity: float64(c) / 8,
-				State:    State(flags >> 1 % 4),
-				Load:     Load{Utilisation: float64(u)/100 - 0.2, Concurrency: float64(k) - 10, SampledAt: t0.Add(-time.Duration(flags) * time.Second)},
+				State:    State(flags >> 1 % 6),
+				Load: Load{
+					Utilisation: float64(u)/100 - 0.2, Concurrency: float64(k) - 10,
+					Running: float64(k), Waiting: float64(q) - 20, KVCache: float64(q) / 200,
+					SampledAt: t0.Add(-time.Duration(flags&0x0f) * time.Second),
+				},
 			}
 			if flags&0x20 != 0 {
 				nodes[i].Load.Utilisation = math.NaN()
 			}
+			if q&0x80 != 0 {
+				nodes[i].Load.Waiting, nodes[i].Load.KVCache = math.NaN(), math.NaN()
+			}
+			if q == 0xff {
+				nodes[i].Load.Waiting, nodes[i].Load.KVCache = math.Inf(1), math.Inf(1)
+			}
 		}
 		tb := b.Build(nodes, t0)
+		for i := 0; i < tb.Ready(); i++ {
+			if w, q := tb.Weight(i), tb.Queue(i); !(w > 0) || math.IsInf(w, 0) || !(q >= 0) || math.IsInf(q, 0) {
+				t.Fatalf("ready node %d: weight %v queue %v", i, w, q)
+			}
+		}
 		for i := 0; i < tb.Len(); i++ {
 			if next()&1 == 1 {
 				tb.Endpoint(i).Exclude(ExcludeBreaker)

@@ -15,6 +15,17 @@ const (
 	Draining
 	// Offline nodes are gone.
 	Offline
+	// NotReady nodes are listed and alive, but their engine does not accept
+	// requests (loading a model, restarting, failing its readiness probe).
+	// Like every state but Ready they stay in the table (their endpoint,
+	// in-flight count and observations are kept) and are not picked. A
+	// node back to Ready within a minute (readyMemory) of leaving it
+	// returns at full weight; after a longer absence it slow-starts like a
+	// new node, because its caches are cold.
+	NotReady
+	// Asleep nodes' engines are in sleep mode (vLLM's sleep mode: weights
+	// offloaded, seconds to wake): not picked, as NotReady.
+	Asleep
 )
 
 func (s State) String() string {
@@ -25,16 +36,45 @@ func (s State) String() string {
 		return "draining"
 	case Offline:
 		return "offline"
+	case NotReady:
+		return "not-ready"
+	case Asleep:
+		return "asleep"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// Load is one load sample from a node.
+// Load is one load sample from a node. Every quantity may be unknown: NaN
+// means "not reported", distinct from 0 (an engine that reports an empty
+// queue). The zero Load has SampledAt zero, which makes the whole sample
+// unknown (never sampled), whatever its fields hold.
+//
+// What an unknown value does: Utilisation unknown, no busy time is
+// observed (ThroughputWeigher keeps what it learned) and DynamicWeigher and
+// SeedWeigher give the capacity-based weight; Concurrency unknown, those
+// two use the fleet's mean; Waiting unknown, picks count the gateway's own
+// in-flight requests only (as before these signals existed); Running
+// unknown, all of Waiting counts; KVCache unknown, no KV-pressure
+// adjustment.
 type Load struct {
-	// Utilisation is the busy fraction of the node's capacity, 0..1.
+	// Utilisation is the busy fraction of the node's capacity, 0..1; NaN
+	// when unknown.
 	Utilisation float64
-	// Concurrency is the number of requests the node was running.
+	// Concurrency is the number of requests the node was running (an
+	// average over the sampling period may be given); NaN when unknown.
 	Concurrency float64
+	// Running is the number of requests in the engine's batch; NaN when
+	// unknown.
+	Running float64
+	// Waiting is the number of requests queued inside the engine, not yet
+	// scheduled; NaN when unknown. Two-choice picks count it, aged by the
+	// sample's age (Config.QueueHalfLife), on top of the gateway's own
+	// in-flight requests, less the waiting requests that must be the
+	// gateway's own (its in-flight beyond Running).
+	Waiting float64
+	// KVCache is the engine's KV-cache usage, 0..1; NaN when unknown. Above
+	// Config.KVPressure it lowers the node's weight.
+	KVCache float64
 	// SampledAt is when the sample was taken; zero means never.
 	SampledAt time.Time
 }
@@ -59,7 +99,8 @@ type Node struct {
 	// Capacity is the node's compute: cores, or cards × card coefficient.
 	// Zero or negative counts as 1.
 	Capacity float64
-	// State is the node's lifecycle state; only Ready nodes are picked.
+	// State is the node's lifecycle state, with the engine's readiness
+	// folded in (NotReady, Asleep); only Ready nodes are picked.
 	State State
 	// Load is the latest load sample.
 	Load Load

@@ -138,7 +138,10 @@ func (emptyPicker) pick(t *Table, _ uint64, _ []*Endpoint) (*Endpoint, error) {
 // fewer in-flight requests per unit of weight wins, the scheduled one on a
 // tie: with nothing in flight the picks are exactly nginx's sequence, and
 // under load a node that has fallen behind (long requests, a stall the
-// weights have not seen yet) is passed over for one that has not.
+// weights have not seen yet) is passed over for one that has not. A node
+// whose engine reported waiting requests counts them too, aged
+// (Config.QueueHalfLife): the queue other gateways and clients built,
+// which this gateway's in-flight count cannot see.
 type blockedSWRR struct {
 	blocks []block
 	seq    []uint8    // every block's schedule, back to back
@@ -247,10 +250,13 @@ func (p *blockedSWRR) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, er
 		// unique per pick, mixed with the table's seed: no random number
 		// generator on the hot path.
 		if b, ok := p.drawn(t, ticket^p.seed, avoid); ok && b != a {
-			// Fewer in flight per unit of weight, compared without
-			// dividing.
-			sa, sb := t.live[a], t.live[b]
-			if float64(sb.inflight.Load())*sa.loadWeight() < float64(sa.inflight.Load())*sb.loadWeight() {
+			// Fewer requests per unit of weight, compared without
+			// dividing: the gateway's own in flight plus the engine's
+			// reported queue, aged (0 when unknown: in flight alone).
+			ra, rb := &t.live[a], &t.live[b]
+			sa, sb := ra.s, rb.s
+			if (float64(sb.inflight.Load())+float64(rb.queue))*sa.loadWeight() <
+				(float64(sa.inflight.Load())+float64(ra.queue))*sb.loadWeight() {
 				a = b
 			}
 		}
@@ -342,7 +348,7 @@ func (p *blockedSWRR) pickBounded(t *Table, avoid []*Endpoint) (*Endpoint, error
 			break
 		}
 		limit := p.bound[j]*total + 1
-		load := float64(t.live[j].inflight.Load())
+		load := float64(t.live[j].s.inflight.Load())
 		if load < limit {
 			return t.eps[j], nil
 		}
@@ -460,7 +466,7 @@ func (p *p2c) pick(t *Table, _ uint64, avoid []*Endpoint) (*Endpoint, error) {
 	switch {
 	case okA && okB:
 		// (in-flight+1)/weight, compared without dividing.
-		if float64(t.live[i].inflight.Load()+1)*t.weights[j] <= float64(t.live[j].inflight.Load()+1)*t.weights[i] {
+		if float64(t.live[i].s.inflight.Load()+1)*t.weights[j] <= float64(t.live[j].s.inflight.Load()+1)*t.weights[i] {
 			return a, nil
 		}
 		return b, nil
@@ -532,7 +538,7 @@ func (r *ring) pick(t *Table, key uint64, avoid []*Endpoint) (*Endpoint, error) 
 			idx -= n
 		}
 		o := r.owners[idx]
-		if t.eligible(o, avoid) && float64(t.live[o].inflight.Load()) < r.factor*total*r.share[o]+1 {
+		if t.eligible(o, avoid) && float64(t.live[o].s.inflight.Load()) < r.factor*total*r.share[o]+1 {
 			return t.eps[o], nil
 		}
 	}

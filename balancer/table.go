@@ -23,10 +23,20 @@ type Table struct {
 
 	info    []nodeInfo  // every node given to Build; ready ones first
 	eps     []*Endpoint // parallel to info
-	live    []*slot     // parallel to info: eps[i].live
+	live    []ref       // parallel to info: eps[i].live and the node's aged queue
 	weights []float64   // parallel to info; 0 for nodes that are not ready
 	ready   int         // nodes[:ready] are Ready and schedulable
 	picker  picker
+}
+
+// ref is a table's handle on node i's live state, with the engine queue
+// the table counts for it (queueTerm at build time; 0 when unknown, stale
+// or not Ready). Keeping the queue next to the pointer, in 16 bytes, means
+// a pick reads it without touching another cache line.
+type ref struct {
+	s     *slot
+	queue float32
+	_     uint32
 }
 
 // picker chooses an eligible endpoint among t.eps[:t.ready]. It must not
@@ -66,13 +76,19 @@ func (t *Table) Len() int { return len(t.info) }
 func (t *Table) Ready() int { return t.ready }
 
 // Node returns node i, 0 <= i < Len(), as given to Build (its times in
-// UTC, without a monotonic reading), with Since set for a node that joined
-// after the route's first table.
+// UTC, without a monotonic reading; Running, Waiting and KVCache to float32
+// precision), with Since set for a node that joined
+// after the route's first table or came back to Ready after more than a
+// minute away (its slow start counts from then).
 func (t *Table) Node(i int) Node {
 	in := &t.info[i]
 	return Node{
 		ID: t.eps[i].id, Addr: t.eps[i].addr, Capacity: in.capacity, State: in.state,
-		Load:  Load{Utilisation: in.utilisation, Concurrency: in.concurrency, SampledAt: fromNanos(in.sampledAt)},
+		Load: Load{
+			Utilisation: in.utilisation, Concurrency: in.concurrency,
+			Running: float64(in.running), Waiting: float64(in.waiting), KVCache: float64(in.kvCache),
+			SampledAt: fromNanos(in.sampledAt),
+		},
 		Since: fromNanos(in.since),
 	}
 }
@@ -80,12 +96,19 @@ func (t *Table) Node(i int) Node {
 // Endpoint returns node i's endpoint.
 func (t *Table) Endpoint(i int) *Endpoint { return t.eps[i] }
 
-// Weight returns node i's weight in this table (0 unless Ready).
+// Weight returns node i's weight in this table (0 unless Ready), KV
+// pressure included.
 func (t *Table) Weight(i int) float64 { return t.weights[i] }
+
+// Queue returns the engine queue a two-choice pick adds to node i's
+// in-flight count in this table: its reported waiting requests less those
+// that must be this gateway's own, aged by the sample's age at build time
+// (Config.QueueHalfLife); 0 when unknown, stale or not Ready.
+func (t *Table) Queue(i int) float64 { return float64(t.live[i].queue) }
 
 // eligible reports whether node i may be picked.
 func (t *Table) eligible(i uint32, avoid []*Endpoint) bool {
-	if t.live[i].excluded.Load() != 0 {
+	if t.live[i].s.excluded.Load() != 0 {
 		return false
 	}
 	for _, a := range avoid {
@@ -136,12 +159,14 @@ type Config struct {
 	LoadBound float64
 	// Choices is how many scheduled nodes blocked SWRR weighs per pick.
 	// With 2 (the default) it follows its schedule with two cursors and
-	// takes, of the two nodes they give, the one with fewer in-flight
-	// requests per unit of weight, the first on a tie: with nothing in
-	// flight that is nginx's sequence exactly, and under load a node that
-	// has fallen behind is passed over at once instead of after the next
-	// rebuild (bench/results/policies-analysis.md has the evidence). With
-	// 1 a pick is the scheduled node, as in nginx, subject to LoadBound.
+	// takes, of the two nodes they give, the one with fewer requests per
+	// unit of weight (in flight from this gateway, plus the queue its
+	// engine reported, aged: QueueHalfLife), the first on a tie: with
+	// nothing in flight and no queue reported that is nginx's sequence
+	// exactly, and under load a node that has fallen behind is passed over
+	// at once instead of after the next rebuild (bench/results/
+	// policies-analysis.md and signals.md have the evidence). With 1 a
+	// pick is the scheduled node, as in nginx, subject to LoadBound.
 	Choices int
 	// LoadFactor is the bound of consistent hashing with bounded load: a
 	// node takes at most LoadFactor × its weighted share of the route's
@@ -150,6 +175,21 @@ type Config struct {
 	// VirtualNodes is the number of points each node has on the hash ring.
 	// Default 40.
 	VirtualNodes int
+	// QueueHalfLife is how fast the queue a node's engine reported
+	// (Load.Waiting) stops counting in two-choice picks as its sample ages:
+	// a pick compares (in-flight + waiting × 2^(−age/QueueHalfLife)) per
+	// unit of weight, the age taken when the table is built, and a sample
+	// older than 10 s counts nothing. Waiting requests that must be this
+	// gateway's own (its in-flight beyond Load.Running) are not counted
+	// twice. Default DefaultQueueHalfLife (2 s);
+	// at most a minute; negative ignores reported queues (in-flight only,
+	// as with Waiting unknown).
+	QueueHalfLife time.Duration
+	// KVPressure is the KV-cache usage (Load.KVCache) above which a node's
+	// weight is lowered, linearly to KVFloor of it at a full cache; a sample
+	// older than 10 s counts nothing. Default DefaultKVPressure (0.9);
+	// negative turns it off; otherwise below 1.
+	KVPressure float64
 }
 
 // Validate reports the first invalid field.
@@ -167,6 +207,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("balancer: config: load factor %v: must be at least 1", c.LoadFactor)
 	case c.VirtualNodes < 0 || c.VirtualNodes > 1000:
 		return fmt.Errorf("balancer: config: virtual nodes %d: must be 1..1000 (0 for the default 40)", c.VirtualNodes)
+	case c.QueueHalfLife > time.Minute:
+		return fmt.Errorf("balancer: config: queue half-life %v: must be at most 1m (0 for the default %v, negative for none)", c.QueueHalfLife, DefaultQueueHalfLife)
+	case c.KVPressure >= 1, c.KVPressure != c.KVPressure:
+		return fmt.Errorf("balancer: config: KV pressure %v: must be below 1 (0 for the default %v, negative for none)", c.KVPressure, DefaultKVPressure)
 	}
 	return nil
 }
@@ -189,6 +233,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.VirtualNodes == 0 {
 		c.VirtualNodes = 40
+	}
+	if c.QueueHalfLife == 0 {
+		c.QueueHalfLife = DefaultQueueHalfLife
+	}
+	if c.KVPressure == 0 {
+		c.KVPressure = DefaultKVPressure
 	}
 	return c
 }
@@ -260,6 +310,9 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 					continue
 				}
 			}
+			if e.noteReady(pass == 0, now) && b.version > 1 {
+				e.since = now // back after a long absence: slow start
+			}
 			if !e.since.IsZero() && now.Sub(e.since) < maxSlowStart {
 				joined = append(joined, int32(len(order)))
 			}
@@ -280,13 +333,13 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	// times, and copying a million of them per build, write barriers and
 	// garbage included, once cost more than all the rest.
 	wn := nodes[:len(order)]
-	if !identity || sinceMissing(nodes, order, joined) {
+	if !identity || sinceMissing(nodes, order, joined, t.eps) {
 		b.scratch = slices.Grow(b.scratch[:0], len(order))[:len(order)]
 		for k, i := range order {
 			b.scratch[k] = nodes[i]
 		}
 		for _, k := range joined {
-			if n := &b.scratch[k]; n.Since.IsZero() {
+			if n := &b.scratch[k]; n.Since.Before(t.eps[k].since) {
 				n.Since = t.eps[k].since
 			}
 		}
@@ -295,7 +348,7 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 	b.reg.retain()
 	b.prev = resize(b.prev, len(order))
 	b.obs = slices.Grow(b.obs[:0], len(order))[:len(order)]
-	t.live = make([]*slot, len(order))
+	t.live = make([]ref, len(order))
 	t.info = make([]nodeInfo, len(order))
 	var dt float64
 	if b.last != nil {
@@ -305,11 +358,12 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 		dt = 0 // first build, clock step or long pause: nothing to add
 	}
 	decay := math.Exp2(-dt / ObserveHalfLife.Seconds())
+	nowNs := now.UnixNano()
 	b.hold = b.hold[:0]
 	for i, e := range t.eps {
 		n := &wn[i]
-		b.prev[i] = e.Weight()
-		t.live[i] = e.live
+		b.prev[i] = e.weighed
+		t.live[i].s = e.live
 		if Exclusion(e.live.excluded.Load())&excludeFailing != 0 {
 			// Out for failing: its observations are frozen and left out
 			// of the weigher's fleet-wide rates, so a hung node neither
@@ -323,10 +377,16 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 			}
 			b.obs[i] = e.observe(n, now, dt, decay)
 		}
-		t.info[i] = nodeInfo{
+		in := nodeInfo{
 			capacity: n.Capacity, utilisation: n.Load.Utilisation, concurrency: n.Load.Concurrency,
+			running: float32(n.Load.Running), waiting: float32(n.Load.Waiting), kvCache: float32(n.Load.KVCache),
 			sampledAt: nanos(n.Load.SampledAt), since: nanos(n.Since), state: n.State,
 		}
+		if i < t.ready {
+			w := notOwn(n.Load.Waiting, n.Load.Running, e.live.inflight.Load())
+			t.live[i].queue = queueTerm(w, in.sampledAt, nowNs, b.cfg.QueueHalfLife)
+		}
+		t.info[i] = in
 	}
 
 	t.weights = make([]float64, len(order))
@@ -347,6 +407,13 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 				t.weights[i] = 1
 			}
 		}
+		// The weigher's own output is its previous weight next time, so
+		// its step cap is not dragged down by a passing KV pressure.
+		t.eps[i].weighed = t.weights[i]
+		if i < t.ready {
+			in := &t.info[i]
+			t.weights[i] = max(t.weights[i]*kvFactor(wn[i].Load.KVCache, in.sampledAt, nowNs, b.cfg.KVPressure), math.SmallestNonzeroFloat32)
+		}
 		t.eps[i].setWeight(t.weights[i])
 	}
 	t.picker = newPicker(b.cfg, t)
@@ -359,7 +426,8 @@ func (b *Builder) Build(nodes []Node, now time.Time) *Table {
 // table costs the garbage collector nothing to scan.
 type nodeInfo struct {
 	capacity, utilisation, concurrency float64
-	sampledAt, since                   int64 // Unix ns; 0 for the zero time
+	sampledAt, since                   int64   // Unix ns; 0 for the zero time
+	running, waiting, kvCache          float32 // NaN when unknown; float32 keeps a large table small
 	state                              State
 }
 
@@ -377,11 +445,12 @@ func fromNanos(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
-// sinceMissing reports whether a node that joined after the first table
-// has no Since of its own, so the builder must set it on a copy.
-func sinceMissing(nodes []Node, order, joined []int32) bool {
+// sinceMissing reports whether a node that joined after the first table,
+// or came back after a long absence, has no Since of its own or an older
+// one than its endpoint's, so the builder must set it on a copy.
+func sinceMissing(nodes []Node, order, joined []int32, eps []*Endpoint) bool {
 	for _, k := range joined {
-		if nodes[order[k]].Since.IsZero() {
+		if nodes[order[k]].Since.Before(eps[k].since) {
 			return true
 		}
 	}

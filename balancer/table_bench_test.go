@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,8 +11,9 @@ import (
 // loadedNodes returns n ready nodes with mixed capacities and fresh load
 // samples, the shape a gateway rebuilds every few seconds: each node has
 // 4 request slots per unit of capacity, runs a random number of them, and
-// reports utilisation as running/slots with ±10 % noise; one node in 50 has
-// a stale sample.
+// reports utilisation as running/slots with ±10 % noise; a full node has
+// up to as many requests waiting and a KV cache 80-100 % full; one node in
+// 50 has a stale sample, and one in 10 reports no engine signals.
 func loadedNodes(n int, seed uint64) []Node {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	caps := []float64{8, 4, 2.5, 1, 16}
@@ -24,6 +26,11 @@ func loadedNodes(n int, seed uint64) []Node {
 		if i%50 == 0 {
 			age = time.Minute
 		}
+		waiting, kv := 0.0, running/slots*0.8
+		if running == slots { // no extra draws: the other fields stay as they were before the signals
+			waiting = float64(i * 7 % (int(slots) + 1))
+			kv = 0.8 + 0.02*float64(i%11)
+		}
 		nodes[i] = Node{
 			ID:       fmt.Sprintf("node-%07d", i),
 			Addr:     Address{HTTP: fmt.Sprintf("10.%d.%d.%d:8000", i>>16&255, i>>8&255, i&255)},
@@ -31,8 +38,14 @@ func loadedNodes(n int, seed uint64) []Node {
 			Load: Load{
 				Utilisation: min(running/slots*(0.9+0.2*rng.Float64()), 1),
 				Concurrency: running,
+				Running:     running,
+				Waiting:     waiting,
+				KVCache:     kv,
 				SampledAt:   t0.Add(-age),
 			},
+		}
+		if i%10 == 5 {
+			nodes[i].Load.Running, nodes[i].Load.Waiting, nodes[i].Load.KVCache = math.NaN(), math.NaN(), math.NaN()
 		}
 	}
 	return nodes

@@ -340,10 +340,18 @@ func TestConfigValidate(t *testing.T) {
 		{BlockSize: -1},
 		{LoadFactor: 0.5},
 		{VirtualNodes: -2},
+		{QueueHalfLife: 2 * time.Minute},
+		{KVPressure: 1},
+		{KVPressure: math.NaN()},
 	}
 	for _, c := range bad {
 		if _, err := NewBuilder(c, nil); err == nil {
 			t.Errorf("config %+v accepted", c)
+		}
+	}
+	for _, c := range []Config{{QueueHalfLife: -1, KVPressure: -1}, {QueueHalfLife: time.Minute, KVPressure: 0.5}} {
+		if _, err := NewBuilder(c, nil); err != nil {
+			t.Errorf("config %+v refused: %v", c, err)
 		}
 	}
 	for _, name := range []string{"dynamic-swrr", "seed-swrr", "static-swrr", "round-robin", "p2c", "ring-hash", "random"} {

@@ -11,7 +11,9 @@ import (
 //
 // Weigh writes the weight of nodes[i] into out[i]. obs[i] is what the
 // gateway observed of the node (see Observed). prev[i] is the weight the
-// node had in the previous table (0 for a new node). Nodes that are not
+// weigher gave the node for the previous table, before the builder lowered
+// it for KV-cache pressure (0 for a new node, or one that was not Ready).
+// Nodes that are not
 // Ready get 0; every Ready node gets a positive, finite weight. Weigh must
 // not block or retain the slices; it is called by a table's builder, off the
 // hot path.

@@ -79,7 +79,19 @@ type Config struct {
 	// Heartbeat is the load sampling period; Rebuild the table period.
 	Heartbeat time.Duration
 	Rebuild   time.Duration
+
+	// Gateways is how many gateways share the fleet (0 counts as 1). Each
+	// arrival goes to one of them at random (evenly); each keeps its own
+	// tables, in-flight counts and observations, rebuilt on its own cycle
+	// (the cycles spread over the Rebuild period), and all read the same
+	// heartbeats. With more than one, a gateway's in-flight count on a
+	// node is only its own share of what the node holds; the engine's
+	// reported queue is the one signal that shows the rest.
+	Gateways int
 }
+
+// gateways returns the number of gateways, at least 1.
+func (c *Config) gateways() int { return max(c.Gateways, 1) }
 
 // DefaultConfig returns the fleet, workload and noise of the policy
 // comparison: 10,000 nodes, 6 minutes with 1 minute of warm-up.
@@ -164,6 +176,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("policysim: config: crash share %v: must be in [0, 1]", c.CrashShare)
 	case c.Heartbeat <= 0 || c.Rebuild <= 0 || c.HeartbeatTTL <= 0 || c.Grace < 0:
 		return fmt.Errorf("policysim: config: heartbeat, rebuild and TTL must be positive, grace non-negative")
+	case c.Gateways < 0 || c.Gateways > 256:
+		return fmt.Errorf("policysim: config: gateways %d: must be 1..256 (0 for 1)", c.Gateways)
 	}
 	var share float64
 	for i, t := range c.Types {

@@ -44,6 +44,13 @@ func init() {
 	for _, pr := range []float64{1, 16} {
 		extra["throughput-prior"+strconv.FormatFloat(pr, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.ThroughputWeigher{Prior: pr}}
 	}
+	// Queue ageing (issue 13): half-lives of the reported queue, and the
+	// default with reported queues ignored by the balancer (same picks as
+	// queue-blind, whose nodes hide them).
+	for _, hl := range []float64{0.5, 1, 4, 8, 60} {
+		extra["queue-hl"+strconv.FormatFloat(hl, 'g', -1, 64)] = balancer.Config{QueueHalfLife: time.Duration(hl * float64(time.Second))}
+	}
+	extra["queue-off"] = balancer.Config{QueueHalfLife: -1}
 	add("step-4", balancer.WeightConfig{Learn: -1, AdaptStep: -1, MaxStep: 4})
 	add("step-8", balancer.WeightConfig{Learn: -1, AdaptStep: -1, MaxStep: 8})
 }
@@ -51,8 +58,9 @@ func init() {
 // TestExperiment runs policies (EXP_POLICIES, comma-separated: names of
 // Policies, Extras or the variants above) at loads (EXP_LOADS) on
 // EXP_NODES nodes (default 2000; 4 simulated minutes below 10,000, else
-// DefaultConfig's 6) for EXP_SEEDS seeds, and logs one line per run. It is
-// skipped unless EXP_POLICIES is set.
+// DefaultConfig's 6) behind EXP_GATEWAYS gateways (default 1) for
+// EXP_SEEDS seeds, and logs one line per run. It is skipped unless
+// EXP_POLICIES is set.
 func TestExperiment(t *testing.T) {
 	names := os.Getenv("EXP_POLICIES")
 	if names == "" {
@@ -62,6 +70,7 @@ func TestExperiment(t *testing.T) {
 	if nodes == 0 {
 		nodes = 2000
 	}
+	gateways, _ := strconv.Atoi(os.Getenv("EXP_GATEWAYS"))
 	seeds, _ := strconv.Atoi(os.Getenv("EXP_SEEDS"))
 	seeds = max(seeds, 1)
 	var loads []float64
@@ -100,14 +109,14 @@ func TestExperiment(t *testing.T) {
 				if nodes < 10000 {
 					c.Duration = 4 * time.Minute
 				}
-				c.Policy, c.Load, c.Seed = j.p, j.l, j.seed
+				c.Policy, c.Load, c.Seed, c.Gateways = j.p, j.l, j.seed, gateways
 				r, err := Run(ctx, c)
 				mu.Lock()
 				if err != nil {
 					t.Error(err)
 				} else {
-					t.Logf("%.2f %-16s s%d p50 %6.2f p99 %6s p999 %6s cp99 %6.2f drop %6d fail %5d spread %.3f cv %.3f",
-						j.l, j.p, j.seed, r.P50, secs(r.P99), secs(r.P999), r.CompletedP99, r.Dropped, r.Failed, r.UtilSpread, r.UtilCV)
+					t.Logf("g%d %.2f %-16s s%d p50 %6.2f p99 %6s p999 %6s cp99 %6.2f drop %6d fail %5d spread %.3f cv %.3f",
+						c.Gateways, j.l, j.p, j.seed, r.P50, secs(r.P99), secs(r.P999), r.CompletedP99, r.Dropped, r.Failed, r.UtilSpread, r.UtilCV)
 				}
 				mu.Unlock()
 			}

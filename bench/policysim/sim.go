@@ -92,6 +92,7 @@ type event struct {
 	t    float64
 	seq  uint64
 	kind eventKind
+	gw   uint16 // the gateway of the request (evDone) or of the table (evRebuild)
 	node int32
 	gen  uint32  // node generation for evDone/evNoiseEnd/evKill validity
 	arr  float64 // request arrival time (evDone)
@@ -100,6 +101,7 @@ type event struct {
 type waiting struct {
 	arr  float64
 	size float64
+	gw   uint16 // the gateway that sent it
 }
 
 type node struct {
@@ -119,9 +121,8 @@ type node struct {
 	slow     float64 // current noisy-neighbour factor, 1 when none
 
 	running int
-	queue   []waiting
+	queue   []waiting // admitted beyond the batch slots, waiting inside the engine
 	qhead   int
-	eps     *balancer.Endpoint // set when the node first appears in a table
 
 	// Time integrals of running requests.
 	lastT   float64
@@ -144,6 +145,14 @@ func (n *node) pop() waiting {
 	return w
 }
 
+// gateway is one gateway in front of the fleet: its own tables, endpoint
+// in-flight counts and observations, as separate gateway processes have.
+type gateway struct {
+	builder *balancer.Builder
+	table   *balancer.Table
+	eps     []*balancer.Endpoint // by node index, set when the node first appears in a table
+}
+
 type sim struct {
 	cfg  Config
 	base time.Time
@@ -157,10 +166,8 @@ type sim struct {
 	alive []int32 // indexes of alive, non-leaving nodes (for noise/churn draws)
 	pos   []int32 // pos[i] = index of node i in alive, or -1
 
-	builder *balancer.Builder
-	table   *balancer.Table
-	list    []balancer.Node
-	sumW    float64 // the table's weight total
+	gws  []*gateway
+	list []balancer.Node
 
 	events heap
 	seq    uint64
@@ -196,15 +203,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range s.typeCum {
 		s.typeCum[i] /= sum
 	}
-	reg := balancer.NewRegistry(func(id string, _ balancer.Address) any {
-		i, _ := strconv.Atoi(id[1:])
-		return int32(i)
-	}, nil)
-	b, err := balancer.NewBuilder(bc, reg)
-	if err != nil {
-		return nil, fmt.Errorf("policysim: %w", err)
+	for range cfg.gateways() {
+		reg := balancer.NewRegistry(func(id string, _ balancer.Address) any {
+			i, _ := strconv.Atoi(id[1:])
+			return int32(i)
+		}, nil)
+		b, err := balancer.NewBuilder(bc, reg)
+		if err != nil {
+			return nil, fmt.Errorf("policysim: %w", err)
+		}
+		s.gws = append(s.gws, &gateway{builder: b})
 	}
-	s.builder = b
 
 	var capacity float64
 	for range cfg.Nodes {
@@ -228,8 +237,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		s.schedule(event{t: s.churnGap(), kind: evChurn})
 	}
 	s.schedule(event{t: cfg.Heartbeat.Seconds(), kind: evHeartbeat})
-	s.rebuild(0)
-	s.schedule(event{t: cfg.Rebuild.Seconds() + 0.5, kind: evRebuild})
+	// Every gateway builds its first table at once, then rebuilds on its
+	// own cycle, the cycles spread evenly over the period.
+	for g := range s.gws {
+		s.rebuild(0, g)
+		off := cfg.Rebuild.Seconds() * float64(g) / float64(len(s.gws))
+		s.schedule(event{t: cfg.Rebuild.Seconds() + 0.5 + off, kind: evRebuild, gw: uint16(g)})
+	}
 	s.schedule(event{t: s.work.ExpFloat64() / s.rate, kind: evArrival})
 
 	for s.events.len() > 0 {
@@ -243,7 +257,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		s.handle(e)
 	}
 	s.finish()
-	s.res.InFlightAtEnd = s.builder.Registry().InFlight()
+	for _, g := range s.gws {
+		s.res.InFlightAtEnd += g.builder.Registry().InFlight()
+	}
 	s.res.Wall = time.Since(start)
 	return s.res, nil
 }
@@ -357,9 +373,9 @@ func (s *sim) handle(e event) {
 			s.schedule(event{t: next, kind: evHeartbeat})
 		}
 	case evRebuild:
-		s.rebuild(e.t)
+		s.rebuild(e.t, int(e.gw))
 		if next := e.t + s.cfg.Rebuild.Seconds(); s.periodic(next) {
-			s.schedule(event{t: next, kind: evRebuild})
+			s.schedule(event{t: next, kind: evRebuild, gw: e.gw})
 		}
 	case evNoiseStart:
 		// Draw from the whole fleet; a node already slowed is left alone.
@@ -414,32 +430,32 @@ func (s *sim) kill(i int32, t float64) {
 	n.alive = false
 	n.gen++ // its pending completions no longer count
 	lost := n.running + n.qlen()
-	// Count losses among measured requests: queued ones carry arrival
-	// times; running ones are released here and their completion events
-	// are ignored. Running arrivals are not tracked per request, so they
-	// are looked up through the pending-loss table below.
+	// Count losses among measured requests and release them at their
+	// gateways: queued ones are in the node's queue; running ones are
+	// found through their completion events, which are then ignored.
 	for k := n.qhead; k < len(n.queue); k++ {
-		if n.queue[k].arr >= s.warm {
+		w := &n.queue[k]
+		if w.arr >= s.warm {
 			s.res.Failed++
 		}
+		s.gws[w.gw].eps[i].Release()
 	}
 	s.res.Failed += int64(s.lostRunning(i))
-	for range lost {
-		n.eps.Release()
-	}
 	s.res.AllSettled += int64(lost)
 	n.running = 0
 	n.queue = n.queue[:0]
 	n.qhead = 0
 }
 
-// lostRunning counts the measured requests running on node i, whose
-// completion events are still in the heap, and marks them void.
+// lostRunning releases the requests running on node i, whose completion
+// events are still in the heap (and no longer count: the node's
+// generation moved on), and returns how many of them were measured.
 func (s *sim) lostRunning(i int32) int {
 	k := 0
 	for j := range s.events.h {
 		e := &s.events.h[j]
 		if e.kind == evDone && e.node == i && e.gen+1 == s.nodes[i].gen {
+			s.gws[e.gw].eps[i].Release()
 			if e.arr >= s.warm {
 				k++
 			}
@@ -467,15 +483,28 @@ func (s *sim) heartbeat(t float64) {
 		s.integrate(n, t)
 		dt := t - max(n.lastBeat, n.joinedAt)
 		if dt > 0 {
+			// Utilisation and concurrency are averages over the period;
+			// running and waiting are gauges read at the beat, as an
+			// agent scraping an engine's metrics reads them. The
+			// simulation has no KV cache.
 			c := n.beatInt / dt
-			n.sample = balancer.Load{Utilisation: c / float64(n.slots), Concurrency: c, SampledAt: s.at(t)}
+			n.sample = balancer.Load{
+				Utilisation: c / float64(n.slots), Concurrency: c,
+				Running: float64(n.running), Waiting: float64(n.qlen()), KVCache: math.NaN(),
+				SampledAt: s.at(t),
+			}
+			if hideQueue[s.cfg.Policy] {
+				n.sample.Running, n.sample.Waiting = math.NaN(), math.NaN()
+			}
 		}
 		n.beatInt = 0
 		n.lastBeat = t
 	}
 }
 
-func (s *sim) rebuild(t float64) {
+// rebuild builds gateway g's next table from the online list and the
+// nodes' latest samples.
+func (s *sim) rebuild(t float64, g int) {
 	s.list = s.list[:0]
 	for _, n := range s.nodes {
 		if !n.listed {
@@ -490,14 +519,14 @@ func (s *sim) rebuild(t float64) {
 		}
 		s.list = append(s.list, bn)
 	}
-	s.table = s.builder.Build(s.list, s.at(t))
-	s.sumW = 0
-	for k := 0; k < s.table.Ready(); k++ {
-		s.sumW += s.table.Weight(k)
+	gw := s.gws[g]
+	gw.table = gw.builder.Build(s.list, s.at(t))
+	if k := len(s.nodes) - len(gw.eps); k > 0 {
+		gw.eps = append(gw.eps, make([]*balancer.Endpoint, k)...)
 	}
-	for k := 0; k < s.table.Len(); k++ {
-		ep := s.table.Endpoint(k)
-		s.nodes[ep.Value().(int32)].eps = ep
+	for k := 0; k < gw.table.Len(); k++ {
+		ep := gw.table.Endpoint(k)
+		gw.eps[ep.Value().(int32)] = ep
 	}
 	s.res.Builds++
 }
@@ -511,13 +540,18 @@ func (s *sim) arrive(t float64) {
 	if measured {
 		s.res.Arrived++
 	}
-	ep, err := s.table.Pick(key)
+	// The request's gateway: as if a load balancer in front spread
+	// clients evenly (from the key's high bits, so no extra draw: every
+	// gateway count sees the same workload).
+	g := uint16((key >> 32) * uint64(len(s.gws)) >> 32)
+	tb := s.gws[g].table
+	ep, err := tb.Pick(key)
 	if err == nil && !s.nodes[ep.Value().(int32)].alive {
 		// Connection refused: retry once on another node at once.
 		if measured {
 			s.res.Retried++
 		}
-		ep, err = s.table.PickAvoiding(key, []*balancer.Endpoint{ep})
+		ep, err = tb.PickAvoiding(key, []*balancer.Endpoint{ep})
 		if err == nil && !s.nodes[ep.Value().(int32)].alive {
 			err = errDead
 		}
@@ -533,7 +567,7 @@ func (s *sim) arrive(t float64) {
 	n := s.nodes[i]
 	ep.Acquire()
 	if n.running < n.slots {
-		s.start(i, t, waiting{arr: t, size: size})
+		s.start(i, t, waiting{arr: t, size: size, gw: g})
 		return
 	}
 	if n.qlen() >= cfg.QueueSlots*n.slots {
@@ -544,8 +578,13 @@ func (s *sim) arrive(t float64) {
 		}
 		return
 	}
-	n.push(waiting{arr: t, size: size})
+	n.push(waiting{arr: t, size: size, gw: g})
 }
+
+// hideQueue names the policies (Extras: queue-blind) whose nodes report
+// running and waiting as unknown, as agents did before issue 13: the
+// default then picks on the gateway's in-flight counts alone.
+var hideQueue = map[string]bool{"queue-blind": true}
 
 // trueCapacity names the policies (set by tests) whose nodes report their
 // true current throughput as capacity instead of the datasheet figure: an
@@ -559,7 +598,7 @@ func (s *sim) start(i int32, t float64, w waiting) {
 	n := s.nodes[i]
 	s.integrate(n, t)
 	n.running++
-	s.schedule(event{t: t + w.size*n.service*n.slow, kind: evDone, node: i, gen: n.gen, arr: w.arr})
+	s.schedule(event{t: t + w.size*n.service*n.slow, kind: evDone, gw: w.gw, node: i, gen: n.gen, arr: w.arr})
 }
 
 func (s *sim) done(e event) {
@@ -569,7 +608,7 @@ func (s *sim) done(e event) {
 	}
 	s.integrate(n, e.t)
 	n.running--
-	n.eps.Complete()
+	s.gws[e.gw].eps[e.node].Complete()
 	s.res.AllSettled++
 	if e.arr >= s.warm {
 		s.res.Completed++

@@ -20,9 +20,10 @@ func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&m.Base.Duration, "duration", def.Duration, "simulated time with arrivals")
 	fs.DurationVar(&m.Base.Warmup, "warmup", def.Warmup, "simulated warm-up, not measured")
 	fs.Uint64Var(&m.Base.Seed, "seed", def.Seed, "simulation seed")
+	fs.IntVar(&m.Base.Gateways, "gateways", 1, "gateways sharing the fleet, each with its own tables and in-flight counts")
 	fs.StringVar(&loads, "loads", "0.5,0.8,0.9,0.95", "comma-separated offered loads (fractions of capacity)")
 	all := append(policysim.Policies(), policysim.Extras()...)
-	fs.StringVar(&policies, "policies", "", "comma-separated policies (default all: "+strings.Join(all, ", ")+"; the last three take the default apart: the previous default, its two choices over capacity weights, its weights with one choice)")
+	fs.StringVar(&policies, "policies", "", "comma-separated policies (default all: "+strings.Join(all, ", ")+"; the last four take the default apart: the default with engine queues unknown, the default before issue 7's follow-up, its two choices over capacity weights, its weights with one choice)")
 	fs.IntVar(&m.Parallel, "parallel", 0, "runs at once (default GOMAXPROCS)")
 	fs.StringVar(&out, "out", "bench/results", "directory for policies.md and its charts (empty: print only)")
 	logFlags := addLogFlags(fs)
@@ -35,7 +36,7 @@ func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	base := m.Base
 	m.Base = def
-	m.Base.Nodes, m.Base.Duration, m.Base.Warmup, m.Base.Seed = base.Nodes, base.Duration, base.Warmup, base.Seed
+	m.Base.Nodes, m.Base.Duration, m.Base.Warmup, m.Base.Seed, m.Base.Gateways = base.Nodes, base.Duration, base.Warmup, base.Seed, base.Gateways
 	for _, s := range strings.Split(loads, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil {
