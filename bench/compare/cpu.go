@@ -49,12 +49,13 @@ func groupCPU(pgid int) (time.Duration, error) {
 }
 
 type procStat struct {
-	pgrp         int
-	utime, stime uint64
+	pgrp           int
+	utime, stime   uint64
+	cutime, cstime uint64 // of waited-for children
 }
 
-// parseStat reads fields 5 (pgrp), 14 (utime) and 15 (stime) of a
-// /proc/PID/stat line. The command name (field 2) is in parentheses and may
+// parseStat reads fields 5 (pgrp), 14 (utime), 15 (stime), 16 (cutime)
+// and 17 (cstime) of a /proc/PID/stat line. The command name (field 2) is in parentheses and may
 // hold spaces and parentheses, so fields are counted from the last ')'.
 func parseStat(b []byte) (procStat, error) {
 	var st procStat
@@ -63,8 +64,8 @@ func parseStat(b []byte) (procStat, error) {
 		return st, fmt.Errorf("no command name in parentheses")
 	}
 	f := bytes.Fields(b[i+1:]) // f[0] is field 3 (state)
-	if len(f) < 13 {
-		return st, fmt.Errorf("%d fields after the command name, want at least 13", len(f))
+	if len(f) < 15 {
+		return st, fmt.Errorf("%d fields after the command name, want at least 15", len(f))
 	}
 	pgrp, err := strconv.Atoi(string(f[2]))
 	if err != nil {
@@ -78,7 +79,14 @@ func parseStat(b []byte) (procStat, error) {
 	if err != nil {
 		return st, fmt.Errorf("field 15 (stime) %q: %w", f[12], err)
 	}
+	var child [2]uint64
+	for i := range child {
+		if child[i], err = strconv.ParseUint(string(f[13+i]), 10, 64); err != nil {
+			return st, fmt.Errorf("field %d (children's time) %q: %w", 16+i, f[13+i], err)
+		}
+	}
 	st.pgrp, st.utime, st.stime = pgrp, ut, stime
+	st.cutime, st.cstime = child[0], child[1]
 	return st, nil
 }
 
@@ -87,13 +95,15 @@ func parseStat(b []byte) (procStat, error) {
 type snapshot struct {
 	at      time.Time
 	busy    time.Duration // user+nice+system+irq+softirq+steal of all CPUs (/proc/stat)
-	ours    time.Duration // this harness (load generator, backends) and every contender group
+	ours    time.Duration // this harness (load generator, backends, its waited-for children such as h2load) and every contender group
 	ok      bool
 	reasons string
 }
 
 // takeSnapshot reads /proc/stat, /proc/self/stat and the contenders'
-// groups. The machine side counts irq and softirq time too: a process's
+// groups. The harness's own time includes that of its waited-for
+// children (h2load, which has exited and been waited for before the
+// snapshot after a measured run). The machine side counts irq and softirq time too: a process's
 // system time includes the softirq work (loopback packet processing) done
 // in its system calls, which /proc/stat books as softirq.
 func takeSnapshot(pgids []int) snapshot {
@@ -119,7 +129,7 @@ func takeSnapshot(pgids []int) snapshot {
 		return s
 	}
 	s.busy = busy
-	s.ours = time.Duration(st.utime+st.stime) * time.Second / clockTick
+	s.ours = time.Duration(st.utime+st.stime+st.cutime+st.cstime) * time.Second / clockTick
 	for _, pg := range pgids {
 		if d, err := groupCPU(pg); err == nil {
 			s.ours += d

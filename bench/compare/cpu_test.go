@@ -18,11 +18,14 @@ func TestParseStat(t *testing.T) {
 	}{
 		{"plain", "1234 (nginx) S 1 1230 1230 0 -1 4194560 100 0 0 0 57 31 0 0 20 0 1 0 100 0 0", procStat{pgrp: 1230, utime: 57, stime: 31}, ""},
 		{"name with spaces and parens", "7 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0", procStat{pgrp: 42, utime: 5, stime: 6}, ""},
+		{"waited-for children", "7 (h) S 1 42 42 0 -1 0 0 0 0 0 5 6 120 33 20 0 1 0", procStat{pgrp: 42, utime: 5, stime: 6, cutime: 120, cstime: 33}, ""},
 		{"no parens", "7 nginx R 1 42 42", procStat{}, "parentheses"},
 		{"short", "7 (x) R 1 42 42 0", procStat{}, "fields"},
-		{"bad pgrp", "7 (x) R 1 zz 42 0 -1 0 0 0 0 0 5 6 0", procStat{}, "pgrp"},
-		{"bad utime", "7 (x) R 1 42 42 0 -1 0 0 0 0 0 -5 6 0", procStat{}, "utime"},
-		{"bad stime", "7 (x) R 1 42 42 0 -1 0 0 0 0 0 5 x 0", procStat{}, "stime"},
+		{"no children's times", "7 (x) R 1 42 42 0 -1 0 0 0 0 0 5 6 0", procStat{}, "fields"},
+		{"bad pgrp", "7 (x) R 1 zz 42 0 -1 0 0 0 0 0 5 6 0 0", procStat{}, "pgrp"},
+		{"bad utime", "7 (x) R 1 42 42 0 -1 0 0 0 0 0 -5 6 0 0", procStat{}, "utime"},
+		{"bad stime", "7 (x) R 1 42 42 0 -1 0 0 0 0 0 5 x 0 0", procStat{}, "stime"},
+		{"bad cstime", "7 (x) R 1 42 42 0 -1 0 0 0 0 0 5 6 0 y", procStat{}, "children"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +45,7 @@ func TestParseStat(t *testing.T) {
 
 func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("1234 (nginx) S 1 1230 1230 0 -1 4194560 100 0 0 0 57 31 0 0 20 0 1 0 100 0 0"))
-	f.Add([]byte("7 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 5 6 0"))
+	f.Add([]byte("7 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 5 6 0 0"))
 	f.Add([]byte(")"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -105,7 +108,7 @@ func TestBaselineContender(t *testing.T) {
 	}
 	for _, ts := range []string{"", "/usr/bin/taskset"} {
 		e := &runEnv{self: "/new/switchyard", base: "/old/switchyard", proxyCPU: 1, taskset: ts}
-		cmd, err := switchyardBaseCmd(e, t.TempDir(), "127.0.0.1:1", []string{"127.0.0.1:2"})
+		cmd, err := switchyardBaseCmd(e, confData{Dir: t.TempDir(), Listen: "127.0.0.1:1", Backends: []string{"127.0.0.1:2"}})
 		if err != nil {
 			t.Fatal(err)
 		}

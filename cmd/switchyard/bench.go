@@ -13,7 +13,7 @@ import (
 func benchCommands() []command {
 	return []command{
 		{"load", "drive load at a loopback target: open loop (Poisson) or closed loop; HTTP, SSE or gRPC", runBenchLoad},
-		{"compare", "proxy comparison: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
+		{"compare", "proxy comparison over HTTP/1.1, HTTP/2 and gRPC: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
 	}
