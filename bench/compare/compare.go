@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/switchyard-dev/switchyard/bench/cpuload"
 	"github.com/switchyard-dev/switchyard/bench/hist"
 	"github.com/switchyard-dev/switchyard/bench/loadgen"
 )
@@ -165,7 +166,7 @@ type Row struct {
 	// for "direct" and where /proc is unreadable.
 	CPUPerReq []float64
 	// OtherLoad is, per round, the CPU other work on the machine used
-	// during the measured run, in cores (see otherLoad); empty where /proc
+	// during the measured run, in cores (see cpuload.Other); empty where /proc
 	// is unreadable. A round with other load was disturbed.
 	OtherLoad []float64
 	// ErrorKinds merged over the rounds.
@@ -525,18 +526,18 @@ func measure(r *running, row *Row, sec string, round int, groups []int, load fun
 	if r.cmd != nil && r.cmd.Process != nil {
 		pgid = r.cmd.Process.Pid
 	}
-	cpu0, cpuErr := groupCPU(pgid)
-	snap0 := takeSnapshot(groups)
+	cpu0, cpuErr := cpuload.GroupCPU(pgid)
+	snap0 := cpuload.Take(groups)
 	res, err := load(cfg.Duration)
 	if err != nil {
 		return fmt.Errorf("compare: %s %s: %w", sec, r.c.name, err)
 	}
-	snap1 := takeSnapshot(groups)
-	other, otherOK := otherLoad(snap0, snap1)
+	snap1 := cpuload.Take(groups)
+	other, otherOK := cpuload.Other(snap0, snap1)
 	if otherOK {
 		row.OtherLoad = append(row.OtherLoad, other)
 	}
-	if cpu1, err := groupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
+	if cpu1, err := cpuload.GroupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
 		row.CPUPerReq = append(row.CPUPerReq, (cpu1-cpu0).Seconds()*1e6/float64(res.OK))
 	}
 	row.RPS = append(row.RPS, res.RPS())
@@ -552,9 +553,9 @@ func measure(r *running, row *Row, sec string, round int, groups []int, load fun
 		cpu = fmt.Sprintf("; CPU %.2f µs/req", row.CPUPerReq[n-1])
 	}
 	if otherOK {
-		w := snap1.at.Sub(snap0.at).Seconds()
+		w := snap1.At.Sub(snap0.At).Seconds()
 		cpu += fmt.Sprintf("; other load %.2f cores (machine %.2f, ours %.2f)", other,
-			(snap1.busy-snap0.busy).Seconds()/w, (snap1.ours-snap0.ours).Seconds()/w)
+			(snap1.Busy-snap0.Busy).Seconds()/w, (snap1.Ours-snap0.Ours).Seconds()/w)
 	}
 	logf("round %d %-5s %-15s %s%s", round, sec, r.c.name, res.Summary(), cpu)
 	return nil
@@ -567,14 +568,14 @@ func waitQuiet(ctx context.Context, cfg Config, groups []int, logf func(string, 
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	for {
-		a := takeSnapshot(groups)
+		a := cpuload.Take(groups)
 		t.Reset(time.Second)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("compare: %w", ctx.Err())
 		case <-t.C:
 		}
-		load, ok := otherLoad(a, takeSnapshot(groups))
+		load, ok := cpuload.Other(a, cpuload.Take(groups))
 		switch {
 		case !ok:
 			return nil // cannot tell: do not wait

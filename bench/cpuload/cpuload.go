@@ -1,4 +1,10 @@
-package compare
+// Package cpuload reads CPU time from /proc for the benchmark harnesses:
+// a process group's user+system time (GroupCPU), and how much CPU other
+// work on a shared machine used between two moments (Take, Other).
+//
+// Linux only; elsewhere every function reports an error or !ok. Safe for
+// concurrent use: it keeps no state.
+package cpuload
 
 import (
 	"bytes"
@@ -13,18 +19,18 @@ import (
 // /proc/PID/stat: 100 on every Linux architecture Go supports.
 const clockTick = 100
 
-// groupCPU returns the CPU time (user + system) used so far by every live
-// process of process group pgid, read from /proc/*/stat. The contenders run
-// in their own group (nginx: master and worker), so this is the proxy's
-// whole cost. Processes that exit between two reads take their time with
+// GroupCPU returns the CPU time (user + system) used so far by every live
+// process of process group pgid, read from /proc/*/stat. A harness runs
+// each measured server in its own group (nginx: master and worker), so
+// this is the server's whole cost. Processes that exit between two reads take their time with
 // them; none should during a measured run.
-func groupCPU(pgid int) (time.Duration, error) {
+func GroupCPU(pgid int) (time.Duration, error) {
 	if pgid <= 0 {
-		return 0, fmt.Errorf("compare: cpu: no process")
+		return 0, fmt.Errorf("cpuload: no process")
 	}
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil || len(stats) == 0 {
-		return 0, fmt.Errorf("compare: cpu: /proc unreadable")
+		return 0, fmt.Errorf("cpuload: /proc unreadable")
 	}
 	var ticks uint64
 	found := false
@@ -43,7 +49,7 @@ func groupCPU(pgid int) (time.Duration, error) {
 		}
 	}
 	if !found {
-		return 0, fmt.Errorf("compare: cpu: no process in group %d", pgid)
+		return 0, fmt.Errorf("cpuload: no process in group %d", pgid)
 	}
 	return time.Duration(ticks) * time.Second / clockTick, nil
 }
@@ -55,8 +61,9 @@ type procStat struct {
 }
 
 // parseStat reads fields 5 (pgrp), 14 (utime), 15 (stime), 16 (cutime)
-// and 17 (cstime) of a /proc/PID/stat line. The command name (field 2) is in parentheses and may
-// hold spaces and parentheses, so fields are counted from the last ')'.
+// and 17 (cstime) of a /proc/PID/stat line. The command name (field 2)
+// is in parentheses and may hold spaces and parentheses, so fields are
+// counted from the last ')'.
 func parseStat(b []byte) (procStat, error) {
 	var st procStat
 	i := bytes.LastIndexByte(b, ')')
@@ -90,63 +97,64 @@ func parseStat(b []byte) (procStat, error) {
 	return st, nil
 }
 
-// snapshot is the machine's and our own CPU time at one moment, to tell
+// Snapshot is the machine's and our own CPU time at one moment, to tell
 // how much CPU other work on the (shared) machine used in between.
-type snapshot struct {
-	at      time.Time
-	busy    time.Duration // user+nice+system+irq+softirq+steal of all CPUs (/proc/stat)
-	ours    time.Duration // this harness (load generator, backends, its waited-for children such as h2load) and every contender group
-	ok      bool
-	reasons string
+type Snapshot struct {
+	At     time.Time
+	Busy   time.Duration // user+nice+system+irq+softirq+steal of all CPUs (/proc/stat)
+	Ours   time.Duration // this process (a harness: load generator, backends), its waited-for children and the given groups
+	OK     bool
+	Reason string // why not OK
 }
 
-// takeSnapshot reads /proc/stat, /proc/self/stat and the contenders'
-// groups. The harness's own time includes that of its waited-for
-// children (h2load, which has exited and been waited for before the
-// snapshot after a measured run). The machine side counts irq and softirq time too: a process's
-// system time includes the softirq work (loopback packet processing) done
-// in its system calls, which /proc/stat books as softirq.
-func takeSnapshot(pgids []int) snapshot {
-	s := snapshot{at: time.Now()}
+// Take reads /proc/stat, /proc/self/stat and the given process groups
+// (the measured servers): "ours" is this process, its waited-for
+// children (say h2load, exited and waited for before the snapshot after
+// a measured run) and those groups. The machine side counts irq and
+// softirq time too: a process's system time includes the softirq work
+// (loopback packet processing) done in its system calls, which
+// /proc/stat books as softirq.
+func Take(pgids []int) Snapshot {
+	s := Snapshot{At: time.Now()}
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		s.reasons = err.Error()
+		s.Reason = err.Error()
 		return s
 	}
 	busy, err := parseProcStat(b)
 	if err != nil {
-		s.reasons = err.Error()
+		s.Reason = err.Error()
 		return s
 	}
 	self, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
-		s.reasons = err.Error()
+		s.Reason = err.Error()
 		return s
 	}
 	st, err := parseStat(self)
 	if err != nil {
-		s.reasons = err.Error()
+		s.Reason = err.Error()
 		return s
 	}
-	s.busy = busy
-	s.ours = time.Duration(st.utime+st.stime+st.cutime+st.cstime) * time.Second / clockTick
+	s.Busy = busy
+	s.Ours = time.Duration(st.utime+st.stime+st.cutime+st.cstime) * time.Second / clockTick
 	for _, pg := range pgids {
-		if d, err := groupCPU(pg); err == nil {
-			s.ours += d
+		if d, err := GroupCPU(pg); err == nil {
+			s.Ours += d
 		}
 	}
-	s.ok = true
+	s.OK = true
 	return s
 }
 
-// otherLoad is the CPU other work used between a and b, in cores
+// Other is the CPU other work used between a and b, in cores
 // (0.5: half a core on average). Negative rounding noise reads as 0.
-func otherLoad(a, b snapshot) (float64, bool) {
-	wall := b.at.Sub(a.at)
-	if !a.ok || !b.ok || wall <= 0 {
+func Other(a, b Snapshot) (float64, bool) {
+	wall := b.At.Sub(a.At)
+	if !a.OK || !b.OK || wall <= 0 {
 		return 0, false
 	}
-	other := (b.busy - a.busy) - (b.ours - a.ours)
+	other := (b.Busy - a.Busy) - (b.Ours - a.Ours)
 	return max(other.Seconds()/wall.Seconds(), 0), true
 }
 

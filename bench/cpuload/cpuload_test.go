@@ -1,7 +1,6 @@
-package compare
+package cpuload
 
 import (
-	"context"
 	"os"
 	"runtime"
 	"strings"
@@ -63,7 +62,7 @@ func TestGroupCPU(t *testing.T) {
 		t.Skip("no /proc")
 	}
 	pg := syscall.Getpgrp()
-	a, err := groupCPU(pg)
+	a, err := GroupCPU(pg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +73,7 @@ func TestGroupCPU(t *testing.T) {
 			x += i ^ (x >> 3)
 		}
 		sink = x
-		b, err := groupCPU(pg)
+		b, err := GroupCPU(pg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,42 +84,12 @@ func TestGroupCPU(t *testing.T) {
 			t.Fatalf("group CPU did not grow: %v then %v", a, b)
 		}
 	}
-	if _, err := groupCPU(0); err == nil {
+	if _, err := GroupCPU(0); err == nil {
 		t.Fatal("pgid 0: no error")
 	}
 }
 
 var sink int
-
-func TestBaselineContender(t *testing.T) {
-	if err := (&Config{Only: []string{"switchyard-base"}}).Validate(); err == nil || !strings.Contains(err.Error(), "baseline") {
-		t.Fatalf("switchyard-base without a binary: %v", err)
-	}
-	if err := (&Config{BaselineBin: "/nonexistent/switchyard"}).Validate(); err == nil {
-		t.Fatal("missing baseline binary: no error")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&Config{BaselineBin: self, Only: []string{"switchyard", "switchyard-base"}}).Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for _, ts := range []string{"", "/usr/bin/taskset"} {
-		e := &runEnv{self: "/new/switchyard", base: "/old/switchyard", proxyCPU: 1, taskset: ts}
-		cmd, err := switchyardBaseCmd(e, confData{Dir: t.TempDir(), Listen: "127.0.0.1:1", Backends: []string{"127.0.0.1:2"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := strings.Join(cmd.Args, " ")
-		if !strings.Contains(args, "/old/switchyard gateway --listen 127.0.0.1:1 --route bench=http://127.0.0.1:2") || strings.Contains(args, "/new/") {
-			t.Fatalf("taskset %q: baseline command %q (path %s)", ts, args, cmd.Path)
-		}
-		if ts == "" && cmd.Path != "/old/switchyard" {
-			t.Fatalf("path %s", cmd.Path)
-		}
-	}
-}
 
 func TestParseProcStat(t *testing.T) {
 	tests := []struct {
@@ -159,32 +128,22 @@ func FuzzParseProcStat(f *testing.F) {
 	})
 }
 
-// TestOtherLoad: snapshots of this machine give a load in [0, CPUs], and
-// waitQuiet returns at once under a threshold no load reaches.
+// TestOtherLoad: snapshots of this machine give a load in [0, CPUs].
 func TestOtherLoad(t *testing.T) {
 	if _, err := os.Stat("/proc/stat"); err != nil {
 		t.Skip("no /proc")
 	}
-	a := takeSnapshot([]int{syscall.Getpgrp()})
-	if !a.ok {
-		t.Fatalf("snapshot: %s", a.reasons)
+	a := Take([]int{syscall.Getpgrp()})
+	if !a.OK {
+		t.Fatalf("snapshot: %s", a.Reason)
 	}
 	time.Sleep(200 * time.Millisecond)
-	b := takeSnapshot([]int{syscall.Getpgrp()})
-	load, ok := otherLoad(a, b)
+	b := Take([]int{syscall.Getpgrp()})
+	load, ok := Other(a, b)
 	if !ok || load < 0 || load > float64(runtime.NumCPU())+0.5 {
 		t.Fatalf("other load %v (ok %v)", load, ok)
 	}
-	if _, ok := otherLoad(snapshot{}, b); ok {
+	if _, ok := Other(Snapshot{}, b); ok {
 		t.Fatal("a failed snapshot gave a load")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cfg := Config{QuietWait: time.Second, QuietBelow: 64}.withDefaults()
-	if err := waitQuiet(ctx, cfg, nil, func(string, ...any) {}); err != nil {
-		t.Fatal(err)
-	}
-	if err := (&Config{QuietWait: -time.Second}).Validate(); err == nil {
-		t.Fatal("negative quiet wait: no error")
 	}
 }
