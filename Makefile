@@ -5,7 +5,7 @@ PKGS      := ./...
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean
+.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies fuzz clean
 
 all: build
 
@@ -44,6 +44,9 @@ demo: build
 
 bench-compare: build
 	./bin/switchyard bench compare
+
+bench-streams: build
+	./bin/switchyard bench streams
 
 bench-policies: build
 	./bin/switchyard bench policies
