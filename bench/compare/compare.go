@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,12 @@ type Config struct {
 	QuietWait time.Duration
 	// QuietBelow is that threshold in cores. Default 0.2.
 	QuietBelow float64
+	// ProfileDir, if set, gets CPU profiles of Switchyard's gateway (and
+	// of switchyard-base) under each section's load: after the rounds,
+	// one extra run per section, not counted in the results, while the
+	// admin port's /debug/pprof/profile samples it
+	// (NAME-SECTION.cpu.pb.gz, for go tool pprof with the binary).
+	ProfileDir string
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
 }
@@ -282,6 +289,8 @@ type running struct {
 	dir  string
 	// h1 and h2 are URLs of /v1/chat/completions; grpc is host:port.
 	h1, h2, grpc string
+	// admin is the gateway's admin address when profiling ("" if not).
+	admin string
 }
 
 // Run runs the comparison.
@@ -425,6 +434,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cd.Listen, err = freePort(); err != nil {
 			return nil, err
 		}
+		if cfg.ProfileDir != "" && (c.name == "switchyard" || c.name == baseName) {
+			if cd.Admin, err = freePort(); err != nil {
+				return nil, err
+			}
+			r.admin = cd.Admin
+		}
 		if r.rows[SectionGRPC] != nil {
 			cd.GRPCBackends = grpcBackends
 		}
@@ -478,6 +493,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			groups = append(groups, r.cmd.Process.Pid)
 		}
 	}
+	// loads are the load functions, by contender and section.
+	loads := map[*running]map[string]func(time.Duration) (*loadgen.Result, error){}
+	for _, r := range live {
+		loads[r] = map[string]func(time.Duration) (*loadgen.Result, error){}
+	}
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, sec := range cfg.Sections {
 			for _, r := range live {
@@ -493,17 +513,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						return nil, err
 					}
 				}
-				load := func(d time.Duration) (*loadgen.Result, error) {
-					switch sec {
-					case SectionH2:
-						return h2loadRun{bin: h2loadBin, target: r.h2, bodyFile: bodyFile, logFile: filepath.Join(root, "h2load.log"),
-							conns: cfg.H2Conns, streams: cfg.H2Streams, duration: d}.run(ctx)
-					case SectionGRPC:
-						return loadgen.Run(ctx, loadgen.Config{Target: r.grpc, Protocol: loadgen.GRPC, Model: GRPCModel,
-							Concurrency: cfg.Concurrency, Timeout: 5 * time.Second, Duration: d})
+				load := loads[r][sec]
+				if load == nil {
+					load = func(d time.Duration) (*loadgen.Result, error) {
+						switch sec {
+						case SectionH2:
+							return h2loadRun{bin: h2loadBin, target: r.h2, bodyFile: bodyFile, logFile: filepath.Join(root, "h2load.log"),
+								conns: cfg.H2Conns, streams: cfg.H2Streams, duration: d}.run(ctx)
+						case SectionGRPC:
+							return loadgen.Run(ctx, loadgen.Config{Target: r.grpc, Protocol: loadgen.GRPC, Model: GRPCModel,
+								Concurrency: cfg.Concurrency, Timeout: 5 * time.Second, Duration: d})
+						}
+						return loadgen.Run(ctx, loadgen.Config{Target: r.h1, Body: []byte(Request), Concurrency: cfg.Concurrency,
+							Timeout: 5 * time.Second, Duration: d})
 					}
-					return loadgen.Run(ctx, loadgen.Config{Target: r.h1, Body: []byte(Request), Concurrency: cfg.Concurrency,
-						Timeout: 5 * time.Second, Duration: d})
+					loads[r][sec] = load
 				}
 				if err := measure(r, row, sec, round, groups, load, cfg, logf); err != nil {
 					return nil, err
@@ -511,8 +535,59 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
+	if cfg.ProfileDir != "" {
+		for _, sec := range cfg.Sections {
+			for _, r := range live {
+				if r.admin == "" || r.rows[sec] == nil || r.rows[sec].Skipped != "" {
+					continue
+				}
+				if err := profile(ctx, r, sec, loads[r][sec], cfg, logf); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
+}
+
+// profile runs a contender's load for cfg.Duration while its admin port's
+// CPU profiler samples it, and saves the profile in cfg.ProfileDir.
+func profile(ctx context.Context, r *running, sec string, load func(time.Duration) (*loadgen.Result, error), cfg Config, logf func(string, ...any)) error {
+	secs := max(1, int((cfg.Duration-time.Second)/time.Second))
+	type got struct {
+		b   []byte
+		err error
+	}
+	done := make(chan got, 1)
+	go func() {
+		c := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.admin, secs))
+		if err != nil {
+			done <- got{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		done <- got{b, err}
+	}()
+	res, err := load(time.Duration(secs)*time.Second + time.Second)
+	if err != nil {
+		return fmt.Errorf("compare: %s %s profile run: %w", sec, r.c.name, err)
+	}
+	g := <-done
+	if g.err != nil {
+		return fmt.Errorf("compare: %s %s CPU profile: %w", sec, r.c.name, g.err)
+	}
+	p := filepath.Join(cfg.ProfileDir, r.c.name+"-"+sec+".cpu.pb.gz")
+	if err := os.WriteFile(p, g.b, 0o644); err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	logf("profile %-5s %-15s %s (under load: %s)", sec, r.c.name, p, res.Summary())
+	return nil
 }
 
 // measure runs one warm-up and one measured run of a contender in a

@@ -84,6 +84,9 @@ func switchyardCmd(e *runEnv, c confData) (*exec.Cmd, error) {
 		}
 		args = append(args, "--route", GRPCModel+"="+strings.Join(g, ","))
 	}
+	if c.Admin != "" {
+		args = append(args, "--admin", c.Admin)
+	}
 	return e.pinned(c.Dir, e.self, args...), nil
 }
 
@@ -134,6 +137,8 @@ type confData struct {
 	// GRPCBackends are the gRPC (h2c) backends; empty when the gRPC
 	// section does not run.
 	GRPCBackends []string
+	// Admin is Switchyard's admin listener, only when profiling.
+	Admin string
 }
 
 // NginxConf is nginx's configuration: one worker, upstream keep-alive,

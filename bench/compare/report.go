@@ -181,7 +181,7 @@ func (r *Report) Targets() string {
 	if b.Len() == 0 {
 		return ""
 	}
-	return "Issue 11's target, per section: CPU per request at or below the best of nginx and HAProxy in the same run, and req/s at or above theirs (medians over rounds).\n\n" + b.String() + "\n"
+	return "Issue 11's target, per section: CPU per request at or below the best of nginx and HAProxy in the same run, and req/s at or above theirs (medians over rounds). The issue sets it for HTTP/1.1 and leaves HTTP/2 and gRPC to be set after a first measurement; this report applies the same rule to them.\n\n" + b.String() + "\n"
 }
 
 func joinf(v []float64, format string) string {

@@ -31,6 +31,7 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.DurationVar(&cfg.QuietWait, "quiet-wait", 0, "before each contender's turn, wait up to this long for other load on the machine below -quiet-below cores (0: do not wait)")
 	fs.Float64Var(&cfg.QuietBelow, "quiet-below", 0.2, "other load, in cores, under which the machine counts as quiet")
 	fs.StringVar(&cfg.BaselineBin, "baseline-bin", "", "a second switchyard binary (e.g. built from an older commit), run as contender switchyard-base for an A/B in the same interleaved rounds")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "if set, after the rounds run each section once more while profiling Switchyard's gateway (admin /debug/pprof/profile) and save switchyard-SECTION.cpu.pb.gz here")
 	fs.BoolVar(&noInstall, "no-install", false, "do not apt-get missing proxies and h2load (skip them)")
 	fs.BoolVar(&noPin, "no-pin", false, "do not pin the harness to CPU 0 (proxies still go to CPU 1)")
 	if err := parseFlags(fs, args); err != nil {
@@ -68,6 +69,11 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("find own binary: %w", err)
 	}
 	cfg.Self = self
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	cfg.Log = stderr
 	rep, err := compare.Run(ctx, cfg)
 	if err != nil {
