@@ -161,7 +161,7 @@ func TestTargets(t *testing.T) {
 			t.Errorf("Targets() = %q, want it to contain %q", got, want)
 		}
 	}
-	if strings.Contains(got, "gRPC") {
+	if strings.Contains(got, "- gRPC") {
 		t.Errorf("gRPC has neither nginx nor HAProxy, yet a target line: %q", got)
 	}
 }
