@@ -54,9 +54,11 @@ type Config struct {
 	// Hold is the window in which every open stream must receive a token.
 	// Default 3 × TokenInterval.
 	Hold time.Duration
-	// ProfileDir, if set, receives the gateway's heap profile
-	// (heap-N.pb.gz, for go tool pprof) and goroutine dump
-	// (goroutines-N.txt) at each level.
+	// ProfileDir, if set, receives the gateway's goroutine dump
+	// (goroutines-N.txt) and, after the level's measurements, its heap
+	// profile right after a forced collection (heap-N.pb.gz, for go tool
+	// pprof) at each level. The collection may lower the next levels'
+	// RSS a little: measure without it.
 	ProfileDir string
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
@@ -289,6 +291,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		l.Open = open
 		if err := gw.hold(ctx, cfg, all, &l); err != nil {
 			return nil, err
+		}
+		if cfg.ProfileDir != "" {
+			if err := gw.saveHeapProfile(ctx, cfg.ProfileDir, n); err != nil {
+				return nil, err
+			}
 		}
 		rep.Levels = append(rep.Levels, l)
 		logf("%d streams: RSS %.1f MiB (%+.1f KiB per stream), heap in use %.1f MiB, stacks %.1f MiB, %d goroutines; in %v: %d receiving, %d lost, %d stalled, %d tokens; gateway CPU %.2f cores, other load %.2f cores",
@@ -621,12 +628,23 @@ func (g *gatewayProc) sample(ctx context.Context, cfg Config, n int) (Level, err
 			_ = os.WriteFile(filepath.Join(cfg.ProfileDir, fmt.Sprintf("goroutines-%d.txt", n)), b, 0o644)
 		}
 	}
-	if cfg.ProfileDir != "" && n > 0 {
-		if b, err := get(ctx, c, "http://"+g.admin+"/debug/pprof/heap"); err == nil {
-			_ = os.WriteFile(filepath.Join(cfg.ProfileDir, fmt.Sprintf("heap-%d.pb.gz", n)), b, 0o644)
-		}
-	}
 	return l, nil
+}
+
+// saveHeapProfile saves the gateway's heap profile taken right after a
+// garbage collection (gc=1), so that it shows what n streams keep live,
+// not the heap of an older collection. It runs after the level's
+// samples and hold window.
+func (g *gatewayProc) saveHeapProfile(ctx context.Context, dir string, n int) error {
+	c := &http.Client{Timeout: 30 * time.Second}
+	b, err := get(ctx, c, "http://"+g.admin+"/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("streams: heap profile: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("heap-%d.pb.gz", n)), b, 0o644); err != nil {
+		return fmt.Errorf("streams: %w", err)
+	}
+	return nil
 }
 
 // hold watches the streams for cfg.Hold and fills in which kept

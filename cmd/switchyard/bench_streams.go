@@ -22,7 +22,7 @@ func runBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.Float64Var(&cfg.OpenRate, "open-rate", 1000, "streams opened per second")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "wait after every stream of a level has its first token, before sampling memory")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "window in which every stream must receive a token (default 3 × token-interval)")
-	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "if set, save the gateway's heap profile and goroutine dump at each level here")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "if set, save the gateway's goroutine dump and (after a forced GC, once measured) heap profile at each level here")
 	fs.StringVar(&out, "out", "bench/results", "directory for streams.md and streams-memory.png")
 	if err := parseFlags(fs, args); err != nil {
 		return err
