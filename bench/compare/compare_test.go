@@ -165,3 +165,17 @@ func TestTargets(t *testing.T) {
 		t.Errorf("gRPC has neither nginx nor HAProxy, yet a target line: %q", got)
 	}
 }
+
+func TestNoise(t *testing.T) {
+	quiet := &Report{Rows: []*Row{{Name: "direct", OtherLoad: []float64{0.01, 0.05}}}, H2: []*Row{{Name: "direct", OtherLoad: []float64{0.1}}}}
+	if got := quiet.Noise(); !strings.Contains(got, "3 measured runs: median 0.05 cores, worst 0.10") || strings.Contains(got, "busy") {
+		t.Errorf("quiet: %q", got)
+	}
+	busy := &Report{Rows: []*Row{{Name: "direct", OtherLoad: []float64{1.5, 0.9, 1.7}}}}
+	if got := busy.Noise(); !strings.Contains(got, "median 1.50 cores, worst 1.70") || !strings.Contains(got, "busy with other work") {
+		t.Errorf("busy: %q", got)
+	}
+	if (&Report{}).Noise() != "" {
+		t.Error("no runs: want no noise line")
+	}
+}

@@ -127,6 +127,25 @@ func (r *Report) paired(rows []*Row) string {
 	return b.String()
 }
 
+// Noise summarises the other load of every measured run: the machine
+// may be shared, and a busy one makes every figure less reliable.
+func (r *Report) Noise() string {
+	var all []float64
+	for _, sec := range Sections() {
+		for _, row := range r.SectionRows(sec) {
+			all = append(all, row.OtherLoad...)
+		}
+	}
+	if len(all) == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("Other load during the %d measured runs: median %.2f cores, worst %.2f.", len(all), median(all), slices.Max(all))
+	if median(all) > 0.2 {
+		s += " **The machine was busy with other work during this run**: proxies and load generator competed for their cores, so req/s and latency are low and noisy and CPU µs/req is inflated (cache and scheduling effects); compare contenders within this run only, and prefer a quiet run for absolute figures."
+	}
+	return s + "\n\n"
+}
+
 // names returns every contender's name, in run order, once.
 func (r *Report) names() []string {
 	var out []string
@@ -230,13 +249,14 @@ func (r *Report) Write(dir, command string) error {
 	if err := plot.Bars(filepath.Join(dir, "proxy-compare-latency.png"), "Proxy comparison: latency, ms (median of rounds)", "ms", latSeries, lat); err != nil {
 		return err
 	}
-	if err := plot.Bars(filepath.Join(dir, "proxy-compare-cpu.png"), "Proxy comparison: proxy CPU µs per request (median of rounds)", "µs/req", secs, cpu); err != nil {
+	if err := plot.Bars(filepath.Join(dir, "proxy-compare-cpu.png"), "Proxy comparison: proxy CPU us per request (median of rounds)", "us/req", secs, cpu); err != nil {
 		return err
 	}
 	c := r.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Proxy comparison\n\n")
 	fmt.Fprintf(&b, "Produced by `%s` on %s (took %s).\n\n", command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(1e9))
+	b.WriteString(r.Noise())
 	b.WriteString(r.Targets())
 	for _, sec := range Sections() {
 		if t := r.SectionTable(sec); t != "" {
