@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies bench-affinity fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -79,6 +79,9 @@ demo: build
 
 bench-compare: build
 	./bin/switchyard bench compare
+
+bench-streams: build
+	./bin/switchyard bench streams
 
 bench-policies: build
 	./bin/switchyard bench policies

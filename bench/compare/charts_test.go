@@ -19,15 +19,20 @@ func TestParseTableCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	names := map[string][]string{}
 	for _, r := range rows {
-		names = append(names, r.Name)
+		names[r.Section] = append(names[r.Section], r.Name)
 		if !(r.RPS > 0 && r.P50 > 0 && r.P99 >= r.P50) {
 			t.Errorf("%+v", r)
 		}
+		if r.Name != "direct" && r.CPU <= 0 {
+			t.Errorf("%s %s: no CPU figure", r.Section, r.Name)
+		}
 	}
-	if !slices.Equal(names, []string{"direct", "switchyard", "minproxy", "nginx", "haproxy", "caddy"}) {
-		t.Errorf("contenders %q", names)
+	for _, sec := range Sections() {
+		if !slices.Contains(names[sec], "switchyard") || !slices.Contains(names[sec], "nginx") || !slices.Contains(names[sec], "haproxy") {
+			t.Errorf("section %s: contenders %q", sec, names[sec])
+		}
 	}
 }
 
@@ -38,11 +43,17 @@ func TestParseTableRoundTrip(t *testing.T) {
 		{Name: "caddy", Skipped: "not installed | apt failed"},
 		{Name: "switchyard", RPS: []float64{800}, P50: []int64{1_500_000}, P99: []int64{3_125_000}},
 	}}
-	rows, err := ParseTable("# Proxy comparison\n\n" + r.Table() + "\nmore text\n| not | the | table |\n")
+	h2 := []*Row{{Name: "nginx", RPS: []float64{500}, P50: []int64{2_000_000}, P99: []int64{4_000_000}, CPUPerReq: []float64{20.5}}}
+	md := "# Proxy comparison\n\n## HTTP/1.1\n\n" + r.Table() + "\nmore text\n| not | the | table |\n\n## " + sectionTitle(SectionH2) + "\n\n" + table(h2)
+	rows, err := ParseTable(md)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ChartRow{{"direct", 1000, 1.1, 2.25}, {"switchyard", 800, 1.5, 3.125}}
+	want := []ChartRow{
+		{Section: SectionHTTP1, Name: "direct", RPS: 1000, P50: 1.1, P99: 2.25},
+		{Section: SectionHTTP1, Name: "switchyard", RPS: 800, P50: 1.5, P99: 3.125},
+		{Section: SectionH2, Name: "nginx", RPS: 500, P50: 2, P99: 4, CPU: 20.5},
+	}
 	if !slices.Equal(rows, want) {
 		t.Errorf("rows %+v, want %+v", rows, want)
 	}
@@ -68,10 +79,10 @@ func TestParseTableErrors(t *testing.T) {
 
 func TestWriteCharts(t *testing.T) {
 	dir := t.TempDir()
-	if err := WriteCharts(dir, "proxy-compare", []ChartRow{{"a", 10, 1, 2}}); err != nil {
+	if err := WriteCharts(dir, "proxy-compare", []ChartRow{{Section: SectionHTTP1, Name: "a", RPS: 10, P50: 1, P99: 2, CPU: 3}, {Section: SectionGRPC, Name: "b", RPS: 5, P50: 2, P99: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"proxy-compare-rps.png", "proxy-compare-latency.png"} {
+	for _, f := range []string{"proxy-compare-rps.png", "proxy-compare-latency.png", "proxy-compare-cpu.png"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}

@@ -2,10 +2,12 @@ package compare
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/switchyard-dev/switchyard/bench/cpuload"
 	"github.com/switchyard-dev/switchyard/bench/hist"
 	"github.com/switchyard-dev/switchyard/bench/loadgen"
 )
@@ -39,8 +42,17 @@ type Config struct {
 	// Rounds is how many times each contender is measured, interleaved.
 	// Default 5.
 	Rounds int
-	// Concurrency is the closed-loop connection count. Default 64.
+	// Sections are the protocols measured, each round in this order:
+	// SectionHTTP1, SectionH2, SectionGRPC. Default all three.
+	Sections []string
+	// Concurrency is the closed-loop connection count of the HTTP/1.1
+	// section, and the closed-loop callers of the gRPC section (sharing
+	// one connection, as grpc-go does). Default 64.
 	Concurrency int
+	// H2Conns and H2Streams shape the HTTP/2 section's load: h2load opens
+	// H2Conns connections, each keeping H2Streams requests in flight.
+	// Default 8 × 8: 64 in flight, as in the HTTP/1.1 section.
+	H2Conns, H2Streams int
 	// Backends is the number of backend servers. Default 2.
 	Backends int
 	// ProxyCPU is the core the proxies are pinned to. Default 1.
@@ -53,6 +65,12 @@ type Config struct {
 	QuietWait time.Duration
 	// QuietBelow is that threshold in cores. Default 0.2.
 	QuietBelow float64
+	// ProfileDir, if set, gets CPU profiles of Switchyard's gateway (and
+	// of switchyard-base) under each section's load: after the rounds,
+	// one extra run per section, not counted in the results, while the
+	// admin port's /debug/pprof/profile samples it
+	// (NAME-SECTION.cpu.pb.gz, for go tool pprof with the binary).
+	ProfileDir string
 	// Log receives progress lines (default: discarded).
 	Log io.Writer
 }
@@ -69,6 +87,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 64
+	}
+	if len(c.Sections) == 0 {
+		c.Sections = Sections()
+	}
+	if c.H2Conns == 0 {
+		c.H2Conns = 8
+	}
+	if c.H2Streams == 0 {
+		c.H2Streams = 8
 	}
 	if c.Backends == 0 {
 		c.Backends = 2
@@ -96,12 +123,21 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("compare: config: rounds %d: must be 1..20", c.Rounds)
 	case c.Concurrency < 0 || c.Concurrency > 10000:
 		return fmt.Errorf("compare: config: concurrency %d: must be 1..10000", c.Concurrency)
+	case c.H2Conns < 0 || c.H2Conns > 1000:
+		return fmt.Errorf("compare: config: h2 connections %d: must be 1..1000", c.H2Conns)
+	case c.H2Streams < 0 || c.H2Streams > 1000:
+		return fmt.Errorf("compare: config: h2 streams per connection %d: must be 1..1000", c.H2Streams)
 	case c.Backends < 0 || c.Backends > 16:
 		return fmt.Errorf("compare: config: backends %d: must be 1..16", c.Backends)
 	case c.QuietWait < 0 || c.QuietWait > 30*time.Minute:
 		return fmt.Errorf("compare: config: quiet wait %v: must be 0..30m", c.QuietWait)
 	case c.QuietBelow < 0 || c.QuietBelow > 2:
 		return fmt.Errorf("compare: config: quiet threshold %v cores: must be 0..2", c.QuietBelow)
+	}
+	for _, sec := range c.Sections {
+		if !slices.Contains(Sections(), sec) {
+			return fmt.Errorf("compare: config: unknown section %q (want some of %v)", sec, Sections())
+		}
 	}
 	names := append(Names(), baseName)
 	for _, o := range c.Only {
@@ -138,7 +174,7 @@ type Row struct {
 	// for "direct" and where /proc is unreadable.
 	CPUPerReq []float64
 	// OtherLoad is, per round, the CPU other work on the machine used
-	// during the measured run, in cores (see otherLoad); empty where /proc
+	// during the measured run, in cores (see cpuload.Other); empty where /proc
 	// is unreadable. A round with other load was disturbed.
 	OtherLoad []float64
 	// ErrorKinds merged over the rounds.
@@ -192,17 +228,53 @@ func (r *Row) MeanRPS() float64 {
 	return s / float64(len(r.RPS))
 }
 
+// The sections of a comparison, one protocol each.
+const (
+	// SectionHTTP1: HTTP/1.1 clients (bench/loadgen), HTTP/1.1 upstreams.
+	SectionHTTP1 = "http1"
+	// SectionH2: h2c clients (h2load), HTTP/1.1 upstreams.
+	SectionH2 = "h2"
+	// SectionGRPC: gRPC unary ModelInfer clients (bench/loadgen, grpc-go)
+	// to gRPC backends.
+	SectionGRPC = "grpc"
+)
+
+// Sections returns the section names in run order.
+func Sections() []string { return []string{SectionHTTP1, SectionH2, SectionGRPC} }
+
 // Report is a whole comparison.
 type Report struct {
-	Config  Config
-	Rows    []*Row
+	Config Config
+	// Rows is the HTTP/1.1 section, H2 the HTTP/2 one and GRPC the gRPC
+	// one; a section that did not run has no rows.
+	Rows, H2, GRPC []*Row
+	// H2Skipped says why the HTTP/2 section did not run ("" if it ran or
+	// was not asked for).
+	H2Skipped string
+	// H2Load is h2load's version line.
+	H2Load  string
 	Started time.Time
 	Elapsed time.Duration
 }
 
-// Row returns the row of a contender, or nil.
-func (r *Report) Row(name string) *Row {
-	for _, x := range r.Rows {
+// Row returns the HTTP/1.1 row of a contender, or nil.
+func (r *Report) Row(name string) *Row { return findRow(r.Rows, name) }
+
+// SectionRows returns the rows of a section (nil for an unknown one).
+func (r *Report) SectionRows(section string) []*Row {
+	switch section {
+	case SectionHTTP1:
+		return r.Rows
+	case SectionH2:
+		return r.H2
+	case SectionGRPC:
+		return r.GRPC
+	}
+	return nil
+}
+
+func findRow(rows []*Row, name string) *Row {
+	for _, x := range rows {
 		if x.Name == name {
 			return x
 		}
@@ -210,12 +282,17 @@ func (r *Report) Row(name string) *Row {
 	return nil
 }
 
+// running is a live contender and its targets.
 type running struct {
-	c      contender
-	row    *Row
-	target string
-	cmd    *exec.Cmd
-	dir    string
+	c    contender
+	rows map[string]*Row // by section
+	cmd  *exec.Cmd
+	dir  string
+	// h1 and h2 are URLs of /v1/chat/completions; grpc is host:port.
+	h1, h2, grpc string
+	// admin is the gateway's admin address when profiling ("" if not),
+	// token its admin token.
+	admin, token string
 }
 
 // Run runs the comparison.
@@ -226,30 +303,63 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
 	logf := func(f string, a ...any) { fmt.Fprintf(cfg.Log, "compare: "+f+"\n", a...) }
 	rep := &Report{Config: cfg, Started: time.Now()}
+	on := func(sec string) bool { return slices.Contains(cfg.Sections, sec) }
 
 	var cs []contender
 	all := contenders()
 	if cfg.BaselineBin != "" {
 		// The baseline runs right after switchyard in every round.
 		i := slices.IndexFunc(all, func(c contender) bool { return c.name == "switchyard" })
-		all = slices.Insert(all, i+1, contender{name: baseName, command: switchyardBaseCmd})
+		base := all[i]
+		base.name, base.command = baseName, switchyardBaseCmd
+		all = slices.Insert(all, i+1, base)
 	}
 	for _, c := range all {
 		if len(cfg.Only) == 0 || slices.Contains(cfg.Only, c.name) {
 			cs = append(cs, c)
 		}
 	}
-	skip := ensureInstalled(ctx, cs, cfg.Install, logf)
+	in := &installer{allowed: cfg.Install, log: logf}
+	skip := ensureInstalled(ctx, cs, in)
+	h2loadBin := ""
+	if on(SectionH2) {
+		if err := in.ensure(ctx, "h2load", []string{"nghttp2-client"}); err != nil {
+			rep.H2Skipped = err.Error()
+			logf("HTTP/2 section skipped: %v", err)
+		} else {
+			h2loadBin, _ = lookBin("h2load")
+			out, _ := exec.CommandContext(ctx, h2loadBin, "--version").CombinedOutput()
+			rep.H2Load = strings.TrimSpace(string(out))
+		}
+	}
+	runH2 := h2loadBin != ""
 
 	bctx, stopBackends := context.WithCancel(ctx)
 	defer stopBackends()
-	var backends []string
+	var backends, grpcBackends []string
 	for range cfg.Backends {
 		a, err := StartBackend(bctx)
 		if err != nil {
 			return nil, err
 		}
 		backends = append(backends, a)
+	}
+	var h2cBackend string
+	if runH2 {
+		a, err := StartH2CBackend(bctx)
+		if err != nil {
+			return nil, err
+		}
+		h2cBackend = a
+	}
+	if on(SectionGRPC) {
+		for range cfg.Backends {
+			a, err := StartGRPCBackend(bctx)
+			if err != nil {
+				return nil, err
+			}
+			grpcBackends = append(grpcBackends, a)
+		}
 	}
 	env := &runEnv{self: cfg.Self, base: cfg.BaselineBin, proxyCPU: cfg.ProxyCPU}
 	if p, err := exec.LookPath("taskset"); err == nil {
@@ -262,6 +372,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
 	defer os.RemoveAll(root)
+	bodyFile := filepath.Join(root, "request.json")
+	if err := os.WriteFile(bodyFile, []byte(Request), 0o644); err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
 
 	var live []*running
 	defer func() {
@@ -270,36 +384,82 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	for _, c := range cs {
-		row := &Row{Name: c.name, ErrorKinds: map[string]int64{}}
-		rep.Rows = append(rep.Rows, row)
-		if why, ok := skip[c.name]; ok {
-			row.Skipped = why
-			logf("%s: skipped: %s", c.name, why)
+		r := &running{c: c, rows: map[string]*Row{}, dir: filepath.Join(root, c.name)}
+		add := func(sec string, rows *[]*Row) {
+			row := &Row{Name: c.name, ErrorKinds: map[string]int64{}}
+			*rows = append(*rows, row)
+			r.rows[sec] = row
+		}
+		if on(SectionHTTP1) {
+			add(SectionHTTP1, &rep.Rows)
+		}
+		if runH2 && c.h2 {
+			add(SectionH2, &rep.H2)
+		}
+		if on(SectionGRPC) && c.grpc {
+			add(SectionGRPC, &rep.GRPC)
+		}
+		if len(r.rows) == 0 {
 			continue
 		}
-		r := &running{c: c, row: row, dir: filepath.Join(root, c.name)}
+		skipAll := func(why string) {
+			for _, row := range r.rows {
+				row.Skipped = why
+			}
+			logf("%s: skipped: %s", c.name, why)
+		}
+		if why, ok := skip[c.name]; ok {
+			skipAll(why)
+			continue
+		}
 		if err := os.MkdirAll(r.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("compare: %w", err)
 		}
 		if c.command == nil {
-			r.target = "http://" + backends[0] + "/v1/chat/completions"
+			r.h1 = "http://" + backends[0] + "/v1/chat/completions"
+			if h2cBackend != "" {
+				r.h2 = "http://" + h2cBackend + "/v1/chat/completions"
+			}
+			if len(grpcBackends) > 0 {
+				r.grpc = grpcBackends[0]
+			}
 			live = append(live, r)
 			continue
 		}
 		if c.name == "switchyard" || c.name == "minproxy" || c.name == baseName {
 			if cfg.Self == "" {
-				row.Skipped = "no switchyard binary given"
+				skipAll("no switchyard binary given")
 				continue
 			}
 		}
-		listen, err := freePort()
-		if err != nil {
+		cd := confData{Dir: r.dir, Backends: backends}
+		if cd.Listen, err = freePort(); err != nil {
 			return nil, err
 		}
-		cmd, err := c.command(env, r.dir, listen, backends)
+		if cfg.ProfileDir != "" && (c.name == "switchyard" || c.name == baseName) {
+			if cd.Admin, err = freePort(); err != nil {
+				return nil, err
+			}
+			r.admin, r.token = cd.Admin, rand.Text()
+			cd.AdminTokenFile = filepath.Join(r.dir, "admin-token")
+			if err := os.WriteFile(cd.AdminTokenFile, []byte(r.token+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("compare: %w", err)
+			}
+		}
+		if r.rows[SectionGRPC] != nil {
+			cd.GRPCBackends = grpcBackends
+		}
+		if r.rows[SectionH2] != nil || r.rows[SectionGRPC] != nil {
+			cd.ListenH2 = cd.Listen
+			if !c.onePort {
+				if cd.ListenH2, err = freePort(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		cmd, err := c.command(env, cd)
 		if err != nil {
-			row.Skipped = err.Error()
-			logf("%s: skipped: %v", c.name, err)
+			skipAll(err.Error())
 			continue
 		}
 		logPath := filepath.Join(r.dir, "output.log")
@@ -311,21 +471,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			out.Close()
-			row.Skipped = "start: " + err.Error()
+			skipAll("start: " + err.Error())
 			continue
 		}
 		out.Close()
 		r.cmd = cmd
-		r.target = "http://" + listen + "/v1/chat/completions"
-		if err := waitReady(ctx, cmd, r.target, 15*time.Second); err != nil {
+		r.h1 = "http://" + cd.Listen + "/v1/chat/completions"
+		r.h2 = "http://" + cd.ListenH2 + "/v1/chat/completions"
+		r.grpc = cd.ListenH2
+		if err := waitReady(ctx, cmd, r.h1, 15*time.Second); err != nil {
 			stop(cmd)
 			b, _ := os.ReadFile(logPath)
-			row.Skipped = fmt.Sprintf("did not start: %v: %s", err, tail(b))
-			logf("%s: skipped: %s", c.name, row.Skipped)
+			skipAll(fmt.Sprintf("did not start: %v: %s", err, tail(b)))
 			continue
 		}
-		row.Version = version(c)
-		logf("%s: ready on %s", c.name, listen)
+		v := version(c)
+		for _, row := range r.rows {
+			row.Version = v
+		}
+		logf("%s: ready on %s (h2c/gRPC: %s)", c.name, cd.Listen, cd.ListenH2)
 		live = append(live, r)
 	}
 
@@ -335,62 +499,153 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			groups = append(groups, r.cmd.Process.Pid)
 		}
 	}
+	// loads are the load functions, by contender and section.
+	loads := map[*running]map[string]func(time.Duration) (*loadgen.Result, error){}
+	for _, r := range live {
+		loads[r] = map[string]func(time.Duration) (*loadgen.Result, error){}
+	}
 	for round := 1; round <= cfg.Rounds; round++ {
-		for _, r := range live {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("compare: %w", err)
-			}
-			if cfg.QuietWait > 0 {
-				if err := waitQuiet(ctx, cfg, groups, logf); err != nil {
+		for _, sec := range cfg.Sections {
+			for _, r := range live {
+				row := r.rows[sec]
+				if row == nil {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("compare: %w", err)
+				}
+				if cfg.QuietWait > 0 {
+					if err := waitQuiet(ctx, cfg, groups, logf); err != nil {
+						return nil, err
+					}
+				}
+				load := loads[r][sec]
+				if load == nil {
+					load = func(d time.Duration) (*loadgen.Result, error) {
+						switch sec {
+						case SectionH2:
+							return h2loadRun{bin: h2loadBin, target: r.h2, bodyFile: bodyFile, logFile: filepath.Join(root, "h2load.log"),
+								conns: cfg.H2Conns, streams: cfg.H2Streams, duration: d}.run(ctx)
+						case SectionGRPC:
+							return loadgen.Run(ctx, loadgen.Config{Target: r.grpc, Protocol: loadgen.GRPC, Model: GRPCModel,
+								Concurrency: cfg.Concurrency, Timeout: 5 * time.Second, Duration: d})
+						}
+						return loadgen.Run(ctx, loadgen.Config{Target: r.h1, Body: []byte(Request), Concurrency: cfg.Concurrency,
+							Timeout: 5 * time.Second, Duration: d})
+					}
+					loads[r][sec] = load
+				}
+				if err := measure(r, row, sec, round, groups, load, cfg, logf); err != nil {
 					return nil, err
 				}
 			}
-			lc := loadgen.Config{Target: r.target, Body: []byte(Request), Concurrency: cfg.Concurrency, Timeout: 5 * time.Second}
-			lc.Duration = cfg.Warmup
-			if _, err := loadgen.Run(ctx, lc); err != nil {
-				return nil, fmt.Errorf("compare: %s warm-up: %w", r.c.name, err)
+		}
+	}
+	if cfg.ProfileDir != "" {
+		for _, sec := range cfg.Sections {
+			for _, r := range live {
+				if r.admin == "" || r.rows[sec] == nil || r.rows[sec].Skipped != "" {
+					continue
+				}
+				if err := profile(ctx, r, sec, loads[r][sec], cfg, logf); err != nil {
+					return nil, err
+				}
 			}
-			lc.Duration = cfg.Duration
-			var pgid int
-			if r.cmd != nil && r.cmd.Process != nil {
-				pgid = r.cmd.Process.Pid
-			}
-			cpu0, cpuErr := groupCPU(pgid)
-			snap0 := takeSnapshot(groups)
-			res, err := loadgen.Run(ctx, lc)
-			if err != nil {
-				return nil, fmt.Errorf("compare: %s: %w", r.c.name, err)
-			}
-			snap1 := takeSnapshot(groups)
-			other, otherOK := otherLoad(snap0, snap1)
-			if otherOK {
-				r.row.OtherLoad = append(r.row.OtherLoad, other)
-			}
-			if cpu1, err := groupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
-				r.row.CPUPerReq = append(r.row.CPUPerReq, (cpu1-cpu0).Seconds()*1e6/float64(res.OK))
-			}
-			r.row.RPS = append(r.row.RPS, res.RPS())
-			r.row.P50 = append(r.row.P50, res.Latency.Quantile(0.5))
-			r.row.P99 = append(r.row.P99, res.Latency.Quantile(0.99))
-			r.row.Latency.Merge(&res.Latency)
-			r.row.Errors += res.ErrorCount()
-			for k, v := range res.Errors {
-				r.row.ErrorKinds[k] += v
-			}
-			cpu := ""
-			if n := len(r.row.CPUPerReq); n > 0 && len(r.row.RPS) == n {
-				cpu = fmt.Sprintf("; CPU %.2f µs/req", r.row.CPUPerReq[n-1])
-			}
-			if otherOK {
-				w := snap1.at.Sub(snap0.at).Seconds()
-				cpu += fmt.Sprintf("; other load %.2f cores (machine %.2f, ours %.2f)", other,
-					(snap1.busy-snap0.busy).Seconds()/w, (snap1.ours-snap0.ours).Seconds()/w)
-			}
-			logf("round %d %-15s %s%s", round, r.c.name, res.Summary(), cpu)
 		}
 	}
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
+}
+
+// profile runs a contender's load for cfg.Duration while its admin port's
+// CPU profiler samples it, and saves the profile in cfg.ProfileDir.
+func profile(ctx context.Context, r *running, sec string, load func(time.Duration) (*loadgen.Result, error), cfg Config, logf func(string, ...any)) error {
+	secs := max(1, int((cfg.Duration-time.Second)/time.Second))
+	type got struct {
+		b   []byte
+		err error
+	}
+	done := make(chan got, 1)
+	go func() {
+		c := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.admin, secs), nil)
+		if err != nil {
+			done <- got{err: err}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+r.token)
+		resp, err := c.Do(req)
+		if err != nil {
+			done <- got{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		done <- got{b, err}
+	}()
+	res, err := load(time.Duration(secs)*time.Second + time.Second)
+	if err != nil {
+		return fmt.Errorf("compare: %s %s profile run: %w", sec, r.c.name, err)
+	}
+	g := <-done
+	if g.err != nil {
+		return fmt.Errorf("compare: %s %s CPU profile: %w", sec, r.c.name, g.err)
+	}
+	p := filepath.Join(cfg.ProfileDir, r.c.name+"-"+sec+".cpu.pb.gz")
+	if err := os.WriteFile(p, g.b, 0o644); err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	logf("profile %-5s %-15s %s (under load: %s)", sec, r.c.name, p, res.Summary())
+	return nil
+}
+
+// measure runs one warm-up and one measured run of a contender in a
+// section and adds the measured one to its row.
+func measure(r *running, row *Row, sec string, round int, groups []int, load func(time.Duration) (*loadgen.Result, error),
+	cfg Config, logf func(string, ...any)) error {
+	if _, err := load(cfg.Warmup); err != nil {
+		return fmt.Errorf("compare: %s %s warm-up: %w", sec, r.c.name, err)
+	}
+	var pgid int
+	if r.cmd != nil && r.cmd.Process != nil {
+		pgid = r.cmd.Process.Pid
+	}
+	cpu0, cpuErr := cpuload.GroupCPU(pgid)
+	snap0 := cpuload.Take(groups)
+	res, err := load(cfg.Duration)
+	if err != nil {
+		return fmt.Errorf("compare: %s %s: %w", sec, r.c.name, err)
+	}
+	snap1 := cpuload.Take(groups)
+	other, otherOK := cpuload.Other(snap0, snap1)
+	if otherOK {
+		row.OtherLoad = append(row.OtherLoad, other)
+	}
+	if cpu1, err := cpuload.GroupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
+		row.CPUPerReq = append(row.CPUPerReq, (cpu1-cpu0).Seconds()*1e6/float64(res.OK))
+	}
+	row.RPS = append(row.RPS, res.RPS())
+	row.P50 = append(row.P50, res.Latency.Quantile(0.5))
+	row.P99 = append(row.P99, res.Latency.Quantile(0.99))
+	row.Latency.Merge(&res.Latency)
+	row.Errors += res.ErrorCount()
+	for k, v := range res.Errors {
+		row.ErrorKinds[k] += v
+	}
+	cpu := ""
+	if n := len(row.CPUPerReq); n > 0 && len(row.RPS) == n {
+		cpu = fmt.Sprintf("; CPU %.2f µs/req", row.CPUPerReq[n-1])
+	}
+	if otherOK {
+		w := snap1.At.Sub(snap0.At).Seconds()
+		cpu += fmt.Sprintf("; other load %.2f cores (machine %.2f, ours %.2f)", other,
+			(snap1.Busy-snap0.Busy).Seconds()/w, (snap1.Ours-snap0.Ours).Seconds()/w)
+	}
+	logf("round %d %-5s %-15s %s%s", round, sec, r.c.name, res.Summary(), cpu)
+	return nil
 }
 
 // waitQuiet waits, at most cfg.QuietWait, until other work on the machine
@@ -400,14 +655,14 @@ func waitQuiet(ctx context.Context, cfg Config, groups []int, logf func(string, 
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	for {
-		a := takeSnapshot(groups)
+		a := cpuload.Take(groups)
 		t.Reset(time.Second)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("compare: %w", ctx.Err())
 		case <-t.C:
 		}
-		load, ok := otherLoad(a, takeSnapshot(groups))
+		load, ok := cpuload.Other(a, cpuload.Take(groups))
 		switch {
 		case !ok:
 			return nil // cannot tell: do not wait

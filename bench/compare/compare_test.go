@@ -26,6 +26,22 @@ func TestDirectRunAndReport(t *testing.T) {
 	if n := rep.Row("nginx"); n == nil || (n.Skipped == "" && len(n.RPS) != 2) {
 		t.Fatalf("nginx row %+v", n)
 	}
+	// gRPC: the load generator straight to the gRPC backend.
+	if g := findRow(rep.GRPC, "direct"); g == nil || g.Skipped != "" || len(g.RPS) != 2 || g.Errors != 0 || g.MedianRPS() <= 0 {
+		t.Fatalf("gRPC direct row %+v", g)
+	}
+	// HTTP/2: h2load straight to the h2c backend, or the section skipped
+	// with a reason when h2load is missing (allowed outside CI only).
+	if _, err := lookBin("h2load"); err != nil {
+		if rep.H2Skipped == "" || len(rep.H2) != 0 {
+			t.Fatalf("no h2load: H2Skipped %q, %d rows", rep.H2Skipped, len(rep.H2))
+		}
+		if os.Getenv("CI") == "true" {
+			t.Error("h2load not installed: .ci/run installs nghttp2-client")
+		}
+	} else if h := findRow(rep.H2, "direct"); h == nil || h.Skipped != "" || len(h.RPS) != 2 || h.Errors != 0 || h.MedianRPS() <= 0 || h.MedianP99() <= 0 {
+		t.Fatalf("HTTP/2 direct row %+v (skipped section: %q)", h, rep.H2Skipped)
+	}
 	dir := t.TempDir()
 	if err := rep.Write(dir, "switchyard bench compare --test"); err != nil {
 		t.Fatal(err)
@@ -34,12 +50,12 @@ func TestDirectRunAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"`switchyard bench compare --test`", "| direct |", "## Machine"} {
+	for _, want := range []string{"`switchyard bench compare --test`", "| direct |", "## Machine", "## HTTP/1.1", "## gRPC unary"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	for _, f := range []string{"proxy-compare-rps.png", "proxy-compare-latency.png"} {
+	for _, f := range []string{"proxy-compare-rps.png", "proxy-compare-latency.png", "proxy-compare-cpu.png"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -50,7 +66,7 @@ func TestConfigsNameListenAndBackends(t *testing.T) {
 	dir := t.TempDir()
 	backends := []string{"127.0.0.1:1111", "127.0.0.1:2222"}
 	for _, c := range []struct{ name, tmpl string }{{"nginx.conf", NginxConf}, {"haproxy.cfg", HAProxyConf}, {"Caddyfile", CaddyConf}} {
-		p, err := render(dir, c.name, c.tmpl, confData{dir, "127.0.0.1:9999", backends})
+		p, err := render(dir, c.name, c.tmpl, confData{Dir: dir, Listen: "127.0.0.1:9999", Backends: backends})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,6 +74,30 @@ func TestConfigsNameListenAndBackends(t *testing.T) {
 		for _, want := range append([]string{"127.0.0.1:9999"}, backends...) {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("%s lacks %s:\n%s", c.name, want, b)
+			}
+		}
+		if strings.Contains(string(b), "http2") || strings.Contains(string(b), "proto h2") || strings.Contains(string(b), "grpc") {
+			t.Errorf("%s without an h2c listener or gRPC backends mentions them:\n%s", c.name, b)
+		}
+	}
+	// With the HTTP/2 and gRPC sections: an h2c listener and the gRPC
+	// backends behind it.
+	grpc := []string{"127.0.0.1:3333"}
+	for _, c := range []struct {
+		name, tmpl string
+		want       []string
+	}{
+		{"nginx.conf", NginxConf, []string{"listen 127.0.0.1:8888 http2;", "server 127.0.0.1:3333;", "grpc_pass grpc://grpc_backends;"}},
+		{"haproxy.cfg", HAProxyConf, []string{"bind 127.0.0.1:8888 proto h2", "server g0 127.0.0.1:3333 proto h2", "use_backend be_grpc if { path_beg /inference.GRPCInferenceService/ }"}},
+	} {
+		p, err := render(dir, c.name, c.tmpl, confData{Dir: dir, Listen: "127.0.0.1:9999", ListenH2: "127.0.0.1:8888", Backends: backends, GRPCBackends: grpc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		for _, want := range c.want {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s lacks %q:\n%s", c.name, want, b)
 			}
 		}
 	}
@@ -73,7 +113,7 @@ func TestMedianAndValidate(t *testing.T) {
 			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}
-	bad := []Config{{Only: []string{"varnish"}}, {Rounds: -1}, {Duration: time.Hour}}
+	bad := []Config{{Only: []string{"varnish"}}, {Rounds: -1}, {Duration: time.Hour}, {Sections: []string{"http3"}}, {H2Streams: -1}}
 	for _, c := range bad {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: no error", c)
@@ -95,5 +135,47 @@ func TestPaired(t *testing.T) {
 	}
 	if (&Report{Rows: rep.Rows[:1]}).Paired() != "" {
 		t.Error("no baseline row: want no A/B section")
+	}
+}
+
+func TestTargets(t *testing.T) {
+	rep := &Report{
+		Rows: []*Row{
+			{Name: "switchyard", RPS: []float64{100}, CPUPerReq: []float64{10}},
+			{Name: "nginx", RPS: []float64{90}, CPUPerReq: []float64{12}},
+			{Name: "haproxy", RPS: []float64{110}, CPUPerReq: []float64{11}},
+		},
+		H2: []*Row{
+			{Name: "switchyard", RPS: []float64{100}, CPUPerReq: []float64{20}},
+			{Name: "nginx", RPS: []float64{90}, CPUPerReq: []float64{10}},
+			{Name: "haproxy", Skipped: "not installed"},
+		},
+		GRPC: []*Row{{Name: "switchyard", RPS: []float64{100}, CPUPerReq: []float64{20}}},
+	}
+	got := rep.Targets()
+	for _, want := range []string{
+		"- HTTP/1.1: Switchyard 10.00 CPU µs/req vs 11.00 (haproxy, the lower of nginx and HAProxy): met (-9.1 %); 100 req/s vs 110 (the higher of the two): not met.",
+		"- HTTP/2 (h2c clients, HTTP/1.1 upstreams): Switchyard 20.00 CPU µs/req vs 10.00 (nginx, the lower of nginx and HAProxy): not met (+100.0 %); 100 req/s vs 90 (the higher of the two): met.",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Targets() = %q, want it to contain %q", got, want)
+		}
+	}
+	if strings.Contains(got, "- gRPC") {
+		t.Errorf("gRPC has neither nginx nor HAProxy, yet a target line: %q", got)
+	}
+}
+
+func TestNoise(t *testing.T) {
+	quiet := &Report{Rows: []*Row{{Name: "direct", OtherLoad: []float64{0.01, 0.05}}}, H2: []*Row{{Name: "direct", OtherLoad: []float64{0.1}}}}
+	if got := quiet.Noise(); !strings.Contains(got, "3 measured runs: median 0.05 cores, worst 0.10") || strings.Contains(got, "busy") {
+		t.Errorf("quiet: %q", got)
+	}
+	busy := &Report{Rows: []*Row{{Name: "direct", OtherLoad: []float64{1.5, 0.9, 1.7}}}}
+	if got := busy.Noise(); !strings.Contains(got, "median 1.50 cores, worst 1.70") || !strings.Contains(got, "busy with other work") {
+		t.Errorf("busy: %q", got)
+	}
+	if (&Report{}).Noise() != "" {
+		t.Error("no runs: want no noise line")
 	}
 }

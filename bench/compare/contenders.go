@@ -3,6 +3,7 @@ package compare
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,9 +19,15 @@ type contender struct {
 	// pkg is the Debian package providing bin ("" for ours).
 	pkgs []string
 	bin  string
+	// h2 and grpc say whether the contender takes part in the HTTP/2
+	// (h2c client side) and gRPC sections; onePort that it serves every
+	// protocol on its one listener (else h2c and gRPC come to a second
+	// listener, confData.ListenH2).
+	h2, grpc, onePort bool
 	// command returns the process to run (nil for direct) listening on
-	// listen and forwarding to backends; dir is its private temp dir.
-	command func(env *runEnv, dir, listen string, backends []string) (*exec.Cmd, error)
+	// c.Listen (and c.ListenH2) and forwarding to c.Backends (HTTP/1.1)
+	// and c.GRPCBackends; c.Dir is its private temp dir.
+	command func(env *runEnv, c confData) (*exec.Cmd, error)
 }
 
 // runEnv is what contenders need from the harness.
@@ -33,11 +40,11 @@ type runEnv struct {
 
 func contenders() []contender {
 	return []contender{
-		{name: "direct"},
-		{name: "switchyard", command: switchyardCmd},
+		{name: "direct", h2: true, grpc: true},
+		{name: "switchyard", h2: true, grpc: true, onePort: true, command: switchyardCmd},
 		{name: "minproxy", command: minproxyCmd},
-		{name: "nginx", pkgs: []string{"nginx-light", "nginx"}, bin: "nginx", command: nginxCmd},
-		{name: "haproxy", pkgs: []string{"haproxy"}, bin: "haproxy", command: haproxyCmd},
+		{name: "nginx", pkgs: []string{"nginx-light", "nginx"}, bin: "nginx", h2: true, grpc: true, command: nginxCmd},
+		{name: "haproxy", pkgs: []string{"haproxy"}, bin: "haproxy", h2: true, grpc: true, command: haproxyCmd},
 		{name: "caddy", pkgs: []string{"caddy"}, bin: "caddy", command: caddyCmd},
 	}
 }
@@ -64,22 +71,33 @@ func (e *runEnv) pinned(dir, bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func switchyardCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
-	urls := make([]string, len(backends))
-	for i, b := range backends {
+func switchyardCmd(e *runEnv, c confData) (*exec.Cmd, error) {
+	urls := make([]string, len(c.Backends))
+	for i, b := range c.Backends {
 		urls[i] = "http://" + b
 	}
-	return e.pinned(dir, e.self, "gateway", "--listen", listen, "--route", "bench="+strings.Join(urls, ",")), nil
+	args := []string{"gateway", "--listen", c.Listen, "--route", "bench=" + strings.Join(urls, ",")}
+	if len(c.GRPCBackends) > 0 {
+		g := make([]string, len(c.GRPCBackends))
+		for i, b := range c.GRPCBackends {
+			g[i] = "grpc://" + b
+		}
+		args = append(args, "--route", GRPCModel+"="+strings.Join(g, ","))
+	}
+	if c.Admin != "" {
+		args = append(args, "--admin", c.Admin, "--pprof", "--admin-token-file", c.AdminTokenFile)
+	}
+	return e.pinned(c.Dir, e.self, args...), nil
 }
 
 // baseName is the contender of Config.BaselineBin.
 const baseName = "switchyard-base"
 
-func switchyardBaseCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
+func switchyardBaseCmd(e *runEnv, c confData) (*exec.Cmd, error) {
 	if e.base == "" {
 		return nil, fmt.Errorf("compare: no baseline binary given")
 	}
-	cmd, _ := switchyardCmd(e, dir, listen, backends)
+	cmd, _ := switchyardCmd(e, c)
 	if e.taskset != "" {
 		cmd.Args[3] = e.base // taskset -c N BIN ...
 	} else {
@@ -88,8 +106,8 @@ func switchyardBaseCmd(e *runEnv, dir, listen string, backends []string) (*exec.
 	return cmd, nil
 }
 
-func minproxyCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
-	return e.pinned(dir, e.self, "bench", "minproxy", "--listen", listen, "--upstream", strings.Join(backends, ",")), nil
+func minproxyCmd(e *runEnv, c confData) (*exec.Cmd, error) {
+	return e.pinned(c.Dir, e.self, "bench", "minproxy", "--listen", c.Listen, "--upstream", strings.Join(c.Backends, ",")), nil
 }
 
 func render(dir, name, tmpl string, data any) (string, error) {
@@ -108,14 +126,28 @@ func render(dir, name, tmpl string, data any) (string, error) {
 	return p, nil
 }
 
+// confData is what a contender's configuration is made of.
 type confData struct {
-	Dir      string
-	Listen   string
-	Backends []string
+	Dir    string
+	Listen string // HTTP/1.1
+	// ListenH2 is the h2c (prior knowledge) listener for the HTTP/2 and
+	// gRPC sections; "" when they do not run.
+	ListenH2 string
+	Backends []string // HTTP/1.1 backends
+	// GRPCBackends are the gRPC (h2c) backends; empty when the gRPC
+	// section does not run.
+	GRPCBackends []string
+	// Admin is Switchyard's admin listener, only when profiling;
+	// AdminTokenFile then holds the admin token that pprof needs.
+	Admin, AdminTokenFile string
 }
 
 // NginxConf is nginx's configuration: one worker, upstream keep-alive,
-// HTTP/1.1 to the backends, no access log.
+// HTTP/1.1 to the backends, no access log. The HTTP/2 section comes to a
+// second listener with h2c prior knowledge (nginx 1.22: `listen ...
+// http2` without ssl; `http2 on` is 1.25.1+) and is proxied over the same
+// HTTP/1.1 upstreams (nginx has no h2c upstream for proxy_pass); gRPC on
+// that listener goes to grpc_pass, which speaks h2c upstream.
 const NginxConf = `worker_processes 1;
 daemon off;
 pid {{.Dir}}/nginx.pid;
@@ -134,20 +166,37 @@ http {
 {{- end}}
         keepalive 256;
     }
+{{- if .GRPCBackends}}
+    upstream grpc_backends {
+{{- range .GRPCBackends}}
+        server {{.}};
+{{- end}}
+        keepalive 256;
+    }
+{{- end}}
     server {
         listen {{.Listen}};
+{{- if .ListenH2}}
+        listen {{.ListenH2}} http2;
+{{- end}}
         keepalive_requests 1000000;
         location / {
             proxy_pass http://backends;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+{{- if .GRPCBackends}}
+        location /inference.GRPCInferenceService/ {
+            grpc_pass grpc://grpc_backends;
+        }
+{{- end}}
     }
 }
 `
 
-func nginxCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
-	conf, err := render(dir, "nginx.conf", NginxConf, confData{dir, listen, backends})
+func nginxCmd(e *runEnv, c confData) (*exec.Cmd, error) {
+	dir := c.Dir
+	conf, err := render(dir, "nginx.conf", NginxConf, c)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +208,9 @@ func nginxCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, erro
 }
 
 // HAProxyConf is HAProxy's configuration: one thread, connection reuse to
-// the backends, round robin.
+// the backends, round robin. The HTTP/2 section comes to a second
+// frontend with h2c prior knowledge (`proto h2`) and goes to the same
+// HTTP/1.1 backends; gRPC goes to h2c servers (`proto h2`).
 const HAProxyConf = `global
     nbthread 1
     maxconn 4096
@@ -172,15 +223,31 @@ defaults
 frontend fe
     bind {{.Listen}}
     default_backend be
+{{- if .ListenH2}}
+frontend fe_h2
+    bind {{.ListenH2}} proto h2
+{{- if .GRPCBackends}}
+    use_backend be_grpc if { path_beg /inference.GRPCInferenceService/ }
+{{- end}}
+    default_backend be
+{{- end}}
 backend be
     balance roundrobin
 {{- range $i, $b := .Backends}}
     server s{{$i}} {{$b}}
 {{- end}}
+{{- if .GRPCBackends}}
+backend be_grpc
+    balance roundrobin
+{{- range $i, $b := .GRPCBackends}}
+    server g{{$i}} {{$b}} proto h2
+{{- end}}
+{{- end}}
 `
 
-func haproxyCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
-	conf, err := render(dir, "haproxy.cfg", HAProxyConf, confData{dir, listen, backends})
+func haproxyCmd(e *runEnv, c confData) (*exec.Cmd, error) {
+	dir := c.Dir
+	conf, err := render(dir, "haproxy.cfg", HAProxyConf, c)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +272,9 @@ http://{{.Listen}} {
 }
 `
 
-func caddyCmd(e *runEnv, dir, listen string, backends []string) (*exec.Cmd, error) {
-	conf, err := render(dir, "Caddyfile", CaddyConf, confData{dir, listen, backends})
+func caddyCmd(e *runEnv, c confData) (*exec.Cmd, error) {
+	dir := c.Dir
+	conf, err := render(dir, "Caddyfile", CaddyConf, c)
 	if err != nil {
 		return nil, err
 	}
@@ -231,50 +299,64 @@ func lookBin(name string) (string, error) {
 	return "", fmt.Errorf("compare: %s: not installed", name)
 }
 
-// ensureInstalled installs the missing packages of the contenders, running
-// apt-get update once. It returns, per contender, why it cannot run.
-func ensureInstalled(ctx context.Context, cs []contender, install bool, log func(string, ...any)) map[string]string {
+// installer installs missing Debian packages, running apt-get update
+// once.
+type installer struct {
+	allowed bool
+	updated bool
+	log     func(string, ...any)
+}
+
+// ensure returns nil when bin is installed, after trying to install the
+// first package of pkgs that installs if it was missing.
+func (in *installer) ensure(ctx context.Context, bin string, pkgs []string) error {
+	if _, err := lookBin(bin); err == nil {
+		return nil
+	}
+	if !in.allowed {
+		return fmt.Errorf("%s is not installed (install disabled)", bin)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%s is not installed and apt-get needs root", bin)
+	}
+	if !in.updated {
+		in.log("apt-get update")
+		if out, err := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err != nil {
+			in.log("apt-get update failed: %v: %s", err, tail(out))
+		}
+		in.updated = true
+	}
+	var last string
+	for _, p := range pkgs {
+		in.log("apt-get install -y %s", p)
+		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", p)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			last = ""
+			break
+		}
+		last = fmt.Sprintf("apt-get install %s: %v: %s", p, err, tail(out))
+	}
+	if _, err := lookBin(bin); err != nil {
+		if last == "" {
+			last = "installed but " + bin + " not found"
+		}
+		return errors.New(last)
+	}
+	return nil
+}
+
+// ensureInstalled installs the missing packages of the contenders. It
+// returns, per contender, why it cannot run.
+func ensureInstalled(ctx context.Context, cs []contender, in *installer) map[string]string {
 	skip := map[string]string{}
-	updated := false
 	for _, c := range cs {
 		if c.bin == "" {
 			continue
 		}
-		if _, err := lookBin(c.bin); err == nil {
-			continue
-		}
-		if !install {
-			skip[c.name] = c.bin + " is not installed (install disabled)"
-			continue
-		}
-		if os.Geteuid() != 0 {
-			skip[c.name] = c.bin + " is not installed and apt-get needs root"
-			continue
-		}
-		if !updated {
-			log("apt-get update")
-			if out, err := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err != nil {
-				log("apt-get update failed: %v: %s", err, tail(out))
-			}
-			updated = true
-		}
-		var last string
-		for _, p := range c.pkgs {
-			log("apt-get install -y %s", p)
-			cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", p)
-			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				last = ""
-				break
-			}
-			last = fmt.Sprintf("apt-get install %s: %v: %s", p, err, tail(out))
-		}
-		if _, err := lookBin(c.bin); err != nil {
-			if last == "" {
-				last = "installed but " + c.bin + " not found"
-			}
-			skip[c.name] = last
+		if err := in.ensure(ctx, c.bin, c.pkgs); err != nil {
+			skip[c.name] = err.Error()
 		}
 	}
 	return skip

@@ -15,7 +15,8 @@ import (
 func benchCommands() []command {
 	return []command{
 		{"load", "drive load at a loopback target: open loop (Poisson) or closed loop; HTTP, SSE or gRPC", runBenchLoad},
-		{"compare", "proxy comparison: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
+		{"compare", "proxy comparison over HTTP/1.1, HTTP/2 and gRPC: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
+		{"streams", "gateway memory per open stream: N slow SSE streams through a gateway process (make bench-streams)", runBenchStreams},
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
 		{"affinity", "prefix/LoRA affinity and flow control against GIE and llm-d in an LLM fleet simulation (make bench-affinity)", runBenchAffinity},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},

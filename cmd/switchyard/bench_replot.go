@@ -41,7 +41,7 @@ func runBenchReplot(_ context.Context, args []string, stdout, stderr io.Writer) 
 			if err := compare.WriteCharts(*dir, prefix, rows); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: wrote %s-rps.png, %s-latency.png\n", path, prefix, prefix)
+			fmt.Fprintf(stdout, "%s: wrote %s-rps.png, %s-latency.png, %s-cpu.png\n", path, prefix, prefix, prefix)
 		case strings.HasPrefix(md, "# Balancing policies at scale\n"):
 			data, err := policysim.ParseTables(md)
 			if err != nil {

@@ -29,6 +29,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	check := fs.Bool("check", false, "validate the configuration (with --config or --route) and exit: 0 when valid, else the error with its YAML line")
 	apiKeys := fs.String("api-keys", "", "API-key file (see gateway/tenant): every request then needs one of its keys, as Authorization: Bearer KEY or x-api-key, which names its tenant and limits; overrides auth.api_keys_file")
 	adminToken := fs.String("admin-token-file", "", "file holding the admin token: admin actions and pprof need it as a bearer token; overrides admin.token_file")
+	pprofOn := fs.Bool("pprof", false, "serve /debug/pprof/ on the admin port (it needs the admin token, so --admin-token-file too); overrides admin.pprof")
 	listen := fs.String("listen", "", "client host:port (HTTP/1.1, h2c, gRPC); overrides the config's listen.client")
 	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof/); overrides listen.admin")
 	var routes stringList
@@ -77,6 +78,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *adminToken != "" {
 		cfg.Admin.TokenFile = *adminToken
+	}
+	if *pprofOn {
+		cfg.Admin.PProf = true
 	}
 	if *apiKeys != "" {
 		cfg.Auth = &tenant.Config{Path: *apiKeys}

@@ -733,6 +733,9 @@ func (c *Config) Validate() error {
 			return cfgErr("admin.allowed_hosts[%d] %q: want a host name or address, without port", i, h)
 		}
 	}
+	if c.Admin.PProf && c.Admin.TokenFile == "" {
+		return cfgErr("admin.pprof: needs admin.token_file (pprof is served only with the admin token)")
+	}
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return cfgErr("listen.tls_cert and listen.tls_key: set both or neither")
 	}

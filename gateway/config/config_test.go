@@ -93,6 +93,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad limit", "limits: {max_header_bytes: 10}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "limits.max_header_bytes"},
 		{"star not alone", "routes:\n  - match: {models: ['*'], host: x}\n    nodes: ['a:1']\n", "only condition"},
 		{"bad duration", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    timeouts: {total: soon}\n", "soon"},
+		{"pprof without token", "admin: {pprof: true}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "admin.pprof"},
 		{"tls half", "listen: {tls_cert: a.pem}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "tls_key"},
 		{"trace ratio", "telemetry: {trace_ratio: 2}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "trace_ratio"},
 		{"otlp scheme", "telemetry: {otlp_endpoint: 'grpc://127.0.0.1:4317'}\nroutes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n", "telemetry.otlp_endpoint"},
