@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/switchyard-dev/switchyard/bench/machine"
 	"github.com/switchyard-dev/switchyard/bench/chart"
+	"github.com/switchyard-dev/switchyard/bench/machine"
 )
 
 // TargetBytesPerStream is issue 11's target: at most 32 KiB of gateway
