@@ -30,7 +30,6 @@ import (
 	"github.com/switchyard-dev/switchyard/discovery/resource"
 	"github.com/switchyard-dev/switchyard/engines/sim"
 	"github.com/switchyard-dev/switchyard/gateway"
-	"github.com/switchyard-dev/switchyard/gateway/health"
 )
 
 // helperEnv makes the test binary a simulated engine (see TestMain).
@@ -248,11 +247,24 @@ func serveGateway(t *testing.T, cfg *gateway.Config) *testGateway {
 
 // adminNode is /admin/nodes' view of a node.
 type adminNode struct {
-	ID       string         `json:"id"`
-	Weight   float64        `json:"weight"`
-	InFlight int64          `json:"in_flight"`
-	Excluded []string       `json:"excluded"`
-	Health   *health.Status `json:"health"`
+	ID       string       `json:"id"`
+	Weight   float64      `json:"weight"`
+	InFlight int64        `json:"in_flight"`
+	Excluded []string     `json:"excluded"`
+	Health   *adminHealth `json:"health"`
+}
+
+// adminHealth is what /admin/nodes says of a node's health (the fields
+// these tests read).
+type adminHealth struct {
+	Watch            string     `json:"watch"`
+	Check            string     `json:"check"`
+	Rule             string     `json:"rule"`
+	NoHealthEndpoint string     `json:"no_health_endpoint"`
+	LastProbe        string     `json:"last_probe"`
+	Ejected          bool       `json:"ejected"`
+	EjectedUntil     *time.Time `json:"ejected_until"`
+	Held             bool       `json:"held"`
 }
 
 func (g *testGateway) nodes(t *testing.T) map[string]adminNode {
