@@ -457,7 +457,7 @@ func TestAdminPage(t *testing.T) {
 			Differences: counts["differences"],
 			RecentRows: recent ? recent.tBodies[0].rows.length : 0,
 			Tenants: document.getElementById("tenants").textContent,
-			Status: document.getElementById("status").textContent,
+			Status: document.getElementById("updated").textContent,
 		};
 	})()`))
 	if err != nil {
@@ -513,9 +513,24 @@ func TestAdminPage(t *testing.T) {
 	stopConsole()
 	<-consoleDone
 	mu.Lock()
-	defer mu.Unlock()
 	for _, p := range problems {
 		t.Errorf("console: %s", p)
+	}
+	mu.Unlock()
+
+	// When the gateway goes away the page says so and keeps the last data
+	// (the browser logs the refused fetches; they are not collected here).
+	gw.stop()
+	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
+	defer cancel()
+	status, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`document.getElementById("status").className === "error" && document.getElementById("status").textContent`,
+		chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil || !strings.HasPrefix(status, "Update failed") {
+		t.Errorf("after the gateway stopped, the status says %q (%v)", status, err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#nodes tbody tr[data-node]").length`)); err != nil || n != 6 {
+		t.Errorf("after the gateway stopped, the page shows %d node rows (%v), want the last 6", n, err)
 	}
 	t.Logf("browser test: %v in all, %v after the page loaded", time.Since(began).Round(time.Millisecond), time.Since(loaded).Round(time.Millisecond))
 }
