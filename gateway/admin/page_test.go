@@ -83,8 +83,8 @@ func TestPageTenantsAndHistory(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	core := forward.New(m, tr, log)
 	core.SetRoutes(cur.Load())
-	weights := NewWeightHistory(core.Routes)
-	for range 12 {
+	weights := NewWeightHistory(core.Routes) // the first sample
+	for range 11 {
 		weights.sample(time.Now())
 	}
 	path := filepath.Join(t.TempDir(), "keys.yaml")

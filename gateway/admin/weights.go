@@ -58,22 +58,32 @@ type weightRing struct {
 }
 
 // NewWeightHistory follows the tables of the routing state that routes
-// returns (it may return nil before the first one).
+// returns (it may return nil before the first one). It takes the first
+// sample at once, so the history is never empty while routes exist.
 func NewWeightHistory(routes func() *route.Set) *WeightHistory {
-	return &WeightHistory{routes: routes, period: DefaultWeightPeriod, samples: DefaultWeightSamples,
-		maxSeries: DefaultWeightSeries, series: map[seriesKey]*weightRing{}}
+	h := newWeightHistory(routes, DefaultWeightPeriod, DefaultWeightSamples, DefaultWeightSeries)
+	h.sample(time.Now())
+	return h
 }
 
-// Run samples at once and then every period until ctx ends.
+func newWeightHistory(routes func() *route.Set, period time.Duration, samples, maxSeries int) *WeightHistory {
+	return &WeightHistory{routes: routes, period: period, samples: samples, maxSeries: maxSeries, series: map[seriesKey]*weightRing{}}
+}
+
+// Run samples every period until ctx ends.
 func (h *WeightHistory) Run(ctx context.Context) {
-	h.sample(time.Now())
 	tick := time.NewTicker(h.period)
 	defer tick.Stop()
+	h.run(ctx, tick.C)
+}
+
+// run samples at each tick until ctx ends.
+func (h *WeightHistory) run(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
+		case now := <-tick:
 			h.sample(now)
 		}
 	}

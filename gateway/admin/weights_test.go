@@ -57,8 +57,7 @@ func TestWeightHistoryBounded(t *testing.T) {
 		"a": {"127.0.0.1:1001": 1, "127.0.0.1:1002": 3},
 		"b": {"127.0.0.1:2001": 1},
 	}))
-	h := NewWeightHistory(cur.Load)
-	h.samples = 3
+	h := newWeightHistory(cur.Load, DefaultWeightPeriod, 3, DefaultWeightSeries)
 	now := time.Unix(1_700_000_000, 0)
 	for i := range 5 {
 		h.sample(now.Add(time.Duration(i) * h.period))
@@ -98,8 +97,7 @@ func TestWeightHistoryBounded(t *testing.T) {
 	}
 
 	// At most maxSeries nodes; the others are counted.
-	h2 := NewWeightHistory(cur.Load)
-	h2.maxSeries = 2
+	h2 := newWeightHistory(cur.Load, DefaultWeightPeriod, DefaultWeightSamples, 2)
 	h2.sample(now)
 	if snap := h2.snapshot(); len(snap.Series) != 2 || snap.Untracked != 1 {
 		t.Fatalf("bounded to 2: %d series, %d untracked", len(snap.Series), snap.Untracked)
@@ -108,23 +106,35 @@ func TestWeightHistoryBounded(t *testing.T) {
 	// No routing state: nothing is kept.
 	var none atomic.Pointer[route.Set]
 	h3 := NewWeightHistory(none.Load)
-	h3.sample(now)
 	if snap := h3.snapshot(); len(snap.Series) != 0 || snap.LastSample == nil {
 		t.Fatalf("without routes: %+v", snap)
 	}
 }
 
-// TestWeightHistoryRunStops: Run samples at once and returns when its ctx
-// ends.
-func TestWeightHistoryRunStops(t *testing.T) {
+// TestWeightHistoryRun: NewWeightHistory takes the first sample; the
+// loop of Run takes one at each tick and returns when its ctx ends.
+func TestWeightHistoryRun(t *testing.T) {
 	var cur atomic.Pointer[route.Set]
 	cur.Store(testSet(t, map[string]map[string]float64{"a": {"127.0.0.1:1001": 1}}))
 	h := NewWeightHistory(cur.Load)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	h.Run(ctx) // returns: its ctx is done
 	if snap := h.snapshot(); snap.LastSample == nil || len(snap.Series) != 1 || len(snap.Series[0].Weights) != 1 {
-		t.Fatalf("Run took no first sample: %+v", snap)
+		t.Fatalf("no first sample: %+v", snap)
+	}
+	h = newWeightHistory(cur.Load, time.Hour, 3, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	tick := make(chan time.Time)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.run(ctx, tick)
+	}()
+	for i := range 4 {
+		tick <- time.Unix(int64(i), 0)
+	}
+	cancel()
+	<-done // run returns once its ctx ends (the test would time out otherwise)
+	if snap := h.snapshot(); len(snap.Series) != 1 || len(snap.Series[0].Weights) != 3 || snap.LastSample.Unix() != 3 {
+		t.Fatalf("after 4 ticks: %+v", snap)
 	}
 }
 
