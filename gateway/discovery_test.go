@@ -89,9 +89,34 @@ func TestDiscoveryRoute(t *testing.T) {
 		t.Errorf("/admin/routes: %s", body)
 	}
 	resp, _ = c.Get("http://" + gw.admin + "/admin/nodes")
-	body, _ = io.ReadAll(resp.Body)
+	var nodes struct {
+		Nodes []struct {
+			ID               string  `json:"id"`
+			LastHeartbeatAge *string `json:"last_heartbeat_age"`
+			Load             *struct {
+				Utilisation *float64 `json:"utilisation"`
+				Waiting     *float64 `json:"waiting"`
+			} `json:"load"`
+		} `json:"nodes"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&nodes)
 	resp.Body.Close()
-	if !bytes.Contains(body, []byte(`"last_heartbeat_age_seconds": 0`)) {
-		t.Errorf("/admin/nodes lacks heartbeat ages: %s", body)
+	if err != nil || len(nodes.Nodes) != 2 {
+		t.Fatalf("/admin/nodes: %v %+v", err, nodes)
+	}
+	for _, n := range nodes.Nodes {
+		if n.LastHeartbeatAge == nil {
+			t.Errorf("/admin/nodes: node %s lacks its heartbeat age", n.ID)
+			continue
+		}
+		// A duration string ("1.312s") no older than the test.
+		if age, err := time.ParseDuration(*n.LastHeartbeatAge); err != nil || age < 0 || age > time.Minute {
+			t.Errorf("/admin/nodes: node %s heartbeat age %q (%v)", n.ID, *n.LastHeartbeatAge, err)
+		}
+		// The engine load the heartbeats carried; what they did not say
+		// is null.
+		if n.Load == nil || n.Load.Utilisation == nil || *n.Load.Utilisation != 0.5 || n.Load.Waiting != nil {
+			t.Errorf("/admin/nodes: node %s load %+v, want utilisation 0.5 and waiting unknown", n.ID, n.Load)
+		}
 	}
 }

@@ -19,7 +19,8 @@
 //	upstream/   one node of one route: its HTTP/1.1 pool (abortable
 //	            exchanges), its h2c transport for gRPC, its circuit breaker
 //	split/ shadow/ reqkey/   A/B splits, traffic mirroring, sticky keys
-//	admin/      the admin port: health, readiness, metrics, admin API, pprof
+//	admin/      the admin port: health, readiness, metrics, admin API and
+//	            page, pprof
 //	telemetry/  metrics and traces
 //	config/     the YAML schema, defaults and validation
 //	deadline/   connections with lazy socket deadlines

@@ -350,10 +350,16 @@ func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error
 	}()
 	var adminSrv *http.Server
 	if adminLn != nil {
+		weights := admin.NewWeightHistory(g.core.Routes)
 		adminSrv = &http.Server{Handler: admin.Handler(admin.Deps{
 			Core: g.core, Metrics: g.metrics.Handler(), Source: g.source, Guard: g.guard.Load, Log: g.log,
+			Weights: weights, Tenants: g.core.Tenants,
 		}), ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(1)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			weights.Run(runCtx) // the admin page's weight history
+		}()
 		go func() {
 			defer wg.Done()
 			if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -109,6 +109,30 @@ func TestAPIKeys(t *testing.T) {
 	if !limited {
 		t.Error("requests_per_minute 4 was never enforced")
 	}
+	// The admin API shows the tenants and their usage, never a key.
+	var ts struct {
+		Enabled bool `json:"enabled"`
+		Tenants []struct {
+			Name  string `json:"name"`
+			Usage struct {
+				Admitted int `json:"admitted"`
+				Refused  int `json:"refused_requests_per_minute"`
+			} `json:"usage"`
+		} `json:"tenants"`
+	}
+	getAdmin(t, gw, "/admin/tenants", &ts)
+	admitted := map[string]int{}
+	refused := 0
+	for _, x := range ts.Tenants {
+		admitted[x.Name] = x.Usage.Admitted
+		refused += x.Usage.Refused
+	}
+	if !ts.Enabled || admitted["team-a"] < 4 || admitted["team-b"] != 1 || refused == 0 {
+		t.Errorf("/admin/tenants: %+v", ts)
+	}
+	if raw := adminBody(t, gw, "/admin/tenants"); strings.Contains(raw, keyA) || strings.Contains(raw, "sk-test") {
+		t.Errorf("/admin/tenants shows a key: %s", raw)
+	}
 	// A new key in the file is picked up.
 	const keyC = "sk-test-team-c-0123456789abcdef"
 	write("  - {key: " + keyC + ", tenant: team-c}\n")

@@ -1,7 +1,19 @@
 // Package admin serves the gateway's admin port: /healthz, /readyz,
-// /metrics, the JSON admin API (/admin/routes, /admin/nodes and node
-// actions) and /debug/pprof. It reads the routing state the forwarding
-// core serves from; it never forwards requests.
+// /metrics, the JSON admin API under /admin/ (routes, nodes and node
+// actions, weight history, splits, shadows, tenants), the admin page at
+// / (one embedded HTML file that reads that API) and /debug/pprof. It
+// reads the routing state the forwarding core serves from; it never
+// forwards requests.
+//
+// Security: /, /admin/ and /debug/ answer only to the Host values of the
+// Guard (a page on another site cannot read them through a rebound DNS
+// name); actions and pprof need the bearer token, actions a JSON body
+// too. The page is served with a Content-Security-Policy that allows its
+// own inline script and style (by hash) and requests to the admin port
+// only.
+//
+// Everything here is safe for concurrent use; WeightHistory.Run is the
+// only goroutine, owned by its caller.
 package admin
 
 import (
@@ -12,14 +24,11 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
-	"time"
 
-	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
-	"github.com/switchyard-dev/switchyard/gateway/health"
 	"github.com/switchyard-dev/switchyard/gateway/route"
-	"github.com/switchyard-dev/switchyard/gateway/upstream"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
 )
 
 // Deps are what the admin port reads.
@@ -33,6 +42,12 @@ type Deps struct {
 	// change with reloads).
 	Guard func() *Guard
 	Log   *slog.Logger
+	// Weights is the nodes' weight history (nil: /admin/weights is
+	// empty). Its owner runs it.
+	Weights *WeightHistory
+	// Tenants returns the API-key store in force; nil (or a nil func)
+	// means API keys are off.
+	Tenants func() *tenant.Store
 }
 
 // Guard is the admin port's security: the token of actions and pprof,
@@ -74,6 +89,11 @@ func Handler(d Deps) http.Handler {
 	mux.Handle("GET /metrics", d.Metrics)
 	mux.Handle("GET /admin/routes", g.hostOnly(http.HandlerFunc(g.adminRoutes)))
 	mux.Handle("GET /admin/nodes", g.hostOnly(http.HandlerFunc(g.adminNodes)))
+	mux.Handle("GET /admin/weights", g.hostOnly(http.HandlerFunc(g.adminWeights)))
+	mux.Handle("GET /admin/splits", g.hostOnly(http.HandlerFunc(g.adminSplits)))
+	mux.Handle("GET /admin/shadows", g.hostOnly(http.HandlerFunc(g.adminShadows)))
+	mux.Handle("GET /admin/tenants", g.hostOnly(http.HandlerFunc(g.adminTenants)))
+	mux.Handle("GET /{$}", g.hostOnly(http.HandlerFunc(servePage)))
 	mux.Handle("POST /admin/nodes/{route}/{node}/{action}", g.hostOnly(g.action(http.HandlerFunc(g.adminNodeAction))))
 	mux.Handle("/debug/pprof/", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Index))))
 	mux.Handle("/debug/pprof/cmdline", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Cmdline))))
@@ -146,10 +166,19 @@ func (g *server) pprofOn(next http.Handler) http.Handler {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+func (g *server) tenantStore() *tenant.Store {
+	if g.Tenants == nil {
+		return nil
+	}
+	return g.Tenants()
 }
 
 // readyz is 200 while the gateway serves, 503 once it drains.
@@ -182,129 +211,4 @@ func routeHasEligible(r *route.Route) bool {
 		}
 	}
 	return false
-}
-
-type adminRoute struct {
-	Name         string             `json:"name"`
-	App          string             `json:"app"`
-	Source       string             `json:"source"`
-	Stale        bool               `json:"stale,omitempty"`
-	Match        config.MatchConfig `json:"match"`
-	Policy       string             `json:"policy"`
-	TableVersion uint64             `json:"table_version"`
-	Nodes        int                `json:"nodes"`
-	Ready        int                `json:"ready"`
-	Eligible     int                `json:"eligible"`
-	InFlight     int64              `json:"in_flight"`
-	Timeouts     config.Timeouts    `json:"timeouts"`
-	Split        bool               `json:"split,omitempty"`
-	Shadow       bool               `json:"shadow,omitempty"`
-}
-
-func (g *server) adminRoutes(w http.ResponseWriter, _ *http.Request) {
-	st := g.Core.Routes()
-	out := make([]adminRoute, 0, len(st.Routes()))
-	for _, r := range st.Routes() {
-		rc := r.Config()
-		ar := adminRoute{Name: rc.Name, App: rc.App, Match: rc.Match, Policy: rc.Policy,
-			InFlight: r.InFlight(), Timeouts: rc.Timeouts, Split: rc.Split != nil, Shadow: rc.Shadow != nil}
-		ar.Source, ar.Stale = g.Source(r)
-		if t := r.Table(); t != nil {
-			ar.TableVersion, ar.Nodes, ar.Ready = t.Version(), t.Len(), t.Ready()
-			for i := 0; i < t.Ready(); i++ {
-				if t.Endpoint(i).Exclusions() == 0 {
-					ar.Eligible++
-				}
-			}
-		}
-		out = append(out, ar)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"routes": out, "in_flight": g.Core.InFlight()})
-}
-
-type adminNode struct {
-	Route            string   `json:"route"`
-	ID               string   `json:"id"`
-	HTTP             string   `json:"http"`
-	GRPC             string   `json:"grpc"`
-	State            string   `json:"state"`
-	Weight           float64  `json:"weight"`
-	InFlight         int64    `json:"in_flight"`
-	Breaker          string   `json:"breaker"`
-	Excluded         []string `json:"excluded,omitempty"`
-	LastHeartbeatAge *float64 `json:"last_heartbeat_age_seconds"`
-	// Health is what the route's health checks and outlier detection
-	// know of the node (absent when both are off), "watch" saying whether
-	// it has a health endpoint or is watched by outlier detection alone.
-	Health *health.Status `json:"health,omitempty"`
-}
-
-func (g *server) adminNodes(w http.ResponseWriter, _ *http.Request) {
-	st := g.Core.Routes()
-	now := time.Now()
-	out := []adminNode{}
-	for _, r := range st.Routes() {
-		t := r.Table()
-		if t == nil {
-			continue
-		}
-		meta := r.Meta()
-		for i := 0; i < t.Len(); i++ {
-			e := t.Endpoint(i)
-			u := e.Value().(*upstream.Node)
-			n := t.Node(i)
-			an := adminNode{Route: r.Name(), ID: e.ID(), HTTP: u.Addr().HTTP, GRPC: u.Addr().GRPC, State: n.State.String(),
-				Weight: t.Weight(i), InFlight: e.InFlight(), Breaker: u.Breaker()}
-			x := e.Exclusions()
-			for _, b := range []struct {
-				bit  balancer.Exclusion
-				name string
-			}{{balancer.ExcludeBreaker, "breaker"}, {balancer.ExcludeDraining, "draining"}, {balancer.ExcludeAdmin, "admin"}, {balancer.ExcludeOverload, "overload"}, {balancer.ExcludeHealth, "health"}} {
-				if x&b.bit != 0 {
-					an.Excluded = append(an.Excluded, b.name)
-				}
-			}
-			if hs, ok := r.Health().Status(e.ID()); ok {
-				an.Health = &hs
-			}
-			if meta != nil {
-				if m, ok := meta[e.ID()]; ok && !m.LastHeard.IsZero() {
-					age := now.Sub(m.LastHeard).Seconds()
-					an.LastHeartbeatAge = &age
-				}
-			}
-			out = append(out, an)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
-}
-
-// adminNodeAction takes a node out of a route's picks (action "exclude")
-// or puts it back ("include") at once, without a rebuild
-// (balancer.ExcludeAdmin). The exclusion lives on the node's endpoint and
-// is lost if the node leaves the route or the route is rebuilt.
-func (g *server) adminNodeAction(w http.ResponseWriter, req *http.Request) {
-	routeName, node, action := req.PathValue("route"), req.PathValue("node"), req.PathValue("action")
-	if action != "exclude" && action != "include" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "action must be exclude or include"})
-		return
-	}
-	if r := g.Core.Routes().Route(routeName); r != nil {
-		t := r.Table()
-		for i := 0; t != nil && i < t.Len(); i++ {
-			e := t.Endpoint(i)
-			if e.ID() != node {
-				continue
-			}
-			if action == "exclude" {
-				e.Exclude(balancer.ExcludeAdmin)
-			} else {
-				e.Include(balancer.ExcludeAdmin)
-			}
-			g.Log.Info("gateway: admin "+action, "route", routeName, "node", node)
-			writeJSON(w, http.StatusOK, map[string]any{"route": routeName, "node": node, "excluded": e.Exclusions()&balancer.ExcludeAdmin != 0})
-			return
-		}
-	}
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such route or node"})
 }

@@ -307,7 +307,7 @@ func (r *Route) rebuild(now time.Time) {
 			continue
 		}
 		r.nodes = append(r.nodes, n)
-		m := NodeMeta{LastHeard: list.Nodes[i].LastHeard, engine: list.Nodes[i].Engine, noHTTP: list.Nodes[i].Addresses["http"] == "" && !r.static}
+		m := NodeMeta{LastHeard: list.Nodes[i].LastHeard, Load: list.Nodes[i].Load, engine: list.Nodes[i].Engine, noHTTP: list.Nodes[i].Addresses["http"] == "" && !r.static}
 		if old != nil {
 			m.Attrs = (*old)[n.ID].Attrs
 		}
@@ -353,13 +353,18 @@ func (r *Route) SessionHeader() []byte { return r.sessionKey }
 func (r *Route) SessionFromUser() bool { return r.cfg.Affinity.SessionFromUser }
 
 // NodeMeta is per-node data published with each table: the last heartbeat
-// the source reported and the node's metric attributes, built once.
+// the source reported, the engine load it carried (unknown for static
+// nodes) and the node's metric attributes, built once.
 type NodeMeta struct {
 	LastHeard time.Time
+	Load      discovery.Load
 	Attrs     metric.MeasurementOption
 	engine    string // the engine the node reports
 	noHTTP    bool   // the node has no HTTP address
 }
+
+// Engine is the engine the node reports ("" when unknown).
+func (m NodeMeta) Engine() string { return m.engine }
 
 // CloseIdle drops the idle pooled connections of every node of a retired
 // route; requests still running on them finish first.

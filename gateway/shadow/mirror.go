@@ -132,6 +132,7 @@ type Mirror struct {
 	workers atomic.Int64 // running workers
 	closed  atomic.Bool  // Close was called
 	c       counters
+	recent  recent // the last difference reports (Recent)
 }
 
 // New validates cfg and starts the workers. ctx bounds their lifetime as
@@ -532,6 +533,7 @@ func (m *Mirror) compare(h *Handle) {
 	}
 	if r.Different() {
 		m.c.differences.Add(1)
+		m.recent.add(r)
 		if m.log != nil && (m.logRate >= ppm || rand.Uint64N(ppm) < m.logRate) {
 			m.log.offer(r)
 		}

@@ -155,6 +155,16 @@ func TestDifferencesCountedAndLogged(t *testing.T) {
 			if len(seen) != n {
 				t.Fatalf("request ids in log: %v", seen)
 			}
+			// The admin API's recent differences hold the same reports.
+			rec := m.Recent()
+			if len(rec) != n {
+				t.Fatalf("%d recent differences, want %d", len(rec), n)
+			}
+			for _, r := range rec {
+				if !r.Different() || r.Route != "chat" || !seen[r.RequestID] || len(r.Fields) != 4 {
+					t.Fatalf("recent difference %+v", r)
+				}
+			}
 		})
 	}
 }
@@ -231,6 +241,9 @@ func TestIdenticalShadowLogsNothing(t *testing.T) {
 	}
 	if lines := readJSONL(t, cfg.Log.Path); len(lines) != 0 {
 		t.Fatalf("log has %d lines", len(lines))
+	}
+	if rec := m.Recent(); len(rec) != 0 {
+		t.Fatalf("%d recent differences without a difference", len(rec))
 	}
 }
 
