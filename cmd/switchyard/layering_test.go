@@ -86,13 +86,14 @@ var gatewayMay = map[string][]string{
 	"gateway/config":    {"reqkey", "split", "shadow"},
 	"gateway/deadline":  {},
 	"gateway/tenant":    {},
-	"gateway/telemetry": {"config", "reqkey", "split", "shadow"},
+	"gateway/openai":    {},
+	"gateway/telemetry": {"config", "reqkey", "split", "shadow", "openai"},
 	"gateway/upstream":  {"config", "deadline", "reqkey", "split", "shadow"},
 	"gateway/health":    {"config", "deadline", "reqkey", "split", "shadow", "upstream"},
-	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health"},
-	"gateway/forward":   {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route"},
-	"gateway/frontend":  {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
-	"gateway/admin":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/route":     {"config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health"},
+	"gateway/forward":   {"tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health", "route"},
+	"gateway/frontend":  {"tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/admin":     {"tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health", "route", "forward"},
 }
 
 // checkGatewayLayers enforces gatewayMay on pkg (a path under the module)
