@@ -100,7 +100,9 @@ func (s *Stream) Reset(o StreamOptions) {
 }
 
 // Filter appends to dst what the client gets of p, the node's next bytes,
-// read at now, and returns it.
+// read at now, and returns it. dst must not share memory with p (Reader
+// shows the use from an io.Reader relay). The events of p that complete
+// output events are timed at now.
 func (s *Stream) Filter(dst, p []byte, now time.Time) []byte {
 	if s.limit == 0 { // the zero Stream
 		s.limit = DefaultMaxEvent
