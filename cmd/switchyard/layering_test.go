@@ -87,14 +87,15 @@ var gatewayMay = map[string][]string{
 	"gateway/deadline":  {},
 	"gateway/tenant":    {},
 	"gateway/prefix":    {},
+	"gateway/openai":    {},
 	"gateway/flow":      {},
-	"gateway/telemetry": {"flow", "tenant", "config", "reqkey", "split", "shadow"},
+	"gateway/telemetry": {"flow", "tenant", "config", "reqkey", "split", "shadow", "openai"},
 	"gateway/upstream":  {"flow", "tenant", "config", "deadline", "reqkey", "split", "shadow"},
 	"gateway/health":    {"flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "upstream"},
-	"gateway/route":     {"flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health"},
-	"gateway/forward":   {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route"},
-	"gateway/frontend":  {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
-	"gateway/admin":     {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/route":     {"flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health"},
+	"gateway/forward":   {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health", "route"},
+	"gateway/frontend":  {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health", "route", "forward"},
+	"gateway/admin":     {"prefix", "flow", "tenant", "config", "deadline", "reqkey", "split", "shadow", "openai", "telemetry", "upstream", "health", "route", "forward"},
 }
 
 // checkGatewayLayers enforces gatewayMay on pkg (a path under the module)

@@ -1,0 +1,146 @@
+package telemetry
+
+import (
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var (
+	requestsDesc = prometheus.NewDesc("switchyard_gateway_requests_total",
+		"Requests answered, by route, model and result class.", []string{"route", "model", "code"}, nil)
+	latencyDesc = prometheus.NewDesc("switchyard_gateway_request_duration_seconds",
+		"Time from request received to response finished, by route and model.", []string{"route", "model"}, nil)
+	ttftDesc = prometheus.NewDesc("switchyard_gateway_time_to_first_token_seconds",
+		"Streamed answers: time from request received to the first event carrying output, by route and model.", []string{"route", "model"}, nil)
+	itlDesc = prometheus.NewDesc("switchyard_gateway_inter_token_latency_seconds",
+		"Streamed answers: time between two events carrying output, by route and model.", []string{"route", "model"}, nil)
+	tokensDesc = prometheus.NewDesc("switchyard_gateway_tokens_total",
+		"Tokens the engines reported in their usage, by route, model and type (input: prompt, output: completion).", []string{"route", "model", "type"}, nil)
+	tenantTokensDesc = prometheus.NewDesc("switchyard_gateway_tenant_tokens_total",
+		"Tokens the engines reported in their usage, by tenant, route, model and type.", []string{"tenant", "route", "model", "type"}, nil)
+	retriesDesc = prometheus.NewDesc("switchyard_gateway_retries_total",
+		"Retries on another node, by route.", []string{"route"}, nil)
+	ejectionsDesc = prometheus.NewDesc("switchyard_gateway_ejections_total",
+		"Circuit breakers opened, by route.", []string{"route"}, nil)
+	nodeRequestsDesc = prometheus.NewDesc("switchyard_gateway_node_requests_total",
+		"Requests answered by a node, by route, node and result class.", []string{"route", "node", "code"}, nil)
+	nodeTTFTDesc = prometheus.NewDesc("switchyard_gateway_node_time_to_first_token_seconds",
+		"Streamed answers: time from request received to the first event carrying output, by route and node (sum and count).", []string{"route", "node"}, nil)
+	buildInfoDesc = prometheus.NewDesc("switchyard_build_info",
+		"The running binary: version, revision and Go version. Always 1.", []string{"version", "revision", "go_version"}, nil)
+)
+
+// collector exports the route, model, tenant and node series from their
+// atomics at scrape time.
+type collector struct{ t *Metrics }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{requestsDesc, latencyDesc, ttftDesc, itlDesc, tokensDesc, tenantTokensDesc,
+		retriesDesc, ejectionsDesc, nodeRequestsDesc, nodeTTFTDesc} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	t := c.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.routes {
+		if s.name != "" { // route="" never retries: nothing is chosen yet
+			ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.CounterValue, float64(s.retries.Load()), s.name)
+			ch <- prometheus.MustNewConstMetric(ejectionsDesc, prometheus.CounterValue, float64(s.ejections.Load()), s.name)
+		}
+		s.mu.Lock()
+		for _, m := range s.models {
+			m.collect(ch)
+		}
+		s.mu.Unlock()
+	}
+	for _, n := range t.nodes {
+		for i := range n.requests {
+			if v := n.requests[i].Load(); v > 0 {
+				ch <- prometheus.MustNewConstMetric(nodeRequestsDesc, prometheus.CounterValue, float64(v), n.route, n.node, classNames[i])
+			}
+		}
+		if cnt := n.ttftCount.Load(); cnt > 0 {
+			ch <- prometheus.MustNewConstSummary(nodeTTFTDesc, cnt, float64(n.ttftNanos.Load())/1e9, nil, n.route, n.node)
+		}
+	}
+}
+
+func (m *ModelStats) collect(ch chan<- prometheus.Metric) {
+	for i := range m.requests {
+		if v := m.requests[i].Load(); v > 0 {
+			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(v), m.route, m.model, classNames[i])
+		}
+	}
+	for _, h := range []struct {
+		h    *histogram
+		desc *prometheus.Desc
+	}{{&m.latency, latencyDesc}, {&m.ttft, ttftDesc}, {&m.itl, itlDesc}} {
+		if hm := h.h.metric(h.desc, m.route, m.model); hm != nil {
+			ch <- hm
+		}
+	}
+	for i := range m.tokens {
+		if v := m.tokens[i].Load(); v > 0 {
+			ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.CounterValue, float64(v), m.route, m.model, tokenTypeNames[i])
+		}
+	}
+	for _, tt := range *m.tenants.Load() {
+		for i := range tt.tokens {
+			if v := tt.tokens[i].Load(); v > 0 {
+				ch <- prometheus.MustNewConstMetric(tenantTokensDesc, prometheus.CounterValue, float64(v), tt.tenant, m.route, m.model, tokenTypeNames[i])
+			}
+		}
+	}
+}
+
+// ReadBuildInfo is the version and revision Go stamped into the binary
+// (the main module's version unless "(devel)", vcs.revision), "dev" and
+// "unknown" when it has none. Builds that set them at link time pass
+// them with WithBuildInfo instead.
+func ReadBuildInfo() BuildInfo {
+	b := BuildInfo{Version: "dev", Revision: "unknown"}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		b.Version = v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			b.Revision = s.Value
+		}
+	}
+	return b
+}
+
+// buildInfoCollector exports switchyard_build_info.
+func buildInfoCollector(b BuildInfo) prometheus.Collector {
+	if b.Version == "" {
+		b.Version = "dev"
+	}
+	if b.Revision == "" {
+		b.Revision = "unknown"
+	}
+	return constCollector{prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, b.Version, b.Revision, runtime.Version())}
+}
+
+// constCollector exports fixed metrics.
+type constCollector []prometheus.Metric
+
+func (c constCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c {
+		ch <- m.Desc()
+	}
+}
+
+func (c constCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c {
+		ch <- m
+	}
+}
