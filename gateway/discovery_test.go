@@ -16,7 +16,8 @@ import (
 )
 
 // TestDiscoveryRoute: a route without static nodes takes its nodes from a
-// real Resource instance; a node that reports draining stops receiving
+// real Resource instance; a node whose engine is asleep leaves the rotation
+// until it is ready again; a node that reports draining stops receiving
 // requests.
 func TestDiscoveryRoute(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -36,10 +37,11 @@ func TestDiscoveryRoute(t *testing.T) {
 	a := backend(t, "a", nil)
 	b := backend(t, "b", nil)
 	seq := uint64(0)
+	readiness := map[string]discovery.Readiness{}
 	beat := func(id, addr string, st discovery.State) {
 		seq++
 		hb := discovery.Heartbeat{ID: id, App: "llama", Addresses: map[string]string{"http": addr}, Capacity: 1, State: st,
-			Incarnation: 1, Seq: seq, Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(2), SampledAt: time.Now()}}
+			Incarnation: 1, Seq: seq, Load: discovery.Load{Utilisation: discovery.Known(0.5), Concurrency: discovery.Known(2), Readiness: readiness[id], SampledAt: time.Now()}}
 		body, _ := json.Marshal(hb)
 		req, _ := http.NewRequest("POST", "http://"+resAddr+"/v1/heartbeat", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer tok")
@@ -73,6 +75,31 @@ func TestDiscoveryRoute(t *testing.T) {
 	waitFor(t, 10*time.Second, "both discovered nodes to serve", func() bool {
 		s := nodesSeen(10)
 		return s["a/OK"] > 0 && s["b/OK"] > 0
+	})
+	state := func(id string) string {
+		var v struct {
+			Nodes []struct{ ID, State string } `json:"nodes"`
+		}
+		getAdmin(t, gw, "/admin/nodes", &v)
+		for _, n := range v.Nodes {
+			if n.ID == id {
+				return n.State
+			}
+		}
+		return ""
+	}
+	readiness["a"] = discovery.ReadinessAsleep
+	beat("a", hostOf(a), discovery.StateReady)
+	waitFor(t, 10*time.Second, "the asleep node to leave the rotation", func() bool {
+		return nodesSeen(10)["b/OK"] == 10
+	})
+	if s := state("a"); s != "asleep" {
+		t.Errorf("node a with its engine asleep: state %q", s)
+	}
+	readiness["a"] = discovery.ReadinessReady
+	beat("a", hostOf(a), discovery.StateReady)
+	waitFor(t, 10*time.Second, "the woken node to serve again", func() bool {
+		return nodesSeen(10)["a/OK"] > 0
 	})
 	beat("a", hostOf(a), discovery.StateDraining)
 	waitFor(t, 10*time.Second, "the draining node to leave the rotation", func() bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
 	"net/textproto"
 	"runtime/debug"
 	"sync/atomic"
@@ -278,14 +279,24 @@ func toNode(n *discovery.Node) (balancer.Node, bool) {
 		st = balancer.Draining
 	}
 	if st == balancer.Ready {
+		// Kept, not picked, until the engine is ready again; a busy engine
+		// is ready (its queue counts through Waiting).
 		switch n.Load.Readiness {
-		case discovery.ReadinessNotReady, discovery.ReadinessAsleep:
-			st = balancer.Draining // kept, not picked, until the engine is ready again
+		case discovery.ReadinessNotReady:
+			st = balancer.NotReady
+		case discovery.ReadinessAsleep:
+			st = balancer.Asleep
 		}
 	}
+	l := &n.Load
+	nan := math.NaN() // unknown: the balancer tells it from a reported 0
 	return balancer.Node{
 		ID: n.ID, Addr: balancer.Address{HTTP: h, GRPC: g}, Capacity: n.Capacity, State: st,
-		Load: balancer.Load{Utilisation: n.Load.Utilisation.Or(0), Concurrency: n.Load.Concurrency.Or(0), SampledAt: n.Load.SampledAt},
+		Load: balancer.Load{
+			Utilisation: l.Utilisation.Or(nan), Concurrency: l.Concurrency.Or(nan),
+			Running: l.Running.Or(nan), Waiting: l.Waiting.Or(nan), KVCache: l.KVCacheUsage.Or(nan),
+			SampledAt: l.SampledAt,
+		},
 	}, true
 }
 
