@@ -19,6 +19,7 @@ type (
 	Timeouts        = config.Timeouts
 	RetryConfig     = config.RetryConfig
 	BreakerConfig   = config.BreakerConfig
+	FallbackConfig  = config.FallbackConfig
 )
 
 // Config functions.

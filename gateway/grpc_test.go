@@ -30,8 +30,9 @@ const (
 )
 
 // grpcBackend is a raw-bytes gRPC server: ModelInfer echoes with a trailer,
-// ModelStreamInfer sends three messages 50 ms apart, ModelReady fails
-// with NotFound.
+// ModelStreamInfer sends three messages 50 ms apart (or, for the model
+// "echo", answers its headers and then echoes each further message),
+// ModelReady fails with NotFound.
 func grpcBackend(t testing.TB, name string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,6 +51,24 @@ func grpcBackend(t testing.TB, name string) string {
 			ss.SetTrailer(metadata.Pairs("x-trailer", "t-"+name))
 			return ss.SendMsg(append([]byte(name+":"), in...))
 		case mStreamInfer:
+			if string(in) == string(kserve.InferRequest{ModelName: "echo"}.Marshal()) {
+				// Bidirectional: the headers first, then every further
+				// client message echoed until the client's end.
+				if err := ss.SendHeader(nil); err != nil {
+					return err
+				}
+				for {
+					var m []byte
+					if err := ss.RecvMsg(&m); err == io.EOF {
+						return nil
+					} else if err != nil {
+						return err
+					}
+					if err := ss.SendMsg(m); err != nil {
+						return err
+					}
+				}
+			}
 			for i := 0; i < 3; i++ {
 				if i > 0 {
 					time.Sleep(50 * time.Millisecond)
@@ -278,6 +297,42 @@ func TestGRPCFirstByteTimeout(t *testing.T) {
 	}
 	if d := time.Since(begin); d > 5*time.Second {
 		t.Fatalf("took %v", d)
+	}
+}
+
+// TestGRPCBidiAfterHeaders: a bidirectional call whose node answers its
+// headers before the client sends more: the client's later messages
+// still reach the node (the gateway keeps relaying the client's stream
+// after the answer began), and each echo comes back.
+func TestGRPCBidiAfterHeaders(t *testing.T) {
+	g := grpcBackend(t, "g")
+	gw := startGateway(t, testConfig(RouteConfig{Name: "echo", Match: MatchConfig{Models: []string{"echo"}}, Nodes: []NodeConfig{{GRPC: g}}}))
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, mStreamInfer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SendMsg(kserve.InferRequest{ModelName: "echo"}.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Header(); err != nil { // the node answered
+		t.Fatal(err)
+	}
+	for _, msg := range []string{"a", "b", "c"} {
+		if err := st.SendMsg([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		var m []byte
+		if err := st.RecvMsg(&m); err != nil || string(m) != msg {
+			t.Fatalf("echo of %q: %q, %v", msg, m, err)
+		}
+	}
+	_ = st.CloseSend()
+	var m []byte
+	if err := st.RecvMsg(&m); err != io.EOF {
+		t.Fatalf("end of call: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -48,26 +49,25 @@ func serveOn(t testing.TB, g *Gateway, cl net.Listener) *testGateway {
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(ctx, cl, al) }()
 	tg := &testGateway{g: g, addr: cl.Addr().String(), admin: al.Addr().String()}
-	stopped := false
-	tg.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		timer := time.NewTimer(20 * time.Second)
-		defer timer.Stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-timer.C:
-			t.Errorf("Serve did not return after cancel")
-		}
-	}
+	var once sync.Once
+	tg.stop = func() { once.Do(func() { stopOnce(t, cancel, done) }) }
 	t.Cleanup(tg.stop)
 	return tg
+}
+
+// stopOnce cancels a gateway's Serve and waits for it to return.
+func stopOnce(t testing.TB, cancel context.CancelFunc, done chan error) {
+	cancel()
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-timer.C:
+		t.Errorf("Serve did not return after cancel")
+	}
 }
 
 func (tg *testGateway) url(path string) string { return "http://" + tg.addr + path }

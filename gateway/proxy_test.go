@@ -367,6 +367,9 @@ func TestAdmission(t *testing.T) {
 	release := make(chan struct{})
 	var arrived atomic.Int32
 	be := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			return // the health checker's probes
+		}
 		arrived.Add(1)
 		<-release
 		_, _ = io.WriteString(w, "{}")
@@ -403,6 +406,9 @@ func TestAdmission(t *testing.T) {
 		release := make(chan struct{})
 		var arrived atomic.Int32
 		be := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				return // the health checker's probes
+			}
 			arrived.Add(1)
 			<-release
 			_, _ = io.WriteString(w, "{}")

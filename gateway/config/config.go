@@ -259,7 +259,51 @@ type RouteConfig struct {
 	// route name or model) and compares the answers (gateway/shadow).
 	// Optional.
 	Shadow *shadow.Config `yaml:"shadow"`
+	// UpstreamModel is the model name the route's nodes serve. When set,
+	// the "model" of an OpenAI request body is rewritten to it on the way
+	// to the node, so match.models may list aliases (as Envoy AI
+	// Gateway's modelNameOverride or LiteLLM's model_list). The answer is
+	// passed on as the engine wrote it. KServe paths and gRPC calls are
+	// not rewritten.
+	UpstreamModel string `yaml:"upstream_model"`
+	// Fallback sends a request this route cannot serve to another route
+	// (one hop: the target's own fallback is not followed). Optional.
+	Fallback *FallbackConfig `yaml:"fallback"`
+	// StreamUsage is what happens to a streamed OpenAI request without
+	// stream_options.include_usage: "inject" (default) asks the engine
+	// for the usage event, counts its tokens and removes that event from
+	// the client's stream; "pass" sends the request as it is (its tokens
+	// then go uncounted).
+	StreamUsage string `yaml:"stream_usage"`
+	// StreamKeepAlive, when set, sends the client an SSE comment
+	// (": keep-alive") after this long without a byte of a streamed
+	// OpenAI answer, between events, so that proxies and load balancers on
+	// the way do not close a connection while a reasoning model thinks.
+	// Off by default; at least 1 s.
+	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
 }
+
+// FallbackConfig is where a route's failed or refused requests go.
+type FallbackConfig struct {
+	// Target is a route name or model, not the route itself.
+	Target string `yaml:"target"`
+	// On lists what sends a request to the target: "5xx" (the nodes
+	// answered 500..599 or failed before answering), "429" (the nodes
+	// refused it with 429), "saturated" (every node was at
+	// limits.max_per_node and the route's queue turned it away: with
+	// queue.timeout the wait before that). Default all three. Only
+	// requests whose body the gateway holds (not streamed request
+	// bodies, not gRPC) fall back, and only before any answer byte
+	// reached the client.
+	On []string `yaml:"on"`
+}
+
+// Fallback triggers (FallbackConfig.On).
+const (
+	Fallback5xx       = "5xx"
+	Fallback429       = "429"
+	FallbackSaturated = "saturated"
+)
 
 // MatchConfig is a conjunction: every condition set must hold.
 //
@@ -680,6 +724,12 @@ func (c *Config) ApplyDefaults() {
 		if r.Stream == "" {
 			r.Stream = "auto"
 		}
+		if r.StreamUsage == "" {
+			r.StreamUsage = "inject"
+		}
+		if f := r.Fallback; f != nil && len(f.On) == 0 {
+			f.On = []string{Fallback5xx, Fallback429, FallbackSaturated}
+		}
 		if r.HashHeader == "" {
 			r.HashHeader = "X-Session-Id"
 		}
@@ -881,6 +931,29 @@ func (c *Config) Validate() error {
 		default:
 			return cfgErr("%s.stream %q: want auto, always or never", at, r.Stream)
 		}
+		switch r.StreamUsage {
+		case "inject", "pass":
+		default:
+			return cfgErr("%s.stream_usage %q: want inject or pass", at, r.StreamUsage)
+		}
+		if r.StreamKeepAlive != 0 && r.StreamKeepAlive < time.Second {
+			return cfgErr("%s.stream_keepalive %v: at least 1s (or unset: off)", at, r.StreamKeepAlive)
+		}
+		if strings.ContainsAny(r.UpstreamModel, "\"\\") || strings.ContainsFunc(r.UpstreamModel, func(c rune) bool { return c < 0x20 }) {
+			return cfgErr("%s.upstream_model %q: no quotes, backslashes or control characters", at, r.UpstreamModel)
+		}
+		if f := r.Fallback; f != nil {
+			if f.Target == "" {
+				return cfgErr("%s.fallback.target: required (a route name or model)", at)
+			}
+			for j, on := range f.On {
+				switch on {
+				case Fallback5xx, Fallback429, FallbackSaturated:
+				default:
+					return cfgErr("%s.fallback.on[%d] %q: want 5xx, 429 or saturated", at, j, on)
+				}
+			}
+		}
 		if r.Split != nil {
 			if err := r.Split.Validate(); err != nil {
 				return cfgErr("%s.split: %v", at, err)
@@ -910,6 +983,14 @@ func (c *Config) Validate() error {
 		if r.Shadow != nil {
 			if err := r.Shadow.ValidateTargets(known); err != nil {
 				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, err)
+			}
+		}
+		if f := r.Fallback; f != nil {
+			if !known(f.Target) {
+				return cfgErr("routes[%d].fallback.target %q: no route or model of that name", i, f.Target)
+			}
+			if f.Target == r.Name || slices.Contains(r.Match.Models, f.Target) {
+				return cfgErr("routes[%d].fallback.target %q: the route itself", i, f.Target)
 			}
 		}
 	}

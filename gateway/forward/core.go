@@ -13,8 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/flow"
+	"github.com/switchyard-dev/switchyard/gateway/openai"
 	"github.com/switchyard-dev/switchyard/gateway/prefix"
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
@@ -43,12 +46,13 @@ type Core struct {
 	reg      registry  // every Exchange made, for the watchdog
 
 	// Atomic.
-	set      atomic.Pointer[route.Set]
-	tenants  atomic.Pointer[tenant.Store] // API keys; nil: keys off
-	inflight atomic.Int64
-	buffered atomic.Int64 // request body bytes held in memory (Limits.MaxBufferedBytes)
-	reqSeq   atomic.Uint64
-	draining atomic.Bool
+	set        atomic.Pointer[route.Set]
+	tenants    atomic.Pointer[tenant.Store] // API keys; nil: keys off
+	inflight   atomic.Int64
+	buffered   atomic.Int64 // request body bytes held in memory (Limits.MaxBufferedBytes)
+	reqSeq     atomic.Uint64
+	draining   atomic.Bool
+	keepAlives atomic.Uint64 // SSE keep-alive comments sent
 }
 
 // New returns a core answering from no routes until SetRoutes. tracing
@@ -85,6 +89,9 @@ func (c *Core) InFlight() int64 { return c.inflight.Load() }
 
 // Buffered is the request body bytes the gateway holds now.
 func (c *Core) Buffered() int64 { return c.buffered.Load() }
+
+// KeepAlivesSent is the SSE keep-alive comments sent to clients.
+func (c *Core) KeepAlivesSent() uint64 { return c.keepAlives.Load() }
 
 // Drain marks the gateway as shutting down (readiness fails; answers ask
 // HTTP/1.1 clients to close their connection).
@@ -186,22 +193,82 @@ func (c *Core) Forward(x *Exchange) {
 		}
 		x.holds = true
 	}
-	rt = x.extras(rt)
+	// 5. Split and shadow; the OpenAI body as the serving route's nodes
+	// want it.
+	served := x.extras(rt)
+	x.endpoint = openai.EndpointOf(r.Path)
+	x.ms = seriesOf(served, x.model, served != rt)
+	x.rewriteBody(served)
+	rt = served
 	x.route = rt
 	x.stream = stream
 	x.forwarding()
-	// Flow control: a slot of the route, or a wait in its fair queue.
-	if err := x.enterQueue(rt); err != nil {
-		x.fail(err)
-		return
+	// 6. Flow control (a slot of the route, or a wait in its fair queue),
+	// then the exchange with retries; what the route cannot serve may go
+	// to its fallback, once.
+	err = x.enterQueue(rt)
+	if err == nil {
+		x.prepareAffinity(rt)
+		err = c.send(x, rt)
 	}
-	x.prepareAffinity(rt)
-	if err := c.send(x, rt); err != nil {
+	if fb := x.fallbackFor(rt, err); fb != nil {
+		err = c.serveFallback(x, fb)
+	}
+	if err != nil {
 		if x.w.gone.Load() {
 			err = errors.Join(ErrClientCancelled, err) // the watchdog aborted it
 		}
 		x.fail(err)
 	}
+}
+
+// fallbackFor returns rt's fallback route when the outcome of serving the
+// request on rt (err, or the node's status) is one it takes: a 5xx or a
+// failure, a 429, a saturated route. Only requests whose whole body the
+// gateway holds fall back, and only while nothing was written to the
+// client (Forward has not returned).
+func (x *Exchange) fallbackFor(rt *route.Route, err error) *route.Route {
+	r := &x.Req
+	if !rt.HasFallback() || r.Proto == GRPC || r.BodyStream != nil || x.fellBack || clientGone(r.Ctx) || x.w.gone.Load() {
+		return nil
+	}
+	return fallbackOn(rt, err, x.status)
+}
+
+// fallbackOn is fallbackFor's choice for a route that has a fallback.
+func fallbackOn(rt *route.Route, err error, status int) *route.Route {
+	var ue *UpstreamError
+	switch {
+	case err == nil && status == fasthttp.StatusTooManyRequests:
+		return rt.Fallback(route.Fallback429)
+	case err == nil && status >= 500:
+		return rt.Fallback(route.Fallback5xx)
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrRouteSaturated) || errors.Is(err, ErrQueued):
+		return rt.Fallback(route.FallbackSaturated)
+	case errors.As(err, &ue) && ue.Status == fasthttp.StatusTooManyRequests:
+		return rt.Fallback(route.Fallback429)
+	case errors.Is(err, ErrClientCancelled):
+		return nil
+	}
+	return rt.Fallback(route.Fallback5xx) // failures, no node: what a 5xx answer would have been
+}
+
+// serveFallback drops what rt answered and serves the request on fb: its
+// queue, its nodes, its upstream model.
+func (c *Core) serveFallback(x *Exchange, fb *route.Route) error {
+	x.dropAnswer()
+	x.releaseQueue()
+	x.fellBack = true
+	x.route = fb
+	x.ms = seriesOf(fb, x.model, true)
+	x.rewriteBody(fb)
+	if err := x.enterQueue(fb); err != nil {
+		return err
+	}
+	x.prepareAffinity(fb)
+	return c.send(x, fb)
 }
 
 // ensureID keeps the client's X-Request-Id or generates one; an HTTP/1.1

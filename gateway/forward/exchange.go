@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/flow"
+	"github.com/switchyard-dev/switchyard/gateway/openai"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
@@ -47,7 +48,7 @@ type Exchange struct {
 	uriBuf      []byte // the normalised request target for the node
 	pathChanged bool
 
-	model  []byte      // the model the request names (aliases the body or scratch)
+	model  []byte      // the model the request names (aliases the body, scratch or modelBuf)
 	queue  *flow.Queue // the route queue whose slot the request holds
 	class  flow.Class
 	affReq balancer.AffinityRequest
@@ -87,6 +88,25 @@ type Exchange struct {
 
 	w        watch // the watchdog's view
 	reserved int64 // body bytes held against Limits.MaxBufferedBytes
+
+	// The OpenAI side (openai.go).
+	jsonBody  bool             // the body is a JSON object the scanner read
+	wantsSSE  bool             // its "stream" is true
+	endpoint  openai.Endpoint  // chat, completions, embeddings or other
+	usageMode openai.UsageMode // what happens to a stream's usage event
+	sse       openai.Reader    // the relay of an OpenAI event stream
+	sseOn     bool             // x.body is &x.sse
+	usage     openai.Usage     // the answer's usage, when found
+	finish    openai.FinishReasons
+	ms        *telemetry.ModelStats // the request's route and model series
+	times     telemetry.TokenTimes
+	modelBuf  []byte    // the model, copied before the body is replaced
+	bodyBufs  [2][]byte // rewritten bodies (a fallback rewrites again)
+	bodyIdx   int
+	retries   int           // attempts on other nodes
+	firstByte time.Duration // from sending to the node's answer head
+	fellBack  bool          // served by the route's fallback
+	ka        *keepAlive    // the stream's keep-alive pump; nil when off
 
 	// Companions.
 	split   *split.Splitter
@@ -212,6 +232,7 @@ func (x *Exchange) match() (*route.Route, bool, error) {
 			return nil, false, err
 		}
 		model, hasModel = f.Model, f.HasModel
+		x.jsonBody, x.wantsSSE = true, f.Stream
 	}
 	if hasModel {
 		x.model = model
@@ -365,12 +386,26 @@ func (x *Exchange) Finish(clientErr error) {
 	case clientErr != nil || x.cancelled:
 		status = telemetry.StatusClientClosed
 	}
-	d := time.Since(x.start)
-	stats := x.core.unrouted
-	if x.route != nil {
-		stats = x.route.Stats()
+	if x.ka != nil {
+		x.stopKeepAlive()
 	}
-	stats.Observe(status, d)
+	now := time.Now()
+	d := now.Sub(x.start)
+	ms := x.ms
+	if ms == nil && x.route != nil {
+		ms = x.route.Models().Lookup(x.model)
+	}
+	if ms != nil {
+		ms.Observe(status, d)
+	} else {
+		x.core.unrouted.Observe(status, d)
+	}
+	x.settleTokens(ms, now)
+	if x.node != nil {
+		if ns := x.node.Stats(); ns != nil {
+			ns.Observe(status)
+		}
+	}
 	failed := x.failed || x.err != nil
 	if x.split != nil {
 		x.split.Record(x.variant, split.Result{Status: status, Err: failed, Latency: d})
@@ -378,10 +413,10 @@ func (x *Exchange) Finish(clientErr error) {
 	if x.shadow != nil {
 		x.finishShadow(status, d)
 	}
+	x.traceGenAI(ms)
 	telemetry.End(x.span, status)
 	if x.set.Config().Telemetry.AccessLog {
-		x.core.log.Info("gateway: request", "method", string(x.Req.Method), "path", string(x.Req.Path), "status", status,
-			"duration", d, "request_id", string(x.id), "streamed", x.stream, "err", x.err)
+		x.accessLog(ms, status, d)
 	}
 	if x.ep != nil {
 		settle(x.ep, status)
@@ -492,6 +527,57 @@ func (x *Exchange) reset() {
 	x.needDone, x.sawDone, x.done = false, false, doneScanner{}
 	x.split, x.variant, x.shadow, x.span = nil, 0, nil, nil
 	x.model, x.tenant, x.holds, x.retryAfterBuf = nil, nil, false, x.retryAfterBuf[:0]
+	if x.sseOn {
+		x.sse.Reset(nil, openai.StreamOptions{}, nil) // drop the node's body
+	}
+	x.jsonBody, x.wantsSSE, x.sseOn, x.fellBack = false, false, false, false
+	x.endpoint, x.usageMode = openai.EndpointOther, openai.UsageNone
+	x.usage, x.finish = openai.Usage{}, openai.FinishReasons{}
+	x.ms, x.times, x.ka = nil, telemetry.TokenTimes{}, nil
+	x.retries, x.firstByte = 0, 0
+	for i := range x.bodyBufs {
+		if cap(x.bodyBufs[i]) > maxKeptBody {
+			x.bodyBufs[i] = nil // a rare large body is not kept in the pool
+		}
+	}
+}
+
+// maxKeptBody bounds a rewritten-body buffer kept in the pool.
+const maxKeptBody = 64 << 10
+
+// accessLog writes the request's access log line.
+func (x *Exchange) accessLog(ms *telemetry.ModelStats, status int, d time.Duration) {
+	var tenant, model, rt, node string
+	if x.tenant != nil {
+		tenant = x.tenant.Name()
+	}
+	if ms != nil {
+		model = ms.Model()
+	}
+	if x.route != nil {
+		rt = x.route.Name()
+	}
+	if x.node != nil {
+		node = x.node.ID()
+	}
+	attrs := []any{
+		"method", string(x.Req.Method), "path", string(x.Req.Path), "status", status, "duration", d,
+		"request_id", string(x.id), "tenant", tenant, "model", model, "route", rt, "node", node,
+		"upstream_time", x.firstByte, "streamed", x.stream, "retries", x.retries,
+	}
+	if x.fellBack {
+		attrs = append(attrs, "fallback", true)
+	}
+	if t := x.ttft(); t > 0 {
+		attrs = append(attrs, "ttft", t)
+	}
+	if u := &x.usage; u.Found {
+		attrs = append(attrs, "input_tokens", u.PromptTokens, "output_tokens", u.CompletionTokens)
+	}
+	if x.err != nil {
+		attrs = append(attrs, "err", x.err)
+	}
+	x.core.log.Info("gateway: request", attrs...)
 }
 
 // maxPoints bounds a request's prefix points (gateway/prefix thins them).
@@ -500,14 +586,34 @@ const maxPoints = 48
 // releaseTenant gives back the tenant's concurrency slot and the route
 // queue's.
 func (x *Exchange) releaseTenant() {
-	if x.queue != nil {
-		x.queue.Leave(x.class)
-		x.queue = nil
-	}
+	x.releaseQueue()
 	if x.holds {
 		x.tenant.Release()
 		x.holds = false
 	}
+}
+
+// releaseQueue gives back the route queue's slot.
+func (x *Exchange) releaseQueue() {
+	if x.queue != nil {
+		x.queue.Leave(x.class)
+		x.queue = nil
+	}
+}
+
+// dropAnswer gives up the node's answer before a fallback: the endpoint
+// is released, a streamed body dropped with its connection.
+func (x *Exchange) dropAnswer() {
+	if x.ep != nil {
+		settle(x.ep, x.status)
+		x.ep, x.node = nil, nil
+	}
+	if x.ka != nil {
+		x.stopKeepAlive()
+	}
+	x.discardAttempt()
+	x.body, x.needDone, x.sawDone, x.done, x.sseOn = nil, false, false, doneScanner{}, false
+	x.usage, x.finish, x.status = openai.Usage{}, openai.FinishReasons{}, 0
 }
 
 // settle ends a request on its endpoint: a node that answered below 400

@@ -141,6 +141,14 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	}
 	if err == nil {
 		x.hresp = resp
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+			// An answer: the call goes on, and so does the client's
+			// stream (a client may still be sending, or its end of
+			// stream not yet read). Abandoning the body here would cut it.
+			return resp.StatusCode, false, nil
+		}
+		// A refusal ends the call: a retry may replay it only if no byte
+		// beyond the first message was read.
 		return resp.StatusCode, !body.abandon(), nil
 	}
 	touched := body.abandon()

@@ -93,6 +93,7 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 			status, replayable, err = x.attemptHTTP(n)
 		}
 		n.ObserveFirstByte(sent, status, err)
+		x.firstByte = time.Since(sent)
 		more := len(avoid) < maxAvoid && retries < rt.Attempts()
 		if err == nil {
 			// A node that refuses with a Retry-After (a 503 while it
@@ -129,6 +130,7 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 			lastErr = ue
 		}
 		retries++
+		x.retries++
 		rt.Stats().Retry()
 		avoid = append(avoid, ep)
 	}
@@ -193,6 +195,11 @@ func (x *Exchange) startBody(rt *route.Route) {
 		// "data: [DONE]": without it, a stream the node closed is cut.
 		x.needDone = bytes.HasPrefix(x.resp.Header.ContentType(), []byte("text/event-stream")) &&
 			(string(x.Req.Path) == "/v1/chat/completions" || string(x.Req.Path) == "/v1/completions")
+		if x.needDone && x.status == fasthttp.StatusOK {
+			x.startSSE()
+		}
+	case x.status == fasthttp.StatusOK:
+		x.readUsage(x.resp.Body())
 	}
 }
 

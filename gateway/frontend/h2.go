@@ -80,7 +80,15 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 			h[k] = vv
 		}
 		w.WriteHeader(resp.StatusCode)
-		clientErr = copyFlush(w, x)
+		if !knownUnary(req.URL.Path) {
+			// A streaming call's node may answer its headers and wait
+			// for the client's next message: the client must see them
+			// now, not with the first message.
+			clientErr = http.NewResponseController(w).Flush()
+		}
+		if clientErr == nil {
+			clientErr = copyFlush(w, x)
+		}
 		if !x.Failed() {
 			for k, vv := range resp.Trailer {
 				h[http.TrailerPrefix+k] = vv
@@ -193,6 +201,14 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 			return nil
 		}
 	}
+}
+
+// knownUnary reports gRPC methods known to be unary (one message each
+// way: the KServe v2 inference service but ModelStreamInfer), whose
+// headers may wait for the answer's message.
+func knownUnary(path string) bool {
+	m, ok := strings.CutPrefix(path, "/inference.GRPCInferenceService/")
+	return ok && m != "ModelStreamInfer"
 }
 
 // hopResponseHeader reports response headers that are not passed on

@@ -39,6 +39,9 @@ type Route struct {
 	cfg      config.RouteConfig
 	lim      *config.Limits
 	stats    *telemetry.RouteStats
+	modelIdx *telemetry.ModelIndex // the series of the route's models
+	primary  []byte                // the first of match.models; nil for none or "*"
+	upModel  string                // UpstreamModel
 	nodeCfg  upstream.Config
 	models   map[string]struct{}
 	headers  []headerMatch
@@ -52,6 +55,8 @@ type Route struct {
 	splitter *split.Splitter
 	variants []*Route // by split variant index
 	mirror   *shadow.Mirror
+	fallback *Route // Fallback's target; nil for none
+	fbOn     uint8  // fallbackOn bits
 	// retry budget in milli-tokens
 	retryDeposit int64
 	retryCap     int64
@@ -80,18 +85,24 @@ type Route struct {
 // New builds a route from its config (defaults applied and validated).
 // Static routes get their list at once; others wait for Offer. hm may be
 // nil (no health metrics).
-func New(rc config.RouteConfig, lim *config.Limits, stats *telemetry.RouteStats, hm *health.Metrics, log *slog.Logger) (*Route, error) {
+func New(rc config.RouteConfig, lim *config.Limits, metrics *telemetry.Metrics, hm *health.Metrics, log *slog.Logger) (*Route, error) {
 	bc, err := balancer.NamedConfig(rc.Policy)
 	if err != nil {
 		return nil, err
 	}
+	stats := metrics.Route(rc.Name)
 	r := &Route{cfg: rc, lim: lim, stats: stats, trigger: make(chan struct{}, 1), static: len(rc.Nodes) > 0}
+	r.modelIdx = stats.Models(rc.Match.Models)
+	if len(rc.Match.Models) > 0 && rc.Match.Models[0] != "*" {
+		r.primary = []byte(rc.Match.Models[0])
+	}
+	r.upModel = rc.UpstreamModel
 	r.hashed = bc.Policy == balancer.ConsistentHash
 	r.hashKey = []byte(textproto.CanonicalMIMEHeaderKey(rc.HashHeader))
 	r.nodeCfg = upstream.Config{
 		Route: rc.Name, Timeouts: rc.Timeouts, Breaker: rc.Breaker,
 		MaxConns: lim.MaxPerNode + 16, MaxResponseBytes: lim.MaxResponseBytes,
-		OnEject: stats.Ejection, Log: log,
+		OnEject: stats.Ejection, Log: log, Metrics: metrics,
 	}
 	r.reg = balancer.NewRegistry(func(id string, addr balancer.Address) any {
 		return upstream.New(id, addr, &r.nodeCfg)
@@ -152,6 +163,48 @@ func staticList(rc *config.RouteConfig) discovery.OnlineList {
 	}
 	return l
 }
+
+// Models are the series of the route's models (ModelIndex.Lookup with the
+// request's model).
+func (r *Route) Models() *telemetry.ModelIndex { return r.modelIdx }
+
+// PrimaryModel is the first model the route matches (nil for none or
+// "*"): the model a split variant or fallback target stands for.
+func (r *Route) PrimaryModel() []byte { return r.primary }
+
+// UpstreamModel is the model name the nodes serve ("" when the request's
+// own goes on).
+func (r *Route) UpstreamModel() string { return r.upModel }
+
+// InjectUsage reports whether streamed OpenAI requests ask their engine
+// for the usage event (stream_usage: inject).
+func (r *Route) InjectUsage() bool { return r.cfg.StreamUsage != "pass" }
+
+// StreamKeepAlive is the silence after which a streamed OpenAI answer
+// gets an SSE comment (0: never).
+func (r *Route) StreamKeepAlive() time.Duration { return r.cfg.StreamKeepAlive }
+
+// Fallback is the route that serves what this one cannot (nil: none), and
+// whether reason sends a request there.
+func (r *Route) Fallback(reason FallbackReason) *Route {
+	if r.fallback == nil || r.fbOn&(1<<reason) == 0 {
+		return nil
+	}
+	return r.fallback
+}
+
+// HasFallback reports whether the route has a fallback.
+func (r *Route) HasFallback() bool { return r.fallback != nil }
+
+// FallbackReason is why a request may go to the route's fallback.
+type FallbackReason uint8
+
+// Fallback reasons (config.FallbackConfig.On).
+const (
+	Fallback5xx FallbackReason = iota
+	Fallback429
+	FallbackSaturated
+)
 
 // Config is the route's config (not to be modified).
 func (r *Route) Config() *config.RouteConfig { return &r.cfg }

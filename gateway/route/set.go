@@ -60,7 +60,7 @@ func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 		r := old.reusable(cfg, &rc)
 		if r == nil {
 			var err error
-			if r, err = New(rc, &st.cfg.Limits, d.Metrics.Route(rc.Name), hm, d.Log); err != nil {
+			if r, err = New(rc, &st.cfg.Limits, d.Metrics, hm, d.Log); err != nil {
 				return nil, fmt.Errorf("gateway: route %q: %w", rc.Name, err)
 			}
 		}
@@ -123,7 +123,7 @@ func onlyModels(m *config.MatchConfig) bool {
 
 // reusable returns the route of st that can serve rc unchanged, or nil.
 func (st *Set) reusable(cfg *config.Config, rc *config.RouteConfig) *Route {
-	if st == nil || rc.Split != nil || rc.Shadow != nil || st.cfg.WeightPeriod != cfg.WeightPeriod {
+	if st == nil || rc.Split != nil || rc.Shadow != nil || rc.Fallback != nil || st.cfg.WeightPeriod != cfg.WeightPeriod {
 		return nil
 	}
 	r := st.byName[rc.Name]
@@ -133,7 +133,7 @@ func (st *Set) reusable(cfg *config.Config, rc *config.RouteConfig) *Route {
 	return r
 }
 
-// wireExtras builds the splitters and mirrors of st's routes (issue 6).
+// wireExtras builds the splitters, mirrors and fallbacks of st's routes.
 // Targets name a route (by name) or a model.
 func (st *Set) wireExtras(d Deps) error {
 	meter := d.Metrics.Meter()
@@ -149,6 +149,22 @@ func (st *Set) wireExtras(d Deps) error {
 				v := s.Variant(i)
 				if r.variants[i] = st.Target(v.Target); r.variants[i] == nil {
 					return fmt.Errorf("gateway: route %q: split variant %q: no route or model %q", r.cfg.Name, v.Name, v.Target)
+				}
+			}
+		}
+		if fc := r.cfg.Fallback; fc != nil {
+			if r.fallback = st.Target(fc.Target); r.fallback == nil || r.fallback == r {
+				return fmt.Errorf("gateway: route %q: fallback: no other route or model %q", r.cfg.Name, fc.Target)
+			}
+			r.fbOn = 0
+			for _, on := range fc.On {
+				switch on {
+				case config.Fallback5xx:
+					r.fbOn |= 1 << Fallback5xx
+				case config.Fallback429:
+					r.fbOn |= 1 << Fallback429
+				case config.FallbackSaturated:
+					r.fbOn |= 1 << FallbackSaturated
 				}
 			}
 		}

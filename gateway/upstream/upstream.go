@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/telemetry"
 )
 
 // Config is what every node of one route shares.
@@ -34,6 +35,9 @@ type Config struct {
 	OnEject func()
 	// Log receives breaker transitions.
 	Log *slog.Logger
+	// Metrics, when set, gives each node its per-node series
+	// (requests, time to first token), held until Close.
+	Metrics *telemetry.Metrics
 }
 
 // Node is one node of one route: its HTTP/1.1 connection pool, its HTTP/2
@@ -49,17 +53,22 @@ type Node struct {
 
 	h2once sync.Once
 	h2     atomic.Pointer[http.Transport]
+	stats  *telemetry.NodeStats // nil without Config.Metrics
 
 	// Atomic.
 	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
 	failing   atomic.Int32                      // failures reported since the last reported success
 	drainedAt atomic.Int64                      // unix nanos of the last draining 503
+	closed    atomic.Bool                       // Close ran: the series are given back
 	fb        firstByte                         // answers seen by the forwarding core (firstbyte.go)
 }
 
 // New returns the node id at addr. cfg is shared and must not change.
 func New(id string, addr balancer.Address, cfg *Config) *Node {
 	n := &Node{id: id, addr: addr, cfg: cfg}
+	if cfg.Metrics != nil {
+		n.stats = cfg.Metrics.Node(cfg.Route, id)
+	}
 	n.pool.init(n)
 	n.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        id,
@@ -75,6 +84,10 @@ func New(id string, addr balancer.Address, cfg *Config) *Node {
 
 // ID is the node's id.
 func (n *Node) ID() string { return n.id }
+
+// Stats are the node's series (nil without Config.Metrics). Recording
+// after Close is harmless: the series are no longer exported.
+func (n *Node) Stats() *telemetry.NodeStats { return n.stats }
 
 // Addr is the node's address.
 func (n *Node) Addr() balancer.Address { return n.addr }
@@ -218,6 +231,9 @@ func (n *Node) H2() *http.Transport {
 // requests still running on busy ones finish first, and their connections
 // are closed when they come back.
 func (n *Node) Close() {
+	if n.stats != nil && n.closed.CompareAndSwap(false, true) {
+		n.cfg.Metrics.ReleaseNode(n.stats)
+	}
 	n.pool.close()
 	if t := n.h2.Load(); t != nil {
 		t.CloseIdleConnections()
