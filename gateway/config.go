@@ -19,6 +19,16 @@ type (
 	Timeouts        = config.Timeouts
 	RetryConfig     = config.RetryConfig
 	BreakerConfig   = config.BreakerConfig
+	RayConfig       = config.RayConfig
+	UpstreamTLS     = config.UpstreamTLS
+)
+
+// Node sources of a route (RouteConfig.Source).
+const (
+	SourceStatic     = config.SourceStatic
+	SourceResource   = config.SourceResource
+	SourceKubernetes = config.SourceKubernetes
+	SourceRay        = config.SourceRay
 )
 
 // Config functions.

@@ -85,7 +85,7 @@ func TestDiscoveryRoute(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(body, []byte(`"source": "discovery"`)) {
+	if !bytes.Contains(body, []byte(`"source": "resource"`)) {
 		t.Errorf("/admin/routes: %s", body)
 	}
 	resp, _ = c.Get("http://" + gw.admin + "/admin/nodes")

@@ -65,7 +65,7 @@ func TestGatewayQuickStart(t *testing.T) {
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--route", "llama=" + be.URL}, &out, &errb)
+		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--drain-delay", "0", "--route", "llama=" + be.URL}, &out, &errb)
 	}()
 	waitServing(t, "http://"+admin+"/healthz")
 	if code, body := postModel(t, addr, "llama"); code != 200 || body != `{"served":"yes"}` {
@@ -104,7 +104,7 @@ func TestGatewayConfigReload(t *testing.T) {
 	defer cancel()
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"gateway", "--config", path}, &out, &errb) }()
+	go func() { done <- run(ctx, []string{"gateway", "--drain-delay", "0", "--config", path}, &out, &errb) }()
 	waitServing(t, "http://"+addr+"/v1/models")
 	if code, _ := postModel(t, addr, "b"); code != 404 {
 		t.Fatalf("b before reload: %d", code)
