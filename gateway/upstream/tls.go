@@ -52,8 +52,10 @@ func NewTLS(c *config.UpstreamTLS, log *slog.Logger) (*tls.Config, error) {
 
 // nodeTLS derives a node's TLS configs from its route's: one offering
 // HTTP/1.1 by ALPN for the connection pool, one offering h2 for gRPC,
-// both verifying the node's host unless the route names a server, each
-// with its own session cache (resumed handshakes on reconnects).
+// both verifying the node's host unless the route names a server. There
+// is no session cache: connections are pooled and long-lived, and a full
+// handshake on every new one presents the client certificate in force (a
+// resumed session would carry the one it began with).
 func nodeTLS(route *tls.Config, hostport string) (h1, h2 *tls.Config) {
 	if route == nil {
 		return nil, nil
@@ -64,9 +66,7 @@ func nodeTLS(route *tls.Config, hostport string) (h1, h2 *tls.Config) {
 			h1.ServerName = host
 		}
 	}
-	h1.ClientSessionCache = tls.NewLRUClientSessionCache(16)
 	h2 = h1.Clone()
-	h2.ClientSessionCache = tls.NewLRUClientSessionCache(16)
 	h1.NextProtos = []string{"http/1.1"}
 	h2.NextProtos = []string{"h2"}
 	return h1, h2
