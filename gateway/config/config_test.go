@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -227,8 +228,19 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Routes) != 7 || c.Routes[2].Split == nil || c.Routes[2].Shadow == nil {
+	if len(c.Routes) != 10 || c.Routes[2].Split == nil || c.Routes[2].Shadow == nil {
 		t.Fatalf("%+v", c.Routes)
+	}
+	sources := map[string]string{}
+	for _, r := range c.Routes {
+		sources[r.Name] = r.Source
+	}
+	if sources["llama"] != SourceResource || sources["translate"] != SourceRay || sources["llama-on-k8s"] != SourceKubernetes ||
+		sources["secure"] != SourceStatic || c.Ray == nil || c.Kubernetes == nil {
+		t.Fatalf("sources %v", sources)
+	}
+	if s := c.Routes[slices.IndexFunc(c.Routes, func(r RouteConfig) bool { return r.Name == "secure" })]; s.TLS == nil || s.TLS.CertFile == "" {
+		t.Fatalf("secure route %+v", s)
 	}
 }
 
