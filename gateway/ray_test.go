@@ -196,9 +196,14 @@ func TestRayDashboardRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// summarize starts running: its route appears and serves; it stops:
-	// its route goes, and /llm is untouched.
+	// llm redeploys (DEPLOYING) and summarize starts running: summarize's
+	// route appears and serves, built from a view where llm redeploys,
+	// which keeps its route (same object) and keeps serving; summarize
+	// stops: its route goes.
 	before := llm()
+	if err := ray.SetAppStatus("llm", "DEPLOYING"); err != nil {
+		t.Fatal(err)
+	}
 	if err := ray.SetAppStatus("summarize", "RUNNING"); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +216,13 @@ func TestRayDashboardRouting(t *testing.T) {
 		t.Fatalf("/summarize: %d via %q", st, proxy)
 	}
 	if llm() != before {
-		t.Error("the new application's route rebuilt ray/llm")
+		t.Error("a redeploy, or the new application's route, rebuilt or removed ray/llm")
+	}
+	if st, proxy := rayAsk(t, c, gw, "/llm"); st != 200 || proxy != "w2" {
+		t.Fatalf("/llm while it redeploys: %d via %q", st, proxy)
+	}
+	if err := ray.SetAppStatus("llm", "RUNNING"); err != nil {
+		t.Fatal(err)
 	}
 	if err := ray.SetAppStatus("summarize", "DELETING"); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -287,7 +288,15 @@ func (g *Gateway) effective(cfg *Config, srcs sourceSet) (*Config, error) {
 	if fd == nil {
 		return cfg, nil
 	}
-	auto := cfg.RayRoutes(fd.ray.Applications())
+	routed := map[string]string{}
+	if st := g.core.Routes(); st != nil {
+		for _, r := range st.Routes() {
+			if rc := r.Config(); rc.Source == config.SourceRay && strings.HasPrefix(rc.Name, config.RayRoutePrefix) {
+				routed[rc.App] = rc.Match.RayPrefix
+			}
+		}
+	}
+	auto := cfg.RayRoutes(fd.ray.Applications(), routed)
 	if len(auto) == 0 {
 		return cfg, nil
 	}

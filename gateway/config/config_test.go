@@ -390,7 +390,7 @@ routes:
 		{Name: "deploying", RoutePrefix: "/d", HTTPRoute: true, Status: "DEPLOYING"},
 		{Name: "grpc-only", HTTPRoute: false, Status: "RUNNING"},
 	}
-	rs := c.RayRoutes(apps)
+	rs := c.RayRoutes(apps, nil)
 	var got []string
 	for _, r := range rs {
 		got = append(got, r.Name+"="+r.Match.RayPrefix)
@@ -401,6 +401,17 @@ routes:
 	if strings.Join(got, " ") != "ray/llm-long=/llm/v2 ray/llm=/llm ray/root=/" {
 		t.Fatalf("automatic routes %v", got)
 	}
+	// A routed application keeps its route while it redeploys, not when
+	// it is deleted or its prefix changes.
+	routed := map[string]string{"deploying": "/d", "llm": "/llm", "root": "/"}
+	later := []ray.Application{
+		{Name: "deploying", RoutePrefix: "/d", HTTPRoute: true, Status: "DEPLOYING"},
+		{Name: "llm", RoutePrefix: "/llm", HTTPRoute: true, Status: "DELETING"},
+		{Name: "root", RoutePrefix: "/new", HTTPRoute: true, Status: "UNHEALTHY"},
+	}
+	if rs := c.RayRoutes(later, routed); len(rs) != 1 || rs[0].Name != "ray/deploying" {
+		t.Fatalf("later routes %+v", rs)
+	}
 	all := *c
 	all.Routes = append(append([]RouteConfig{}, c.Routes...), rs...)
 	all.ApplyDefaults()
@@ -409,7 +420,7 @@ routes:
 	}
 	off := false
 	c.Ray.AutoRoutes = &off
-	if rs := c.RayRoutes(apps); len(rs) != 0 {
+	if rs := c.RayRoutes(apps, nil); len(rs) != 0 {
 		t.Fatalf("auto_routes false: %v", rs)
 	}
 }

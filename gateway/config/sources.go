@@ -33,7 +33,10 @@ type RayConfig struct {
 	// match.ray_prefix: its route_prefix, fed by the dashboard. The
 	// routes come and go with the applications (a change of the
 	// application set rebuilds the routing state as a reload would,
-	// carrying unchanged routes over). An application that an explicit
+	// carrying unchanged routes over). A routed application keeps its
+	// route while it redeploys or is unhealthy (DEPLOYING, UNHEALTHY,
+	// DEPLOY_FAILED: its RUNNING replicas still serve); it loses it when
+	// it is DELETING, NOT_STARTED, gone, or its prefix changes. An application that an explicit
 	// route reads (source: ray, app: APP), or whose prefix an explicit
 	// route matches, gets none. Automatic routes are tried after the
 	// explicit ones, longest prefix first (as Ray's proxy matches); a
@@ -57,9 +60,10 @@ const RayRoutePrefix = "ray/"
 
 // RayRoutes returns the automatic routes of apps (see
 // RayConfig.AutoRoutes), defaults not applied, in matching order:
-// longest route prefix first, then by name. It returns none without a
-// ray block or with auto_routes off.
-func (c *Config) RayRoutes(apps []ray.Application) []RouteConfig {
+// longest route prefix first, then by name. routed holds the
+// applications that have an automatic route now, by name, with its
+// prefix. It returns none without a ray block or with auto_routes off.
+func (c *Config) RayRoutes(apps []ray.Application, routed map[string]string) []RouteConfig {
 	if !c.Ray.autoRoutes() {
 		return nil
 	}
@@ -78,7 +82,7 @@ func (c *Config) RayRoutes(apps []ray.Application) []RouteConfig {
 	}
 	var out []RouteConfig
 	for _, a := range apps {
-		if !a.Routable() || !strings.HasPrefix(a.RoutePrefix, "/") || apped[a.Name] || prefixes[a.RoutePrefix] || names[RayRoutePrefix+a.Name] {
+		if !autoRoutable(a, routed) || !strings.HasPrefix(a.RoutePrefix, "/") || apped[a.Name] || prefixes[a.RoutePrefix] || names[RayRoutePrefix+a.Name] {
 			continue
 		}
 		var rc RouteConfig
@@ -98,6 +102,24 @@ func (c *Config) RayRoutes(apps []ray.Application) []RouteConfig {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// autoRoutable reports whether a gets (or keeps) an automatic route:
+// RUNNING with an HTTP prefix; or routed already with the same prefix and
+// redeploying, unhealthy or failed to deploy (its RUNNING replicas still
+// serve: a rolling upgrade must not take its route away).
+func autoRoutable(a ray.Application, routed map[string]string) bool {
+	if a.Routable() {
+		return true
+	}
+	if p, ok := routed[a.Name]; !ok || p != a.RoutePrefix || !a.HTTPRoute {
+		return false
+	}
+	switch a.Status {
+	case "DEPLOYING", "UNHEALTHY", "DEPLOY_FAILED":
+		return true
+	}
+	return false
 }
 
 // UpstreamTLS is how the gateway speaks TLS to a route's nodes (the
