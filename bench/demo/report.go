@@ -253,11 +253,11 @@ func (r *Report) WriteText(w io.Writer) {
 		if ray.Succeeded > 0 {
 			share = 100 * float64(ray.ByProxy[n]) / float64(ray.Succeeded)
 		}
-		noun := "replicas"
+		noun := "replicas,"
 		if ray.Replicas[n] == 1 {
-			noun = "replica "
+			noun = "replica,"
 		}
-		fmt.Fprintf(w, "  Ray node %-9s %d %s, its proxy answered %5.1f%% of them (%d)\n", n, ray.Replicas[n], noun, share, ray.ByProxy[n])
+		fmt.Fprintf(w, "  Ray node %-9s %d %-9s its proxy answered %5.1f%% of them (%d)\n", n, ray.Replicas[n], noun, share, ray.ByProxy[n])
 	}
 	fmt.Fprintf(w, "Client errors: %d", r.ClientErrors)
 	if r.LostInCrash > 0 {
