@@ -143,3 +143,61 @@ func equalIDs(got, want []string) bool {
 	slices.Sort(w)
 	return slices.Equal(got, w)
 }
+
+// TestKubernetesReloadWhileWatching: reloads while the source publishes
+// lists complete, and the route ends with the last list. (The source
+// delivers lists holding its own lock; the gateway never calls into a
+// source under the feed's lock, so the two cannot wait on each other.
+// The window of such a deadlock is narrow: this test guards the path, it
+// does not reliably catch a regression.)
+func TestKubernetesReloadWhileWatching(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := sim.Start(ctx, sim.Config{ID: "pod-a", Listen: "127.0.0.1:0", Model: "llm", Override: rayReplica.Override})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	kube := fake.NewClientset()
+	be := backend(t, "static", nil)
+	conf := func(i int) *Config {
+		c := testConfig(RouteConfig{Name: "llm", Match: MatchConfig{Models: []string{"llm"}}}, staticRoute("m"+strconv.Itoa(i), be.URL))
+		c.Kubernetes = &kubernetes.Config{Namespace: "ml", Apps: []kubernetes.AppConfig{{App: "llm", Service: "vllm", Port: "http"}}}
+		return c
+	}
+	g, err := New(conf(0), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithKubernetesClients(kube, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, g, cl)
+	eps := kube.DiscoveryV1().EndpointSlices("ml")
+	if _, err := eps.Create(ctx, endpointSlice("pod-a", a.Addr(), true, false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	churned := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 200 && err == nil; i++ {
+			_, err = eps.Update(ctx, endpointSlice("pod-a", a.Addr(), true, i%2 == 0), metav1.UpdateOptions{})
+		}
+		if err == nil {
+			_, err = eps.Update(ctx, endpointSlice("pod-a", a.Addr(), true, false), metav1.UpdateOptions{})
+		}
+		churned <- err
+	}()
+	for i := 1; i <= 50; i++ {
+		if err := g.Reload(conf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-churned; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the last list (pod-a ready) in the table", func() bool {
+		return equalIDs(eligible(g.core.Routes().Route("llm")), []string{"ml/pod-a"})
+	})
+}

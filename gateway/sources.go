@@ -35,7 +35,8 @@ import (
 // Lists flow one way: a source hands every new list of an app to its
 // OnUpdate, which is feed.offer: the routes reading (source, app) get it
 // through route.Route.Offer, never by asking. A route that is installed
-// gets the source's current list at once (feed.set). A source that loses
+// gets the last list its source delivered at once (feed.set); the gateway
+// never calls into a source for a list. A source that loses
 // its backend keeps its last lists and reports them stale (Stale): the
 // admin API shows it per route (/admin/routes "stale") and so does
 // switchyard_gateway_route_stale.
@@ -45,13 +46,13 @@ import (
 // in a goroutine of its own under Serve's context, stopped when a reload
 // replaces it and on shutdown; Serve waits for them before it returns).
 
-// nodeSource is a discovery source the gateway runs: it delivers lists
-// through the OnUpdate it was built with, keeps the last list of an app
-// (List) and says whether it may be out of date (Stale). Run runs until
+// nodeSource is a discovery source the gateway runs: it delivers every
+// new list of an app through the OnUpdate it was built with (which must
+// not block), and says whether an app's view may be out of date (Stale:
+// its backend is unreachable and it kept the last list). Run runs until
 // ctx ends.
 type nodeSource interface {
 	Run(ctx context.Context) error
-	List(app string) (discovery.OnlineList, bool)
 	Stale(app string) bool
 }
 
@@ -63,12 +64,17 @@ var (
 
 // feeder is one source of one configuration's kind.
 type feeder struct {
-	// Immutable.
+	// Immutable once built.
 	kind  string
 	block any // the config block it was built from: an equal block on reload keeps it
 	src   nodeSource
 	watch func(app string) // subscribes an app (the Resource client); nil otherwise
 	ray   *ray.Source      // the Ray source (kind ray), for its applications and status
+
+	// Guarded by feed.mu: the last list of every app the source
+	// delivered (empty lists dropped), handed to routes that subscribe
+	// later.
+	lists map[string]discovery.OnlineList
 
 	// Guarded by Gateway.mu.
 	stop context.CancelFunc // nil until started
@@ -80,35 +86,47 @@ type sourceSet map[string]*feeder
 // feedKey names the lists a route reads.
 type feedKey struct{ kind, app string }
 
-// feed routes the sources' lists to the routes that read them.
+// feed routes the sources' lists to the routes that read them. Its lock
+// is a leaf: nothing is called under it but Route.Offer (which takes no
+// lock), so a source may deliver while it holds its own locks.
 type feed struct {
 	mu   sync.Mutex
 	subs map[feedKey][]*route.Route // guarded by mu
+	srcs sourceSet                  // guarded by mu: the sources in force
 }
 
-// offer hands a source's new list of app to the routes reading it; it
-// never blocks (Route.Offer does not).
-func (f *feed) offer(kind, app string, l discovery.OnlineList) {
+// offer records a list fd delivered and hands it to the routes reading
+// it, unless fd was replaced (a retired source's last poll); it never
+// blocks.
+func (f *feed) offer(fd *feeder, app string, l discovery.OnlineList) {
 	f.mu.Lock()
-	for _, r := range f.subs[feedKey{kind, app}] {
+	defer f.mu.Unlock()
+	if len(l.Nodes) == 0 {
+		delete(fd.lists, app)
+	} else {
+		fd.lists[app] = l
+	}
+	if f.srcs[fd.kind] != fd {
+		return
+	}
+	for _, r := range f.subs[feedKey{fd.kind, app}] {
 		r.Offer(l)
 	}
-	f.mu.Unlock()
 }
 
-// set makes subs the subscriptions and gives every route its source's
-// current list. Under mu, so that a list offered meanwhile is never
-// overwritten by an older one.
+// set makes subs the subscriptions and srcs the sources, and gives every
+// route the last list its source delivered. Under mu, so that a list
+// delivered meanwhile is never overwritten by an older one.
 func (f *feed) set(subs map[feedKey][]*route.Route, srcs sourceSet) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.subs = subs
+	f.subs, f.srcs = subs, srcs
 	for k, rs := range subs {
 		fd := srcs[k.kind]
 		if fd == nil {
 			continue
 		}
-		if l, ok := fd.src.List(k.app); ok {
+		if l, ok := fd.lists[k.app]; ok {
 			for _, r := range rs {
 				r.Offer(l)
 			}
@@ -142,43 +160,42 @@ func (g *Gateway) buildSources(cfg *Config) (srcs sourceSet, fresh []*feeder, _ 
 		discard(fresh)
 		return nil, nil, err
 	}
-	add := func(kind string, block any, build func() (*feeder, error)) error {
+	add := func(kind string, block any, build func(fd *feeder) error) error {
 		if fd := old[kind]; fd != nil && reflect.DeepEqual(fd.block, block) {
 			srcs[kind] = fd
 			return nil
 		}
-		fd, err := build()
-		if err != nil {
+		fd := &feeder{kind: kind, block: block, lists: map[string]discovery.OnlineList{}}
+		if err := build(fd); err != nil {
 			return err
 		}
-		fd.kind, fd.block = kind, block
 		srcs[kind] = fd
 		fresh = append(fresh, fd)
 		return nil
 	}
 	if need[config.SourceResource] {
-		if err := add(config.SourceResource, *cfg.Discovery, func() (*feeder, error) { return g.resourceSource(cfg.Discovery) }); err != nil {
+		if err := add(config.SourceResource, *cfg.Discovery, func(fd *feeder) error { return g.resourceSource(fd, cfg.Discovery) }); err != nil {
 			return fail(err)
 		}
 	}
 	if cfg.Ray != nil {
-		if err := add(config.SourceRay, cfg.Ray.Config, func() (*feeder, error) { return g.raySource(cfg.Ray.Config) }); err != nil {
+		if err := add(config.SourceRay, cfg.Ray.Config, func(fd *feeder) error { return g.raySource(fd, cfg.Ray.Config) }); err != nil {
 			return fail(err)
 		}
 	}
 	if need[config.SourceKubernetes] {
-		if err := add(config.SourceKubernetes, *cfg.Kubernetes, func() (*feeder, error) { return g.kubernetesSource(*cfg.Kubernetes) }); err != nil {
+		if err := add(config.SourceKubernetes, *cfg.Kubernetes, func(fd *feeder) error { return g.kubernetesSource(fd, *cfg.Kubernetes) }); err != nil {
 			return fail(err)
 		}
 	}
 	return srcs, fresh, nil
 }
 
-// resourceSource builds the Resource tier client of dc.
-func (g *Gateway) resourceSource(dc *DiscoveryConfig) (*feeder, error) {
+// resourceSource builds fd's Resource tier client from dc.
+func (g *Gateway) resourceSource(fd *feeder, dc *DiscoveryConfig) error {
 	tok, err := dc.ReadToken()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cc := discovery.ClientConfig{
 		Servers:    dc.Servers,
@@ -187,7 +204,7 @@ func (g *Gateway) resourceSource(dc *DiscoveryConfig) (*feeder, error) {
 		CertFile:   dc.CertFile,
 		KeyFile:    dc.KeyFile,
 		ServerName: dc.ServerName,
-		OnUpdate:   func(app string, l discovery.OnlineList) { g.feed.offer(config.SourceResource, app, l) },
+		OnUpdate:   func(app string, l discovery.OnlineList) { g.feed.offer(fd, app, l) },
 		Logger:     g.log,
 		Meter:      g.metrics.Meter(),
 	}
@@ -196,39 +213,42 @@ func (g *Gateway) resourceSource(dc *DiscoveryConfig) (*feeder, error) {
 	}
 	c, err := discovery.NewClient(cc)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: discovery: %w", err)
+		return fmt.Errorf("gateway: discovery: %w", err)
 	}
-	return &feeder{src: c, watch: c.Watch}, nil
+	fd.src, fd.watch = c, c.Watch
+	return nil
 }
 
-// raySource builds the Ray dashboard source of rc.
-func (g *Gateway) raySource(rc ray.Config) (*feeder, error) {
+// raySource builds fd's Ray dashboard source from rc.
+func (g *Gateway) raySource(fd *feeder, rc ray.Config) error {
 	rc.Logger = g.log
-	rc.OnUpdate = func(app string, l discovery.OnlineList) { g.feed.offer(config.SourceRay, app, l) }
+	rc.OnUpdate = func(app string, l discovery.OnlineList) { g.feed.offer(fd, app, l) }
 	rc.OnApps = func([]ray.Application) { g.appsChanged() }
 	s, err := ray.New(rc)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err)
 	}
-	return &feeder{src: s, ray: s}, nil
+	fd.src, fd.ray = s, s
+	return nil
 }
 
-// kubernetesSource builds the Kubernetes source of kc.
-func (g *Gateway) kubernetesSource(kc kubernetes.Config) (*feeder, error) {
+// kubernetesSource builds fd's Kubernetes source from kc.
+func (g *Gateway) kubernetesSource(fd *feeder, kc kubernetes.Config) error {
 	kc.Apps = slices.Clone(kc.Apps) // New fills defaults in: keep the config's intact
 	for i := range kc.Apps {
 		kc.Apps[i].Namespaces = slices.Clone(kc.Apps[i].Namespaces)
 	}
 	kc.Logger = g.log
-	kc.OnUpdate = func(app string, l discovery.OnlineList) { g.feed.offer(config.SourceKubernetes, app, l) }
+	kc.OnUpdate = func(app string, l discovery.OnlineList) { g.feed.offer(fd, app, l) }
 	if g.kubeClient != nil {
 		kc.Client, kc.Dynamic = g.kubeClient, g.kubeDynamic
 	}
 	s, err := kubernetes.New(kc)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err)
 	}
-	return &feeder{src: s}, nil
+	fd.src = s
+	return nil
 }
 
 // discard drops feeders that never ran. The Resource client registered
