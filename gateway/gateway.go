@@ -166,6 +166,7 @@ func (g *Gateway) applyLocked(cfg *Config, force bool) error {
 	}
 	old := g.core.Routes()
 	if !force && old != nil && reflect.DeepEqual(old.Config().Routes, eff.Routes) {
+		discard(fresh) // none: the same configuration keeps its sources
 		return nil
 	}
 	st, err := route.NewSet(eff, old, g.deps())
