@@ -20,6 +20,16 @@ type (
 	RetryConfig     = config.RetryConfig
 	BreakerConfig   = config.BreakerConfig
 	FallbackConfig  = config.FallbackConfig
+	RayConfig       = config.RayConfig
+	UpstreamTLS     = config.UpstreamTLS
+)
+
+// Node sources of a route (RouteConfig.Source).
+const (
+	SourceStatic     = config.SourceStatic
+	SourceResource   = config.SourceResource
+	SourceKubernetes = config.SourceKubernetes
+	SourceRay        = config.SourceRay
 )
 
 // Config functions.

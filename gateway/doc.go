@@ -17,7 +17,9 @@
 //	health/     active health checks and outlier detection per route: a
 //	            hung or failing node leaves the route within seconds
 //	upstream/   one node of one route: its HTTP/1.1 pool (abortable
-//	            exchanges), its h2c transport for gRPC, its circuit breaker
+//	            exchanges), its HTTP/2 transport for gRPC, its circuit
+//	            breaker; TLS to nodes (a route's tls block), and the
+//	            certificate files re-read when they change
 //	split/ shadow/ reqkey/   A/B splits, traffic mirroring, sticky keys
 //	admin/      the admin port: health, readiness, metrics, admin API and
 //	            page, pprof
@@ -25,11 +27,26 @@
 //	config/     the YAML schema, defaults and validation
 //	deadline/   connections with lazy socket deadlines
 //
-// Node lists flow one way: a discovery source (the Resource tier client,
-// or a route's static nodes) hands each new list to the routes of its app
-// (route.Route.Offer); a route's owner goroutine rebuilds its table from
-// it. TestLayering (cmd/switchyard) enforces that the packages import
-// each other only downwards in the order above.
+// Node lists flow one way: a discovery source hands each new list to the
+// routes of its app (route.Route.Offer); a route's owner goroutine
+// rebuilds its table from it. A route reads one source (its `source:`):
+// its static nodes, the Resource tier client (`discovery:`), a Ray
+// dashboard (`ray:`, discovery/ray: one route per RUNNING Serve
+// application by its route prefix, created and removed as applications
+// come and go), or the Kubernetes API (`kubernetes:`,
+// discovery/kubernetes). The root runs the sources under Serve
+// (sources.go) and shows each route's staleness in /admin/routes and
+// switchyard_gateway_route_stale. TestLayering (cmd/switchyard) enforces
+// that the packages import each other only downwards in the order above.
+//
+// # Lifecycle
+//
+// New builds the sources and routes; Serve runs them; Reload keeps what
+// did not change (routes, and sources whose block is the same). When
+// Serve's context ends (SIGTERM), /readyz fails at once and requests are
+// still served for Limits.DrainDelay; then the listener closes, in-flight
+// requests finish within Limits.ShutdownTimeout, and every route and
+// source goroutine stops before Serve returns.
 //
 // # Hot path
 //

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"k8s.io/client-go/dynamic"
+	kube "k8s.io/client-go/kubernetes"
 
-	"github.com/switchyard-dev/switchyard/discovery"
 	"github.com/switchyard-dev/switchyard/gateway/admin"
-	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 	"github.com/switchyard-dev/switchyard/gateway/frontend"
 	"github.com/switchyard-dev/switchyard/gateway/route"
@@ -28,24 +28,28 @@ import (
 // swap its configuration with Reload. Safe for concurrent use.
 type Gateway struct {
 	// Immutable after New.
-	log     *slog.Logger
-	tp      trace.TracerProvider // WithTracerProvider
-	metrics *telemetry.Metrics
-	tracing *telemetry.Tracing
-	core    *forward.Core
-	front   *frontend.Server
-	closed  sync.Once
+	log         *slog.Logger
+	tp          trace.TracerProvider // WithTracerProvider
+	kubeClient  kube.Interface       // WithKubernetesClients
+	kubeDynamic dynamic.Interface
+	metrics     *telemetry.Metrics
+	tracing     *telemetry.Tracing
+	core        *forward.Core
+	front       *frontend.Server
+	closed      sync.Once
+	apps        chan struct{} // buffer 1: the Ray applications changed (followApps)
+	endDrain    chan struct{} // closed by tests to end the drain delay early
 
 	// Atomic.
-	subs  atomic.Pointer[map[string][]*route.Route] // routes fed by the Resource tier, by app
+	srcs  atomic.Pointer[sourceSet] // the node sources in force (sources.go)
 	guard atomic.Pointer[admin.Guard]
+	feed  feed
+	srcWG sync.WaitGroup // the sources' goroutines; Serve waits for them
 
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex // guards the fields below and the feeders' run state
 	runCtx   context.Context
-	disc     *discovery.Client
-	discCfg  *config.DiscoveryConfig
-	discStop context.CancelFunc
-	discRun  bool // the client's Run started
+	base     *Config // the configuration as given (without automatic routes)
+	closing  bool    // shutdown began: no more routing changes
 	keys     *tenant.Store
 	keysCfg  tenant.Config
 	keysStop context.CancelFunc // stops keys' Run; nil until it runs
@@ -65,14 +69,14 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(g *Gateway) { g.tp = tp }
 }
 
-// New checks cfg (applying defaults first) and builds a gateway; it does
-// not listen. Serve starts it.
+// New checks cfg (applying defaults first) and builds a gateway and its
+// node sources; it does not listen or start a source. Serve starts them.
 func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{log: slog.Default()}
+	g := &Gateway{log: slog.Default(), apps: make(chan struct{}, 1), endDrain: make(chan struct{})}
 	for _, o := range opts {
 		o(g)
 	}
@@ -93,22 +97,93 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if err := route.RegisterGauges(g.metrics.Meter(), g.core.Routes); err != nil {
 		return nil, err
 	}
+	if err := g.registerSourceMetrics(); err != nil {
+		return nil, err
+	}
 	if g.front, err = frontend.New(g.core, cfg, g.log); err != nil {
 		return nil, err
 	}
-	st, err := route.NewSet(cfg, nil, g.deps())
+	guard, err := newGuard(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.setGuard(cfg); err != nil {
+	keys, err := g.openKeys(cfg)
+	if err != nil {
 		return nil, err
 	}
-	if err := g.setKeys(cfg); err != nil {
+	g.mu.Lock()
+	err = g.applyLocked(cfg, true)
+	if err == nil {
+		g.useKeysLocked(cfg, keys)
+	}
+	g.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	g.install(st)
+	g.guard.Store(guard)
 	ok = true
 	return g, nil
+}
+
+// openKeys opens the API-key store cfg.Auth names, when it is not the
+// one running (nil then, and when keys are off).
+func (g *Gateway) openKeys(cfg *Config) (*tenant.Store, error) {
+	if cfg.Auth == nil {
+		return nil, nil
+	}
+	want := tenant.Config{Path: cfg.Auth.Path, Interval: cfg.Auth.Interval}
+	g.mu.Lock()
+	same := g.keys != nil && g.keysCfg.Path == want.Path && g.keysCfg.Interval == want.Interval
+	g.mu.Unlock()
+	if same {
+		return nil, nil
+	}
+	want.Logger = g.log
+	return tenant.Open(want)
+}
+
+// useKeysLocked turns API keys on, off or to the store openKeys opened
+// as cfg.Auth says; an unchanged Auth keeps the running store (and its
+// tenants' state). Called with g.mu held.
+func (g *Gateway) useKeysLocked(cfg *Config, ks *tenant.Store) {
+	switch {
+	case cfg.Auth == nil:
+		g.core.SetTenants(nil)
+		g.stopKeysLocked()
+		g.keys = nil
+		return
+	case ks == nil: // the running store
+		return
+	}
+	g.stopKeysLocked()
+	g.keys, g.keysCfg = ks, tenant.Config{Path: cfg.Auth.Path, Interval: cfg.Auth.Interval}
+	g.core.SetTenants(ks)
+	if g.runCtx != nil {
+		g.runKeysLocked()
+	}
+}
+
+func (g *Gateway) stopKeysLocked() {
+	if g.keysStop != nil {
+		g.keysStop()
+		g.keysStop = nil
+	}
+}
+
+// runKeysLocked runs the key store's reloader under Serve (srcWG waits
+// for it).
+func (g *Gateway) runKeysLocked() {
+	if g.keys == nil || g.keysStop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(g.runCtx)
+	g.keysStop = cancel
+	ks := g.keys
+	g.srcWG.Add(1)
+	go func() {
+		defer g.srcWG.Done()
+		_ = ks.Run(ctx)
+	}()
 }
 
 func (g *Gateway) deps() route.Deps {
@@ -132,149 +207,104 @@ func (g *Gateway) Close() error {
 	return err
 }
 
-// setGuard reads the admin token and builds the admin port's guard.
-func (g *Gateway) setGuard(cfg *Config) error {
+// newGuard reads the admin token and builds the admin port's guard.
+func newGuard(cfg *Config) (*admin.Guard, error) {
 	tok, err := cfg.Admin.ReadToken()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	g.guard.Store(admin.NewGuard(&cfg.Admin, tok, cfg.Listen.Admin))
-	return nil
+	return admin.NewGuard(&cfg.Admin, tok, cfg.Listen.Admin), nil
 }
 
-// setKeys turns API keys on, off or to another file as cfg.Auth says; an
-// unchanged Auth keeps the running store (and its tenants' state). Called
-// with g.mu held (or before Serve).
-func (g *Gateway) setKeys(cfg *Config) error {
-	if cfg.Auth == nil {
-		g.core.SetTenants(nil)
-		g.stopKeysLocked()
-		g.keys = nil
-		return nil
+// applyLocked makes cfg (defaults applied, validated) the configuration:
+// its sources (running ones kept when their block did not change), its
+// routes plus the automatic Ray routes (unchanged routes carried over),
+// each route subscribed to its source and given the source's current
+// list. Routes and sources it replaces are stopped. When nothing but
+// the automatic routes could have changed (force false) and they did
+// not, it does nothing. Called with g.mu held.
+func (g *Gateway) applyLocked(cfg *Config, force bool) error {
+	if g.closing {
+		return errors.New("gateway: shutting down")
 	}
-	want := tenant.Config{Path: cfg.Auth.Path, Interval: cfg.Auth.Interval}
-	if g.keys != nil && g.keysCfg.Path == want.Path && g.keysCfg.Interval == want.Interval {
-		return nil
-	}
-	open := want
-	open.Logger = g.log
-	ks, err := tenant.Open(open)
+	srcs, fresh, err := g.buildSources(cfg)
 	if err != nil {
 		return err
 	}
-	g.stopKeysLocked()
-	g.keys, g.keysCfg = ks, want
-	g.core.SetTenants(ks)
-	if g.runCtx != nil {
-		g.runKeysLocked()
+	eff, err := g.effective(cfg, srcs)
+	if err != nil {
+		discard(fresh)
+		return err
 	}
+	old := g.core.Routes()
+	if !force && old != nil && reflect.DeepEqual(old.Config().Routes, eff.Routes) {
+		discard(fresh) // none: the same configuration keeps its sources
+		return nil
+	}
+	st, err := route.NewSet(eff, old, g.deps())
+	if err != nil {
+		discard(fresh)
+		return err
+	}
+	var oldSrcs sourceSet
+	if p := g.srcs.Load(); p != nil {
+		oldSrcs = *p
+	}
+	g.base = cfg
+	g.install(st, srcs)
+	retireSourcesLocked(oldSrcs, srcs)
+	if old == nil {
+		return nil
+	}
+	kept := make(map[*route.Route]bool, len(st.Routes()))
+	for _, r := range st.Routes() {
+		kept[r] = true
+	}
+	for _, r := range old.Routes() {
+		if !kept[r] {
+			r.Stop()
+			r.CloseIdle()
+		}
+	}
+	old.CloseExtras()
 	return nil
 }
 
-func (g *Gateway) stopKeysLocked() {
-	if g.keysStop != nil {
-		g.keysStop()
-		g.keysStop = nil
-	}
-}
-
-// runKeysLocked runs the key store's reloader under Serve.
-func (g *Gateway) runKeysLocked() {
-	if g.keys == nil || g.keysStop != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(g.runCtx)
-	g.keysStop = cancel
-	ks := g.keys
-	go func() { _ = ks.Run(ctx) }()
-}
-
-// install makes st the routing state: routes fed by the Resource tier
-// subscribe to their app and get its current list at once; later lists
-// arrive through the client's callback. Called with g.mu held (or before
-// Serve).
-func (g *Gateway) install(st *route.Set) {
-	subs := map[string][]*route.Route{}
+// install makes st the routing state and srcs its sources: routes that
+// read a source subscribe to their (source, app) and get its current
+// list at once; later lists arrive through the source's callback.
+// Called with g.mu held (or before Serve).
+func (g *Gateway) install(st *route.Set, srcs sourceSet) {
+	subs := map[feedKey][]*route.Route{}
 	for _, r := range st.Routes() {
 		if !r.Static() {
-			app := r.Config().App
-			subs[app] = append(subs[app], r)
+			k := feedKey{r.Config().Source, r.Config().App}
+			subs[k] = append(subs[k], r)
 		}
 	}
-	var disc *discovery.Client
-	if len(subs) > 0 {
-		disc = g.discoveryFor(st.Config().Discovery)
+	for k := range subs {
+		if fd := srcs[k.kind]; fd != nil && fd.watch != nil {
+			fd.watch(k.app)
+		}
 	}
-	g.subs.Store(&subs)
+	g.srcs.Store(&srcs)
+	g.feed.set(subs, srcs)
 	g.core.SetRoutes(st)
-	if disc == nil {
-		return
-	}
-	for app, rs := range subs {
-		disc.Watch(app)
-		if l, ok := disc.List(app); ok {
-			for _, r := range rs {
-				r.Offer(l)
-			}
-		}
-	}
 	if g.runCtx != nil {
 		g.startLocked(st)
 	}
 }
 
-// discoveryFor returns the Resource tier client for dc, reusing the
-// running one when dc did not change.
-func (g *Gateway) discoveryFor(dc *config.DiscoveryConfig) *discovery.Client {
-	if g.disc != nil && reflect.DeepEqual(g.discCfg, dc) {
-		return g.disc
-	}
-	tok, err := dc.ReadToken()
-	if err != nil {
-		g.log.Error("gateway: discovery token", "err", err)
-	}
-	c, err := discovery.NewClient(discovery.ClientConfig{
-		Servers:  dc.Servers,
-		Token:    tok,
-		OnUpdate: g.onDiscovery,
-		Logger:   g.log,
-	})
-	if err != nil {
-		g.log.Error("gateway: discovery client", "err", err)
-		return nil
-	}
-	if g.discStop != nil {
-		g.discStop()
-	}
-	g.disc, g.discCfg, g.discStop, g.discRun = c, dc, nil, false
-	return c
-}
-
-// onDiscovery hands a new list to the routes of its app; it never blocks.
-func (g *Gateway) onDiscovery(app string, list discovery.OnlineList) {
-	if subs := g.subs.Load(); subs != nil {
-		for _, r := range (*subs)[app] {
-			r.Offer(list)
-		}
-	}
-}
-
-// startLocked starts the route owners of st and the discovery client.
-// Called with g.mu held, once Serve runs.
+// startLocked starts the route owners of st and the sources that do not
+// run yet. Called with g.mu held, once Serve runs.
 func (g *Gateway) startLocked(st *route.Set) {
 	for _, r := range st.Routes() {
 		r.Start(g.runCtx, st.Config().WeightPeriod, g.log)
 	}
-	if g.disc != nil && !g.discRun {
-		dctx, dcancel := context.WithCancel(g.runCtx)
-		g.discStop, g.discRun = dcancel, true
-		disc := g.disc
-		go func() {
-			if err := disc.Run(dctx); err != nil && !errors.Is(err, context.Canceled) {
-				g.log.Error("gateway: discovery stopped", "err", err)
-			}
-		}()
+	if p := g.srcs.Load(); p != nil {
+		g.startSourcesLocked(*p)
 	}
+	g.runKeysLocked()
 }
 
 // Reload swaps in a new configuration without dropping connections. An
@@ -288,40 +318,31 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	old := g.core.Routes()
-	st, err := route.NewSet(cfg, old, g.deps())
+	guard, err := newGuard(cfg)
 	if err != nil {
 		return err
 	}
-	if err := g.setGuard(cfg); err != nil {
-		st.CloseExtras()
+	keys, err := g.openKeys(cfg)
+	if err != nil {
 		return err
 	}
-	if err := g.setKeys(cfg); err != nil {
-		st.CloseExtras()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.applyLocked(cfg, true); err != nil {
 		return err
 	}
-	g.install(st)
-	kept := make(map[*route.Route]bool, len(st.Routes()))
-	for _, r := range st.Routes() {
-		kept[r] = true
-	}
-	for _, r := range old.Routes() {
-		if !kept[r] {
-			r.Stop()
-			r.CloseIdle()
-		}
-	}
-	old.CloseExtras()
-	g.log.Info("gateway: config reloaded", "routes", len(cfg.Routes))
+	g.useKeysLocked(cfg, keys)
+	g.guard.Store(guard)
+	g.log.Info("gateway: config reloaded", "routes", len(g.core.Routes().Routes()))
 	return nil
 }
 
-// Serve serves clients on client and the admin API on admin (nil to skip)
-// until ctx ends, then stops accepting, finishes in-flight requests within
-// Limits.ShutdownTimeout and returns.
+// Serve serves clients on client and the admin API on admin (nil to
+// skip), and runs the node sources, until ctx ends. Then it drains:
+// /readyz fails at once while requests are still served for
+// Limits.DrainDelay (so that load balancers and endpoint controllers
+// stop sending new ones), then it stops accepting, finishes in-flight
+// requests within Limits.ShutdownTimeout, stops the sources and returns.
 func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error {
 	g.mu.Lock()
 	if g.runCtx != nil {
@@ -332,15 +353,18 @@ func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error
 	defer stopAll()
 	g.runCtx = runCtx
 	g.startLocked(g.core.Routes())
-	g.runKeysLocked()
 	g.mu.Unlock()
 
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		g.core.Run(runCtx) // the watchdog: cancellation and body timeouts
+	}()
+	go func() {
+		defer wg.Done()
+		g.followApps(runCtx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -370,30 +394,38 @@ func (g *Gateway) Serve(ctx context.Context, client, adminLn net.Listener) error
 	var err error
 	select {
 	case <-ctx.Done():
+		err = g.drain(errc)
 	case err = <-errc:
 	}
 	g.shutdown(client, adminSrv)
 	stopAll()
 	wg.Wait()
+	g.srcWG.Wait()
 	return err
 }
 
-// source names a route's node source for the admin API.
-func (g *Gateway) source(r *route.Route) (string, bool) {
-	if r.Static() {
-		return "static", false
+// drain fails readiness and keeps serving for the drain delay; a server
+// that fails meanwhile ends it (its error is returned).
+func (g *Gateway) drain(errc <-chan error) error {
+	g.core.Drain()
+	d := g.core.Routes().Config().Limits.DrainDelay
+	if d <= 0 {
+		return nil
 	}
-	g.mu.Lock()
-	c := g.disc
-	g.mu.Unlock()
-	if c == nil {
-		return "discovery", true
+	g.log.Info("gateway: draining: /readyz fails, still serving", "drain_delay", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-g.endDrain:
+	case err := <-errc:
+		return err
 	}
-	return "discovery", c.Stale(r.Config().App)
+	return nil
 }
 
 // shutdown stops accepting, lets in-flight requests finish (bounded),
-// then closes what is left.
+// then stops the routes and sources and closes what is left.
 func (g *Gateway) shutdown(client net.Listener, adminSrv *http.Server) {
 	g.core.Drain()
 	st := g.core.Routes()
@@ -417,13 +449,18 @@ func (g *Gateway) shutdown(client net.Listener, adminSrv *http.Server) {
 		acancel()
 	}
 	g.mu.Lock()
+	g.closing = true
 	st = g.core.Routes()
 	for _, r := range st.Routes() {
 		r.Stop()
 	}
 	st.CloseExtras()
-	if g.discStop != nil {
-		g.discStop()
+	if p := g.srcs.Load(); p != nil {
+		for _, fd := range *p {
+			if fd.stop != nil {
+				fd.stop()
+			}
+		}
 	}
 	g.mu.Unlock()
 	if err := g.Close(); err != nil {

@@ -88,6 +88,7 @@ func staticRoute(model string, backends ...string) RouteConfig {
 func testConfig(routes ...RouteConfig) *Config {
 	c := &Config{Routes: routes}
 	c.Limits.ShutdownTimeout = 5 * time.Second
+	c.Limits.DrainDelay = -1 // stop at once
 	c.Limits.ReadTimeout = 5 * time.Second
 	for i := range c.Routes {
 		c.Routes[i].Breaker.OpenFor = 200 * time.Millisecond

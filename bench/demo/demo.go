@@ -29,9 +29,13 @@ type Config struct {
 	// Load is the offered load as a share of the fleet's throughput.
 	// Default 0.5.
 	Load float64
-	// StreamShare is the share of requests that are streaming chat
-	// completions; the rest are KServe v2 infer calls. Default 0.5.
+	// StreamShare is the share of the fleet's requests that are streaming
+	// chat completions; the rest are KServe v2 infer calls. Default 0.5.
 	StreamShare float64
+	// RayShare is the share of all requests sent to the Ray Serve
+	// application (streaming chat completions under its route prefix),
+	// on top of the fleet's load. Default 0.1; at most 0.5.
+	RayShare float64
 	// Agent is the command that runs a node agent, e.g.
 	// {"/path/to/switchyard", "agent"}. Required.
 	Agent []string
@@ -62,6 +66,12 @@ func (c *Config) applyDefaults() error {
 	if !(c.StreamShare >= 0 && c.StreamShare <= 1) {
 		return fmt.Errorf("demo: stream share %v: must be in [0, 1]", c.StreamShare)
 	}
+	if c.RayShare == 0 {
+		c.RayShare = 0.1
+	}
+	if !(c.RayShare > 0 && c.RayShare <= 0.5) {
+		return fmt.Errorf("demo: ray share %v: must be in (0, 0.5]", c.RayShare)
+	}
 	if len(c.Agent) == 0 {
 		return errors.New("demo: Agent command is required")
 	}
@@ -76,6 +86,30 @@ func (c *Config) applyDefaults() error {
 
 // model is the one model the fleet serves, over OpenAI and KServe v2.
 const model = "demo-llm"
+
+// The Ray Serve application: a stand-in Ray cluster (engines/sim's Ray
+// mode) of two nodes whose dashboard feeds the gateway's Ray source; the
+// gateway routes it by its route prefix (an automatic route, rayRoute).
+const (
+	rayApp    = "ray-llm"
+	rayModel  = "ray-llm"
+	rayPrefix = "/ray-llm"
+	rayRoute  = "ray/" + rayApp
+)
+
+// raySpec is the stand-in Ray cluster: two nodes, the application's
+// replicas two on one and one on the other (the gateway weighs the nodes'
+// proxies by the replicas they host).
+func raySpec() sim.RayConfig {
+	replica := sim.Config{Model: rayModel, Profile: "h100", Override: sim.Profile{
+		Slots: 16, Prefill: prefill, PerToken: perToken, MaxTokens: maxTokens}}
+	return sim.RayConfig{
+		Nodes: []sim.RayNodeConfig{{ID: "ray-head"}, {ID: "ray-gpu"}},
+		Apps: []sim.RayAppConfig{{Name: rayApp, RoutePrefix: rayPrefix, NumGPUs: 1, AcceleratorType: "H100",
+			MaxOngoingRequests: 16, Replica: replica,
+			Replicas: []sim.RayPlacement{{Node: "ray-head"}, {Node: "ray-gpu", Count: 2}}}},
+	}
+}
 
 // fleetSpec is the embedded default fleet: two nodes of each class. Every
 // node gets SlotsPerCoefficient slots per unit of capacity, so slots (and
@@ -165,10 +199,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		logf("node %-7s %-5s capacity %.2f, %d slots, engine %s", n.id, n.profile.Name, n.capacity, n.profile.SlotCount(), n.engine.Addr())
 	}
 
-	// The gateway, fed by Resource.
+	// The Ray cluster.
+	ray, err := sim.StartRay(ctx, raySpec())
+	if err != nil {
+		return nil, fmt.Errorf("demo: start the Ray cluster: %w", err)
+	}
+	defer ray.Close()
+	logf("ray dashboard on %s: application %s at %s, replicas on ray-head (1) and ray-gpu (2)", ray.DashboardURL(), rayApp, rayPrefix)
+
+	// The gateway, fed by Resource and by the Ray dashboard.
 	gcfg := &gateway.Config{
 		Listen:    gateway.ListenConfig{Client: "127.0.0.1:0", Admin: "127.0.0.1:0"},
 		Discovery: &gateway.DiscoveryConfig{Servers: []string{resLn.Addr().String()}, Token: token},
+		Ray:       &gateway.RayConfig{},
 		Routes: []gateway.RouteConfig{{
 			Name:       model,
 			Match:      gateway.MatchConfig{Models: []string{model}},
@@ -176,6 +219,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			HealthPath: "/health",
 		}},
 	}
+	gcfg.Ray.Dashboard = ray.DashboardURL()
+	gcfg.Limits.DrainDelay = -1 // nothing balances over this gateway: stop at once
 	gcfg.ApplyDefaults()
 	if err := gcfg.Validate(); err != nil {
 		return nil, err
@@ -213,15 +258,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("demo: the gateway never saw the whole fleet: %w", err)
 	}
 	logf("gateway routes to all %d nodes", len(nodes))
+	rayWatch := newAdminWatch(adminAddr, rayRoute)
+	if err := rayWatch.waitEligible(ctx, 2, 15*time.Second); err != nil {
+		return nil, fmt.Errorf("demo: the gateway never routed the Ray application: %w", err)
+	}
+	logf("gateway routes %s (route %s, from the Ray dashboard) to both Ray nodes' proxies", rayPrefix, rayRoute)
 
 	// The workload, with a drain and a crash midway.
 	perRequest := prefill + maxTokens*perToken
-	rate := cfg.Load * float64(totalSlots) / perRequest.Seconds()
+	fleetRate := cfg.Load * float64(totalSlots) / perRequest.Seconds()
+	rate := fleetRate / (1 - cfg.RayShare) // the Ray application's share on top
 	drainAt := cfg.Duration * 2 / 5
 	crashAt := cfg.Duration * 3 / 5
 	drained, crashed := nodes[2], nodes[4] // an A10 and a 910B
-	logf("offering %.0f req/s (%.0f%% of the fleet's %d slots) for %v; drain %s at %v, kill -9 %s at %v",
-		rate, cfg.Load*100, totalSlots, cfg.Duration, drained.id, drainAt, crashed.id, crashAt)
+	logf("offering %.0f req/s to the fleet (%.0f%% of its %d slots) and %.0f req/s to the Ray application for %v; drain %s at %v, kill -9 %s at %v",
+		fleetRate, cfg.Load*100, totalSlots, rate-fleetRate, cfg.Duration, drained.id, drainAt, crashed.id, crashAt)
 
 	start := time.Now()
 	samples := newUtilSampler(nodes, start)
@@ -238,7 +289,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		watch.run(watchCtx, 20*time.Millisecond)
 	}()
 
-	load := newLoad(gwAddr, rate, cfg.StreamShare)
+	load := newLoad(gwAddr, rate, cfg.StreamShare, cfg.RayShare)
 	loadDone := make(chan struct{})
 	go func() {
 		defer close(loadDone)
@@ -274,6 +325,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf("kill -9 %s (its agent) and crashing its engine", crashed.id)
 	_ = crashed.agent.Process.Kill()
 	crashed.engine.Crash()
+	// The engine is dead once Crash returns: a request sent before then
+	// may have started streaming from it (and is lost with it).
+	events["crashed"] = time.Now()
 
 	<-loadDone
 	watchStop()
@@ -281,6 +335,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf("workload done: %d requests", load.count())
 
 	rep := buildReport(cfg, nodes, load.records(), samples, watch, events, start, drainAt, end, drained.id, crashed.id, totalCap)
+	rep.Ray.Replicas = map[string]int{}
+	for _, r := range ray.Replicas(rayApp) {
+		rep.Ray.Replicas[r.Node]++
+	}
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return rep, fmt.Errorf("demo: %w", err)
 	}

@@ -56,6 +56,14 @@ func TestDemo(t *testing.T) {
 	if !rep.Passed() {
 		t.Error("the report says FAIL")
 	}
+	// Part of the load went to the Ray application, through the gateway's
+	// Ray source, to both Ray nodes' proxies, without errors.
+	if r := rep.Ray; r.Requests < 10 || r.Errors != 0 || r.Succeeded != r.Requests || r.ByProxy["ray-head"] == 0 || r.ByProxy["ray-gpu"] == 0 {
+		t.Errorf("Ray application: %+v", r)
+	}
+	if !strings.Contains(text.String(), "Ray Serve application ray-llm") {
+		t.Error("text report lacks the Ray application")
+	}
 	if !strings.Contains(text.String(), "Ejection of") {
 		t.Error("text report lacks the ejection lines")
 	}

@@ -11,15 +11,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/engines/sim"
 )
 
 // record is one client request as the client saw it.
 type record struct {
-	kind    string        // "chat" (streaming) or "infer"
+	kind    string        // "chat" (streaming), "infer", or "ray" (streaming chat to the Ray application)
 	start   time.Time     // when it was sent
 	latency time.Duration // until the last byte (or the failure)
 	ttft    time.Duration // first token, for chat
-	node    string        // X-Sim-Node of the answer, if any headers came
+	node    string        // X-Sim-Node of the answer (for "ray": the Ray proxy's node), if any headers came
 	status  int
 	err     string // empty on success
 	started bool   // response headers had arrived when it failed
@@ -32,6 +34,7 @@ type load struct {
 	url         string
 	rate        float64
 	streamShare float64
+	rayShare    float64 // of all requests, sent to the Ray application's prefix
 	client      *http.Client
 
 	mu   sync.Mutex
@@ -40,7 +43,7 @@ type load struct {
 
 const maxOutstanding = 4096
 
-func newLoad(addr string, rate, streamShare float64) *load {
+func newLoad(addr string, rate, streamShare, rayShare float64) *load {
 	tr := &http.Transport{
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 1024,
@@ -51,6 +54,7 @@ func newLoad(addr string, rate, streamShare float64) *load {
 		url:         "http://" + addr,
 		rate:        rate,
 		streamShare: streamShare,
+		rayShare:    rayShare,
 		client:      &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}
 }
@@ -76,7 +80,10 @@ func (l *load) run(ctx context.Context, start time.Time, d time.Duration) {
 		case <-timer.C:
 		}
 		kind := "infer"
-		if rng.Float64() < l.streamShare {
+		switch u := rng.Float64(); {
+		case u < l.rayShare:
+			kind = "ray"
+		case u < l.rayShare+(1-l.rayShare)*l.streamShare:
 			kind = "chat"
 		}
 		select {
@@ -113,6 +120,7 @@ func (l *load) records() []record {
 }
 
 const (
+	rayBody   = `{"model":"` + rayModel + `","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"Say hello to Ray."}]}`
 	chatBody  = `{"model":"` + model + `","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"Say hello to the switchyard."}]}`
 	inferBody = `{"inputs":[{"name":"text_input","shape":[1],"datatype":"BYTES","data":["hello switchyard"]}],"parameters":{"max_tokens":8}}`
 )
@@ -121,9 +129,12 @@ func (l *load) do(ctx context.Context, kind string) record {
 	r := record{kind: kind, start: time.Now()}
 	var req *http.Request
 	var err error
-	if kind == "chat" {
+	switch kind {
+	case "ray":
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, l.url+rayPrefix+"/v1/chat/completions", strings.NewReader(rayBody))
+	case "chat":
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/v1/chat/completions", strings.NewReader(chatBody))
-	} else {
+	default:
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/v2/models/"+model+"/infer", strings.NewReader(inferBody))
 	}
 	if err != nil {
@@ -139,7 +150,10 @@ func (l *load) do(ctx context.Context, kind string) record {
 	}
 	defer resp.Body.Close()
 	r.status = resp.StatusCode
-	r.node = resp.Header.Get("X-Sim-Node")
+	r.node = resp.Header.Get(sim.NodeHeader)
+	if kind == "ray" {
+		r.node = resp.Header.Get(sim.RayProxyHeader)
+	}
 	r.started = true
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -147,7 +161,7 @@ func (l *load) do(ctx context.Context, kind string) record {
 		r.err = fmt.Sprintf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 		return r
 	}
-	if kind == "chat" {
+	if kind == "chat" || kind == "ray" {
 		r.err = readStream(resp.Body, r.start, &r.ttft)
 	} else {
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -50,6 +50,10 @@ type Report struct {
 	LostInCrash  int            `json:"lost_in_crash"`
 	ErrorSamples []string       `json:"error_samples,omitempty"`
 	Latency      LatencySummary `json:"latency_ms"`
+	// Ray is the traffic to the Ray Serve application (its requests and
+	// errors are also in Requests, Succeeded and ClientErrors; the
+	// per-node shares and Latency are the fleet's alone).
+	Ray RayReport `json:"ray"`
 
 	latencies map[string][]float64 // successful requests' ms, per node and "all"
 }
@@ -74,6 +78,24 @@ type Ejection struct {
 	Event   string  `json:"event"`
 	Seconds float64 `json:"seconds"` // -1: never
 	OK      bool    `json:"ok"`
+}
+
+// RayReport is what the Ray Serve application's traffic saw: streaming
+// chat completions under its route prefix, routed by the gateway's Ray
+// source to the Ray nodes' proxies.
+type RayReport struct {
+	App         string  `json:"app"`
+	RoutePrefix string  `json:"route_prefix"`
+	Route       string  `json:"route"`
+	Requests    int     `json:"requests"`
+	Succeeded   int     `json:"succeeded"`
+	Errors      int     `json:"errors"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	// ByProxy counts the successful requests by the Ray node whose proxy
+	// answered; Replicas the application's replicas by node.
+	ByProxy  map[string]int `json:"requests_by_proxy"`
+	Replicas map[string]int `json:"replicas_by_node"`
 }
 
 // LatencySummary is the whole run's client latency.
@@ -102,9 +124,26 @@ func buildReport(cfg Config, nodes []*node, recs []record, util *utilSampler, wa
 	inWindow := make(map[string]int)
 	windowTotal := 0
 	perNode := make(map[string][]float64)
-	var all, ttft []float64
+	var all, ttft, rayMs []float64
+	rep.Ray = RayReport{App: rayApp, RoutePrefix: rayPrefix, Route: rayRoute, ByProxy: map[string]int{}}
 	for _, r := range recs {
 		at := r.start.Sub(start).Seconds()
+		if r.kind == "ray" {
+			rep.Ray.Requests++
+			if r.err == "" {
+				rep.Succeeded++
+				rep.Ray.Succeeded++
+				rep.Ray.ByProxy[r.node]++
+				rayMs = append(rayMs, float64(r.latency)/1e6)
+				continue
+			}
+			rep.Ray.Errors++
+			rep.ClientErrors++
+			if len(rep.ErrorSamples) < 10 {
+				rep.ErrorSamples = append(rep.ErrorSamples, fmt.Sprintf("%s at %.2fs via Ray proxy %q: %s", r.kind, at, r.node, r.err))
+			}
+			continue
+		}
 		if r.err == "" {
 			rep.Succeeded++
 			ms := float64(r.latency) / 1e6
@@ -119,7 +158,7 @@ func buildReport(cfg Config, nodes []*node, recs []record, util *utilSampler, wa
 			}
 			continue
 		}
-		if r.node == crashedID && r.started && r.start.Before(crashTime) {
+		if r.node == crashedID && r.started && r.start.Before(events["crashed"]) {
 			rep.LostInCrash++
 			continue
 		}
@@ -132,6 +171,7 @@ func buildReport(cfg Config, nodes []*node, recs []record, util *utilSampler, wa
 	rep.latencies = perNode
 	perNode["all"] = all
 	rep.Latency = LatencySummary{P50: quantile(all, 0.5), P99: quantile(all, 0.99), ChatTTFT: quantile(ttft, 0.5)}
+	rep.Ray.P50ms, rep.Ray.P99ms = quantile(rayMs, 0.5), quantile(rayMs, 0.99)
 
 	rep.SharesOK = true
 	for i, n := range nodes {
@@ -204,7 +244,21 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "Ejection of %s after %s: %.0f ms  %s\n", e.Node, e.Event, 1000*e.Seconds, status)
 	}
-	fmt.Fprintf(w, "\nClient latency: p50 %.0f ms, p99 %.0f ms; chat time to first token p50 %.0f ms\n", r.Latency.P50, r.Latency.P99, r.Latency.ChatTTFT)
+	fmt.Fprintf(w, "\nClient latency (fleet): p50 %.0f ms, p99 %.0f ms; chat time to first token p50 %.0f ms\n", r.Latency.P50, r.Latency.P99, r.Latency.ChatTTFT)
+	ray := r.Ray
+	fmt.Fprintf(w, "\nRay Serve application %s (prefix %s, route %s fed by the Ray dashboard): %d requests, %d errors; p50 %.0f ms, p99 %.0f ms\n",
+		ray.App, ray.RoutePrefix, ray.Route, ray.Requests, ray.Errors, ray.P50ms, ray.P99ms)
+	for _, n := range slices.Sorted(maps.Keys(ray.Replicas)) {
+		share := 0.0
+		if ray.Succeeded > 0 {
+			share = 100 * float64(ray.ByProxy[n]) / float64(ray.Succeeded)
+		}
+		noun := "replicas,"
+		if ray.Replicas[n] == 1 {
+			noun = "replica,"
+		}
+		fmt.Fprintf(w, "  Ray node %-9s %d %-9s its proxy answered %5.1f%% of them (%d)\n", n, ray.Replicas[n], noun, share, ray.ByProxy[n])
+	}
 	fmt.Fprintf(w, "Client errors: %d", r.ClientErrors)
 	if r.LostInCrash > 0 {
 		noun := "answers"

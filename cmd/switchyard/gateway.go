@@ -24,7 +24,7 @@ func (s *stringList) String() string     { return strings.Join(*s, " ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]", stderr)
+	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]\n       switchyard gateway --listen ADDR --ray-dashboard URL", stderr)
 	configPath := fs.String("config", "", "YAML config file (reloaded on SIGHUP and when it changes)")
 	check := fs.Bool("check", false, "validate the configuration (with --config or --route) and exit: 0 when valid, else the error with its YAML line")
 	apiKeys := fs.String("api-keys", "", "API-key file (see gateway/tenant): every request then needs one of its keys, as Authorization: Bearer KEY or x-api-key, which names its tenant and limits; overrides auth.api_keys_file")
@@ -33,7 +33,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	listen := fs.String("listen", "", "client host:port (HTTP/1.1, h2c, gRPC); overrides the config's listen.client")
 	admin := fs.String("admin", "", "admin host:port (/healthz, /readyz, /metrics, /admin/*, /debug/pprof/); overrides listen.admin")
 	var routes stringList
-	fs.Var(&routes, "route", "quick start: serve MODEL from static backends, MODEL=URL[,URL...] (repeatable; MODEL * catches all)")
+	fs.Var(&routes, "route", "quick start: serve MODEL from static backends, MODEL=URL[,URL...] (repeatable; MODEL * catches all; https:// and grpcs:// nodes are spoken to over TLS)")
+	rayDashboard := fs.String("ray-dashboard", "", "quick start: route every RUNNING Ray Serve application by its route_prefix, reading them from this Ray dashboard, e.g. http://10.0.0.1:8265 (with or without --route)")
+	drainDelay := fs.String("drain-delay", "", "on SIGTERM, fail /readyz and keep serving this long before closing the client listener, e.g. 5s (0: none); overrides limits.drain_delay")
 	otlp := fs.String("otlp-endpoint", "", "export sampled trace spans over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318; overrides telemetry.otlp_endpoint")
 	traceRatio := fs.String("trace-ratio", "", "share of root requests traced, 0..1; overrides telemetry.trace_ratio")
 	logFlags := addLogFlags(fs)
@@ -46,15 +48,19 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var cfg *gateway.Config
 	switch {
-	case *configPath != "" && len(routes) > 0:
-		return fmt.Errorf("use --config or --route, not both: %w", errUsage)
+	case *configPath != "" && (len(routes) > 0 || *rayDashboard != ""):
+		return fmt.Errorf("use --config or --route/--ray-dashboard, not both: %w", errUsage)
 	case *configPath != "":
 		if cfg, err = gateway.LoadConfig(*configPath); err != nil {
 			return err
 		}
-	case len(routes) > 0:
+	case len(routes) > 0 || *rayDashboard != "":
 		if cfg, err = gateway.QuickStart(*listen, *admin, routes); err != nil {
 			return err
+		}
+		if *rayDashboard != "" {
+			cfg.Ray = &gateway.RayConfig{}
+			cfg.Ray.Dashboard = *rayDashboard
 		}
 	default:
 		fs.Usage()
@@ -84,6 +90,16 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *apiKeys != "" {
 		cfg.Auth = &tenant.Config{Path: *apiKeys}
+	}
+	var drain time.Duration
+	if *drainDelay != "" {
+		if drain, err = time.ParseDuration(*drainDelay); err != nil || drain < 0 {
+			return fmt.Errorf("--drain-delay %q: want a duration such as 5s, or 0: %w", *drainDelay, errUsage)
+		}
+		if drain == 0 {
+			drain = -1 // none (a zero limit takes the default)
+		}
+		cfg.Limits.DrainDelay = drain
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -120,7 +136,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log.Info("gateway: listening", "addr", cl.Addr().String(), "routes", len(cfg.Routes))
 	fmt.Fprintf(stdout, "gateway listening on %s (%d routes)\n", cl.Addr(), len(cfg.Routes))
 	if *configPath != "" {
-		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys}, g, log.Info, log.Error)
+		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys, drain}, g, log.Info, log.Error)
 	}
 	err = g.Serve(ctx, cl, al)
 	if errors.Is(err, context.Canceled) {
@@ -134,7 +150,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // with a message and the running config stays.
 // overrides are the flags that take precedence over the config file, on
 // reload too.
-type overrides struct{ listen, admin, adminToken, apiKeys string }
+type overrides struct {
+	listen, admin, adminToken, apiKeys string
+	drainDelay                         time.Duration // 0: not set
+}
 
 func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gateway, info, errorf func(string, ...any)) {
 	hup := make(chan os.Signal, 1)
@@ -175,6 +194,9 @@ func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gatew
 			}
 			if o.apiKeys != "" {
 				cfg.Auth = &tenant.Config{Path: o.apiKeys}
+			}
+			if o.drainDelay != 0 {
+				cfg.Limits.DrainDelay = o.drainDelay
 			}
 			err = g.Reload(cfg)
 		}

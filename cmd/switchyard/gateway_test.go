@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/engines/sim"
 )
 
 func freeAddr(t *testing.T) string {
@@ -65,7 +67,7 @@ func TestGatewayQuickStart(t *testing.T) {
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--route", "llama=" + be.URL}, &out, &errb)
+		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--drain-delay", "0", "--route", "llama=" + be.URL}, &out, &errb)
 	}()
 	waitServing(t, "http://"+admin+"/healthz")
 	if code, body := postModel(t, addr, "llama"); code != 200 || body != `{"served":"yes"}` {
@@ -104,7 +106,7 @@ func TestGatewayConfigReload(t *testing.T) {
 	defer cancel()
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"gateway", "--config", path}, &out, &errb) }()
+	go func() { done <- run(ctx, []string{"gateway", "--drain-delay", "0", "--config", path}, &out, &errb) }()
 	waitServing(t, "http://"+addr+"/v1/models")
 	if code, _ := postModel(t, addr, "b"); code != 404 {
 		t.Fatalf("b before reload: %d", code)
@@ -132,4 +134,58 @@ func TestGatewayConfigReload(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestGatewayRayQuickStart runs `switchyard gateway --listen ADDR
+// --ray-dashboard URL` against the stand-in Ray cluster: every RUNNING
+// application is routed by its route prefix.
+func TestGatewayRayQuickStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fast := sim.Config{Model: "m", Override: sim.Profile{Prefill: time.Millisecond, PerToken: time.Microsecond, MaxTokens: 2}}
+	ray, err := sim.StartRay(ctx, sim.RayConfig{
+		Nodes: []sim.RayNodeConfig{{ID: "head"}, {ID: "w1"}},
+		Apps: []sim.RayAppConfig{
+			{Name: "llm", RoutePrefix: "/llm", Replica: fast, Replicas: []sim.RayPlacement{{Node: "w1"}}},
+			{Name: "sum", RoutePrefix: "/sum", Replica: fast, Replicas: []sim.RayPlacement{{Node: "head"}}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ray.Close()
+	addr, admin := freeAddr(t), freeAddr(t)
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--drain-delay", "0", "--ray-dashboard", ray.DashboardURL()}, &out, &errb)
+	}()
+	waitServing(t, "http://"+admin+"/healthz")
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, app := range []struct{ prefix, proxy string }{{"/llm", "w1"}, {"/sum", "head"}} {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			resp, err := c.Post("http://"+addr+app.prefix+"/v1/completions", "application/json", strings.NewReader(`{"model":"m","prompt":"hi"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && resp.Header.Get(sim.RayProxyHeader) == app.proxy {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d via %q; stderr %s", app.prefix, resp.StatusCode, resp.Header.Get(sim.RayProxyHeader), errb.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	// --ray-dashboard with --config is refused.
+	if code := run(context.Background(), []string{"gateway", "--config", "x.yaml", "--ray-dashboard", ray.DashboardURL()}, io.Discard, io.Discard); code == 0 {
+		t.Error("--config with --ray-dashboard accepted")
+	}
 }

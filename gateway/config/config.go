@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard-dev/switchyard/balancer"
+	"github.com/switchyard-dev/switchyard/discovery/kubernetes"
 	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/gateway/flow"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
@@ -42,9 +43,18 @@ type Config struct {
 	Listen ListenConfig `yaml:"listen"`
 	// Limits bounds what one client or one node can take.
 	Limits Limits `yaml:"limits"`
-	// Discovery is the Resource tier routes without static nodes read
-	// their nodes from. Optional when every route lists its nodes.
+	// Discovery is the Resource tier: routes with source "resource" (the
+	// default for routes without static nodes when it is set) read their
+	// nodes from it.
 	Discovery *DiscoveryConfig `yaml:"discovery"`
+	// Ray is the Ray dashboard source: Serve applications routed by their
+	// route prefix (see RayConfig). Optional.
+	Ray *RayConfig `yaml:"ray"`
+	// Kubernetes is the Kubernetes API source (discovery/kubernetes): the
+	// apps it defines are read from EndpointSlices, Pods or
+	// InferencePools, without agents. Routes read one by naming it in
+	// app. Optional.
+	Kubernetes *kubernetes.Config `yaml:"kubernetes"`
 	// Telemetry configures tracing.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// Admin secures the admin port.
@@ -105,8 +115,15 @@ type Limits struct {
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// IdleTimeout closes idle client keep-alive connections. Default 120 s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
-	// Default 30 s.
+	// DrainDelay is how long the gateway keeps serving after it is told
+	// to stop (SIGTERM): /readyz fails at once, so load balancers and
+	// endpoint controllers take it out of rotation, while requests keep
+	// being served (their client connections are closed after each
+	// answer); then it stops accepting and finishes in-flight requests
+	// within ShutdownTimeout. Default 5 s; negative: no delay.
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests
+	// once the drain delay is over. Default 30 s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RetryAfter is the Retry-After sent with overload answers. Default 1 s.
 	RetryAfter time.Duration `yaml:"retry_after"`
@@ -133,6 +150,21 @@ type DiscoveryConfig struct {
 	// Token is the bearer token; TokenFile, if set, is read instead.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// TLS makes the client speak HTTPS to Resource, verifying its
+	// certificates against the system roots (or CAFile). Setting CAFile,
+	// CertFile or KeyFile implies it. Default off (plain HTTP).
+	TLS bool `yaml:"tls"`
+	// CAFile is a PEM bundle of the CAs that sign the Resource instances'
+	// certificates. Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the gateway's PEM client certificate and
+	// key, for mTLS; both or neither. They are re-read when they change
+	// (a rotation half written keeps the last good pair).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name verified in the instances' certificates.
+	// Default: the host of each server address.
+	ServerName string `yaml:"server_name"`
 }
 
 // AdminConfig secures the admin port. /healthz, /readyz and /metrics are
@@ -195,12 +227,26 @@ type RouteConfig struct {
 	Name string `yaml:"name"`
 	// Match says which requests the route takes.
 	Match MatchConfig `yaml:"match"`
-	// App is the discovery application whose online list feeds the route.
-	// Default Name. Ignored when Nodes is set.
+	// App is the discovery application whose online list feeds the route
+	// (for source ray, the Serve application's name). Default Name.
+	// Ignored when Nodes is set.
 	App string `yaml:"app"`
+	// Source says where the route's nodes come from: "static" (Nodes),
+	// "resource" (the Resource tier of the discovery block), "kubernetes"
+	// (an app of the kubernetes block) or "ray" (an application of the
+	// ray block's dashboard). Default: static when Nodes is set, else
+	// kubernetes when the kubernetes block defines App, else resource
+	// when the discovery block is set, else ray when the ray block is.
+	Source string `yaml:"source"`
 	// Nodes is a static node list; when empty the route reads App from
-	// discovery.
+	// its Source.
 	Nodes []NodeConfig `yaml:"nodes"`
+	// TLS makes the gateway speak TLS to the route's nodes: HTTP/1.1 over
+	// TLS, and gRPC over HTTP/2 with TLS (ALPN h2). It is implied (with
+	// the defaults) by https:// and grpcs:// node URLs; a route's nodes
+	// are all TLS or all plaintext. Default: none (plaintext, h2c for
+	// gRPC).
+	TLS *UpstreamTLS `yaml:"tls"`
 	// Policy is a balancer.NamedConfig name. Default dynamic-swrr for
 	// discovery routes, static-swrr for static ones.
 	Policy string `yaml:"policy"`
@@ -326,8 +372,9 @@ type MatchConfig struct {
 }
 
 // NodeConfig is one static node. In YAML it is a URL string
-// ("http://10.0.0.1:8000", "grpc://10.0.0.1:8001") or a mapping with id,
-// http, grpc and weight.
+// ("http://10.0.0.1:8000", "grpc://10.0.0.1:8001", "https://..." and
+// "grpcs://..." over TLS, or a bare "host:port") or a mapping with id,
+// http, grpc (each host:port or such a URL) and weight.
 type NodeConfig struct {
 	// ID defaults to HTTP (else GRPC).
 	ID string
@@ -337,6 +384,10 @@ type NodeConfig struct {
 	GRPC string
 	// Weight is the node's capacity for the picker. Default 1.
 	Weight float64
+	// Scheme is what the node's URL said about TLS: "https" (https:// or
+	// grpcs://), "http" (http://, grpc://, h2c://) or "" (a bare
+	// host:port, which follows the route's TLS).
+	Scheme string
 }
 
 // Timeouts are per-request deadlines. Zero fields take their defaults;
@@ -577,10 +628,22 @@ func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
 			switch k.Value {
 			case "id":
 				n.ID = val.Value
-			case "http":
-				n.HTTP = strings.TrimPrefix(val.Value, "http://")
-			case "grpc":
-				n.GRPC = strings.TrimPrefix(strings.TrimPrefix(val.Value, "grpc://"), "h2c://")
+			case "http", "grpc":
+				addr, scheme, err := nodeAddr(k.Value, val.Value)
+				if err != nil {
+					return fmt.Errorf("line %d: %w", val.Line, err)
+				}
+				if scheme != "" && n.Scheme != "" && scheme != n.Scheme {
+					return fmt.Errorf("line %d: node field %s: %s mixes TLS and plaintext with the node's other address", val.Line, k.Value, val.Value)
+				}
+				if scheme != "" {
+					n.Scheme = scheme
+				}
+				if k.Value == "http" {
+					n.HTTP = addr
+				} else {
+					n.GRPC = addr
+				}
 			case "weight":
 				w, err := strconv.ParseFloat(val.Value, 64)
 				if err != nil {
@@ -597,10 +660,11 @@ func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
 }
 
 // ParseNodeURL parses "http://host:port", "grpc://host:port" (also
-// "h2c://") or a bare "host:port" (HTTP).
+// "h2c://"), "https://host:port" and "grpcs://host:port" (TLS: the
+// route speaks TLS to its nodes) or a bare "host:port" (HTTP).
 func ParseNodeURL(s string) (NodeConfig, error) {
 	s = strings.TrimSpace(s)
-	scheme := "http"
+	scheme := ""
 	hostport := s
 	if i := strings.Index(s, "://"); i >= 0 {
 		u, err := url.Parse(s)
@@ -610,18 +674,51 @@ func ParseNodeURL(s string) (NodeConfig, error) {
 		if u.Path != "" && u.Path != "/" {
 			return NodeConfig{}, cfgErr("node %q: a path is not supported", s)
 		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return NodeConfig{}, cfgErr("node %q: no user, query or fragment allowed", s)
+		}
 		scheme, hostport = u.Scheme, u.Host
 	}
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
 		return NodeConfig{}, cfgErr("node %q: want host:port: %v", s, err)
 	}
 	switch scheme {
-	case "http":
+	case "":
 		return NodeConfig{HTTP: hostport}, nil
+	case "http":
+		return NodeConfig{HTTP: hostport, Scheme: "http"}, nil
+	case "https":
+		return NodeConfig{HTTP: hostport, Scheme: "https"}, nil
 	case "grpc", "h2c":
-		return NodeConfig{GRPC: hostport}, nil
+		return NodeConfig{GRPC: hostport, Scheme: "http"}, nil
+	case "grpcs":
+		return NodeConfig{GRPC: hostport, Scheme: "https"}, nil
 	}
-	return NodeConfig{}, cfgErr("node %q: scheme %q not supported (http, grpc, h2c)", s, scheme)
+	return NodeConfig{}, cfgErr("node %q: scheme %q not supported (http, https, grpc, grpcs, h2c)", s, scheme)
+}
+
+// nodeAddr reads the http or grpc field of a node mapping: host:port or
+// a URL of that kind; scheme is "https", "http" or "" (bare).
+func nodeAddr(field, v string) (addr, scheme string, err error) {
+	if !strings.Contains(v, "://") {
+		return v, "", nil
+	}
+	n, err := ParseNodeURL(v)
+	if err != nil {
+		return "", "", fmt.Errorf("node field %s: %w", field, err)
+	}
+	addr = n.HTTP
+	if addr == "" {
+		addr = n.GRPC
+	}
+	kind := "http"
+	if n.GRPC != "" {
+		kind = "grpc"
+	}
+	if kind != field {
+		return "", "", fmt.Errorf("node field %s: %q is a %s URL", field, v, kind)
+	}
+	return addr, n.Scheme, nil
 }
 
 // QuickStart builds the config of `switchyard gateway --listen ADDR
@@ -670,11 +767,19 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxConnections, 10000)
 	setDur(&l.ReadTimeout, 30*time.Second)
 	setDur(&l.IdleTimeout, 120*time.Second)
+	setDur(&l.DrainDelay, 5*time.Second)
 	setDur(&l.ShutdownTimeout, 30*time.Second)
 	setDur(&l.RetryAfter, time.Second)
 	setDur(&c.WeightPeriod, 3*time.Second)
+	if c.Ray != nil && c.Ray.AutoRoutes == nil {
+		on := true
+		c.Ray.AutoRoutes = &on
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
+		if r.TLS == nil && slices.ContainsFunc(r.Nodes, func(n NodeConfig) bool { return n.Scheme == "https" }) {
+			r.TLS = &UpstreamTLS{}
+		}
 		if r.Name == "" {
 			if len(r.Match.Models) > 0 {
 				r.Name = r.Match.Models[0]
@@ -684,6 +789,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if r.App == "" {
 			r.App = r.Name
+		}
+		if r.Source == "" {
+			r.Source = c.defaultSource(r)
 		}
 		if r.Policy == "" {
 			r.Policy = "dynamic-swrr"
@@ -805,6 +913,8 @@ func (c *Config) Validate() error {
 		return cfgErr("limits.max_response_bytes %d: must be positive", l.MaxResponseBytes)
 	case l.ReadTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:
 		return cfgErr("limits: timeouts must not be negative")
+	case l.DrainDelay > 10*time.Minute:
+		return cfgErr("limits.drain_delay %v: at most 10m", l.DrainDelay)
 	case l.MaxBufferedBytes < l.MaxBodyBytes:
 		return cfgErr("limits.max_buffered_bytes %d: must be at least limits.max_body_bytes (%d)", l.MaxBufferedBytes, l.MaxBodyBytes)
 	case l.MaxConnections < 1:
@@ -830,12 +940,14 @@ func (c *Config) Validate() error {
 			return cfgErr("telemetry.otlp_endpoint %q: %v", e, err)
 		}
 	}
-	if len(c.Routes) == 0 {
-		return cfgErr("routes: at least one route is required")
+	if len(c.Routes) == 0 && !c.Ray.autoRoutes() {
+		return cfgErr("routes: at least one route is required (or a ray block with auto_routes)")
+	}
+	if err := c.validateSources(); err != nil {
+		return err
 	}
 	names := map[string]bool{}
 	models := map[string]string{}
-	needDiscovery := false
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		at := fmt.Sprintf("routes[%d]", i)
@@ -870,8 +982,8 @@ func (c *Config) Validate() error {
 		if m.RayPrefix != "" && m.RayPrefix[0] != '/' {
 			return cfgErr("%s.match.ray_prefix %q: must start with /", at, m.RayPrefix)
 		}
-		if len(r.Nodes) == 0 {
-			needDiscovery = true
+		if err := c.validateSource(r, at); err != nil {
+			return err
 		}
 		for j, n := range r.Nodes {
 			if err := validAddr(fmt.Sprintf("%s.nodes[%d].http", at, j), n.HTTP); err != nil {
@@ -884,85 +996,8 @@ func (c *Config) Validate() error {
 				return cfgErr("%s.nodes[%d].weight %v: must be positive", at, j, n.Weight)
 			}
 		}
-		if _, err := balancer.NamedConfig(r.Policy); err != nil {
-			return cfgErr("%s.policy: %v", at, err)
-		}
-		t := r.Timeouts
-		if t.Connect > time.Hour || t.FirstByte > 24*time.Hour || t.Idle > 24*time.Hour || t.Total > 24*time.Hour {
-			return cfgErr("%s.timeouts: absurdly long", at)
-		}
-		if r.Retries.Attempts < -1 || r.Retries.Attempts > 5 {
-			return cfgErr("%s.retries.attempts %d: must be -1..5", at, r.Retries.Attempts)
-		}
-		if !(r.Retries.BudgetPercent > 0 && r.Retries.BudgetPercent <= 100) {
-			return cfgErr("%s.retries.budget_percent %v: must be in (0, 100]", at, r.Retries.BudgetPercent)
-		}
-		if r.Retries.MinRetries < 0 {
-			return cfgErr("%s.retries.min_retries: must not be negative", at)
-		}
-		if err := r.Affinity.AffinityConfig.Validate(); err != nil {
-			return cfgErr("%s.affinity: %v", at, err)
-		}
-		if err := r.Queue.Config.Validate(); err != nil {
-			return cfgErr("%s.queue: %v", at, err)
-		}
-		if r.Queue.Timeout < 0 {
-			return cfgErr("%s.queue.timeout %v: must not be negative", at, r.Queue.Timeout)
-		}
-		if r.Breaker.Failures < 1 || r.Breaker.OpenFor < 10*time.Millisecond || r.Breaker.ProbeTimeout <= 0 {
-			return cfgErr("%s.breaker: failures >= 1, open_for >= 10ms, probe_timeout > 0", at)
-		}
-		for j, p := range r.AllowPaths {
-			if p == "" || p[0] != '/' || strings.ContainsAny(p, "?#%") {
-				return cfgErr("%s.allow_paths[%d] %q: want an absolute path (or prefix ending in / or *), without query or escapes", at, j, p)
-			}
-		}
-		if r.HealthPath != "" && r.HealthPath[0] != '/' {
-			return cfgErr("%s.health_path %q: must start with /", at, r.HealthPath)
-		}
-		if err := r.HealthCheck.validate(at + ".health_check"); err != nil {
+		if err := r.validateBehaviour(at); err != nil {
 			return err
-		}
-		if err := r.Outlier.validate(at + ".outlier"); err != nil {
-			return err
-		}
-		switch r.Stream {
-		case "auto", "always", "never":
-		default:
-			return cfgErr("%s.stream %q: want auto, always or never", at, r.Stream)
-		}
-		switch r.StreamUsage {
-		case "inject", "pass":
-		default:
-			return cfgErr("%s.stream_usage %q: want inject or pass", at, r.StreamUsage)
-		}
-		if r.StreamKeepAlive != 0 && r.StreamKeepAlive < time.Second {
-			return cfgErr("%s.stream_keepalive %v: at least 1s (or unset: off)", at, r.StreamKeepAlive)
-		}
-		if strings.ContainsAny(r.UpstreamModel, "\"\\") || strings.ContainsFunc(r.UpstreamModel, func(c rune) bool { return c < 0x20 }) {
-			return cfgErr("%s.upstream_model %q: no quotes, backslashes or control characters", at, r.UpstreamModel)
-		}
-		if f := r.Fallback; f != nil {
-			if f.Target == "" {
-				return cfgErr("%s.fallback.target: required (a route name or model)", at)
-			}
-			for j, on := range f.On {
-				switch on {
-				case Fallback5xx, Fallback429, FallbackSaturated:
-				default:
-					return cfgErr("%s.fallback.on[%d] %q: want 5xx, 429 or saturated", at, j, on)
-				}
-			}
-		}
-		if r.Split != nil {
-			if err := r.Split.Validate(); err != nil {
-				return cfgErr("%s.split: %v", at, err)
-			}
-		}
-		if r.Shadow != nil {
-			if err := r.Shadow.Validate(); err != nil {
-				return cfgErr("%s.shadow: %v", at, err)
-			}
 		}
 	}
 	known := func(target string) bool {
@@ -994,15 +1029,91 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if needDiscovery {
-		d := c.Discovery
-		if d == nil || len(d.Servers) == 0 {
-			return cfgErr("discovery.servers: required because a route has no static nodes")
+	return nil
+}
+
+// validateBehaviour checks what a route does with its requests (policy,
+// timeouts, retries, breaker, paths, health, stream, split, shadow); at
+// is its YAML path.
+func (r *RouteConfig) validateBehaviour(at string) error {
+	if _, err := balancer.NamedConfig(r.Policy); err != nil {
+		return cfgErr("%s.policy: %v", at, err)
+	}
+	t := r.Timeouts
+	if t.Connect > time.Hour || t.FirstByte > 24*time.Hour || t.Idle > 24*time.Hour || t.Total > 24*time.Hour {
+		return cfgErr("%s.timeouts: absurdly long", at)
+	}
+	if r.Retries.Attempts < -1 || r.Retries.Attempts > 5 {
+		return cfgErr("%s.retries.attempts %d: must be -1..5", at, r.Retries.Attempts)
+	}
+	if !(r.Retries.BudgetPercent > 0 && r.Retries.BudgetPercent <= 100) {
+		return cfgErr("%s.retries.budget_percent %v: must be in (0, 100]", at, r.Retries.BudgetPercent)
+	}
+	if r.Retries.MinRetries < 0 {
+		return cfgErr("%s.retries.min_retries: must not be negative", at)
+	}
+	if err := r.Affinity.AffinityConfig.Validate(); err != nil {
+		return cfgErr("%s.affinity: %v", at, err)
+	}
+	if err := r.Queue.Config.Validate(); err != nil {
+		return cfgErr("%s.queue: %v", at, err)
+	}
+	if r.Queue.Timeout < 0 {
+		return cfgErr("%s.queue.timeout %v: must not be negative", at, r.Queue.Timeout)
+	}
+	if r.Breaker.Failures < 1 || r.Breaker.OpenFor < 10*time.Millisecond || r.Breaker.ProbeTimeout <= 0 {
+		return cfgErr("%s.breaker: failures >= 1, open_for >= 10ms, probe_timeout > 0", at)
+	}
+	for j, p := range r.AllowPaths {
+		if p == "" || p[0] != '/' || strings.ContainsAny(p, "?#%") {
+			return cfgErr("%s.allow_paths[%d] %q: want an absolute path (or prefix ending in / or *), without query or escapes", at, j, p)
 		}
-		for i, s := range d.Servers {
-			if err := validAddr(fmt.Sprintf("discovery.servers[%d]", i), s); err != nil {
-				return err
+	}
+	if r.HealthPath != "" && r.HealthPath[0] != '/' {
+		return cfgErr("%s.health_path %q: must start with /", at, r.HealthPath)
+	}
+	if err := r.HealthCheck.validate(at + ".health_check"); err != nil {
+		return err
+	}
+	if err := r.Outlier.validate(at + ".outlier"); err != nil {
+		return err
+	}
+	switch r.Stream {
+	case "auto", "always", "never":
+	default:
+		return cfgErr("%s.stream %q: want auto, always or never", at, r.Stream)
+	}
+	switch r.StreamUsage {
+	case "inject", "pass":
+	default:
+		return cfgErr("%s.stream_usage %q: want inject or pass", at, r.StreamUsage)
+	}
+	if r.StreamKeepAlive != 0 && r.StreamKeepAlive < time.Second {
+		return cfgErr("%s.stream_keepalive %v: at least 1s (or unset: off)", at, r.StreamKeepAlive)
+	}
+	if strings.ContainsAny(r.UpstreamModel, "\"\\") || strings.ContainsFunc(r.UpstreamModel, func(c rune) bool { return c < 0x20 }) {
+		return cfgErr("%s.upstream_model %q: no quotes, backslashes or control characters", at, r.UpstreamModel)
+	}
+	if f := r.Fallback; f != nil {
+		if f.Target == "" {
+			return cfgErr("%s.fallback.target: required (a route name or model)", at)
+		}
+		for j, on := range f.On {
+			switch on {
+			case Fallback5xx, Fallback429, FallbackSaturated:
+			default:
+				return cfgErr("%s.fallback.on[%d] %q: want 5xx, 429 or saturated", at, j, on)
 			}
+		}
+	}
+	if r.Split != nil {
+		if err := r.Split.Validate(); err != nil {
+			return cfgErr("%s.split: %v", at, err)
+		}
+	}
+	if r.Shadow != nil {
+		if err := r.Shadow.Validate(); err != nil {
+			return cfgErr("%s.shadow: %v", at, err)
 		}
 	}
 	return nil

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/discovery/ray"
 )
 
 const fullYAML = `
@@ -191,6 +194,7 @@ func TestQuickStart(t *testing.T) {
 
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(fullYAML))
+	f.Add([]byte(sourcesYAML))
 	f.Add([]byte("routes: [{match: {models: [a]}, nodes: ['a:1']}]"))
 	f.Add([]byte("routes:\n  - nodes: [{id: x}]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -231,7 +235,224 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Routes) != 7 || c.Routes[2].Split == nil || c.Routes[2].Shadow == nil {
+	if len(c.Routes) != 10 || c.Routes[2].Split == nil || c.Routes[2].Shadow == nil {
 		t.Fatalf("%+v", c.Routes)
+	}
+	sources := map[string]string{}
+	for _, r := range c.Routes {
+		sources[r.Name] = r.Source
+	}
+	if sources["llama"] != SourceResource || sources["translate"] != SourceRay || sources["llama-on-k8s"] != SourceKubernetes ||
+		sources["secure"] != SourceStatic || c.Ray == nil || c.Kubernetes == nil {
+		t.Fatalf("sources %v", sources)
+	}
+	if s := c.Routes[slices.IndexFunc(c.Routes, func(r RouteConfig) bool { return r.Name == "secure" })]; s.TLS == nil || s.TLS.CertFile == "" {
+		t.Fatalf("secure route %+v", s)
+	}
+}
+
+const sourcesYAML = `
+limits: {drain_delay: 2s}
+discovery:
+  servers: [127.0.0.1:7100]
+  ca_file: /etc/switchyard/resource-ca.pem
+  cert_file: /etc/switchyard/tls/tls.crt
+  key_file: /etc/switchyard/tls/tls.key
+  server_name: resource.switchyard
+ray:
+  dashboard: http://10.0.0.1:8265
+  refresh: 500ms
+  metrics_port: 8080
+  route_defaults:
+    timeouts: {first_byte: 60s}
+    health_check: {interval: 2s}
+kubernetes:
+  namespace: ml
+  apps:
+    - {app: vllm-llama, service: vllm, port: http, engine: vllm}
+routes:
+  - name: from-resource
+    match: {models: [a]}
+  - name: from-kubernetes
+    match: {models: [b]}
+    app: vllm-llama
+  - name: from-ray
+    match: {ray_prefix: /summarize}
+    app: summarize
+    source: ray
+  - name: tls-static
+    match: {models: [c]}
+    nodes: [https://10.0.0.5:8443, {http: "10.0.0.6:8443", grpc: "grpcs://10.0.0.6:8444"}]
+    tls: {ca_file: /etc/ca.pem, cert_file: /etc/c.pem, key_file: /etc/k.pem, server_name: vllm.internal}
+  - name: implied-tls
+    match: {models: [d]}
+    nodes: [grpcs://10.0.0.7:8001]
+`
+
+// TestSourcesConfig: the ray and kubernetes blocks, the sources routes
+// read (implied by the blocks, or named), the tls blocks and the drain
+// delay parse, default and validate.
+func TestSourcesConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(sourcesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"from-resource": SourceResource, "from-kubernetes": SourceKubernetes, "from-ray": SourceRay,
+		"tls-static": SourceStatic, "implied-tls": SourceStatic}
+	for _, r := range c.Routes {
+		if r.Source != want[r.Name] {
+			t.Errorf("route %s: source %q, want %q", r.Name, r.Source, want[r.Name])
+		}
+	}
+	if c.Limits.DrainDelay != 2*time.Second || c.Ray.Refresh != 500*time.Millisecond || c.Ray.MetricsPort != 8080 || !*c.Ray.AutoRoutes ||
+		c.Kubernetes.Apps[0].Engine != "vllm" || c.Discovery.ServerName != "resource.switchyard" || c.Discovery.CertFile == "" {
+		t.Fatalf("parsed %+v %+v %+v %+v", c.Limits, c.Ray, c.Kubernetes, c.Discovery)
+	}
+	ts := c.Routes[3]
+	if ts.TLS == nil || ts.TLS.ServerName != "vllm.internal" || ts.Nodes[0].Scheme != "https" || ts.Nodes[1].Scheme != "https" ||
+		ts.Nodes[1].GRPC != "10.0.0.6:8444" || ts.Nodes[1].HTTP != "10.0.0.6:8443" {
+		t.Fatalf("tls route %+v", ts)
+	}
+	if it := c.Routes[4]; it.TLS == nil || *it.TLS != (UpstreamTLS{}) {
+		t.Fatalf("grpcs:// did not imply tls: %+v", it.TLS)
+	}
+	// Zero drain_delay takes the default; negative means none.
+	var d Config
+	d.ApplyDefaults()
+	if d.Limits.DrainDelay != 5*time.Second {
+		t.Fatalf("default drain delay %v", d.Limits.DrainDelay)
+	}
+}
+
+func TestSourcesConfigErrors(t *testing.T) {
+	route := "routes:\n  - match: {models: [a]}\n"
+	tests := []struct{ name, yaml, want string }{
+		{"source unknown", route + "    nodes: ['a:1']\n    source: consul\n", "routes[0].source"},
+		{"static without nodes", "discovery: {servers: ['r:1']}\n" + route + "    source: static\n", "routes[0].source static"},
+		{"nodes with a source", "discovery: {servers: ['r:1']}\n" + route + "    nodes: ['a:1']\n    source: resource\n", "routes[0].nodes"},
+		{"ray without block", route + "    source: ray\n", "no ray block"},
+		{"kubernetes app unknown", "kubernetes: {apps: [{app: x, service: s}]}\n" + route + "    source: kubernetes\n", "no such app in the kubernetes block"},
+		{"resource without servers", "ray: {dashboard: 'http://r:8265'}\n" + route + "    source: resource\n", "discovery.servers"},
+		{"ray refresh", "ray: {dashboard: 'http://r:8265', refresh: 5s}\n", "ray.refresh"},
+		{"ray dashboard", "ray: {dashboard: 'ftp://r'}\n", "ray.dashboard"},
+		{"ray unknown key", "ray: {dashboard: 'http://r:8265', refreshh: 1s}\n", "refreshh"},
+		{"ray no auto routes, no routes", "ray: {dashboard: 'http://r:8265', auto_routes: false}\n", "routes"},
+		{"ray route_defaults match", "ray: {dashboard: 'http://r:8265', route_defaults: {match: {models: [x]}}}\n", "ray.route_defaults"},
+		{"ray route_defaults policy", "ray: {dashboard: 'http://r:8265', route_defaults: {policy: fastest}}\n", "ray.route_defaults.policy"},
+		{"kubernetes no apps", "kubernetes: {apps: []}\n" + route + "    nodes: ['a:1']\n", "kubernetes.apps"},
+		{"kubernetes bad app", "kubernetes: {apps: [{app: x}]}\n" + route + "    nodes: ['a:1']\n", "kubernetes.apps[0]"},
+		{"tls half pair", route + "    nodes: ['https://a:1']\n    tls: {cert_file: c.pem}\n", "routes[0].tls.cert_file"},
+		{"tls insecure with ca", route + "    nodes: ['a:1']\n    tls: {insecure_skip_verify: true, ca_file: ca.pem}\n", "routes[0].tls.insecure_skip_verify"},
+		{"tls with http node", route + "    nodes: ['http://a:1']\n    tls: {}\n", "routes[0].nodes[0]"},
+		{"mixed tls nodes", route + "    nodes: ['https://a:1', 'http://b:1']\n", "routes[0].nodes[1]"},
+		{"mixed node mapping", route + "    nodes: [{http: 'https://a:1', grpc: 'grpc://a:2'}]\n", "mixes TLS and plaintext"},
+		{"grpc url in http", route + "    nodes: [{http: 'grpcs://a:1'}]\n", "is a grpc URL"},
+		{"discovery half pair", "discovery: {servers: ['r:1'], key_file: k.pem}\n" + route, "discovery.cert_file"},
+		{"drain delay", "limits: {drain_delay: 1h}\n" + route + "    nodes: ['a:1']\n", "limits.drain_delay"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.yaml))
+			if err == nil {
+				c.ApplyDefaults()
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRayRoutes: the automatic routes of the RUNNING applications with an
+// HTTP prefix, longest prefix first, from the route_defaults template;
+// none for applications an explicit route reads or whose prefix one
+// matches; none with auto_routes off.
+func TestRayRoutes(t *testing.T) {
+	c, err := ParseConfig([]byte(`
+ray:
+  dashboard: http://r:8265
+  route_defaults: {timeouts: {first_byte: 42s}, policy: p2c}
+routes:
+  - {name: explicit, match: {ray_prefix: /mine}, app: mine, source: ray}
+  - {name: taken, match: {ray_prefix: /taken}, nodes: ['a:1']}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	apps := []ray.Application{
+		{Name: "root", RoutePrefix: "/", HTTPRoute: true, Status: "RUNNING"},
+		{Name: "llm", RoutePrefix: "/llm", HTTPRoute: true, Status: "RUNNING"},
+		{Name: "llm-long", RoutePrefix: "/llm/v2", HTTPRoute: true, Status: "RUNNING"},
+		{Name: "mine", RoutePrefix: "/mine", HTTPRoute: true, Status: "RUNNING"},
+		{Name: "other", RoutePrefix: "/taken", HTTPRoute: true, Status: "RUNNING"},
+		{Name: "deploying", RoutePrefix: "/d", HTTPRoute: true, Status: "DEPLOYING"},
+		{Name: "grpc-only", HTTPRoute: false, Status: "RUNNING"},
+	}
+	rs := c.RayRoutes(apps, nil)
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.Name+"="+r.Match.RayPrefix)
+		if r.App == "" || r.Source != SourceRay || r.Timeouts.FirstByte != 42*time.Second || r.Policy != "p2c" {
+			t.Errorf("route %+v", r)
+		}
+	}
+	if strings.Join(got, " ") != "ray/llm-long=/llm/v2 ray/llm=/llm ray/root=/" {
+		t.Fatalf("automatic routes %v", got)
+	}
+	// A routed application keeps its route while it redeploys, not when
+	// it is deleted or its prefix changes.
+	routed := map[string]string{"deploying": "/d", "llm": "/llm", "root": "/"}
+	later := []ray.Application{
+		{Name: "deploying", RoutePrefix: "/d", HTTPRoute: true, Status: "DEPLOYING"},
+		{Name: "llm", RoutePrefix: "/llm", HTTPRoute: true, Status: "DELETING"},
+		{Name: "root", RoutePrefix: "/new", HTTPRoute: true, Status: "UNHEALTHY"},
+	}
+	if rs := c.RayRoutes(later, routed); len(rs) != 1 || rs[0].Name != "ray/deploying" {
+		t.Fatalf("later routes %+v", rs)
+	}
+	all := *c
+	all.Routes = append(append([]RouteConfig{}, c.Routes...), rs...)
+	all.ApplyDefaults()
+	if err := all.Validate(); err != nil {
+		t.Fatalf("with the automatic routes: %v", err)
+	}
+	off := false
+	c.Ray.AutoRoutes = &off
+	if rs := c.RayRoutes(apps, nil); len(rs) != 0 {
+		t.Fatalf("auto_routes false: %v", rs)
+	}
+}
+
+func TestParseNodeURLSchemes(t *testing.T) {
+	tests := []struct {
+		in             string
+		http, grpc, sc string
+	}{
+		{"10.0.0.1:80", "10.0.0.1:80", "", ""},
+		{"http://10.0.0.1:80", "10.0.0.1:80", "", "http"},
+		{"https://10.0.0.1:443", "10.0.0.1:443", "", "https"},
+		{"grpc://10.0.0.1:81", "", "10.0.0.1:81", "http"},
+		{"h2c://10.0.0.1:81", "", "10.0.0.1:81", "http"},
+		{"grpcs://10.0.0.1:81", "", "10.0.0.1:81", "https"},
+	}
+	for _, tc := range tests {
+		n, err := ParseNodeURL(tc.in)
+		if err != nil || n.HTTP != tc.http || n.GRPC != tc.grpc || n.Scheme != tc.sc {
+			t.Errorf("%s: %+v %v", tc.in, n, err)
+		}
+	}
+	for _, bad := range []string{"ftp://a:1", "https://a", "https://user@a:1", "https://a:1/path", "https://a:1?x=1"} {
+		if _, err := ParseNodeURL(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }

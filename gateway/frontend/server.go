@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
 // Server is the client port: one listener whose connections are sniffed
@@ -45,11 +46,14 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	// process (the pools are fasthttp's, process-wide).
 	fasthttp.SetBodySizePoolLimit(pooledBodyLimit, pooledBodyLimit)
 	if cfg.Listen.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.Listen.TLSCert, cfg.Listen.TLSKey)
+		// The certificate is re-read when its files change (cert-manager
+		// rotates them in place); a pair that does not load keeps the
+		// previous one and is logged.
+		kp, err := upstream.LoadKeyPair(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "listen.tls_cert", log)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: tls: %w", err)
 		}
-		s.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+		s.tlsConf = &tls.Config{GetCertificate: kp.GetCertificate, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
 	}
 	lim := cfg.Limits
 	s.h1 = &fasthttp.Server{

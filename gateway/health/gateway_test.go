@@ -215,6 +215,7 @@ func startGateway(t *testing.T, nodes []nodeSpec, edit func(*gateway.RouteConfig
 func serveGateway(t *testing.T, cfg *gateway.Config) *testGateway {
 	t.Helper()
 	cfg.Limits.ShutdownTimeout = time.Second
+	cfg.Limits.DrainDelay = -1 // stop at once
 	rec := &logRecorder{ch: make(chan struct{}, 1)}
 	g, err := gateway.New(cfg, gateway.WithLogger(slog.New(rec)))
 	if err != nil {

@@ -154,12 +154,28 @@ func (r *rules) resolve(m *Member) target {
 	if r.port != 0 {
 		port = strconv.Itoa(r.port)
 	}
+	// A node the route speaks TLS to is probed over TLS with the route's
+	// settings (CA, client certificate, server name), unless
+	// health_check.scheme says otherwise.
+	var nodeTLS *tls.Config
+	if m.Node != nil {
+		nodeTLS = m.Node.TLSConfig()
+	}
+	if nodeTLS != nil {
+		scheme = "https"
+	}
 	if r.scheme != "" {
 		scheme = r.scheme
 	}
 	t.addr = net.JoinHostPort(host, port)
 	if scheme == "https" {
 		t.tls = &tls.Config{ServerName: host, RootCAs: r.roots, MinVersion: tls.VersionTLS12}
+		if nodeTLS != nil {
+			t.tls = nodeTLS.Clone()
+			if r.roots != nil {
+				t.tls.RootCAs = r.roots
+			}
+		}
 	}
 	t.url = scheme + "://" + t.addr + t.path
 	t.req = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: switchyard-health\r\nAccept: */*\r\nConnection: close\r\n\r\n", t.path, t.addr)

@@ -104,6 +104,9 @@ func New(rc config.RouteConfig, lim *config.Limits, metrics *telemetry.Metrics, 
 		MaxConns: lim.MaxPerNode + 16, MaxResponseBytes: lim.MaxResponseBytes,
 		OnEject: stats.Ejection, Log: log, Metrics: metrics,
 	}
+	if r.nodeCfg.TLS, err = upstream.NewTLS(rc.TLS, log); err != nil {
+		return nil, err
+	}
 	r.reg = balancer.NewRegistry(func(id string, addr balancer.Address) any {
 		return upstream.New(id, addr, &r.nodeCfg)
 	}, func(e *balancer.Endpoint) {

@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -45,12 +47,35 @@ var (
 	ErrResponseTooLarge = errors.New("gateway: response over limits.max_response_bytes")
 )
 
-// conn is one pooled upstream connection.
+// conn is one pooled upstream connection: plaintext, or TLS over the
+// lazy-deadline connection (deadline.Upstream resumes its spurious
+// timeouts itself, so the TLS layer never sees one).
 type conn struct {
 	dc       deadline.Upstream
+	w        io.Writer  // &dc, or the TLS connection
+	tls      *tlsReader // nil for plaintext
 	br       *bufio.Reader
 	lastUsed int64 // unix nanos, while idle
 }
+
+// tlsReader reads a TLS connection and remembers that it ended: a node
+// that closes with close_notify ends the TLS stream before the socket
+// sees EOF, and a cut chunked body must still be seen as cut.
+type tlsReader struct {
+	tc  *tls.Conn
+	eof bool
+}
+
+func (r *tlsReader) Read(p []byte) (int, error) {
+	n, err := r.tc.Read(p)
+	if err == io.EOF {
+		r.eof = true
+	}
+	return n, err
+}
+
+// peerClosed reports whether the node closed the connection.
+func (c *conn) peerClosed() bool { return c.dc.PeerClosed() || (c.tls != nil && c.tls.eof) }
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
@@ -119,14 +144,33 @@ func closeAll(cs []*conn) {
 }
 
 func (p *pool) dial() (*conn, error) {
-	d := net.Dialer{Timeout: p.n.cfg.Timeouts.Connect}
+	connect := p.n.cfg.Timeouts.Connect
+	d := net.Dialer{Timeout: max(connect, 0)}
 	nc, err := d.Dial("tcp", p.n.addr.HTTP)
 	if err != nil {
 		return nil, err
 	}
 	c := &conn{}
 	c.dc = deadline.Upstream{Conn: nc, FirstByte: p.n.cfg.Timeouts.FirstByte, Idle: p.n.cfg.Timeouts.Idle}
-	c.br = bufio.NewReaderSize(&c.dc, readBufferSize)
+	if p.n.tlsH1 == nil {
+		c.w = &c.dc
+		c.br = bufio.NewReaderSize(&c.dc, readBufferSize)
+		return c, nil
+	}
+	// The handshake is bounded by the connect timeout (else by the
+	// first-byte timeout the connection applies to every answer).
+	if connect > 0 {
+		_ = c.dc.SetDeadline(time.Now().Add(connect))
+	}
+	tc := tls.Client(&c.dc, p.n.tlsH1)
+	if err := tc.Handshake(); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("gateway: TLS handshake with node %s: %w", p.n.addr.HTTP, err)
+	}
+	_ = c.dc.SetDeadline(time.Time{})
+	c.tls = &tlsReader{tc: tc}
+	c.w = tc
+	c.br = bufio.NewReaderSize(c.tls, readBufferSize)
 	return c, nil
 }
 
@@ -309,7 +353,7 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 		return true, err
 	}
 	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(&cn.dc)
+	bw.Reset(cn.w)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -334,7 +378,7 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 
 // PeerClosed reports whether the node closed the streamed response's
 // connection while the body was read.
-func (c *Call) PeerClosed() bool { return c.streamed != nil && c.streamed.dc.PeerClosed() }
+func (c *Call) PeerClosed() bool { return c.streamed != nil && c.streamed.peerClosed() }
 
 // Done ends a streamed response: the body stream is released and the
 // connection goes back to the pool when the body was read to its end

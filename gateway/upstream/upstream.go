@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -38,6 +39,11 @@ type Config struct {
 	// Metrics, when set, gives each node its per-node series
 	// (requests, time to first token), held until Close.
 	Metrics *telemetry.Metrics
+	// TLS, when set, makes every connection to the node TLS (NewTLS
+	// builds it from the route's tls block): the HTTP/1.1 pool's, and
+	// gRPC's, which then speaks HTTP/2 over TLS (ALPN h2) instead of h2c.
+	// Nil: plaintext.
+	TLS *tls.Config
 }
 
 // Node is one node of one route: its HTTP/1.1 connection pool, its HTTP/2
@@ -50,6 +56,9 @@ type Node struct {
 	cfg  *Config
 	cb   *gobreaker.CircuitBreaker[struct{}]
 	pool pool
+	// tlsH1 and tlsH2 are the node's TLS configs for HTTP/1.1 and for
+	// gRPC (nil: plaintext).
+	tlsH1, tlsH2 *tls.Config
 
 	h2once sync.Once
 	h2     atomic.Pointer[http.Transport]
@@ -69,6 +78,8 @@ func New(id string, addr balancer.Address, cfg *Config) *Node {
 	if cfg.Metrics != nil {
 		n.stats = cfg.Metrics.Node(cfg.Route, id)
 	}
+	n.tlsH1, _ = nodeTLS(cfg.TLS, addr.HTTP)
+	_, n.tlsH2 = nodeTLS(cfg.TLS, addr.GRPC)
 	n.pool.init(n)
 	n.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        id,
@@ -204,28 +215,61 @@ func (n *Node) health(ctx context.Context, path string, timeout time.Duration) e
 	return nil
 }
 
-// H2 returns the node's h2c (prior knowledge) transport for gRPC,
-// creating it on first use. Call it once per gRPC exchange: like Do, it
-// counts the exchange as waiting for the node's answer until the caller
-// reports it with ObserveFirstByte.
+// H2 returns the node's HTTP/2 transport for gRPC, creating it on first
+// use: h2c (prior knowledge), or HTTP/2 over TLS when the route speaks
+// TLS (Config.TLS). Call it once per gRPC exchange: like Do, it counts
+// the exchange as waiting for the node's answer until the caller reports
+// it with ObserveFirstByte.
+//
+// Over TLS the transport takes both URL schemes: "https://" the usual
+// way, and "http://" too, whose connections it dials with TLS itself
+// (the request's :scheme then says http; gRPC servers do not check it).
+// GRPCScheme says which one the node speaks.
 func (n *Node) H2() *http.Transport {
 	n.fb.begin()
 	n.h2once.Do(func() {
 		var protos http.Protocols
 		protos.SetUnencryptedHTTP2(true)
-		n.h2.Store(&http.Transport{
+		d := &net.Dialer{Timeout: max(n.cfg.Timeouts.Connect, 0)}
+		t := &http.Transport{
 			Protocols:   &protos,
-			DialContext: (&net.Dialer{Timeout: n.cfg.Timeouts.Connect}).DialContext,
+			DialContext: d.DialContext,
 			HTTP2: &http.HTTP2Config{
 				SendPingTimeout:  30 * time.Second,
 				PingTimeout:      10 * time.Second,
 				WriteByteTimeout: 30 * time.Second,
 			},
 			MaxIdleConnsPerHost: 4,
-		})
+		}
+		if tc := n.tlsH2; tc != nil {
+			protos.SetHTTP2(true)
+			dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
+				if c := n.cfg.Timeouts.Connect; c > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, c)
+					defer cancel()
+				}
+				return dialTLS(ctx, d, addr, tc)
+			}
+			t.DialContext, t.DialTLSContext, t.TLSClientConfig = dial, dial, tc
+		}
+		n.h2.Store(t)
 	})
 	return n.h2.Load()
 }
+
+// GRPCScheme is the URL scheme of the node's gRPC address: "https" when
+// the route speaks TLS to it, else "http" (h2c).
+func (n *Node) GRPCScheme() string {
+	if n.tlsH2 != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// TLSConfig is the node's HTTP/1.1 TLS config (nil: plaintext), for
+// health probes; it must not be modified.
+func (n *Node) TLSConfig() *tls.Config { return n.tlsH1 }
 
 // Close drops the node's idle connections once it left the route;
 // requests still running on busy ones finish first, and their connections
