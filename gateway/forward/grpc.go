@@ -109,7 +109,7 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 		ttfb = time.AfterFunc(d, func() { g.cancel(ErrTimeout) })
 	}
 	body := &replayBody{pre: g.prefix, s: g.replay}
-	out, err := http.NewRequestWithContext(g.ctx, string(r.Method), "http://"+n.Addr().GRPC+string(x.targetURI()), body)
+	out, err := http.NewRequestWithContext(g.ctx, string(r.Method), n.GRPCScheme()+"://"+n.Addr().GRPC+string(x.targetURI()), body)
 	if err != nil {
 		if ttfb != nil {
 			ttfb.Stop()
