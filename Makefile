@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-policies fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare bench-policies chaos fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -82,6 +82,14 @@ bench-compare: build
 
 bench-policies: build
 	./bin/switchyard bench policies
+
+# The chaos suite of issue 12: faults and attacks against the whole
+# topology on loopback (Resource tier, simulated engines with agents, the
+# gateway), every case, under load; writes bench/results/chaos.md and
+# fails on any lost or wrong answer or failed case. `make test` runs its
+# quick subset (bench/chaos TestQuick).
+chaos: build
+	./bin/switchyard bench chaos --out bench/results/chaos.md
 
 clean:
 	rm -rf bin dist

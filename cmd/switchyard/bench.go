@@ -19,6 +19,7 @@ func benchCommands() []command {
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
 		{"replot", "redraw the charts of the reports in bench/results from their tables", runBenchReplot},
+		{"chaos", "faults and attacks against a whole topology on loopback, with load; a table of what held (make chaos)", runBenchChaos},
 	}
 }
 
