@@ -267,7 +267,6 @@ func caseSlowH2Bodies(ctx context.Context, t *topology, c *caseRun) {
 		err  error
 	}
 	res := make(chan connResult, conns)
-	attack := time.Now()
 	for range conns {
 		go func() {
 			out, sent, err := slowH2Conn(t.gw.addr, "127.0.0.2", streams, readTimeout+10*time.Second)
@@ -305,7 +304,6 @@ func caseSlowH2Bodies(ctx context.Context, t *topology, c *caseRun) {
 	c.check(during >= 20, "other clients got only %d answers while the slow bodies were pending", during)
 	c.account(l.finish(), strict)
 	c.observe("%d slow streams answered 408, the last %.1f s after it was sent; %d answers to other clients in the %.1f s the bodies hung", c.row.Answered["408"], secs(latest), during, secs(readTimeout-500*time.Millisecond))
-	_ = attack
 }
 
 // caseBodyBudget (item 6): 24 concurrent 12 MiB bodies against a 32 MiB

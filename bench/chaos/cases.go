@@ -8,7 +8,9 @@ import (
 // cases lists every case in the order they run: attacks on the client
 // port, the admin port and the fleet first, then faults, then the
 // gateway's own signals. Each case starts from a healed topology (every
-// process up, every engine healthy and routable).
+// process up, every engine healthy and routable). one-failure runs
+// before the first fault: it needs engines whose recent answers are all
+// good (outlier detection remembers failures with a 10 s half-life).
 func cases() []testCase {
 	return []testCase{
 		{name: "allowlist", items: "1", quick: true, run: caseAllowlist,
@@ -31,6 +33,8 @@ func cases() []testCase {
 			expect: "app limited (max_nodes 2): 2 nodes listed, the others refused (429, reason limit); the gateway never routes to more than 2"},
 		{name: "clock-back", items: "10", run: caseClockBack,
 			expect: "an agent restarted behind its own tombstone (left by a run whose clock was 40 s ahead) adopts the incarnation it is told and is routable again in < 10 s; load unaffected"},
+		{name: "one-failure", items: "3", run: caseOneFailure,
+			expect: "one engine fails one request among thousands of healthy answers: no ejection (its breaker needs 5 failures in a row; one failure is no statistical outlier); all 5 engines routable"},
 		{name: "kill9-engine", items: "fault, 2", quick: true, run: caseKillEngine,
 			expect: "engine out of the route in < 5 s; its streams cut are errors at the client (never a clean end); buffered requests retried: all 200; back after restart"},
 		{name: "kill9-agent", items: "fault", run: caseKillAgent,
@@ -54,7 +58,7 @@ func cases() []testCase {
 		{name: "stream-cut", items: "2", quick: true, run: caseStreamCut,
 			expect: "streams closed by the engine between chunks (no terminal chunk, no [DONE]) reach the client as errors (HTTP/1.1: no terminal chunk; h2: reset), never a clean end"},
 		{name: "cancel", items: "5", run: caseCancel,
-			expect: "h2 streams reset and HTTP/1.1 clients gone after the first token: every engine stops generating within 3 s"},
+			expect: "h2 streams reset and HTTP/1.1 clients gone after the first token: every engine stops generating within 3 s (streamed requests: the simulated engine notices a cancelled generation when it writes; buffered ones are covered by gateway/cancel_test.go)"},
 		{name: "slow-h2-bodies", items: "4", run: caseSlowH2Bodies,
 			expect: "500 h2 streams whose bodies never end (over max_concurrent 400) answered 408 after read_timeout (3 s) and hold no slot: other clients get 200"},
 		{name: "body-budget", items: "6", run: caseBodyBudget,

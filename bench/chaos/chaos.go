@@ -28,8 +28,9 @@ type Config struct {
 	// directory under the system's temporary directory (kept, so the
 	// logs can be read after a failure).
 	Dir string
-	// Command is the command line the report shows.
-	Command string
+	// Command is the command line the report shows; Note, if set, is a
+	// line about the run (where, what else ran).
+	Command, Note string
 	// Log receives progress lines. Default: discarded.
 	Log io.Writer
 	// CaseTimeout bounds each case. Default 150 s.
@@ -222,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Command: cfg.Command, Started: time.Now(), Quick: cfg.Quick && len(cfg.Only) == 0}
+	rep := &Report{Command: cfg.Command, Note: cfg.Note, Started: time.Now(), Quick: cfg.Quick && len(cfg.Only) == 0}
 	dir := cfg.Dir
 	if dir == "" {
 		var err error
@@ -313,7 +314,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		row.Failures = append(row.Failures, "the run was interrupted: "+ctx.Err().Error())
 	}
 	rep.Took = time.Since(rep.Started)
-	rep.Machine = fmt.Sprintf("%s/%s, %d CPUs, %s; load average %s before, %s after (shared with other work)",
+	rep.Machine = fmt.Sprintf("%s/%s, %d CPUs, %s; load average %s before, %s after (every process on the machine counts)",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), goVersion(), before, loadAverage())
 	return rep, nil
 }

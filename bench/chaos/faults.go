@@ -2,7 +2,10 @@ package chaos
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -101,8 +104,10 @@ func caseKillResource(ctx context.Context, t *topology, c *caseRun) {
 	l := startLoad(loadSpec{target: t.gw.addr, model: model, limit: time.Minute})
 	c.check(l.waitOK(ctx, 100, 20*time.Second), "the load got no answers")
 	c.check(t.res[0].p.kill9() == nil, "kill -9 failed")
+	// Watch past the tier's re-home grace (5 s) and an expiry (3 beats):
+	// a node whose agent did not fail over would be gone by then.
 	least := engines
-	waitUntil(ctx, 6*time.Second, func() bool { least = min(least, t.eligibleEngines()); return false })
+	waitUntil(ctx, 10*time.Second, func() bool { least = min(least, t.eligibleEngines()); return false })
 	c.check(least == engines, "only %d of %d engines routable at some point after the kill", least, engines)
 	restarted := time.Now()
 	c.check(t.run(ctx, t.res[0]) == nil, "restart of r1 failed")
@@ -400,4 +405,67 @@ func caseStreamCut(ctx context.Context, t *topology, c *caseRun) {
 	}
 	c.account(recs, allowCut(name, from, to.Add(100*time.Millisecond)))
 	c.observe("the engine cut %d streams; %d reached clients as errors (%d HTTP/1.1, %d h2), %d of all cuts, %d ended cleanly; routable again %.1f s after", engineCut, mine, h1c, h2c, all, clean, secs(back))
+}
+
+// adminAction excludes or includes a node of the engines' route through
+// the admin API (with the token).
+func (t *topology) adminAction(node, action string) error {
+	req, _ := http.NewRequest(http.MethodPost, "http://"+t.admin+"/admin/nodes/"+model+"/"+node+"/"+action, strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+t.adminTok)
+	req.Header.Set("Content-Type", "application/json")
+	status, _, body, err := exchange(t.ctl, req)
+	if err != nil || status != 200 {
+		return fmt.Errorf("chaos: admin %s %s: %d %s %v", action, node, status, body, err)
+	}
+	return nil
+}
+
+// caseOneFailure: one failed request of one engine among five healthy
+// ones. Its breaker needs 5 failures in a row; outlier detection must
+// not take a 0.1 % failure rate for an outlier. The failure is made
+// exact: the other engines are taken out of picks (admin API) while one
+// request is sent, with the engine failing every request.
+func caseOneFailure(ctx context.Context, t *topology, c *caseRun) {
+	const victim = 1
+	name := t.sims[victim].name
+	// Every node gathers the request volume outlier detection needs
+	// (100 recent answers each).
+	l := startLoad(loadSpec{target: t.gw.addr, model: model, limit: time.Minute})
+	c.check(l.waitOK(ctx, 800, 40*time.Second), "the load stalled")
+	c.account(l.finish(), strict)
+	var others []string
+	for i, m := range t.sims {
+		if i != victim {
+			others = append(others, m.name)
+		}
+	}
+	for _, n := range others {
+		c.check(t.adminAction(n, "exclude") == nil, "exclude %s failed", n)
+	}
+	c.check(t.simControl(victim, "error-rate?p=1") == nil, "error-rate failed")
+	h1, _ := clients("", 10*time.Second)
+	r := do(h1, h1Buffered, "http://"+t.gw.addr+"/v1/chat/completions", chatBody(model, 4, false, ""), nil)
+	h1.CloseIdleConnections()
+	c.check(t.simControl(victim, "error-rate?p=0") == nil, "error-rate failed")
+	for _, n := range others {
+		c.check(t.adminAction(n, "include") == nil, "include %s failed", n)
+	}
+	failedAt := time.Now()
+	c.account([]record{r}, func(r record) (verdict, string) {
+		if r.outcome == outStatus && r.status == 500 && r.node == name {
+			return expected, "the one 500"
+		}
+		return wrong, ""
+	})
+	// Then 15 s of load on the five engines: nobody may be ejected.
+	l = startLoad(loadSpec{target: t.gw.addr, model: model, limit: time.Minute})
+	least := engines
+	waitUntil(ctx, 15*time.Second, func() bool { least = min(least, t.eligibleEngines()); return false })
+	c.account(l.finish(), strict)
+	ex := t.exclusions(failedAt, time.Now())
+	for _, e := range ex {
+		c.fail("%s/%s ejected %.1f s after its one failure: %s: %s", e.Route, e.Node, secs(e.Time.Sub(failedAt)), e.Reason, e.Detail)
+	}
+	c.check(least == engines, "only %d of %d engines routable at some point after the one failure", least, engines)
+	c.observe("one 500 from %s; %d ejections in the 15 s after; at least %d of %d engines routable throughout", name, len(ex), least, engines)
 }

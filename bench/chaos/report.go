@@ -52,6 +52,7 @@ func (r *Row) answered() string {
 // Report is a whole run.
 type Report struct {
 	Command string
+	Note    string
 	Started time.Time
 	Took    time.Duration
 	Quick   bool
@@ -128,6 +129,9 @@ func (r *Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "# %s\n\n", title)
 	fmt.Fprintf(&b, "Command: `%s`  \nDate: %s  \nMachine: %s  \n", r.Command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	if r.Note != "" {
+		fmt.Fprintf(&b, "Note: %s  \n", r.Note)
+	}
 	fmt.Fprintf(&b, "Result: %s\n\n", r.Summary())
 	b.WriteString(`Topology, all on loopback and all real processes of the same binary: three
 peered Resource instances with a credentials file (scoped agent, peer and

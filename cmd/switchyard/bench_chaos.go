@@ -21,6 +21,7 @@ func runBenchChaos(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.BoolVar(&list, "list", false, "print the case names and exit")
 	fs.StringVar(&out, "out", "", "also write the report (markdown) to this file")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the run's files and logs (default: a new temporary directory, kept)")
+	fs.StringVar(&cfg.Note, "note", "", "a line for the report about the run, e.g. what else the machine was doing")
 	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
