@@ -554,7 +554,7 @@ func tail(path string, n int) string {
 
 // exclusion is one "node excluded" record of the gateway's log.
 type exclusion struct {
-	Time                       time.Time
+	Time                        time.Time
 	Route, Node, Reason, Detail string
 }
 
