@@ -74,7 +74,7 @@ func caseKillEngine(ctx context.Context, t *topology, c *caseRun) {
 	all, mine, clean := cuts(recs, name)
 	c.check(mine > 0, "the kill cut no stream of %s: the fault missed", name)
 	c.account(recs, allowCut(name, killed, killed.Add(50*time.Millisecond)))
-	c.observe("out after %.1f s; %d streams cut by the kill, all reported as errors (%d via %s, %d ended cleanly); back %.1f s after restart", secs(took), all, mine, name, clean, secs(back))
+	c.observe("out after %.1f s; streams cut by the kill: %d, all errors at the client (%d via %s, %d ended cleanly); back %.1f s after restart", secs(took), all, mine, name, clean, secs(back))
 }
 
 // caseKillAgent: kill -9 of e2's agent. The engine runs on: requests in
@@ -367,7 +367,7 @@ func caseCrashMidStream(ctx context.Context, t *topology, c *caseRun) {
 	all, mine, clean := cuts(recs, name)
 	c.check(mine > 0, "no stream of %s was cut: the crash missed", name)
 	c.account(recs, allowCut(name, crashed, crashed.Add(50*time.Millisecond)))
-	c.observe("%d streams cut by the crash, all errors at the client (%d via %s, %d clean ends); out after %.1f s, back %.1f s after restart", all, mine, name, clean, secs(took), secs(back))
+	c.observe("streams cut by the crash: %d, all errors at the client (%d via %s, %d clean ends); out after %.1f s, back %.1f s after restart", all, mine, name, clean, secs(took), secs(back))
 }
 
 // caseStreamCut (item 2): e3 closes every stream half way, without the
@@ -467,5 +467,5 @@ func caseOneFailure(ctx context.Context, t *topology, c *caseRun) {
 		c.fail("%s/%s ejected %.1f s after its one failure: %s: %s", e.Route, e.Node, secs(e.Time.Sub(failedAt)), e.Reason, e.Detail)
 	}
 	c.check(least == engines, "only %d of %d engines routable at some point after the one failure", least, engines)
-	c.observe("one 500 from %s; %d ejections in the 15 s after; at least %d of %d engines routable throughout", name, len(ex), least, engines)
+	c.observe("one 500 from %s; ejections in the 15 s after: %d; at least %d of %d engines routable throughout", name, len(ex), least, engines)
 }

@@ -75,5 +75,10 @@ func commandLine() string {
 		return s
 	}
 	args := append([]string{os.Args[0]}, os.Args[1:]...)
+	for i, a := range args { // as a shell would need it
+		if a == "" || strings.ContainsAny(a, " \t\n\"'$`\\|&;()<>*?") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
 	return strings.Join(args, " ")
 }
