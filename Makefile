@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity chaos fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -91,6 +91,14 @@ bench-policies: build
 # wall on the shared 2-core VM at load average 8-17, about 3 on 2 idle cores).
 bench-affinity: build
 	./bin/switchyard bench affinity
+
+# The chaos suite of issue 12: faults and attacks against the whole
+# topology on loopback (Resource tier, simulated engines with agents, the
+# gateway), every case, under load; writes bench/results/chaos.md and
+# fails on any lost or wrong answer or failed case. `make test` runs its
+# quick subset (bench/chaos TestQuick).
+chaos: build
+	./bin/switchyard bench chaos --out bench/results/chaos.md
 
 clean:
 	rm -rf bin dist

@@ -21,6 +21,7 @@ func benchCommands() []command {
 		{"affinity", "prefix/LoRA affinity and flow control against GIE and llm-d in an LLM fleet simulation (make bench-affinity)", runBenchAffinity},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
 		{"replot", "redraw the charts of the reports in bench/results from their tables", runBenchReplot},
+		{"chaos", "faults and attacks against a whole topology on loopback, with load; a table of what held (make chaos)", runBenchChaos},
 	}
 }
 
@@ -76,5 +77,10 @@ func commandLine() string {
 		return s
 	}
 	args := append([]string{os.Args[0]}, os.Args[1:]...)
+	for i, a := range args { // as a shell would need it
+		if a == "" || strings.ContainsAny(a, " \t\n\"'$`\\|&;()<>*?") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
 	return strings.Join(args, " ")
 }

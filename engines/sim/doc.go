@@ -55,7 +55,7 @@
 //
 //   - Control (works in every mode): GET /_sim/stats, POST
 //     /_sim/slowdown?factor=F, /_sim/error-rate?p=P,
-//     /_sim/fail?mode=healthy|hang|error|slow-start, /_sim/drain,
+//     /_sim/fail?mode=healthy|hang|error|slow-start|busy|cut, /_sim/drain,
 //     /_sim/undrain, /_sim/crash.
 //
 // Every response carries X-Sim-Node: the node id (gRPC: the x-sim-node
@@ -113,7 +113,11 @@
 //
 // SetErrorRate(p) fails that fraction of inference requests with 500;
 // Fail(ModeHang) accepts and never answers; Fail(ModeError) answers
-// inference with 500 while health stays 200; Fail(ModeSlowStart)
+// inference with 500 while health stays 200; Fail(ModeBusy) answers it
+// with 429 and Retry-After: BusyRetryAfter (7 s), health 200;
+// Fail(ModeCut) closes every streamed answer's connection once half its
+// tokens are written (no finish chunk, no [DONE]; the last tokens written
+// may not reach the wire), counted as Stats.Cut; Fail(ModeSlowStart)
 // restarts the startup delay; Fail(ModeHealthy) recovers. Crash() closes
 // the listeners and resets every connection. Drain() refuses new
 // requests with 503 and lets in-flight ones finish (WaitIdle).

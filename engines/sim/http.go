@@ -136,7 +136,10 @@ func jsonError(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
 func (n *Node) refuse(ctx *fasthttp.RequestCtx, err error) {
 	var r *errRefused
 	if errors.As(err, &r) {
-		if r.status == 503 || r.status == 429 {
+		switch {
+		case r.retryAfter > 0:
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(r.retryAfter))
+		case r.status == 503 || r.status == 429:
 			ctx.Response.Header.Set("Retry-After", "1")
 		}
 		jsonError(ctx, r.status, "ServiceUnavailableError", r.msg)
@@ -297,6 +300,11 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 	// stream_options.include_usage one more chunk with "choices": [] and
 	// the usage, then [DONE].
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	// ModeCut: close the connection half way, as a killed engine would.
+	cutAt, conn := -1, ctx.Conn()
+	if n.Mode() == ModeCut {
+		cutAt = max(maxTok/2, 1)
+	}
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	n.wg.Add(1)
@@ -326,7 +334,15 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 		var reply strings.Builder
 		ok := n.generate(pf, maxTok, func(i int) bool {
 			reply.WriteString(token(i))
-			return send(chunk(map[string]any{"content": token(i)}, token(i), nil))
+			if !send(chunk(map[string]any{"content": token(i)}, token(i), nil)) {
+				return false
+			}
+			if i+1 == cutAt {
+				n.cut.Add(1)
+				_ = conn.Close() // fasthttp's terminal chunk then fails
+				return false
+			}
+			return true
 		})
 		if !ok {
 			return
@@ -432,6 +448,9 @@ func (n *Node) kserveInfer(ctx *fasthttp.RequestCtx) {
 		st, msg := 503, err.Error()
 		if errors.As(err, &r) {
 			st = r.status
+			if r.retryAfter > 0 {
+				ctx.Response.Header.Set("Retry-After", strconv.Itoa(r.retryAfter))
+			}
 		}
 		ctx.SetStatusCode(st)
 		b, _ := json.Marshal(map[string]string{"error": msg})
@@ -459,7 +478,7 @@ func (n *Node) kserveInfer(ctx *fasthttp.RequestCtx) {
 //	GET  /_sim/stats
 //	POST /_sim/slowdown?factor=F
 //	POST /_sim/error-rate?p=P
-//	POST /_sim/fail?mode=healthy|hang|error|slow-start
+//	POST /_sim/fail?mode=healthy|hang|error|slow-start|busy|cut
 //	POST /_sim/drain   /_sim/undrain   /_sim/crash
 func (n *Node) admin(ctx *fasthttp.RequestCtx, op string) {
 	args := ctx.QueryArgs()

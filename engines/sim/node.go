@@ -30,7 +30,21 @@ const (
 	// ModeSlowStart restarts the startup delay: not ready (503) until
 	// Config.StartupDelay has passed again.
 	ModeSlowStart
+	// ModeBusy refuses inference with 429 and Retry-After BusyRetryAfter
+	// (gRPC ResourceExhausted) while health stays 200: an engine at its
+	// limit that says when to come back.
+	ModeBusy
+	// ModeCut ends every streamed answer half way (after at least one
+	// token) by closing the connection: no finish chunk, no terminal
+	// chunk, no [DONE], what an engine killed mid-stream leaves on the
+	// wire. Answers that are not streamed are served normally.
+	ModeCut
 )
+
+// BusyRetryAfter is the Retry-After, in seconds, of a busy node's 429
+// (ModeBusy): distinct from the one second a full queue asks, so a test
+// can tell that a proxy passed the node's own hint on.
+const BusyRetryAfter = 7
 
 func (m Mode) String() string {
 	switch m {
@@ -42,11 +56,16 @@ func (m Mode) String() string {
 		return "error"
 	case ModeSlowStart:
 		return "slow-start"
+	case ModeBusy:
+		return "busy"
+	case ModeCut:
+		return "cut"
 	}
 	return fmt.Sprintf("Mode(%d)", int32(m))
 }
 
-// ParseMode parses "healthy", "hang", "error" (or "5xx"), "slow-start".
+// ParseMode parses "healthy", "hang", "error" (or "5xx"), "slow-start",
+// "busy" (or "429") and "cut".
 func ParseMode(s string) (Mode, error) {
 	switch s {
 	case "healthy", "none", "":
@@ -57,8 +76,12 @@ func ParseMode(s string) (Mode, error) {
 		return ModeError, nil
 	case "slow-start", "slowstart":
 		return ModeSlowStart, nil
+	case "busy", "429":
+		return ModeBusy, nil
+	case "cut":
+		return ModeCut, nil
 	}
-	return 0, fmt.Errorf("sim: unknown mode %q (healthy, hang, error, slow-start)", s)
+	return 0, fmt.Errorf("sim: unknown mode %q (healthy, hang, error, slow-start, busy, cut)", s)
 }
 
 // Stats are a node's counters.
@@ -66,10 +89,13 @@ type Stats struct {
 	ID string `json:"id"`
 	// Served counts completed requests (HTTP and gRPC).
 	Served int64 `json:"served"`
-	// Rejected counts requests refused for a full queue (429/503).
+	// Rejected counts requests refused for a full queue or ModeBusy
+	// (429/503).
 	Rejected int64 `json:"rejected"`
 	// Errors counts 5xx answers from ModeError.
 	Errors int64 `json:"errors"`
+	// Cut counts streamed answers cut by ModeCut.
+	Cut int64 `json:"cut"`
 	// InFlight is running + waiting; Running are in a slot.
 	InFlight int64 `json:"in_flight"`
 	Running  int64 `json:"running"`
@@ -110,7 +136,7 @@ type Node struct {
 
 	// atomic
 	running, waiting                atomic.Int64
-	served, rejected, errs          atomic.Int64
+	served, rejected, errs, cut     atomic.Int64
 	promptTokens, genTokens, reqSeq atomic.Int64
 	prefixQueries, prefixHits       atomic.Int64
 	prefilling                      atomic.Int64 // requests in prefill
@@ -297,7 +323,7 @@ func (n *Node) WaitIdle(ctx context.Context) error {
 // Stats returns the counters.
 func (n *Node) Stats() Stats {
 	r, w := n.running.Load(), n.waiting.Load()
-	st := Stats{ID: n.id, Served: n.served.Load(), Rejected: n.rejected.Load(), Errors: n.errs.Load(),
+	st := Stats{ID: n.id, Served: n.served.Load(), Rejected: n.rejected.Load(), Errors: n.errs.Load(), Cut: n.cut.Load(),
 		InFlight: r + w, Running: r, Waiting: w, PromptTokens: n.promptTokens.Load(), GeneratedTokens: n.genTokens.Load(),
 		Slots: cap(n.slots), Slowdown: n.Slowdown(), Mode: n.Mode().String(), Draining: n.draining.Load(),
 		PrefixQueryTokens: n.prefixQueries.Load(), PrefixHitTokens: n.prefixHits.Load()}
@@ -355,23 +381,28 @@ func (n *Node) stop(reset bool) {
 // ready reports whether the slow start is over.
 func (n *Node) ready() bool { return time.Now().UnixNano() >= n.readyAt.Load() }
 
-// errRefused carries the status for a refused request.
+// errRefused carries the status (and Retry-After, in seconds; 0: the
+// default) for a refused request.
 type errRefused struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter int
 }
 
 func (e *errRefused) Error() string { return e.msg }
 
 var errStopped = errors.New("sim: node stopped")
 
-// accepting refuses requests while draining or starting up.
+// accepting refuses requests while draining, starting up or busy.
 func (n *Node) accepting() error {
 	switch {
 	case n.draining.Load():
-		return &errRefused{503, "draining"}
+		return &errRefused{status: 503, msg: "draining"}
 	case !n.ready():
-		return &errRefused{503, "starting up"}
+		return &errRefused{status: 503, msg: "starting up"}
+	case n.Mode() == ModeBusy:
+		n.rejected.Add(1)
+		return &errRefused{status: 429, msg: "busy", retryAfter: BusyRetryAfter}
 	}
 	return nil
 }
@@ -390,7 +421,7 @@ func (n *Node) admit() error {
 	if n.waiting.Add(1) > int64(n.prof.QueueDepth) {
 		n.waiting.Add(-1)
 		n.rejected.Add(1)
-		return &errRefused{429, "queue full"}
+		return &errRefused{status: 429, msg: "queue full"}
 	}
 	select {
 	case n.slots <- struct{}{}:

@@ -300,6 +300,69 @@ func TestFailureModes(t *testing.T) {
 		}
 	})
 
+	t.Run("busy", func(t *testing.T) {
+		n := start(t, Config{Model: "m", Override: fast})
+		n.Fail(ModeBusy)
+		for _, path := range []string{"/v1/completions", "/v2/models/m/infer"} {
+			b := body
+			if strings.HasPrefix(path, "/v2") {
+				b = `{"inputs":[{"name":"text_input","datatype":"BYTES","shape":[1],"data":["x"]}]}`
+			}
+			resp, _ := post(t, ctx, n.URL()+path, b)
+			if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" {
+				t.Errorf("busy %s: %d Retry-After %q, want 429 and 7", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+		}
+		if st, _ := get(t, ctx, n.URL()+"/health"); st != 200 {
+			t.Errorf("health while busy: %d", st)
+		}
+		if s := n.Stats(); s.Rejected != 2 || s.Mode != "busy" {
+			t.Errorf("stats while busy: %+v", s)
+		}
+		n.Fail(ModeHealthy)
+		if resp, _ := post(t, ctx, n.URL()+"/v1/completions", body); resp.StatusCode != 200 {
+			t.Errorf("recovered: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("cut", func(t *testing.T) {
+		n := start(t, Config{Model: "m", Override: fast})
+		n.Fail(ModeCut)
+		// Streams end half way without [DONE] and without the terminal
+		// chunk: the client's read fails.
+		req, _ := http.NewRequestWithContext(ctx, "POST", n.URL()+"/v1/chat/completions",
+			strings.NewReader(`{"stream":true,"max_tokens":6,"messages":[{"role":"user","content":"x"}]}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// (fasthttp copies the stream to the connection from a pipe: the
+		// last tokens written before the close may not reach the wire.)
+		if rerr == nil || strings.Contains(string(got), "[DONE]") || strings.Count(string(got), "data: ") > 1+3 {
+			t.Errorf("cut stream: read error %v, body %q; want at most the role chunk and 3 of 6 tokens, then an error", rerr, got)
+		}
+		// Answers that are not streamed are whole.
+		if resp, b := post(t, ctx, n.URL()+"/v1/completions", body); resp.StatusCode != 200 || !strings.Contains(string(b), "usage") {
+			t.Errorf("buffered answer in cut mode: %d %s", resp.StatusCode, b)
+		}
+		if s := n.Stats(); s.Cut != 1 || s.Served != 1 {
+			t.Errorf("stats: %+v, want 1 cut and 1 served", s)
+		}
+		n.Fail(ModeHealthy)
+		req, _ = http.NewRequestWithContext(ctx, "POST", n.URL()+"/v1/completions", strings.NewReader(`{"stream":true,"prompt":"x"}`))
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, rerr = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr != nil || !strings.HasSuffix(string(got), "data: [DONE]\n\n") {
+			t.Errorf("recovered stream: %v %q", rerr, got)
+		}
+	})
+
 	t.Run("hang", func(t *testing.T) {
 		n := start(t, Config{Model: "m", Override: fast})
 		n.Fail(ModeHang)
@@ -490,6 +553,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}{
 		{"/_sim/slowdown?factor=3", 200}, {"/_sim/slowdown?factor=-1", 400},
 		{"/_sim/error-rate?p=0.25", 200}, {"/_sim/error-rate?p=2", 400},
+		{"/_sim/fail?mode=busy", 200}, {"/_sim/fail?mode=cut", 200},
 		{"/_sim/fail?mode=hang", 200}, {"/_sim/fail?mode=bogus", 400},
 		{"/_sim/drain", 200}, {"/_sim/nope", 404},
 	} {

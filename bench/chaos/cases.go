@@ -1,0 +1,90 @@
+package chaos
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// cases lists every case in the order they run: attacks on the client
+// port, the admin port and the fleet first, then faults, then the
+// gateway's own signals. Each case starts from a healed topology (every
+// process up, every engine healthy and routable). one-failure runs
+// before the first fault: it needs engines whose recent answers are all
+// good (outlier detection remembers failures with a 10 s half-life).
+func cases() []testCase {
+	return []testCase{
+		{name: "allowlist", items: "1", quick: true, run: caseAllowlist,
+			expect: "engine control paths (vLLM, SGLang, Triton, the sim's /_sim/) and path tricks (.., //, %2F, %2e, NUL) answered 404/400 by the gateway, never forwarded; engines untouched"},
+		{name: "admin-port", items: "8", quick: true, run: caseAdmin,
+			expect: "no token 401, wrong token 401, form post 415, rebound Host 421, pprof off 404; health, readiness, metrics open; the token and JSON work"},
+		{name: "get-cl-te", items: "7", quick: true, run: caseCLTE,
+			expect: "400, never forwarded; a smuggled request after a POST with both never reaches an engine"},
+		{name: "absolute-form", items: "7", quick: true, run: caseAbsoluteForm,
+			expect: "the engine sees the Host header, not the host of the absolute URI"},
+		{name: "hop-headers", items: "7", quick: true, run: caseHopHeaders,
+			expect: "Keep-Alive, Proxy-Connection, Upgrade from the engine stripped (HTTP/1.1 and h2c); end-to-end headers kept"},
+		{name: "no-echo-400", items: "7", quick: true, run: caseNoEcho,
+			expect: "a malformed request with Authorization gets 400 without the token in it"},
+		{name: "routing-loop", items: "7", quick: true, run: caseLoop,
+			expect: "a node whose address is the gateway: 508 loop_detected, at once"},
+		{name: "forged-fleet", items: "9, 10", quick: true, run: caseForgedFleet,
+			expect: "with a stolen agent credential: another app, a huge capacity, another node id prefix, an address outside the CIDRs refused (403); reader and agent credentials out of their scope refused; a forged offline beat with incarnation 2^64−1 refused and removes nothing; nothing reaches the forged address; load unaffected"},
+		{name: "nodes-per-app", items: "11", run: caseLimits,
+			expect: "app limited (max_nodes 2): 2 nodes listed, the others refused (429, reason limit); the gateway never routes to more than 2"},
+		{name: "clock-back", items: "10", run: caseClockBack,
+			expect: "an agent restarted behind its own tombstone (left by a run whose clock was 40 s ahead) adopts the incarnation it is told and is routable again in < 10 s; load unaffected"},
+		{name: "one-failure", items: "3", run: caseOneFailure,
+			expect: "one engine fails one request among thousands of healthy answers: no ejection (its breaker needs 5 failures in a row; one failure is no statistical outlier); all 5 engines routable"},
+		{name: "kill9-engine", items: "fault, 2", quick: true, run: caseKillEngine,
+			expect: "engine out of the route in < 5 s; its streams cut are errors at the client (never a clean end); buffered requests retried: all 200; back after restart"},
+		{name: "kill9-agent", items: "fault", run: caseKillAgent,
+			expect: "its node leaves the lists (missed beats) and the gateway; requests in flight on it finish: all 200; back after restart"},
+		{name: "kill9-resource", items: "fault", run: caseKillResource,
+			expect: "agents and the gateway fail over: no node leaves the gateway, all 200; the restarted instance lists every node again"},
+		{name: "resources-down", items: "fault", run: caseAllResourcesDown,
+			expect: "the gateway keeps routing on its last list (stale), all 200; everything reconnects after the restart"},
+		{name: "sigstop-engine", items: "fault, 3", run: caseSIGSTOP,
+			expect: "stopped engine out of the route in < 5 s; requests held on it finish after SIGCONT: all 200; back after SIGCONT"},
+		{name: "hung-engine", items: "3", quick: true, run: caseHung,
+			expect: "an engine that accepts and never answers (health included) out of the route in < 5 s; held requests finish on recovery: all 200"},
+		{name: "engine-500", items: "fault", run: caseEngine500,
+			expect: "an engine failing every request (health 200): its breaker opens after 5 failures, so only its first 500s reach clients (a node's answer is passed on, not retried); out of the route in < 5 s; all else 200"},
+		{name: "engine-429", items: "fault, 7", run: caseEngine429,
+			expect: "one busy engine (429, Retry-After 7): refusals retried elsewhere within the retry budget, past it passed on with the engine's Retry-After; its breaker stays closed; all busy: 429 with Retry-After 7"},
+		{name: "engine-trickle", items: "fault", run: caseTrickle,
+			expect: "slow answers still complete (no timeout, no cut): all 200"},
+		{name: "crash-midstream", items: "fault, 2", run: caseCrashMidStream,
+			expect: "connections reset mid-stream: those streams end in an error at the client (never cleanly), all else 200; engine out of the route, back after restart"},
+		{name: "stream-cut", items: "2", quick: true, run: caseStreamCut,
+			expect: "streams closed by the engine between chunks (no terminal chunk, no [DONE]) reach the client as errors (HTTP/1.1: no terminal chunk; h2: reset), never a clean end"},
+		{name: "cancel", items: "5", run: caseCancel,
+			expect: "h2 streams reset and HTTP/1.1 clients gone after the first token: every engine stops generating within 3 s (streamed requests: the simulated engine notices a cancelled generation when it writes; buffered ones are covered by gateway/cancel_test.go)"},
+		{name: "slow-h2-bodies", items: "4", run: caseSlowH2Bodies,
+			expect: "500 h2 streams whose bodies never end (over max_concurrent 400) answered 408 after read_timeout (3 s) and hold no slot: other clients get 200"},
+		{name: "body-budget", items: "6", run: caseBodyBudget,
+			expect: "24 concurrent 12 MiB bodies over a 32 MiB budget: 200 or 503 with Retry-After; a 20 MiB body 413; gateway RSS grows < 160 MiB; budget given back"},
+		{name: "conn-caps", items: "6", run: caseConnCaps,
+			expect: "per client IP: the 65th connection closed at once; overall: no more than 300 open, the rest closed at once; open connections keep working; places freed on close"},
+		{name: "gateway-sighup", items: "fault", quick: true, run: caseSIGHUP,
+			expect: "config reloaded (a new route serves) without a failed request: all 200"},
+		{name: "gateway-sigterm", items: "fault, 7", run: caseSIGTERM,
+			expect: "in-flight requests finish (200), answers while draining carry Connection: close, readiness fails, new connections refused, exit 0; restarted gateway serves"},
+	}
+}
+
+// openAIError is the gateway's error body.
+type openAIError struct {
+	Error struct {
+		Message, Type, Code string
+	}
+}
+
+func errorCode(body string) string {
+	var e openAIError
+	if json.Unmarshal([]byte(body), &e) != nil {
+		return ""
+	}
+	return e.Error.Code
+}
+
+func secs(d time.Duration) float64 { return d.Seconds() }
