@@ -238,6 +238,9 @@ func (g *Gateway) discoveryFor(dc *config.DiscoveryConfig) *discovery.Client {
 		Token:    tok,
 		OnUpdate: g.onDiscovery,
 		Logger:   g.log,
+		// Staleness, last contact, outages and fetch errors on /metrics
+		// (unregistered when the client's Run returns).
+		Meter: g.metrics.Meter(),
 	})
 	if err != nil {
 		g.log.Error("gateway: discovery client", "err", err)
