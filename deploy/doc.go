@@ -7,8 +7,11 @@
 // with the Helm SDK for several sets of values and decode every object
 // strictly into its Kubernetes API type (an unknown or duplicate field
 // fails), check the security contexts, probes and RBAC, parse the gateway
-// config the chart writes with the gateway's own parser, and check that
-// every switchyard flag the manifests pass exists.
+// config the chart writes with the gateway's own parser, check that
+// every switchyard flag the manifests pass exists, and that the chart's
+// copy of the Grafana dashboard (grafana/switchyard.json, whose queries
+// gateway's TestGrafanaDashboard checks against a live scrape) is the
+// dashboard.
 //
 // `go test ./... -run TestManifestsInSync -update` (make deploy-manifests)
 // regenerates kubernetes/ from the chart.

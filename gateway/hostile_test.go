@@ -175,6 +175,16 @@ func TestHostileInput(t *testing.T) {
 		okRequest(t)
 	})
 	t.Run("http2 rapid reset", func(t *testing.T) {
+		// The gateway may still be reading a round's frames after the
+		// client closed: memory is compared once its connection is gone
+		// (each okRequest leaves one kept-alive connection open).
+		open0, _ := gw.g.front.OpenConnections()
+		closed := func(extra int64) {
+			waitFor(t, 10*time.Second, "the rapid-reset connection closed", func() bool {
+				o, _ := gw.g.front.OpenConnections()
+				return o <= open0+extra
+			})
+		}
 		before := seen.Load()
 		sent, err := rapidReset(gw.addr, 2000)
 		t.Logf("rapid reset: %d HEADERS+RST_STREAM pairs sent (%v); the node saw %d", sent, err, seen.Load()-before)
@@ -182,12 +192,14 @@ func TestHostileInput(t *testing.T) {
 			t.Errorf("%d reset streams were forwarded to the node", n)
 		}
 		okRequest(t)
+		closed(1)
 		// A second round on a fresh connection: memory must not grow with it.
 		runtime.GC()
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
 		_, _ = rapidReset(gw.addr, 2000)
 		okRequest(t)
+		closed(2)
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		if grow := int64(m1.HeapAlloc) - int64(m0.HeapAlloc); grow > 8<<20 {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -419,24 +417,6 @@ func TestStreamKeepAlive(t *testing.T) {
 	if a.status != 200 || !a.done || a.content.String() != "thinking hard done" || a.keepAlives < 2 {
 		t.Fatalf("status %d done %v content %q keep-alives %d", a.status, a.done, a.content.String(), a.keepAlives)
 	}
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAccessLog (issue 15): with telemetry.access_log on, a streamed

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -32,6 +33,14 @@ func newTelemetry(s *Server) (*telemetry, error) {
 	exp, err := otelprom.New(otelprom.WithRegisterer(t.reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
 	if err != nil {
 		return nil, fmt.Errorf("resource: metrics exporter: %w", err)
+	}
+	// The Go runtime and process collectors, as the gateway has: the
+	// dashboard's process row charts both.
+	if err := t.reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("resource: metrics: %w", err)
+	}
+	if err := t.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("resource: metrics: %w", err)
 	}
 	t.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	m := t.provider.Meter("github.com/switchyard-dev/switchyard/discovery/resource")

@@ -100,6 +100,10 @@ func TestMetricsExposition(t *testing.T) {
 		"switchyard_resource_apps":                        dto.MetricType_GAUGE,
 		"switchyard_resource_apps_freed_total":            dto.MetricType_COUNTER,
 		"switchyard_resource_credential_reloads_total":    dto.MetricType_COUNTER,
+		// The Go runtime and process collectors, as on the gateway.
+		"go_goroutines":                 dto.MetricType_GAUGE,
+		"process_cpu_seconds_total":     dto.MetricType_COUNTER,
+		"process_resident_memory_bytes": dto.MetricType_GAUGE,
 	}
 	var names []string
 	for n := range fams {

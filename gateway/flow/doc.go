@@ -21,7 +21,10 @@
 // error, and when the queue is full an arrival gets ErrQueueFull, unless
 // it can displace the newest waiter of a lower class (which then gets
 // ErrQueueFull). The gateway answers these with 429 or 503 and
-// Retry-After (Queue.RetryAfter suggests a value).
+// Retry-After (Queue.RetryAfter suggests a value). Config.Observe hears
+// of every request that found the route full: how long it waited and how
+// it left (an Outcome); with Queue.Depth and Queue.Limit it feeds the
+// gateway's queue metrics.
 //
 // No goroutine is started per queued request: a waiter blocks in its own
 // goroutine on a channel and a timer taken from a pool. Enter and Leave do

@@ -37,12 +37,14 @@ type Config struct {
 	// wherever a slot happens to free. Default 0.2; 0 to 0.9. Negative:
 	// none (batch may take every slot).
 	Reserve float64 `yaml:"reserve"`
-	// Observe, if set, is called once for every request that waited, when
-	// its wait ends: its class, how long it waited, and nil (it got a
-	// slot), ErrQueueTimeout, ErrQueueFull (displaced) or its context's
-	// error. It must not block. With Queue.Depth it gives the metrics per
-	// class: queue depth and wait time.
-	Observe func(c Class, waited time.Duration, err error) `yaml:"-"`
+	// Observe, if set, is called once for every request that found the
+	// route full: when its wait ends, with its class, how long it waited
+	// and how it left (Dispatched, TimedOut, Cancelled, Displaced), or at
+	// once, with waited 0, when the queue turned it away on arrival
+	// (Rejected, or TimedOut when its deadline had already passed). It
+	// must not block. With Queue.Depth it gives the metrics per class:
+	// queue depth, wait time, outcomes (gateway/telemetry).
+	Observe func(c Class, waited time.Duration, o Outcome) `yaml:"-"`
 }
 
 // Validate reports the first invalid field.
@@ -96,7 +98,7 @@ type Queue struct {
 
 	maxQueued int
 	reserve   float64
-	observe   func(Class, time.Duration, error)
+	observe   func(Class, time.Duration, Outcome)
 	now       func() time.Time
 
 	mu    sync.Mutex
@@ -182,6 +184,10 @@ func (q *Queue) grantableLocked() bool {
 	return q.fair.Len() > 0 && q.batch.Load() < int64(BatchLimit(int(q.limit.Load()), q.reserve))
 }
 
+// Limit returns the slots: how many requests may be in flight before
+// others wait (SetLimit).
+func (q *Queue) Limit() int { return int(q.limit.Load()) }
+
 // InFlight returns the requests holding a slot.
 func (q *Queue) InFlight() int { return int(uint32(q.state.Load())) }
 
@@ -230,6 +236,7 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 	}
 	start := q.now()
 	if !r.Deadline.IsZero() && !start.Before(r.Deadline) {
+		q.report(c, 0, TimedOut)
 		return ErrQueueTimeout
 	}
 	q.mu.Lock()
@@ -261,6 +268,7 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 		victim := q.fair.Newest(c)
 		if victim == nil {
 			q.mu.Unlock()
+			q.report(c, 0, Rejected)
 			return ErrQueueFull
 		}
 		vw := victim.Value
@@ -309,10 +317,15 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 	}
 	w.item = nil
 	q.waiters.Put(w)
-	if q.observe != nil {
-		q.observe(c, waited, err)
-	}
+	q.report(c, waited, outcomeOf(err))
 	return err
+}
+
+// report passes one request's wait to Config.Observe.
+func (q *Queue) report(c Class, waited time.Duration, o Outcome) {
+	if q.observe != nil {
+		q.observe(c, waited, o)
+	}
 }
 
 // giveUp ends a wait that timed out or was cancelled. If the slot was

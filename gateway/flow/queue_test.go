@@ -136,11 +136,11 @@ func TestQueuePriorityAndFairness(t *testing.T) {
 
 func TestQueueDeadlineAndCancel(t *testing.T) {
 	ctx := testCtx(t)
-	var observed []error
+	var observed []string
 	var mu sync.Mutex
-	q, queued := testQueue(t, Config{Observe: func(c Class, _ time.Duration, err error) {
+	q, queued := testQueue(t, Config{Observe: func(c Class, waited time.Duration, o Outcome) {
 		mu.Lock()
-		observed = append(observed, err)
+		observed = append(observed, fmt.Sprintf("%s/%s/waited=%t", c, o, waited > 0))
 		mu.Unlock()
 	}}, 1)
 	if err := q.Enter(ctx, Request{}); err != nil {
@@ -171,8 +171,10 @@ func TestQueueDeadlineAndCancel(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(observed) != 2 || !errors.Is(observed[0], ErrQueueTimeout) || !errors.Is(observed[1], context.Canceled) {
-		t.Fatalf("observed %v", observed)
+	// The past deadline is reported at once, without a wait.
+	want := "[interactive/timeout/waited=false batch/timeout/waited=true interactive/cancelled/waited=true]"
+	if fmt.Sprint(observed) != want {
+		t.Fatalf("observed %v, want %s", observed, want)
 	}
 }
 
@@ -180,7 +182,13 @@ func TestQueueDeadlineAndCancel(t *testing.T) {
 // newest batch waiter.
 func TestQueueFullDisplacesBatch(t *testing.T) {
 	ctx := testCtx(t)
-	q, queued := testQueue(t, Config{MaxQueued: 2}, 1)
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	q, queued := testQueue(t, Config{MaxQueued: 2, Observe: func(c Class, _ time.Duration, o Outcome) {
+		mu.Lock()
+		outcomes[c.String()+"/"+o.String()]++
+		mu.Unlock()
+	}}, 1)
 	if err := q.Enter(ctx, Request{}); err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +212,15 @@ func TestQueueFullDisplacesBatch(t *testing.T) {
 	q.Leave(Batch)
 	if q.InFlight() != 0 || q.Depth(Batch) != 0 {
 		t.Fatal("not empty at the end")
+	}
+	// The first request found room: not reported. The third batch was
+	// rejected on arrival, the second displaced; the others waited and
+	// were dispatched.
+	mu.Lock()
+	got := fmt.Sprint(outcomes)
+	mu.Unlock()
+	if want := "map[batch/dispatched:1 batch/displaced:1 batch/rejected:1 interactive/dispatched:1]"; got != want {
+		t.Fatalf("outcomes %s, want %s", got, want)
 	}
 	// Full of interactive: another interactive request is turned away.
 	q2, queued2 := testQueue(t, Config{MaxQueued: 1}, 0)

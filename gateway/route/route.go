@@ -141,7 +141,9 @@ func New(rc config.RouteConfig, lim *config.Limits, metrics *telemetry.Metrics, 
 			r.sessionKey = []byte(textproto.CanonicalMIMEHeaderKey(h))
 		}
 	}
-	if r.queue, err = flow.New(rc.Queue.Config); err != nil {
+	qc := rc.Queue.Config
+	qc.Observe = stats.ObserveQueue
+	if r.queue, err = flow.New(qc); err != nil {
 		return nil, err
 	}
 	if r.health, err = health.New(&r.cfg, health.Deps{Metrics: hm, Log: log}); err != nil {

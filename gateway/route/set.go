@@ -13,10 +13,12 @@ import (
 
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 	"github.com/switchyard-dev/switchyard/gateway/health"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/gateway/upstream"
 )
 
 // Set is one configuration's immutable routing state: its routes and the
@@ -259,16 +261,23 @@ func (e *UnknownError) Error() string {
 	return fmt.Sprintf("gateway: no route for %s; available models: [%s]", what, strings.Join(e.Available, ", "))
 }
 
-// RegisterGauges registers the live gauges of the current Set: in-flight
-// requests per route and each node's weight and in-flight count, read at
-// scrape time from the tables. current returns the Set in force.
+// RegisterGauges registers the live gauges of the current Set: per route
+// its in-flight requests, queue depth by priority class and slots; per
+// node its weight, in-flight count, health exclusion and breaker state,
+// read at scrape time from the tables. current returns the Set in force.
 func RegisterGauges(meter metric.Meter, current func() *Set) error {
 	inflight, err1 := meter.Int64ObservableGauge("switchyard_gateway_inflight", metric.WithDescription("Requests in flight, by route."))
 	weights, err2 := meter.Float64ObservableGauge("switchyard_gateway_node_weight", metric.WithDescription("Node weight in the route's current table."))
 	nodeInflight, err3 := meter.Int64ObservableGauge("switchyard_gateway_node_inflight", metric.WithDescription("Requests in flight on a node."))
 	nodeOut, err4 := meter.Int64ObservableGauge("switchyard_gateway_node_health_excluded",
 		metric.WithDescription("1 while a node is out of picks for failing its health check or as an outlier, else 0."))
-	for _, e := range []error{err1, err2, err3, err4} {
+	depth, err5 := meter.Int64ObservableGauge("switchyard_gateway_queue_depth",
+		metric.WithDescription("Requests waiting in the route's queue (every node at its per-node limit), by route and priority class."))
+	slots, err6 := meter.Int64ObservableGauge("switchyard_gateway_queue_slots",
+		metric.WithDescription("Requests the route's ready nodes may hold at once (per-node limit times ready nodes); past it, requests queue."))
+	breaker, err7 := meter.Int64ObservableGauge("switchyard_gateway_node_breaker_state",
+		metric.WithDescription("A node's circuit breaker: 0 closed, 1 half-open, 2 open."))
+	for _, e := range []error{err1, err2, err3, err4, err5, err6, err7} {
 		if e != nil {
 			return fmt.Errorf("gateway: metrics: %w", e)
 		}
@@ -284,6 +293,10 @@ func RegisterGauges(meter metric.Meter, current func() *Set) error {
 				continue
 			}
 			o.ObserveInt64(inflight, r.reg.InFlight(), r.stats.Attrs())
+			o.ObserveInt64(slots, int64(r.queue.Limit()), r.stats.Attrs())
+			for c := range flow.NumClasses {
+				o.ObserveInt64(depth, int64(r.queue.Depth(c)), r.stats.ClassAttrs(c))
+			}
 			meta := r.meta.Load()
 			for i := 0; i < tb.Len(); i++ {
 				e := tb.Endpoint(i)
@@ -298,10 +311,13 @@ func RegisterGauges(meter metric.Meter, current func() *Set) error {
 					out = 1
 				}
 				o.ObserveInt64(nodeOut, out, m.Attrs)
+				if u, ok := e.Value().(*upstream.Node); ok {
+					o.ObserveInt64(breaker, int64(u.BreakerState()), m.Attrs)
+				}
 			}
 		}
 		return nil
-	}, inflight, weights, nodeInflight, nodeOut)
+	}, inflight, weights, nodeInflight, nodeOut, depth, slots, breaker)
 	if err != nil {
 		return fmt.Errorf("gateway: metrics callback: %w", err)
 	}

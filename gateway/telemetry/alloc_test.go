@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 	"github.com/switchyard-dev/switchyard/gateway/openai"
 )
 
@@ -37,6 +38,7 @@ func TestRecordAlloc(t *testing.T) {
 		nd.Observe(200)
 		r.Observe(404, time.Millisecond)
 		r.Retry()
+		r.ObserveQueue(flow.Batch, 40*time.Millisecond, flow.Dispatched)
 	}); n != 0 {
 		t.Fatalf("recording: %v allocations per request", n)
 	}

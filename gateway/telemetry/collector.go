@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 )
 
 var (
@@ -28,6 +30,11 @@ var (
 		"Requests answered by a node, by route, node and result class.", []string{"route", "node", "code"}, nil)
 	nodeTTFTDesc = prometheus.NewDesc("switchyard_gateway_node_time_to_first_token_seconds",
 		"Streamed answers: time from request received to the first event carrying output, by route and node (sum and count).", []string{"route", "node"}, nil)
+	queueWaitDesc = prometheus.NewDesc("switchyard_gateway_queue_wait_seconds",
+		"Time a request waited in its route's queue before it got a slot, by route and priority class.", []string{"route", "class"}, nil)
+	queueRequestsDesc = prometheus.NewDesc("switchyard_gateway_queue_requests_total",
+		"Requests that found their route full, by route, priority class and how they left the queue "+
+			"(dispatched, timeout, cancelled, displaced, rejected).", []string{"route", "class", "outcome"}, nil)
 	buildInfoDesc = prometheus.NewDesc("switchyard_build_info",
 		"The running binary: version, revision and Go version. Always 1.", []string{"version", "revision", "go_version"}, nil)
 )
@@ -38,7 +45,7 @@ type collector struct{ t *Metrics }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, latencyDesc, ttftDesc, itlDesc, tokensDesc, tenantTokensDesc,
-		retriesDesc, ejectionsDesc, nodeRequestsDesc, nodeTTFTDesc} {
+		retriesDesc, ejectionsDesc, nodeRequestsDesc, nodeTTFTDesc, queueWaitDesc, queueRequestsDesc} {
 		ch <- d
 	}
 }
@@ -51,6 +58,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if s.name != "" { // route="" never retries: nothing is chosen yet
 			ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.CounterValue, float64(s.retries.Load()), s.name)
 			ch <- prometheus.MustNewConstMetric(ejectionsDesc, prometheus.CounterValue, float64(s.ejections.Load()), s.name)
+			s.collectQueue(ch)
 		}
 		s.mu.Lock()
 		for _, m := range s.models {
@@ -66,6 +74,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if cnt := n.ttftCount.Load(); cnt > 0 {
 			ch <- prometheus.MustNewConstSummary(nodeTTFTDesc, cnt, float64(n.ttftNanos.Load())/1e9, nil, n.route, n.node)
+		}
+	}
+}
+
+// collectQueue exports the route's queue series that counted something.
+func (s *RouteStats) collectQueue(ch chan<- prometheus.Metric) {
+	for c := range s.queue {
+		q := &s.queue[c]
+		class := flow.Class(c).String()
+		if hm := q.wait.metric(queueWaitDesc, s.name, class); hm != nil {
+			ch <- hm
+		}
+		for o := range q.outcomes {
+			if v := q.outcomes[o].Load(); v > 0 {
+				ch <- prometheus.MustNewConstMetric(queueRequestsDesc, prometheus.CounterValue, float64(v), s.name, class, flow.Outcome(o).String())
+			}
 		}
 	}
 }

@@ -22,8 +22,33 @@
 //	switchyard_gateway_ejections_total{route}                    counter, circuit breakers opened
 //	switchyard_gateway_node_requests_total{route,node,code}      counter
 //	switchyard_gateway_node_time_to_first_token_seconds{route,node}  summary: _sum and _count only
+//	switchyard_gateway_queue_wait_seconds{route,class}           histogram, wait in the route's queue of requests that got a slot
+//	switchyard_gateway_queue_requests_total{route,class,outcome} counter, requests that found their route full, by how they left
 //	switchyard_build_info{version,revision,go_version}           gauge, 1
 //	go_*, process_*                                              client_golang's collectors
+//
+// class is the priority class (flow.Class: interactive, batch); outcome
+// is flow.Outcome: dispatched (got a slot), timeout, cancelled (the
+// client went away), displaced (a more urgent request took its place),
+// rejected (the queue was full on arrival).
+//
+// Other packages register their instruments on Meter, into the same
+// registry (the OTel exporter adds _total to counters):
+//
+//	switchyard_gateway_inflight{route}                  gauge (gateway/route)
+//	switchyard_gateway_queue_depth{route,class}         gauge, requests waiting (gateway/route)
+//	switchyard_gateway_queue_slots{route}               gauge, per-node limit × ready nodes (gateway/route)
+//	switchyard_gateway_node_weight{route,node}          gauge (gateway/route)
+//	switchyard_gateway_node_inflight{route,node}        gauge (gateway/route)
+//	switchyard_gateway_node_health_excluded{route,node} gauge, 0 or 1 (gateway/route)
+//	switchyard_gateway_node_breaker_state{route,node}   gauge, 0 closed, 1 half-open, 2 open (gateway/route)
+//	switchyard_gateway_health_checks_total{route,node,result}   counter (gateway/health)
+//	switchyard_gateway_node_exclusions_total{route,node,reason} counter (gateway/health)
+//	switchyard_discovery_*{app} and {server}            the Resource tier client (discovery)
+//	switchyard_split_*, switchyard_shadow_*             A/B splits, mirrors (gateway/split, shadow)
+//
+// deploy/grafana/switchyard.json charts them; its test (gateway,
+// TestGrafanaDashboard) checks every query against a live scrape.
 //
 // code is the result class: 2xx, 3xx, 4xx, 5xx, cancelled (the client
 // went away: 499) or other. A series appears once it has counted

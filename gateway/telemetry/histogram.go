@@ -35,6 +35,10 @@ var (
 	latencyBuckets = newBuckets(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 	ttftBuckets    = newBuckets(.005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60)
 	itlBuckets     = newBuckets(.001, .0025, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2.5, 5)
+	// A queued request waits for one request to finish somewhere on the
+	// route (a few ms on a busy route of short requests) up to the queue
+	// timeout (30 s by default).
+	queueWaitBuckets = newBuckets(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30, 60)
 )
 
 // histogram is a Prometheus histogram kept in atomics: one count per

@@ -15,6 +15,8 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 )
 
 // Result classes counted per route, model and node.
@@ -80,17 +82,33 @@ type RouteStats struct {
 	retries   atomic.Uint64
 	ejections atomic.Uint64
 	none      *ModelStats // model=""; immutable
-	// routeAttrs is the route's attribute set, for gauges keyed by route.
+	// routeAttrs is the route's attribute set, for gauges keyed by route;
+	// classAttrs add each priority class, for the queue depth. Immutable.
 	routeAttrs metric.MeasurementOption
+	classAttrs [flow.NumClasses]metric.MeasurementOption
+
+	queue [flow.NumClasses]queueStats // by priority class; atomic
 
 	mu     sync.Mutex
 	models map[string]*ModelStats // by model label, none included; guarded by mu
 }
 
+// queueStats are one priority class's queue series on one route.
+type queueStats struct {
+	wait     histogram // waits that ended in a slot
+	outcomes [flow.NumOutcomes]atomic.Uint64
+}
+
 func newRouteStats(name string) *RouteStats {
 	s := &RouteStats{name: name, models: map[string]*ModelStats{}}
+	for c := range s.queue {
+		s.queue[c].wait.init(&queueWaitBuckets)
+	}
 	s.none = s.modelLocked(ModelNone)
 	s.routeAttrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name)))
+	for c := range s.classAttrs {
+		s.classAttrs[c] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("class", flow.Class(c).String())))
+	}
 	return s
 }
 
@@ -135,6 +153,29 @@ func (s *RouteStats) Retry() { s.retries.Add(1) }
 // Ejection counts one circuit breaker that opened.
 func (s *RouteStats) Ejection() { s.ejections.Add(1) }
 
+// ObserveQueue records one request that found the route full, as
+// flow.Config.Observe reports it: its class, how it left the queue, and,
+// when it got a slot, how long it waited. It does not allocate.
+func (s *RouteStats) ObserveQueue(c flow.Class, waited time.Duration, o flow.Outcome) {
+	if c >= flow.NumClasses || o >= flow.NumOutcomes {
+		return
+	}
+	q := &s.queue[c]
+	q.outcomes[o].Add(1)
+	if o == flow.Dispatched {
+		q.wait.observe(waited)
+	}
+}
+
+// QueueOutcomes is the requests of class c that left the route's queue
+// with outcome o.
+func (s *RouteStats) QueueOutcomes(c flow.Class, o flow.Outcome) uint64 {
+	if c >= flow.NumClasses || o >= flow.NumOutcomes {
+		return 0
+	}
+	return s.queue[c].outcomes[o].Load()
+}
+
 // Retries is the retries counted.
 func (s *RouteStats) Retries() uint64 { return s.retries.Load() }
 
@@ -170,6 +211,12 @@ func (s *RouteStats) Cancelled() uint64 { return s.classTotal(classCancelled) }
 // Attrs returns the route's attribute set, built once, for gauges keyed by
 // route.
 func (s *RouteStats) Attrs() metric.MeasurementOption { return s.routeAttrs }
+
+// ClassAttrs returns the attribute set of the route and a priority class,
+// built once, for the queue depth gauge.
+func (s *RouteStats) ClassAttrs(c flow.Class) metric.MeasurementOption {
+	return s.classAttrs[min(c, flow.NumClasses-1)]
+}
 
 // ModelIndex maps the models of one route configuration to their series.
 // It is immutable; Lookup takes no lock and does not allocate.
