@@ -501,8 +501,12 @@ type HealthCheckConfig struct {
 //     nodes' means is ejected (only while some other node answers);
 //   - success rate: with at least SuccessRateMinHosts nodes that each
 //     saw SuccessRateRequestVolume requests recently, a node whose
-//     success rate is below mean − SuccessRateStdevFactor × stdev is
-//     ejected. (Consecutive failures open the node's breaker.)
+//     success rate is below mean − SuccessRateStdevFactor × stdev, and
+//     who failed at least SuccessRateMinFailurePercent of them, is
+//     ejected. (Consecutive failures open the node's breaker.) The floor
+//     matters when the other nodes never fail: their stdev is then ~0
+//     and one failed request would otherwise put a node below the limit
+//     (envoyproxy/envoy#18752).
 //
 // An ejected node is out for BaseEjectionTime × the times it was ejected
 // (at most MaxEjectionTime; the count falls back by one for each
@@ -533,6 +537,10 @@ type OutlierConfig struct {
 	// SuccessRateStdevFactor: the ejection threshold is mean − factor ×
 	// stdev of the success rates. Default 1.9; above 0.
 	SuccessRateStdevFactor float64 `yaml:"success_rate_stdev_factor"`
+	// SuccessRateMinFailurePercent is the share of its recent requests a
+	// node must have failed to be a success-rate outlier. Default 5;
+	// 0.1..100.
+	SuccessRateMinFailurePercent float64 `yaml:"success_rate_min_failure_percent"`
 	// BaseEjectionTime is the first ejection's length. Default 30 s; at
 	// least 10 ms.
 	BaseEjectionTime time.Duration `yaml:"base_ejection_time"`
@@ -858,6 +866,9 @@ func (c *Config) ApplyDefaults() {
 		if o.SuccessRateStdevFactor == 0 {
 			o.SuccessRateStdevFactor = 1.9
 		}
+		if o.SuccessRateMinFailurePercent == 0 {
+			o.SuccessRateMinFailurePercent = 5
+		}
 		setDur(&o.BaseEjectionTime, 30*time.Second)
 		setDur(&o.MaxEjectionTime, max(300*time.Second, o.BaseEjectionTime))
 		setInt(&o.MaxEjectionPercent, 50)
@@ -1158,6 +1169,8 @@ func (o *OutlierConfig) validate(at string) error {
 		return cfgErr("%s.success_rate_request_volume %d: must be at least 1", at, o.SuccessRateRequestVolume)
 	case !(o.SuccessRateStdevFactor > 0) || math.IsInf(o.SuccessRateStdevFactor, 0):
 		return cfgErr("%s.success_rate_stdev_factor %v: must be above 0", at, o.SuccessRateStdevFactor)
+	case !(o.SuccessRateMinFailurePercent >= 0.1 && o.SuccessRateMinFailurePercent <= 100):
+		return cfgErr("%s.success_rate_min_failure_percent %v: must be 0.1..100", at, o.SuccessRateMinFailurePercent)
 	case o.BaseEjectionTime < 10*time.Millisecond:
 		return cfgErr("%s.base_ejection_time %v: must be at least 10ms", at, o.BaseEjectionTime)
 	case o.MaxEjectionTime < o.BaseEjectionTime:

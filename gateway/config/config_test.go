@@ -118,6 +118,7 @@ func TestConfigErrors(t *testing.T) {
 		{"health timeout", hc("health_check: {interval: 1s, timeout: 2s}"), "routes[0].health_check.timeout"},
 		{"health unhealthy_after", hc("health_check: {unhealthy_after: -1}"), "routes[0].health_check.unhealthy_after"},
 		{"health healthy_after", hc("health_check: {healthy_after: 101}"), "routes[0].health_check.healthy_after"},
+		{"outlier failure floor", "routes:\n  - match: {models: [a]}\n    nodes: ['a:1']\n    outlier: {success_rate_min_failure_percent: 200}\n", "routes[0].outlier.success_rate_min_failure_percent"},
 		{"health unknown key", hc("health_check: {intervall: 1s}"), "intervall"},
 		{"outlier factor", hc("outlier: {latency_factor: 1.1}"), "routes[0].outlier.latency_factor"},
 		{"outlier floor", hc("outlier: {latency_floor: 1ms}"), "routes[0].outlier.latency_floor"},

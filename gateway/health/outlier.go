@@ -192,7 +192,7 @@ func (c *Checker) outliers() []outlier {
 			if !st.ready || st.out() || v < float64(c.oc.SuccessRateRequestVolume) {
 				continue
 			}
-			if r := st.okW / v; r < limit {
+			if r := st.okW / v; r < limit && (1-r)*100 >= c.oc.SuccessRateMinFailurePercent {
 				found = append(found, outlier{st: st, reason: reasonSuccessRate, severity: 1 + (limit - r),
 					detail: fmt.Sprintf("success rate %.1f%%; the route's mean %.1f%%, limit %.1f%%", 100*r, 100*mean, 100*limit)})
 			}

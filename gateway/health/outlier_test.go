@@ -202,6 +202,30 @@ func TestOutlierSuccessRate(t *testing.T) {
 	}
 }
 
+// TestOutlierOneFailure (found by the chaos suite): five nodes that never
+// fail and one that failed once in 200 requests: the others' stdev is
+// ~0, so its 99.5 % is below their mean − 1.9 × stdev, but one failure is
+// no outlier: it stays (success_rate_min_failure_percent, default 5 %).
+func TestOutlierOneFailure(t *testing.T) {
+	f := outlierFleet(t, "127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9")
+	for i := range 5 {
+		f.answer(i, 199, 10*time.Millisecond, 200)
+	}
+	f.answer(4, 1, 10*time.Millisecond, 500)
+	f.c.evaluate(time.Now().Add(time.Second))
+	for i := range 5 {
+		if excluded(f, i) {
+			t.Fatalf("node %d ejected\n%s", i, f.log.dump())
+		}
+	}
+	// Ten failures in 200 (5 %) are.
+	f.answer(4, 9, 10*time.Millisecond, 500)
+	f.c.evaluate(time.Now().Add(2 * time.Second))
+	if !excluded(f, 4) {
+		t.Fatalf("node 4 with 5 %% failures not ejected\n%s", f.log.dump())
+	}
+}
+
 // TestOutlierRecoveryNotPoisoned: once a node is let back, the answers to
 // requests sent before (stuck in its outage, their times to first byte
 // full of it) do not count: it is not ejected again for them.
