@@ -153,3 +153,47 @@ func TestConnectionCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedBodyAnswerArrives (found by the chaos suite): a body the
+// gateway refuses without reading it — past limits.max_body_bytes, or
+// streamed to a model that does not exist — still gets its answer to a
+// client that keeps sending: the gateway closes lingering (its write side
+// first, then it drops what still arrives), not with unread bytes, which
+// would reset the connection under the answer.
+func TestRefusedBodyAnswerArrives(t *testing.T) {
+	be := backend(t, "n", nil)
+	cfg := testConfig(staticRoute("m", be.URL))
+	cfg.Limits.MaxBodyBytes = 1 << 20
+	cfg.Limits.StreamBodyOver = 64 << 10
+	gw := startGateway(t, cfg)
+	for _, tc := range []struct {
+		name, model string
+		size        int
+		want        int
+	}{
+		{"too large", "m", 16 << 20, http.StatusRequestEntityTooLarge},
+		{"streamed to no route", "nope", 512 << 10, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(`{"model":"` + tc.model + `","pad":"` + strings.Repeat("x", tc.size) + `"}`)
+			for i := 0; i < 5; i++ {
+				c := testClient()
+				req, _ := http.NewRequest("POST", gw.url("/v1/completions"), bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/octet-stream") // not read for routing
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatalf("round %d: the answer was lost: %v", i, err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.want {
+					t.Fatalf("round %d: %d, want %d", i, resp.StatusCode, tc.want)
+				}
+			}
+		})
+	}
+	waitFor(t, 10*time.Second, "the lingering connections closed", func() bool {
+		open, _ := gw.g.front.OpenConnections()
+		return open <= 10 // the test clients' kept-alive ones at most
+	})
+}

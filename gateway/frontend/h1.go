@@ -69,6 +69,12 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		// gateway asks clients to go elsewhere.
 		ctx.SetConnectionClose()
 	}
+	if r.Err != nil || x.Local() && ctx.Request.IsBodyStream() {
+		// A body refused or answered unread: the client may still be
+		// sending it, and closing under it would lose the answer.
+		ctx.SetConnectionClose()
+		lingerOnClose(ctx.Conn())
+	}
 	resp := &ctx.Response
 	switch {
 	case x.Local():

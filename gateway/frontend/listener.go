@@ -170,9 +170,21 @@ type countedConn struct {
 	ip      netip.Addr
 	counted bool // in perIP
 	once    sync.Once
+	linger  atomic.Bool // Close drains what the client still sends first
 }
 
 func (c *countedConn) Close() error {
+	if c.linger.CompareAndSwap(true, false) {
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			go c.lingeringClose(tc)
+			return nil
+		}
+	}
+	c.release()
+	return c.Conn.Close()
+}
+
+func (c *countedConn) release() {
 	c.once.Do(func() {
 		c.l.open.Add(-1)
 		if c.counted {
@@ -183,7 +195,66 @@ func (c *countedConn) Close() error {
 			c.l.mu.Unlock()
 		}
 	})
-	return c.Conn.Close()
+}
+
+// Lingering close bounds (nginx's lingering_time and lingering_timeout).
+const (
+	lingerTime    = 2 * time.Second
+	lingerTimeout = 500 * time.Millisecond
+)
+
+// lingeringClose closes a connection whose client may still be sending a
+// request body the gateway refused without reading (RFC 9112 §9.6): the
+// answer is written, so the write side closes first (FIN), then what the
+// client sends is read and dropped until it stops, goes quiet for
+// lingerTimeout or lingerTime passes. Closing at once with unread bytes
+// would reset the connection, and the client could lose the answer. The
+// connection keeps its place in connLimits until it is closed; the
+// goroutine ends by the deadline.
+func (c *countedConn) lingeringClose(tc *net.TCPConn) {
+	defer func() {
+		c.release()
+		_ = tc.Close()
+	}()
+	if tc.CloseWrite() != nil {
+		return
+	}
+	end := time.Now().Add(lingerTime)
+	var buf [4096]byte
+	for {
+		dl := time.Now().Add(lingerTimeout)
+		if dl.After(end) {
+			dl = end
+		}
+		if tc.SetReadDeadline(dl) != nil {
+			return
+		}
+		if _, err := tc.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// lingerOnClose makes the client connection under c close lingering
+// (lingeringClose): its request body was refused unread.
+func lingerOnClose(c net.Conn) {
+	for {
+		switch w := c.(type) {
+		case *clientConn:
+			c = w.Conn
+		case *prefixConn:
+			c = w.Conn
+		case *plainConn:
+			c = w.Conn
+		case *tls.Conn:
+			c = w.NetConn()
+		case *countedConn:
+			w.linger.Store(true)
+			return
+		default:
+			return
+		}
+	}
 }
 
 // SyscallConn lets the sniffer peek at the socket below.
