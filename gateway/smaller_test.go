@@ -53,6 +53,51 @@ func TestRefusalsPassOn(t *testing.T) {
 	}
 }
 
+// TestBusyNodeRests (found by the chaos suite): a node that refuses with
+// 429 and a Retry-After is left alone for that long while another node
+// can serve: with retries off, at most its first refusal reaches a
+// client, not one request in two.
+func TestBusyNodeRests(t *testing.T) {
+	busy := backend(t, "busy", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			return
+		}
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	ok := backend(t, "ok", nil)
+	cfg := testConfig(staticRoute("m", busy.URL, ok.URL))
+	cfg.Routes[0].Retries.Attempts = 0
+	gw := startGateway(t, cfg)
+	refused := 0
+	for i := 0; i < 20; i++ {
+		resp, _ := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`)
+		switch resp.StatusCode {
+		case 429:
+			refused++
+		case 200:
+		default:
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	if refused > 1 {
+		t.Errorf("%d of 20 requests got the busy node's 429; it should rest after the first", refused)
+	}
+	var v struct {
+		Nodes []struct {
+			ID       string   `json:"id"`
+			Excluded []string `json:"excluded"`
+		} `json:"nodes"`
+	}
+	getAdmin(t, gw, "/admin/nodes", &v)
+	for _, n := range v.Nodes {
+		if n.ID == hostOf(busy) && (len(n.Excluded) != 1 || n.Excluded[0] != "overload") && refused == 1 {
+			t.Errorf("the busy node's exclusions: %v", n.Excluded)
+		}
+	}
+}
+
 // rawAnswer writes raw bytes to the gateway and returns what it
 // answers (until it closes or 2 s pass).
 func rawAnswer(t *testing.T, addr, raw string) string {

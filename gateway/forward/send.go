@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -101,6 +102,9 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 			// count against its breaker.
 			n.Report(status < 500 || status == fasthttp.StatusServiceUnavailable && len(x.nodeRetryAfter()) > 0)
 			refused := status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests
+			if status == fasthttp.StatusTooManyRequests {
+				x.restBusy(tbl, ep, n)
+			}
 			if !refused || !replayable || !more || !rt.TakeRetry() {
 				x.ep, x.node, x.status = ep, n, status
 				x.startBody(rt)
@@ -158,6 +162,26 @@ func (x *Exchange) attemptHTTP(n *upstream.Node) (status int, replayable bool, e
 		replayable = noConnection(err)
 	}
 	return 0, replayable, err
+}
+
+// restBusy takes a node that refused with 429 and a Retry-After out of
+// picks for that long, while another node of the table can take
+// requests: when every node is busy, their 429s go on to clients.
+func (x *Exchange) restBusy(tbl *balancer.Table, ep *balancer.Endpoint, n *upstream.Node) {
+	ra := x.nodeRetryAfter()
+	if len(ra) == 0 {
+		return
+	}
+	secs, err := strconv.Atoi(string(ra))
+	if err != nil || secs <= 0 {
+		return // an HTTP date or junk: no rest
+	}
+	for i := 0; i < tbl.Ready(); i++ { // the ready nodes come first
+		if e := tbl.Endpoint(i); e != ep && e.Exclusions() == 0 {
+			n.MarkBusy(time.Duration(secs) * time.Second)
+			return
+		}
+	}
 }
 
 // nodeRetryAfter is the Retry-After of the node's answer, if any.

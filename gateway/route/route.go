@@ -504,8 +504,9 @@ func (r *Route) closeStale(now time.Time) {
 	}
 }
 
-// probeAll gives half-open breakers their trial and lets drained nodes
-// back in after the breaker's open period. Probes run in parallel, each
+// probeAll gives half-open breakers their trial, lets drained nodes back
+// in after the breaker's open period and busy ones after their
+// Retry-After. Probes run in parallel, each
 // bounded by ProbeTimeout, and a panicking probe is logged, not fatal.
 func (r *Route) probeAll(ctx context.Context, log *slog.Logger) {
 	t := r.table.Load()
@@ -521,6 +522,9 @@ func (r *Route) probeAll(ctx context.Context, log *slog.Logger) {
 		n := e.Value().(*upstream.Node)
 		if x&balancer.ExcludeDraining != 0 && n.DrainedFor(now) >= r.cfg.Breaker.OpenFor {
 			e.Include(balancer.ExcludeDraining)
+		}
+		if x&balancer.ExcludeOverload != 0 && n.BusyOver(now) {
+			e.Include(balancer.ExcludeOverload)
 		}
 		if x&balancer.ExcludeBreaker == 0 {
 			continue

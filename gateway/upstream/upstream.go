@@ -68,6 +68,7 @@ type Node struct {
 	ep        atomic.Pointer[balancer.Endpoint] // bound after the first build
 	failing   atomic.Int32                      // failures reported since the last reported success
 	drainedAt atomic.Int64                      // unix nanos of the last draining 503
+	busyUntil atomic.Int64                      // unix nanos until which a 429's Retry-After keeps it out
 	closed    atomic.Bool                       // Close ran: the series are given back
 	fb        firstByte                         // answers seen by the forwarding core (firstbyte.go)
 }
@@ -170,6 +171,20 @@ func (n *Node) MarkDraining() {
 		e.Exclude(balancer.ExcludeDraining)
 	}
 }
+
+// MarkBusy takes the node out of picks for d (bounded to 1..30 s) after
+// it refused a request with 429 and that Retry-After: its queue is full,
+// and others may not be. The route's owner lets it back (BusyOver).
+func (n *Node) MarkBusy(d time.Duration) {
+	d = min(max(d, time.Second), 30*time.Second)
+	n.busyUntil.Store(time.Now().Add(d).UnixNano())
+	if e := n.ep.Load(); e != nil {
+		e.Exclude(balancer.ExcludeOverload)
+	}
+}
+
+// BusyOver reports whether a MarkBusy period has passed at now.
+func (n *Node) BusyOver(now time.Time) bool { return now.UnixNano() >= n.busyUntil.Load() }
 
 // DrainedFor is how long ago the node last answered a draining 503.
 func (n *Node) DrainedFor(now time.Time) time.Duration {
