@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -447,6 +448,52 @@ func TestAdmission(t *testing.T) {
 
 // TestTimeouts: first-byte, idle-between-chunks and total timeouts answer
 // 504 (or cut the stream) and are not retried.
+// TestQueueCountsOnlyEligibleNodes: an excluded node's slots are not the
+// queue's: with one of two nodes taken out, a request that finds the other
+// full waits for it in the queue (and is served) instead of being turned
+// away as saturated.
+func TestQueueCountsOnlyEligibleNodes(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var arrived atomic.Int32
+	slow := func(name string) *httptest.Server {
+		return backend(t, name, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				return
+			}
+			arrived.Add(1)
+			<-release
+			w.Header().Set("X-Node", name)
+			_, _ = io.WriteString(w, "{}")
+		})
+	}
+	a, b := slow("a"), slow("b")
+	cfg := testConfig(staticRoute("m", a.URL, b.URL))
+	cfg.Limits.MaxPerNode = 1
+	cfg.Admin.TokenFile = adminTokenFile(t, pageToken)
+	gw := startGateway(t, cfg)
+	adminAction(t, gw, "m", hostOf(b), "exclude")
+	q := gw.g.core.Routes().Route("m").Queue()
+	waitFor(t, 5*time.Second, "the queue to count one node", func() bool { return q.Limit() == 1 })
+	done := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			resp, _ := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`)
+			done <- resp.StatusCode
+		}()
+	}
+	waitFor(t, 5*time.Second, "one request at the node, one queued", func() bool {
+		return arrived.Load() == 1 && q.Depth(0) == 1
+	})
+	release <- struct{}{}
+	release <- struct{}{}
+	for i := 0; i < 2; i++ {
+		if s := <-done; s != 200 {
+			t.Fatalf("request %d: %d", i, s)
+		}
+	}
+}
+
 func TestTimeouts(t *testing.T) {
 	var calls atomic.Int32
 	hang := backend(t, "hang", func(w http.ResponseWriter, r *http.Request) {

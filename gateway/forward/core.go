@@ -364,10 +364,10 @@ var keyPriority = []byte("X-Switchyard-Priority")
 // queue while every node is full: interactive before batch, fair between
 // tenants, until the client's deadline or the route's queue timeout.
 func (x *Exchange) enterQueue(rt *route.Route) error {
-	if t := rt.Table(); t == nil || t.Ready() == 0 {
+	q := rt.Queue()
+	if t := rt.Table(); t == nil || t.Ready() == 0 || q.Limit() == 0 {
 		return nil // no node to wait for: the pick answers (503 at once)
 	}
-	q := rt.Queue()
 	fr := flow.Request{Class: flow.Interactive}
 	if x.tenant != nil {
 		fr.Tenant = x.tenant.Name()

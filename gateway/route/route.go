@@ -402,10 +402,24 @@ func (r *Route) rebuild(now time.Time) {
 	if r.aff != nil {
 		r.aff.Update(t, now, nil) // before the table is published
 	}
-	r.queue.SetLimit(t.Ready() * r.lim.MaxPerNode)
+	r.setQueueLimit(t)
 	r.table.Store(t)
 	r.meta.Store(&meta)
 	r.health.SetMembers(members)
+}
+
+// setQueueLimit gives the route's queue a slot per request a node may
+// take: limits.max_per_node for each ready node that nothing excludes
+// (breaker, health, drain, busy, admin). The owner calls it at each
+// rebuild and probe tick, so exclusions count within a second.
+func (r *Route) setQueueLimit(t *balancer.Table) {
+	eligible := 0
+	for i := 0; i < t.Ready(); i++ { // the ready nodes come first
+		if t.Endpoint(i).Exclusions() == 0 {
+			eligible++
+		}
+	}
+	r.queue.SetLimit(eligible * r.lim.MaxPerNode)
 }
 
 // Affinity is the route's affinity (nil when off).
@@ -514,6 +528,7 @@ func (r *Route) probeAll(ctx context.Context, log *slog.Logger) {
 		return
 	}
 	now := time.Now()
+	defer r.setQueueLimit(t)
 	done := make(chan struct{}, t.Len())
 	started := 0
 	for i := 0; i < t.Len(); i++ {
