@@ -186,8 +186,8 @@ func TestAdaptersJSON(t *testing.T) {
 	}
 	var ie *InputError
 	for body, field := range map[string]string{
-		strings.Replace(string(js), `"running":["x"]`, `"running":["a,b"]`, 1): "load.lora.running",
-		strings.Replace(string(js), `"running":["x"]`, `"running":"x"`, 1):     "load.lora",
+		strings.Replace(string(js), `"running":["x"]`, `"running":["a,b"]`, 1):             "load.lora.running",
+		strings.Replace(string(js), `"running":["x"]`, `"running":"x"`, 1):                 "load.lora",
 		strings.Replace(string(js), `"prefix_cache_hits":10`, `"prefix_cache_hits":-3`, 1): "load.prefix_cache_hits",
 	} {
 		if err := DecodeHeartbeatJSON([]byte(body), &got); !errors.As(err, &ie) || ie.Field != field {

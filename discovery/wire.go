@@ -557,10 +557,10 @@ type HeartbeatView struct {
 	ID, App, Engine, Model []byte
 	// Addresses is the canonical encoding of the address map (see
 	// AppendAddresses).
-	Addresses   []byte
-	Count    int
-	Capacity float64
-	State    State
+	Addresses []byte
+	Count     int
+	Capacity  float64
+	State     State
 	// Load is the heartbeat's load but for its LoRA adapters, which stay
 	// unknown in the view: Adapters holds their encoding (empty when
 	// unknown), compared with Load.LoRA by [Adapters.Is].

@@ -333,7 +333,9 @@ func TestFastPath(t *testing.T) {
 		}, true},
 		{"prefix counters unknown", func(h *discovery.Heartbeat) { h.Load.PrefixCacheHits = discovery.Unknown }, false},
 		{"hit rate becomes known", func(h *discovery.Heartbeat) { h.Load.PrefixCacheHitRate = discovery.Known(0.4) }, false},
-		{"adapter loaded", func(h *discovery.Heartbeat) { h.Load.LoRA, _ = discovery.NewAdapters([]string{"sql-lora", "chat-lora"}, nil) }, false},
+		{"adapter loaded", func(h *discovery.Heartbeat) {
+			h.Load.LoRA, _ = discovery.NewAdapters([]string{"sql-lora", "chat-lora"}, nil)
+		}, false},
 		{"adapters unknown", func(h *discovery.Heartbeat) { h.Load.LoRA = discovery.Adapters{} }, false},
 		{"draining", func(h *discovery.Heartbeat) { h.State = discovery.StateDraining }, false},
 		{"address", func(h *discovery.Heartbeat) { h.Addresses = map[string]string{"http": "127.0.0.1:9"} }, false},
