@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity bench-affinity-live fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -91,6 +91,9 @@ bench-policies: build
 # wall on the shared 2-core VM at load average 8-17, about 3 on 2 idle cores).
 bench-affinity: build
 	./bin/switchyard bench affinity
+
+bench-affinity-live: build
+	./bin/switchyard bench affinity --live
 
 clean:
 	rm -rf bin dist
