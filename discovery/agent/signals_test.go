@@ -221,7 +221,7 @@ func TestAffinitySignalsReachSubscribers(t *testing.T) {
 		return slices.Equal(n.Load.LoRA.Running(), []string{"sql-lora"})
 	})
 	go send(rctx, vllm.URL(), "chat-lora", 30)
-	v = tr.waitNode(ctx, t, "v", "chat-lora waiting", func(n *discovery.Node) bool {
+	tr.waitNode(ctx, t, "v", "chat-lora waiting", func(n *discovery.Node) bool {
 		return slices.Equal(n.Load.LoRA.Waiting(), []string{"chat-lora"})
 	})
 	v = tr.waitNode(ctx, t, "v", "the prefix hits counted", func(n *discovery.Node) bool {
