@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity chaos fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity bench-affinity-live chaos fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -99,6 +99,9 @@ bench-affinity: build
 # quick subset (bench/chaos TestQuick).
 chaos: build
 	./bin/switchyard bench chaos --out bench/results/chaos.md
+
+bench-affinity-live: build
+	./bin/switchyard bench affinity --live
 
 clean:
 	rm -rf bin dist

@@ -656,12 +656,19 @@ func (a *Affinity) calibrate(n *affNode, st *affStats, rep NodeReport) {
 }
 
 // Horizon returns how long entries for e count at present (MaxAge unless
-// calibration shortened it), or 0 for a node Update has not seen. Like
-// Update, it belongs to the table owner.
+// calibration by the engine's prefix-cache counts shortened it), or 0 for a
+// node Update has not seen. Safe for concurrent use: it reads the newest
+// view Update published (its stats never move).
 func (a *Affinity) Horizon(e *Endpoint) time.Duration {
 	id := e.affinity.Load()
-	if id == 0 || int((id-1)/affChunk) >= len(a.stats) {
+	var v *affView
+	for k := range a.views {
+		if w := a.views[k].Load(); w != nil && (v == nil || w.version > v.version) {
+			v = w
+		}
+	}
+	if id == 0 || v == nil || int((id-1)/affChunk) >= len(v.stats) {
 		return 0
 	}
-	return time.Duration(a.stats[(id-1)/affChunk][(id-1)%affChunk].horizon.Load()) * time.Second
+	return time.Duration(v.stat(id-1).horizon.Load()) * time.Second
 }

@@ -581,7 +581,12 @@ func (c *Client) fetch(ctx context.Context, server, app string, epoch, since uin
 	q.Set("epoch", strconv.FormatUint(epoch, 10))
 	q.Set("subscriber", c.cfg.Subscriber)
 	q.Set("format", "bin")
-	q.Set("wire", "2") // unknown-aware loads; older servers ignore it and send version 1
+	// The binary versions this client decodes beyond 1: a server takes the
+	// newest it speaks; one of issue 13 reads the first value only, one
+	// older still ignores them and sends version 1.
+	for v := Version2; v <= CurrentVersion; v++ {
+		q.Add("wire", strconv.Itoa(int(v)))
+	}
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}

@@ -9,9 +9,10 @@
 //     Resource peer stream, see wire.go, versioned by its preamble:
 //     [Version], [Handshake]);
 //   - [Load], whose quantities are [Value]s (unknown is distinct from 0 on
-//     every encoding; an old sender's missing fields read as unknown) and
+//     every encoding; an old sender's missing fields read as unknown),
 //     whose [Readiness] is the engine's own (ready, not_ready, busy,
-//     asleep);
+//     asleep), and which carries what prefix and LoRA affinity use: the
+//     engine's prefix-cache counters and hit rate and its [Adapters];
 //   - the rejection counters ([Rejections]) that the Resource service exposes;
 //   - [Client], which watches apps on a tier of Resource instances (over
 //     HTTP, TLS or mTLS), applies versioned deltas, acknowledges applied

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-var versions = []Version{Version1, Version2}
+var versions = []Version{Version1, Version2, Version3}
 
 func FuzzDecodeHeartbeat(f *testing.F) {
 	for _, v := range versions {
@@ -20,6 +20,10 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
 		hb.Load = Load{Readiness: ReadinessBusy}
 		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
+		// Prefix-cache counters and LoRA adapters (version 3 carries them).
+		lora, _ := NewAdapters([]string{"sql-lora", "chat-lora"}, []string{"math-lora"})
+		hb.Load = Load{Running: Known(3), PrefixCacheHits: Known(1200), PrefixCacheQueries: Known(4000), PrefixCacheHitRate: Known(0.3), LoRA: lora}
+		f.Add(uint8(v), AppendHeartbeat(nil, &hb, v))
 	}
 	f.Add(uint8(2), []byte{})
 	f.Add(uint8(1), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
@@ -27,13 +31,15 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		if len(b) > MaxAgentFrame {
 			return
 		}
-		v := Version1 + Version(ver%2)
+		v := Version1 + Version(ver%3)
 		var hb Heartbeat
 		var in Interner
 		var view HeartbeatView
 		verr := DecodeHeartbeatView(b, &view, v)
 		err := DecodeHeartbeat(b, &hb, &in, v)
-		if err == nil && (verr != nil || string(view.ID) != hb.ID || view.Seq != hb.Seq || view.Load != hb.Load) {
+		noLoRA := hb.Load
+		noLoRA.LoRA = Adapters{}
+		if err == nil && (verr != nil || string(view.ID) != hb.ID || view.Seq != hb.Seq || view.Load != noLoRA || !hb.Load.LoRA.Is(view.Adapters)) {
 			t.Fatalf("view disagrees with the full decoder: %v", verr)
 		}
 		if err != nil {
@@ -50,6 +56,9 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		if v == Version1 && (hb.Load.Readiness != ReadinessUnknown || hb.Load.Running == Known(0) || hb.Load.KVCacheUsage == Known(0)) {
 			t.Fatalf("version 1 cannot say readiness or a known 0 queue: %+v", hb.Load)
 		}
+		if v < Version3 && (hb.Load.PrefixCacheHits.IsKnown() || hb.Load.PrefixCacheQueries.IsKnown() || hb.Load.PrefixCacheHitRate.IsKnown() || hb.Load.LoRA.Known()) {
+			t.Fatalf("version %d cannot carry prefix-cache counters or adapters: %+v", v, hb.Load)
+		}
 		if len(hb.Addresses) == 1 && !bytes.Equal(AppendHeartbeat(nil, &hb, v), b) {
 			t.Fatalf("re-encoding differs")
 		}
@@ -59,8 +68,12 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 			t.Fatalf("marshal: %v", err)
 		}
 		var back Heartbeat
-		if err := DecodeHeartbeatJSON(js, &back); err != nil || back.Load.Readiness != hb.Load.Readiness ||
-			back.Load.Running != hb.Load.Running || back.Load.Utilisation != hb.Load.Utilisation {
+		err = DecodeHeartbeatJSON(js, &back)
+		same := back.Load
+		if same.SampledAt.Equal(hb.Load.SampledAt) {
+			same.SampledAt = hb.Load.SampledAt // JSON keeps the instant, not the location
+		}
+		if err != nil || same != hb.Load {
 			t.Fatalf("JSON round trip: %v: %+v vs %+v", err, back.Load, hb.Load)
 		}
 	})
@@ -99,6 +112,7 @@ func FuzzDecodeHeartbeatJSON(f *testing.F) {
 
 func FuzzReadFrame(f *testing.F) {
 	hb := goodBeat()
+	f.Add(AppendHeartbeatFrame(nil, &hb, Version3))
 	f.Add(AppendHeartbeatFrame(nil, &hb, Version2))
 	f.Add(AppendHeartbeatFrame(nil, &hb, Version1))
 	f.Add(AppendHelloFrame(nil, Hello{Role: RoleAgent, Token: "t"}))
@@ -135,8 +149,12 @@ func FuzzDecodeDelta(f *testing.F) {
 	for _, v := range versions {
 		f.Add(AppendDelta(nil, &d, v))
 	}
+	lora, _ := NewAdapters([]string{"a"}, nil)
+	d.Upserts[0].Load.LoRA, d.Upserts[0].Load.PrefixCacheHits = lora, Known(7)
+	f.Add(AppendDelta(nil, &d, Version3))
 	f.Add([]byte("D\x01"))
 	f.Add([]byte("D\x02"))
+	f.Add([]byte("D\x03"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return

@@ -95,6 +95,19 @@ type Load struct {
 	Waiting Value `json:"waiting"`
 	// KVCacheUsage is the engine's KV-cache occupancy, 0..1.
 	KVCacheUsage Value `json:"kv_cache_usage"`
+	// PrefixCacheHits and PrefixCacheQueries are the engine's cumulative
+	// prefix-cache hit and query counts (vLLM: tokens, summed over its
+	// engines), 0..MaxCounter. They are counters: the difference of two
+	// loads is the recent rate; a restarted engine starts them over.
+	// Gateways calibrate prefix affinity with them (issue 14).
+	PrefixCacheHits    Value `json:"prefix_cache_hits"`
+	PrefixCacheQueries Value `json:"prefix_cache_queries"`
+	// PrefixCacheHitRate is the prefix-cache hit rate 0..1 of an engine
+	// that reports a rate instead of counts (SGLang cache_hit_rate).
+	PrefixCacheHitRate Value `json:"prefix_cache_hit_rate"`
+	// LoRA is the LoRA adapters the engine has running or waiting (omitted
+	// in JSON when unknown).
+	LoRA Adapters `json:"lora,omitzero"`
 	// Readiness is the engine's readiness as the agent probed it (omitted
 	// in JSON when unknown).
 	Readiness Readiness `json:"readiness,omitempty"`

@@ -16,6 +16,7 @@ const (
 	MaxConcurrency    = 1e7
 	MaxQueue          = 1e8 // running, waiting
 	MaxHeartbeatBytes = 16 << 10
+	MaxCounter        = 1e15 // prefix-cache hits and queries
 )
 
 // Validate checks a heartbeat and returns an *InputError naming the first bad
@@ -79,6 +80,15 @@ func (l *Load) validate() error {
 		return err
 	}
 	if err := checkValue("load.kv_cache_usage", l.KVCacheUsage, 0, 1); err != nil {
+		return err
+	}
+	if err := checkValue("load.prefix_cache_hits", l.PrefixCacheHits, 0, MaxCounter); err != nil {
+		return err
+	}
+	if err := checkValue("load.prefix_cache_queries", l.PrefixCacheQueries, 0, MaxCounter); err != nil {
+		return err
+	}
+	if err := checkValue("load.prefix_cache_hit_rate", l.PrefixCacheHitRate, 0, 1); err != nil {
 		return err
 	}
 	if l.Readiness >= numReadiness {

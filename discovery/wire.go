@@ -30,11 +30,16 @@ import (
 // Version1 (issue 3) encodes loads as plain numbers, 0 standing for
 // "unknown". Version2 (issue 13) encodes which load quantities are known and
 // the engine's readiness, and its Reject frame carries an incarnation hint.
-// The preamble selects the version: "SYD1" or "SYD2\r\n". A Version2 client
-// talking to a Resource that only knows Version1 gets an HTTP 400 back (the
-// old server takes the unknown preamble for HTTP; the CRLF ends its request
-// line at once) and redials with Version1: [Handshake] reports that as
-// [ErrOldServer]. Old clients keep speaking Version1 to new servers.
+// Version3 (issue 14) adds to the load the engine's prefix-cache counters
+// and hit rate (three more known bits) and its LoRA adapters (after the
+// sample time). The preamble selects the version: "SYD1", "SYD2\r\n" or
+// "SYD3\r\n". A client talking to a Resource that does not know its
+// version gets an HTTP 400 back (the old server takes the unknown preamble
+// for HTTP; the CRLF ends its request line at once) and redials with the
+// next older version ([Version.Older]): [Handshake] reports that as
+// [ErrOldServer]. Old clients keep speaking their version to new servers,
+// so an old receiver never sees the fields it does not know, and what an
+// old sender did not send reads as unknown.
 //
 // Decoding a Version1 load: utilisation and concurrency are taken as sent
 // (they always were the load); running, waiting and KV-cache usage of 0 are
@@ -46,8 +51,18 @@ type Version uint8
 const (
 	Version1       Version = 1
 	Version2       Version = 2
-	CurrentVersion         = Version2
+	Version3       Version = 3
+	CurrentVersion         = Version3
 )
+
+// Older returns the version to redial with after v met a server that does
+// not speak it (ErrOldServer), and false for Version1, the oldest.
+func (v Version) Older() (Version, bool) {
+	if v <= Version1 {
+		return 0, false
+	}
+	return v - 1, true
+}
 
 // Preambles of the framed protocol versions. Every preamble starts with
 // four bytes that tell the version (PreambleProbe bytes are enough to
@@ -55,15 +70,19 @@ const (
 const (
 	Magic1        = "SYD1"
 	Magic2        = "SYD2\r\n"
+	Magic3        = "SYD3\r\n"
 	PreambleProbe = 4
 )
 
 // Preamble returns the bytes that open a connection of version v.
 func (v Version) Preamble() string {
-	if v == Version1 {
+	switch v {
+	case Version1:
 		return Magic1
+	case Version2:
+		return Magic2
 	}
-	return Magic2
+	return Magic3
 }
 
 // VersionOfPreamble recognises a preamble from its first PreambleProbe
@@ -76,6 +95,8 @@ func VersionOfPreamble(head []byte) (v Version, ok bool) {
 		return Version1, true
 	case string(head[:PreambleProbe]) == Magic2[:PreambleProbe]:
 		return Version2, true
+	case string(head[:PreambleProbe]) == Magic3[:PreambleProbe]:
+		return Version3, true
 	}
 	return 0, false
 }
@@ -281,8 +302,9 @@ func DecodeNode(p []byte, n *Node, in *Interner, v Version) (rest []byte, err er
 }
 
 // AppendDelta appends the binary encoding of a delta in version v (the body
-// of a "format=bin" list read; version 2 when the read asks "wire=2"). The
-// encoding starts with 'D' and the version byte.
+// of a "format=bin" list read; the newest version the read asks with
+// "wire=N" and the server knows, else version 1). The encoding starts with
+// 'D' and the version byte.
 func AppendDelta(b []byte, dl *Delta, v Version) []byte {
 	b = append(b, 'D', byte(v))
 	b = appendStr(b, dl.App)
@@ -305,15 +327,15 @@ func AppendDelta(b []byte, dl *Delta, v Version) []byte {
 	return b
 }
 
-// DecodeDelta decodes a delta encoded by AppendDelta in either version.
+// DecodeDelta decodes a delta encoded by AppendDelta in any version.
 func DecodeDelta(p []byte, dl *Delta, in *Interner) error {
 	d := decoder{b: p, in: in}
 	magic, ver := d.byte("magic"), Version(d.byte("format_version"))
 	if d.err != nil {
 		return d.err
 	}
-	if magic != 'D' || (ver != Version1 && ver != Version2) {
-		d.fail(ReasonMalformed, "", "not a version-1 or version-2 binary delta")
+	if magic != 'D' || ver < Version1 || ver > CurrentVersion {
+		d.fail(ReasonMalformed, "", "not a binary delta of version 1 to %d", CurrentVersion)
 		return d.err
 	}
 	d.v = ver
@@ -337,14 +359,38 @@ func DecodeDelta(p []byte, dl *Delta, in *Interner) error {
 
 // Version2 load encoding: a byte of known-quantity bits, a readiness byte,
 // the known quantities as floats in the order of the bits, the sample time.
+// Version3 uses the three bits Version2 left free (prefix-cache hits,
+// queries, hit rate) and follows the sample time with the LoRA adapters: a
+// uvarint length (0: unknown) and the Adapters encoding.
 const (
 	knownUtilisation = 1 << iota
 	knownConcurrency
 	knownRunning
 	knownWaiting
 	knownKVCache
-	knownAll = knownUtilisation | knownConcurrency | knownRunning | knownWaiting | knownKVCache
+	knownPrefixHits
+	knownPrefixQueries
+	knownPrefixHitRate
+	knownAll2 = knownUtilisation | knownConcurrency | knownRunning | knownWaiting | knownKVCache
+	knownAll3 = knownAll2 | knownPrefixHits | knownPrefixQueries | knownPrefixHitRate
 )
+
+// loadValues are a load's quantities in the order of their known bits.
+func loadValues(l *Load) [8]*Value {
+	return [...]*Value{&l.Utilisation, &l.Concurrency, &l.Running, &l.Waiting, &l.KVCacheUsage,
+		&l.PrefixCacheHits, &l.PrefixCacheQueries, &l.PrefixCacheHitRate}
+}
+
+var loadFields = [8]string{"load.utilisation", "load.concurrency", "load.running", "load.waiting", "load.kv_cache_usage",
+	"load.prefix_cache_hits", "load.prefix_cache_queries", "load.prefix_cache_hit_rate"}
+
+// loadQuantities is how many of loadValues version v encodes.
+func loadQuantities(v Version) int {
+	if v >= Version3 {
+		return 8
+	}
+	return 5
+}
 
 func appendLoad(b []byte, l *Load, v Version) []byte {
 	if v == Version1 {
@@ -355,7 +401,8 @@ func appendLoad(b []byte, l *Load, v Version) []byte {
 		b = appendF64(b, l.KVCacheUsage.Or(0))
 		return binary.AppendVarint(b, unixNano(l.SampledAt))
 	}
-	vals := [...]*Value{&l.Utilisation, &l.Concurrency, &l.Running, &l.Waiting, &l.KVCacheUsage}
+	all := loadValues(l)
+	vals := all[:loadQuantities(v)]
 	var mask byte
 	for i, x := range vals {
 		if x.ok {
@@ -368,7 +415,11 @@ func appendLoad(b []byte, l *Load, v Version) []byte {
 			b = appendF64(b, x.v)
 		}
 	}
-	return binary.AppendVarint(b, unixNano(l.SampledAt))
+	b = binary.AppendVarint(b, unixNano(l.SampledAt))
+	if v >= Version3 {
+		b = appendStr(b, l.LoRA.enc)
+	}
+	return b
 }
 
 func (d *decoder) load(l *Load) {
@@ -380,18 +431,42 @@ func (d *decoder) load(l *Load) {
 		l.KVCacheUsage = zeroUnknown(d.f64("load.kv_cache_usage"))
 		l.Readiness = ReadinessUnknown
 		l.SampledAt = fromUnixNano(d.varint("load.sampled_at"))
+		l.PrefixCacheHits, l.PrefixCacheQueries, l.PrefixCacheHitRate, l.LoRA = Unknown, Unknown, Unknown, Adapters{}
 		return
 	}
+	d.loadFrom23(l)
+	l.LoRA = Adapters{}
+	if d.v >= Version3 {
+		raw := d.raw("load.lora", maxAdaptersBytes)
+		if d.err == nil {
+			a, err := decodeAdapters(raw)
+			if err != nil && d.err == nil {
+				d.err = err
+			}
+			l.LoRA = a
+		}
+	}
+}
+
+// maxAdaptersBytes bounds an encoded Adapters: two counts and MaxAdapters
+// names with their lengths.
+const maxAdaptersBytes = 2*2 + MaxAdapters*(2+MaxAdapterNameLen)
+
+// loadFrom23 decodes the part of a version 2 or 3 load up to its sample
+// time: known bits, readiness, the known quantities.
+func (d *decoder) loadFrom23(l *Load) {
 	mask := d.byte("load.known")
-	if mask&^knownAll != 0 {
-		d.fail(ReasonInvalid, "load.known", "unknown bits 0x%02x", mask&^knownAll)
+	known := byte(knownAll2)
+	if d.v >= Version3 {
+		known = knownAll3
+	}
+	if mask&^known != 0 {
+		d.fail(ReasonInvalid, "load.known", "unknown bits 0x%02x", mask&^known)
 	}
 	l.Readiness = Readiness(d.byte("load.readiness"))
-	vals := [...]*Value{&l.Utilisation, &l.Concurrency, &l.Running, &l.Waiting, &l.KVCacheUsage}
-	names := [...]string{"load.utilisation", "load.concurrency", "load.running", "load.waiting", "load.kv_cache_usage"}
-	for i, x := range vals {
+	for i, x := range loadValues(l) {
 		if mask&(1<<i) != 0 {
-			*x = d.known(names[i])
+			*x = d.known(loadFields[i])
 		} else {
 			*x = Unknown
 		}
@@ -482,11 +557,15 @@ type HeartbeatView struct {
 	ID, App, Engine, Model []byte
 	// Addresses is the canonical encoding of the address map (see
 	// AppendAddresses).
-	Addresses   []byte
-	Count       int
-	Capacity    float64
-	State       State
+	Addresses []byte
+	Count     int
+	Capacity  float64
+	State     State
+	// Load is the heartbeat's load but for its LoRA adapters, which stay
+	// unknown in the view: Adapters holds their encoding (empty when
+	// unknown), compared with Load.LoRA by [Adapters.Is].
 	Load        Load
+	Adapters    []byte
 	Incarnation uint64
 	Seq         uint64
 }
@@ -513,7 +592,16 @@ func DecodeHeartbeatView(p []byte, v *HeartbeatView, ver Version) error {
 	v.Count = d.int("accelerator.count")
 	v.Capacity = d.f64("capacity")
 	v.State = State(d.byte("state"))
-	d.load(&v.Load)
+	if ver == Version1 {
+		d.load(&v.Load)
+	} else {
+		d.loadFrom23(&v.Load)
+	}
+	v.Load.LoRA = Adapters{}
+	v.Adapters = nil
+	if ver >= Version3 {
+		v.Adapters = d.raw("load.lora", maxAdaptersBytes)
+	}
 	v.Incarnation = d.uvarint("incarnation")
 	v.Seq = d.uvarint("seq")
 	return d.finish()

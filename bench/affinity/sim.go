@@ -138,7 +138,7 @@ type sim struct {
 	inflight   int // requests on nodes
 	batchIn    int // batch requests on nodes
 	limit      int // Σ per-node limits
-	batchLimit int // the most batch requests on nodes (flow.Config.Reserve)
+	batchLimit int // batch starts only below this many on nodes (flow.Config.Reserve)
 	burstStart float64
 	burstEnd   float64
 }
@@ -330,14 +330,15 @@ func (s *sim) arrive(r *request, t float64) {
 }
 
 // room reports whether r may go to a node now under flow control: the
-// route has a free slot, batch is under its share, and nobody of r's
-// class or a more urgent one waits.
+// route has a free slot (for batch: fewer requests of any class on the
+// nodes than the batch limit, gateway/flow's trunk reservation), and
+// nobody of r's class or a more urgent one waits.
 func (s *sim) room(r *request) bool {
 	if s.inflight >= s.limit {
 		return false
 	}
 	if r.batch {
-		return s.batchIn < s.batchLimit && s.queue.Len() == 0
+		return s.inflight < s.batchLimit && s.queue.Len() == 0
 	}
 	return s.queue.LenClass(flow.Interactive) == 0
 }
@@ -475,7 +476,7 @@ func (s *sim) dispatch(t float64) {
 		return
 	}
 	for s.queue.Len() > 0 && s.inflight < s.limit {
-		if s.queue.LenClass(flow.Interactive) == 0 && s.batchIn >= s.batchLimit {
+		if s.queue.LenClass(flow.Interactive) == 0 && s.inflight >= s.batchLimit {
 			break // the rest of the slots are kept for interactive requests
 		}
 		r, c, _ := s.queue.Pop()

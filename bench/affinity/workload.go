@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/prefix"
 )
@@ -181,4 +182,45 @@ func (r *request) points(hashes []uint64, ends []uint32) ([]uint64, []uint32) {
 		panic("affinity: points out of order")
 	}
 	return hashes, ends
+}
+
+// Conversation is a conversation drawn from a Workload, for drivers that
+// send real requests (bench/affinity/live): its system prompt's family
+// and its turns.
+type Conversation struct {
+	// Family indexes Workload.Families: the shared system prompt.
+	Family int
+	Turns  []Turn
+}
+
+// Turn is one turn of a Conversation.
+type Turn struct {
+	// User is the user message's length and Out the response's, in
+	// tokens.
+	User, Out int
+	// Think is the wait after the previous response before this turn.
+	Think time.Duration
+}
+
+// DrawConversation draws conversation id from w with rng, as the
+// simulation draws its own (same families, turns, lengths and think
+// times).
+func DrawConversation(rng *rand.Rand, w *Workload, id uint64) Conversation {
+	c := newConv(rng, w, id)
+	out := Conversation{Family: c.fam, Turns: make([]Turn, len(c.turns))}
+	for i, t := range c.turns {
+		out.Turns[i] = Turn{User: t.user, Out: t.out, Think: time.Duration(t.think * float64(time.Second))}
+	}
+	return out
+}
+
+// BatchJob is a batch tenant's job drawn from a Workload: the shared
+// instruction (Workload.BatchPrefix tokens), a document and the output,
+// in tokens.
+type BatchJob struct{ Doc, Out int }
+
+// DrawBatchJob draws a batch job from w with rng, as the simulation does.
+func DrawBatchJob(rng *rand.Rand, w *Workload) BatchJob {
+	r := batchRequest(rng, w, 0)
+	return BatchJob{Doc: r.prompt - w.BatchPrefix, Out: r.out}
 }

@@ -12,7 +12,10 @@ import (
 )
 
 func runBenchAffinity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench affinity", "bench affinity [flags]", stderr)
+	if rest, ok := liveFlag(args); ok {
+		return runBenchAffinityLive(ctx, rest, stdout, stderr)
+	}
+	fs := newFlagSet("bench affinity", "bench affinity [--live] [flags]", stderr)
 	def := affinity.DefaultMatrix()
 	m := def
 	var loads, policies, fleets, out string
@@ -29,6 +32,7 @@ func runBenchAffinity(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.BoolVar(&m.ManyPrefixes, "many-prefixes", def.ManyPrefixes, "also run 400 distinct system prompts on the homogeneous fleet at load 0.7")
 	fs.IntVar(&m.Parallel, "parallel", 0, "runs at once (default GOMAXPROCS)")
 	fs.StringVar(&out, "out", "bench/results", "directory for affinity.md, affinity.json and the plots (empty: print only)")
+	fs.Bool("live", false, "run the live benchmark instead: the real gateway with simulated engines, affinity on against off (see bench affinity --live --help)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

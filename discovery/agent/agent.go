@@ -201,8 +201,12 @@ func (a *Agent) connection(ctx context.Context, idx *int, lost chan<- struct{}) 
 	for i := 0; i < len(a.cfg.Servers); i++ {
 		addr := a.cfg.Servers[*idx]
 		c, err := a.dial(ctx, addr, discovery.CurrentVersion)
-		if errors.Is(err, discovery.ErrOldServer) {
-			c, err = a.dial(ctx, addr, discovery.Version1)
+		for v := discovery.CurrentVersion; errors.Is(err, discovery.ErrOldServer); {
+			var ok bool
+			if v, ok = v.Older(); !ok {
+				break
+			}
+			c, err = a.dial(ctx, addr, v)
 		}
 		if err == nil {
 			a.mu.Lock()

@@ -21,9 +21,11 @@ import (
 // accelerator and CPU telemetry): utilisation is the mean accelerator
 // utilisation (else the CPU's), or with UtilFromKVCache the engine's
 // KV-cache usage; concurrency is the engine's running requests; running,
-// waiting and KV-cache usage are the engine's. A quantity the probe could
+// waiting, KV-cache usage, the prefix-cache counters and hit rate and the
+// LoRA adapters are the engine's (issue 14). A quantity the probe could
 // not read is sent as unknown, never as 0 (issue 13); known values outside
-// their range are clamped, so a misreporting exporter cannot get the
+// their range are clamped, and adapter names beyond the limits dropped
+// (discovery.AdaptersOf), so a misreporting exporter cannot get the
 // heartbeat rejected.
 type ProbeSource struct {
 	Prober *probe.Prober
@@ -65,6 +67,12 @@ func (s ProbeSource) Load(ctx context.Context) (discovery.Load, error) {
 		l.Running = value(el.Running, 0, discovery.MaxQueue)
 		l.Waiting = value(el.Waiting, 0, discovery.MaxQueue)
 		l.KVCacheUsage = value(el.KVCache, 0, 1)
+		l.PrefixCacheHits = value(el.PrefixCacheHits, 0, discovery.MaxCounter)
+		l.PrefixCacheQueries = value(el.PrefixCacheQueries, 0, discovery.MaxCounter)
+		l.PrefixCacheHitRate = value(el.PrefixCacheHitRate, 0, 1)
+		if el.LoRA != nil {
+			l.LoRA, _ = discovery.AdaptersOf(el.LoRA.Running, el.LoRA.Waiting)
+		}
 		if s.UtilFromKVCache && l.KVCacheUsage.IsKnown() {
 			l.Utilisation = l.KVCacheUsage
 		}

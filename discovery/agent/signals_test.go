@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -174,3 +176,70 @@ func TestEngineSignalsReachSubscribers(t *testing.T) {
 		t.Fatal("a busy engine stays listed as a target; gateways read its readiness")
 	}
 }
+
+// TestAffinitySignalsReachSubscribers (issue 14): an engine's prefix-cache
+// counters and its LoRA adapters travel from a simulated vLLM through the
+// agent and Resource to a discovery.Client; SGLang's hit rate too.
+func TestAffinitySignalsReachSubscribers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTier(t, ctx, "m")
+	slow := sim.Profile{Slots: 4, Prefill: 10 * time.Millisecond, PerToken: time.Second, MaxTokens: 30}
+	vllm := startSim(t, ctx, sim.Config{Model: "m", Engine: "vllm", Override: slow,
+		PrefixCache: sim.PrefixCacheConfig{Blocks: 256}, LoRA: sim.LoRAConfig{Adapters: []string{"sql-lora", "chat-lora"}, MaxLoRAs: 1}})
+	sglang := startSim(t, ctx, sim.Config{Model: "m", Engine: "sglang", PrefixCache: sim.PrefixCacheConfig{Blocks: 256}})
+	probeAgent(t, ctx, tr.servers, "m", "v", "vllm", vllm)
+	probeAgent(t, ctx, tr.servers, "m", "s", "sglang", sglang)
+
+	v := tr.waitNode(ctx, t, "v", "vLLM's counters and adapters known", func(n *discovery.Node) bool {
+		return n.Load.PrefixCacheQueries.IsKnown() && n.Load.LoRA.Known()
+	})
+	if v.Load.PrefixCacheHits != discovery.Known(0) || v.Load.LoRA.Len() != 0 || v.Load.PrefixCacheHitRate.IsKnown() {
+		t.Fatalf("idle vLLM: want zero counters, no adapters and no hit rate, got %+v", v.Load)
+	}
+	prompt := strings.Repeat("the same long system prompt for every request ", 40)
+	send := func(ctx context.Context, url, model string, tokens int) {
+		body := `{"model":"` + model + `","prompt":"` + prompt + `","max_tokens":` + itoa(tokens) + `}`
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	// Two equal prompts: the second hits the first's blocks.
+	for range 2 {
+		send(ctx, vllm.URL(), "m", 1)
+		send(ctx, sglang.URL(), "m", 1)
+	}
+	// A long request for an adapter keeps it running; a second adapter
+	// waits for the only slot.
+	rctx, stopReq := context.WithCancel(ctx)
+	defer stopReq()
+	go send(rctx, vllm.URL(), "sql-lora", 30)
+	tr.waitNode(ctx, t, "v", "sql-lora running", func(n *discovery.Node) bool {
+		return slices.Equal(n.Load.LoRA.Running(), []string{"sql-lora"})
+	})
+	go send(rctx, vllm.URL(), "chat-lora", 30)
+	tr.waitNode(ctx, t, "v", "chat-lora waiting", func(n *discovery.Node) bool {
+		return slices.Equal(n.Load.LoRA.Waiting(), []string{"chat-lora"})
+	})
+	v = tr.waitNode(ctx, t, "v", "the prefix hits counted", func(n *discovery.Node) bool {
+		h, _ := n.Load.PrefixCacheHits.Get()
+		return h > 0
+	})
+	h, _ := v.Load.PrefixCacheHits.Get()
+	q, _ := v.Load.PrefixCacheQueries.Get()
+	if !(q > h) {
+		t.Errorf("vLLM: hits %v of %v queries", h, q)
+	}
+	s := tr.waitNode(ctx, t, "s", "SGLang's hit rate", func(n *discovery.Node) bool {
+		r, _ := n.Load.PrefixCacheHitRate.Get()
+		return r > 0
+	})
+	if r, _ := s.Load.PrefixCacheHitRate.Get(); r >= 1 || s.Load.PrefixCacheQueries.IsKnown() || s.Load.LoRA.Known() {
+		t.Errorf("SGLang: %+v, want a hit rate in (0, 1) and no counters or adapters", s.Load)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

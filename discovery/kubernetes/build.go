@@ -62,7 +62,15 @@ func newNode(app string, ep *endpoint, res scrape.Result, now time.Time) *discov
 			Running:      known(l.Running, discovery.MaxQueue),
 			Waiting:      known(l.Waiting, discovery.MaxQueue),
 			KVCacheUsage: known(l.KVCache, 1),
-			SampledAt:    res.At,
+			// Prefix-cache counters, hit rate and LoRA adapters calibrate
+			// the gateway's affinity (issue 14).
+			PrefixCacheHits:    known(l.PrefixCacheHits, discovery.MaxCounter),
+			PrefixCacheQueries: known(l.PrefixCacheQueries, discovery.MaxCounter),
+			PrefixCacheHitRate: known(l.PrefixCacheHitRate, 1),
+			SampledAt:          res.At,
+		}
+		if l.LoRA != nil {
+			n.Load.LoRA, _ = discovery.AdaptersOf(l.LoRA.Running, l.LoRA.Waiting)
 		}
 		switch l.Sleep {
 		case engines.SleepAsleep:

@@ -21,7 +21,8 @@ import (
 func TestScrapedLoad(t *testing.T) {
 	ctx := ctxT(t)
 	start := func(id string) (*sim.Node, int) {
-		n, err := sim.Start(ctx, sim.Config{ID: id, Model: "m", Engine: "vllm"})
+		n, err := sim.Start(ctx, sim.Config{ID: id, Model: "m", Engine: "vllm",
+			PrefixCache: sim.PrefixCacheConfig{Blocks: 64}, LoRA: sim.LoRAConfig{Adapters: []string{"sql-lora"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,6 +51,11 @@ func TestScrapedLoad(t *testing.T) {
 	})
 	if a := nodesByID(l)["ml/a"]; a.Engine != "vllm" || a.Load.Running != discovery.Known(0) || a.Load.KVCacheUsage != discovery.Known(0) {
 		t.Errorf("idle node a: %+v", a)
+	}
+	// What affinity uses (issue 14): the prefix-cache counters and the
+	// LoRA adapters (none running yet), known.
+	if a := nodesByID(l)["ml/a"]; a.Load.PrefixCacheQueries != discovery.Known(0) || a.Load.PrefixCacheHits != discovery.Known(0) || !a.Load.LoRA.Known() || a.Load.LoRA.Len() != 0 {
+		t.Errorf("idle node a: prefix-cache counters and adapters %+v", a.Load)
 	}
 	if got := len(e.src.scraper.Targets()); got != 2 {
 		t.Errorf("%d scrape targets, want 2", got)

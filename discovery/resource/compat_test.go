@@ -166,3 +166,75 @@ func TestWireVersionCompatibility(t *testing.T) {
 		}
 	}
 }
+
+// TestWireVersion3Compatibility: a tier of one instance that speaks wire
+// version 2 at most (a Resource of issue 13) and one current instance,
+// peered. A current agent reporting prefix-cache counters and LoRA
+// adapters falls back to version 2 with the old instance (its new fields
+// are dropped there, nothing is refused); through the current instance
+// they reach a current client whole, through the old one they read as
+// unknown. The old instance's own clients and peers are served version 2.
+func TestWireVersion3Compatibility(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lns, addrs := listeners(t, 2)
+	cfg := Config{Token: "k", Peers: addrs, Logger: quiet}
+	old, err := newServer(cfg, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.wireMax = discovery.Version2
+	cur, err := newServer(cfg, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, lns[0], old)
+	serveOn(t, lns[1], cur)
+
+	lora, err := discovery.NewAdapters([]string{"sql-lora"}, []string{"chat-lora"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := discovery.Load{Utilisation: discovery.Known(0.5), Running: discovery.Known(1), Readiness: discovery.ReadinessReady,
+		PrefixCacheHits: discovery.Known(100), PrefixCacheQueries: discovery.Known(400), LoRA: lora}
+	for i, srv := range addrs {
+		id := []string{"to-old", "to-new"}[i]
+		a, err := agent.New(agent.Config{Servers: []string{srv}, Token: "k", NodeID: id, App: "m",
+			Addresses: map[string]string{"http": "127.0.0.1:80"}, Load: agent.StaticLoad(load), InitialDelay: -1, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = a.Run(actx); close(done) }()
+		t.Cleanup(func() { stop(); <-done })
+	}
+	for i, srv := range addrs {
+		cl, err := discovery.NewClient(discovery.ClientConfig{Servers: []string{srv}, Token: "k", Apps: []string{"m"}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = cl.Run(cctx); close(done) }()
+		t.Cleanup(func() { stop(); <-done })
+		l := waitList(ctx, t, cl, "m", "both nodes on both instances", func(l discovery.OnlineList) bool { return len(l.Eligible()) == 2 })
+		for _, id := range []string{"to-old", "to-new"} {
+			got := nodeOf(l, id).Load
+			// Version 3 end to end only from the current agent, through
+			// the current instance, to a client of the current instance.
+			whole := i == 1 && id == "to-new"
+			if whole {
+				if got.LoRA != lora || got.PrefixCacheHits != load.PrefixCacheHits || got.PrefixCacheQueries != load.PrefixCacheQueries {
+					t.Errorf("client %d, node %s: %+v, want the adapters and counters", i, id, got)
+				}
+			} else if got.LoRA.Known() || got.PrefixCacheHits.IsKnown() || got.PrefixCacheQueries.IsKnown() {
+				t.Errorf("client %d, node %s: version-3 fields through a version-2 hop: %+v", i, id, got)
+			}
+			if got.Running != load.Running || got.Readiness != load.Readiness {
+				t.Errorf("client %d, node %s: the version-2 fields are lost: %+v", i, id, got)
+			}
+		}
+	}
+}

@@ -13,23 +13,26 @@ func FuzzDecodeBatch(f *testing.F) {
 			Load: discovery.Load{Utilisation: discovery.Known(0.5), Waiting: discovery.Known(3), Readiness: discovery.ReadinessBusy}},
 		owner: 3, inc: 1, seq: 2,
 	}}
-	for _, v := range []discovery.Version{discovery.Version1, discovery.Version2} {
-		for _, fr := range encodeBatch(batchChanges, []peerChange{pc, pc}, false, v) {
-			f.Add(v == discovery.Version2, fr[5:])
+	lora, err := discovery.NewAdapters([]string{"sql-lora"}, []string{"chat-lora"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	withLoRA := pc
+	withLoRA.change.node.Load.LoRA, withLoRA.change.node.Load.PrefixCacheQueries = lora, discovery.Known(512)
+	for _, v := range []discovery.Version{discovery.Version1, discovery.Version2, discovery.Version3} {
+		for _, fr := range encodeBatch(batchChanges, []peerChange{pc, withLoRA}, false, v) {
+			f.Add(uint8(v), fr[5:])
 		}
 		for _, fr := range encodeBatch(batchDumpPart, []peerChange{pc}, true, v) {
-			f.Add(v == discovery.Version2, fr[5:])
+			f.Add(uint8(v), fr[5:])
 		}
 	}
-	f.Add(false, []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Fuzz(func(t *testing.T, v2 bool, b []byte) {
+	f.Add(uint8(1), []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, v uint8, b []byte) {
 		if len(b) > 1<<16 {
 			return
 		}
-		ver := discovery.Version1
-		if v2 {
-			ver = discovery.Version2
-		}
+		ver := discovery.Version1 + discovery.Version(v%3)
 		var in discovery.Interner
 		kind, out, err := decodeBatch(b, &in, ver)
 		if err != nil {

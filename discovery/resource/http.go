@@ -29,7 +29,7 @@ import (
 //	POST /v1/heartbeat                  one JSON heartbeat → 204, or 4xx {"error","reason","field"[,"incarnation"]}
 //	GET  /v1/apps                       apps with their version and node count
 //	GET  /v1/apps/{app}/list            full snapshot (OnlineList)
-//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json[&wire=2]
+//	GET  /v1/apps/{app}/delta           ?since=V&epoch=E&wait=25s&subscriber=ID&format=bin|json[&wire=2&wire=3]
 //	                                    changes since V; waits up to wait for one (long-poll);
 //	                                    a reset (full list) on an unknown epoch or old V.
 //	                                    The request acknowledges V for the subscriber.
@@ -235,14 +235,19 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 
 var binPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// binVersion is the binary delta version a read asks for: "wire=2" (the
-// client of issue 13 on) or version 1 (older clients, which cannot decode
-// version 2).
+// binVersion is the binary delta version a read asks for: the newest of
+// its "wire" values this server speaks ("wire=2" from the client of issue
+// 13, "wire=2&wire=3" from that of issue 14, so a server that knows only
+// version 2 reads the first), or version 1 (older clients, which cannot
+// decode version 2).
 func (s *Server) binVersion(r *http.Request) discovery.Version {
-	if r.URL.Query().Get("wire") == "2" {
-		return min(discovery.Version2, s.wireMax)
+	v := discovery.Version1
+	for _, w := range r.URL.Query()["wire"] {
+		if n, err := strconv.Atoi(w); err == nil && n > int(v) && n <= int(s.wireMax) {
+			v = discovery.Version(n)
+		}
 	}
-	return discovery.Version1
+	return v
 }
 
 func writeBin(w http.ResponseWriter, d *discovery.Delta, v discovery.Version) {

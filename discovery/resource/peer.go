@@ -282,12 +282,16 @@ func (p *peers) runOut(ctx context.Context, o *peerOut) {
 }
 
 // session runs one connection of an outbound link: handshake (the current
-// wire version, or version 1 with a peer that only speaks that), full dump
+// wire version, or the newest older one the peer speaks), full dump
 // of own nodes, then changes and keepalives.
 func (p *peers) session(ctx context.Context, o *peerOut) error {
 	c, ver, rid, err := p.dialPeer(ctx, o.addr, p.s.wireMax)
-	if errors.Is(err, discovery.ErrOldServer) {
-		c, ver, rid, err = p.dialPeer(ctx, o.addr, discovery.Version1)
+	for v := p.s.wireMax; errors.Is(err, discovery.ErrOldServer); {
+		var ok bool
+		if v, ok = v.Older(); !ok {
+			break
+		}
+		c, ver, rid, err = p.dialPeer(ctx, o.addr, v)
 	}
 	if err != nil {
 		return err

@@ -521,7 +521,7 @@ func (s *Server) fastBeat(v *discovery.HeartbeatView, now int64, cred *credentia
 		string(v.Engine) != n.Engine || string(v.Model) != n.Accelerator.Model || !bytes.Equal(v.Addresses, rec.addrRaw) {
 		return false
 	}
-	if v.Load.Validate() != nil || significant(&n.Load, &v.Load, s.cfg.LoadEpsilon) || refreshDue(rec, now, s.cfg.LoadRefresh) {
+	if v.Load.Validate() != nil || significant(&n.Load, &v.Load, s.cfg.LoadEpsilon) || !n.Load.LoRA.Is(v.Adapters) || refreshDue(rec, now, s.cfg.LoadRefresh) {
 		return false
 	}
 	rec.inc, rec.seq, rec.heard = v.Incarnation, v.Seq, now
@@ -673,7 +673,7 @@ func (s *Server) ingest(hb *discovery.Heartbeat, now int64, cred *credential) *r
 	case hb.State == discovery.StateDraining && base.State != discovery.StateDraining:
 		immediate = true
 	case base.State != hb.State, pend == nil && rec.owner != s.id, !sameIdentity(base, &ch.node),
-		significant(&base.Load, &ch.node.Load, s.cfg.LoadEpsilon),
+		significant(&base.Load, &ch.node.Load, s.cfg.LoadEpsilon), base.Load.LoRA != ch.node.Load.LoRA,
 		pend == nil && refreshDue(rec, now, s.cfg.LoadRefresh):
 		// A change worth propagating: next window.
 	default:

@@ -255,10 +255,52 @@ func TestDeltas(t *testing.T) {
 	}
 }
 
+// TestAdaptersAndCountersPropagation: a change of a node's LoRA adapters
+// commits a version; prefix-cache counters that only grow do not, until
+// the periodic refresh carries them.
+func TestAdaptersAndCountersPropagation(t *testing.T) {
+	s, clk := testServer(t, nil)
+	hb := beat("n", discovery.StateReady, 1, 0.5)
+	hb.Load.PrefixCacheHits, hb.Load.PrefixCacheQueries = discovery.Known(0), discovery.Known(0)
+	s.ingest(hb, clk.Add(0), trusted)
+	s.flush()
+	v := s.version()
+	for i := range 3 {
+		hb.Seq++
+		hb.Load.PrefixCacheHits, hb.Load.PrefixCacheQueries = discovery.Known(float64(100*i)), discovery.Known(float64(300*i))
+		s.ingest(hb, clk.Add(time.Second), trusted)
+		s.flush()
+	}
+	if s.version() != v {
+		t.Fatalf("growing counters bumped the version %d → %d", v, s.version())
+	}
+	hb.Seq++
+	hb.Load.LoRA, _ = discovery.NewAdapters([]string{"sql-lora"}, nil)
+	s.ingest(hb, clk.Add(time.Second), trusted)
+	s.flush()
+	if s.version() != v+1 {
+		t.Fatalf("an adapter loaded: version %d → %d, want one commit", v, s.version())
+	}
+	clk.Add(time.Minute)
+	hb.Seq++
+	hb.Load.PrefixCacheQueries = discovery.Known(5000)
+	s.ingest(hb, clk.Add(time.Second), trusted)
+	s.flush()
+	a := s.appFor("app")
+	a.mu.Lock()
+	got := a.nodes["n"].node.Load
+	a.mu.Unlock()
+	if got.PrefixCacheQueries != discovery.Known(5000) || got.LoRA != hb.Load.LoRA {
+		t.Fatalf("after the refresh period: %+v", got)
+	}
+}
+
 func TestFastPath(t *testing.T) {
 	s, clk := testServer(t, nil)
 	hb := beat("n", discovery.StateReady, 1, 0.5)
 	hb.Addresses = map[string]string{"http": "127.0.0.1:1", "grpc": "127.0.0.1:2"}
+	lora, _ := discovery.NewAdapters([]string{"sql-lora"}, nil)
+	hb.Load.LoRA, hb.Load.PrefixCacheHits, hb.Load.PrefixCacheQueries = lora, discovery.Known(100), discovery.Known(400)
 	s.ingest(hb, clk.Add(0), trusted)
 	s.flush()
 	view := func(mod func(h *discovery.Heartbeat)) *discovery.HeartbeatView {
@@ -284,6 +326,17 @@ func TestFastPath(t *testing.T) {
 		{"utilisation unknown", func(h *discovery.Heartbeat) { h.Load.Utilisation = discovery.Unknown }, false},
 		{"queue becomes known", func(h *discovery.Heartbeat) { h.Load.Waiting = discovery.Known(0) }, false},
 		{"readiness", func(h *discovery.Heartbeat) { h.Load.Readiness = discovery.ReadinessAsleep }, false},
+		// Prefix-cache counters grow with every request: they travel with
+		// the periodic refresh, not on their own.
+		{"prefix counters grow", func(h *discovery.Heartbeat) {
+			h.Load.PrefixCacheHits, h.Load.PrefixCacheQueries = discovery.Known(5000), discovery.Known(9000)
+		}, true},
+		{"prefix counters unknown", func(h *discovery.Heartbeat) { h.Load.PrefixCacheHits = discovery.Unknown }, false},
+		{"hit rate becomes known", func(h *discovery.Heartbeat) { h.Load.PrefixCacheHitRate = discovery.Known(0.4) }, false},
+		{"adapter loaded", func(h *discovery.Heartbeat) {
+			h.Load.LoRA, _ = discovery.NewAdapters([]string{"sql-lora", "chat-lora"}, nil)
+		}, false},
+		{"adapters unknown", func(h *discovery.Heartbeat) { h.Load.LoRA = discovery.Adapters{} }, false},
 		{"draining", func(h *discovery.Heartbeat) { h.State = discovery.StateDraining }, false},
 		{"address", func(h *discovery.Heartbeat) { h.Addresses = map[string]string{"http": "127.0.0.1:9"} }, false},
 		{"capacity", func(h *discovery.Heartbeat) { h.Capacity = 2 }, false},

@@ -334,15 +334,22 @@ func refreshDue(rec *record, now int64, refresh time.Duration) bool {
 
 // significant reports whether a beat's load differs enough from the
 // propagated one to be worth a change: a quantity became known or unknown,
-// the readiness changed, utilisation or KV-cache usage moved by eps or more
-// (absolute), a count (concurrency, running, waiting) moved by at least one
-// and by eps or more relative to the larger value, or the queue started or
-// stopped being empty.
+// the readiness changed, utilisation, KV-cache usage or prefix-cache hit
+// rate moved by eps or more (absolute), a count (concurrency, running,
+// waiting) moved by at least one and by eps or more relative to the larger
+// value, or the queue started or stopped being empty. The prefix-cache
+// counters grow with every request: they travel with the changes above and
+// with the periodic refresh (LoadRefresh), never on their own. The LoRA
+// adapters are compared by the callers (a heartbeat view carries them
+// encoded): any change of the set is significant.
 func significant(old, cur *discovery.Load, eps float64) bool {
 	if old.Readiness != cur.Readiness {
 		return true
 	}
-	if fracMoved(old.Utilisation, cur.Utilisation, eps) || fracMoved(old.KVCacheUsage, cur.KVCacheUsage, eps) {
+	if fracMoved(old.Utilisation, cur.Utilisation, eps) || fracMoved(old.KVCacheUsage, cur.KVCacheUsage, eps) || fracMoved(old.PrefixCacheHitRate, cur.PrefixCacheHitRate, eps) {
+		return true
+	}
+	if old.PrefixCacheHits.IsKnown() != cur.PrefixCacheHits.IsKnown() || old.PrefixCacheQueries.IsKnown() != cur.PrefixCacheQueries.IsKnown() {
 		return true
 	}
 	if countMoved(old.Concurrency, cur.Concurrency, eps) || countMoved(old.Running, cur.Running, eps) || countMoved(old.Waiting, cur.Waiting, eps) {

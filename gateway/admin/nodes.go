@@ -131,6 +131,11 @@ type nodeJSON struct {
 	// it reports none (static nodes).
 	Load             *loadJSON `json:"load"`
 	LastHeartbeatAge *string   `json:"last_heartbeat_age"` // null for static nodes
+	// AffinityHorizon is how long the route's affinity index counts what
+	// it sent the node: max_age, shortened where the engine's prefix-cache
+	// hits fall short of what the gateway predicted (issue 14); omitted
+	// when the route's affinity is off.
+	AffinityHorizon string `json:"affinity_horizon,omitempty"`
 	// Health is what the route's health checks and outlier detection
 	// know of the node; null when both are off.
 	Health *healthJSON `json:"health"`
@@ -143,8 +148,20 @@ type loadJSON struct {
 	Running      *float64 `json:"running"`        // requests the engine runs
 	Waiting      *float64 `json:"waiting"`        // requests queued in the engine
 	KVCacheUsage *float64 `json:"kv_cache_usage"` // 0..1
-	Readiness    string   `json:"readiness,omitempty"`
-	Age          string   `json:"age,omitempty"` // since the sample was taken
+	// The engine's cumulative prefix-cache hits and queries (tokens), or
+	// its hit rate 0..1; and its LoRA adapters (issue 14).
+	PrefixCacheHits    *float64  `json:"prefix_cache_hits"`
+	PrefixCacheQueries *float64  `json:"prefix_cache_queries"`
+	PrefixCacheHitRate *float64  `json:"prefix_cache_hit_rate"`
+	LoRA               *loraJSON `json:"lora,omitempty"`
+	Readiness          string    `json:"readiness,omitempty"`
+	Age                string    `json:"age,omitempty"` // since the sample was taken
+}
+
+// loraJSON is the LoRA adapters a node's engine reports.
+type loraJSON struct {
+	Running []string `json:"running"`
+	Waiting []string `json:"waiting"`
 }
 
 func loadOf(l *discovery.Load, now time.Time) *loadJSON {
@@ -155,12 +172,17 @@ func loadOf(l *discovery.Load, now time.Time) *loadJSON {
 		return nil
 	}
 	out := &loadJSON{Utilisation: v(l.Utilisation), Concurrency: v(l.Concurrency), Running: v(l.Running),
-		Waiting: v(l.Waiting), KVCacheUsage: v(l.KVCacheUsage)}
+		Waiting: v(l.Waiting), KVCacheUsage: v(l.KVCacheUsage), PrefixCacheHits: v(l.PrefixCacheHits),
+		PrefixCacheQueries: v(l.PrefixCacheQueries), PrefixCacheHitRate: v(l.PrefixCacheHitRate)}
+	if l.LoRA.Known() {
+		out.LoRA = &loraJSON{Running: l.LoRA.Running(), Waiting: l.LoRA.Waiting()}
+	}
 	if l.Readiness != discovery.ReadinessUnknown {
 		out.Readiness = l.Readiness.String()
 	}
 	known := out.Utilisation != nil || out.Concurrency != nil || out.Running != nil || out.Waiting != nil ||
-		out.KVCacheUsage != nil || out.Readiness != ""
+		out.KVCacheUsage != nil || out.Readiness != "" || out.PrefixCacheHits != nil || out.PrefixCacheQueries != nil ||
+		out.PrefixCacheHitRate != nil || out.LoRA != nil
 	if !known {
 		return nil
 	}
@@ -233,6 +255,11 @@ func (g *server) adminNodes(w http.ResponseWriter, _ *http.Request) {
 				Excluded: exclusions(e.Exclusions())}
 			if hs, ok := r.Health().Status(e.ID()); ok {
 				nj.Health = healthOf(&hs)
+			}
+			if aff := r.Affinity(); aff != nil {
+				if h := aff.Horizon(e); h > 0 {
+					nj.AffinityHorizon = dur(h)
+				}
 			}
 			if m, ok := meta[e.ID()]; ok {
 				nj.Engine = m.Engine()

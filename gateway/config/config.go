@@ -360,6 +360,17 @@ type MatchConfig struct {
 	// Models match the OpenAI "model" field, the KServe v2 path name and
 	// the gRPC ModelInferRequest.model_name. "*" matches anything.
 	Models []string `yaml:"models"`
+	// Adapters are LoRA adapters the route's nodes serve on top of its
+	// models, as vLLM's multi-LoRA serving names them (--lora-modules
+	// NAME=PATH; GET /v1/models lists each with its "parent"). An entry
+	// ending in "*" matches every name with that prefix (adapters loaded
+	// at run time). A request naming an adapter matches like a model and,
+	// with affinity on, goes to a node that has the adapter loaded while
+	// that node is within the load bound (LoRA affinity, issue 14; up to
+	// affinity.max_adapter_nodes nodes per adapter). Adapters the nodes
+	// report loaded (vLLM lora_requests_info) get LoRA affinity even when
+	// not listed here, once the request reaches the route.
+	Adapters []string `yaml:"adapters"`
 	// Host matches the Host header (without port), exactly.
 	Host string `yaml:"host"`
 	// PathPrefix matches the request path's prefix.
@@ -970,8 +981,25 @@ func (c *Config) Validate() error {
 		}
 		names[r.Name] = true
 		m := &r.Match
-		if len(m.Models) == 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0 {
+		if len(m.Models) == 0 && len(m.Adapters) == 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0 {
 			return cfgErr("%s.match: set at least one condition (models: [\"*\"] matches everything)", at)
+		}
+		for _, a := range m.Adapters {
+			base, wild := strings.CutSuffix(a, "*")
+			switch {
+			case base == "" || !utf8.ValidString(a) || strings.Contains(base, "*"):
+				return cfgErr("%s.match.adapters: %q: want an adapter name, or a non-empty prefix followed by one \"*\"", at, a)
+			case slices.Contains(m.Models, "*"):
+				return cfgErr("%s.match.adapters: the \"*\" route matches every model already; list its adapters on the route that serves their base model", at)
+			case !wild && slices.Contains(m.Models, a):
+				return cfgErr("%s.match.adapters: %q is also in match.models; list it once", at, a)
+			}
+			if onlyModels(m) && !wild {
+				if prev, dup := models[a]; dup {
+					return cfgErr("%s.match.adapters: %q already routed by %q", at, a, prev)
+				}
+				models[a] = r.Name
+			}
 		}
 		for _, mod := range m.Models {
 			if mod == "" || !utf8.ValidString(mod) {
@@ -1182,7 +1210,7 @@ func (o *OutlierConfig) validate(at string) error {
 }
 
 func onlyModels(m *MatchConfig) bool {
-	return len(m.Models) > 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0
+	return len(m.Models)+len(m.Adapters) > 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0
 }
 
 func validAddr(field, addr string) error {

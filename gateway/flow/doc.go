@@ -7,11 +7,17 @@
 // sets it with SetLimit): while fewer are in flight, some node has room
 // (the pick skips full nodes), and Enter returns at once. Otherwise the
 // request waits, and every Leave (the gateway calls it when a request
-// settles) hands the freed slot to the next waiter at once. Batch requests
-// hold at most 1 − Config.Reserve of the slots (default 80 %): the rest
+// settles) hands the freed slot to the next waiter at once. A batch
+// request starts only while fewer than 1 − Config.Reserve of the slots
+// (default 80 %) are taken, by requests of any class (trunk reservation,
+// as telephone exchanges keep circuits for priority calls): the rest
 // stays free for interactive requests, so a batch backlog never makes an
 // interactive request wait, nor pushes it onto whichever slow node a slot
-// happens to free on. Waiters are
+// happens to free on, nor runs the nodes at their limit, where their own
+// prefill and decode sharing slows every request (issue 14's burst
+// target). Capping only the slots batch holds would not do that: with
+// interactive requests holding more than the reserve, a batch backlog
+// fills the route to its limit. Waiters are
 // ordered by Fair: strict priority between classes (Interactive ahead of
 // Batch), deficit round robin between the tenants of a class (Shreedhar
 // and Varghese, "Efficient fair queuing using deficit round robin",
@@ -30,7 +36,7 @@
 // goroutine on a channel and a timer taken from a pool. Enter and Leave do
 // not allocate once the pools are warm; an interactive request takes no
 // lock while nothing waits (one atomic compare-and-swap each way), a batch
-// one takes the queue's lock to keep batch's count exact.
+// one takes the queue's lock.
 //
 // Fair is the queue's ordering on its own (not safe for concurrent use),
 // for simulations that cannot block goroutines (bench/affinity uses it).

@@ -31,11 +31,13 @@ type Config struct {
 	// tenant per turn).
 	Quantum int `yaml:"quantum"`
 	// Reserve is the share of the route's slots that batch requests leave
-	// to interactive ones: batch holds at most BatchLimit(limit, Reserve)
-	// slots, so an interactive request finds a slot at once even while a
-	// batch backlog waits, on the nodes the pick prefers rather than
-	// wherever a slot happens to free. Default 0.2; 0 to 0.9. Negative:
-	// none (batch may take every slot).
+	// free for interactive ones: a batch request starts only while fewer
+	// than BatchLimit(limit, Reserve) requests of any class are in flight
+	// (trunk reservation), so an interactive request finds a slot at once
+	// even while a batch backlog waits, on the nodes the pick prefers
+	// rather than wherever a slot happens to free, and a batch backlog
+	// never runs the nodes at their limit. Default 0.2; 0 to 0.9.
+	// Negative: none (batch may take every slot).
 	Reserve float64 `yaml:"reserve"`
 	// Observe, if set, is called once for every request that found the
 	// route full: when its wait ends, with its class, how long it waited
@@ -60,9 +62,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// BatchLimit returns how many of limit slots batch requests may hold with
-// the given reserve: limit less the reserved share, at least one slot
-// while limit is positive.
+// BatchLimit returns the requests in flight (of any class) below which a
+// batch request may start, of limit slots with the given reserve: limit
+// less the reserved share, at least one while limit is positive.
 func BatchLimit(limit int, reserve float64) int {
 	if reserve <= 0 || limit <= 0 {
 		return limit
@@ -93,8 +95,6 @@ type Queue struct {
 	// waiting count changes only under mu.
 	state atomic.Uint64
 	limit atomic.Int64
-
-	batch atomic.Int64 // batch requests holding a slot; raised only under mu
 
 	maxQueued int
 	reserve   float64
@@ -162,9 +162,10 @@ func (q *Queue) SetLimit(n int) {
 
 // dispatchLocked grants free slots to waiters while there are both.
 func (q *Queue) dispatchLocked() {
-	for q.grantableLocked() {
+	for {
 		s := q.state.Load()
-		if int64(uint32(s)) >= q.limit.Load() {
+		inflight := int64(uint32(s))
+		if inflight >= q.limit.Load() || !q.grantableLocked(inflight) {
 			return
 		}
 		// One more in flight, one fewer waiting.
@@ -174,19 +175,22 @@ func (q *Queue) dispatchLocked() {
 	}
 }
 
-// grantableLocked reports whether the next waiter may get a slot that is
-// free: an interactive one always, a batch one while batch is under its
-// limit.
-func (q *Queue) grantableLocked() bool {
+// grantableLocked reports whether the next waiter may have a free slot,
+// inflight being the requests holding one: an interactive waiter always,
+// a batch one while inflight is below the batch limit.
+func (q *Queue) grantableLocked(inflight int64) bool {
 	if q.fair.LenClass(Interactive) > 0 {
 		return true
 	}
-	return q.fair.Len() > 0 && q.batch.Load() < int64(BatchLimit(int(q.limit.Load()), q.reserve))
+	return q.fair.Len() > 0 && inflight < q.batchLimit()
 }
 
 // Limit returns the slots: how many requests may be in flight before
 // others wait (SetLimit).
 func (q *Queue) Limit() int { return int(q.limit.Load()) }
+
+// batchLimit is BatchLimit of the current limit.
+func (q *Queue) batchLimit() int64 { return int64(BatchLimit(int(q.limit.Load()), q.reserve)) }
 
 // InFlight returns the requests holding a slot.
 func (q *Queue) InFlight() int { return int(uint32(q.state.Load())) }
@@ -207,7 +211,7 @@ func (q *Queue) RetryAfter() time.Duration {
 }
 
 // Enter takes a slot for a request, waiting in the queue if every slot is
-// taken (or, for a batch request, every slot batch may hold). On nil the
+// taken (for a batch request, if the batch limit of slots is taken). On nil the
 // caller holds a slot and must call Leave with the request's class
 // exactly once. It returns ErrQueueFull, ErrQueueTimeout or ctx's error
 // otherwise.
@@ -242,24 +246,18 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 	q.mu.Lock()
 	// Room may have appeared; still, nobody jumps the queue: an
 	// interactive request goes ahead only of batch waiters, a batch one of
-	// nobody, and only while batch is under its limit.
-	ahead := q.fair.Len()
+	// nobody, and only while the requests in flight are below the batch
+	// limit.
+	ahead, room := q.fair.LenClass(Interactive), q.limit.Load()
 	if c == Batch {
-		if q.batch.Load() >= int64(BatchLimit(int(q.limit.Load()), q.reserve)) {
-			ahead = 1 // no room for batch: wait
-		}
-	} else {
-		ahead = q.fair.LenClass(Interactive)
+		ahead, room = q.fair.Len(), q.batchLimit()
 	}
 	for ahead == 0 {
 		s := q.state.Load()
-		if int64(uint32(s)) >= q.limit.Load() {
+		if int64(uint32(s)) >= room {
 			break
 		}
 		if q.state.CompareAndSwap(s, s+1) {
-			if c == Batch {
-				q.batch.Add(1)
-			}
 			q.mu.Unlock()
 			return nil
 		}
@@ -283,9 +281,8 @@ func (q *Queue) enterSlow(ctx context.Context, r Request) error {
 	q.depth[c].Add(1)
 	// A Leave that ran its lock-free path between our look at the counts
 	// and our joining the queue saw nobody waiting and freed its slot
-	// without passing it on: take such slots now. (Leave lowers the batch
-	// count, then reads the waiting count; we raised the waiting count,
-	// then read the batch count: one of the two sees the other.)
+	// without passing it on: take such slots now. (Both counts share one
+	// word: Leave's lock-free path frees a slot only while nobody waits.)
 	q.dispatchLocked()
 	if q.queued != nil && !w.done {
 		q.queued()
@@ -365,22 +362,15 @@ func (q *Queue) grantLocked() {
 		panic("BUG: flow: a slot granted with nobody waiting")
 	}
 	q.depth[c].Add(-1)
-	if c == Batch {
-		q.batch.Add(1)
-	}
 	w.result, w.done = nil, true
 	w.ch <- struct{}{}
 }
 
 // Leave returns a slot taken by Enter for a request of class c; the next
-// waiter, if any may have it, gets it at once.
+// waiter, if any may have it, gets it at once. (Slots are counted for all
+// classes together; c documents the caller's request.)
 func (q *Queue) Leave(c Class) {
-	if c >= NumClasses {
-		c = NumClasses - 1
-	}
-	if c == Batch {
-		q.batch.Add(-1)
-	}
+	_ = c
 	for {
 		s := q.state.Load()
 		if uint32(s) == 0 {
@@ -397,7 +387,7 @@ func (q *Queue) Leave(c Class) {
 	defer q.mu.Unlock()
 	for {
 		s := q.state.Load()
-		if s>>32 != 0 && int64(uint32(s)) <= q.limit.Load() && q.grantableLocked() {
+		if s>>32 != 0 && int64(uint32(s)) <= q.limit.Load() && q.grantableLocked(int64(uint32(s))-1) {
 			// The slot passes to the next waiter: in flight unchanged,
 			// one fewer waiting.
 			if q.state.CompareAndSwap(s, s-waitingOne) {

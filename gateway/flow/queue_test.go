@@ -279,11 +279,15 @@ func TestQueueConcurrent(t *testing.T) {
 	}
 }
 
-// Batch holds at most its share of the slots: the rest stays free for
-// interactive requests, which get one at once while batch waits.
+// Trunk reservation: a batch request starts only while fewer than the
+// batch limit (1 − Reserve of the slots) are in flight, of any class. The
+// reserve stays free for interactive requests, which get a slot at once
+// while batch waits; and with interactive requests holding more than the
+// reserve, a batch backlog still leaves the reserve free rather than
+// filling the route to its limit.
 func TestQueueReserve(t *testing.T) {
 	ctx := testCtx(t)
-	q, queued := testQueue(t, Config{Reserve: 0.2}, 10)
+	q, queued := testQueue(t, Config{Reserve: 0.2}, 10) // batch starts below 8
 	for i := 0; i < 8; i++ {
 		if err := q.Enter(ctx, Request{Class: Batch}); err != nil {
 			t.Fatal(err)
@@ -298,28 +302,77 @@ func TestQueueReserve(t *testing.T) {
 	if q.InFlight() != 10 || q.Depth(Batch) != 1 {
 		t.Fatalf("in flight %d, batch waiting %d; want 10 and 1", q.InFlight(), q.Depth(Batch))
 	}
+	stillWaits := func(why string) {
+		t.Helper()
+		select {
+		case err := <-b9:
+			t.Fatalf("%s: batch got a slot (%v) with %d in flight", why, err, q.InFlight())
+		default:
+		}
+	}
 	// An interactive request leaves: its slot is not batch's to take.
 	q.Leave(Interactive)
-	select {
-	case err := <-b9:
-		t.Fatalf("batch got a reserved slot (%v)", err)
-	default:
-	}
+	stillWaits("an interactive request left")
 	if err := q.Enter(ctx, Request{Class: Interactive}); err != nil {
 		t.Fatal(err)
 	}
-	// A batch request leaves: the waiting batch request takes its slot.
+	// A batch request leaves: 9 in flight, still not below 8.
 	q.Leave(Batch)
+	stillWaits("a batch request left, 9 in flight")
+	q.Leave(Interactive)
+	stillWaits("8 in flight")
+	// 7 in flight: the waiting batch request starts.
+	q.Leave(Interactive)
 	if err := result(t, ctx, b9); err != nil {
 		t.Fatal(err)
+	}
+	if q.InFlight() != 8 {
+		t.Fatalf("in flight %d, want 8", q.InFlight())
 	}
 	for i := 0; i < 8; i++ {
 		q.Leave(Batch)
 	}
-	q.Leave(Interactive)
-	q.Leave(Interactive)
 	if q.InFlight() != 0 {
 		t.Fatalf("in flight %d at the end", q.InFlight())
+	}
+	// Five interactive requests hold slots; a backlog of batch takes only
+	// three: two slots stay free.
+	for i := 0; i < 5; i++ {
+		if err := q.Enter(ctx, Request{Class: Interactive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var backlog []chan error
+	for i := 0; i < 3; i++ {
+		if err := q.Enter(ctx, Request{Class: Batch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		backlog = append(backlog, enterAsync(t, ctx, q, queued, Request{Class: Batch}))
+	}
+	if q.InFlight() != 8 || q.Depth(Batch) != 4 {
+		t.Fatalf("in flight %d, batch waiting %d; want 8 and 4", q.InFlight(), q.Depth(Batch))
+	}
+	for i := 0; i < 2; i++ {
+		if err := q.Enter(ctx, Request{Class: Interactive}); err != nil {
+			t.Fatalf("interactive with a batch backlog: %v", err)
+		}
+	}
+	// Everything interactive leaves: the backlog runs, up to 8 in flight.
+	for i := 0; i < 7; i++ {
+		q.Leave(Interactive)
+	}
+	for _, b := range backlog {
+		if err := result(t, ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.InFlight() != 7 {
+		t.Fatalf("in flight %d, want the 7 batch requests", q.InFlight())
+	}
+	for i := 0; i < 7; i++ {
+		q.Leave(Batch)
 	}
 	for _, c := range []struct {
 		limit int

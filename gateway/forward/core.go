@@ -398,12 +398,13 @@ func (x *Exchange) enterQueue(rt *route.Route) error {
 }
 
 // prepareAffinity reads what affinity needs from the request: its prompt's
-// prefix points, its session.
+// prefix points, its session, the LoRA adapter it names.
 func (x *Exchange) prepareAffinity(rt *route.Route) {
 	x.affReq = balancer.AffinityRequest{}
 	if rt.Affinity() == nil {
 		return
 	}
+	x.affReq.Adapter = rt.AdapterKey(x.model)
 	r := &x.Req
 	if len(r.Body) > 0 && r.Proto != GRPC {
 		if res, err := prefix.Scan(r.Body, prefix.Seed(x.model), x.hashes[:], x.ends[:]); err == nil {

@@ -6,8 +6,11 @@
 // the node lists its discovery source offers, plus the retry budget, the
 // breaker prober and the route's health checker, gateway/health, which it
 // hands the nodes of each new table and runs beside its owner). It turns
-// discovery nodes into balancer nodes (toNode) and creates an
-// upstream.Node per endpoint.
+// discovery nodes into balancer nodes (toNode), passes each node's engine
+// report (prefix-cache counters, LoRA adapters) to the route's
+// balancer.Affinity with every table it builds, tells LoRA adapter names
+// from base models (Route.AdapterKey: match.adapters, or adapters a node
+// reports loaded) and creates an upstream.Node per endpoint.
 //
 // Requests read tables lock-free through atomic pointers; nothing here
 // forwards a request (that is gateway/forward's job) or talks to a

@@ -44,6 +44,7 @@ type Route struct {
 	upModel  string                // UpstreamModel
 	nodeCfg  upstream.Config
 	models   map[string]struct{}
+	adapters adapterNames // match.adapters
 	headers  []headerMatch
 	allow    allowlist
 	stream   uint8
@@ -69,6 +70,7 @@ type Route struct {
 	// Atomic.
 	table     atomic.Pointer[balancer.Table]
 	meta      atomic.Pointer[map[string]NodeMeta] // by node id, for the admin API and metrics
+	reported  atomic.Pointer[map[string]struct{}] // adapters some node reports loaded; nil for none
 	list      atomic.Pointer[discovery.OnlineList]
 	retryBank atomic.Int64
 
@@ -120,6 +122,7 @@ func New(rc config.RouteConfig, lim *config.Limits, metrics *telemetry.Metrics, 
 	for _, m := range rc.Match.Models {
 		r.models[m] = struct{}{}
 	}
+	r.adapters = newAdapterNames(rc.Match.Adapters)
 	for k, v := range rc.Match.Headers {
 		r.headers = append(r.headers, headerMatch{[]byte(textproto.CanonicalMIMEHeaderKey(k)), v})
 	}
@@ -400,7 +403,28 @@ func (r *Route) rebuild(now time.Time) {
 		}
 	}
 	if r.aff != nil {
-		r.aff.Update(t, now, nil) // before the table is published
+		// Before the table is published: the engines' reports (prefix-cache
+		// counters, LoRA adapters) as the node list carried them.
+		var loaded map[string]struct{}
+		r.aff.Update(t, now, func(id string) (balancer.NodeReport, bool) {
+			m, ok := meta[id]
+			if !ok {
+				return balancer.NodeReport{}, false
+			}
+			rep, ok := nodeReport(&m.Load)
+			for _, a := range rep.Adapters {
+				if loaded == nil {
+					loaded = make(map[string]struct{})
+				}
+				loaded[a] = struct{}{}
+			}
+			return rep, ok
+		})
+		if loaded == nil {
+			r.reported.Store(nil)
+		} else {
+			r.reported.Store(&loaded)
+		}
 	}
 	r.setQueueLimit(t)
 	r.table.Store(t)
@@ -583,11 +607,11 @@ func (r *Route) matches(host, path []byte, header Header, model []byte, hasModel
 			return false
 		}
 	}
-	if len(r.models) > 0 {
+	if len(r.models) > 0 || r.adapters.any() {
 		if !hasModel {
 			return false
 		}
-		if _, ok := r.models[string(model)]; !ok {
+		if _, ok := r.models[string(model)]; !ok && !r.adapters.has(model) {
 			return false
 		}
 	}

@@ -29,11 +29,12 @@ type Set struct {
 	routes     []*Route
 	byName     map[string]*Route
 	byModel    map[string]*Route
-	ordered    []*Route // routes that are not model-only, in config order
-	fallback   *Route   // the "*" route
-	models     []string // sorted, for 404 answers
-	needBody   bool     // some route matches on the model or streams on "stream"
-	modelsJSON []byte   // GET /v1/models
+	byPrefix   []adapterPrefix // match.adapters prefixes of model-only routes, in config order
+	ordered    []*Route        // routes that are not model-only, in config order
+	fallback   *Route          // the "*" route
+	models     []string        // sorted, for 404 answers
+	needBody   bool            // some route matches on the model or streams on "stream"
+	modelsJSON []byte          // GET /v1/models
 	retryAfter []byte
 }
 
@@ -78,12 +79,22 @@ func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 				st.byModel[mod] = r
 				st.models = append(st.models, mod)
 			}
+			for mod := range r.adapters.exact {
+				st.byModel[mod] = r
+				st.models = append(st.models, mod)
+			}
+			for _, p := range r.adapters.prefixes {
+				st.byPrefix = append(st.byPrefix, adapterPrefix{p, r})
+			}
 			st.needBody = true
 		default:
 			st.ordered = append(st.ordered, r)
-			if len(m.Models) > 0 {
+			if len(m.Models) > 0 || r.adapters.any() {
 				st.needBody = true
 				st.models = append(st.models, m.Models...)
+				for mod := range r.adapters.exact {
+					st.models = append(st.models, mod)
+				}
 			}
 		}
 		if r.stream == streamAuto {
@@ -120,7 +131,14 @@ func ModelsJSON(models []string) []byte {
 }
 
 func onlyModels(m *config.MatchConfig) bool {
-	return len(m.Models) > 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0
+	return len(m.Models)+len(m.Adapters) > 0 && m.Host == "" && m.PathPrefix == "" && m.RayPrefix == "" && len(m.Headers) == 0
+}
+
+// adapterPrefix is a match.adapters entry ending in "*" of a model-only
+// route.
+type adapterPrefix struct {
+	prefix string
+	r      *Route
 }
 
 // reusable returns the route of st that can serve rc unchanged, or nil.
@@ -222,12 +240,18 @@ func (st *Set) RetryAfter() []byte { return st.retryAfter }
 // NeedBody reports whether matching may read the request body.
 func (st *Set) NeedBody() bool { return st.needBody }
 
-// Match applies the route order: the model index, the ordered routes, the
-// "*" route. A miss is an *UnknownError.
+// Match applies the route order: the model index (models and LoRA
+// adapters, then adapter prefixes), the ordered routes, the "*" route. A
+// miss is an *UnknownError.
 func (st *Set) Match(host, path []byte, h Header, model []byte, hasModel bool) (*Route, error) {
 	if hasModel {
 		if r := st.byModel[string(model)]; r != nil {
 			return r, nil
+		}
+		for _, p := range st.byPrefix {
+			if len(model) > len(p.prefix) && string(model[:len(p.prefix)]) == p.prefix {
+				return p.r, nil
+			}
 		}
 	}
 	for _, r := range st.ordered {
