@@ -1,5 +1,8 @@
 // Package upstream is the gateway's side of one node of one route: its
-// HTTP/1.1 connection pool and client (Node.Do, abortable through a Call),
+// HTTP/1.1 connection pool and client (Node.Do, abortable through a Call;
+// a streamed answer's body is read from the connection's own buffer
+// through Call.Body, which checks its framing and lends its bytes without
+// a copy),
 // its HTTP/2 transport for gRPC (Node.H2), its circuit breaker
 // (gobreaker; Report, Probe) with the draining mark (MarkDraining), and
 // its first-byte record (ObserveFirstByte, fed by the forwarding core per
