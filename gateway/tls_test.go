@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +182,49 @@ func TestClientCancel(t *testing.T) {
 	r := gw.g.core.Routes().Route("m")
 	if n := r.Stats().Cancelled(); n != 1 {
 		t.Fatalf("cancelled requests counted: %d, want 1", n)
+	}
+}
+
+// TestTLSStreamKeepAlive: over TLS, an HTTP/1.1 event stream (relayed on
+// the hijacked connection) ends cleanly and its connection serves the
+// client's next stream.
+func TestTLSStreamKeepAlive(t *testing.T) {
+	be := backend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"i\":%d}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	})
+	cfg := testConfig(staticRoute("m", be.URL))
+	cfg.Listen.TLSCert, cfg.Listen.TLSKey = selfSigned(t)
+	gw := startGateway(t, cfg)
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed test certificate
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for i := range 2 {
+		var reused bool
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+		})
+		req, _ := http.NewRequestWithContext(ctx, "POST", "https://"+gw.addr+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.ProtoMajor != 1 || !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+			t.Fatalf("stream %d: proto %d, %q, %v", i, resp.ProtoMajor, b, err)
+		}
+		if i == 1 && !reused {
+			t.Fatal("the second stream did not reuse the first one's TLS connection")
+		}
 	}
 }

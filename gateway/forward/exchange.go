@@ -272,12 +272,34 @@ func (x *Exchange) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := x.body.Read(p)
-	if n > 0 {
+	return n, x.relayed(p[:n], err)
+}
+
+// Next is Read without the copy, for an HTTP node's streamed answer: the
+// next piece of the body as the node sends it, a slice of the node
+// connection's buffer that is valid until the next call. Same errors as
+// Read; at the end it returns no bytes.
+func (x *Exchange) Next() ([]byte, error) {
+	b, ok := x.body.(interface{ Next() ([]byte, error) })
+	if !ok {
+		return nil, errNoNext
+	}
+	p, err := b.Next()
+	return p, x.relayed(p, err)
+}
+
+var errNoNext = errors.New("gateway: BUG: Next on an answer that is not an HTTP node's stream")
+
+// relayed is the bookkeeping of every piece of a streamed answer read
+// (Read, Next): the shadow's tee, the end-of-stream marker, and what an
+// error means.
+func (x *Exchange) relayed(p []byte, err error) error {
+	if len(p) > 0 {
 		if x.shadow != nil {
-			_, _ = x.shadow.Write(p[:n])
+			_, _ = x.shadow.Write(p)
 		}
 		if x.needDone && !x.sawDone {
-			x.sawDone = x.done.scan(p[:n])
+			x.sawDone = x.done.scan(p)
 		}
 	}
 	if err == io.EOF && x.cut() {
@@ -300,7 +322,7 @@ func (x *Exchange) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	return n, err
+	return err
 }
 
 // CloseWithError is Finish for fasthttp's body stream: fasthttp calls it

@@ -70,14 +70,31 @@ func (k *keepAlive) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for {
-		if k.off < len(k.out) {
-			n := copy(p, k.out[k.off:])
-			k.off += n
-			return n, nil
-		}
+	if err := k.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, k.out[k.off:])
+	k.off += n
+	return n, nil
+}
+
+// Next is Read without the caller's buffer: the client's next bytes, a
+// slice of k's own buffer valid until the next call.
+func (k *keepAlive) Next() ([]byte, error) {
+	if err := k.fill(); err != nil {
+		return nil, err
+	}
+	p := k.out[k.off:]
+	k.off = len(k.out)
+	return p, nil
+}
+
+// fill waits until k.out holds bytes not yet returned, or returns the
+// node's error once they are all returned.
+func (k *keepAlive) fill() error {
+	for k.off == len(k.out) {
 		if k.err != nil {
-			return 0, k.err
+			return k.err
 		}
 		k.out, k.off = k.out[:0], 0
 		if !k.pending {
@@ -107,6 +124,7 @@ func (k *keepAlive) Read(p []byte) (int, error) {
 			}
 		}
 	}
+	return nil
 }
 
 // running reports whether the pump may be inside a read of the node's

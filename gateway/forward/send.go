@@ -214,7 +214,7 @@ func (x *Exchange) startBody(rt *route.Route) {
 	case x.Req.Proto == GRPC:
 		x.g.startBody(x, rt)
 	case x.resp.IsBodyStream():
-		x.body = x.resp.BodyStream()
+		x.body = x.call.Body() // read from the connection's buffer (Next)
 		// OpenAI completions stream as events that end with
 		// "data: [DONE]": without it, a stream the node closed is cut.
 		x.needDone = bytes.HasPrefix(x.resp.Header.ContentType(), []byte("text/event-stream")) &&

@@ -41,6 +41,22 @@ func (s *syncBuffer) String() string {
 // node until the test ends.
 func serveFrontend(t *testing.T, node string, logs io.Writer) (addr string, core *forward.Core) {
 	t.Helper()
+	fe := startFrontend(t, node, logs)
+	return fe.addr, fe.core
+}
+
+// frontend is a frontend served by startFrontend.
+type frontend struct {
+	addr string
+	core *forward.Core
+	s    *Server
+	ln   net.Listener
+}
+
+// startFrontend is serveFrontend with the server at hand (Shutdown runs
+// again at the end of the test; a second call returns at once).
+func startFrontend(t *testing.T, node string, logs io.Writer) frontend {
+	t.Helper()
 	cfg := &config.Config{Routes: []config.RouteConfig{{Name: "m", Match: config.MatchConfig{Models: []string{"m"}}, Nodes: []config.NodeConfig{{HTTP: node}}}}}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -51,7 +67,7 @@ func serveFrontend(t *testing.T, node string, logs io.Writer) (addr string, core
 	if err != nil {
 		t.Fatal(err)
 	}
-	core = forward.New(metrics, nil, log)
+	core := forward.New(metrics, nil, log)
 	st, err := route.NewSet(cfg, nil, route.Deps{Metrics: metrics, Log: log, Sender: core.Sender()})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +84,11 @@ func serveFrontend(t *testing.T, node string, logs io.Writer) (addr string, core
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
+	watchdog := make(chan struct{})
+	go func() {
+		core.Run(ctx)
+		close(watchdog)
+	}()
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
@@ -76,9 +97,10 @@ func serveFrontend(t *testing.T, node string, logs io.Writer) (addr string, core
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
+		<-watchdog
 		st.CloseExtras()
 	})
-	return ln.Addr().String(), core
+	return frontend{addr: ln.Addr().String(), core: core, s: s, ln: ln}
 }
 
 // TestHandlerPanicRecovered: a panic while serving a request (HTTP/1.1 or

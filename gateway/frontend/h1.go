@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/valyala/fasthttp"
@@ -105,6 +106,11 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		size := up.Header.ContentLength()
 		if size < 0 || bytes.HasPrefix(up.Header.ContentType(), []byte("text/event-stream")) {
 			size = -1
+		}
+		if cc, ok := ctx.Conn().(*clientConn); ok && size < 0 {
+			s.hijackStream(ctx, cc, x) // relayed once the handler returned (stream.go)
+			x = nil
+			return
 		}
 		// A node that breaks the stream must not look like a clean end:
 		// the client connection is closed without the terminating chunk.
@@ -287,6 +293,34 @@ type clientConn struct {
 	addr   netip.Addr
 	ipText []byte
 	raw    syscall.RawConn // the TCP socket under any wrapping, for Gone
+
+	pre     []byte                // bytes read while the connection was hijacked, replayed first
+	pending atomic.Pointer[relay] // a stream handed to fasthttp's hijack, not started yet
+	closed  atomic.Bool           // Close was called
+	peekBuf [1]byte               // Gone's (the watchdog's goroutine only)
+	peekFn  func(fd uintptr)      // Gone's socket probe, bound once
+	gone    bool                  // peekFn's answer
+}
+
+// Read replays what was read while the connection was hijacked, then
+// reads the connection.
+func (c *clientConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Client.Read(p)
+}
+
+// Close closes the connection; a stream handed to fasthttp's hijack that
+// never started (fasthttp failed the connection first) is ended here.
+func (c *clientConn) Close() error {
+	c.closed.Store(true)
+	if r := c.pending.Swap(nil); r != nil {
+		r.abandon()
+	}
+	return c.Client.Close()
 }
 
 // rawConn finds the TCP socket under the sniffer's and TLS's wrappers.
@@ -317,6 +351,7 @@ func newClientConn(c net.Conn) *clientConn {
 	cc := &clientConn{}
 	cc.Conn = c
 	cc.raw = rawConn(c)
+	cc.peekFn = cc.peekSocket
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		if ap := ta.AddrPort(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
 			cc.addr = ap.Addr().Unmap()

@@ -109,7 +109,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		}
 		w.WriteHeader(resp.StatusCode())
 		if stream {
-			clientErr = copyFlush(w, x)
+			clientErr = relayFlush(w, x)
 		} else {
 			_, clientErr = w.Write(resp.Body())
 		}
@@ -209,6 +209,27 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 func knownUnary(path string) bool {
 	m, ok := strings.CutPrefix(path, "/inference.GRPCInferenceService/")
 	return ok && m != "ModelStreamInfer"
+}
+
+// relayFlush is copyFlush for an HTTP node's streamed answer: each piece
+// is written straight from the node connection's buffer (Exchange.Next),
+// with no copy buffer held for the stream's life.
+func relayFlush(w http.ResponseWriter, x *forward.Exchange) error {
+	rc := http.NewResponseController(w)
+	for {
+		p, err := x.Next()
+		if len(p) > 0 {
+			if _, werr := w.Write(p); werr != nil {
+				return werr
+			}
+			if ferr := rc.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }
 
 // hopResponseHeader reports response headers that are not passed on

@@ -8,5 +8,8 @@ import "net"
 func peek(net.Conn, []byte) (int, error) { return 0, nil }
 
 // Gone cannot look at the socket here: the client is assumed present
-// (cancellation then reaches nodes only through failed writes).
-func (c *clientConn) Gone() bool { return false }
+// unless the gateway closed the connection (cancellation then reaches
+// nodes only through failed writes).
+func (c *clientConn) Gone() bool { return c.closed.Load() }
+
+func (c *clientConn) peekSocket(uintptr) {}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -34,6 +35,7 @@ type Server struct {
 	streamBodies bool // Limits.StreamBodyOver > 0
 	headers      headerCache
 	conns        connLimits
+	relays       relaySet // streams relayed on hijacked connections (stream.go)
 	stopping     atomic.Bool
 }
 
@@ -69,6 +71,7 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
+		KeepHijackedConns:            true, // streamed answers (stream.go) close or hand back their connection themselves
 		Logger:                       discardLogger{},
 	}
 	if lim.StreamBodyOver > 0 {
@@ -138,6 +141,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.h2ln.Close()
 		_ = s.h2.Close()
 		_ = s.h1.Shutdown()
+		s.relays.cutAll()
 	} else {
 		first = nil
 	}
@@ -163,6 +167,7 @@ func (s *Server) Shutdown(ctx context.Context, ln net.Listener) {
 		close(h2done)
 	}()
 	_ = s.h1.ShutdownWithContext(ctx)
+	s.endRelays(ctx)
 	select {
 	case <-h2done:
 	case <-ctx.Done():
@@ -170,4 +175,23 @@ func (s *Server) Shutdown(ctx context.Context, ln net.Listener) {
 		<-h2done
 	}
 	s.h2ln.Close()
+}
+
+// relayGrace bounds the wait for relays whose client connection was cut
+// at the shutdown bound (they end at their next write, or within the
+// watchdog's period).
+const relayGrace = time.Second
+
+// endRelays waits for the streams relayed on hijacked connections to end
+// within ctx; past it, it cuts them and waits at most relayGrace more.
+func (s *Server) endRelays(ctx context.Context) {
+	if s.relays.wait(ctx) {
+		return
+	}
+	s.relays.cutAll()
+	gctx, cancel := context.WithTimeout(context.Background(), relayGrace)
+	defer cancel()
+	if !s.relays.wait(gctx) {
+		s.log.Warn("gateway: streams still relayed after shutdown", "streams", s.relays.count())
+	}
 }

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"errors"
 	"io"
 	"time"
 )
@@ -38,23 +39,51 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for {
-		if r.off < len(r.out) {
-			n := copy(p, r.out[r.off:])
-			r.off += n
-			return n, nil
-		}
+	for r.off == len(r.out) {
 		if r.err != nil {
 			return 0, r.err
 		}
 		r.out, r.off = r.out[:0], 0
 		n, err := r.src.Read(p)
-		if n > 0 {
-			r.out = r.Filter(r.out, p[:n], r.now())
+		r.filter(p[:n], err)
+	}
+	n := copy(p, r.out[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// Next is Read without the caller's buffer, for a source that lends its
+// bytes (an HTTP node's streamed body, upstream.Body.Next): the client's
+// next bytes as a slice of r's own buffer, valid until the next call. At
+// the end it returns no bytes and the source's error (io.EOF included).
+func (r *Reader) Next() ([]byte, error) {
+	src, ok := r.src.(interface{ Next() ([]byte, error) })
+	if !ok {
+		return nil, errNoNext
+	}
+	for r.off == len(r.out) {
+		if r.err != nil {
+			return nil, r.err
 		}
-		if err != nil {
-			r.out = r.Flush(r.out)
-			r.err = err
-		}
+		r.out, r.off = r.out[:0], 0
+		p, err := src.Next()
+		r.filter(p, err)
+	}
+	p := r.out[r.off:]
+	r.off = len(r.out)
+	return p, nil
+}
+
+var errNoNext = errors.New("openai: Next on a Reader whose source does not lend its bytes")
+
+// filter adds the client's share of the source's bytes p to r.out; at the
+// source's end (err) it flushes an unfinished last event and keeps err.
+func (r *Reader) filter(p []byte, err error) {
+	if len(p) > 0 {
+		r.out = r.Filter(r.out, p, r.now())
+	}
+	if err != nil {
+		r.out = r.Flush(r.out)
+		r.err = err
 	}
 }

@@ -235,10 +235,11 @@ type Call struct {
 	conn    atomic.Pointer[conn]
 	aborted atomic.Bool
 
-	// Owner only: a streamed response's connection, until Done.
+	// Owner only: a streamed response's connection and body, until Done.
 	n        *Node
 	streamed *conn
 	close    bool // the connection cannot be reused after the stream
+	body     Body
 }
 
 // Abort ends the exchange: its connection is closed, so a read or write
@@ -264,6 +265,7 @@ func (c *Call) Reset() {
 	c.conn.Store(nil)
 	c.aborted.Store(false)
 	c.n, c.streamed, c.close = nil, nil, false
+	c.body = Body{}
 }
 
 func (c *Call) attach(cn *conn) bool {
@@ -284,7 +286,7 @@ func (c *Call) attach(cn *conn) bool {
 // unless the request body streams.
 //
 // For a streamed body the connection stays with the Call: the caller
-// reads resp.BodyStream() and then calls Done.
+// reads Call.Body (not resp.BodyStream()) and then calls Done.
 //
 // Do counts the exchange as waiting for the node's answer until the
 // caller reports it with ObserveFirstByte: every Do must be followed by
@@ -313,6 +315,7 @@ func (n *Node) do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadl
 		if err == nil {
 			if stream && resp.IsBodyStream() {
 				c.n, c.streamed, c.close = n, cn, closeAfter
+				c.body.reset(cn.br, resp.Header.ContentLength())
 				return nil
 			}
 			if !c.release(cn) || closeAfter {
@@ -376,13 +379,18 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 	return req.Header.ConnectionClose() || resp.ConnectionClose(), nil
 }
 
+// Body is a streamed response's body (Do with resp.StreamBody), read
+// from the connection's buffer; valid until Done.
+func (c *Call) Body() *Body { return &c.body }
+
 // PeerClosed reports whether the node closed the streamed response's
 // connection while the body was read.
 func (c *Call) PeerClosed() bool { return c.streamed != nil && c.streamed.peerClosed() }
 
 // Done ends a streamed response: the body stream is released and the
 // connection goes back to the pool when the body was read to its end
-// (complete) and may be kept alive, else it is closed.
+// (complete, and Body saw the end of its framing) and may be kept alive,
+// else it is closed.
 func (c *Call) Done(resp *fasthttp.Response, complete bool) {
 	cn := c.streamed
 	if cn == nil {
@@ -390,7 +398,7 @@ func (c *Call) Done(resp *fasthttp.Response, complete bool) {
 	}
 	_ = resp.CloseBodyStream()
 	c.streamed = nil
-	if !c.release(cn) || !complete || c.close || resp.ConnectionClose() {
+	if !c.release(cn) || !complete || !c.body.Complete() || c.close || resp.ConnectionClose() {
 		c.n.pool.drop(cn)
 		return
 	}
