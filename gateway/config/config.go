@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -605,7 +606,10 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, cfgErr("empty file")
 		}
-		return nil, cfgErr("%v", err)
+		if errors.Is(err, ErrConfig) {
+			return nil, err // a node's own decoder, which names its line
+		}
+		return nil, cfgErr("%v", describe(data, reflect.TypeOf(c), err))
 	}
 	return &c, nil
 }
@@ -622,7 +626,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	c.ApplyDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, locate(data, err))
 	}
 	return c, nil
 }
@@ -634,7 +638,7 @@ func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
 	case yaml.ScalarNode:
 		nc, err := ParseNodeURL(v.Value)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", v.Line, err)
+			return atLine(v.Line, err)
 		}
 		*n = nc
 		return nil
@@ -642,7 +646,7 @@ func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
 		for i := 0; i+1 < len(v.Content); i += 2 {
 			k, val := v.Content[i], v.Content[i+1]
 			if val.Kind != yaml.ScalarNode {
-				return fmt.Errorf("line %d: node field %q: want a scalar", val.Line, k.Value)
+				return cfgErr("line %d: node field %q: want a single value", val.Line, k.Value)
 			}
 			switch k.Value {
 			case "id":
@@ -650,10 +654,10 @@ func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
 			case "http", "grpc":
 				addr, scheme, err := nodeAddr(k.Value, val.Value)
 				if err != nil {
-					return fmt.Errorf("line %d: %w", val.Line, err)
+					return atLine(val.Line, err)
 				}
 				if scheme != "" && n.Scheme != "" && scheme != n.Scheme {
-					return fmt.Errorf("line %d: node field %s: %s mixes TLS and plaintext with the node's other address", val.Line, k.Value, val.Value)
+					return cfgErr("line %d: node field %s: %s mixes TLS and plaintext with the node's other address", val.Line, k.Value, val.Value)
 				}
 				if scheme != "" {
 					n.Scheme = scheme
@@ -666,16 +670,21 @@ func (n *NodeConfig) UnmarshalYAML(v *yaml.Node) error {
 			case "weight":
 				w, err := strconv.ParseFloat(val.Value, 64)
 				if err != nil {
-					return fmt.Errorf("line %d: node field weight: %q is not a number", val.Line, val.Value)
+					return cfgErr("line %d: node field weight: %q is not a number", val.Line, val.Value)
 				}
 				n.Weight = w
 			default:
-				return fmt.Errorf("line %d: node field %q not found (want id, http, grpc, weight)", k.Line, k.Value)
+				return cfgErr("line %d: node field %q is unknown (known: grpc, http, id, weight)", k.Line, k.Value)
 			}
 		}
 		return nil
 	}
-	return fmt.Errorf("line %d: a node is a URL string or a mapping", v.Line)
+	return cfgErr("line %d: a node is a URL string or a mapping", v.Line)
+}
+
+// atLine puts a YAML line in front of a configuration error's message.
+func atLine(line int, err error) error {
+	return cfgErr("line %d: %s", line, strings.TrimPrefix(err.Error(), ErrConfig.Error()+": "))
 }
 
 // ParseNodeURL parses "http://host:port", "grpc://host:port" (also

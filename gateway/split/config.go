@@ -81,12 +81,13 @@ func (v *Variants) UnmarshalYAML(n *yaml.Node) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, w := n.Content[i], n.Content[i+1]
 			var name string
-			if err := k.Decode(&name); err != nil {
-				return fmt.Errorf("split: variants: line %d: variant name: %w", k.Line, err)
-			}
 			var weight float64
+			// The decoder's own errors name the line and value.
+			if err := k.Decode(&name); err != nil {
+				return err
+			}
 			if err := w.Decode(&weight); err != nil {
-				return fmt.Errorf("split: variants.%s: line %d: weight must be a number: %w", name, w.Line, err)
+				return err
 			}
 			out = append(out, Variant{Name: name, Weight: weight})
 		}
