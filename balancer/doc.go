@@ -37,7 +37,7 @@
 //
 // Weights come from a Weigher: ThroughputWeigher by default (each node's
 // completed requests per busy second, learned from Endpoint.Complete and
-// its reported utilisation, with its capacity as the prior), DynamicWeigher
+// its reported utilisation, with its capacity as the prior), HeadroomWeigher
 // (capacity, headroom and concurrency, aiming at equal utilisation),
 // SeedWeigher (the literal Starlink formula) and StaticWeigher (nginx-style
 // fixed weights). bench/results/policies-analysis.md has the evidence for

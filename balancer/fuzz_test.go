@@ -35,7 +35,7 @@ func FuzzTable(f *testing.F) {
 		policy := Policy(next() % byte(policyCount))
 		n := int(next())
 		block := 1 + int(next()%32)
-		weighers := []Weigher{DynamicWeigher{}, SeedWeigher{}, StaticWeigher{}, ThroughputWeigher{}}
+		weighers := []Weigher{HeadroomWeigher{}, SeedWeigher{}, StaticWeigher{}, ThroughputWeigher{}}
 		b, err := NewBuilder(Config{Policy: policy, BlockSize: block, Weigher: weighers[n%4], Choices: 1 + n%2}, nil)
 		if err != nil {
 			t.Fatal(err)

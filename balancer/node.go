@@ -50,7 +50,7 @@ func (s State) String() string {
 // unknown (never sampled), whatever its fields hold.
 //
 // What an unknown value does: Utilisation unknown, no busy time is
-// observed (ThroughputWeigher keeps what it learned) and DynamicWeigher and
+// observed (ThroughputWeigher keeps what it learned) and HeadroomWeigher and
 // SeedWeigher give the capacity-based weight; Concurrency unknown, those
 // two use the fleet's mean; Waiting unknown, picks count the gateway's own
 // in-flight requests only (as before these signals existed); Running

@@ -55,7 +55,7 @@ func ParsePolicy(s string) (Policy, error) {
 // Named configurations compared by the benchmark harness.
 var namedConfigs = map[string]Config{
 	"dynamic-swrr":  {Policy: SWRR, Weigher: ThroughputWeigher{}, Choices: 2},
-	"headroom-swrr": {Policy: SWRR, Weigher: DynamicWeigher{}, Choices: 1},
+	"headroom-swrr": {Policy: SWRR, Weigher: HeadroomWeigher{}, Choices: 1},
 	"seed-swrr":     {Policy: SWRR, Weigher: SeedWeigher{}, Choices: 1, LoadBound: -1},
 	"static-swrr":   {Policy: SWRR, Weigher: StaticWeigher{}, Choices: 1, LoadBound: -1},
 	"round-robin":   {Policy: RoundRobin, Weigher: StaticWeigher{}},
@@ -66,7 +66,7 @@ var namedConfigs = map[string]Config{
 
 // NamedConfig returns a named policy and weigher pair: dynamic-swrr (the
 // default: two choices over ThroughputWeigher's weights), headroom-swrr
-// (the default until issue 7's follow-up: DynamicWeigher, one choice with
+// (the default until issue 7's follow-up: HeadroomWeigher, one choice with
 // the in-flight bound), seed-swrr (the literal seed formula, one choice,
 // no bound), static-swrr (nginx: static weights, one choice, no bound),
 // round-robin, p2c (Envoy's least request), ring-hash (consistent hashing

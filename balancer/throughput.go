@@ -29,7 +29,7 @@ import (
 // It is the default because weights proportional to real speed are what
 // the default picker's in-flight comparison needs (bench/results/
 // policies-analysis.md): a node with twice the weight should hold twice
-// the requests. DynamicWeigher, which aims at equal utilisation, fights
+// the requests. HeadroomWeigher, which aims at equal utilisation, fights
 // that comparison. The guards of WeightConfig apply in this order: a node
 // without a fresh sample weighs its capacity; a new node is scaled by its
 // slow-start ramp; the weight is held to the floor (Floor × capacity) and

@@ -43,19 +43,19 @@ type WeightConfig struct {
 	// stays within [prev/MaxStep, prev×MaxStep]. Default 2; values below
 	// 1.05 are raised to 1.05.
 	MaxStep float64
-	// Learn is the gain of DynamicWeigher's feedback term: each update
+	// Learn is the gain of HeadroomWeigher's feedback term: each update
 	// multiplies a node's previous weight by (its headroom / the mean
 	// headroom)^Learn. Default 0.25; negative disables the feedback.
 	// Larger gains amplify the noise of one-second samples in
 	// bench/policysim, and 1 oscillates. Other weighers ignore it.
 	Learn float64
 	// Trust bounds the feedback: the learned weight stays within
-	// [formula/Trust, formula×Trust] of DynamicWeigher's formula. Default
+	// [formula/Trust, formula×Trust] of HeadroomWeigher's formula. Default
 	// 2 (enough for a node three times slower than it reports, together
 	// with the formula's own headroom term); values below 1 are raised
 	// to 1.
 	Trust float64
-	// AdaptStep widens DynamicWeigher's step cap for a node whose headroom
+	// AdaptStep widens HeadroomWeigher's step cap for a node whose headroom
 	// is far from the fleet's mean h̄: an increase may go up to MaxStep ×
 	// min(h/h̄, AdaptStep), a decrease down to 1/(MaxStep × min(h̄/h,
 	// AdaptStep)). A node as busy as the fleet keeps MaxStep. Default 4;
@@ -136,7 +136,8 @@ func (StaticWeigher) Weigh(_ time.Time, nodes []Node, _ []Observed, _, out []flo
 	}
 }
 
-// DynamicWeigher is Switchyard's default weigher. It keeps the seed's idea
+// HeadroomWeigher (policy headroom-swrr, an earlier default) aims
+// at equal utilisation. It keeps the seed's idea
 // (capacity, headroom on a log scale, and the node's observed speed) but
 // orients each factor so that more headroom and a faster node both mean
 // more traffic, and guards every edge:
@@ -169,12 +170,12 @@ func (StaticWeigher) Weigh(_ time.Time, nodes []Node, _ []Observed, _, out []flo
 // MaxStep from its previous value — widened by AdaptStep for a node much
 // less or much more busy than the fleet, so a node back from a noisy
 // neighbour regains its traffic in a few updates instead of a dozen.
-type DynamicWeigher struct {
+type HeadroomWeigher struct {
 	Config WeightConfig
 }
 
 // Weigh implements Weigher.
-func (d DynamicWeigher) Weigh(now time.Time, nodes []Node, _ []Observed, prev, out []float64) {
+func (d HeadroomWeigher) Weigh(now time.Time, nodes []Node, _ []Observed, prev, out []float64) {
 	cfg := d.Config.withDefaults()
 	meanSpeed := meanOf(nodes, now, cfg.Expiry, func(n *Node, u float64) (float64, bool) {
 		if u <= 0 || !(n.Load.Concurrency > 0) || math.IsInf(n.Load.Concurrency, 0) {
@@ -298,7 +299,7 @@ func learns(cfg WeightConfig, n *Node, now time.Time, prev float64) bool {
 	return true
 }
 
-// weighScratch is DynamicWeigher's per-node scratch, pooled: a large
+// weighScratch is HeadroomWeigher's per-node scratch, pooled: a large
 // route's rebuild would otherwise allocate it every few seconds.
 type weighScratch struct {
 	hs []float64
@@ -322,7 +323,7 @@ func logHeadroom(u float64) float64 {
 // positive above 1 % headroom), and these guards at its edges: an idle node
 // (utilisation or concurrency 0) takes the mean utilisation/concurrency of
 // the busy nodes; a saturated node (less than 1 % headroom) gets the floor;
-// then the same stale, slow-start, floor and step guards as DynamicWeigher.
+// then the same stale, slow-start, floor and step guards as HeadroomWeigher.
 type SeedWeigher struct {
 	Config WeightConfig
 }

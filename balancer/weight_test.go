@@ -22,7 +22,7 @@ func weigh(w Weigher, nodes []Node, prev []float64) []float64 {
 }
 
 func TestWeighersGuardEdges(t *testing.T) {
-	for _, w := range []Weigher{DynamicWeigher{}, SeedWeigher{}} {
+	for _, w := range []Weigher{HeadroomWeigher{}, SeedWeigher{}} {
 		cases := []struct {
 			name string
 			load Load
@@ -51,8 +51,8 @@ func TestWeighersGuardEdges(t *testing.T) {
 	}
 }
 
-func TestDynamicWeigher(t *testing.T) {
-	w := DynamicWeigher{}
+func TestHeadroomWeigher(t *testing.T) {
+	w := HeadroomWeigher{}
 	t.Run("headroom wins", func(t *testing.T) {
 		// Same speed (4 slots per unit of capacity), different load.
 		got := weigh(w, []Node{
@@ -147,7 +147,7 @@ func TestSeedWeigherLiteral(t *testing.T) {
 }
 
 func TestSlowStartThroughBuilder(t *testing.T) {
-	b, _ := NewBuilder(Config{Weigher: DynamicWeigher{}}, nil)
+	b, _ := NewBuilder(Config{Weigher: HeadroomWeigher{}}, nil)
 	nodes := []Node{{ID: "a", Addr: Address{HTTP: "a:1"}, Capacity: 1}, {ID: "b", Addr: Address{HTTP: "b:1"}, Capacity: 1}}
 	b.Build(nodes, t0)
 	nodes = append(nodes, Node{ID: "c", Addr: Address{HTTP: "c:1"}, Capacity: 1})
@@ -200,11 +200,11 @@ func fluid(t *testing.T, w Weigher, speeds []float64, lam float64, rounds int) [
 	return u
 }
 
-func TestDynamicWeigherFeedbackEqualisesUtilisation(t *testing.T) {
+func TestHeadroomWeigherFeedbackEqualisesUtilisation(t *testing.T) {
 	// Four nodes of the same capacity and slots; one really runs slower (a
 	// noisy neighbour). Offered load 70 % of the fleet's true throughput.
 	spread := func(u []float64) float64 { return slices.Max(u) - slices.Min(u) }
-	formulaOnly := DynamicWeigher{Config: WeightConfig{Learn: -1, AdaptStep: -1}}
+	formulaOnly := HeadroomWeigher{Config: WeightConfig{Learn: -1, AdaptStep: -1}}
 	cases := []struct {
 		name       string
 		w          Weigher
@@ -212,15 +212,15 @@ func TestDynamicWeigherFeedbackEqualisesUtilisation(t *testing.T) {
 		minS, maxS float64
 	}{
 		// The default learns until every node is equally busy.
-		{"default, half speed", DynamicWeigher{}, 0.5, 0, 0.01},
+		{"default, half speed", HeadroomWeigher{}, 0.5, 0, 0.01},
 		// The formula alone settles with the slow node far busier.
 		{"formula only, half speed", formulaOnly, 0.5, 0.08, 1},
 		// A third of the speed is beyond the default trust region (2) at
 		// this load: the feedback narrows the gap but cannot close it...
-		{"default, third speed", DynamicWeigher{}, 1.0 / 3, 0.03, 0.15},
+		{"default, third speed", HeadroomWeigher{}, 1.0 / 3, 0.03, 0.15},
 		{"formula only, third speed", formulaOnly, 1.0 / 3, 0.2, 1},
 		// ...and with a wider trust region it can.
-		{"trust 4, third speed", DynamicWeigher{Config: WeightConfig{Trust: 4}}, 1.0 / 3, 0, 0.01},
+		{"trust 4, third speed", HeadroomWeigher{Config: WeightConfig{Trust: 4}}, 1.0 / 3, 0, 0.01},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -233,8 +233,8 @@ func TestDynamicWeigherFeedbackEqualisesUtilisation(t *testing.T) {
 	}
 }
 
-func TestDynamicWeigherTrustAndAdaptiveStep(t *testing.T) {
-	w := DynamicWeigher{}
+func TestHeadroomWeigherTrustAndAdaptiveStep(t *testing.T) {
+	w := HeadroomWeigher{}
 	t.Run("learned weights redistribute within the trust region", func(t *testing.T) {
 		// Equal headroom: the feedback keeps the previous shares, rescaled
 		// to the formula's total, each held within formula ×/÷ Trust (2),
@@ -274,7 +274,7 @@ func TestDynamicWeigherTrustAndAdaptiveStep(t *testing.T) {
 			t.Fatalf("recovering node went from 0.5 to %v: past MaxStep × AdaptStep", got[0])
 		}
 		// The same node under the formula-only weigher moves at MaxStep.
-		old := weigh(DynamicWeigher{Config: WeightConfig{Learn: -1, AdaptStep: -1}}, nodes, []float64{0.5, 8, 8})
+		old := weigh(HeadroomWeigher{Config: WeightConfig{Learn: -1, AdaptStep: -1}}, nodes, []float64{0.5, 8, 8})
 		if old[0] != 1 {
 			t.Fatalf("formula-only step %v, want 1", old[0])
 		}
@@ -292,10 +292,10 @@ func TestDynamicWeigherTrustAndAdaptiveStep(t *testing.T) {
 	})
 }
 
-// FuzzDynamicWeigher feeds the weighers arbitrary samples and previous
+// FuzzHeadroomWeigher feeds the weighers arbitrary samples and previous
 // weights (NaN, infinite, negative, huge) over several rounds: every Ready
 // node gets a positive finite weight, every other node 0.
-func FuzzDynamicWeigher(f *testing.F) {
+func FuzzHeadroomWeigher(f *testing.F) {
 	f.Add([]byte{4, 10, 50, 30, 1, 200, 90, 70, 2, 0, 255, 255, 3})
 	f.Add([]byte{8, 0, 0, 0, 0, 255, 255, 255, 255, 100, 100, 8, 8})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -315,7 +315,7 @@ func FuzzDynamicWeigher(f *testing.F) {
 		prev := make([]float64, n)
 		out := make([]float64, n)
 		specials := []float64{0, math.NaN(), math.Inf(1), math.Inf(-1), -3, 1e300, 5e-324}
-		weighers := []Weigher{DynamicWeigher{}, DynamicWeigher{Config: WeightConfig{Learn: 3, Trust: 0.5, AdaptStep: 100}}, SeedWeigher{}, ThroughputWeigher{}}
+		weighers := []Weigher{HeadroomWeigher{}, HeadroomWeigher{Config: WeightConfig{Learn: 3, Trust: 0.5, AdaptStep: 100}}, SeedWeigher{}, ThroughputWeigher{}}
 		for round := 0; round < 3; round++ {
 			for i := range nodes {
 				c, u, k, flags := next(), next(), next(), next()

@@ -18,7 +18,7 @@ import (
 // weighting.
 func init() {
 	add := func(name string, wc balancer.WeightConfig) {
-		extra[name] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{Config: wc}, Choices: 1}
+		extra[name] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.HeadroomWeigher{Config: wc}, Choices: 1}
 	}
 	add("learn-only", balancer.WeightConfig{AdaptStep: -1})
 	add("adapt-only", balancer.WeightConfig{Learn: -1})
@@ -31,7 +31,7 @@ func init() {
 		}
 	}
 	for _, b := range []float64{1, 1.05, 1.1, 1.25, 1.5} {
-		extra["bound-"+strconv.FormatFloat(b, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, Choices: 1, LoadBound: b}
+		extra["bound-"+strconv.FormatFloat(b, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.HeadroomWeigher{}, Choices: 1, LoadBound: b}
 	}
 	for _, pb := range []int{10, 20, 40} {
 		extra["throughput-pb"+strconv.Itoa(pb)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.ThroughputWeigher{PriorBusy: time.Duration(pb) * time.Second}}
@@ -39,8 +39,8 @@ func init() {
 	// Oracles: capacity is the node's true current throughput.
 	extra["oracle-c2"] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.StaticWeigher{}, Choices: 2}
 	trueCapacity["oracle-c2"] = true
-	// Two choices over DynamicWeigher's weights, and priors.
-	extra["headroom-c2"] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.DynamicWeigher{}, Choices: 2}
+	// Two choices over HeadroomWeigher's weights, and priors.
+	extra["headroom-c2"] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.HeadroomWeigher{}, Choices: 2}
 	for _, pr := range []float64{1, 16} {
 		extra["throughput-prior"+strconv.FormatFloat(pr, 'g', -1, 64)] = balancer.Config{Policy: balancer.SWRR, Weigher: balancer.ThroughputWeigher{Prior: pr}}
 	}

@@ -14,7 +14,7 @@ func Policies() []string {
 // Extras lists the extra rows of the report, which take the default
 // apart: queue-blind (the default with the engines' queues unknown, as
 // before issue 13: in-flight counts alone), headroom-swrr (the default
-// until issue 7's follow-up: DynamicWeigher, one choice with the in-flight
+// until issue 7's follow-up: HeadroomWeigher, one choice with the in-flight
 // bound), capacity-c2 (the default's two choices over plain capacity
 // weights: what the weigher adds) and throughput-c1 (the default's weigher
 // with one choice: what the second choice adds).
