@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -78,8 +79,17 @@ func TestAPIKeys(t *testing.T) {
 	}
 	mu.Unlock()
 	// team-a may use m only: other does not exist for it.
-	if resp, b := call("/v1/completions", "other", "Authorization", "Bearer "+keyA); resp.StatusCode != 404 || code(b) != "model_not_found" || strings.Contains(b, "other") && !strings.Contains(b, `model \"other\"`) {
-		t.Errorf("model outside the allowlist: %d %s", resp.StatusCode, b)
+	resp404, hidden := call("/v1/completions", "other", "Authorization", "Bearer "+keyA)
+	if resp404.StatusCode != 404 || code(hidden) != "model_not_found" || strings.Contains(hidden, "other") && !strings.Contains(hidden, `model \"other\"`) {
+		t.Errorf("model outside the allowlist: %d %s", resp404.StatusCode, hidden)
+	}
+	// ... the very answer a model nobody serves gets (its request id and
+	// name aside), listing team-a's models.
+	_, missing := call("/v1/completions", "nope", "Authorization", "Bearer "+keyA)
+	reqID := regexp.MustCompile(`"request_id":"[^"]*"`)
+	norm := func(b, model string) string { return reqID.ReplaceAllString(strings.ReplaceAll(b, model, "MODEL"), "") }
+	if norm(hidden, "other") != norm(missing, "nope") || !strings.Contains(hidden, "available models: [m]") {
+		t.Errorf("a model outside the allowlist answers\n%s\nunlike a missing model's\n%s", hidden, missing)
 	}
 	req, _ := http.NewRequest("GET", gw.url("/v1/models"), nil)
 	req.Header.Set("Authorization", "Bearer "+keyA)

@@ -179,7 +179,9 @@ func (c *Core) Forward(x *Exchange) {
 	if t := x.tenant; t != nil {
 		x.route = rt
 		if !t.Allows(x.model) {
-			x.fail(&route.UnknownError{Model: string(x.model), Path: string(r.Path)})
+			// The same 404 as for a model nobody serves, listing the
+			// tenant's models: the two cannot be told apart.
+			x.fail(x.tenantView(&route.UnknownError{Model: string(x.model), Path: string(r.Path), Available: x.set.Models()}))
 			return
 		}
 		if ok, wait := t.Admit(x.start); !ok {
