@@ -4,11 +4,13 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,5 +211,73 @@ func TestOTLPEndpointInvalidRefusedByNew(t *testing.T) {
 	_, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "telemetry.otlp_endpoint") {
 		t.Fatalf("New: %v, want a config error naming telemetry.otlp_endpoint", err)
+	}
+}
+
+// TestGenAISpan (issue 15): a traced chat completion's exported span
+// carries the OpenTelemetry GenAI attributes: the model as the client
+// named it (on a "*" route, where the metrics' label is bounded), the
+// engine's usage, the finish reasons, and the route, node and retry count.
+func TestGenAISpan(t *testing.T) {
+	endpoint, exported := otlpReceiver(t)
+	nodes := startSims(t, 1, "any")
+	rc := simRoute("all", nodes)
+	rc.Match = MatchConfig{Models: []string{"*"}}
+	rc.UpstreamModel = "any" // the engine's name; the span keeps the client's
+	cfg := testConfig(rc)
+	cfg.Telemetry.OTLPEndpoint = endpoint
+	gw := startGateway(t, cfg)
+	resp, body := post(t, testClient(), gw.url("/v1/chat/completions"),
+		`{"model":"my-model-7b","max_tokens":5,"messages":[{"role":"user","content":"hello there"}]}`, "Traceparent", clientTraceparent)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var answer struct {
+		Usage struct {
+			Prompt     int64 `json:"prompt_tokens"`
+			Completion int64 `json:"completion_tokens"`
+		} `json:"usage"`
+		Choices []struct {
+			Finish string `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || len(answer.Choices) != 1 || answer.Usage.Completion == 0 {
+		t.Fatalf("answer %s: %v", body, err)
+	}
+	gw.stop() // flushes the exporter
+	spans := exported()
+	if len(spans) != 1 {
+		t.Fatalf("receiver got %d spans, want 1", len(spans))
+	}
+	attrs := map[string]string{}
+	for _, a := range spans[0].GetAttributes() {
+		v := a.GetValue()
+		switch {
+		case v.GetArrayValue() != nil:
+			var parts []string
+			for _, e := range v.GetArrayValue().GetValues() {
+				parts = append(parts, e.GetStringValue())
+			}
+			attrs[a.GetKey()] = strings.Join(parts, ",")
+		case v.GetStringValue() != "":
+			attrs[a.GetKey()] = v.GetStringValue()
+		default:
+			attrs[a.GetKey()] = strconv.FormatInt(v.GetIntValue(), 10)
+		}
+	}
+	want := map[string]string{
+		"gen_ai.operation.name":          "chat",
+		"gen_ai.request.model":           "my-model-7b",
+		"gen_ai.usage.input_tokens":      strconv.FormatInt(answer.Usage.Prompt, 10),
+		"gen_ai.usage.output_tokens":     strconv.FormatInt(answer.Usage.Completion, 10),
+		"gen_ai.response.finish_reasons": answer.Choices[0].Finish,
+		"switchyard.route":               "all",
+		"switchyard.node":                nodes[0].ID(),
+		"switchyard.retries":             "0",
+	}
+	for k, v := range want {
+		if attrs[k] != v {
+			t.Errorf("span attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
+		}
 	}
 }

@@ -130,7 +130,10 @@ func (x *Exchange) traceGenAI(ms *telemetry.ModelStats) {
 		Endpoint: x.endpoint, Stream: x.stream, Usage: x.usage, Finish: x.finish,
 		TTFT: x.ttft(), Retries: x.retries,
 	}
-	if ms != nil {
+	switch {
+	case len(x.model) > 0:
+		g.RequestModel = string(x.model) // the client's own name (only sampled spans pay the copy)
+	case ms != nil:
 		g.RequestModel = ms.Model()
 	}
 	if x.route != nil {

@@ -39,8 +39,8 @@ type GenAI struct {
 	// engine ("vllm", "sglang") is the honest value for self-hosted
 	// engines; the conventions' well-known values name hosted APIs.
 	Provider string
-	// RequestModel is the model the client asked for (its label from
-	// ModelStats.Model when configured: no conversion per request).
+	// RequestModel is the model the client asked for, as it wrote it
+	// (the metrics' bounded label says "other" for unlisted models).
 	RequestModel string
 	Stream       bool
 	// Usage from the answer (ParseResponse, Stream.Usage); tokens are
