@@ -224,3 +224,70 @@ func TestDiscoveryOverMTLS(t *testing.T) {
 		t.Fatalf("route without a view: %d, want 503", resp.StatusCode)
 	}
 }
+
+// TestReadyWithEmptyRoute (issue 15): a route whose source has no node
+// does not take the gateway out of its Service: /readyz stays 200 and
+// names the route, /admin/routes says that route is not serving, its
+// requests get 503, and the other route serves.
+func TestReadyWithEmptyRoute(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := resource.New(resource.Config{Token: "tok", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	rdone := make(chan struct{})
+	go func() { defer close(rdone); _ = srv.Serve(rctx, ln) }()
+	defer func() { rcancel(); <-rdone }()
+
+	be := backend(t, "b", nil)
+	cfg := testConfig(staticRoute("a", be.URL), RouteConfig{Name: "ghost", Match: MatchConfig{Models: []string{"ghost"}}})
+	cfg.Discovery = &DiscoveryConfig{Servers: []string{ln.Addr().String()}, Token: "tok"}
+	gw := startGateway(t, cfg)
+	c := testClient()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := c.Get("http://" + gw.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var ready struct {
+		Ready bool     `json:"ready"`
+		Empty []string `json:"routes_without_nodes"`
+	}
+	code, body := get("/readyz")
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != 200 || !ready.Ready || len(ready.Empty) != 1 || ready.Empty[0] != "ghost" {
+		t.Fatalf("/readyz: %d %s (%v)", code, body, err)
+	}
+	var doc struct {
+		Routes []struct {
+			Name    string `json:"name"`
+			Serving bool   `json:"serving"`
+		} `json:"routes"`
+	}
+	code, body = get("/admin/routes")
+	routes := &doc.Routes
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || code != 200 {
+		t.Fatalf("/admin/routes: %d %s (%v)", code, body, err)
+	}
+	serving := map[string]bool{}
+	for _, r := range *routes {
+		serving[r.Name] = r.Serving
+	}
+	if len(serving) != 2 || !serving["a"] || serving["ghost"] {
+		t.Errorf("/admin/routes serving: %v, want a yes, ghost no", serving)
+	}
+	if resp, b := post(t, c, gw.url("/v1/completions"), `{"model":"ghost"}`); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ghost: %d %s, want 503", resp.StatusCode, b)
+	}
+	if resp, b := post(t, c, gw.url("/v1/completions"), `{"model":"a"}`); resp.StatusCode != http.StatusOK {
+		t.Errorf("a: %d %s", resp.StatusCode, b)
+	}
+}

@@ -191,7 +191,7 @@ func (g *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	// draining. A route without a node is that route's problem, not a
 	// reason to take the whole gateway out of its Service: it is named
 	// here (and in /admin/routes) but does not fail readiness.
-	var empty []string
+	empty := []string{}
 	for _, r := range g.Core.Routes().Routes() {
 		if !routeHasEligible(r) {
 			empty = append(empty, r.Name())

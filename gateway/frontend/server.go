@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +30,8 @@ type Server struct {
 	tlsConf *tls.Config
 	h1      *fasthttp.Server
 	h2      *http.Server
-	h1ln    *chanListener
+	mu      sync.Mutex    // orders Serve's start against Shutdown
+	h1ln    *chanListener // set by Serve, under mu
 	h2ln    *chanListener
 
 	streamBodies bool // Limits.StreamBodyOver > 0
@@ -117,8 +119,16 @@ func (s *Server) OpenConnections() (open, refused int64) {
 // server or the listener fails first, Serve stops the others and returns
 // the error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopping.Load() {
+		// Shutdown came first (the gateway stopped as it started).
+		s.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
 	s.h1ln = newChanListener(ln.Addr())
 	s.h2ln = newChanListener(ln.Addr())
+	s.mu.Unlock()
 	errc := make(chan error, 3)
 	go func() {
 		errc <- s.h1.Serve(s.h1ln)
@@ -157,9 +167,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // to go away and lets both servers finish the requests they serve within
 // ctx; past it, what is left is cut. Serve returns afterwards.
 func (s *Server) Shutdown(ctx context.Context, ln net.Listener) {
+	s.mu.Lock()
 	s.stopping.Store(true)
+	h1ln, h2ln := s.h1ln, s.h2ln // nil when Serve has not started: it will not
+	s.mu.Unlock()
 	_ = ln.Close()
-	s.h1ln.Close()
+	if h1ln != nil {
+		h1ln.Close()
+	}
 	// GOAWAY to HTTP/2 connections; Shutdown returns once they are idle.
 	h2done := make(chan struct{})
 	go func() {
@@ -174,7 +189,9 @@ func (s *Server) Shutdown(ctx context.Context, ln net.Listener) {
 		_ = s.h2.Close() // past the bound: cut what is left
 		<-h2done
 	}
-	s.h2ln.Close()
+	if h2ln != nil {
+		h2ln.Close()
+	}
 }
 
 // relayGrace bounds the wait for relays whose client connection was cut
