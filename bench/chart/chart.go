@@ -195,6 +195,17 @@ type BarChart struct {
 	// ValueFormat, when set, prints each bar's value above it
 	// (a strconv-style format for fmt, e.g. "%.0f").
 	ValueFormat string
+	// ValueLabel, when set, prints each bar's value above it instead of
+	// ValueFormat (e.g. Thousands, for labels that fit narrow bars).
+	ValueLabel func(v float64) string
+}
+
+// Thousands labels a value as "14.3k" from 10,000 up, else whole.
+func Thousands(v float64) string {
+	if v >= 10000 {
+		return strconv.FormatFloat(v/1000, 'f', 1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
 }
 
 // Save writes the chart to path as a PNG. Values that are NaN, infinite
@@ -238,11 +249,15 @@ func (c BarChart) Save(path string) error {
 		if len(c.Series) > 1 {
 			leg.Add(s.Name, b)
 		}
-		if c.ValueFormat != "" {
+		if c.ValueFormat != "" || c.ValueLabel != nil {
 			for i, v := range s.Values {
 				if finite(v) && v >= 0 {
 					labels.XYs = append(labels.XYs, plotter.XY{X: float64(i), Y: v})
-					labels.Labels = append(labels.Labels, fmt.Sprintf(c.ValueFormat, v))
+					if c.ValueLabel != nil {
+						labels.Labels = append(labels.Labels, c.ValueLabel(v))
+					} else {
+						labels.Labels = append(labels.Labels, fmt.Sprintf(c.ValueFormat, v))
+					}
 				}
 			}
 			if err := addBarLabels(p, &labels, b.Offset); err != nil {

@@ -164,3 +164,11 @@ func TestNiceLogRange(t *testing.T) {
 		}
 	}
 }
+
+func TestThousands(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 999.6: "1000", 9999: "9999", 10000: "10.0k", 14293: "14.3k", 34328.4: "34.3k"} {
+		if got := Thousands(v); got != want {
+			t.Errorf("Thousands(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

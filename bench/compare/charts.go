@@ -52,10 +52,10 @@ func WriteCharts(dir, prefix string, rows []ChartRow) error {
 		}
 	}
 	rps := chart.BarChart{
-		Title:       "Proxy comparison: requests per second (median of rounds), one proxy core",
-		YLabel:      "req/s",
-		ValueFormat: "%.0f",
-		Categories:  names,
+		Title:      "Proxy comparison: requests per second (median of rounds), one proxy core",
+		YLabel:     "req/s",
+		ValueLabel: chart.Thousands, // five-digit labels collide on neighbouring bars
+		Categories: names,
 	}
 	lat := chart.BarChart{
 		Title:      "Proxy comparison: client latency, ms (median of rounds)",
