@@ -39,6 +39,8 @@ type ProbeSource struct {
 	UtilFromKVCache bool
 	// Ready, when set, is asked for the engine's readiness on every beat,
 	// alongside the sample (see EngineReadiness). Nil: readiness unknown.
+	// An engine whose metrics say it sleeps (engines.SleepAsleep) is
+	// reported asleep either way.
 	Ready func(ctx context.Context) discovery.Readiness
 }
 
@@ -76,6 +78,12 @@ func (s ProbeSource) Load(ctx context.Context) (discovery.Load, error) {
 		if s.UtilFromKVCache && l.KVCacheUsage.IsKnown() {
 			l.Utilisation = l.KVCacheUsage
 		}
+		// A sleeping engine (vLLM's sleep mode) still answers its
+		// health probe and reports no load: only its metrics say it
+		// serves nothing until woken (as discovery/kubernetes maps it).
+		if el.Sleep == engines.SleepAsleep {
+			l.Readiness = discovery.ReadinessAsleep
+		}
 	}
 	return l, nil
 }
@@ -97,8 +105,8 @@ func value(v engines.Value, lo, hi float64) discovery.Value {
 // → not_ready. client nil uses a client without keep-alives shared by
 // nothing else.
 //
-// Engines' sleep state (vLLM's sleep mode) is not in engines.Load yet; when
-// it is, ProbeSource maps it to discovery.ReadinessAsleep here.
+// The engine's sleep state is not probed here: ProbeSource reads it from
+// the metrics and reports asleep whatever the health probe says.
 func EngineReadiness(engine, baseURL string, client *http.Client) (func(ctx context.Context) discovery.Readiness, error) {
 	a, err := engines.Lookup(engine)
 	if err != nil {
