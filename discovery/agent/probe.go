@@ -134,3 +134,28 @@ func EngineReadiness(engine, baseURL string, client *http.Client) (func(ctx cont
 		}
 	}, nil
 }
+
+// EngineURLs returns where to probe an engine on this host by default:
+// the base URL of its live and ready probes and its metrics URL, given
+// the engine's serving address (host:port; "" if not known).
+//
+// An engine with a management listener of its own (Spec.HealthPort set)
+// is probed there, by Spec.HealthBase and Spec.MetricsURL: MindIE at
+// https://127.0.0.2:1026 (managementIpAddress, managementPort, HTTPS on
+// by default) with metrics at https://127.0.0.2:1027/metrics. Any other
+// engine answers its probes on the serving address
+// (http://servingAddr; "" without one) and has no default metrics URL.
+func EngineURLs(engine, servingAddr string) (healthBase, metricsURL string, err error) {
+	a, err := engines.Lookup(engine)
+	if err != nil {
+		return "", "", fmt.Errorf("agent: engine URLs: %w", err)
+	}
+	spec := a.Spec()
+	if spec.HealthPort != 0 {
+		return spec.HealthBase(""), spec.MetricsURL(""), nil
+	}
+	if servingAddr == "" {
+		return "", "", nil
+	}
+	return "http://" + servingAddr, "", nil
+}
