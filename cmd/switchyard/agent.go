@@ -146,7 +146,7 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		src := agent.ProbeSource{Prober: p}
+		src := agent.ProbeSource{Prober: p, Anomalies: agent.NewAnomalyLog(log)}
 		if base != "none" && base != "" && *engine != "" {
 			if src.Ready, err = agent.EngineReadiness(*engine, base, ready); err != nil {
 				return err

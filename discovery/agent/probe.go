@@ -26,7 +26,8 @@ import (
 // not read is sent as unknown, never as 0 (issue 13); known values outside
 // their range are clamped, and adapter names beyond the limits dropped
 // (discovery.AdaptersOf), so a misreporting exporter cannot get the
-// heartbeat rejected.
+// heartbeat rejected. Anomalies (values engines dropped, values clamped
+// here) are logged through Anomalies.
 type ProbeSource struct {
 	Prober *probe.Prober
 	// UtilFromKVCache reports the engine's KV-cache usage as utilisation.
@@ -42,6 +43,9 @@ type ProbeSource struct {
 	// An engine whose metrics say it sleeps (engines.SleepAsleep) is
 	// reported asleep either way.
 	Ready func(ctx context.Context) discovery.Readiness
+	// Anomalies, when set, logs each sample's anomalies (engine values
+	// out of range, values clamped here); nil: not logged.
+	Anomalies *AnomalyLog
 }
 
 var _ LoadSource = ProbeSource{}
@@ -59,19 +63,22 @@ func (s ProbeSource) Load(ctx context.Context) (discovery.Load, error) {
 		return discovery.Load{}, fmt.Errorf("agent: probe: %w", err)
 	}
 	l := discovery.Load{
-		Utilisation: value(r.Utilization, 0, 1),
-		Concurrency: value(r.Concurrency, 0, discovery.MaxConcurrency),
+		Utilisation: s.value("utilisation", r.Utilization, 0, 1),
+		Concurrency: s.value("concurrency", r.Concurrency, 0, discovery.MaxConcurrency),
 		Readiness:   ready,
 		SampledAt:   time.Now(),
 	}
 	if r.Engine != nil && r.Engine.Load != nil {
 		el := r.Engine.Load
-		l.Running = value(el.Running, 0, discovery.MaxQueue)
-		l.Waiting = value(el.Waiting, 0, discovery.MaxQueue)
-		l.KVCacheUsage = value(el.KVCache, 0, 1)
-		l.PrefixCacheHits = value(el.PrefixCacheHits, 0, discovery.MaxCounter)
-		l.PrefixCacheQueries = value(el.PrefixCacheQueries, 0, discovery.MaxCounter)
-		l.PrefixCacheHitRate = value(el.PrefixCacheHitRate, 0, 1)
+		for _, n := range el.Notes {
+			s.Anomalies.engineNote(el.Engine, n)
+		}
+		l.Running = s.value("running", el.Running, 0, discovery.MaxQueue)
+		l.Waiting = s.value("waiting", el.Waiting, 0, discovery.MaxQueue)
+		l.KVCacheUsage = s.value("kv_cache_usage", el.KVCache, 0, 1)
+		l.PrefixCacheHits = s.value("prefix_cache_hits", el.PrefixCacheHits, 0, discovery.MaxCounter)
+		l.PrefixCacheQueries = s.value("prefix_cache_queries", el.PrefixCacheQueries, 0, discovery.MaxCounter)
+		l.PrefixCacheHitRate = s.value("prefix_cache_hit_rate", el.PrefixCacheHitRate, 0, 1)
 		if el.LoRA != nil {
 			l.LoRA, _ = discovery.AdaptersOf(el.LoRA.Running, el.LoRA.Waiting)
 		}
@@ -88,13 +95,18 @@ func (s ProbeSource) Load(ctx context.Context) (discovery.Load, error) {
 	return l, nil
 }
 
-// value converts an engines value, clamping a known one into [lo, hi].
-func value(v engines.Value, lo, hi float64) discovery.Value {
+// value converts an engines value, clamping a known one into [lo, hi]
+// (an anomaly, logged as field).
+func (s ProbeSource) value(field string, v engines.Value, lo, hi float64) discovery.Value {
 	f, ok := v.Get()
 	if !ok || math.IsNaN(f) {
 		return discovery.Unknown
 	}
-	return discovery.Known(math.Min(math.Max(f, lo), hi))
+	c := math.Min(math.Max(f, lo), hi)
+	if c != f {
+		s.Anomalies.clamped(field, f, lo, hi)
+	}
+	return discovery.Known(c)
 }
 
 // EngineReadiness returns a readiness probe for an engine (an engines
