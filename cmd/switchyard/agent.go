@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -70,8 +72,9 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 	loadKind := fs.String("load", "static", "load source: static (the --util and --concurrency values) or probe (engine metrics and accelerator telemetry)")
 	util := fs.Float64("util", 0, "static utilisation 0..1 (not set: sent as unknown)")
 	conc := fs.Float64("concurrency", 0, "static concurrency (not set: sent as unknown)")
-	metricsURL := fs.String("metrics-url", "", "engine metrics URL for --load probe")
-	engineURL := fs.String("engine-url", "", "with --load probe, the engine's base URL for its live and ready probes (default http:// plus the --addr http address; \"none\" sends readiness as unknown)")
+	metricsURL := fs.String("metrics-url", "", "engine metrics URL for --load probe (mindie default: https://127.0.0.2:1027/metrics, its management address)")
+	engineURL := fs.String("engine-url", "", "with --load probe, the engine's base URL for its live and ready probes (default http:// plus the --addr http address; mindie: https://127.0.0.2:1026, its management port; \"none\" sends readiness as unknown)")
+	engineCA := fs.String("engine-ca", "", "trust the PEM CA bundle in `FILE` for the engine's HTTPS probes and metrics (e.g. MindIE's self-signed certificate; default: the system's roots)")
 	utilFrom := fs.String("util-from", "accelerators", "with --load probe, what utilisation means: accelerators (mean card utilisation, else CPU) or kv-cache (the engine's KV-cache usage)")
 	period := fs.Duration("period", time.Second, "heartbeat period")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long a drain (also on SIGTERM) waits for gateways to acknowledge")
@@ -122,20 +125,34 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 		})
 		cfg.Load = static
 	case "probe":
-		p, err := probe.New(probe.Config{Engine: *engine, MetricsURL: *metricsURL})
+		base, murl := *engineURL, *metricsURL
+		if *engine != "" {
+			defBase, defMetrics, err := agent.EngineURLs(*engine, addrs["http"])
+			if err != nil {
+				return err
+			}
+			if base == "" {
+				base = defBase
+			}
+			if murl == "" {
+				murl = defMetrics
+			}
+		}
+		scrape, ready, err := engineClients(*engineCA)
 		if err != nil {
 			return err
 		}
-		src := agent.ProbeSource{Prober: p}
-		base := *engineURL
-		if base == "" && addrs["http"] != "" {
-			base = "http://" + addrs["http"]
+		p, err := probe.New(probe.Config{Engine: *engine, MetricsURL: murl, HTTPClient: scrape})
+		if err != nil {
+			return err
 		}
+		src := agent.ProbeSource{Prober: p, Anomalies: agent.NewAnomalyLog(log)}
 		if base != "none" && base != "" && *engine != "" {
-			if src.Ready, err = agent.EngineReadiness(*engine, base, nil); err != nil {
+			if src.Ready, err = agent.EngineReadiness(*engine, base, ready); err != nil {
 				return err
 			}
 		}
+		log.Info("agent: probing the engine", "engine", *engine, "metrics", murl, "health", base)
 		switch *utilFrom {
 		case "accelerators":
 		case "kv-cache":
@@ -190,6 +207,29 @@ func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error 
 	<-runErr
 	log.Info("agent: stopped")
 	return nil
+}
+
+// engineClients returns the HTTP clients for the engine's metrics and its
+// readiness probe (no keep-alives: each probe dials afresh), trusting the
+// PEM bundle caFile for HTTPS; nil, nil without caFile (the defaults,
+// which trust the system's roots).
+func engineClients(caFile string) (scrape, ready *http.Client, err error) {
+	if caFile == "" {
+		return nil, nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--engine-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("--engine-ca: no PEM certificate in %s", caFile)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	const timeout = 10 * time.Second // backstop; every probe has its own deadline
+	scrape = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
+	ready = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc.Clone(), DisableKeepAlives: true}}
+	return scrape, ready, nil
 }
 
 func listenLoopback(addr string) (net.Listener, error) {

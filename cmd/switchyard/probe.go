@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard/discovery/agent"
 	"github.com/switchyard-dev/switchyard/engines"
 	"github.com/switchyard-dev/switchyard/engines/capacity"
 	"github.com/switchyard-dev/switchyard/engines/probe"
@@ -22,7 +23,8 @@ func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	file := fs.String("file", "", "saved output to read (with --source; - is stdin)")
 	fields := fs.String("fields", "", "nvidia-smi field list for csv,noheader output (comma-separated, as passed to --query-gpu)")
 	engine := fs.String("engine", "", "live: engine whose metrics --metrics-url serves: "+strings.Join(engines.Names(), ", "))
-	metricsURL := fs.String("metrics-url", "", "live: engine metrics URL, e.g. http://127.0.0.1:8000/metrics")
+	metricsURL := fs.String("metrics-url", "", "live: engine metrics URL, e.g. http://127.0.0.1:8000/metrics (mindie default: https://127.0.0.2:1027/metrics)")
+	engineCA := fs.String("engine-ca", "", "live: trust the PEM CA bundle in `FILE` for the engine's HTTPS metrics (e.g. MindIE's self-signed certificate)")
 	rayDashboard := fs.String("ray-dashboard", "", "live: Ray dashboard URL (e.g. http://127.0.0.1:8265) to read Serve applications from")
 	dcgmURL := fs.String("dcgm-url", "", "live: DCGM exporter metrics URL")
 	npuExporterURL := fs.String("npu-exporter-url", "", "live: Ascend npu-exporter metrics URL")
@@ -77,8 +79,19 @@ func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("%s: %w", *file, err)
 		}
 	default:
-		var err error
-		rep, err = probe.Sample(ctx, probe.Config{Engine: *engine, MetricsURL: *metricsURL, RayDashboard: *rayDashboard, DCGMURL: *dcgmURL,
+		murl := *metricsURL
+		if murl == "" && *engine != "" {
+			_, def, err := agent.EngineURLs(*engine, "")
+			if err != nil {
+				return err
+			}
+			murl = def
+		}
+		scrape, _, err := engineClients(*engineCA)
+		if err != nil {
+			return err
+		}
+		rep, err = probe.Sample(ctx, probe.Config{Engine: *engine, MetricsURL: murl, HTTPClient: scrape, RayDashboard: *rayDashboard, DCGMURL: *dcgmURL,
 			NPUExporterURL: *npuExporterURL, NoTools: *noTools, ProcStat: *procStat, CPUMax: *cpuMax, Capacity: tab})
 		if err != nil {
 			return err

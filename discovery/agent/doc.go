@@ -6,10 +6,14 @@
 // The load comes from a [LoadSource]: a [StaticLoad], or [ProbeSource] over
 // the engines probes, which sends what the engine did not report as
 // unknown (never 0) and, with [EngineReadiness], the engine's readiness from
-// its live and ready probes (MindIE's 503 while alive reads as busy). Any
+// its live and ready probes (MindIE's 503 while alive reads as busy), or
+// asleep when the engine's metrics say it sleeps; [AnomalyLog] logs the
+// sample's out-of-range values (rate-limited; the agent has no metrics
+// registry). Any
 // other implementation of the one-method interface may be set in
 // Config.Load (cmd/switchyard/agent.go chooses the source). probe.go is the
-// package's only use of engines.
+// package's only use of engines; [EngineURLs] says where an engine is
+// probed by default (MindIE: its HTTPS management listener).
 //
 // The agent speaks the newest wire version and falls back to version 1 with
 // an older Resource. When Resource refuses a heartbeat's incarnation (stale

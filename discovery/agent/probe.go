@@ -26,7 +26,8 @@ import (
 // not read is sent as unknown, never as 0 (issue 13); known values outside
 // their range are clamped, and adapter names beyond the limits dropped
 // (discovery.AdaptersOf), so a misreporting exporter cannot get the
-// heartbeat rejected.
+// heartbeat rejected. Anomalies (values engines dropped, values clamped
+// here) are logged through Anomalies.
 type ProbeSource struct {
 	Prober *probe.Prober
 	// UtilFromKVCache reports the engine's KV-cache usage as utilisation.
@@ -39,7 +40,12 @@ type ProbeSource struct {
 	UtilFromKVCache bool
 	// Ready, when set, is asked for the engine's readiness on every beat,
 	// alongside the sample (see EngineReadiness). Nil: readiness unknown.
+	// An engine whose metrics say it sleeps (engines.SleepAsleep) is
+	// reported asleep either way.
 	Ready func(ctx context.Context) discovery.Readiness
+	// Anomalies, when set, logs each sample's anomalies (engine values
+	// out of range, values clamped here); nil: not logged.
+	Anomalies *AnomalyLog
 }
 
 var _ LoadSource = ProbeSource{}
@@ -57,36 +63,50 @@ func (s ProbeSource) Load(ctx context.Context) (discovery.Load, error) {
 		return discovery.Load{}, fmt.Errorf("agent: probe: %w", err)
 	}
 	l := discovery.Load{
-		Utilisation: value(r.Utilization, 0, 1),
-		Concurrency: value(r.Concurrency, 0, discovery.MaxConcurrency),
+		Utilisation: s.value("utilisation", r.Utilization, 0, 1),
+		Concurrency: s.value("concurrency", r.Concurrency, 0, discovery.MaxConcurrency),
 		Readiness:   ready,
 		SampledAt:   time.Now(),
 	}
 	if r.Engine != nil && r.Engine.Load != nil {
 		el := r.Engine.Load
-		l.Running = value(el.Running, 0, discovery.MaxQueue)
-		l.Waiting = value(el.Waiting, 0, discovery.MaxQueue)
-		l.KVCacheUsage = value(el.KVCache, 0, 1)
-		l.PrefixCacheHits = value(el.PrefixCacheHits, 0, discovery.MaxCounter)
-		l.PrefixCacheQueries = value(el.PrefixCacheQueries, 0, discovery.MaxCounter)
-		l.PrefixCacheHitRate = value(el.PrefixCacheHitRate, 0, 1)
+		for _, n := range el.Notes {
+			s.Anomalies.engineNote(el.Engine, n)
+		}
+		l.Running = s.value("running", el.Running, 0, discovery.MaxQueue)
+		l.Waiting = s.value("waiting", el.Waiting, 0, discovery.MaxQueue)
+		l.KVCacheUsage = s.value("kv_cache_usage", el.KVCache, 0, 1)
+		l.PrefixCacheHits = s.value("prefix_cache_hits", el.PrefixCacheHits, 0, discovery.MaxCounter)
+		l.PrefixCacheQueries = s.value("prefix_cache_queries", el.PrefixCacheQueries, 0, discovery.MaxCounter)
+		l.PrefixCacheHitRate = s.value("prefix_cache_hit_rate", el.PrefixCacheHitRate, 0, 1)
 		if el.LoRA != nil {
 			l.LoRA, _ = discovery.AdaptersOf(el.LoRA.Running, el.LoRA.Waiting)
 		}
 		if s.UtilFromKVCache && l.KVCacheUsage.IsKnown() {
 			l.Utilisation = l.KVCacheUsage
 		}
+		// A sleeping engine (vLLM's sleep mode) still answers its
+		// health probe and reports no load: only its metrics say it
+		// serves nothing until woken (as discovery/kubernetes maps it).
+		if el.Sleep == engines.SleepAsleep {
+			l.Readiness = discovery.ReadinessAsleep
+		}
 	}
 	return l, nil
 }
 
-// value converts an engines value, clamping a known one into [lo, hi].
-func value(v engines.Value, lo, hi float64) discovery.Value {
+// value converts an engines value, clamping a known one into [lo, hi]
+// (an anomaly, logged as field).
+func (s ProbeSource) value(field string, v engines.Value, lo, hi float64) discovery.Value {
 	f, ok := v.Get()
 	if !ok || math.IsNaN(f) {
 		return discovery.Unknown
 	}
-	return discovery.Known(math.Min(math.Max(f, lo), hi))
+	c := math.Min(math.Max(f, lo), hi)
+	if c != f {
+		s.Anomalies.clamped(field, f, lo, hi)
+	}
+	return discovery.Known(c)
 }
 
 // EngineReadiness returns a readiness probe for an engine (an engines
@@ -97,8 +117,8 @@ func value(v engines.Value, lo, hi float64) discovery.Value {
 // → not_ready. client nil uses a client without keep-alives shared by
 // nothing else.
 //
-// Engines' sleep state (vLLM's sleep mode) is not in engines.Load yet; when
-// it is, ProbeSource maps it to discovery.ReadinessAsleep here.
+// The engine's sleep state is not probed here: ProbeSource reads it from
+// the metrics and reports asleep whatever the health probe says.
 func EngineReadiness(engine, baseURL string, client *http.Client) (func(ctx context.Context) discovery.Readiness, error) {
 	a, err := engines.Lookup(engine)
 	if err != nil {
@@ -125,4 +145,29 @@ func EngineReadiness(engine, baseURL string, client *http.Client) (func(ctx cont
 			return discovery.ReadinessNotReady
 		}
 	}, nil
+}
+
+// EngineURLs returns where to probe an engine on this host by default:
+// the base URL of its live and ready probes and its metrics URL, given
+// the engine's serving address (host:port; "" if not known).
+//
+// An engine with a management listener of its own (Spec.HealthPort set)
+// is probed there, by Spec.HealthBase and Spec.MetricsURL: MindIE at
+// https://127.0.0.2:1026 (managementIpAddress, managementPort, HTTPS on
+// by default) with metrics at https://127.0.0.2:1027/metrics. Any other
+// engine answers its probes on the serving address
+// (http://servingAddr; "" without one) and has no default metrics URL.
+func EngineURLs(engine, servingAddr string) (healthBase, metricsURL string, err error) {
+	a, err := engines.Lookup(engine)
+	if err != nil {
+		return "", "", fmt.Errorf("agent: engine URLs: %w", err)
+	}
+	spec := a.Spec()
+	if spec.HealthPort != 0 {
+		return spec.HealthBase(""), spec.MetricsURL(""), nil
+	}
+	if servingAddr == "" {
+		return "", "", nil
+	}
+	return "http://" + servingAddr, "", nil
 }

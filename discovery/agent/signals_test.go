@@ -124,7 +124,8 @@ func startSim(t *testing.T, ctx context.Context, cfg sim.Config) *sim.Node {
 // agent and Resource to a discovery.Client, unknown staying unknown
 // (issue 13): vLLM reports all three quantities, Triton only its queue;
 // a vLLM engine that stops answering its health probe turns not_ready and
-// back; MindIE's 503 on its ready probe while every slot is taken reads as
+// back, one put to sleep (POST /sleep) turns asleep and back on
+// /wake_up; MindIE's 503 on its ready probe while every slot is taken reads as
 // busy.
 func TestEngineSignalsReachSubscribers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -155,6 +156,28 @@ func TestEngineSignalsReachSubscribers(t *testing.T) {
 	tr.waitNode(ctx, t, "v", "vLLM not ready", func(n *discovery.Node) bool { return n.Load.Readiness == discovery.ReadinessNotReady })
 	vllm.Undrain()
 	tr.waitNode(ctx, t, "v", "vLLM ready again", func(n *discovery.Node) bool { return n.Load.Readiness == discovery.ReadinessReady })
+
+	// vLLM's sleep mode: /health stays 200, vllm:engine_sleep_state says
+	// it sleeps.
+	sleepReq := func(path string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, vllm.URL()+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s: %d", path, resp.StatusCode)
+		}
+	}
+	sleepReq("/sleep?level=1")
+	v = tr.waitNode(ctx, t, "v", "vLLM asleep", func(n *discovery.Node) bool { return n.Load.Readiness == discovery.ReadinessAsleep })
+	if v.Load.Running != discovery.Known(0) || !v.Eligible() {
+		t.Fatalf("asleep vLLM: want running 0 and still listed, got %+v", v.Load)
+	}
+	sleepReq("/wake_up")
+	tr.waitNode(ctx, t, "v", "vLLM awake and ready", func(n *discovery.Node) bool { return n.Load.Readiness == discovery.ReadinessReady })
 
 	tr.waitNode(ctx, t, "mi", "MindIE ready", func(n *discovery.Node) bool { return n.Load.Readiness == discovery.ReadinessReady })
 	// Take MindIE's only slot with a long request: its ready probe answers

@@ -31,6 +31,7 @@
 //     (running/slots):
 //     vllm (V1): vllm:num_requests_running, vllm:num_requests_waiting,
 //     vllm:kv_cache_usage_perc and the deprecated vllm:gpu_cache_usage_perc,
+//     vllm:engine_sleep_state,
 //     vllm:prefix_cache_queries_total, vllm:prefix_cache_hits_total, token
 //     and request counters, labelled model_name and engine (one series per
 //     DataParallel rank); vllm:lora_requests_info{max_lora,
@@ -52,6 +53,13 @@
 //     is busy.
 //
 //   - GET /health: 200, or 503 while starting (slow start) or draining.
+//
+//   - vLLM's sleep mode (vllm dialect; its dev-mode endpoints, see
+//     sleep.go): POST /sleep?level=1|2, POST /wake_up, GET /is_sleeping.
+//     vllm:engine_sleep_state{engine,model_name,sleep_state=awake|
+//     weights_offloaded|discard_all} reports it per engine; while asleep
+//     inference is refused with 503 and /health stays 200. Go API:
+//     Sleep(level), WakeUp, SleepLevel.
 //
 //   - Control (works in every mode): GET /_sim/stats, POST
 //     /_sim/slowdown?factor=F, /_sim/error-rate?p=P,

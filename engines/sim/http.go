@@ -36,6 +36,9 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 	}
 	path := string(ctx.Path())
 	method := string(ctx.Method())
+	if n.sleepAPI(ctx, method, path) {
+		return
+	}
 	switch {
 	case path == "/health" && method == "GET":
 		n.health(ctx)

@@ -104,12 +104,14 @@ type loadSnapshot struct {
 	queries, hits                int64   // prefix cache, tokens
 	blockTokens                  int
 	served, prompt, generated    int64
+	sleepLevel                   int // vLLM sleep mode: 0 awake
 }
 
 func (n *Node) snapshot() loadSnapshot {
 	s := loadSnapshot{running: n.running.Load(), waiting: n.waiting.Load(), prefilling: n.prefilling.Load(),
 		slots: cap(n.slots), queries: n.prefixQueries.Load(), hits: n.prefixHits.Load(),
-		served: n.served.Load(), prompt: n.promptTokens.Load(), generated: n.genTokens.Load(), blockTokens: 16}
+		served: n.served.Load(), prompt: n.promptTokens.Load(), generated: n.genTokens.Load(), blockTokens: 16,
+		sleepLevel: n.SleepLevel()}
 	s.kv = min(float64(s.running)/float64(s.slots), 1)
 	if n.cfg.PrefixCache.BlockTokens > 0 {
 		s.blockTokens = n.cfg.PrefixCache.BlockTokens
@@ -190,6 +192,12 @@ func (n *Node) vllm(e expo, s loadSnapshot) {
 	perEngine("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", func(i int) float64 { return float64(share(s.running, dp, i)) })
 	perEngine("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", func(i int) float64 { return float64(share(s.waiting, dp, i)) })
 	perEngine("vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage. 1 means 100 percent usage.DEPRECATED: Use vllm:kv_cache_usage_perc instead.", kv)
+	e.family("vllm:engine_sleep_state", "gauge", "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.")
+	for i := 0; i < dp; i++ {
+		for _, st := range sleepStates(s.sleepLevel) {
+			e.sample("vllm:engine_sleep_state", st.v, "engine", strconv.Itoa(i), "model_name", m, "sleep_state", st.state)
+		}
+	}
 	perEngine("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", kv)
 	perEngine("vllm:prefix_cache_queries_total", "counter", "Prefix cache queries, in terms of number of queried tokens.", func(i int) float64 { return float64(share(s.queries, dp, i)) })
 	perEngine("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in terms of number of cached tokens.", func(i int) float64 { return float64(share(s.hits, dp, i)) })

@@ -107,6 +107,8 @@ type Stats struct {
 	Slowdown        float64 `json:"slowdown"`
 	Mode            string  `json:"mode"`
 	Draining        bool    `json:"draining"`
+	// SleepLevel is the vLLM sleep level: 0 awake, 1 or 2 asleep.
+	SleepLevel int `json:"sleep_level"`
 	// PrefixQueryTokens and PrefixHitTokens are the prompt tokens looked
 	// up in the prefix cache and the ones found (cumulative; vLLM's
 	// prefix_cache_queries and prefix_cache_hits). PrefixBlocks is the
@@ -144,6 +146,7 @@ type Node struct {
 	slowdown                        atomic.Uint64 // float64 bits
 	errorRate                       atomic.Uint64 // float64 bits
 	draining                        atomic.Bool
+	sleepLevel                      atomic.Int32                  // vLLM sleep mode: 0 awake, 1 or 2
 	readyAt                         atomic.Int64                  // unix nanos
 	modeChanged                     atomic.Pointer[chan struct{}] // closed and replaced by Fail
 
@@ -325,7 +328,7 @@ func (n *Node) Stats() Stats {
 	r, w := n.running.Load(), n.waiting.Load()
 	st := Stats{ID: n.id, Served: n.served.Load(), Rejected: n.rejected.Load(), Errors: n.errs.Load(), Cut: n.cut.Load(),
 		InFlight: r + w, Running: r, Waiting: w, PromptTokens: n.promptTokens.Load(), GeneratedTokens: n.genTokens.Load(),
-		Slots: cap(n.slots), Slowdown: n.Slowdown(), Mode: n.Mode().String(), Draining: n.draining.Load(),
+		Slots: cap(n.slots), Slowdown: n.Slowdown(), Mode: n.Mode().String(), Draining: n.draining.Load(), SleepLevel: n.SleepLevel(),
 		PrefixQueryTokens: n.prefixQueries.Load(), PrefixHitTokens: n.prefixHits.Load()}
 	if n.cache != nil {
 		st.PrefixBlocks = n.cache.len()
@@ -393,11 +396,13 @@ func (e *errRefused) Error() string { return e.msg }
 
 var errStopped = errors.New("sim: node stopped")
 
-// accepting refuses requests while draining, starting up or busy.
+// accepting refuses requests while draining, asleep, starting up or busy.
 func (n *Node) accepting() error {
 	switch {
 	case n.draining.Load():
 		return &errRefused{status: 503, msg: "draining"}
+	case n.sleepLevel.Load() > 0:
+		return &errRefused{status: 503, msg: "the engine is sleeping"}
 	case !n.ready():
 		return &errRefused{status: 503, msg: "starting up"}
 	case n.Mode() == ModeBusy:

@@ -61,7 +61,8 @@ func TestParseInfoA5(t *testing.T) {
 }
 
 // A busy 950 card in the same layout (the PR variant prints a bus id):
-// NPU Util(%) is the utilisation.
+// NPU Util(%) is the utilisation. (A derived text: the layout of the
+// real 950DT capture, values ours.)
 func TestParseInfoA5Busy(t *testing.T) {
 	text := `+-------------------------------------------------------------------------------------------------+
 | npu-smi 25.7.rc1                                 Version: 25.7.rc1                              |
@@ -75,6 +76,13 @@ func TestParseInfoA5Busy(t *testing.T) {
 | 1      | Ascend950PR      | OK            | 192.7       57                0     / 0             |
 |        |                  | 0000:61:00.0  | 50          0    / 0          30492 / 114688        |
 +========+==================+===============+=====================================================+
++---------------------------+---------------+-----------------------------------------------------+
+| NPU ID                    | Process id    | Process name       | Process memory(MB)    | Process id in container |
++===========================+===============+=====================================================+
+| No running processes found in NPU 0                                                             |
++===========================+===============+=====================================================+
+| No running processes found in NPU 1                                                             |
++===========================+===============+=====================================================+
 `
 	rep, err := ParseInfo(strings.NewReader(text))
 	if err != nil {
@@ -123,6 +131,11 @@ func TestParseInfoOtherLayouts(t *testing.T) {
 | 0       310P3                 | OK              | NA           47                0     / 0             |
 | 0       0                     | 0000:01:00.0    | 10           1700  / 21534                           |
 +===============================+=================+======================================================+
++-------------------------------+-----------------+------------------------------------------------------+
+| NPU     Chip                  | Process id      | Process name             | Process memory(MB)        |
++===============================+=================+======================================================+
+| No running processes found in NPU 0                                                                    |
++===============================+=================+======================================================+
 `
 	rep, err = ParseInfo(strings.NewReader(p310))
 	if err != nil {
@@ -157,6 +170,42 @@ func TestParseInfoErrors(t *testing.T) {
 				t.Errorf("err %q does not mention %q", err, c.mention)
 			}
 		})
+	}
+}
+
+// TestParseInfoCutAtRule (issue 13): a capture of `npu-smi info` cut
+// just after any +---+ or +===+ rule before the process table looks
+// closed, yet it is not a whole output: every cut copy of the real A3
+// and Ascend 950 captures is refused as truncated, none yields a partial
+// count of NPUs; the whole captures parse.
+func TestParseInfoCutAtRule(t *testing.T) {
+	for _, name := range []string{"npu-smi-info-a3-ascend910-26.1.0.txt", "npu-smi-info-a5-ascend950dt-26.2.0.txt"} {
+		full := string(fx(t, name))
+		if _, err := ParseInfo(strings.NewReader(full)); err != nil {
+			t.Fatalf("%s whole: %v", name, err)
+		}
+		lines := strings.SplitAfter(full, "\n")
+		cuts, mention := 0, "header" // before the column header: no header row
+		for i, l := range lines {
+			if strings.Contains(l, "Process id") {
+				break // from here on the process table is there
+			}
+			if strings.Contains(l, "Health") {
+				mention = "truncated"
+			}
+			if !strings.HasPrefix(l, "+") {
+				continue
+			}
+			cuts++
+			cut := strings.Join(lines[:i+1], "")
+			rep, err := ParseInfo(strings.NewReader(cut))
+			if !errors.Is(err, engines.ErrMalformed) || !strings.Contains(err.Error(), mention) {
+				t.Errorf("%s cut after line %d: %v NPUs, err %v; want an error saying %q", name, i+1, rep.Count, err, mention)
+			}
+		}
+		if cuts < 10 {
+			t.Errorf("%s: only %d rules before the process table", name, cuts)
+		}
 	}
 }
 

@@ -119,7 +119,9 @@ func (h header) match(cs []string, line int) (map[string]string, error) {
 	return out, nil
 }
 
-// ParseInfo parses the `npu-smi info` table.
+// ParseInfo parses the `npu-smi info` table. The output must be whole:
+// banner, device table, then the process table's header (a capture cut
+// anywhere before it is ErrMalformed, "truncated"), the last line a rule.
 func ParseInfo(r io.Reader) (telemetry.Report, error) {
 	data, err := telemetry.ReadAll(r, "ascend: npu-smi info")
 	if err != nil {
@@ -127,6 +129,7 @@ func ParseInfo(r io.Reader) (telemetry.Report, error) {
 	}
 	var h1, h2 header
 	var first map[string]string // the pending NPU row
+	processes := false          // the process table's header was seen
 	firstLine := 0
 	rep := telemetry.Report{Vendor: "ascend", Source: "npu-smi"}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -142,6 +145,7 @@ func ParseInfo(r io.Reader) (telemetry.Report, error) {
 		switch {
 		case strings.Contains(sc.Text(), "Process id") || strings.Contains(sc.Text(), "Process name"):
 			// The process table follows; device rows are done.
+			processes = true
 			goto done
 		case len(hd[0]) > 0 && strings.HasPrefix(hd[0][0], "NPU") && hd.has("Health"):
 			// "| NPU   Name | Health |" (910, 310P, A3) or
@@ -197,6 +201,14 @@ done:
 	}
 	if first != nil {
 		return telemetry.Report{}, fmt.Errorf("ascend: npu-smi info: %w: line %d: NPU row without its Chip row (truncated?)", engines.ErrMalformed, firstLine)
+	}
+	// Every row of the device table ends with a rule, so a capture cut
+	// after one looks closed: only the process table that follows the
+	// device table (npu-smi prints it even with no process, one "No
+	// running processes found in NPU n" row per NPU) says the device
+	// table is whole.
+	if !processes {
+		return telemetry.Report{}, fmt.Errorf("ascend: npu-smi info: %w: line %d: truncated (no process table after the devices: a whole npu-smi info output ends with one)", engines.ErrMalformed, bytes.Count(data, []byte{'\n'}))
 	}
 	if len(rep.Cards) == 0 {
 		return telemetry.Report{}, fmt.Errorf("ascend: npu-smi info: %w", telemetry.ErrNoDevices)
