@@ -179,7 +179,8 @@ func rawAnswer(t *testing.T, addr, raw string) string {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	_, _ = io.WriteString(c, raw)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	method, _, _ := strings.Cut(raw, " ")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("reading the answer to %q: %v", raw[:min(len(raw), 40)], err)
 	}
@@ -191,10 +192,11 @@ func rawAnswer(t *testing.T, addr, raw string) string {
 // TestSmallerHardening covers issue 12's item 7 on the client port.
 func TestSmallerHardening(t *testing.T) {
 	var mu sync.Mutex
-	var hosts []string
+	var hosts, methods []string
 	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hosts = append(hosts, r.Host)
+		methods = append(methods, r.Method)
 		mu.Unlock()
 		_, _ = io.ReadAll(r.Body)
 		h := w.Header()
@@ -207,12 +209,20 @@ func TestSmallerHardening(t *testing.T) {
 	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
 	body := `{"model":"m"}`
 
-	t.Run("GET with Content-Length and Transfer-Encoding", func(t *testing.T) {
-		got := rawAnswer(t, gw.addr, "GET /v1/models HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-		if !strings.HasPrefix(got, "400") {
-			t.Fatalf("answered %q", got)
-		}
-	})
+	for _, method := range []string{"GET", "HEAD"} {
+		t.Run(method+" with Content-Length and Transfer-Encoding", func(t *testing.T) {
+			// A path the route serves, so only the framing conflict refuses it.
+			got := rawAnswer(t, gw.addr, method+" /v2/models/m/ready HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+			if !strings.HasPrefix(got, "400") {
+				t.Fatalf("answered %q", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if slices.Contains(methods, method) {
+				t.Fatalf("the node got the %s", method)
+			}
+		})
+	}
 	t.Run("absolute-form target keeps the Host", func(t *testing.T) {
 		got := rawAnswer(t, gw.addr, "POST http://evil.example/v1/completions HTTP/1.1\r\nHost: real.example\r\nContent-Type: application/json\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
 		if !strings.HasPrefix(got, "200") {
