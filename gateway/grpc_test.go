@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"net"
@@ -504,5 +505,100 @@ func TestGRPCShadowModelInfer(t *testing.T) {
 	}
 	if len(s) != 1 || s[0][0] != string(req) || s[0][1] != "1" {
 		t.Fatalf("shadow got %q, want the same message with the marker", s)
+	}
+}
+
+// TestGRPCControlMethodsRefused (issue 12, item 1): Triton's control and
+// repository RPCs through a whole gateway never reach the node. A call
+// its route matches (by a header, or by the model in field 1 of the
+// Model* methods) gets the allowlist's refusal, Unimplemented "path not
+// allowed"; a repository call routed by model alone, as Triton's client
+// sends it (the model in field 2), matches no route (NotFound). A route
+// whose allow_paths names the method forwards the same call, so it is the
+// allowlist that refuses. Method names and fields are Triton's
+// (triton-inference-server/common protobuf/grpc_service.proto
+// @501aa7536daf4526479d01aa4a8df73b581eecd7: RepositoryModelLoadRequest
+// is repository_name = 1, model_name = 2; ModelConfigRequest and
+// ModelStatisticsRequest are name = 1, version = 2).
+func TestGRPCControlMethodsRefused(t *testing.T) {
+	const svc = "/inference.GRPCInferenceService/"
+	var mu sync.Mutex
+	var reached []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(kserve.Codec{}), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		method, _ := grpc.MethodFromServerStream(ss)
+		mu.Lock()
+		reached = append(reached, method)
+		mu.Unlock()
+		var in []byte
+		if err := ss.RecvMsg(&in); err != nil {
+			return err
+		}
+		return ss.SendMsg([]byte{}) // an empty response message: done
+	}))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	node := []NodeConfig{{GRPC: ln.Addr().String()}}
+	cfg := testConfig(
+		RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: node},
+		RouteConfig{Name: "triton", Match: MatchConfig{Headers: map[string]string{"X-Pool": "triton"}}, Nodes: node},
+		RouteConfig{Name: "ops", Match: MatchConfig{Headers: map[string]string{"X-Pool": "ops"}}, Nodes: node,
+			AllowPaths: []string{svc + "RepositoryModelLoad"}},
+	)
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// str is one protobuf string field.
+	str := func(field byte, s string) []byte { return append([]byte{field<<3 | 2, byte(len(s))}, s...) }
+	call := func(method, pool string, msg []byte) error {
+		c := ctx
+		if pool != "" {
+			c = metadata.AppendToOutgoingContext(ctx, "x-pool", pool)
+		}
+		var out []byte
+		return cc.Invoke(c, svc+method, msg, &out)
+	}
+	notAllowed := func(s *status.Status) bool {
+		return s.Code() == codes.Unimplemented && strings.Contains(s.Message(), "not allowed")
+	}
+	for _, tc := range []struct {
+		method, pool string
+		msg          []byte
+		want         func(*status.Status) bool
+	}{
+		{"RepositoryModelLoad", "", str(2, "m"), func(s *status.Status) bool {
+			return s.Code() == codes.NotFound && strings.Contains(s.Message(), "no route")
+		}},
+		{"ModelConfig", "", str(1, "m"), notAllowed},
+		{"ModelStatistics", "", str(1, "m"), notAllowed},
+		{"RepositoryModelLoad", "triton", str(2, "m"), notAllowed},
+		{"RepositoryModelUnload", "triton", str(2, "m"), notAllowed},
+		{"RepositoryIndex", "triton", nil, notAllowed},
+		{"SystemSharedMemoryRegister", "triton", str(1, "region"), notAllowed},
+		{"CudaSharedMemoryRegister", "triton", str(1, "region"), notAllowed},
+		{"TraceSetting", "triton", nil, notAllowed},
+		{"LogSettings", "triton", nil, notAllowed},
+	} {
+		err := call(tc.method, tc.pool, tc.msg)
+		if s, _ := status.FromError(err); !tc.want(s) {
+			t.Errorf("%s (route by %q): %v", tc.method, cmp.Or(tc.pool, "model"), err)
+		}
+	}
+	mu.Lock()
+	if len(reached) != 0 {
+		t.Errorf("refused calls reached the node: %v", reached)
+	}
+	mu.Unlock()
+	if err := call("RepositoryModelLoad", "ops", str(2, "m")); err != nil {
+		t.Fatalf("RepositoryModelLoad on the route that allows it: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reached) != 1 || reached[0] != svc+"RepositoryModelLoad" {
+		t.Errorf("the allowed call reached the node as %v", reached)
 	}
 }

@@ -5,15 +5,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // TestRefusalsPassOn: an engine's 429 reaches the client as 429 with the
 // engine's Retry-After, also once a retry on another node was refused
-// too; and refusals with a Retry-After never trip the breaker.
+// too; and refusals with a Retry-After never trip the breaker (one
+// failure would open it here; TestRefusalsKeepBreakerClosed checks the
+// breaker of one refusing node beside a serving one).
 func TestRefusalsPassOn(t *testing.T) {
 	full := func(name string, status int) string {
 		return backend(t, name, func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +38,7 @@ func TestRefusalsPassOn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(staticRoute("m", tc.nodes...))
 			cfg.Routes[0].Retries.BudgetPercent = 100
-			cfg.Routes[0].Breaker.Failures = 2
+			cfg.Routes[0].Breaker.Failures = 1
 			gw := startGateway(t, cfg)
 			for i := 0; i < 6; i++ {
 				resp, body := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`)
@@ -47,6 +51,72 @@ func TestRefusalsPassOn(t *testing.T) {
 			}
 			r := gw.g.core.Routes().Route("m")
 			if e := r.Stats().Ejections(); e != 0 {
+				t.Errorf("refusals with Retry-After opened %d breakers", e)
+			}
+		})
+	}
+}
+
+// TestRefusalsKeepBreakerClosed: a node's refusal with a Retry-After (503
+// while it drains or starts, 429 while its queue is full) is the node
+// telling, not failing: with a breaker that opens at the first failure,
+// the refusing node's breaker stays closed and counts no failure, while
+// the retry on the other node answers the client. The node leaves the
+// picks for another reason ("draining" after a 503, "overload" after a
+// 429), never "breaker".
+func TestRefusalsKeepBreakerClosed(t *testing.T) {
+	for _, status := range []int{503, 429} {
+		t.Run(itoa(status), func(t *testing.T) {
+			var refusals atomic.Int32
+			refusing := backend(t, "refusing", func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost {
+					return // health checks pass: only the refusals speak
+				}
+				_, _ = io.ReadAll(r.Body)
+				refusals.Add(1)
+				w.Header().Set("Retry-After", "7")
+				w.WriteHeader(status)
+			})
+			ok := backend(t, "ok", nil)
+			cfg := testConfig(staticRoute("m", refusing.URL, ok.URL))
+			rc := &cfg.Routes[0]
+			rc.Retries.BudgetPercent = 100
+			rc.Breaker.Failures = 1
+			rc.Breaker.OpenFor = time.Minute // an opened breaker stays open until the assertion
+			gw := startGateway(t, cfg)
+			for i := 0; refusals.Load() == 0; i++ {
+				if i == 20 {
+					t.Fatal("20 requests and the refusing node got none")
+				}
+				resp, body := post(t, testClient(), gw.url("/v1/completions"), `{"model":"m"}`)
+				if resp.StatusCode != 200 || resp.Header.Get("X-Node") != "ok" {
+					t.Fatalf("request %d: %d from %q %s", i, resp.StatusCode, resp.Header.Get("X-Node"), body)
+				}
+			}
+			var v struct {
+				Nodes []struct {
+					ID       string   `json:"id"`
+					Breaker  string   `json:"breaker"`
+					Failing  int32    `json:"failing"`
+					Excluded []string `json:"excluded"`
+				} `json:"nodes"`
+			}
+			getAdmin(t, gw, "/admin/nodes", &v)
+			seen := false
+			for _, n := range v.Nodes {
+				if n.ID != hostOf(refusing) {
+					continue
+				}
+				seen = true
+				if n.Breaker != "closed" || n.Failing != 0 || slices.Contains(n.Excluded, "breaker") {
+					t.Errorf("after %d refusal(s) with Retry-After: breaker %s, failing %d, excluded %v",
+						refusals.Load(), n.Breaker, n.Failing, n.Excluded)
+				}
+			}
+			if !seen {
+				t.Fatalf("/admin/nodes lacks the refusing node: %+v", v.Nodes)
+			}
+			if e := gw.g.core.Routes().Route("m").Stats().Ejections(); e != 0 {
 				t.Errorf("refusals with Retry-After opened %d breakers", e)
 			}
 		})
@@ -109,7 +179,8 @@ func rawAnswer(t *testing.T, addr, raw string) string {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	_, _ = io.WriteString(c, raw)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	method, _, _ := strings.Cut(raw, " ")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("reading the answer to %q: %v", raw[:min(len(raw), 40)], err)
 	}
@@ -121,10 +192,11 @@ func rawAnswer(t *testing.T, addr, raw string) string {
 // TestSmallerHardening covers issue 12's item 7 on the client port.
 func TestSmallerHardening(t *testing.T) {
 	var mu sync.Mutex
-	var hosts []string
+	var hosts, methods []string
 	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hosts = append(hosts, r.Host)
+		methods = append(methods, r.Method)
 		mu.Unlock()
 		_, _ = io.ReadAll(r.Body)
 		h := w.Header()
@@ -137,12 +209,20 @@ func TestSmallerHardening(t *testing.T) {
 	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
 	body := `{"model":"m"}`
 
-	t.Run("GET with Content-Length and Transfer-Encoding", func(t *testing.T) {
-		got := rawAnswer(t, gw.addr, "GET /v1/models HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-		if !strings.HasPrefix(got, "400") {
-			t.Fatalf("answered %q", got)
-		}
-	})
+	for _, method := range []string{"GET", "HEAD"} {
+		t.Run(method+" with Content-Length and Transfer-Encoding", func(t *testing.T) {
+			// A path the route serves, so only the framing conflict refuses it.
+			got := rawAnswer(t, gw.addr, method+" /v2/models/m/ready HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+			if !strings.HasPrefix(got, "400") {
+				t.Fatalf("answered %q", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if slices.Contains(methods, method) {
+				t.Fatalf("the node got the %s", method)
+			}
+		})
+	}
 	t.Run("absolute-form target keeps the Host", func(t *testing.T) {
 		got := rawAnswer(t, gw.addr, "POST http://evil.example/v1/completions HTTP/1.1\r\nHost: real.example\r\nContent-Type: application/json\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
 		if !strings.HasPrefix(got, "200") {

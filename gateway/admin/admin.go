@@ -10,7 +10,8 @@
 // name); actions and pprof need the bearer token, actions a JSON body
 // too. The page is served with a Content-Security-Policy that allows its
 // own inline script and style (by hash) and requests to the admin port
-// only.
+// only. A handler's panic is logged with its stack and answered 500 with
+// a JSON body (a connection is only cut when the answer had begun).
 //
 // Everything here is safe for concurrent use; WeightHistory.Run is the
 // only goroutine, owned by its caller.
@@ -23,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
@@ -100,8 +102,68 @@ func Handler(d Deps) http.Handler {
 	mux.Handle("/debug/pprof/profile", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Profile))))
 	mux.Handle("/debug/pprof/symbol", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Symbol))))
 	mux.Handle("/debug/pprof/trace", g.hostOnly(g.pprofOn(http.HandlerFunc(pprof.Trace))))
-	return mux
+	return g.recoverPanics(mux)
 }
+
+// recoverPanics answers a handler's panic with 500 and a JSON body, and
+// logs it with its stack; net/http alone would drop the connection with
+// no answer (issue 12, item 7). A panic after the answer began can only
+// cut it: the connection is aborted, as is a deliberate
+// http.ErrAbortHandler.
+func (g *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler { //nolint:errorlint // a sentinel panic value
+				panic(p)
+			}
+			log := g.Log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("gateway: admin: panic serving a request", "method", r.Method, "path", r.URL.Path,
+				"panic", p, "stack", string(debug.Stack()))
+			if tw.wrote {
+				panic(http.ErrAbortHandler)
+			}
+			clear(w.Header()) // what the handler set (an encoding, a length) is not true of the 500
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error (logged)"})
+		}()
+		next.ServeHTTP(tw, r)
+	})
+}
+
+// trackingWriter notes whether the answer began.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *trackingWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.wrote = true // 1xx informational answers may be followed by the real one
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush keeps the writer an http.Flusher for handlers that assert it.
+func (w *trackingWriter) Flush() {
+	w.wrote = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer
+// (pprof's profile and trace extend the write deadline through it).
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // hostOnly refuses a Host outside the guard's list: a page on another
 // site cannot reach the admin API through a rebound DNS name.

@@ -139,8 +139,17 @@ type Limits struct {
 	// are closed at once. Default 10000.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerIP bounds open client connections from one client
-	// address. Default 0: no cap (behind a proxy or load balancer every
-	// client has its address; set it when clients connect directly).
+	// address; past it new ones from that address are closed at once.
+	// Default 0: no cap, deliberately. Behind a load balancer, an ingress
+	// or a NAT every client arrives from the same few addresses, so any
+	// default would refuse real users there; so would it load generators
+	// and benchmarks, which open many connections from one host.
+	// MaxConnections still bounds the total. Envoy and HAProxy cap none by
+	// default either: Envoy limits connections only through its opt-in
+	// connection_limit filter or a listener's runtime connection_limit
+	// (docs: intro/arch_overview/listeners/connection_limiting), HAProxy
+	// per source only with a stick-table tracking conn_cur. Set it when
+	// clients connect directly.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 }
 
