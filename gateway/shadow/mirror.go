@@ -182,7 +182,10 @@ func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirro
 	}
 	m.met = met
 	if cfg.Log.Path != "" {
-		l, err := newDiffLog(m.ctx, cfg.Log)
+		// The log outlives m.ctx: Close cancels m.ctx first, and the
+		// copies that cancellation cuts are compared (and their
+		// differences logged) after it; Close then stops the log.
+		l, err := newDiffLog(ctx, cfg.Log)
 		if err != nil {
 			m.cancel()
 			met.unregister()

@@ -3,6 +3,9 @@ package shadow_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +90,62 @@ func TestHTTPSenderCancelsOnlyItsOwnRequest(t *testing.T) {
 	var again shadow.Answer
 	if err := <-send(ctx, "/again", &again); err != nil || again.Status != 200 {
 		t.Fatalf("send after the cut: status %d, %v", again.Status, err)
+	}
+}
+
+// TestCloseLogsCancelledCopies: the copies Close cancels are compared
+// after the cancellation, and their differences (a canceled shadow) are
+// in the log file by the time Close returns.
+func TestCloseLogsCancelledCopies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	arrived := make(chan struct{}, 4)
+	addr := serve(t, func(rc *fasthttp.RequestCtx) {
+		arrived <- struct{}{}
+		<-ctx.Done() // held until the test ends; Close must cut it
+	})
+	cfg := shadow.DefaultConfig()
+	cfg.Target = "candidate"
+	cfg.Timeout = time.Minute
+	cfg.CloseTimeout = 2 * time.Second
+	cfg.Log.Path = filepath.Join(t.TempDir(), "diff.jsonl")
+	m, err := shadow.New(ctx, cfg, newSender(t, "http://"+addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI("/v1/chat/completions")
+	req.Header.SetMethod("POST")
+	req.SetBodyString(`{"messages":[]}`)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	for _, id := range []string{"a", "b"} {
+		h := m.Offer(reqOf(req), []byte(id))
+		if h == nil {
+			t.Fatalf("offer %s dropped", id)
+		}
+		finishResponse(h, resp, time.Millisecond)
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			t.Fatal("copies at the shadow")
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	b, err := os.ReadFile(cfg.Log.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"shadow_error":"canceled`) || !strings.Contains(lines[1], `"shadow_error":"canceled`) {
+		t.Fatalf("log when Close returned:\n%s\nwant two canceled copies", b)
+	}
+	if st := m.Stats(); st.ErrorsCanceled != 2 || st.LogWritten != 2 {
+		t.Fatalf("stats %+v", st)
 	}
 }
