@@ -455,9 +455,9 @@ func (m *Mirror) send(h *Handle) {
 	start := time.Now()
 	err := m.safeSend(ctx, h)
 	h.sLatency = time.Since(start)
-	// Classify a cut send on the Mirror's own context: Close cancels it
-	// before the per-send contexts under it, so a send whose connection
-	// another send's cancellation closed is still counted as canceled.
+	// Classify a cut send on the Mirror's own context: a Sender whose
+	// connection Close cut may report the broken connection rather than
+	// ctx's error; it was still cut by the Close.
 	ctxErr := ctx.Err()
 	if m.ctx.Err() != nil {
 		ctxErr = context.Canceled
