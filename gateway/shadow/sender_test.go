@@ -1,11 +1,15 @@
 package shadow_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +151,48 @@ func TestCloseLogsCancelledCopies(t *testing.T) {
 	}
 	if st := m.Stats(); st.ErrorsCanceled != 2 || st.LogWritten != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestHTTPSenderRetriesAClosedIdleConnection: a shadow that closes each
+// connection after its answer (without Connection: close) leaves the
+// sender a dead idle connection; the next send finds it dead before any
+// byte of the answer and goes again on a new connection.
+func TestHTTPSenderRetriesAClosedIdleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			br := bufio.NewReader(c)
+			var req fasthttp.Request
+			if err := req.Read(br); err == nil {
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+			}
+			_ = c.Close()
+		}
+	}()
+	s := newSender(t, "http://"+ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		var c shadow.Copy
+		c.Method, c.URI, c.Host = []byte("POST"), []byte("/v1/completions"), []byte("shadow")
+		c.Body = []byte(`{"model":"m"}`)
+		var a shadow.Answer
+		if err := s.Send(ctx, "candidate", &c, &a); err != nil || a.Status != 200 {
+			t.Fatalf("send %d: status %d, %v", i, a.Status, err)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections for 3 sends, want one each", n)
 	}
 }
