@@ -128,6 +128,13 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 		via = prior + ", " + via
 	}
 	out.Header["Via"] = []string{via}
+	if ip := r.ipText; len(ip) > 0 { // as prepareHTTP's appendForwardedFor
+		xff := string(ip)
+		if prior := r.h2.Header.Get("X-Forwarded-For"); prior != "" {
+			xff = prior + ", " + xff
+		}
+		out.Header["X-Forwarded-For"] = []string{xff}
+	}
 	if x.tenant != nil { // the key stays here; the tenant goes on
 		delete(out.Header, "Authorization")
 		delete(out.Header, "X-Api-Key")

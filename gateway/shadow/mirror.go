@@ -182,7 +182,10 @@ func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirro
 	}
 	m.met = met
 	if cfg.Log.Path != "" {
-		l, err := newDiffLog(m.ctx, cfg.Log)
+		// The log outlives m.ctx: Close cancels m.ctx first, and the
+		// copies that cancellation cuts are compared (and their
+		// differences logged) after it; Close then stops the log.
+		l, err := newDiffLog(ctx, cfg.Log)
 		if err != nil {
 			m.cancel()
 			met.unregister()
@@ -452,9 +455,9 @@ func (m *Mirror) send(h *Handle) {
 	start := time.Now()
 	err := m.safeSend(ctx, h)
 	h.sLatency = time.Since(start)
-	// Classify a cut send on the Mirror's own context: Close cancels it
-	// before the per-send contexts under it, so a send whose connection
-	// another send's cancellation closed is still counted as canceled.
+	// Classify a cut send on the Mirror's own context: a Sender whose
+	// connection Close cut may report the broken connection rather than
+	// ctx's error; it was still cut by the Close.
 	ctxErr := ctx.Err()
 	if m.ctx.Err() != nil {
 		ctxErr = context.Canceled

@@ -1,9 +1,12 @@
 package shadow
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -44,22 +47,36 @@ type HTTPSenderConfig struct {
 	DialTimeout time.Duration
 }
 
-// HTTPSender sends shadow copies to a fixed base URL over a fasthttp
-// HostClient. It honours ctx: on cancellation (Close of the Mirror) it
-// closes its connections so in-flight requests return at once, and it
-// never waits beyond ctx's deadline. Safe for concurrent use; must not be
-// copied.
+// idleTimeout is how long an idle connection is kept for reuse.
+const idleTimeout = 10 * time.Second
+
+// HTTPSender sends shadow copies to a fixed base URL over HTTP/1.1 with
+// keep-alive connections of its own. Each request owns its connection
+// while it runs: the request's ctx ending (its deadline, or Close of the
+// Mirror) closes that connection and no other, so a cancelled send
+// returns at once and its siblings go on. Safe for concurrent use; must
+// not be copied.
 type HTTPSender struct {
 	_ noCopy
 
 	// immutable after NewHTTPSender
-	client *fasthttp.HostClient
-	scheme string
-	host   string
-	prefix string
+	scheme, host, prefix string
+	addr                 string
+	maxResponse          int
+	dialer               *net.Dialer
+	tls                  *tls.Config // nil for http
+	slots                chan struct{}
 
-	mu    sync.Mutex // guards conns
-	conns map[*trackedConn]struct{}
+	mu   sync.Mutex // guards idle
+	idle []*senderConn
+}
+
+// senderConn is one connection to the shadow with its buffers.
+type senderConn struct {
+	net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	last time.Time // when it went idle
 }
 
 var _ Sender = (*HTTPSender)(nil)
@@ -84,37 +101,27 @@ func NewHTTPSender(cfg HTTPSenderConfig) (*HTTPSender, error) {
 		cfg.DialTimeout = 3 * time.Second
 	}
 	s := &HTTPSender{
-		scheme: scheme,
-		host:   host,
-		prefix: strings.TrimSuffix(string(u.Path()), "/"),
-		conns:  map[*trackedConn]struct{}{},
+		scheme:      scheme,
+		host:        host,
+		prefix:      strings.TrimSuffix(string(u.Path()), "/"),
+		addr:        host,
+		maxResponse: cfg.MaxResponseBytes,
+		dialer:      &net.Dialer{Timeout: cfg.DialTimeout},
+		slots:       make(chan struct{}, cfg.MaxConns),
 	}
-	addr := host
-	if !strings.Contains(addr, ":") || strings.HasSuffix(addr, "]") {
+	if !strings.Contains(s.addr, ":") || strings.HasSuffix(s.addr, "]") {
 		if scheme == "https" {
-			addr += ":443"
+			s.addr += ":443"
 		} else {
-			addr += ":80"
+			s.addr += ":80"
 		}
 	}
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout}
-	s.client = &fasthttp.HostClient{
-		Addr:                addr,
-		IsTLS:               scheme == "https",
-		MaxConns:            cfg.MaxConns,
-		MaxResponseBodySize: cfg.MaxResponseBytes,
-		// The connection-level deadlines come from DoDeadline.
-		Dial: func(a string) (net.Conn, error) {
-			c, err := dialer.Dial("tcp", a)
-			if err != nil {
-				return nil, err
-			}
-			tc := &trackedConn{Conn: c, s: s}
-			s.mu.Lock()
-			s.conns[tc] = struct{}{}
-			s.mu.Unlock()
-			return tc, nil
-		},
+	if scheme == "https" {
+		name, _, err := net.SplitHostPort(s.addr)
+		if err != nil {
+			return nil, fmt.Errorf("shadow: base URL %q: %w", cfg.BaseURL, err)
+		}
+		s.tls = &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12}
 	}
 	return s, nil
 }
@@ -144,19 +151,21 @@ func (s *HTTPSender) Send(ctx context.Context, _ string, c *Copy, a *Answer) err
 	req.SetHost(s.host)
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(DefaultTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+		deadline, _ = ctx.Deadline()
 	}
-	// Cancellation (not the deadline, which DoDeadline enforces) closes the
-	// connections so a hanging shadow cannot hold Close. The Mirror counts
-	// a send cut this way by its own context, so closing a sibling's
-	// connection too is harmless: cancellation only comes from Close.
-	stop := context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			s.CloseConns()
-		}
-	})
-	err := s.client.DoDeadline(req, resp, deadline)
-	stop()
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("shadow: send: %w", ctx.Err())
+	}
+	defer func() { <-s.slots }()
+	err := s.do(ctx, deadline, req, resp)
+	if err == errStaleConn { // a kept connection the shadow had closed: once more on a new one
+		err = s.do(ctx, deadline, req, resp)
+	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("shadow: send: %w (%w)", cerr, err)
@@ -169,40 +178,101 @@ func (s *HTTPSender) Send(ctx context.Context, _ string, c *Copy, a *Answer) err
 	return nil
 }
 
-// CloseConns closes every open connection, idle or busy.
-func (s *HTTPSender) CloseConns() {
-	s.mu.Lock()
-	cs := make([]*trackedConn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	for _, c := range cs {
-		_ = c.Close()
-	}
-}
+// errStaleConn: a reused connection failed before any byte of the
+// answer (the shadow closed it while idle); the request may go again.
+var errStaleConn = errors.New("shadow: stale connection")
 
-// Close closes every connection. The sender stays usable (new
-// connections are dialled on demand).
-func (s *HTTPSender) Close() error {
-	s.client.CloseIdleConnections()
-	s.CloseConns()
+// do runs one exchange on a connection of its own: ctx ending closes that
+// connection (and only it), so the read or write in progress fails at
+// once.
+func (s *HTTPSender) do(ctx context.Context, deadline time.Time, req *fasthttp.Request, resp *fasthttp.Response) error {
+	c, reused, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	_ = c.SetDeadline(deadline)
+	err = req.Write(c.bw)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	wrote := err == nil
+	if wrote {
+		err = resp.ReadLimitBody(c.br, s.maxResponse)
+	}
+	if !stop() { // ctx ended: its AfterFunc closed c
+		if err == nil {
+			err = ctx.Err()
+		}
+		return err
+	}
+	if err != nil {
+		_ = c.Close()
+		// io.EOF: not one byte of the answer came (fasthttp reports any
+		// failure of the first byte so).
+		if reused && (!wrote || err == io.EOF) {
+			return errStaleConn
+		}
+		return err
+	}
+	if resp.ConnectionClose() {
+		_ = c.Close()
+		return nil
+	}
+	s.putIdle(c)
 	return nil
 }
 
-type trackedConn struct {
-	net.Conn
-	s    *HTTPSender
-	once sync.Once
+// conn returns an idle connection, or dials one; reused says which.
+func (s *HTTPSender) conn(ctx context.Context) (c *senderConn, reused bool, err error) {
+	now := time.Now()
+	s.mu.Lock()
+	for len(s.idle) > 0 {
+		c = s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if now.Sub(c.last) < idleTimeout {
+			s.mu.Unlock()
+			return c, true, nil
+		}
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	nc, err := s.dialer.DialContext(ctx, "tcp", s.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if s.tls != nil {
+		tc := tls.Client(nc, s.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, false, err
+		}
+		nc = tc
+	}
+	return &senderConn{Conn: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096)}, false, nil
 }
 
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.s.mu.Lock()
-		delete(c.s.conns, c)
-		c.s.mu.Unlock()
-	})
-	return c.Conn.Close()
+// putIdle keeps c for the next request.
+func (s *HTTPSender) putIdle(c *senderConn) {
+	_ = c.SetDeadline(time.Time{})
+	c.last = time.Now()
+	s.mu.Lock()
+	s.idle = append(s.idle, c)
+	s.mu.Unlock()
+}
+
+// Close closes the idle connections; busy ones belong to their requests
+// (which end with their contexts). The sender stays usable: new
+// connections are dialled on demand.
+func (s *HTTPSender) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, c := range idle {
+		_ = c.Close()
+	}
+	return nil
 }
 
 // noCopy makes go vet's copylocks check flag copies.

@@ -1,0 +1,354 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/switchyard-dev/switchyard/engines/kserve"
+	"github.com/switchyard-dev/switchyard/gateway/tenant"
+)
+
+// h2Answer is what a raw HTTP/2 exchange got on its stream.
+type h2Answer struct {
+	status string
+	header http.Header // the response's fields exactly as sent, names canonical
+	body   string
+	reset  http2.ErrCode // non-zero when the stream was reset
+}
+
+// rawH2 sends one request over a new h2c connection with exactly the
+// given fields (lower-case names; no client library filters them) and
+// reads its answer frame by frame, so a test sees what is on the wire.
+func rawH2(t *testing.T, addr, path string, fields [][2]string, body string) h2Answer {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range append([][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", addr}, {":path", path}}, fields...) {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteData(1, true, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	a := h2Answer{header: http.Header{}}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the answer: %v (so far %+v)", err, a)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				_ = fr.WritePing(true, f.Data)
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamID != 1 {
+				continue
+			}
+			for _, hf := range f.Fields {
+				if hf.Name == ":status" {
+					a.status = hf.Value
+				} else {
+					a.header.Add(hf.Name, hf.Value)
+				}
+			}
+			if f.StreamEnded() {
+				return a
+			}
+		case *http2.DataFrame:
+			if f.StreamID != 1 {
+				continue
+			}
+			a.body += string(f.Data())
+			if len(f.Data()) > 0 {
+				_ = fr.WriteWindowUpdate(0, uint32(len(f.Data())))
+			}
+			if f.StreamEnded() {
+				return a
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == 1 {
+				a.reset = f.ErrCode
+				return a
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v before the answer (so far %+v)", f.ErrCode, a)
+		}
+	}
+}
+
+// TestHTTP2HopHeaders: over h2c the node gets what the HTTP/1.1 path
+// gives it — no hop-by-hop field (Te: trailers and Trailer are the only
+// ones HTTP/2 lets in; Connection, Keep-Alive, Proxy-Connection, Upgrade
+// and any other TE make the request malformed, answered 400 without
+// reaching the node), the client's address appended to X-Forwarded-For,
+// this gateway appended to Via, a request ID — and the client gets no
+// hop-by-hop field of the node's answer.
+func TestHTTP2HopHeaders(t *testing.T) {
+	var mu sync.Mutex
+	var seen []http.Header
+	be := backend(t, "hop", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Proxy-Connection", "keep-alive")
+		h.Set("Upgrade", "h2c")
+		h.Set("Te", "trailers")
+		h.Set("X-Node-Kept", "yes")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	body := `{"model":"m"}`
+	common := [][2]string{{"content-type", "application/json"}, {"x-kept", "yes"},
+		{"x-forwarded-for", "10.1.2.3"}, {"via", "1.1 edge-proxy"}}
+
+	a := rawH2(t, gw.addr, "/v1/completions", append([][2]string{{"te", "trailers"}, {"trailer", "X-Foo"}}, common...), body)
+	if a.status != "200" {
+		t.Fatalf("h2c request: %+v", a)
+	}
+	for _, h := range []string{"Keep-Alive", "Proxy-Connection", "Upgrade", "Te", "Connection", "Transfer-Encoding"} {
+		if v := a.header.Get(h); v != "" {
+			t.Errorf("the HTTP/2 client got the node's hop-by-hop %s: %q", h, v)
+		}
+	}
+	if a.header.Get("X-Node-Kept") != "yes" || a.body != `{"ok":true}` {
+		t.Errorf("the node's answer did not come through: %+v", a)
+	}
+
+	// The same request over HTTP/1.1, for what the node must get.
+	resp, b := post(t, testClient(), gw.url("/v1/completions"), body, "X-Kept", "yes",
+		"X-Forwarded-For", "10.1.2.3", "Via", "1.1 edge-proxy", "Te", "trailers", "Trailer", "X-Foo")
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.1 request: %d %s", resp.StatusCode, b)
+	}
+
+	mu.Lock()
+	if len(seen) != 2 {
+		mu.Unlock()
+		t.Fatalf("the node got %d requests, want 2", len(seen))
+	}
+	h2, h1 := seen[0], seen[1]
+	mu.Unlock()
+	for _, h := range []string{"Te", "Trailer", "Keep-Alive", "Proxy-Connection", "Upgrade"} {
+		if v := h2.Get(h); v != "" {
+			t.Errorf("node got hop-by-hop %s over h2c: %q", h, v)
+		}
+	}
+	if h2.Get("X-Kept") != "yes" || h2.Get("X-Forwarded-For") != "10.1.2.3, 127.0.0.1" || h2.Get("X-Request-Id") == "" {
+		t.Errorf("node headers over h2c %v: want X-Kept, X-Forwarded-For 10.1.2.3, 127.0.0.1 and X-Request-Id", h2)
+	}
+	if via := h2.Get("Via"); !strings.HasPrefix(via, "1.1 edge-proxy, 1.1 switchyard") {
+		t.Errorf("node's Via over h2c %q: want the client's, then this gateway", via)
+	}
+	for _, h := range []string{"X-Forwarded-For", "Via"} {
+		if h2.Get(h) != h1.Get(h) {
+			t.Errorf("%s: %q over h2c, %q over HTTP/1.1", h, h2.Get(h), h1.Get(h))
+		}
+	}
+
+	// Connection-specific fields make an HTTP/2 request malformed (RFC
+	// 9113 §8.2.2): refused, and the node never sees it.
+	for _, f := range [][2]string{{"connection", "x-foo"}, {"keep-alive", "timeout=5"},
+		{"proxy-connection", "keep-alive"}, {"upgrade", "websocket"}, {"te", "gzip"}} {
+		a := rawH2(t, gw.addr, "/v1/completions", append([][2]string{f, {"x-foo", "bar"}}, common...), body)
+		if a.status != "400" && a.reset == 0 {
+			t.Errorf("request with %s: %+v, want 400 or a reset stream", f[0], a)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Errorf("malformed HTTP/2 requests reached the node: %v", seen[2:])
+	}
+}
+
+// keysFile writes an auth.api_keys_file with two tenants: team-a by its
+// key, team-b by its key's SHA-256.
+func keysFile(t *testing.T, keyA, keyB string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(keyB))
+	file := filepath.Join(t.TempDir(), "keys.yaml")
+	body := "keys:\n" +
+		"  - {key: " + keyA + ", tenant: team-a}\n" +
+		"  - {key_sha256: " + hex.EncodeToString(sum[:]) + ", tenant: team-b}\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestHTTP2APIKeysStayAtGateway: with auth.api_keys_file, an h2c
+// request's key (Authorization: Bearer or x-api-key) never reaches the
+// node; the tenant does, and a client cannot name its own tenant.
+func TestHTTP2APIKeysStayAtGateway(t *testing.T) {
+	var mu sync.Mutex
+	var seen []http.Header
+	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{}`)
+	})
+	const keyA, keyB = "sk-test-team-a-0123456789abcdef", "sk-test-team-b-0123456789abcdef"
+	cfg := testConfig(staticRoute("m", be.URL))
+	cfg.Auth = &tenant.Config{Path: keysFile(t, keyA, keyB), Interval: time.Minute}
+	gw := startGateway(t, cfg)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+	call := func(hdr ...string) int {
+		t.Helper()
+		resp, _ := post(t, c, gw.url("/v1/completions"), `{"model":"m"}`, hdr...)
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("proto %d, want h2c", resp.ProtoMajor)
+		}
+		return resp.StatusCode
+	}
+	if st := call(); st != 401 {
+		t.Errorf("no key over h2c: %d, want 401", st)
+	}
+	if st := call("Authorization", "Bearer "+keyA, "X-Switchyard-Tenant", "team-b"); st != 200 {
+		t.Fatalf("team-a over h2c: %d", st)
+	}
+	if st := call("X-Api-Key", keyB); st != 200 {
+		t.Fatalf("team-b by x-api-key over h2c: %d", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Fatalf("the node got %d requests, want 2", len(seen))
+	}
+	for i, h := range seen {
+		for k, vv := range h {
+			for _, v := range vv {
+				if strings.Contains(v, "sk-test") {
+					t.Errorf("request %d reached the node with its key in %s", i, k)
+				}
+			}
+		}
+	}
+	if a, b := seen[0].Values("X-Switchyard-Tenant"), seen[1].Values("X-Switchyard-Tenant"); len(a) != 1 || a[0] != "team-a" || len(b) != 1 || b[0] != "team-b" {
+		t.Errorf("tenants at the node: %q, %q; want [team-a], [team-b]", a, b)
+	}
+}
+
+// TestGRPCForwardedHeadersAndKeys: a gRPC call's node gets the client's
+// address in X-Forwarded-For and this gateway in Via, as an HTTP request's
+// would, and with auth.api_keys_file the tenant instead of the key.
+func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
+	var mu sync.Mutex
+	var got []metadata.MD
+	addr := grpcRecorder(t, func(md metadata.MD) {
+		mu.Lock()
+		got = append(got, md)
+		mu.Unlock()
+	})
+	const keyA, keyB = "sk-test-team-a-0123456789abcdef", "sk-test-team-b-0123456789abcdef"
+	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: addr}}})
+	cfg.Auth = &tenant.Config{Path: keysFile(t, keyA, keyB), Interval: time.Minute}
+	gw := startGateway(t, cfg)
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kserve.InferRequest{ModelName: "m"}.Marshal()
+	for i, md := range []metadata.MD{
+		metadata.Pairs("authorization", "Bearer "+keyA, "x-forwarded-for", "10.1.2.3", "via", "1.1 edge-proxy", "x-switchyard-tenant", "team-b"),
+		metadata.Pairs("x-api-key", keyB),
+	} {
+		var out []byte
+		if err := cc.Invoke(metadata.NewOutgoingContext(ctx, md), mInfer, req, &out); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("the node got %d calls, want 2", len(got))
+	}
+	for i, md := range got {
+		for k, vv := range md {
+			if strings.Contains(fmt.Sprint(vv), "sk-test") {
+				t.Errorf("call %d reached the node with its key in %s", i, k)
+			}
+		}
+	}
+	if a, b := got[0].Get("x-switchyard-tenant"), got[1].Get("x-switchyard-tenant"); len(a) != 1 || a[0] != "team-a" || len(b) != 1 || b[0] != "team-b" {
+		t.Errorf("tenants at the node: %q, %q; want [team-a], [team-b]", a, b)
+	}
+	if xff := got[0].Get("x-forwarded-for"); len(xff) != 1 || xff[0] != "10.1.2.3, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For at the node %q, want [10.1.2.3, 127.0.0.1]", xff)
+	}
+	if xff := got[1].Get("x-forwarded-for"); len(xff) != 1 || xff[0] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For at the node %q, want [127.0.0.1]", xff)
+	}
+	if via := got[0].Get("via"); len(via) != 1 || !strings.HasPrefix(via[0], "1.1 edge-proxy, 1.1 switchyard") {
+		t.Errorf("Via at the node %q: want the client's, then this gateway", via)
+	}
+	for _, h := range []string{"connection", "keep-alive", "proxy-connection", "upgrade", "transfer-encoding"} {
+		if v := got[0].Get(h); len(v) != 0 {
+			t.Errorf("node got hop-by-hop %s: %q", h, v)
+		}
+	}
+}
+
+// grpcRecorder is a gRPC node that hands every call's metadata to record
+// and echoes its first message.
+func grpcRecorder(t *testing.T, record func(metadata.MD)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(kserve.Codec{}), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		var in []byte
+		if err := ss.RecvMsg(&in); err != nil {
+			return err
+		}
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		record(md.Copy())
+		return ss.SendMsg(in)
+	}))
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
