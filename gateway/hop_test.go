@@ -36,3 +36,58 @@ func TestHopHeadersNotForwarded(t *testing.T) {
 		t.Errorf("node headers %v: want X-Kept, X-Forwarded-For 10.1.2.3, 127.0.0.1 and X-Request-Id", seen)
 	}
 }
+
+// TestConnectionNamedHeadersDropped: the headers a Connection header
+// names are hop-by-hop (RFC 9110 §7.6.1): the client's stop at the
+// gateway, and so do the node's, on buffered and streamed answers.
+func TestConnectionNamedHeadersDropped(t *testing.T) {
+	var mu sync.Mutex
+	var seen []http.Header
+	be := backend(t, "hop", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		w.Header().Set("Connection", "X-Hop, X-Hop-Two")
+		w.Header().Set("X-Hop", "1")
+		w.Header().Set("X-Hop-Two", "2")
+		w.Header().Set("X-Kept", "yes")
+		if r.URL.Query().Get("stream") != "" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte("data: {}\n\n"))
+			w.(http.Flusher).Flush()
+			_, _ = w.Write([]byte("data: [DONE]\n\n"))
+			return
+		}
+		_, _ = w.Write([]byte("{}"))
+	})
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	for _, path := range []string{"/v1/completions", "/v1/completions?stream=1"} {
+		resp, body := post(t, testClient(), gw.url(path), `{"model":"m"}`,
+			"Connection", "X-Foo, keep-alive", "X-Foo", "bar", "X-Also", "yes")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d %s", path, resp.StatusCode, body)
+		}
+		for _, h := range []string{"X-Hop", "X-Hop-Two"} {
+			if v := resp.Header.Get(h); v != "" {
+				t.Errorf("%s: the client got %s: %q, which the node's Connection header named", path, h, v)
+			}
+		}
+		if resp.Header.Get("X-Kept") != "yes" {
+			t.Errorf("%s: client headers %v: want X-Kept", path, resp.Header)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, h := range seen {
+		if v := h.Get("X-Foo"); v != "" {
+			t.Errorf("request %d: the node got X-Foo %q, which the client's Connection header named", i, v)
+		}
+		if v := h.Get("Connection"); v != "" && v != "close" {
+			t.Errorf("request %d: the node got the client's Connection %q", i, v)
+		}
+		if h.Get("X-Also") != "yes" {
+			t.Errorf("request %d: node headers %v: want X-Also", i, h)
+		}
+	}
+}

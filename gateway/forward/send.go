@@ -251,6 +251,12 @@ func (x *Exchange) prepareHTTP() {
 	if req := r.h1; req != nil {
 		x.clientClose = req.Header.ConnectionClose()
 		req.Header.ResetConnectionClose()
+		if conn := req.Header.PeekBytes(keyConnection); len(conn) > 0 {
+			// fasthttp keeps a Connection header other than "close":
+			// it and the headers it names stay here.
+			ConnectionTokens(conn, func(name []byte) { req.Header.DelBytes(name) })
+			req.Header.DelBytes(keyConnection)
+		}
 		if hasHopHeader(req.Header.RawHeaders()) {
 			for _, h := range h1HopHeaders {
 				req.Header.Del(h)
@@ -354,6 +360,8 @@ func appendForwardedFor(h *fasthttp.RequestHeader, prior, ip []byte) {
 	b = append(b, ip...)
 	h.SetCanonical(keyForwardedFor, b)
 }
+
+var keyConnection = []byte("Connection")
 
 // h1HopHeaders are the hop-by-hop headers an HTTP/1.1 request may carry
 // that fasthttp does not handle itself (it handles Connection and

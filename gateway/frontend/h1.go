@@ -144,6 +144,13 @@ func (s *Server) recoverH1(ctx *fasthttp.RequestCtx, x *forward.Exchange, p any)
 // 9110 §7.6.1): they are about the node's connection to the gateway.
 // fasthttp writes Connection and Transfer-Encoding itself.
 func stripHopHeaders(h *fasthttp.ResponseHeader) {
+	if conn := h.PeekBytes(keyConnection); len(conn) > 0 && !h.ConnectionClose() {
+		// The node's Connection header (other than "close", which
+		// fasthttp holds as a flag) and the headers it names are about
+		// the node's connection.
+		forward.ConnectionTokens(conn, func(name []byte) { h.DelBytes(name) })
+		h.DelBytes(keyConnection)
+	}
 	found := false
 	for k := range h.All() {
 		if hopResponseHeader(k) {
@@ -171,6 +178,7 @@ func (s *Server) keepClientConnection(ctx *fasthttp.RequestCtx, x *forward.Excha
 }
 
 var (
+	keyConnection = []byte("Connection")
 	keyRetryAfter = []byte("Retry-After")
 	keyRequestID  = []byte("X-Request-Id")
 )
