@@ -114,7 +114,8 @@ func (s ProbeSource) value(field string, v engines.Value, lo, hi float64) discov
 // "http://127.0.0.1:8000"): each call GETs the engine's live and ready
 // paths (engines.ProbeHealth) within ctx and maps the answer: ready →
 // ready; MindIE's 503 while alive → busy; alive but not ready, or no answer
-// → not_ready. client nil uses a client without keep-alives shared by
+// → not_ready, an engine that was serving only after downAfter probes in
+// a row found it down. client nil uses a client without keep-alives shared by
 // nothing else.
 //
 // The engine's sleep state is not probed here: ProbeSource reads it from
@@ -135,17 +136,36 @@ func EngineReadiness(engine, baseURL string, client *http.Client) (func(ctx cont
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
+	var mu sync.Mutex
+	last, downs := discovery.ReadinessNotReady, 0
 	return func(ctx context.Context) discovery.Readiness {
-		switch engines.ProbeHealth(ctx, client, baseURL, spec) {
+		h := engines.ProbeHealth(ctx, client, baseURL, spec)
+		mu.Lock()
+		defer mu.Unlock()
+		switch h {
 		case engines.HealthReady:
-			return discovery.ReadinessReady
+			last, downs = discovery.ReadinessReady, 0
 		case engines.HealthBusy:
-			return discovery.ReadinessBusy
-		default: // not ready, or down
-			return discovery.ReadinessNotReady
+			last, downs = discovery.ReadinessBusy, 0
+		case engines.HealthNotReady: // the engine says so: at once
+			last, downs = discovery.ReadinessNotReady, 0
+		default: // no answer, or a server error
+			downs++
+			if downs >= downAfter {
+				last = discovery.ReadinessNotReady
+			}
 		}
+		return last
 	}, nil
 }
+
+// downAfter is how many probes in a row must find an engine that was
+// serving down (no answer, or a server error) before it is reported not
+// ready: one probe lost on a loaded host is not an outage. Kubernetes'
+// readiness probes default to 3 failures; the gateway's own health checks
+// and outlier detection see a hung engine within seconds anyway, and a
+// dead agent's heartbeats stop.
+const downAfter = 2
 
 // EngineURLs returns where to probe an engine on this host by default:
 // the base URL of its live and ready probes and its metrics URL, given
