@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/switchyard-dev/switchyard/engines/kserve"
+)
+
+// TestGRPCUnaryOneDataFrame: a unary call reaches its node as a HEADERS
+// frame and one DATA frame carrying both the message and the end of the
+// stream (the gateway read the client's end with the message), not as
+// the message and then an empty DATA frame to end it.
+func TestGRPCUnaryOneDataFrame(t *testing.T) {
+	node, calls := frameNode(t)
+	gw := startGateway(t, testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: node}}}))
+	cc := grpcClient(t, gw.addr)
+	msg := kserve.InferRequest{ModelName: "m", ID: "frames"}.Marshal()
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var out []byte
+		err := cc.Invoke(ctx, mInfer, msg, &out)
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if !bytes.Equal(out, msg) {
+			t.Fatalf("call %d answered %q, want the echo %q", i, out, msg)
+		}
+		var frames []string
+		select {
+		case frames = <-calls:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the node saw no call")
+		}
+		want := []string{"HEADERS", fmt.Sprintf("DATA %d END_STREAM", 5+len(msg))}
+		if fmt.Sprint(frames) != fmt.Sprint(want) {
+			t.Fatalf("call %d: the node read frames %q, want %q", i, frames, want)
+		}
+	}
+}
+
+// frameNode is a gRPC node written on HTTP/2 frames (x/net/http2's
+// Framer): it records the HEADERS and DATA frames of each request stream
+// (sent on calls when the stream ends) and answers with the request's
+// body echoed, then grpc-status 0.
+func frameNode(t *testing.T) (addr string, calls <-chan []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan []string, 16)
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = serveFrames(c, ch)
+			}()
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
+// serveFrames is frameNode's side of one connection.
+func serveFrames(c net.Conn, calls chan<- []string) error {
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return fmt.Errorf("no client preface: %q, %v", preface, err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		return err
+	}
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	headers := func(fields ...string) []byte {
+		hbuf.Reset()
+		for i := 0; i < len(fields); i += 2 {
+			_ = enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+		}
+		return hbuf.Bytes()
+	}
+	frames := map[uint32][]string{}
+	bodies := map[uint32][]byte{}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		id := f.Header().StreamID
+		ended := f.Header().Flags.Has(http2.FlagDataEndStream)
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := fr.WriteSettingsAck(); err != nil {
+					return err
+				}
+			}
+			continue
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				if err := fr.WritePing(true, f.Data); err != nil {
+					return err
+				}
+			}
+			continue
+		case *http2.MetaHeadersFrame:
+			frames[id] = append(frames[id], "HEADERS"+map[bool]string{true: " END_STREAM"}[ended])
+		case *http2.DataFrame:
+			frames[id] = append(frames[id], fmt.Sprintf("DATA %d", len(f.Data()))+map[bool]string{true: " END_STREAM"}[ended])
+			bodies[id] = append(bodies[id], f.Data()...)
+		default:
+			continue
+		}
+		if !ended {
+			continue
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true,
+			BlockFragment: headers(":status", "200", "content-type", "application/grpc")}); err != nil {
+			return err
+		}
+		if err := fr.WriteData(id, false, bodies[id]); err != nil {
+			return err
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true,
+			BlockFragment: headers("grpc-status", "0")}); err != nil {
+			return err
+		}
+		calls <- frames[id]
+		delete(frames, id)
+		delete(bodies, id)
+	}
+}
