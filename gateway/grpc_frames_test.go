@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +154,47 @@ func serveFrames(c net.Conn, calls chan<- []string) error {
 		calls <- frames[id]
 		delete(frames, id)
 		delete(bodies, id)
+	}
+}
+
+// TestGRPCUnaryWithoutEndOfStream: a unary call whose client sends its
+// message but does not end its stream (the gRPC protocol has it end with
+// the message) is answered with a gRPC error once Limits.ReadTimeout has
+// passed (DEADLINE_EXCEEDED): the gateway waits for that end before
+// forwarding.
+func TestGRPCUnaryWithoutEndOfStream(t *testing.T) {
+	node, _ := frameNode(t)
+	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: node}}})
+	cfg.Limits.ReadTimeout = 300 * time.Millisecond
+	gw := startGateway(t, cfg)
+	msg := kserve.InferRequest{ModelName: "m", ID: "open"}.Marshal()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest("POST", "http://"+gw.addr+mInfer, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	go func() {
+		frame := append([]byte{0, 0, 0, 0, byte(len(msg))}, msg...)
+		_, _ = pw.Write(frame) // and no end of stream until the test ends
+	}()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	code := resp.Trailer.Get("Grpc-Status")
+	if code == "" {
+		code = resp.Header.Get("Grpc-Status")
+	}
+	if code == "" || code == "0" {
+		t.Fatalf("a unary call without end of stream got grpc-status %q (HTTP %d), want an error", code, resp.StatusCode)
+	}
+	if msg, _ := url.PathUnescape(resp.Header.Get("Grpc-Message")); code != "4" || !strings.Contains(msg, "body read timeout") {
+		t.Errorf("grpc-status %s (%q), want 4 DEADLINE_EXCEEDED for the request body", code, msg)
 	}
 }

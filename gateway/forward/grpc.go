@@ -112,7 +112,10 @@ func (x *Exchange) readFirstGRPCMessage() (model []byte, found bool, err error) 
 // stream, which a unary client sends with it: knowing the end before the
 // first attempt lets the transport send the message and the end in one
 // DATA frame, one write, instead of three. Bytes that follow (a client
-// breaking the unary contract) stay in the prefix and go to the node.
+// breaking the unary contract) stay in the prefix and go to the node; a
+// client that sends no end (the gRPC protocol has a unary request end
+// with its message) waits here until Limits.ReadTimeout cuts the body and
+// gets DEADLINE_EXCEEDED (TestGRPCUnaryWithoutEndOfStream).
 func (g *grpcState) readEnd(body io.Reader) error {
 	var one [1]byte
 	k, err := body.Read(one[:])
