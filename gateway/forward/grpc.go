@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,18 @@ var grpcModelMethods = []byte("/inference.GRPCInferenceService/Model")
 
 func hasGRPCModelField(path []byte) bool { return bytes.HasPrefix(path, grpcModelMethods) }
 
+// kserveGRPC is the KServe v2 inference service's method prefix.
+const kserveGRPC = "/inference.GRPCInferenceService/"
+
+// KnownUnaryGRPC reports gRPC methods known to be unary (one message each
+// way): those of the KServe v2 inference service but ModelStreamInfer.
+// Their client ends its stream with its message, and their answer is one
+// message, so neither side needs to see anything before the other's end.
+func KnownUnaryGRPC[P string | []byte](path P) bool {
+	return len(path) > len(kserveGRPC) && string(path[:len(kserveGRPC)]) == kserveGRPC &&
+		string(path[len(kserveGRPC):]) != "ModelStreamInfer"
+}
+
 // grpcState is a gRPC call's exchange state: the first message (read for
 // routing, replayed to every attempt), the rest of the client's stream,
 // the call's context and timers.
@@ -27,10 +41,28 @@ type grpcState struct {
 	replay *replayState // per call: the transport may read after the call ended
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	stopT  context.CancelFunc // the total timeout's
-	idle   *time.Timer
-	// noMessage: the client's stream ended before a first message.
-	noMessage bool
+	// timeout cancels the call with ErrTimeout: the total, first-byte and
+	// idle timers' function, one closure per call.
+	timeout func()
+	total   *time.Timer
+	idle    *time.Timer
+	// noMessage: the client's stream ended before a first message; eof:
+	// it ended right after it (a unary call read to its end).
+	noMessage, eof bool
+	// attempts: upstream requests made; failed: one got no answer
+	// (RoundTrip failed), so the transport may still read it.
+	attempts int
+	failed   bool
+
+	// Kept from call to call of a pooled Exchange: the upstream request's
+	// header map, its Via value and the URL, built into again by the next
+	// call when this one made one request and closed its answer's body
+	// (then the transport reads them no more: RoundTrip's contract);
+	// otherwise dropped (release).
+	hdr    http.Header
+	url    *url.URL
+	via    []string
+	viaStr string // this gateway's Via entry (Core.via) as a string
 }
 
 // readFirstGRPCMessage reads the first length-prefixed message of the
@@ -68,9 +100,38 @@ func (x *Exchange) readFirstGRPCMessage() (model []byte, found bool, err error) 
 			return nil, false, err
 		}
 		if need == 0 {
-			return model, found, nil
+			if KnownUnaryGRPC(x.Req.Path) {
+				err = g.readEnd(body)
+			}
+			return model, found, err
 		}
 	}
+}
+
+// readEnd reads past a unary call's one message to the client's end of
+// stream, which a unary client sends with it: knowing the end before the
+// first attempt lets the transport send the message and the end in one
+// DATA frame, one write, instead of three. Bytes that follow (a client
+// breaking the unary contract) stay in the prefix and go to the node; a
+// client that sends no end (the gRPC protocol has a unary request end
+// with its message) waits here until Limits.ReadTimeout cuts the body and
+// gets DEADLINE_EXCEEDED (TestGRPCUnaryWithoutEndOfStream).
+func (g *grpcState) readEnd(body io.Reader) error {
+	var one [1]byte
+	k, err := body.Read(one[:])
+	if k > 0 {
+		g.prefix = append(g.prefix, one[0])
+	}
+	switch {
+	case err == io.EOF:
+		g.eof = true
+		return nil
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ErrRequestTimeout
+	}
+	return errors.Join(route.ErrMalformedGRPC, err)
 }
 
 // setup derives the call's context: the client's, with the route's total
@@ -81,14 +142,18 @@ func (g *grpcState) setup(x *Exchange) {
 		parent = context.Background()
 	}
 	g.ctx, g.cancel = context.WithCancelCause(parent)
+	cancel := g.cancel // not g's field: a timer may fire as the call ends
+	g.timeout = func() { cancel(ErrTimeout) }
 	if t := x.route.Config().Timeouts.Total; t > 0 {
-		g.ctx, g.stopT = context.WithTimeoutCause(g.ctx, t, ErrTimeout)
+		// A timer rather than a context.WithTimeout under the call's
+		// context: one context per call, not two.
+		g.total = time.AfterFunc(t, g.timeout)
 	}
-	g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage}
+	g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage || g.eof}
 	if x.shadow.BodyLater() {
 		g.replay.shadow = x.shadow
 		_, _ = x.shadow.WriteBody(g.prefix)
-		if g.noMessage {
+		if g.noMessage || g.eof {
 			x.shadow.EndBody(true)
 		}
 	}
@@ -106,43 +171,15 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	// First byte: the node's response headers must come within FirstByte.
 	var ttfb *time.Timer
 	if d := x.route.Config().Timeouts.FirstByte; d > 0 {
-		ttfb = time.AfterFunc(d, func() { g.cancel(ErrTimeout) })
+		ttfb = time.AfterFunc(d, g.timeout)
 	}
 	body := &replayBody{pre: g.prefix, s: g.replay}
-	out, err := http.NewRequestWithContext(g.ctx, string(r.Method), n.GRPCScheme()+"://"+n.Addr().GRPC+string(x.targetURI()), body)
-	if err != nil {
-		if ttfb != nil {
-			ttfb.Stop()
-		}
-		return 0, false, errors.Join(ErrBadRequest, err)
-	}
-	out.Header = make(http.Header, len(r.h2.Header)+1)
-	for k, vv := range r.h2.Header {
-		out.Header[k] = vv
-	}
-	if x.idGenerated {
-		out.Header.Set("X-Request-Id", string(x.id))
-	}
-	via := string(x.core.via)
-	if prior := r.h2.Header.Get("Via"); prior != "" {
-		via = prior + ", " + via
-	}
-	out.Header["Via"] = []string{via}
-	if ip := r.ipText; len(ip) > 0 { // as prepareHTTP's appendForwardedFor
-		xff := string(ip)
-		if prior := r.h2.Header.Get("X-Forwarded-For"); prior != "" {
-			xff = prior + ", " + xff
-		}
-		out.Header["X-Forwarded-For"] = []string{xff}
-	}
-	if x.tenant != nil { // the key stays here; the tenant goes on
-		delete(out.Header, "Authorization")
-		delete(out.Header, "X-Api-Key")
-		out.Header["X-Switchyard-Tenant"] = []string{x.tenant.Name()}
-	}
-	out.Host = string(r.Host)
-	out.ContentLength = -1
+	base := g.request(x, n, body)
+	out := base.WithContext(g.ctx)
 	resp, err := n.H2().RoundTrip(out)
+	if err != nil {
+		g.failed = true
+	}
 	if ttfb != nil {
 		ttfb.Stop()
 	}
@@ -168,12 +205,85 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	return 0, !touched && !isTimeout(err) && g.ctx.Err() == nil, err
 }
 
+// request returns the upstream request of an attempt on n (its context
+// is the caller's to set). The header map is built once per call: every
+// attempt sends the same headers. The target goes as the URL's opaque
+// part, sent as it stands: no parse, no re-escaping.
+func (g *grpcState) request(x *Exchange, n *upstream.Node, body io.ReadCloser) http.Request {
+	in := x.Req.h2
+	g.attempts++
+	u := g.url
+	if g.attempts == 1 { // every attempt sends the same headers
+		if g.hdr == nil {
+			g.hdr, g.via, g.url = make(http.Header, len(in.Header)+2), make([]string, 1), new(url.URL)
+			u = g.url
+		}
+		g.buildHeader(x)
+	} else {
+		u = new(url.URL) // a retry: the first request is left alone
+	}
+	u.Scheme, u.Host = n.GRPCScheme(), n.Addr().GRPC
+	target := in.RequestURI
+	if x.pathChanged || target == "" {
+		target = string(x.targetURI())
+	}
+	if len(target) > 1 && target[0] == '/' && target[1] != '/' {
+		u.Opaque, u.Path, u.RawQuery = target, "", ""
+	} else {
+		u.Opaque = ""
+		u.Path, u.RawQuery, _ = strings.Cut(target, "?")
+	}
+	return http.Request{
+		Method:        in.Method,
+		URL:           u,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        g.hdr,
+		Body:          body,
+		ContentLength: -1,
+		Host:          in.Host,
+	}
+}
+
+// buildHeader fills the call's upstream header map from the client's.
+func (g *grpcState) buildHeader(x *Exchange) {
+	r := &x.Req
+	h := g.hdr
+	clear(h)
+	for k, vv := range r.h2.Header {
+		h[k] = vv
+	}
+	if x.idGenerated {
+		h["X-Request-Id"] = []string{string(x.id)}
+	}
+	if g.viaStr == "" {
+		g.viaStr = string(x.core.via)
+	}
+	g.via[0] = g.viaStr
+	if prior := r.h2.Header.Get("Via"); prior != "" {
+		g.via[0] = prior + ", " + g.viaStr
+	}
+	h["Via"] = g.via
+	if ip := r.ipText; len(ip) > 0 { // as prepareHTTP's appendForwardedFor
+		xff := string(ip)
+		if prior := r.h2.Header.Get("X-Forwarded-For"); prior != "" {
+			xff = prior + ", " + xff
+		}
+		h["X-Forwarded-For"] = []string{xff}
+	}
+	if x.tenant != nil { // the key stays here; the tenant goes on
+		delete(h, "Authorization")
+		delete(h, "X-Api-Key")
+		h["X-Switchyard-Tenant"] = []string{x.tenant.Name()}
+	}
+}
+
 // startBody relays the answer's body: a gap longer than the route's Idle
 // timeout between two pieces cancels the call.
 func (g *grpcState) startBody(x *Exchange, rt *route.Route) {
 	x.body = x.hresp.Body
 	if d := rt.Config().Timeouts.Idle; d > 0 {
-		g.idle = time.AfterFunc(d, func() { g.cancel(ErrTimeout) })
+		g.idle = time.AfterFunc(d, g.timeout)
 		x.body = &idleReader{r: x.hresp.Body, t: g.idle, d: d}
 	}
 }
@@ -192,13 +302,17 @@ func (g *grpcState) release(x *Exchange) {
 	if g.cancel != nil {
 		g.cancel(nil)
 	}
-	if g.stopT != nil {
-		g.stopT()
+	if g.total != nil {
+		g.total.Stop()
 	}
 	if g.replay != nil {
 		g.replay.close()
 	}
-	*g = grpcState{prefix: g.prefix[:0]}
+	keep := grpcState{prefix: g.prefix[:0], viaStr: g.viaStr}
+	if g.attempts <= 1 && !g.failed && (g.attempts == 0 || x.hresp != nil) {
+		keep.hdr, keep.via, keep.url = g.hdr, g.via, g.url
+	}
+	*g = keep
 }
 
 // idleReader re-arms an idle timer after every read.
@@ -244,6 +358,9 @@ func (b *replayBody) Read(p []byte) (int, error) {
 	if len(b.pre) > 0 {
 		n := copy(p, b.pre)
 		b.pre = b.pre[n:]
+		if len(b.pre) == 0 && b.ended() {
+			return n, io.EOF // the end with the last bytes: one DATA frame
+		}
 		return n, nil
 	}
 	b.s.mu.Lock()
@@ -275,6 +392,15 @@ func (b *replayBody) Read(p []byte) (int, error) {
 }
 
 func (b *replayBody) Close() error { return nil }
+
+// ended reports whether the client's stream is known to end after the
+// first message (a unary call read to its end), while the attempt may
+// still read.
+func (b *replayBody) ended() bool {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	return b.s.eof && !b.abandoned && !b.s.closed
+}
 
 // close makes every later read of the call's body fail: the call is over.
 func (s *replayState) close() {

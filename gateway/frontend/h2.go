@@ -80,18 +80,21 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 			h[k] = vv
 		}
 		w.WriteHeader(resp.StatusCode)
-		if !knownUnary(req.URL.Path) {
+		unary := forward.KnownUnaryGRPC(req.URL.Path)
+		if !unary {
 			// A streaming call's node may answer its headers and wait
 			// for the client's next message: the client must see them
 			// now, not with the first message.
 			clientErr = http.NewResponseController(w).Flush()
 		}
 		if clientErr == nil {
-			clientErr = copyFlush(w, x)
+			// A unary answer is one message: it goes with the trailers
+			// when the handler returns, not flushed on its own.
+			clientErr = copyFlush(w, x, !unary)
 		}
 		if !x.Failed() {
 			for k, vv := range resp.Trailer {
-				h[http.TrailerPrefix+k] = vv
+				h[trailerKey(k)] = vv
 			}
 		}
 	default:
@@ -127,6 +130,20 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		// end.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// trailerKey is k as a trailer key of a response header map
+// (http.TrailerPrefix+k), without building the string for gRPC's own.
+func trailerKey(k string) string {
+	switch k {
+	case "Grpc-Status":
+		return http.TrailerPrefix + "Grpc-Status"
+	case "Grpc-Message":
+		return http.TrailerPrefix + "Grpc-Message"
+	case "Grpc-Status-Details-Bin":
+		return http.TrailerPrefix + "Grpc-Status-Details-Bin"
+	}
+	return http.TrailerPrefix + k
 }
 
 // recoverH2 answers a panic with 500 (or a gRPC INTERNAL status) when
@@ -178,11 +195,11 @@ func readBody(rd io.Reader, buf []byte, limit int, x *forward.Exchange) ([]byte,
 	}
 }
 
-// copyFlush copies src to w, flushing after every read so streamed
-// messages reach the client as they are produced. It returns the client's
-// write error (the client went away); a read error from src ends the copy
-// and is the caller's to look at (Exchange.Failed).
-func copyFlush(w http.ResponseWriter, src io.Reader) error {
+// copyFlush copies src to w, flushing after every read when flush is set
+// so streamed messages reach the client as they are produced. It returns
+// the client's write error (the client went away); a read error from src
+// ends the copy and is the caller's to look at (Exchange.Failed).
+func copyFlush(w http.ResponseWriter, src io.Reader, flush bool) error {
 	rc := http.NewResponseController(w)
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
@@ -193,22 +210,16 @@ func copyFlush(w http.ResponseWriter, src io.Reader) error {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if ferr := rc.Flush(); ferr != nil {
-				return ferr
+			if flush {
+				if ferr := rc.Flush(); ferr != nil {
+					return ferr
+				}
 			}
 		}
 		if err != nil {
 			return nil
 		}
 	}
-}
-
-// knownUnary reports gRPC methods known to be unary (one message each
-// way: the KServe v2 inference service but ModelStreamInfer), whose
-// headers may wait for the answer's message.
-func knownUnary(path string) bool {
-	m, ok := strings.CutPrefix(path, "/inference.GRPCInferenceService/")
-	return ok && m != "ModelStreamInfer"
 }
 
 // relayFlush is copyFlush for an HTTP node's streamed answer: each piece
