@@ -70,6 +70,10 @@ type Config struct {
 	WeightPeriod time.Duration `yaml:"weight_period"`
 	// Routes are matched as described on RouteConfig.Match.
 	Routes []RouteConfig `yaml:"routes"`
+
+	// lines maps the field paths of the file LoadConfig read to their
+	// YAML lines (AtLine); nil for a config built in code.
+	lines map[string]int
 }
 
 // ListenConfig names the gateway's listeners.
@@ -592,6 +596,12 @@ type QueueConfig struct {
 // ErrConfig is matched by every configuration error.
 var ErrConfig = errors.New("gateway: config")
 
+// bare is err's message without the sentinel's prefix ("shadow: invalid
+// config: "), which the field path that the caller puts first replaces.
+func bare(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}
+
 func cfgErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 }
@@ -628,6 +638,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, locate(data, err))
 	}
+	c.lines = fieldLines(data)
 	return c, nil
 }
 
@@ -1060,12 +1071,12 @@ func (c *Config) Validate() error {
 		r := &c.Routes[i]
 		if r.Split != nil {
 			if err := r.Split.ValidateTargets(known); err != nil {
-				return cfgErr("routes[%d].split: %v (a target is a route name or model)", i, err)
+				return cfgErr("routes[%d].split: %v (a target is a route name or model)", i, bare(err, split.ErrInvalidConfig))
 			}
 		}
 		if r.Shadow != nil {
 			if err := r.Shadow.ValidateTargets(known); err != nil {
-				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, err)
+				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, bare(err, shadow.ErrInvalidConfig))
 			}
 		}
 		if f := r.Fallback; f != nil {
@@ -1156,12 +1167,12 @@ func (r *RouteConfig) validateBehaviour(at string) error {
 	}
 	if r.Split != nil {
 		if err := r.Split.Validate(); err != nil {
-			return cfgErr("%s.split: %v", at, err)
+			return cfgErr("%s.split: %v", at, bare(err, split.ErrInvalidConfig))
 		}
 	}
 	if r.Shadow != nil {
 		if err := r.Shadow.Validate(); err != nil {
-			return cfgErr("%s.shadow: %v", at, err)
+			return cfgErr("%s.shadow: %v", at, bare(err, shadow.ErrInvalidConfig))
 		}
 	}
 	return nil
@@ -1236,7 +1247,7 @@ func (d *DiscoveryConfig) ReadToken() (string, error) {
 	}
 	b, err := os.ReadFile(d.TokenFile)
 	if err != nil {
-		return "", fmt.Errorf("gateway: discovery token file: %w", err)
+		return "", fmt.Errorf("gateway: discovery.token_file: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

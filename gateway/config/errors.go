@@ -316,3 +316,44 @@ func locate(data []byte, err error) error {
 	}
 	return err
 }
+
+// fieldLines maps each field path of data to its key's line.
+func fieldLines(data []byte) map[string]int {
+	fields := indexYAML(data)
+	lines := make(map[string]int, len(fields))
+	for _, f := range fields {
+		lines[f.path] = f.keyLine
+	}
+	return lines
+}
+
+// AtLine gives an error found after loading (a TLS key pair, a token
+// file or a shadow log directory that New could not use) the YAML line
+// of the first field path its message names, e.g. "line 4: tls:
+// listen.tls_cert: open cert.pem: no such file or directory". The
+// message loses its leading "gateway: " (or "gateway: config: "), which
+// the line now replaces; it still wraps err. An error that names no field of the file, or a config
+// that LoadConfig did not read, is returned as it is.
+func (c *Config) AtLine(err error) error {
+	if err == nil || c.lines == nil {
+		return err
+	}
+	msg := err.Error()
+	for _, word := range strings.FieldsFunc(msg, func(r rune) bool { return r == ' ' || r == ':' || r == '"' || r == ',' }) {
+		if line, ok := c.lines[word]; ok {
+			msg = strings.TrimPrefix(strings.TrimPrefix(msg, ErrConfig.Error()+": "), "gateway: ")
+			return &lineError{line: line, msg: msg, err: err}
+		}
+	}
+	return err
+}
+
+// lineError is an error with the YAML line it is about.
+type lineError struct {
+	line int
+	msg  string
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+func (e *lineError) Unwrap() error { return e.err }
