@@ -37,8 +37,8 @@ type Gateway struct {
 	core        *forward.Core
 	front       *frontend.Server
 	closed      sync.Once
-	apps        chan struct{} // buffer 1: the Ray applications changed (followApps)
-	endDrain    chan struct{} // closed by tests to end the drain delay early
+	apps        chan struct{}      // buffer 1: the Ray applications changed (followApps)
+	endDrain    chan struct{}      // closed by tests to end the drain delay early
 	build       []telemetry.Option // WithBuildInfo
 
 	// Atomic.
