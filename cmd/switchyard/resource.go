@@ -22,7 +22,7 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	listen := fs.String("listen", "127.0.0.1:7100", "host:port for heartbeats (framed and HTTP), peer links and the list API")
 	token := secretFileVar(fs, "token", "SWITCHYARD_TOKEN", "shared bearer token, a quick start: it grants FULL access (announce any node of any app, link as a peer, read every list). With --credentials, leave it unset to require scoped credentials. No token and no --credentials disables authentication (local demos only)")
 	creds := fs.String("credentials", "", "YAML file of scoped credentials: agent (bound to apps, node id prefixes, address CIDRs), peer and reader tokens stored as SHA-256, or TLS client identities (SAN); per-app capacity caps and node limits. Reloaded when it changes and on SIGHUP")
-	peerToken := secretFileVar(fs, "peer-token", "SWITCHYARD_PEER_TOKEN", "token this instance presents to its peers (default: the shared token)")
+	peerToken := secretFileVar(fs, "peer-token", "SWITCHYARD_PEER_TOKEN", "token this instance presents to its peers; when neither it nor its variable is set, the shared token")
 	peers := fs.String("peers", "", "comma-separated host:port of the tier's instances (this one may be included)")
 	peerDNS := fs.String("peer-dns", "", "name:port resolved periodically into --peers")
 	period := fs.Duration("period", def.Period, "agents' heartbeat period")
@@ -51,12 +51,13 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	bv := buildInfo()
 	cfg := resource.Config{
 		Token: shared, PeerToken: peerTok, CredentialsFile: *creds,
 		PeerDNS: *peerDNS, Period: *period, MissedBeats: *missed,
 		Window: *window, ReHomeGrace: *grace, MaxExpireShare: *share,
 		MaxNodesPerApp: *maxNodes, MaxApps: *maxApps, MaxSubscribersPerApp: *maxSubs, MaxClockSkew: *skew,
-		Logger: log,
+		Logger: log, Version: bv.Version, Revision: bv.Commit,
 	}
 	if *peers != "" {
 		cfg.Peers = strings.Split(*peers, ",")
