@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/tenant"
+	"github.com/switchyard-dev/switchyard/internal/yamlerr"
 )
 
 // Config is the gateway's whole configuration. Process it in order: parse
@@ -619,7 +620,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, ErrConfig) {
 			return nil, err // a node's own decoder, which names its line
 		}
-		return nil, cfgErr("%v", describe(data, reflect.TypeOf(c), err))
+		return nil, cfgErr("%v", yamlerr.Describe(data, reflect.TypeOf(c), err))
 	}
 	return &c, nil
 }
@@ -638,7 +639,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, locate(data, err))
 	}
-	c.lines = fieldLines(data)
+	c.lines = yamlerr.Lines(data)
 	return c, nil
 }
 
