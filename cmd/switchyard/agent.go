@@ -55,8 +55,8 @@ func (a addrFlags) Set(v string) error {
 	return nil
 }
 
-func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("agent", "agent [run] --app NAME --addr PROTO=HOST:PORT [flags]\n       switchyard agent drain|undrain|status [--control HOST:PORT]\n       switchyard agent probe [flags]\n\nRuns the node agent (the default), talks to a running one (drain, undrain,\nstatus), or prints what it would report (probe).", stderr)
+func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("agent", "agent [run] --app NAME --addr PROTO=HOST:PORT [flags]\n       switchyard agent drain|undrain|status [--control HOST:PORT]\n       switchyard agent probe [flags]\n\nRuns the node agent (the default), talks to a running one (drain, undrain,\nstatus), or prints what it would report (probe).", stdout, stderr)
 	servers := fs.String("servers", "127.0.0.1:7100", "comma-separated Resource instances (host:port), in failover order")
 	token := secretFileVar(fs, "token", "SWITCHYARD_TOKEN", "bearer token: an agent credential bound to this node's app (or the tier's shared quick-start token)")
 	id := fs.String("id", "", "node id, unique within the app (default: this host's name)")
@@ -209,7 +209,7 @@ func listenLoopback(addr string) (net.Listener, error) {
 
 // runAgentControl talks to a running agent's control API.
 func runAgentControl(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("agent "+verb, "agent "+verb+" [flags]", stderr)
+	fs := newFlagSet("agent "+verb, "agent "+verb+" [flags]", stdout, stderr)
 	control := fs.String("control", defaultControl, "the running agent's control host:port")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {

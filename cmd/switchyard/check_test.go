@@ -172,3 +172,54 @@ func runBinary(t *testing.T, bin string, args ...string) (code int, stdout, stde
 	}
 	return code, out.String(), errb.String()
 }
+
+// TestErrorsSayPrefixOnce runs commands of the built binary on bad input:
+// each error line names its command once ("switchyard sim: fleet: ...",
+// not "switchyard sim: sim: fleet: ..."), its file's line where it has
+// one, and no Go type.
+func TestErrorsSayPrefixOnce(t *testing.T) {
+	bin := stampedBinary(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fleet := write("fleet.yaml", "nodes:\n  - {id: a, profile: tpu}\n")
+	fleetField := write("fleet-field.yaml", "nodes:\n  - {id: a, profil: h100}\n")
+	creds := write("creds.yaml", "agents:\n  - {name: a, tls_san: [x], apps: x}\n")
+	capFile := write("cap.yaml", "cards:\n  - {name: X, coefficient: lots}\n")
+	missing := filepath.Join(dir, "missing.yaml")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sim", "--config", fleet}, `switchyard sim: fleet: nodes[0]: unknown profile "tpu" (known: 910b, a10, cpu, h100)`},
+		{[]string{"sim", "--config", fleetField}, `switchyard sim: fleet: line 2: nodes[0]: unknown field "profil" (known: `},
+		{[]string{"resource", "--listen", "127.0.0.1:0", "--credentials", creds}, `switchyard resource: credentials: line 2: agents[0].apps: want a list, e.g. [x], got "x"`},
+		{[]string{"resource", "--listen", "127.0.0.1:0", "--credentials", missing}, "switchyard resource: credentials: open " + missing},
+		{[]string{"agent", "probe", "--capacity-file", capFile}, `capacity: invalid table: ` + capFile + `: line 2: cards[0].coefficient: want a number, got "lots"`},
+		{[]string{"demo", "--duration", "1ms"}, "switchyard demo: duration 1ms: at least 10s"},
+		{[]string{"gateway", "--config", missing}, "switchyard gateway: read config: open " + missing},
+	} {
+		t.Run(strings.Join(tc.args[:1], " "), func(t *testing.T) {
+			code, _, stderr := runBinary(t, bin, tc.args...)
+			if code == 0 {
+				t.Fatalf("%v: exit 0", tc.args)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("%v: stderr %q\nwant %q", tc.args, stderr, tc.want)
+			}
+			for _, w := range []string{"gateway: gateway:", "sim: sim:", "resource: resource:", "demo: demo:", "agent: agent:", "capacity: capacity:", "credentials: credentials:"} {
+				if strings.Contains(stderr, w) {
+					t.Errorf("%v: stderr %q says %q", tc.args, stderr, w)
+				}
+			}
+			if m := goTypeName.FindString(stderr); m != "" {
+				t.Errorf("%v: stderr %q names a Go type: %q", tc.args, stderr, m)
+			}
+		})
+	}
+}

@@ -24,7 +24,7 @@ func (s *stringList) String() string     { return strings.Join(*s, " ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]\n       switchyard gateway --listen ADDR --ray-dashboard URL", stderr)
+	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]\n       switchyard gateway --listen ADDR --ray-dashboard URL", stdout, stderr)
 	configPath := fs.String("config", "", "YAML config file (reloaded on SIGHUP and when it changes)")
 	check := fs.Bool("check", false, "validate the configuration (with --config or --route) and exit: 0 when valid, else the error with its YAML line")
 	apiKeys := fs.String("api-keys", "", "API-key file (see gateway/tenant): every request then needs one of its keys, as Authorization: Bearer KEY or x-api-key, which names its tenant and limits; overrides auth.api_keys_file")

@@ -117,7 +117,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		printSummary(w, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "  help      print this text, or `switchyard help COMMAND` for a command's flags")
 	fmt.Fprintln(w)

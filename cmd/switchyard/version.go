@@ -78,7 +78,7 @@ func (v buildVersion) String() string {
 }
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version", "version", stderr)
+	fs := newFlagSet("version", "version", stdout, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
