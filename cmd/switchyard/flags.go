@@ -152,8 +152,8 @@ func shortDuration(d time.Duration) string {
 // printSummary prints a command's line of a usage text: its name, then
 // its summary wrapped under itself.
 //
-//	  name      summary that goes on
-//	            and on
+//	name      summary that goes on
+//	          and on
 func printSummary(w io.Writer, name, summary string) {
 	for i, line := range wrap(summary, 66) {
 		if i == 0 {
