@@ -242,6 +242,30 @@ func TestLogFlags(t *testing.T) {
 	}
 }
 
+// TestLogDurations: a duration is logged as people write it (1.5s), in
+// both formats, also inside a group; JSON would otherwise give
+// nanoseconds.
+func TestLogDurations(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var b bytes.Buffer
+		l, err := (&logFlags{level: "info", format: format}).logger(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Info("drain", "drain_delay", 1500*time.Millisecond, slog.Group("limits", "timeout", 250*time.Millisecond), "n", 3)
+		got := b.String()
+		want := []string{"drain_delay=1.5s", "limits.timeout=250ms", "n=3"}
+		if format == "json" {
+			want = []string{`"drain_delay":"1.5s"`, `"limits":{"timeout":"250ms"}`, `"n":3`}
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q, want %q", format, got, w)
+			}
+		}
+	}
+}
+
 func TestLogWriter(t *testing.T) {
 	var b bytes.Buffer
 	w := newLogWriter(slog.New(slog.NewJSONHandler(&b, nil)))
