@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,14 +26,24 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 {
 		switch args[0] {
 		case "probe":
-			return runAgentProbe(ctx, args[1:], stdout, stderr)
+			return agentSubcommand("probe", runAgentProbe(ctx, args[1:], stdout, stderr))
 		case "drain", "undrain", "status":
-			return runAgentControl(ctx, args[0], args[1:], stdout, stderr)
+			return agentSubcommand(args[0], runAgentControl(ctx, args[0], args[1:], stdout, stderr))
 		case "run":
 			args = args[1:]
 		}
 	}
 	return runAgentRun(ctx, args, stdout, stderr)
+}
+
+// agentSubcommand names the subcommand in err's line ("switchyard agent
+// probe: ..."), as bench does; a usage error already printed and help
+// pass as they are.
+func agentSubcommand(name string, err error) error {
+	if err == nil || err == errUsage || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &subcommandError{name: name, err: err}
 }
 
 // addrFlags collects repeated --addr proto=host:port flags.

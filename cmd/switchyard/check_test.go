@@ -200,11 +200,12 @@ func TestErrorsSayPrefixOnce(t *testing.T) {
 		{[]string{"sim", "--config", fleetField}, `switchyard sim: fleet: line 2: nodes[0]: unknown field "profil" (known: `},
 		{[]string{"resource", "--listen", "127.0.0.1:0", "--credentials", creds}, `switchyard resource: credentials: line 2: agents[0].apps: want a list, e.g. [x], got "x"`},
 		{[]string{"resource", "--listen", "127.0.0.1:0", "--credentials", missing}, "switchyard resource: credentials: open " + missing},
-		{[]string{"agent", "probe", "--capacity-file", capFile}, `capacity: invalid table: ` + capFile + `: line 2: cards[0].coefficient: want a number, got "lots"`},
+		{[]string{"agent", "probe", "--capacity-file", capFile}, `switchyard agent probe: capacity: invalid table: ` + capFile + `: line 2: cards[0].coefficient: want a number, got "lots"`},
 		{[]string{"demo", "--duration", "1ms"}, "switchyard demo: duration 1ms: at least 10s"},
 		{[]string{"gateway", "--config", missing}, "switchyard gateway: read config: open " + missing},
+		{[]string{"agent", "drain", "--control", "127.0.0.1:1", "--timeout", "1s"}, `switchyard agent drain: Post "http://127.0.0.1:1/drain": `},
 	} {
-		t.Run(strings.Join(tc.args[:1], " "), func(t *testing.T) {
+		t.Run(strings.Join(tc.args[:2], " "), func(t *testing.T) {
 			code, _, stderr := runBinary(t, bin, tc.args...)
 			if code == 0 {
 				t.Fatalf("%v: exit 0", tc.args)
@@ -212,7 +213,7 @@ func TestErrorsSayPrefixOnce(t *testing.T) {
 			if !strings.Contains(stderr, tc.want) {
 				t.Errorf("%v: stderr %q\nwant %q", tc.args, stderr, tc.want)
 			}
-			for _, w := range []string{"gateway: gateway:", "sim: sim:", "resource: resource:", "demo: demo:", "agent: agent:", "capacity: capacity:", "credentials: credentials:"} {
+			for _, w := range []string{"gateway: gateway:", "sim: sim:", "resource: resource:", "demo: demo:", "agent: agent:", "drain: agent drain:", "capacity: capacity:", "credentials: credentials:"} {
 				if strings.Contains(stderr, w) {
 					t.Errorf("%v: stderr %q says %q", tc.args, stderr, w)
 				}

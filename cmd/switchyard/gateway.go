@@ -217,7 +217,7 @@ func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gatew
 			if o.drainDelay != 0 {
 				cfg.Limits.DrainDelay = o.drainDelay
 			}
-			err = g.Reload(cfg)
+			err = configError(path, cfg, g.Reload(cfg))
 		}
 		if err != nil {
 			errorf("gateway: reload refused, keeping the running config", "err", err)

@@ -100,10 +100,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // packages put on their errors ("gateway: tls: ...", "sim: fleet: ..."),
 // so that the line names the command once: "switchyard gateway: tls:
 // ...", not "switchyard gateway: gateway: tls: ...". For a subcommand
-// ("bench compare"), each word's prefix is dropped in turn. This is the
-// one rule for every command: packages keep their prefixes (other
-// callers need them), the command line does not repeat them.
+// ("agent drain"), the whole name's prefix or each word's in turn is
+// dropped. This is the one rule for every command: packages keep their
+// prefixes (other callers need them), the command line does not repeat
+// them.
 func unprefixed(name, msg string) string {
+	msg = strings.TrimPrefix(msg, name+": ") // "agent drain: ..."
 	for _, word := range strings.Fields(name) {
 		msg = strings.TrimPrefix(msg, word+": ")
 	}
