@@ -96,6 +96,10 @@ func TestGatewayCheck(t *testing.T) {
 		{"missing discovery token file", "discovery:\n  servers: ['127.0.0.1:7100']\n  token_file: " + missing + "\n" +
 			"routes:\n  - name: r\n    match: {models: [a]}\n    source: resource\n", 1,
 			[]string{"line 3: discovery.token_file: open " + missing + ": no such file or directory"}},
+		{"missing CA bundle of a route's nodes", route + "    tls: {ca_file: " + missing + ".pem}\n", 1,
+			[]string{`line 5: route "r": tls.ca_file: open ` + missing + ".pem: no such file or directory"}},
+		{"missing CA bundle of a route's health checks", route + "    health_check: {ca_file: " + missing + ".pem}\n", 1,
+			[]string{`line 5: route "r": health_check.ca_file: open ` + missing + ".pem"}},
 		{"missing API-key file", "auth:\n  api_keys_file: " + missing + "\n" + route, 1,
 			[]string{"line 2: ", "auth.api_keys_file", missing}},
 		{"missing shadow log directory", route + "  - name: s\n    match: {models: [b]}\n    nodes: ['127.0.0.1:2']\n" +
