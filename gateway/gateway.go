@@ -37,8 +37,9 @@ type Gateway struct {
 	core        *forward.Core
 	front       *frontend.Server
 	closed      sync.Once
-	apps        chan struct{} // buffer 1: the Ray applications changed (followApps)
-	endDrain    chan struct{} // closed by tests to end the drain delay early
+	apps        chan struct{}      // buffer 1: the Ray applications changed (followApps)
+	endDrain    chan struct{}      // closed by tests to end the drain delay early
+	build       []telemetry.Option // WithBuildInfo
 
 	// Atomic.
 	srcs  atomic.Pointer[sourceSet] // the node sources in force (sources.go)
@@ -61,6 +62,15 @@ type Option func(*Gateway)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(g *Gateway) { g.log = l } }
 
+// WithBuildInfo labels switchyard_build_info with the binary's version
+// and commit (what `switchyard version` prints); without it they come
+// from Go's build information (telemetry.ReadBuildInfo).
+func WithBuildInfo(version, revision string) Option {
+	return func(g *Gateway) {
+		g.build = []telemetry.Option{telemetry.WithBuildInfo(telemetry.BuildInfo{Version: version, Revision: revision})}
+	}
+}
+
 // WithTracerProvider makes the gateway trace through tp (which owns the
 // sampler and the exporter; the embedder shuts it down). Without it, a
 // positive Telemetry.TraceRatio or a Telemetry.OTLPEndpoint builds an SDK
@@ -74,6 +84,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkPaths(cfg); err != nil {
 		return nil, err
 	}
 	g := &Gateway{log: slog.Default(), apps: make(chan struct{}, 1), endDrain: make(chan struct{})}
@@ -90,7 +103,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 			_ = g.Close()
 		}
 	}()
-	if g.metrics, err = telemetry.NewMetrics(); err != nil {
+	if g.metrics, err = telemetry.NewMetrics(g.build...); err != nil {
 		return nil, err
 	}
 	g.core = forward.New(g.metrics, g.tracing, g.log)
@@ -139,7 +152,11 @@ func (g *Gateway) openKeys(cfg *Config) (*tenant.Store, error) {
 		return nil, nil
 	}
 	want.Logger = g.log
-	return tenant.Open(want)
+	ks, err := tenant.Open(want)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: auth.api_keys_file: %w", err)
+	}
+	return ks, nil
 }
 
 // useKeysLocked turns API keys on, off or to the store openKeys opened
@@ -316,6 +333,9 @@ func (g *Gateway) startLocked(st *route.Set) {
 func (g *Gateway) Reload(cfg *Config) error {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := checkPaths(cfg); err != nil {
 		return err
 	}
 	guard, err := newGuard(cfg)

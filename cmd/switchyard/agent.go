@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,14 +28,24 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 {
 		switch args[0] {
 		case "probe":
-			return runAgentProbe(ctx, args[1:], stdout, stderr)
+			return agentSubcommand("probe", runAgentProbe(ctx, args[1:], stdout, stderr))
 		case "drain", "undrain", "status":
-			return runAgentControl(ctx, args[0], args[1:], stdout, stderr)
+			return agentSubcommand(args[0], runAgentControl(ctx, args[0], args[1:], stdout, stderr))
 		case "run":
 			args = args[1:]
 		}
 	}
 	return runAgentRun(ctx, args, stdout, stderr)
+}
+
+// agentSubcommand names the subcommand in err's line ("switchyard agent
+// probe: ..."), as bench does; a usage error already printed and help
+// pass as they are.
+func agentSubcommand(name string, err error) error {
+	if err == nil || err == errUsage || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &subcommandError{name: name, err: err}
 }
 
 // addrFlags collects repeated --addr proto=host:port flags.
@@ -57,8 +68,8 @@ func (a addrFlags) Set(v string) error {
 	return nil
 }
 
-func runAgentRun(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("agent", "agent [run] --app NAME --addr PROTO=HOST:PORT [flags]\n       switchyard agent drain|undrain|status [--control HOST:PORT]\n       switchyard agent probe [flags]\n\nRuns the node agent (the default), talks to a running one (drain, undrain,\nstatus), or prints what it would report (probe).", stderr)
+func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("agent", "agent [run] --app NAME --addr PROTO=HOST:PORT [flags]\n       switchyard agent drain|undrain|status [--control HOST:PORT]\n       switchyard agent probe [flags]\n\nRuns the node agent (the default), talks to a running one (drain, undrain,\nstatus), or prints what it would report (probe).", stdout, stderr)
 	servers := fs.String("servers", "127.0.0.1:7100", "comma-separated Resource instances (host:port), in failover order")
 	token := secretFileVar(fs, "token", "SWITCHYARD_TOKEN", "bearer token: an agent credential bound to this node's app (or the tier's shared quick-start token)")
 	id := fs.String("id", "", "node id, unique within the app (default: this host's name)")
@@ -249,7 +260,7 @@ func listenLoopback(addr string) (net.Listener, error) {
 
 // runAgentControl talks to a running agent's control API.
 func runAgentControl(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("agent "+verb, "agent "+verb+" [flags]", stderr)
+	fs := newFlagSet("agent "+verb, "agent "+verb+" [flags]", stdout, stderr)
 	control := fs.String("control", defaultControl, "the running agent's control host:port")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,16 +24,6 @@ import (
 const procToken = "proc-token"
 
 var procQuiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func buildSwitchyard(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "switchyard")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // procTier starts 3 Resource instances and 2 watching clients.
 func procTier(t *testing.T) (servers []string, lists []func() discovery.OnlineList, waiters []chan struct{}) {
@@ -177,7 +166,7 @@ func TestAgentProcessKill9(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bin := buildSwitchyard(t)
+	bin := stampedBinary(t)
 	servers, lists, waiters := procTier(t)
 	p := startAgentProc(t, bin, servers, "victim")
 	startAgentProc(t, bin, servers, "survivor")
@@ -216,7 +205,7 @@ func TestAgentProcessDrainAndSIGTERM(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bin := buildSwitchyard(t)
+	bin := stampedBinary(t)
 	servers, lists, waiters := procTier(t)
 	a := startAgentProc(t, bin, servers, "a")
 	b := startAgentProc(t, bin, servers, "b")

@@ -30,7 +30,7 @@ func benchUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Subcommands:")
 	for _, c := range benchCommands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		printSummary(w, c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `switchyard bench SUBCOMMAND --help` to see its flags.")

@@ -15,7 +15,7 @@ func runBenchAffinity(ctx context.Context, args []string, stdout, stderr io.Writ
 	if rest, ok := liveFlag(args); ok {
 		return runBenchAffinityLive(ctx, rest, stdout, stderr)
 	}
-	fs := newFlagSet("bench affinity", "bench affinity [--live] [flags]", stderr)
+	fs := newFlagSet("bench affinity", "bench affinity [--live] [flags]", stdout, stderr)
 	def := affinity.DefaultMatrix()
 	m := def
 	var loads, policies, fleets, out string

@@ -25,7 +25,7 @@ func liveFlag(args []string) ([]string, bool) {
 }
 
 func runBenchAffinityLive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench affinity --live", "bench affinity --live [flags]", stderr)
+	fs := newFlagSet("bench affinity --live", "bench affinity --live [flags]", stdout, stderr)
 	cfg := live.DefaultConfig()
 	var out string
 	fs.Float64Var(&cfg.Load, "load", cfg.Load, "offered load, a fraction of the fleet's decode capacity")

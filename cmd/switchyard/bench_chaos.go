@@ -12,7 +12,7 @@ import (
 )
 
 func runBenchChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench chaos", "bench chaos [flags]", stderr)
+	fs := newFlagSet("bench chaos", "bench chaos [flags]", stdout, stderr)
 	var cfg chaos.Config
 	var only, out string
 	var list bool

@@ -14,7 +14,7 @@ import (
 )
 
 func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench compare", "bench compare [flags]", stderr)
+	fs := newFlagSet("bench compare", "bench compare [flags]", stdout, stderr)
 	var cfg compare.Config
 	var only, out, sections string
 	var noInstall, noPin bool

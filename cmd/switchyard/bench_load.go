@@ -12,7 +12,7 @@ import (
 )
 
 func runBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench load", "bench load --target URL [flags]", stderr)
+	fs := newFlagSet("bench load", "bench load --target URL [flags]", stdout, stderr)
 	var cfg loadgen.Config
 	var proto, body, bodyFile string
 	var asJSON bool
@@ -43,8 +43,7 @@ func runBenchLoad(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		cfg.Body = b
 	}
 	if cfg.Target == "" {
-		fs.Usage()
-		return errUsage
+		return fmt.Errorf("--target URL is required (see switchyard bench load --help): %w", errUsage)
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/switchyard-dev/switchyard/bench/minproxy"
 )
 
-func runBenchMinproxy(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("bench minproxy", "bench minproxy --listen ADDR --upstream HOST:PORT[,HOST:PORT...]", stderr)
+func runBenchMinproxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench minproxy", "bench minproxy --listen ADDR --upstream HOST:PORT[,HOST:PORT...]", stdout, stderr)
 	listen := fs.String("listen", "127.0.0.1:8090", "listen address")
 	upstream := fs.String("upstream", "", "comma-separated upstream host:port list")
 	logFlags := addLogFlags(fs)

@@ -12,7 +12,7 @@ import (
 )
 
 func runBenchPolicies(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench policies", "bench policies [flags]", stderr)
+	fs := newFlagSet("bench policies", "bench policies [flags]", stdout, stderr)
 	def := policysim.DefaultConfig()
 	var m policysim.MatrixConfig
 	var loads, policies, out string

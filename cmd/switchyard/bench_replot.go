@@ -15,7 +15,7 @@ import (
 // runBenchReplot redraws the charts of the reports in a directory from
 // the reports' own tables, without rerunning the benchmarks.
 func runBenchReplot(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench replot", "bench replot [--dir DIR]", stderr)
+	fs := newFlagSet("bench replot", "bench replot [--dir DIR]", stdout, stderr)
 	dir := fs.String("dir", "bench/results", "directory of the reports (proxy-compare*.md, policies.md) whose charts to redraw")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 )
 
 func runBenchStreams(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench streams", "bench streams [flags]", stderr)
+	fs := newFlagSet("bench streams", "bench streams [flags]", stdout, stderr)
 	var cfg streams.Config
 	var levels, out string
 	fs.StringVar(&levels, "levels", "1000,3000,5000", "comma-separated stream counts, increasing; streams stay open from one level to the next")

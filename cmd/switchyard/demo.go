@@ -12,7 +12,7 @@ import (
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "demo [flags]", stderr)
+	fs := newFlagSet("demo", "demo [flags]", stdout, stderr)
 	d := demo.Config{}
 	fs.DurationVar(&d.Duration, "duration", 0, "how long the workload runs (default 30s, at least 10s)")
 	fs.Float64Var(&d.Load, "load", 0, "offered load as a share of the fleet's throughput (default 0.5)")

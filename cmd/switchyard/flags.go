@@ -11,14 +11,15 @@ import (
 )
 
 // newFlagSet returns the flag set of `switchyard NAME`. Its usage (-h,
-// --help) prints the synopsis and every flag spelt --flag, and never the
-// value of a secret flag. Parse it with parseFlags.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// --help, which asked for it) goes to stdout: the synopsis and every flag
+// spelt --flag, never the value of a secret flag. Errors go to stderr.
+// Parse it with parseFlags.
+func newFlagSet(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("switchyard "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: switchyard %s\n", synopsis)
-		printFlags(fs.Output(), fs)
+		fmt.Fprintf(stdout, "Usage: switchyard %s\n", synopsis)
+		printFlags(stdout, fs)
 	}
 	return fs
 }
@@ -148,6 +149,21 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
+// printSummary prints a command's line of a usage text: its name, then
+// its summary wrapped under itself.
+//
+//	name      summary that goes on
+//	          and on
+func printSummary(w io.Writer, name, summary string) {
+	for i, line := range wrap(summary, 66) {
+		if i == 0 {
+			fmt.Fprintf(w, "  %-9s %s\n", name, line)
+			continue
+		}
+		fmt.Fprintf(w, "  %-9s %s\n", "", line)
+	}
+}
+
 // wrap breaks s into lines of at most width bytes, at spaces.
 func wrap(s string, width int) []string {
 	var lines []string
@@ -177,10 +193,14 @@ type secretFlag struct {
 }
 
 // secretVar defines a secret flag: its value is $env unless the flag is
-// given. The usage gets "(default $ENV)".
+// given. The usage gets "(default $ENV)" unless it says its default
+// itself ("(default $ENV, else ...)").
 func secretVar(fs *flag.FlagSet, name, env, usage string) *secretFlag {
 	s := &secretFlag{value: os.Getenv(env), env: env}
-	fs.Var(s, name, usage+" (default $"+env+")")
+	if !strings.Contains(usage, "(default $"+env) {
+		usage += " (default $" + env + ")"
+	}
+	fs.Var(s, name, usage)
 	return s
 }
 

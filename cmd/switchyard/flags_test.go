@@ -45,7 +45,19 @@ func TestHelp(t *testing.T) {
 			if code := run(ctx, append(words, "--help"), &out, &errb); code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
-			help := out.String() + errb.String()
+			if errb.Len() != 0 {
+				t.Errorf("help went to stderr (it was asked for: stdout): %q", errb.String())
+			}
+			help := out.String()
+			// Each flag says its default once, and no Go type name.
+			for _, block := range strings.Split(help, "\n  --")[1:] {
+				if n := strings.Count(block, "(default"); n > 1 {
+					t.Errorf("--%s says its default %d times", block, n)
+				}
+			}
+			if m := goTypeName.FindString(help); m != "" {
+				t.Errorf("the help names a Go type, %q:\n%s", m, help)
+			}
 			if !strings.HasPrefix(help, "Usage: switchyard "+strings.Join(words, " ")) {
 				t.Errorf("help starts %q", help[:min(len(help), 60)])
 			}
@@ -69,11 +81,16 @@ func TestHelp(t *testing.T) {
 		})
 	}
 	// `switchyard help COMMAND` is COMMAND --help.
-	var out, errb bytes.Buffer
-	if code := run(ctx, []string{"help", "bench", "replot"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "Usage: switchyard bench replot") {
-		t.Errorf("help bench replot: exit %d, %q", code, errb.String())
+	for _, words := range [][]string{{"help", "bench", "replot"}, {"help", "gateway"}, {"help", "agent", "probe"}} {
+		var out, errb bytes.Buffer
+		if code := run(ctx, words, &out, &errb); code != 0 || errb.Len() != 0 || !strings.HasPrefix(out.String(), "Usage: switchyard "+strings.Join(words[1:], " ")) {
+			t.Errorf("%s: exit %d, stdout %.60q, stderr %q", strings.Join(words, " "), code, out.String(), errb.String())
+		}
 	}
 }
+
+// goTypeName is a Go type of ours as messages and help must not show it.
+var goTypeName = regexp.MustCompile(`\b(sim|config|gateway|tenant|resource|time|capacity|discovery|flow|shadow|split|kubernetes|ray)\.[A-Z]\w*`)
 
 // TestStrayArgument: a word after the flags is an error, not the silent
 // end of flag parsing (which would drop the flags after it).
@@ -222,6 +239,30 @@ func TestLogFlags(t *testing.T) {
 	l.Debug("seen")
 	if !strings.Contains(b.String(), "level=DEBUG msg=seen") {
 		t.Errorf("text log %q", b.String())
+	}
+}
+
+// TestLogDurations: a duration is logged as people write it (1.5s), in
+// both formats, also inside a group; JSON would otherwise give
+// nanoseconds.
+func TestLogDurations(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var b bytes.Buffer
+		l, err := (&logFlags{level: "info", format: format}).logger(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Info("drain", "drain_delay", 1500*time.Millisecond, slog.Group("limits", "timeout", 250*time.Millisecond), "n", 3)
+		got := b.String()
+		want := []string{"drain_delay=1.5s", "limits.timeout=250ms", "n=3"}
+		if format == "json" {
+			want = []string{`"drain_delay":"1.5s"`, `"limits":{"timeout":"250ms"}`, `"n":3`}
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q, want %q", format, got, w)
+			}
+		}
 	}
 }
 

@@ -24,7 +24,7 @@ func (s *stringList) String() string     { return strings.Join(*s, " ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]\n       switchyard gateway --listen ADDR --ray-dashboard URL", stderr)
+	fs := newFlagSet("gateway", "gateway --config FILE [--check]\n       switchyard gateway --listen ADDR --route MODEL=URL[,URL...] [--route ...]\n       switchyard gateway --listen ADDR --ray-dashboard URL", stdout, stderr)
 	configPath := fs.String("config", "", "YAML config file (reloaded on SIGHUP and when it changes)")
 	check := fs.Bool("check", false, "validate the configuration (with --config or --route) and exit: 0 when valid, else the error with its YAML line")
 	apiKeys := fs.String("api-keys", "", "API-key file (see gateway/tenant): every request then needs one of its keys, as Authorization: Bearer KEY or x-api-key, which names its tenant and limits; overrides auth.api_keys_file")
@@ -63,8 +63,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			cfg.Ray.Dashboard = *rayDashboard
 		}
 	default:
-		fs.Usage()
-		return errUsage
+		return fmt.Errorf("give --config FILE, or --route MODEL=URL or --ray-dashboard URL (see switchyard gateway --help): %w", errUsage)
 	}
 	if *listen != "" {
 		cfg.Listen.Client = *listen
@@ -101,25 +100,20 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		cfg.Limits.DrainDelay = drain
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	if _, err := cfg.Admin.ReadToken(); err != nil {
-		return err
-	}
-	if cfg.Auth != nil {
-		if _, err := tenant.LoadFile(cfg.Auth.Path); err != nil {
-			return err
-		}
-	}
+	bv := buildInfo()
+	opts := []gateway.Option{gateway.WithLogger(log), gateway.WithBuildInfo(bv.Version, bv.Commit)}
 	if *check {
-		fmt.Fprintf(stdout, "configuration valid: %d routes\n", len(cfg.Routes))
+		// The same loads as New's below (gateway.Check is New without
+		// serving): a file that passes is one the gateway starts with.
+		if err := gateway.Check(cfg, opts...); err != nil {
+			return configError(*configPath, cfg, err)
+		}
+		fmt.Fprintf(stdout, "configuration valid: %s\n", plural(len(cfg.Routes), "route"))
 		return nil
 	}
-	g, err := gateway.New(cfg, gateway.WithLogger(log))
+	g, err := gateway.New(cfg, opts...)
 	if err != nil {
-		return err
+		return configError(*configPath, cfg, err)
 	}
 	cl, err := net.Listen("tcp", cfg.Listen.Client)
 	if err != nil {
@@ -131,18 +125,43 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			cl.Close()
 			return fmt.Errorf("gateway: admin: %w", err)
 		}
-		fmt.Fprintf(stdout, "gateway admin on %s\n", al.Addr())
+		log.Info("gateway: admin listening", "addr", al.Addr().String())
 	}
 	log.Info("gateway: listening", "addr", cl.Addr().String(), "routes", len(cfg.Routes))
-	fmt.Fprintf(stdout, "gateway listening on %s (%d routes)\n", cl.Addr(), len(cfg.Routes))
 	if *configPath != "" {
 		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys, drain}, g, log.Info, log.Error)
 	}
 	err = g.Serve(ctx, cl, al)
 	if errors.Is(err, context.Canceled) {
-		return nil
+		err = nil
+	}
+	if err != nil {
+		log.Error("gateway: stopped", "err", err)
+		return err
+	}
+	log.Info("gateway: stopped")
+	return nil
+}
+
+// configError gives an error found while building the gateway the YAML
+// line of the field it names and the file's name, when the config came
+// from a file.
+func configError(path string, cfg *gateway.Config, err error) error {
+	if path == "" {
+		return err
+	}
+	if located := cfg.AtLine(err); located != err {
+		return fmt.Errorf("%s: %w", path, located)
 	}
 	return err
+}
+
+// plural is "1 route", "2 routes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // watchConfig reloads the gateway on SIGHUP and when the file's size or
@@ -198,7 +217,7 @@ func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gatew
 			if o.drainDelay != 0 {
 				cfg.Limits.DrainDelay = o.drainDelay
 			}
-			err = g.Reload(cfg)
+			err = configError(path, cfg, g.Reload(cfg))
 		}
 		if err != nil {
 			errorf("gateway: reload refused, keeping the running config", "err", err)

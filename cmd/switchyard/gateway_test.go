@@ -80,8 +80,15 @@ func TestGatewayQuickStart(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "gateway listening on "+addr) {
-		t.Errorf("stdout %q", out.String())
+	// Startup and shutdown lines go through the logger (stderr), none
+	// to stdout.
+	for _, want := range []string{`msg="gateway: listening" addr=` + addr, `msg="gateway: admin listening" addr=` + admin, `msg="gateway: stopped"`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr %q\nwant %q", errb.String(), want)
+		}
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout %q, want nothing", out.String())
 	}
 }
 

@@ -38,7 +38,7 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error: %w", l.level, errUsage)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}
 	switch strings.ToLower(l.format) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -46,6 +46,15 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json: %w", l.format, errUsage)
+}
+
+// durationString writes a duration as people do (1.5s, 250ms) in both
+// formats: the JSON handler would write nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // logWriter is an io.Writer that logs each line written to it at info

@@ -83,17 +83,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, errUsage):
 			if err != errUsage { // a usage error with its own message
-				fmt.Fprintf(stderr, "switchyard %s: %v\n", name, strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
+				fmt.Fprintf(stderr, "switchyard %s: %s\n", name, unprefixed(name, strings.TrimSuffix(err.Error(), ": "+errUsage.Error())))
 			}
 			return 2
 		default:
-			fmt.Fprintf(stderr, "switchyard %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "switchyard %s: %s\n", name, unprefixed(name, err.Error()))
 			return 1
 		}
 	}
 	fmt.Fprintf(stderr, "switchyard: unknown command %q\n\n", name)
 	usage(stderr)
 	return 2
+}
+
+// unprefixed drops from msg the leading "NAME: " that the command's own
+// packages put on their errors ("gateway: tls: ...", "sim: fleet: ..."),
+// so that the line names the command once: "switchyard gateway: tls:
+// ...", not "switchyard gateway: gateway: tls: ...". For a subcommand
+// ("agent drain"), the whole name's prefix or each word's in turn is
+// dropped. This is the one rule for every command: packages keep their
+// prefixes (other callers need them), the command line does not repeat
+// them.
+func unprefixed(name, msg string) string {
+	msg = strings.TrimPrefix(msg, name+": ") // "agent drain: ..."
+	for _, word := range strings.Fields(name) {
+		msg = strings.TrimPrefix(msg, word+": ")
+	}
+	return msg
 }
 
 func usage(w io.Writer) {
@@ -103,7 +119,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		printSummary(w, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "  help      print this text, or `switchyard help COMMAND` for a command's flags")
 	fmt.Fprintln(w)

@@ -18,7 +18,7 @@ import (
 // the agent would report (engine load, accelerators, capacity,
 // utilisation, concurrency), from live sources or from one saved output.
 func runAgentProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("agent probe", "agent probe [--source KIND --file PATH] [--engine NAME --metrics-url URL] [flags]", stderr)
+	fs := newFlagSet("agent probe", "agent probe [--source KIND --file PATH] [--engine NAME --metrics-url URL] [flags]", stdout, stderr)
 	source := fs.String("source", "", "kind of saved output to read: "+strings.Join(probe.Kinds(), ", "))
 	file := fs.String("file", "", "saved output to read (with --source; - is stdin)")
 	fields := fs.String("fields", "", "nvidia-smi field list for csv,noheader output (comma-separated, as passed to --query-gpu)")

@@ -16,18 +16,18 @@ import (
 	"github.com/switchyard-dev/switchyard/discovery/resource"
 )
 
-func runResource(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("resource", "resource [flags]", stderr)
+func runResource(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("resource", "resource [flags]", stdout, stderr)
 	def := resource.DefaultConfig()
 	listen := fs.String("listen", "127.0.0.1:7100", "host:port for heartbeats (framed and HTTP), peer links and the list API")
 	token := secretFileVar(fs, "token", "SWITCHYARD_TOKEN", "shared bearer token, a quick start: it grants FULL access (announce any node of any app, link as a peer, read every list). With --credentials, leave it unset to require scoped credentials. No token and no --credentials disables authentication (local demos only)")
 	creds := fs.String("credentials", "", "YAML file of scoped credentials: agent (bound to apps, node id prefixes, address CIDRs), peer and reader tokens stored as SHA-256, or TLS client identities (SAN); per-app capacity caps and node limits. Reloaded when it changes and on SIGHUP")
-	peerToken := secretFileVar(fs, "peer-token", "SWITCHYARD_PEER_TOKEN", "token this instance presents to its peers (default: the shared token)")
+	peerToken := secretFileVar(fs, "peer-token", "SWITCHYARD_PEER_TOKEN", "token this instance presents to its peers (default $SWITCHYARD_PEER_TOKEN, else the shared token)")
 	peers := fs.String("peers", "", "comma-separated host:port of the tier's instances (this one may be included)")
 	peerDNS := fs.String("peer-dns", "", "name:port resolved periodically into --peers")
 	period := fs.Duration("period", def.Period, "agents' heartbeat period")
 	missed := fs.Int("missed", def.MissedBeats, "missed heartbeats before a silent node goes offline")
-	window := fs.Duration("window", def.Window, "batching window for changes sent to peers (≤100ms)")
+	window := fs.Duration("window", def.Window, "batching window for changes sent to peers, at most 100ms")
 	grace := fs.Duration("rehome-grace", def.ReHomeGrace, "how long a lost peer's nodes stay listed while they re-home")
 	share := fs.Float64("max-expire-share", def.MaxExpireShare, "largest share of an app's nodes that may expire within the guard window")
 	maxNodes := fs.Int("max-nodes-per-app", def.MaxNodesPerApp, "nodes an app may list (the credentials file may set it per app)")
@@ -51,12 +51,13 @@ func runResource(ctx context.Context, args []string, _, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	bv := buildInfo()
 	cfg := resource.Config{
 		Token: shared, PeerToken: peerTok, CredentialsFile: *creds,
 		PeerDNS: *peerDNS, Period: *period, MissedBeats: *missed,
 		Window: *window, ReHomeGrace: *grace, MaxExpireShare: *share,
 		MaxNodesPerApp: *maxNodes, MaxApps: *maxApps, MaxSubscribersPerApp: *maxSubs, MaxClockSkew: *skew,
-		Logger: log,
+		Logger: log, Version: bv.Version, Revision: bv.Commit,
 	}
 	if *peers != "" {
 		cfg.Peers = strings.Split(*peers, ",")

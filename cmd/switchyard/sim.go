@@ -13,8 +13,8 @@ import (
 // runSim implements `switchyard sim`: one simulated node (quick form) or
 // a fleet from a YAML file; it runs until interrupted.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sim", "sim [--listen ADDR --model NAME --profile h100|a10|910b|cpu] [flags]\n       switchyard sim --config FLEET.yaml", stderr)
-	config := fs.String("config", "", "fleet YAML file (see engines/sim.FleetConfig); the node flags are then ignored")
+	fs := newFlagSet("sim", "sim [--listen ADDR --model NAME --profile h100|a10|910b|cpu] [flags]\n       switchyard sim --config FLEET.yaml", stdout, stderr)
+	config := fs.String("config", "", "fleet YAML file: defaults and a nodes list with the node flags' settings (see engines/sim/fleet.go); the node flags are then ignored")
 	listen := fs.String("listen", "127.0.0.1:8000", "HTTP listen address")
 	grpcListen := fs.String("grpc-listen", "", "KServe v2 gRPC listen address (empty: no gRPC)")
 	model := fs.String("model", "sim-model", "served model name")

@@ -78,7 +78,7 @@ func (v buildVersion) String() string {
 }
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version", "version", stderr)
+	fs := newFlagSet("version", "version", stdout, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,7 +86,14 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "switchyard version: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	info, _ := debug.ReadBuildInfo()
-	fmt.Fprintln(stdout, readVersion(info, version, commit))
+	fmt.Fprintln(stdout, buildInfo())
 	return nil
+}
+
+// buildInfo is the binary's version and commit, as `switchyard version`
+// prints them; the gateway's and the Resource's switchyard_build_info
+// carry them.
+func buildInfo() buildVersion {
+	info, _ := debug.ReadBuildInfo()
+	return readVersion(info, version, commit)
 }

@@ -117,6 +117,9 @@ type Config struct {
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Version and Revision label switchyard_build_info: the binary's
+	// version and commit ("dev" and "unknown" when empty).
+	Version, Revision string
 }
 
 func (c *Config) peerToken() string {

@@ -11,11 +11,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
-	"github.com/switchyard-dev/switchyard/discovery"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard-dev/switchyard/discovery"
+
+	"github.com/switchyard-dev/switchyard/internal/yamlerr"
 )
 
 // CredentialsFile is the YAML file of scoped credentials (issue 12, item
@@ -293,26 +297,13 @@ func ParseCredentials(b []byte) (*CredentialsFile, error) {
 	f := &CredentialsFile{}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("credentials: %s", yamlTypes.Replace(err.Error()))
+		return nil, fmt.Errorf("credentials: %w", yamlerr.Describe(b, reflect.TypeOf(f), err))
 	}
 	if _, err := newCredSet("", f, 0); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
-
-// yamlTypes words the Go types in the YAML decoder's messages.
-var yamlTypes = strings.NewReplacer(
-	"map[string]resource.AppLimits", "a mapping of apps to limits",
-	"[]resource.CredentialEntry", "a list of credentials",
-	"resource.CredentialEntry", "a credential (a mapping)",
-	"resource.CredentialsFile", "the credentials file (a mapping)",
-	"resource.AppLimits", "app limits (a mapping)",
-	"into []string", "into a list of strings",
-	"into float64", "into a number",
-	"into int", "into an integer",
-	"into string", "into a string",
-)
 
 // Known keys of the credentials file, by the kind of mapping they are in.
 var (

@@ -76,8 +76,8 @@
 //
 // /metrics is served from an OTel meter provider through the OTel
 // Prometheus exporter into a private registry (as the gateway does), with
-// the Go runtime and process collectors; every value is read at scrape
-// time.
+// the Go runtime and process collectors and switchyard_build_info
+// (Config.Version, Config.Revision); every value is read at scrape time.
 //
 // A Server is safe for concurrent use. It must never import gateway,
 // balancer, bench or engines.

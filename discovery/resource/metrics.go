@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,6 +16,35 @@ import (
 
 	"github.com/switchyard-dev/switchyard/discovery"
 )
+
+// buildInfo exports switchyard_build_info as the gateway does
+// (gateway/telemetry): the same name, help and labels.
+func buildInfo(version, revision string) prometheus.Collector {
+	if version == "" {
+		version = "dev"
+	}
+	if revision == "" {
+		revision = "unknown"
+	}
+	desc := prometheus.NewDesc("switchyard_build_info",
+		"The running binary: version, revision and Go version. Always 1.", []string{"version", "revision", "go_version"}, nil)
+	return constMetrics{prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 1, version, revision, runtime.Version())}
+}
+
+// constMetrics exports fixed metrics.
+type constMetrics []prometheus.Metric
+
+func (c constMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c {
+		ch <- m.Desc()
+	}
+}
+
+func (c constMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c {
+		ch <- m
+	}
+}
 
 // telemetry owns the instance's metrics, on the same library as the
 // gateway's (issue 15): an OTel meter provider exporting through the OTel
@@ -40,6 +70,9 @@ func newTelemetry(s *Server) (*telemetry, error) {
 		return nil, fmt.Errorf("resource: metrics: %w", err)
 	}
 	if err := t.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("resource: metrics: %w", err)
+	}
+	if err := t.reg.Register(buildInfo(s.cfg.Version, s.cfg.Revision)); err != nil {
 		return nil, fmt.Errorf("resource: metrics: %w", err)
 	}
 	t.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))

@@ -1,7 +1,6 @@
 package capacity
 
 import (
-	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -10,7 +9,7 @@ import (
 	"sync"
 	"unicode"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/switchyard-dev/switchyard/internal/yamlerr"
 )
 
 //go:embed coefficients.yaml
@@ -73,9 +72,7 @@ func Default() *Table {
 // Parse parses and validates a table.
 func Parse(b []byte) (*Table, error) {
 	var t Table
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&t); err != nil {
+	if err := yamlerr.DecodeStrict(b, &t); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := t.Validate(); err != nil {
@@ -93,9 +90,7 @@ func Load(path string) (*Table, error) {
 		return nil, fmt.Errorf("capacity: %w", err)
 	}
 	var over Table
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&over); err != nil {
+	if err := yamlerr.DecodeStrict(b, &over); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
 	}
 	base := Default()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -102,6 +103,27 @@ func TestLoadOverride(t *testing.T) {
 		_ = os.WriteFile(bad, []byte(body), 0o600)
 		if _, err := Load(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: err = %v", body, err)
+		}
+	}
+}
+
+// TestErrorsSpeakYAML: a table's decoding errors name the line and the
+// field in words, without Go type names.
+func TestErrorsSpeakYAML(t *testing.T) {
+	goWords := regexp.MustCompile(`\bcapacity\.[A-Z]\w*|\[\]|!!(int|str|seq|map)|float64|unmarshal|not found in type`)
+	for _, tc := range []struct{ yaml, want string }{
+		{"cards:\n  - {name: X, coeficient: 2}\n", `line 2: cards[0]: unknown field "coeficient" (known: basis, coefficient, match, name, tflops, vendor)`},
+		{"cards:\n  - {name: X, coefficient: lots}\n", `line 2: cards[0].coefficient: want a number, got "lots"`},
+		{"default: x\n", `line 1: default: want a number, got "x"`},
+		{"cards: 3\n", `line 1: cards: want a list, e.g. [3], got "3"`},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v\nwant ErrInvalid containing %q", tc.yaml, err, tc.want)
+			continue
+		}
+		if m := goWords.FindString(err.Error()); m != "" {
+			t.Errorf("error %q shows Go's words: %q", err, m)
 		}
 	}
 }

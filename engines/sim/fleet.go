@@ -1,14 +1,16 @@
 package sim
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/switchyard-dev/switchyard/internal/yamlerr"
 )
 
 // FleetConfig describes many nodes (YAML):
@@ -48,9 +50,10 @@ func LoadFleet(path string) (FleetConfig, error) {
 // ParseFleet parses fleet YAML; unknown fields are errors.
 func ParseFleet(b []byte) (FleetConfig, error) {
 	var fc FleetConfig
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
+	if err := yamlerr.DecodeStrict(b, &fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return FleetConfig{}, errors.New("sim: fleet: empty file")
+		}
 		return FleetConfig{}, fmt.Errorf("sim: fleet: %w", err)
 	}
 	if len(fc.Nodes) == 0 && fc.Ray == nil {
@@ -85,7 +88,9 @@ func (fc FleetConfig) Configs() ([]Config, error) {
 				}
 			}
 			if err := c.Validate(); err != nil {
-				return nil, fmt.Errorf("sim: fleet: nodes[%d]: %w", i, err)
+				// Validate's errors start with "sim: ", which this one
+				// already says.
+				return nil, fmt.Errorf("sim: fleet: nodes[%d]: %s", i, strings.TrimPrefix(err.Error(), "sim: "))
 			}
 			out = append(out, c)
 		}

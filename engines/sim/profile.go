@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/engines/capacity"
@@ -89,7 +90,7 @@ func ProfileNames() []string {
 func LookupProfile(name string, tab *capacity.Table) (Profile, error) {
 	b, ok := builtinProfiles[name]
 	if !ok {
-		return Profile{}, fmt.Errorf("sim: unknown profile %q (known: %v)", name, ProfileNames())
+		return Profile{}, fmt.Errorf("sim: unknown profile %q (known: %s)", name, strings.Join(ProfileNames(), ", "))
 	}
 	if tab == nil {
 		tab = capacity.Default()

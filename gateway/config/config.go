@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 	"github.com/switchyard-dev/switchyard/gateway/split"
 	"github.com/switchyard-dev/switchyard/gateway/tenant"
+	"github.com/switchyard-dev/switchyard/internal/yamlerr"
 )
 
 // Config is the gateway's whole configuration. Process it in order: parse
@@ -70,6 +71,10 @@ type Config struct {
 	WeightPeriod time.Duration `yaml:"weight_period"`
 	// Routes are matched as described on RouteConfig.Match.
 	Routes []RouteConfig `yaml:"routes"`
+
+	// lines maps the field paths of the file LoadConfig read to their
+	// YAML lines (AtLine); nil for a config built in code.
+	lines map[string]int
 }
 
 // ListenConfig names the gateway's listeners.
@@ -601,6 +606,12 @@ type QueueConfig struct {
 // ErrConfig is matched by every configuration error.
 var ErrConfig = errors.New("gateway: config")
 
+// bare is err's message without the sentinel's prefix ("shadow: invalid
+// config: "), which the field path that the caller puts first replaces.
+func bare(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}
+
 func cfgErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 }
@@ -618,7 +629,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, ErrConfig) {
 			return nil, err // a node's own decoder, which names its line
 		}
-		return nil, cfgErr("%v", describe(data, reflect.TypeOf(c), err))
+		return nil, cfgErr("%v", yamlerr.Describe(data, reflect.TypeOf(c), err))
 	}
 	return &c, nil
 }
@@ -637,6 +648,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, locate(data, err))
 	}
+	c.lines = yamlerr.Lines(data)
 	return c, nil
 }
 
@@ -1069,12 +1081,12 @@ func (c *Config) Validate() error {
 		r := &c.Routes[i]
 		if r.Split != nil {
 			if err := r.Split.ValidateTargets(known); err != nil {
-				return cfgErr("routes[%d].split: %v (a target is a route name or model)", i, err)
+				return cfgErr("routes[%d].split: %v (a target is a route name or model)", i, bare(err, split.ErrInvalidConfig))
 			}
 		}
 		if r.Shadow != nil {
 			if err := r.Shadow.ValidateTargets(known); err != nil {
-				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, err)
+				return cfgErr("routes[%d].shadow: %v (a target is a route name or model)", i, bare(err, shadow.ErrInvalidConfig))
 			}
 		}
 		if f := r.Fallback; f != nil {
@@ -1165,12 +1177,12 @@ func (r *RouteConfig) validateBehaviour(at string) error {
 	}
 	if r.Split != nil {
 		if err := r.Split.Validate(); err != nil {
-			return cfgErr("%s.split: %v", at, err)
+			return cfgErr("%s.split: %v", at, bare(err, split.ErrInvalidConfig))
 		}
 	}
 	if r.Shadow != nil {
 		if err := r.Shadow.Validate(); err != nil {
-			return cfgErr("%s.shadow: %v", at, err)
+			return cfgErr("%s.shadow: %v", at, bare(err, shadow.ErrInvalidConfig))
 		}
 	}
 	return nil
@@ -1245,7 +1257,7 @@ func (d *DiscoveryConfig) ReadToken() (string, error) {
 	}
 	b, err := os.ReadFile(d.TokenFile)
 	if err != nil {
-		return "", fmt.Errorf("gateway: discovery token file: %w", err)
+		return "", fmt.Errorf("gateway: discovery.token_file: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

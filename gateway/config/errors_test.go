@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,5 +74,42 @@ func TestErrorsSpeakYAML(t *testing.T) {
 				t.Errorf("error %q is not ErrConfig", msg)
 			}
 		})
+	}
+}
+
+// TestAtLine: an error found after loading gets the line of the field it
+// names, a route's part the line of its field in that route; others stay
+// as they are.
+func TestAtLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gw.yaml")
+	yaml := "listen:\n  client: 127.0.0.1:0\nroutes:\n  - name: a\n    match: {models: [a]}\n    nodes: ['127.0.0.1:1']\n" +
+		"  - name: b\n    match: {models: [b]}\n    nodes: ['127.0.0.1:2']\n    tls: {ca_file: ca.pem}\n"
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := errors.New("open x: no such file")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("gateway: tls: listen.client: %w", base), "line 2: tls: listen.client: open x: no such file"},
+		{fmt.Errorf("gateway: route %q: tls.ca_file: %w", "b", base), `line 10: route "b": tls.ca_file: open x: no such file`},
+		{fmt.Errorf("gateway: no routes: %w", base), "gateway: no routes: open x: no such file"},
+		{fmt.Errorf("gateway: route %q: tls.ca_file: %w", "zz", base), `gateway: route "zz": tls.ca_file: open x: no such file`},
+	} {
+		got := c.AtLine(tc.err)
+		if got.Error() != tc.want {
+			t.Errorf("AtLine(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+		if !errors.Is(got, base) {
+			t.Errorf("AtLine(%q) does not wrap the error", tc.err)
+		}
+	}
+	if (&Config{}).AtLine(base) != base || c.AtLine(nil) != nil {
+		t.Error("a config built in code, or no error, changed the error")
 	}
 }
