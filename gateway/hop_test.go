@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestHopHeadersNotForwarded: hop-by-hop request headers stop at the
@@ -62,9 +64,20 @@ func TestConnectionNamedHeadersDropped(t *testing.T) {
 		_, _ = w.Write([]byte("{}"))
 	})
 	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
-	for _, path := range []string{"/v1/completions", "/v1/completions?stream=1"} {
-		resp, body := post(t, testClient(), gw.url(path), `{"model":"m"}`,
-			"Connection", "X-Foo, keep-alive", "X-Foo", "bar", "X-Also", "yes")
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+	for _, path := range []string{"/v1/completions", "/v1/completions?stream=1", "h2c /v1/completions", "h2c /v1/completions?stream=1"} {
+		var resp *http.Response
+		var body []byte
+		if p, ok := strings.CutPrefix(path, "h2c "); ok {
+			// HTTP/2 has no Connection header: only the node's side.
+			resp, body = post(t, h2, gw.url(p), `{"model":"m"}`, "X-Also", "yes")
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("%s: answered over HTTP/%d", path, resp.ProtoMajor)
+			}
+		} else {
+			resp, body = post(t, testClient(), gw.url(path), `{"model":"m"}`,
+				"Connection", "X-Foo, keep-alive", "X-Foo", "bar", "X-Also", "yes")
+		}
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: status %d %s", path, resp.StatusCode, body)
 		}

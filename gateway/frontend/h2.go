@@ -100,8 +100,13 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	default:
 		resp := x.Response()
 		stream := x.Streamed()
+		var conn []byte // the node's Connection header names hop-by-hop headers too
+		if !resp.Header.ConnectionClose() {
+			conn = resp.Header.PeekBytes(keyConnection)
+		}
 		for k, v := range resp.Header.All() {
-			if hopResponseHeader(k) || stream && bytes.EqualFold(k, []byte("Content-Length")) {
+			if hopResponseHeader(k) || stream && bytes.EqualFold(k, []byte("Content-Length")) ||
+				len(conn) > 0 && forward.ConnectionListed(conn, k) {
 				continue
 			}
 			key, vals := s.headers.key(k), s.headers.value(v)
