@@ -534,6 +534,14 @@ func (a *Affinity) setClock(now time.Time) {
 // rate says something.
 const calibrateMin = 256 << 10
 
+// calibrateMinQueries is the engine's prefix-cache queries, in tokens,
+// counted between two evaluations: a quarter of calibrateMin's characters
+// at about four characters a token. The engine's counters reach the
+// gateway a heartbeat or more after the requests the gateway counted at
+// once; a rate judged from a few of them (the first turns of one
+// conversation, say) would not be comparable with the gateway's.
+const calibrateMinQueries = calibrateMin / 16
+
 // Update makes t, just built, pickable with affinity: it gives new nodes
 // an id, forgets nodes gone for longer than MaxAge, records the adapters
 // each node reports and calibrates each node's horizon from its engine's
@@ -627,8 +635,10 @@ func (a *Affinity) newAid() uint32 {
 }
 
 // calibrate folds a node's picks and engine report since the last Update
-// into its calibration, and once enough prompt went there compares the
-// engine's hit rate with the rate the gateway predicted: a node that hits
+// into its calibration, and once enough prompt went there and the engine
+// counted enough queries (from the first known reading of its counters,
+// zero included) compares the engine's hit rate with the rate the gateway
+// predicted: a node that hits
 // much less than predicted keeps less than the index assumes, so its
 // entries' horizon shrinks (×0.7, down to MinAge); one that hits as
 // predicted gets it back (×1.25, up to MaxAge).
@@ -648,7 +658,7 @@ func (a *Affinity) calibrate(n *affNode, st *affStats, rep NodeReport) {
 		n.accHits += rep.HitRate * prompt
 		n.accQueries += prompt
 	}
-	if n.accPrompt < calibrateMin || !(n.accQueries > 0) {
+	if n.accPrompt < calibrateMin || !(n.accQueries >= calibrateMinQueries) {
 		return
 	}
 	p := n.accPred / n.accPrompt

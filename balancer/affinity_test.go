@@ -405,6 +405,28 @@ func TestCalibrationFromKnownZero(t *testing.T) {
 	}
 }
 
+// The engine's counters lag the gateway's picks: a first reading that
+// covers only a few of the requests picked (here 5,000 query tokens, all
+// misses) is not judged against the gateway's prediction for all of them;
+// the evaluation waits until the engine has counted enough.
+func TestCalibrationWaitsForTheEngine(t *testing.T) {
+	r := newAffRoute(t, AffinityConfig{MaxAge: 10 * time.Minute, MinAge: 20 * time.Second}, 1, 1)
+	n0 := r.endpoint("n0")
+	r.rep["n0"] = NodeReport{PrefixCounts: true, HitRate: -1}
+	r.rebuild(staticNodes(1, 1), 3*time.Second)
+	hits, queries := calibrationTraffic(t, r, 0.1)
+	r.rep["n0"] = NodeReport{PrefixQueries: 5000, PrefixCounts: true, HitRate: -1}
+	r.rebuild(staticNodes(1, 1), 3*time.Second)
+	if got := r.aff.Horizon(n0); got != 10*time.Minute {
+		t.Fatalf("horizon %v judged from a lagging reading, want 10m", got)
+	}
+	r.rep["n0"] = NodeReport{PrefixHits: hits, PrefixQueries: queries, PrefixCounts: true, HitRate: -1}
+	r.rebuild(staticNodes(1, 1), 3*time.Second)
+	if got := r.aff.Horizon(n0); got >= 10*time.Minute {
+		t.Fatalf("horizon %v once the engine counted %.0f hits of %.0f queries, want shorter", got, hits, queries)
+	}
+}
+
 // A table the affinity has not seen is picked from without affinity, and
 // nodes that left are never returned from stale entries.
 func TestViewsAndDepartures(t *testing.T) {
