@@ -20,8 +20,9 @@ import (
 // grpc-timeout for gRPC) when that is sooner than the route's
 // queue.timeout (an hour here, beyond the test's own timeouts): the
 // request gets its 503 queue_timeout (gRPC: UNAVAILABLE) with a
-// Retry-After of whole seconds while the client still listens. A
-// malformed timeout is a 400 naming the header.
+// Retry-After of whole seconds while the client still listens. A batch
+// request waits queue.batch_timeout instead. A malformed timeout is a 400
+// naming the header.
 func TestClientTimeoutInQueue(t *testing.T) {
 	t.Run("http", func(t *testing.T) {
 		release := make(chan struct{})
@@ -40,6 +41,7 @@ func TestClientTimeoutInQueue(t *testing.T) {
 		cfg := testConfig(staticRoute("m", be.URL))
 		cfg.Limits.MaxPerNode = 1
 		cfg.Routes[0].Queue.Timeout = time.Hour
+		cfg.Routes[0].Queue.BatchTimeout = 200 * time.Millisecond
 		gw := startGateway(t, cfg)
 		c := testClient()
 		done := make(chan int, 1)
@@ -55,6 +57,11 @@ func TestClientTimeoutInQueue(t *testing.T) {
 		}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
 			t.Fatalf("Retry-After %q, want whole seconds", resp.Header.Get("Retry-After"))
+		}
+		// A batch request waits queue.batch_timeout, not queue.timeout.
+		resp, body = post(t, c, gw.url("/v1/completions"), `{"model":"m"}`, "X-Switchyard-Priority", "batch")
+		if resp.StatusCode != http.StatusServiceUnavailable || decodeError(t, body).Error.Code != "queue_timeout" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("batch request past queue.batch_timeout: %d %s", resp.StatusCode, body)
 		}
 		resp, body = post(t, c, gw.url("/v1/completions"), `{"model":"m"}`, "X-Switchyard-Timeout", "soon")
 		if e := decodeError(t, body).Error; resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Message, "X-Switchyard-Timeout") {
