@@ -64,10 +64,9 @@ const (
 	// DefaultBatchTimeout is the same for batch requests: nobody watches
 	// them, and a batch job waits out a burst rather than failing and
 	// being resubmitted into it (issue 14's burst target: batch absorbs
-	// the wait, nothing is lost; in bench/affinity's burst at twice
-	// capacity the backlog waits up to about 40 s and drains within 5
-	// minutes of the burst's start). It stays at half of the OpenAI
-	// Python SDK's default client timeout (600 s, openai/openai-python
+	// the wait, nothing is lost; bench/affinity's burst scenario, twice
+	// capacity for 30 s, loses nothing with it). It stays at half of the
+	// OpenAI Python SDK's default client timeout (600 s, openai/openai-python
 	// src/openai/_constants.py), so that a request that waited the whole
 	// time still has minutes to be served before its client gives up.
 	DefaultBatchTimeout = 5 * time.Minute
