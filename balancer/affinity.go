@@ -213,8 +213,13 @@ type NodeReport struct {
 	Adapters []string
 	// PrefixHits and PrefixQueries are the engine's cumulative prefix-cache
 	// hit and query counts in tokens (vLLM's prefix_cache_hits and
-	// prefix_cache_queries counters); both 0 when unknown.
+	// prefix_cache_queries counters), read only when PrefixCounts is set.
 	PrefixHits, PrefixQueries float64
+	// PrefixCounts reports whether the engine reported both counters, zero
+	// included: a known 0 (an engine that has served nothing yet) is the
+	// starting point the next reading is compared with, while unknown
+	// counters (the zero NodeReport) are ignored.
+	PrefixCounts bool
 	// HitRate is the engine's prefix-cache hit rate 0..1 for engines that
 	// report a rate instead of counts (SGLang's cache_hit_rate); negative
 	// when unknown. The counts win when both are given.
@@ -529,6 +534,14 @@ func (a *Affinity) setClock(now time.Time) {
 // rate says something.
 const calibrateMin = 256 << 10
 
+// calibrateMinQueries is the engine's prefix-cache queries, in tokens,
+// counted between two evaluations: a quarter of calibrateMin's characters
+// at about four characters a token. The engine's counters reach the
+// gateway a heartbeat or more after the requests the gateway counted at
+// once; a rate judged from a few of them (the first turns of one
+// conversation, say) would not be comparable with the gateway's.
+const calibrateMinQueries = calibrateMin / 16
+
 // Update makes t, just built, pickable with affinity: it gives new nodes
 // an id, forgets nodes gone for longer than MaxAge, records the adapters
 // each node reports and calibrates each node's horizon from its engine's
@@ -567,16 +580,24 @@ func (a *Affinity) Update(t *Table, now time.Time, report func(id string) (NodeR
 	for k := range v.idxOf {
 		v.idxOf[k] = -1
 	}
-	for i := 0; i < t.ready; i++ {
-		e := t.eps[i]
+	for i, e := range t.eps {
 		n := a.nodes[e]
-		v.idxOf[n.aid] = int32(i)
-		v.sumW += t.weights[i]
+		ready := i < t.ready
+		if ready {
+			v.idxOf[n.aid] = int32(i)
+			v.sumW += t.weights[i]
+		}
 		if report == nil {
 			continue
 		}
 		rep, ok := report(e.id)
 		if !ok {
+			continue
+		}
+		// Every listed node is calibrated, ready or not, so that a node's
+		// counters have their starting point before it takes traffic.
+		a.calibrate(n, v.stat(n.aid), rep)
+		if !ready {
 			continue
 		}
 		for _, name := range rep.Adapters {
@@ -586,7 +607,6 @@ func (a *Affinity) Update(t *Table, now time.Time, report func(id string) (NodeR
 			key := AffinityKey([]byte(name))
 			v.adapters[key] = append(v.adapters[key], int32(i))
 		}
-		a.calibrate(n, v.stat(n.aid), rep)
 	}
 	if !(v.sumW > 0) {
 		v.sumW = 1
@@ -615,8 +635,10 @@ func (a *Affinity) newAid() uint32 {
 }
 
 // calibrate folds a node's picks and engine report since the last Update
-// into its calibration, and once enough prompt went there compares the
-// engine's hit rate with the rate the gateway predicted: a node that hits
+// into its calibration, and once enough prompt went there and the engine
+// counted enough queries (from the first known reading of its counters,
+// zero included) compares the engine's hit rate with the rate the gateway
+// predicted: a node that hits
 // much less than predicted keeps less than the index assumes, so its
 // entries' horizon shrinks (×0.7, down to MinAge); one that hits as
 // predicted gets it back (×1.25, up to MaxAge).
@@ -626,7 +648,7 @@ func (a *Affinity) calibrate(n *affNode, st *affStats, rep NodeReport) {
 	n.accPred += pred
 	n.accPrompt += prompt
 	switch {
-	case rep.PrefixQueries > 0 || rep.PrefixHits > 0:
+	case rep.PrefixCounts && rep.PrefixHits >= 0 && rep.PrefixQueries >= 0: // not NaN
 		if n.haveLast && rep.PrefixQueries >= n.lastQueries && rep.PrefixHits >= n.lastHits {
 			n.accHits += rep.PrefixHits - n.lastHits
 			n.accQueries += rep.PrefixQueries - n.lastQueries
@@ -636,7 +658,7 @@ func (a *Affinity) calibrate(n *affNode, st *affStats, rep NodeReport) {
 		n.accHits += rep.HitRate * prompt
 		n.accQueries += prompt
 	}
-	if n.accPrompt < calibrateMin || !(n.accQueries > 0) {
+	if n.accPrompt < calibrateMin || !(n.accQueries >= calibrateMinQueries) {
 		return
 	}
 	p := n.accPred / n.accPrompt

@@ -313,25 +313,11 @@ func TestCalibrationShortensHorizon(t *testing.T) {
 		t.Fatalf("initial horizon %v", got)
 	}
 	var hits, queries float64
-	// Conversations on n0 whose second turns the gateway predicts mostly
-	// cached; the engine reports 20 % hits, later all.
+	// The engine reports 20 % hits, later all.
 	round := func(hitRate float64) {
-		for id := uint64(0); id < 40; id++ {
-			c := &conversation{system: 50 + id, id: id, sysLen: 3000}
-			req := c.request(1000)
-			ch, err := r.aff.Pick(r.t, req, []*Endpoint{r.endpoint("n1")})
-			if err != nil || ch.Endpoint != n0 {
-				t.Fatal("pick did not go to n0")
-			}
-			req = c.request(400)
-			ch, _ = r.aff.Pick(r.t, req, []*Endpoint{r.endpoint("n1")})
-			if ch.Reason != ByPrefix {
-				t.Fatalf("second turn by %v", ch.Reason)
-			}
-			queries += float64(req.Size) / 4
-			hits += hitRate * float64(req.Size) / 4
-		}
-		r.rep["n0"] = NodeReport{PrefixHits: hits, PrefixQueries: queries, HitRate: -1}
+		h, q := calibrationTraffic(t, r, hitRate)
+		hits, queries = hits+h, queries+q
+		r.rep["n0"] = NodeReport{PrefixHits: hits, PrefixQueries: queries, PrefixCounts: true, HitRate: -1}
 		r.rebuild(staticNodes(1, 1), 3*time.Second)
 	}
 	round(0.2) // the first report only sets the baseline
@@ -351,6 +337,93 @@ func TestCalibrationShortensHorizon(t *testing.T) {
 	}
 	if got := r.aff.Horizon(n0); got != 10*time.Minute {
 		t.Fatalf("horizon %v after hits as predicted, want back to 10m", got)
+	}
+}
+
+// calibrationTraffic sends conversations to n0 (n1 avoided) whose second
+// turns the gateway predicts mostly cached, and returns the hit and query
+// tokens an engine hitting hitRate of their prompts would count.
+func calibrationTraffic(tb testing.TB, r *affRoute, hitRate float64) (hits, queries float64) {
+	tb.Helper()
+	n0, n1 := r.endpoint("n0"), r.endpoint("n1")
+	for id := uint64(0); id < 40; id++ {
+		c := &conversation{system: 50 + id, id: id, sysLen: 3000}
+		req := c.request(1000)
+		ch, err := r.aff.Pick(r.t, req, []*Endpoint{n1})
+		if err != nil || ch.Endpoint != n0 {
+			tb.Fatal("pick did not go to n0")
+		}
+		req = c.request(400)
+		ch, _ = r.aff.Pick(r.t, req, []*Endpoint{n1})
+		if ch.Reason != ByPrefix {
+			tb.Fatalf("second turn by %v", ch.Reason)
+		}
+		queries += float64(req.Size) / 4
+		hits += hitRate * float64(req.Size) / 4
+	}
+	return hits, queries
+}
+
+// Counters that read a known 0 are the starting point: when all of a
+// node's traffic falls between two reports (0, then a big jump), the jump
+// is counted and calibrates the horizon. Unknown counters are not a
+// starting point (the first known reading is), and a node is calibrated
+// from its first listing, ready or not (the regression behind a flaky
+// TestPrefixCalibrationLive: 0 was taken for unknown, and the jump became
+// the starting point).
+func TestCalibrationFromKnownZero(t *testing.T) {
+	cfg := AffinityConfig{MaxAge: 10 * time.Minute, MinAge: 20 * time.Second}
+	for _, tc := range []struct {
+		name  string
+		first NodeReport
+		ready bool
+		want  func(time.Duration) bool
+	}{
+		{"known zero", NodeReport{PrefixCounts: true, HitRate: -1}, true, func(h time.Duration) bool { return h < 10*time.Minute }},
+		{"known zero while not ready", NodeReport{PrefixCounts: true, HitRate: -1}, false, func(h time.Duration) bool { return h < 10*time.Minute }},
+		{"unknown", NodeReport{HitRate: -1}, true, func(h time.Duration) bool { return h == 10*time.Minute }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newAffRoute(t, cfg)
+			nodes := staticNodes(1, 1)
+			if !tc.ready {
+				nodes[0].State = NotReady
+			}
+			r.rep["n0"] = tc.first
+			r.rebuild(nodes, 3*time.Second)
+			if !tc.ready {
+				delete(r.rep, "n0") // ready, with no report this time
+			}
+			r.rebuild(staticNodes(1, 1), 3*time.Second)
+			hits, queries := calibrationTraffic(t, r, 0.1)
+			r.rep["n0"] = NodeReport{PrefixHits: hits, PrefixQueries: queries, PrefixCounts: true, HitRate: -1}
+			r.rebuild(staticNodes(1, 1), 3*time.Second)
+			if got := r.aff.Horizon(r.endpoint("n0")); !tc.want(got) {
+				t.Fatalf("horizon %v after 0 then %.0f hits of %.0f queries", got, hits, queries)
+			}
+		})
+	}
+}
+
+// The engine's counters lag the gateway's picks: a first reading that
+// covers only a few of the requests picked (here 5,000 query tokens, all
+// misses) is not judged against the gateway's prediction for all of them;
+// the evaluation waits until the engine has counted enough.
+func TestCalibrationWaitsForTheEngine(t *testing.T) {
+	r := newAffRoute(t, AffinityConfig{MaxAge: 10 * time.Minute, MinAge: 20 * time.Second}, 1, 1)
+	n0 := r.endpoint("n0")
+	r.rep["n0"] = NodeReport{PrefixCounts: true, HitRate: -1}
+	r.rebuild(staticNodes(1, 1), 3*time.Second)
+	hits, queries := calibrationTraffic(t, r, 0.1)
+	r.rep["n0"] = NodeReport{PrefixQueries: 5000, PrefixCounts: true, HitRate: -1}
+	r.rebuild(staticNodes(1, 1), 3*time.Second)
+	if got := r.aff.Horizon(n0); got != 10*time.Minute {
+		t.Fatalf("horizon %v judged from a lagging reading, want 10m", got)
+	}
+	r.rep["n0"] = NodeReport{PrefixHits: hits, PrefixQueries: queries, PrefixCounts: true, HitRate: -1}
+	r.rebuild(staticNodes(1, 1), 3*time.Second)
+	if got := r.aff.Horizon(n0); got >= 10*time.Minute {
+		t.Fatalf("horizon %v once the engine counted %.0f hits of %.0f queries, want shorter", got, hits, queries)
 	}
 }
 

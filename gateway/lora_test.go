@@ -38,8 +38,12 @@ func startAffinityTier(t *testing.T, ctx context.Context, app string, cfgs map[s
 		t.Fatal(err)
 	}
 	// Heartbeats every 100 ms; a load that barely moved (the prefix-cache
-	// counters alone) is still propagated every 300 ms.
-	srv, err := resource.New(resource.Config{Token: "tok", Logger: quiet, Period: 100 * time.Millisecond, LoadRefresh: 300 * time.Millisecond})
+	// counters alone) is still propagated every 300 ms. A node turns
+	// offline only after 10 s of silence: on a busy machine (-race, other
+	// tests) an agent's heartbeat may come late by more than the default
+	// three periods, and the node would leave the route mid-test (503).
+	srv, err := resource.New(resource.Config{Token: "tok", Logger: quiet, Period: 100 * time.Millisecond, LoadRefresh: 300 * time.Millisecond,
+		MissedBeats: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +107,7 @@ func adminNodes(t *testing.T, gw *testGateway) map[string]adminNode {
 }
 
 // complete sends one completion through the gateway and returns the node
-// that served it ("" on failure).
+// that served it, or the error body of a non-200 answer.
 func complete(ctx context.Context, c *http.Client, url, model, prompt string, tokens int) (string, int) {
 	body := `{"model":"` + model + `","prompt":"` + prompt + `","max_tokens":` + itoa(tokens) + `}`
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
@@ -115,8 +119,12 @@ func complete(ctx context.Context, c *http.Client, url, model, prompt string, to
 	if err != nil {
 		return "", 0
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return string(b), resp.StatusCode // the gateway's error, for the failure message
+	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return resp.Header.Get(sim.NodeHeader), resp.StatusCode
 }
 
@@ -239,8 +247,8 @@ func TestPrefixCalibrationLive(t *testing.T) {
 		for range 6 {
 			prompt += turn
 			for _, model := range []string{"small", "large"} {
-				if _, code := complete(ctx, c, gw.url("/v1/completions"), model, prompt, 1); code != http.StatusOK {
-					t.Fatalf("%s: %d", model, code)
+				if body, code := complete(ctx, c, gw.url("/v1/completions"), model, prompt, 1); code != http.StatusOK {
+					t.Fatalf("%s: %d %s", model, code, body)
 				}
 			}
 		}
@@ -258,6 +266,8 @@ func TestPrefixCalibrationLive(t *testing.T) {
 	if l.AffinityHorizon != "10m0s" {
 		t.Errorf("large cache: horizon %s, want max_age (10m0s)", l.AffinityHorizon)
 	}
+	t.Logf("small: %v hits of %v queries, horizon %s; large: %v of %v, horizon %s", hits, queries, n.AffinityHorizon,
+		*l.Load.PrefixCacheHits, *l.Load.PrefixCacheQueries, l.AffinityHorizon)
 	if h, q := *l.Load.PrefixCacheHits, *l.Load.PrefixCacheQueries; !(h > q/2) {
 		t.Errorf("large cache: %v hits of %v queries", h, q)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/engines/capacity"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 )
 
 // Card is one kind of node: what it reports to the balancer and how fast
@@ -186,6 +187,30 @@ type Config struct {
 	// Reserve is flow.Config.Reserve: the share of the route's slots
 	// batch requests leave to interactive ones.
 	Reserve float64
+	// MaxQueued, QueueTimeout and BatchTimeout are the route's
+	// queue.max_queued, queue.timeout and queue.batch_timeout under flow
+	// control; 0 for the gateway's defaults (flow.DefaultMaxQueued,
+	// DefaultTimeout, DefaultBatchTimeout). A full queue turns an arrival
+	// away, or displaces the newest batch waiter for an interactive one,
+	// as gateway/flow does; both count as lost.
+	MaxQueued                  int
+	QueueTimeout, BatchTimeout time.Duration
+}
+
+// queueSettings returns MaxQueued and the deadlines by class in seconds,
+// the gateway's defaults where unset.
+func (c *Config) queueSettings() (maxQueued int, deadlines [2]float64) {
+	maxQueued, interactive, batch := c.MaxQueued, c.QueueTimeout, c.BatchTimeout
+	if maxQueued == 0 {
+		maxQueued = flow.DefaultMaxQueued
+	}
+	if interactive == 0 {
+		interactive = flow.DefaultTimeout
+	}
+	if batch == 0 {
+		batch = flow.DefaultBatchTimeout
+	}
+	return maxQueued, [2]float64{interactive.Seconds(), batch.Seconds()}
 }
 
 // Burst is a surge of batch work.
@@ -228,6 +253,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("affinity: config: refresh and rebuild must be positive")
 	case len(c.Workload.Families) == 0 || c.Workload.MeanTurns < 1:
 		return fmt.Errorf("affinity: config: workload needs families and mean turns >= 1")
+	case c.MaxQueued < 0 || c.QueueTimeout < 0 || c.BatchTimeout < 0:
+		return fmt.Errorf("affinity: config: max_queued and the queue timeouts must not be negative (0 for the gateway's defaults)")
 	}
 	for _, k := range c.Fleet.Cards {
 		if k.Batch < 1 || k.TPOT <= 0 || k.PrefillRate <= 0 || k.KVBlocks*BlockTokens < c.Workload.MaxContext+c.Workload.MaxOut {

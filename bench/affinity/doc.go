@@ -21,7 +21,10 @@
 // s, in-flight counts through Acquire/Complete, Affinity updated with each
 // table); every policy sees engine metrics refreshed at the same interval.
 // The burst scenario holds each node to its slots and queues the rest in
-// gateway/flow's order (Fair): interactive first, tenants in turn.
+// gateway/flow's order (Fair): interactive first, tenants in turn, within
+// the gateway's queue bounds (max_queued, and the deadlines by class:
+// queue.timeout and queue.batch_timeout; BurstScenario says which it
+// sets).
 //
 // Run is safe to call from several goroutines at once; each run owns its
 // state.

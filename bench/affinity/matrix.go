@@ -57,11 +57,21 @@ func DefaultMatrix() MatrixConfig {
 	}
 }
 
+// BurstMaxQueued is the queue.max_queued the burst scenario needs: the
+// backlog of a burst at twice capacity for 30 s on a 240-node route is
+// several thousand requests, above the gateway's default
+// (flow.DefaultMaxQueued, 1024), which would turn the excess away with
+// 429 and Retry-After instead of letting it wait. A route this large
+// should set max_queued to what a burst it must absorb leaves waiting.
+const BurstMaxQueued = 8192
+
 // BurstScenario returns the burst run and its unloaded reference: the
 // default policy with flow control (each node held to Batch requests,
 // batch at most 80 % of the route's slots) on the heterogeneous fleet; a
 // base load of 0.7, then batch jobs at 1.3 × capacity for 30 s (twice
-// capacity in all); the reference runs at load 0.2.
+// capacity in all); the reference runs at load 0.2. The queue has the
+// gateway's default timeouts (30 s interactive, 5 min batch) and
+// BurstMaxQueued places.
 func BurstScenario(m MatrixConfig, k int) (burst, unloaded Config) {
 	base := DefaultConfig()
 	base.Fleet = Heterogeneous()
@@ -71,6 +81,7 @@ func BurstScenario(m MatrixConfig, k int) (burst, unloaded Config) {
 	base.Refresh = m.Refresh
 	base.FlowControl = true
 	base.Reserve = 0.2
+	base.MaxQueued = BurstMaxQueued
 	burst, unloaded = base, base
 	burst.Load = 0.7
 	burst.Burst = &Burst{At: m.Warmup + time.Minute, For: 30 * time.Second, Load: 1.3}

@@ -119,7 +119,7 @@ func (p *balPolicy) rebuild(s *sim, t float64) {
 	for _, n := range s.nodes {
 		p.list = append(p.list, balancer.Node{ID: nodeID(n.idx), Addr: balancer.Address{HTTP: nodeID(n.idx)}, Capacity: s.cfg.Fleet.Cards[n.card].Capacity, Load: n.sample})
 		if p.aff != nil {
-			p.reports[nodeID(n.idx)] = balancer.NodeReport{PrefixHits: n.snap.hits, PrefixQueries: n.snap.queries, HitRate: -1}
+			p.reports[nodeID(n.idx)] = balancer.NodeReport{PrefixHits: n.snap.hits, PrefixQueries: n.snap.queries, PrefixCounts: true, HitRate: -1}
 		}
 	}
 	p.t = p.b.Build(p.list, s.at(t))

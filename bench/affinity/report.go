@@ -12,13 +12,17 @@ import (
 
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/bench/machine"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 )
 
-// JSONRun is one run in affinity.json, in the schema of issue 14.
+// JSONRun is one run in affinity.json, in the schema of issue 14, with
+// the run's seed (the simulation's draws; see the report's note on the
+// balancer's own).
 type JSONRun struct {
 	Fleet         string  `json:"fleet"`
 	Policy        string  `json:"policy"`
 	Load          float64 `json:"load"`
+	Seed          uint64  `json:"seed"`
 	TTFTP50       float64 `json:"ttft_p50_s"`
 	TTFTP99       float64 `json:"ttft_p99_s"`
 	LatencyP99    float64 `json:"latency_p99_s"`
@@ -37,7 +41,7 @@ func (m *Matrix) JSON(command string) ([]byte, error) {
 			continue
 		}
 		out.Runs = append(out.Runs, JSONRun{
-			Fleet: r.Fleet, Policy: r.Policy, Load: r.Load,
+			Fleet: r.Fleet, Policy: r.Policy, Load: r.Load, Seed: r.Seed,
 			TTFTP50: round(Seconds(&r.TTFT, 0.5)), TTFTP99: round(Seconds(&r.TTFT, 0.99)),
 			LatencyP99: round(Seconds(&r.Latency, 0.99)), PrefixHitRate: round(r.HitRate()),
 		})
@@ -305,9 +309,10 @@ func (m *Matrix) burstSection(b *strings.Builder) {
 		return
 	}
 	bc := pairs[0].cfg.Burst
+	mq, dl := pairs[0].cfg.queueSettings()
 	fmt.Fprintf(b, "\n## Burst: twice capacity for %v\n\n", bc.For)
-	fmt.Fprintf(b, "The default policy on the heterogeneous fleet with flow control: the gateway holds each node to its Batch (the concurrency it saturates at) and queues the rest in gateway/flow's order (interactive first, tenants in turn; a batch request starts only while fewer than %.0f %% of the slots are taken, by requests of any class: trunk reservation). Base load 0.7 (chat and the batch tenant); at %v, batch jobs arrive at %.1f × capacity for %v, twice capacity in all. The reference (\"unloaded\") is the same setup at load 0.2 with the same seed. Queue deadlines: %.0f s interactive, %.0f s batch. The burst window is the %v and the minute after. %d seeds.\n\n",
-		100*(1-pairs[0].cfg.Reserve), bc.At, bc.Load, bc.For, deadlines[0], deadlines[1], bc.For, len(pairs))
+	fmt.Fprintf(b, "The default policy on the heterogeneous fleet with flow control: the gateway holds each node to its Batch (the concurrency it saturates at) and queues the rest in gateway/flow's order (interactive first, tenants in turn; a batch request starts only while fewer than %.0f %% of the slots are taken, by requests of any class: trunk reservation). Base load 0.7 (chat and the batch tenant); at %v, batch jobs arrive at %.1f × capacity for %v, twice capacity in all. The reference (\"unloaded\") is the same setup at load 0.2 with the same seed. Queue settings: queue.timeout %.0f s and queue.batch_timeout %.0f s (the gateway's defaults), queue.max_queued %d: set for this scenario, since the gateway's default (%d) is below what this burst leaves waiting on a route of %d nodes (\"most queued\"), and would turn the excess away with 429 and Retry-After. The burst window is the %v and the minute after. %d seeds.\n\n",
+		100*(1-pairs[0].cfg.Reserve), bc.At, bc.Load, bc.For, dl[0], dl[1], mq, flow.DefaultMaxQueued, pairs[0].cfg.Fleet.Nodes, bc.For, len(pairs))
 	b.WriteString("| seed | run | interactive TTFT p50 s | interactive p99 s | batch TTFT p50 s | batch p99 s | lost | most queued | queue last empty after |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, p := range pairs {
 		br, ur := p.burst, p.unloaded

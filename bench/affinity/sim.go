@@ -25,8 +25,10 @@ type Result struct {
 	Nodes  int
 
 	// Arrived counts measured requests; Completed those that finished;
-	// Lost those turned away (queue timeouts; the engines never drop).
-	Arrived, Completed, Lost int64
+	// Lost those turned away (queue timeouts, a full queue; the engines
+	// never drop); Rejected those of them a full queue turned away or
+	// displaced.
+	Arrived, Completed, Lost, Rejected int64
 
 	// TTFT and Latency of completed requests, all and by class.
 	TTFT, Latency           hist.Histogram
@@ -139,6 +141,8 @@ type sim struct {
 	batchIn    int // batch requests on nodes
 	limit      int // Σ per-node limits
 	batchLimit int // batch starts only below this many on nodes (flow.Config.Reserve)
+	maxQueued  int
+	deadlines  [2]float64 // queue deadlines by class, seconds
 	burstStart float64
 	burstEnd   float64
 }
@@ -146,9 +150,6 @@ type sim struct {
 // burstRecovery is how long after a burst its window lasts: arrivals then
 // still meet the backlog.
 const burstRecovery = 60
-
-// deadlines of queued requests by class, under flow control.
-var deadlines = [2]float64{60, 1800}
 
 // Run simulates cfg and returns what it measured.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
@@ -176,6 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.FlowControl {
 		s.queue = flow.NewFair[*request](1)
 		s.batchLimit = flow.BatchLimit(s.limit, cfg.Reserve)
+		s.maxQueued, s.deadlines = cfg.queueSettings()
 	}
 	s.schedule(event{t: s.work.ExpFloat64() / s.convRate, kind: evConv})
 	if s.batchRate > 0 {
@@ -322,11 +324,30 @@ func (s *sim) arrive(r *request, t float64) {
 		if r.conv != nil {
 			tenant = nodeID(int32(r.conv.id % 1e6))
 		}
+		if s.queue.Len() >= s.maxQueued {
+			// Full: the newest waiter of a lower class makes way, or
+			// the arrival is turned away (gateway/flow's Enter).
+			victim := s.queue.Newest(flow.Class(class(r)))
+			if victim == nil {
+				s.turnAway(r)
+				return
+			}
+			s.turnAway(victim.Value)
+			s.queue.Remove(victim)
+		}
 		s.queue.Push(flow.Class(class(r)), tenant, 1, r)
 		s.res.MaxQueued = max(s.res.MaxQueued, s.queue.Len())
 		return
 	}
 	s.send(r, t)
+}
+
+// turnAway counts r lost to a full queue (a 429 for its client).
+func (s *sim) turnAway(r *request) {
+	if r.measured {
+		s.res.Lost++
+		s.res.Rejected++
+	}
 }
 
 // room reports whether r may go to a node now under flow control: the
@@ -480,7 +501,7 @@ func (s *sim) dispatch(t float64) {
 			break // the rest of the slots are kept for interactive requests
 		}
 		r, c, _ := s.queue.Pop()
-		if t-r.arrive > deadlines[c] {
+		if t-r.arrive > s.deadlines[c] {
 			if r.measured {
 				s.res.Lost++
 			}

@@ -2,6 +2,7 @@ package affinity
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -302,4 +303,50 @@ func blockIDs(r *request) []uint64 {
 		out = append(out, r.st.blockID(b))
 	}
 	return out
+}
+
+// A queue smaller than the burst's backlog turns the excess away (or
+// displaces batch waiters for interactive arrivals), as gateway/flow
+// does, and counts them lost; nothing else is lost and every request is
+// accounted for.
+func TestFullQueueTurnsAway(t *testing.T) {
+	c := smallConfig("default")
+	c.FlowControl, c.Reserve = true, 0.2
+	c.Load = 0.7
+	c.Burst = &Burst{At: 40 * time.Second, For: 15 * time.Second, Load: 1.3}
+	c.MaxQueued = 16
+	r := run(t, c)
+	if r.MaxQueued > 16 {
+		t.Fatalf("%d queued at once, above max_queued 16", r.MaxQueued)
+	}
+	if r.Rejected == 0 || r.Lost != r.Rejected || r.Completed+r.Lost != r.Arrived {
+		t.Fatalf("arrived %d, completed %d, lost %d, rejected %d: want some rejected, all of the lost", r.Arrived, r.Completed, r.Lost, r.Rejected)
+	}
+}
+
+// affinity.json has issue 14's fields and each run's seed.
+func TestJSONSchema(t *testing.T) {
+	m := &Matrix{Runs: []*MatrixRun{{Kind: KindMain, Result: &Result{Fleet: "heterogeneous", Policy: "default", Load: 0.7, Seed: 7}}}}
+	b, err := m.JSON("switchyard bench affinity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Command string
+		Runs    []map[string]any
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Runs) != 1 {
+		t.Fatalf("%s", b)
+	}
+	for _, k := range []string{"fleet", "policy", "load", "ttft_p50_s", "ttft_p99_s", "latency_p99_s", "prefix_hit_rate", "seed"} {
+		if _, ok := out.Runs[0][k]; !ok {
+			t.Errorf("run without %q: %s", k, b)
+		}
+	}
+	if out.Runs[0]["seed"] != 7.0 {
+		t.Errorf("seed %v, want 7", out.Runs[0]["seed"])
+	}
 }

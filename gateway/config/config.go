@@ -596,11 +596,26 @@ type AffinityConfig struct {
 // QueueConfig tunes a route's flow control (flow.Config holds the queue's
 // bounds).
 type QueueConfig struct {
-	// Timeout is how long a request may wait when the client gives no
-	// deadline of its own; then it gets 503 with Retry-After. Default 30 s.
+	// Timeout is how long an interactive request may wait; then it gets
+	// 503 with Retry-After. A client's own shorter timeout wins (gRPC's
+	// grpc-timeout, X-Switchyard-Timeout over HTTP: gateway/forward).
+	// Default 30 s (flow.DefaultTimeout).
 	Timeout time.Duration `yaml:"timeout"`
+	// BatchTimeout is the same for batch requests (X-Switchyard-Priority:
+	// batch, or a batch tenant), which wait out a burst instead of failing
+	// into it. Default 5 min (flow.DefaultBatchTimeout, which says why).
+	BatchTimeout time.Duration `yaml:"batch_timeout"`
 
 	flow.Config `yaml:",inline"`
+}
+
+// TimeoutFor returns how long a request of class c may wait in the queue
+// (Timeout or BatchTimeout).
+func (q *QueueConfig) TimeoutFor(c flow.Class) time.Duration {
+	if c == flow.Batch {
+		return q.BatchTimeout
+	}
+	return q.Timeout
 }
 
 // ErrConfig is matched by every configuration error.
@@ -890,7 +905,8 @@ func (c *Config) ApplyDefaults() {
 		if r.HashHeader == "" {
 			r.HashHeader = "X-Session-Id"
 		}
-		setDur(&r.Queue.Timeout, 30*time.Second)
+		setDur(&r.Queue.Timeout, flow.DefaultTimeout)
+		setDur(&r.Queue.BatchTimeout, flow.DefaultBatchTimeout)
 		h := &r.HealthCheck
 		setDur(&h.Interval, time.Second)
 		setDur(&h.Timeout, h.Interval/2)
@@ -1129,6 +1145,9 @@ func (r *RouteConfig) validateBehaviour(at string) error {
 	}
 	if r.Queue.Timeout < 0 {
 		return cfgErr("%s.queue.timeout %v: must not be negative", at, r.Queue.Timeout)
+	}
+	if r.Queue.BatchTimeout < 0 {
+		return cfgErr("%s.queue.batch_timeout %v: must not be negative", at, r.Queue.BatchTimeout)
 	}
 	if r.Breaker.Failures < 1 || r.Breaker.OpenFor < 10*time.Millisecond || r.Breaker.ProbeTimeout <= 0 {
 		return cfgErr("%s.breaker: failures >= 1, open_for >= 10ms, probe_timeout > 0", at)

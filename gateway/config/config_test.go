@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/discovery/ray"
+	"github.com/switchyard-dev/switchyard/gateway/flow"
 )
 
 const fullYAML = `
@@ -131,6 +132,9 @@ func TestConfigErrors(t *testing.T) {
 		{"outlier max time", hc("outlier: {base_ejection_time: 1m, max_ejection_time: 10s}"), "routes[0].outlier.max_ejection_time"},
 		{"outlier min hosts", hc("outlier: {success_rate_min_hosts: 1}"), "routes[0].outlier.success_rate_min_hosts"},
 		{"outlier stdev", hc("outlier: {success_rate_stdev_factor: -1}"), "routes[0].outlier.success_rate_stdev_factor"},
+		{"queue timeout", hc("queue: {timeout: -1s}"), "routes[0].queue.timeout"},
+		{"queue batch_timeout", hc("queue: {batch_timeout: -1s}"), "routes[0].queue.batch_timeout"},
+		{"queue batch_timeout unit", hc("queue: {batch_timeout: 5}"), "batch_timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +180,32 @@ func TestHealthDefaults(t *testing.T) {
 	d.ApplyDefaults()
 	if d.Routes[0].HealthCheck.Interval != time.Second || d.Routes[0].HealthCheck.Timeout != 500*time.Millisecond {
 		t.Fatalf("zero config: %+v", d.Routes[0].HealthCheck)
+	}
+}
+
+// TestQueueDefaults: a route's queue waits 30 s for an interactive
+// request and 5 min for a batch one unless configured; TimeoutFor picks by
+// class.
+func TestQueueDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		yaml               string
+		interactive, batch time.Duration
+	}{
+		{hc(""), 30 * time.Second, 5 * time.Minute},
+		{hc("queue: {timeout: 2s, batch_timeout: 20m, max_queued: 64}"), 2 * time.Second, 20 * time.Minute},
+	} {
+		c, err := ParseConfig([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyDefaults()
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		q := &c.Routes[0].Queue
+		if q.TimeoutFor(flow.Interactive) != tc.interactive || q.TimeoutFor(flow.Batch) != tc.batch {
+			t.Fatalf("%q: timeouts %v %v, want %v %v", tc.yaml, q.TimeoutFor(flow.Interactive), q.TimeoutFor(flow.Batch), tc.interactive, tc.batch)
+		}
 	}
 }
 

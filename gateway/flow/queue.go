@@ -24,7 +24,8 @@ var (
 
 // Config configures a Queue. The zero value is usable.
 type Config struct {
-	// MaxQueued bounds the requests waiting at once. Default 1024.
+	// MaxQueued bounds the requests waiting at once. Default
+	// DefaultMaxQueued.
 	MaxQueued int `yaml:"max_queued"`
 	// Quantum is the cost units a tenant may take per turn of the round
 	// robin within its class. Default 1 (with unit costs: one request per
@@ -49,11 +50,33 @@ type Config struct {
 	Observe func(c Class, waited time.Duration, o Outcome) `yaml:"-"`
 }
 
+// The defaults a route's queue ships with: Config's (applied by New) and
+// the deadlines by class (applied by gateway/config's queue.timeout and
+// queue.batch_timeout). bench/affinity's burst scenario runs with them.
+const (
+	DefaultMaxQueued = 1024
+	DefaultReserve   = 0.2
+	// DefaultTimeout is how long an interactive request waits for a slot
+	// when neither its client nor its route says otherwise: a person or an
+	// agent is waiting for the first token, and a quick 503 with
+	// Retry-After serves them better than a long silence.
+	DefaultTimeout = 30 * time.Second
+	// DefaultBatchTimeout is the same for batch requests: nobody watches
+	// them, and a batch job waits out a burst rather than failing and
+	// being resubmitted into it (issue 14's burst target: batch absorbs
+	// the wait, nothing is lost; bench/affinity's burst scenario, twice
+	// capacity for 30 s, loses nothing with it). It stays at half of the
+	// OpenAI Python SDK's default client timeout (600 s, openai/openai-python
+	// src/openai/_constants.py), so that a request that waited the whole
+	// time still has minutes to be served before its client gives up.
+	DefaultBatchTimeout = 5 * time.Minute
+)
+
 // Validate reports the first invalid field.
 func (c *Config) Validate() error {
 	switch {
 	case c.MaxQueued < 0 || c.MaxQueued > 1<<24:
-		return fmt.Errorf("flow: max_queued %d: must be 1..%d (0 for the default 1024)", c.MaxQueued, 1<<24)
+		return fmt.Errorf("flow: max_queued %d: must be 1..%d (0 for the default %d)", c.MaxQueued, 1<<24, DefaultMaxQueued)
 	case c.Quantum < 0:
 		return fmt.Errorf("flow: quantum %d: must be >= 1 (0 for the default 1)", c.Quantum)
 	case c.Reserve > 0.9 || c.Reserve != c.Reserve:
@@ -136,10 +159,10 @@ func newQueue(cfg Config, now func() time.Time) (*Queue, error) {
 		return nil, err
 	}
 	if cfg.MaxQueued == 0 {
-		cfg.MaxQueued = 1024
+		cfg.MaxQueued = DefaultMaxQueued
 	}
 	if cfg.Reserve == 0 {
-		cfg.Reserve = 0.2
+		cfg.Reserve = DefaultReserve
 	}
 	q := &Queue{maxQueued: cfg.MaxQueued, reserve: cfg.Reserve, observe: cfg.Observe, now: now, fair: NewFair[*waiter](cfg.Quantum)}
 	q.waiters.New = func() any {

@@ -251,7 +251,7 @@ func fallbackOn(rt *route.Route, err error, status int) *route.Route {
 		return rt.Fallback(route.FallbackSaturated)
 	case errors.As(err, &ue) && ue.Status == fasthttp.StatusTooManyRequests:
 		return rt.Fallback(route.Fallback429)
-	case errors.Is(err, ErrClientCancelled):
+	case errors.Is(err, ErrClientCancelled) || errors.Is(err, ErrBadRequest):
 		return nil
 	}
 	return rt.Fallback(route.Fallback5xx) // failures, no node: what a 5xx answer would have been
@@ -364,8 +364,15 @@ var keyPriority = []byte("X-Switchyard-Priority")
 
 // enterQueue takes a slot of rt for the request, waiting in the route's
 // queue while every node is full: interactive before batch, fair between
-// tenants, until the client's deadline or the route's queue timeout.
+// tenants, until the route's queue timeout for the request's class or the
+// client's own sooner deadline (its context's, or the timeout it sends:
+// Request.ClientTimeout). A malformed client timeout is a 400, whether or
+// not the request would have waited.
 func (x *Exchange) enterQueue(rt *route.Route) error {
+	client, bounded, err := x.Req.ClientTimeout()
+	if err != nil {
+		return err
+	}
 	q := rt.Queue()
 	if t := rt.Table(); t == nil || t.Ready() == 0 || q.Limit() == 0 {
 		return nil // no node to wait for: the pick answers (503 at once)
@@ -384,7 +391,11 @@ func (x *Exchange) enterQueue(rt *route.Route) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	fr.Deadline = x.start.Add(rt.Config().Queue.Timeout)
+	wait := rt.Config().Queue.TimeoutFor(fr.Class)
+	if bounded && client < wait {
+		wait = client
+	}
+	fr.Deadline = x.start.Add(wait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(fr.Deadline) {
 		fr.Deadline = dl
 	}

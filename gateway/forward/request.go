@@ -3,9 +3,12 @@ package forward
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -127,6 +130,83 @@ func (r *Request) Header(name []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// Client timeout headers: gRPC's own, and one for HTTP clients.
+var (
+	keyGRPCTimeout = []byte("Grpc-Timeout")
+	// keyTimeout is how long an HTTP client will wait, in seconds
+	// (decimals allowed: "2.5"), as LiteLLM's x-litellm-timeout is. It
+	// bounds the request's wait in the route's queue (queue.timeout,
+	// queue.batch_timeout): a client that gives up sooner gets its 503
+	// with Retry-After while it still listens.
+	keyTimeout = []byte("X-Switchyard-Timeout")
+)
+
+// ClientTimeout returns how long the client will wait for the request:
+// its grpc-timeout (a gRPC call: 1 to 8 digits and a unit, H M S m u n,
+// as the gRPC over HTTP/2 protocol defines it) or its X-Switchyard-Timeout
+// (any other request: seconds); ok is false when it sets none. A
+// malformed value is an ErrBadRequest naming the header.
+func (r *Request) ClientTimeout() (d time.Duration, ok bool, err error) {
+	if r.Proto == GRPC {
+		if v := r.Header(keyGRPCTimeout); v != nil {
+			d, err = parseGRPCTimeout(v)
+			return d, err == nil, err
+		}
+		return 0, false, nil
+	}
+	v := r.Header(keyTimeout)
+	if v == nil {
+		return 0, false, nil
+	}
+	s, perr := strconv.ParseFloat(unsafe.String(unsafe.SliceData(v), len(v)), 64)
+	if perr != nil || !(s > 0) || math.IsInf(s, 0) {
+		return 0, false, fmt.Errorf("%w: %s %q: want a positive number of seconds", ErrBadRequest, keyTimeout, v)
+	}
+	return time.Duration(min(s, maxClientTimeout.Seconds()) * float64(time.Second)), true, nil
+}
+
+// maxClientTimeout caps a client's timeout (longer than any route's
+// queue deadline, and far from time.Duration's range).
+const maxClientTimeout = 1000 * time.Hour
+
+// parseGRPCTimeout reads a grpc-timeout value ("500m", "2S").
+func parseGRPCTimeout(v []byte) (time.Duration, error) {
+	bad := func() error {
+		return fmt.Errorf("%w: %s %q: want 1 to 8 digits and a unit (H, M, S, m, u, n)", ErrBadRequest, keyGRPCTimeout, v)
+	}
+	if len(v) < 2 || len(v) > 9 {
+		return 0, bad()
+	}
+	var n time.Duration
+	for _, c := range v[:len(v)-1] {
+		if c < '0' || c > '9' {
+			return 0, bad()
+		}
+		n = n*10 + time.Duration(c-'0')
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, bad()
+	}
+	if n > maxClientTimeout/unit {
+		return maxClientTimeout, nil // 99999999H would overflow
+	}
+	return n * unit, nil
 }
 
 // Cookie returns the value of the cookie named name, nil when absent.

@@ -79,7 +79,9 @@ func nodeReport(l *discovery.Load) (rep balancer.NodeReport, ok bool) {
 	h, okH := l.PrefixCacheHits.Get()
 	q, okQ := l.PrefixCacheQueries.Get()
 	if okH && okQ {
-		rep.PrefixHits, rep.PrefixQueries = h, q
+		// Known counters, zero included: a known 0 is the starting point
+		// calibration needs before the engine's first traffic.
+		rep.PrefixHits, rep.PrefixQueries, rep.PrefixCounts = h, q, true
 	}
 	if l.LoRA.Known() {
 		rep.Adapters = append(l.LoRA.Running(), l.LoRA.Waiting()...)

@@ -126,7 +126,8 @@ func TestReportsReachAffinity(t *testing.T) {
 }
 
 // TestNodeReport: a load's affinity signals become a balancer report;
-// unknown counters read as 0 and an unknown rate as negative.
+// unknown counters leave PrefixCounts false (known zeros set it) and an
+// unknown rate reads as negative.
 func TestNodeReport(t *testing.T) {
 	lora, _ := discovery.NewAdapters([]string{"a", "b"}, []string{"b", "c"})
 	for _, tc := range []struct {
@@ -136,14 +137,15 @@ func TestNodeReport(t *testing.T) {
 		ok   bool
 	}{
 		{"nothing", discovery.Load{Running: discovery.Known(3)}, balancer.NodeReport{HitRate: -1}, false},
-		{"counters", discovery.Load{PrefixCacheHits: discovery.Known(5), PrefixCacheQueries: discovery.Known(9)}, balancer.NodeReport{PrefixHits: 5, PrefixQueries: 9, HitRate: -1}, true},
+		{"counters", discovery.Load{PrefixCacheHits: discovery.Known(5), PrefixCacheQueries: discovery.Known(9)}, balancer.NodeReport{PrefixHits: 5, PrefixQueries: 9, PrefixCounts: true, HitRate: -1}, true},
+		{"counters at zero", discovery.Load{PrefixCacheHits: discovery.Known(0), PrefixCacheQueries: discovery.Known(0)}, balancer.NodeReport{PrefixCounts: true, HitRate: -1}, true},
 		{"half the counters", discovery.Load{PrefixCacheHits: discovery.Known(5)}, balancer.NodeReport{HitRate: -1}, false},
 		{"rate", discovery.Load{PrefixCacheHitRate: discovery.Known(0.4)}, balancer.NodeReport{HitRate: 0.4}, true},
 		{"adapters", discovery.Load{LoRA: lora}, balancer.NodeReport{Adapters: []string{"a", "b", "c"}, HitRate: -1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := nodeReport(&tc.load)
-			if ok != tc.ok || got.PrefixHits != tc.want.PrefixHits || got.PrefixQueries != tc.want.PrefixQueries || got.HitRate != tc.want.HitRate ||
+			if ok != tc.ok || got.PrefixHits != tc.want.PrefixHits || got.PrefixQueries != tc.want.PrefixQueries || got.PrefixCounts != tc.want.PrefixCounts || got.HitRate != tc.want.HitRate ||
 				len(got.Adapters) != len(tc.want.Adapters) {
 				t.Fatalf("got %+v %v, want %+v %v", got, ok, tc.want, tc.ok)
 			}
