@@ -199,3 +199,28 @@ func TestLeftovers(t *testing.T) {
 		t.Fatalf("after the grandchild died: leftovers %q", p.leftovers())
 	}
 }
+
+// TestParseBuild: the report's line about the binary, from what
+// `switchyard version` prints.
+func TestParseBuild(t *testing.T) {
+	for _, tc := range []struct {
+		line, commit string
+		dirty        bool
+	}{
+		{"switchyard dev (commit 12668b94357a30307230612ebb7dc911d50f0788, go1.26.8 linux/amd64)", "12668b94357a30307230612ebb7dc911d50f0788", false},
+		{"switchyard v1.2.3 (commit abc, modified, 2026-12-06T13:00:00Z, go1.26.8 linux/amd64)", "abc", true},
+		{"switchyard dev (commit unknown, go1.26.8 linux/amd64)", "unknown", false},
+		{"garbage", "", false},
+	} {
+		b := parseBuild(tc.line)
+		if b.Commit != tc.commit || b.Dirty != tc.dirty || b.Line != tc.line {
+			t.Errorf("%q: %+v, want commit %q dirty %v", tc.line, b, tc.commit, tc.dirty)
+		}
+	}
+	if s := parseBuild("switchyard dev (commit abc, modified, go)").String(); !strings.Contains(s, "commit abc, dirty tree") {
+		t.Errorf("String: %q", s)
+	}
+	if s := parseBuild("garbage").String(); !strings.Contains(s, "commit unknown") {
+		t.Errorf("String: %q", s)
+	}
+}

@@ -60,7 +60,28 @@ type Report struct {
 	// after).
 	Machine string
 	Dir     string // the run's files and logs
-	Rows    []*Row
+	// Build is what the binary under test was built from.
+	Build Build
+	Rows  []*Row
+}
+
+// Build is what `switchyard version` of the binary under test said.
+type Build struct {
+	Line   string // its whole answer
+	Commit string // the commit it was built from ("" when unknown)
+	Dirty  bool   // the tree had uncommitted changes when it was built
+}
+
+// String is the report's line about the binary.
+func (b Build) String() string {
+	if b.Commit == "" || b.Commit == "unknown" {
+		return "commit unknown (" + b.Line + ")"
+	}
+	tree := "clean tree"
+	if b.Dirty {
+		tree = "dirty tree (uncommitted changes)"
+	}
+	return fmt.Sprintf("commit %s, %s (`%s`)", b.Commit, tree, b.Line)
 }
 
 // Failed reports whether any case failed or lost or got a wrong answer.
@@ -128,7 +149,7 @@ func (r *Report) Markdown() string {
 		title += ", quick subset"
 	}
 	fmt.Fprintf(&b, "# %s\n\n", title)
-	fmt.Fprintf(&b, "Command: `%s`  \nDate: %s  \nMachine: %s  \n", r.Command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	fmt.Fprintf(&b, "Command: `%s`  \nDate: %s  \nBinary built from: %s  \nMachine: %s  \n", r.Command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Build, r.Machine)
 	if r.Note != "" {
 		fmt.Fprintf(&b, "Note: %s  \n", r.Note)
 	}
