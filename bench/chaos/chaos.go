@@ -337,11 +337,18 @@ func runCase(ctx context.Context, t *topology, c testCase, row *Row) {
 func binaryBuild(ctx context.Context, bin string) Build {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
-	if err != nil {
-		return Build{Line: "unknown: " + bin + " version: " + err.Error()}
+	var b Build
+	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err != nil {
+		b.Line = bin + " version: " + err.Error()
+	} else {
+		b = parseBuild(strings.TrimSpace(string(out)))
 	}
-	return parseBuild(strings.TrimSpace(string(out)))
+	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
+		b.Tree = strings.TrimSpace(string(out))
+		st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output()
+		b.TreeDirty = err != nil || len(strings.TrimSpace(string(st))) > 0
+	}
+	return b
 }
 
 // parseBuild reads a `switchyard version` line: "switchyard VERSION

@@ -113,7 +113,7 @@ func caseKillResource(ctx context.Context, t *topology, c *caseRun) {
 	c.check(t.run(ctx, t.res[0]) == nil, "restart of r1 failed")
 	listed := waitUntil(ctx, 20*time.Second, func() bool {
 		var ol discovery.OnlineList
-		return t.getJSON("http://"+t.res[0].addr+"/v1/apps/"+model+"/list", t.readerTok, &ol) == nil && len(ol.Eligible()) == engines
+		return t.getJSON(resURL(t.res[0].addr, "/v1/apps/"+model+"/list"), t.readerTok, &ol) == nil && len(ol.Eligible()) == engines
 	})
 	c.check(listed, "the restarted r1 does not list the %d engines", engines)
 	took := time.Since(restarted)
@@ -165,7 +165,7 @@ func caseAllResourcesDown(ctx context.Context, t *topology, c *caseRun) {
 	recovered := waitUntil(ctx, 30*time.Second, func() bool {
 		for _, r := range t.res {
 			var ol discovery.OnlineList
-			if t.getJSON("http://"+r.addr+"/v1/apps/"+model+"/list", t.readerTok, &ol) != nil || len(ol.Eligible()) != engines {
+			if t.getJSON(resURL(r.addr, "/v1/apps/"+model+"/list"), t.readerTok, &ol) != nil || len(ol.Eligible()) != engines {
 				return false
 			}
 		}

@@ -217,10 +217,15 @@ func TestParseBuild(t *testing.T) {
 			t.Errorf("%q: %+v, want commit %q dirty %v", tc.line, b, tc.commit, tc.dirty)
 		}
 	}
-	if s := parseBuild("switchyard dev (commit abc, modified, go)").String(); !strings.Contains(s, "commit abc, dirty tree") {
+	if s := parseBuild("switchyard dev (commit abc, modified, go)").String(); !strings.Contains(s, "commit abc plus uncommitted changes (dirty tree)") {
 		t.Errorf("String: %q", s)
 	}
-	if s := parseBuild("garbage").String(); !strings.Contains(s, "commit unknown") {
+	if s := parseBuild("garbage").String(); !strings.Contains(s, "commit unknown") || !strings.Contains(s, "not run from a git work tree") {
+		t.Errorf("String: %q", s)
+	}
+	b := parseBuild("switchyard dev (commit abc, go)")
+	b.Tree, b.TreeDirty = "abc", true
+	if s := b.String(); !strings.Contains(s, "work tree at abc with uncommitted changes") {
 		t.Errorf("String: %q", s)
 	}
 }

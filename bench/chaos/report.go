@@ -65,23 +65,41 @@ type Report struct {
 	Rows  []*Row
 }
 
-// Build is what `switchyard version` of the binary under test said.
+// Build is what the binary under test was built from: what its
+// `switchyard version` said, and the git work tree the suite ran in (as
+// bench/machine does: builds by `make` carry the commit but, in a git
+// worktree or with -buildvcs=false, no modified flag).
 type Build struct {
-	Line   string // its whole answer
+	Line   string // the binary's `switchyard version`
 	Commit string // the commit it was built from ("" when unknown)
-	Dirty  bool   // the tree had uncommitted changes when it was built
+	Dirty  bool   // it says its tree had uncommitted changes
+	// Tree is the work tree's HEAD ("" outside a git work tree);
+	// TreeDirty whether tracked files had uncommitted changes.
+	Tree      string
+	TreeDirty bool
 }
 
 // String is the report's line about the binary.
 func (b Build) String() string {
-	if b.Commit == "" || b.Commit == "unknown" {
-		return "commit unknown (" + b.Line + ")"
+	var s string
+	switch {
+	case b.Commit == "" || b.Commit == "unknown":
+		s = "commit unknown"
+	case b.Dirty:
+		s = "commit " + b.Commit + " plus uncommitted changes (dirty tree)"
+	default:
+		s = "commit " + b.Commit
 	}
-	tree := "clean tree"
-	if b.Dirty {
-		tree = "dirty tree (uncommitted changes)"
+	s += " (`" + b.Line + "`)"
+	switch {
+	case b.Tree == "":
+		s += "; not run from a git work tree"
+	case b.TreeDirty:
+		s += "; work tree at " + b.Tree + " with uncommitted changes to tracked files (dirty: possibly in the binary)"
+	default:
+		s += "; work tree at " + b.Tree + ", clean"
 	}
-	return fmt.Sprintf("commit %s, %s (`%s`)", b.Commit, tree, b.Line)
+	return s
 }
 
 // Failed reports whether any case failed or lost or got a wrong answer.
