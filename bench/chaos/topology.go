@@ -66,7 +66,7 @@ type topology struct {
 
 	// Secrets (the credentials file holds their SHA-256).
 	agentTok, limitTok, boundTok, readerTok, peerTok, adminTok string
-	gwConfig                               string // path of the gateway's YAML
+	gwConfig                                                   string // path of the gateway's YAML
 }
 
 func token() string {
