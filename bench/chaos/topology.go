@@ -226,13 +226,13 @@ apps:
 			"--addr", "http=" + a, "--engine", "vllm", "--load", "probe", "--metrics-url", "http://" + a + "/metrics",
 			"--control", "", "--drain-timeout", "5s", "--log-format", "json"}, t.pki.tlsFlags("llama-agent")...)})
 	}
-	fixture := func(name, app, addr string) *member {
-		return &member{name: "agent-" + name, addr: addr, args: append([]string{"agent",
+	fixture := func(name, app, addr string, extra ...string) *member {
+		return &member{name: "agent-" + name, addr: addr, args: append(append([]string{"agent",
 			"--servers", peers, "--id", name, "--app", app,
-			"--addr", "http=" + addr, "--util", "0.1", "--concurrency", "1",
-			"--control", "", "--drain-timeout", "2s", "--log-format", "json"}, t.pki.tlsFlags("fixture-agent")...)}
+			"--addr", "http=" + addr, "--util", "0.1", "--concurrency", "1"}, extra...),
+			append([]string{"--control", "", "--drain-timeout", "2s", "--log-format", "json"}, t.pki.tlsFlags("fixture-agent")...)...)}
 	}
-	t.fixAg = []*member{fixture("probe-1", probeApp, t.recorder.addr), fixture("loop-1", loopApp, gwAddr)}
+	t.fixAg = []*member{fixture("probe-1", probeApp, t.recorder.addr, "--addr", "grpc="+t.recorder.addr), fixture("loop-1", loopApp, gwAddr)}
 	t.gw = &member{name: "gateway", addr: gwAddr, args: []string{"gateway", "--config", "gateway.yaml", "--log-format", "json"}}
 
 	t.logf("topology in %s: Resource %v, engines %v, gateway %s (admin %s)", t.dir, resAddrs, simAddrs, gwAddr, adminAddr)
