@@ -67,7 +67,16 @@ type topology struct {
 	// Secrets (the credentials file holds their SHA-256).
 	agentTok, limitTok, boundTok, readerTok, peerTok, adminTok string
 	gwConfig                                                   string // path of the gateway's YAML
+	// llamaRoute is extra YAML for the engines' route (", key: value"),
+	// set by a case for its reload; "" normally.
+	llamaRoute string
+	// drainCtl is the control address of the agent of engine
+	// drainVictim (the others have none).
+	drainCtl string
 }
+
+// drainVictim is the engine whose agent has a control API (caseAgentDrain).
+const drainVictim = 2
 
 func token() string {
 	b := make([]byte, 16)
@@ -139,13 +148,13 @@ func (t *topology) logf(format string, args ...any) {
 }
 
 func (t *topology) start(ctx context.Context) error {
-	addrs, err := freeAddrs(resources + engines + 2)
+	addrs, err := freeAddrs(resources + engines + 3)
 	if err != nil {
 		return err
 	}
 	resAddrs, simAddrs := addrs[:resources], addrs[resources:resources+engines]
 	gwAddr, adminAddr := addrs[resources+engines], addrs[resources+engines+1]
-	t.admin = adminAddr
+	t.admin, t.drainCtl = adminAddr, addrs[resources+engines+2]
 	if t.recorder, err = startRecorder("probe-1"); err != nil {
 		return err
 	}
@@ -221,10 +230,14 @@ apps:
 		// Each agent starts with another instance first, so the nodes
 		// spread over the tier.
 		order := slices.Concat(resAddrs[i%resources:], resAddrs[:i%resources])
+		control := ""
+		if i == drainVictim {
+			control = t.drainCtl
+		}
 		t.agents = append(t.agents, &member{name: "agent-" + id, addr: a, args: append([]string{"agent",
 			"--servers", strings.Join(order, ","), "--token-file", "agent.token", "--id", id, "--app", model,
 			"--addr", "http=" + a, "--engine", "vllm", "--load", "probe", "--metrics-url", "http://" + a + "/metrics",
-			"--control", "", "--drain-timeout", "5s", "--log-format", "json"}, t.pki.tlsFlags("llama-agent")...)})
+			"--control", control, "--drain-timeout", "5s", "--log-format", "json"}, t.pki.tlsFlags("llama-agent")...)})
 	}
 	fixture := func(name, app, addr string, extra ...string) *member {
 		return &member{name: "agent-" + name, addr: addr, args: append(append([]string{"agent",
@@ -279,14 +292,14 @@ discovery:
 admin:
   token_file: %s
 routes:
-  - {name: %s, match: {models: [%s]}, app: %s}
+  - {name: %s, match: {models: [%s]}, app: %s%s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
 `, client, admin, maxConcurrent, readTimeout, maxBodyBytes, maxBuffered, maxConnections, maxConnsPerIP,
 		strings.Join(res, ", "), filepath.Join(t.dir, "reader.token"), t.pki.caFile, t.pki.files["gateway"][0], t.pki.files["gateway"][1], filepath.Join(t.dir, "admin.token"),
-		model, model, model, probeApp, probeApp, probeApp, loopApp, loopApp, loopApp,
+		model, model, model, t.llamaRoute, probeApp, probeApp, probeApp, loopApp, loopApp, loopApp,
 		limitedApp, limitedApp, limitedApp, forbidApp, forbidApp, forbidApp)
 	if reloadRoute { // a second route to the recorder, which answers any model
 		fmt.Fprintf(&b, "  - {name: %s, match: {models: [%s]}, app: %s}\n", reloadModel, reloadModel, probeApp)
