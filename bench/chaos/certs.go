@@ -36,8 +36,9 @@ type pki struct {
 	ca   *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pool *x509.CertPool
-	// caFile is the CA bundle every party trusts.
-	caFile string
+	// caFile is the CA bundle every party trusts; rogueCAFile the
+	// untrusted one's.
+	caFile, rogueCAFile string
 	// files of each identity: name -> [cert, key]
 	files map[string][2]string
 	certs map[string]tls.Certificate
@@ -74,6 +75,10 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	if err := p.issue("rogue", rogueCA, rogueKey, []string{sanBoundAgent}, nil); err != nil {
+		return nil, err
+	}
+	p.rogueCAFile = filepath.Join(dir, "rogue-ca.pem")
+	if err := writePEM(p.rogueCAFile, "CERTIFICATE", rogueCA.Raw); err != nil {
 		return nil, err
 	}
 	return p, nil

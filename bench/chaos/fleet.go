@@ -207,3 +207,76 @@ func caseClockBack(ctx context.Context, t *topology, c *caseRun) {
 	c.account(l.finish(), strict)
 	c.observe("routable again %.1f s after the agent restarted (it adopted the incarnation it was told)", secs(took))
 }
+
+// ack POSTs a subscriber's acknowledgement of app's list to a Resource
+// instance with the reader token (what a gateway does after applying a
+// list) and returns the reply.
+func (t *topology) ack(addr, app, sub string) beatReply {
+	req, _ := http.NewRequest(http.MethodPost, resURL(addr, "/v1/apps/"+app+"/ack?subscriber="+sub+"&epoch=0&version=0"), nil)
+	req.Header.Set("Authorization", "Bearer "+t.readerTok)
+	resp, err := t.ctl.Do(req)
+	if err != nil {
+		return beatReply{Error: err.Error()}
+	}
+	defer resp.Body.Close()
+	out := beatReply{status: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(body, &out)
+	return out
+}
+
+// caseTierLimits (item 11): a Resource instance of its own (mTLS, the
+// same credentials) with --max-apps 2 and --max-subscribers 2: a third
+// app and a third subscriber of an app are refused (429, reason limit,
+// the field named); an app whose last node left is freed once its
+// tombstone expired (30 s, the default TombstoneTTL), and then a new app
+// fits.
+func caseTierLimits(ctx context.Context, t *topology, c *caseRun) {
+	addrs, err := freeAddrs(1)
+	if !c.check(err == nil, "ports: %v", err) {
+		return
+	}
+	addr := addrs[0]
+	p, err := t.extra("r-limits", append([]string{"resource", "--listen", addr, "--credentials", "credentials.yaml",
+		"--max-apps", "2", "--max-subscribers", "2", "--log-format", "json"}, t.pki.tlsFlags("server")...)...)
+	if !c.check(err == nil, "start: %v", err) {
+		return
+	}
+	defer p.stop(5 * time.Second)
+	if !c.check(waitUntil(ctx, 10*time.Second, func() bool { return t.status(resURL(addr, "/healthz"), "") == 200 }), "the instance did not come up:\n%s", tail(p.log, 5)) {
+		return
+	}
+	inc := uint64(time.Now().UnixNano())
+	beat := func(id, app string, st discovery.State, seq uint64) beatReply {
+		return t.beat(addr, "harness", t.limitTok, heartbeat(id, app, t.rogue.addr, 1, st, inc, seq))
+	}
+	for i, app := range []string{"lim-a", "lim-b"} {
+		rep := beat(fmt.Sprintf("x%d", i+1), app, discovery.StateReady, 1)
+		c.one(rep.status, rep.status == 204, fmt.Sprintf("a node of app %s (within 2 apps): %d %s", app, rep.status, rep.Error))
+	}
+	rep := beat("x3", "lim-c", discovery.StateReady, 1)
+	c.one(rep.status, rep.status == 429 && rep.Reason == "limit" && rep.Field == "app", fmt.Sprintf("a third app: %d reason %q field %q: %s", rep.status, rep.Reason, rep.Field, rep.Error))
+	for i, sub := range []string{"gw-1", "gw-2", "gw-3"} {
+		rep := t.ack(addr, "lim-a", sub)
+		if i < 2 {
+			c.one(rep.status, rep.status == 204, fmt.Sprintf("subscriber %s of lim-a (within 2): %d %s", sub, rep.status, rep.Error))
+		} else {
+			c.one(rep.status, rep.status == 429 && rep.Reason == "limit" && rep.Field == "subscriber", fmt.Sprintf("a third subscriber: %d reason %q field %q: %s", rep.status, rep.Reason, rep.Field, rep.Error))
+		}
+	}
+	// lim-b's only node leaves (lim-a keeps its subscribers): the app
+	// is freed with its tombstone, and lim-c fits.
+	rep = beat("x2", "lim-b", discovery.StateOffline, 2)
+	c.one(rep.status, rep.status == 204, fmt.Sprintf("x2 offline: %d %s", rep.status, rep.Error))
+	freed := time.Now()
+	var last beatReply
+	seq := uint64(1)
+	fits := waitUntil(ctx, 45*time.Second, func() bool {
+		seq++
+		last = beat("x3", "lim-c", discovery.StateReady, seq)
+		return last.status == 204
+	})
+	took := time.Since(freed)
+	c.one(last.status, fits, fmt.Sprintf("a new app after lim-b emptied: %d %s after %.1f s", last.status, last.Error, secs(took)))
+	c.observe("2 apps held, the third refused (limit, app); 2 subscribers, the third refused (limit, subscriber); the emptied app freed: a new app fitted %.1f s after its last node left", secs(took))
+}

@@ -201,7 +201,7 @@ func (l *load) worker(k kind) {
 		if r.outcome == outOK {
 			l.ok.Add(1)
 		}
-		if r.outcome == outNoAnswer { // do not spin on a closed port
+		if r.outcome == outNoAnswer || r.outcome == outStatus { // do not spin on a closed port or quick refusals
 			pause.Reset(25 * time.Millisecond)
 			select {
 			case <-l.stop:

@@ -191,7 +191,7 @@ func (t *topology) start(ctx context.Context) error {
     cidrs: [127.0.0.0/8]
   - name: limit
     token_sha256: %s
-    apps: [%s]
+    apps: [%s, "lim-*"]
 peers:
   - name: tier
     token_sha256: %s
