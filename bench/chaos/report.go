@@ -173,14 +173,19 @@ func (r *Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Result: %s\n\n", r.Summary())
 	b.WriteString(`Topology, all on loopback and all real processes of the same binary: three
-peered Resource instances with a credentials file (scoped agent, peer and
-reader credentials), five simulated engines (` + "`switchyard sim`" + `) each with its
-` + "`switchyard agent`" + ` (engine metrics and readiness probed), two fixture nodes
-announced by agents (a recorder engine in the harness that records what
-reached it, and a node whose address is the gateway itself), and
-` + "`switchyard gateway`" + ` with a YAML config (routes fed by discovery, an admin token
+peered Resource instances speaking mTLS only (a test CA generated for the
+run) with a credentials file (scoped agent, peer and reader credentials:
+tokens and certificate SANs), five simulated engines (` + "`switchyard sim`" + `) each
+with its ` + "`switchyard agent`" + ` (engine metrics and readiness probed), two fixture
+nodes announced by agents known by their certificate alone (a recorder
+engine in the harness that records what reached it, over HTTP and gRPC,
+and a node whose address is the gateway itself), and ` + "`switchyard gateway`" + `
+with a YAML config (routes fed by discovery over mTLS, an admin token
 file; health checks, outlier detection, breakers, retries and timeouts at
-their defaults). Load is closed loop, bounded and self-stopping: HTTP/1.1
+their defaults). Some cases start processes of their own while they run:
+a second gateway with a TLS client listener and an https:// engine, a
+gateway trusting another CA, agents with bound credentials, a Resource
+instance with small limits. Load is closed loop, bounded and self-stopping: HTTP/1.1
 and h2c, buffered and streamed chat completions; every request is
 accounted for. "Lost": no answer, or a transport error the case does not
 expect; "wrong": an answer that should not be (a status the case does not
