@@ -90,7 +90,7 @@ func cases() []testCase {
 		{name: "gateway-sighup", items: "fault", quick: true, run: caseSIGHUP,
 			expect: "config reloaded (a new route serves) without a failed request: all 200"},
 		{name: "gateway-sigterm", items: "fault, 7", run: caseSIGTERM,
-			expect: "in-flight requests finish (200), answers while draining carry Connection: close, readiness fails, new connections refused, exit 0; restarted gateway serves"},
+			expect: "in-flight requests finish (200), answers while draining carry Connection: close, readiness fails at once, new connections served during the drain delay (1 s) and refused after it, exit 0; restarted gateway serves"},
 	}
 }
 

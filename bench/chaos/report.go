@@ -94,6 +94,10 @@ func (b Build) String() string {
 	switch {
 	case b.Tree == "":
 		s += "; not run from a git work tree"
+	case b.TreeDirty && b.Tree != b.Commit:
+		s += "; work tree at " + b.Tree + " (not the binary's commit) with uncommitted changes to tracked files"
+	case b.Tree != b.Commit:
+		s += "; work tree at " + b.Tree + ", clean, but not the binary's commit"
 	case b.TreeDirty:
 		s += "; work tree at " + b.Tree + " with uncommitted changes to tracked files (dirty: possibly in the binary)"
 	default:

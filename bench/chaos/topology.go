@@ -282,6 +282,7 @@ limits:
   max_connections: %d
   max_connections_per_ip: %d
   shutdown_timeout: 20s
+  drain_delay: %s
 discovery:
   servers: [%s]
   token_file: %s
@@ -297,7 +298,7 @@ routes:
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
-`, client, admin, maxConcurrent, readTimeout, maxBodyBytes, maxBuffered, maxConnections, maxConnsPerIP,
+`, client, admin, maxConcurrent, readTimeout, maxBodyBytes, maxBuffered, maxConnections, maxConnsPerIP, drainDelay,
 		strings.Join(res, ", "), filepath.Join(t.dir, "reader.token"), t.pki.caFile, t.pki.files["gateway"][0], t.pki.files["gateway"][1], filepath.Join(t.dir, "admin.token"),
 		model, model, model, t.llamaRoute, probeApp, probeApp, probeApp, loopApp, loopApp, loopApp,
 		limitedApp, limitedApp, limitedApp, forbidApp, forbidApp, forbidApp)
@@ -315,7 +316,8 @@ const (
 	maxBuffered    = 32 << 20
 	maxConnections = 300
 	maxConnsPerIP  = 64
-	reloadModel    = "reloaded" // the route a SIGHUP reload adds (to the recorder)
+	reloadModel    = "reloaded"  // the route a SIGHUP reload adds (to the recorder)
+	drainDelay     = time.Second // SIGTERM: served on (Connection: close) this long, then the listener closes
 )
 
 // resURL is the URL of path on a Resource instance (the tier speaks
