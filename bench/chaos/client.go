@@ -300,6 +300,6 @@ func caseGRPCControl(ctx context.Context, t *topology, c *caseRun) {
 	if seen := t.recorder.requests()[before:]; len(seen) > 0 {
 		c.fail("control methods reached the node: %+v", seen)
 	}
-	c.observe("ModelInfer reached the node; %d control methods refused (grpc-status 12, path not allowed: %d; 5, no route for a method without a model field: %d), none reached the node",
-		len(refused), c.row.Answered["grpc-status 12"], c.row.Answered["grpc-status 5"])
+	c.observe("ModelInfer answered %d (grpc-status %q) by the node; %d control methods refused (grpc-status 12, path not allowed: %d; 5, no route for a method without a model field: %d), none reached the node",
+		st, gs, len(refused), c.row.Answered["grpc-status 12"], c.row.Answered["grpc-status 5"])
 }

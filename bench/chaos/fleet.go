@@ -278,5 +278,5 @@ func caseTierLimits(ctx context.Context, t *topology, c *caseRun) {
 	})
 	took := time.Since(freed)
 	c.one(last.status, fits, fmt.Sprintf("a new app after lim-b emptied: %d %s after %.1f s", last.status, last.Error, secs(took)))
-	c.observe("2 apps held, the third refused (limit, app); 2 subscribers, the third refused (limit, subscriber); the emptied app freed: a new app fitted %.1f s after its last node left", secs(took))
+	c.observe("answers: %v; a new app fitted %v, %.1f s after the last node of an app left", c.row.answered(), fits, secs(took))
 }

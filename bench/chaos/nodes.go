@@ -205,9 +205,9 @@ func caseHealth404(ctx context.Context, t *topology, c *caseRun) {
 	hung := time.Now()
 	c.check(t.simControl(victim, "slowdown?factor=150") == nil, "slowdown failed")
 	servedBefore := l.served(name)
-	took, ok, why := t.outWhy(ctx, name, hung, 20*time.Second)
+	took, ok, why := t.outWhy(ctx, name, hung, 25*time.Second)
 	servedSlow := l.served(name) - servedBefore
-	c.check(ok && took < 10*time.Second, "the slow %s out of the route after %.1f s (out: %v), want < 10 s", name, secs(took), ok)
+	c.check(ok && took < 15*time.Second, "the slow %s out of the route after %.1f s (out: %v), want < 15 s", name, secs(took), ok)
 	c.check(l.waitOK(ctx, 100, 20*time.Second), "the load stalled while the engine was slow")
 	healed := time.Now()
 	c.check(t.simControl(victim, "slowdown?factor=1") == nil, "recovery failed")
@@ -221,6 +221,6 @@ func caseHealth404(ctx context.Context, t *topology, c *caseRun) {
 	}
 	c.check(contains(reasons, "latency"), "%s was not ejected by outlier detection (latency): logged exclusions %v, state %v", name, reasons, why)
 	c.account(l.finish(), strict)
-	c.observe("all %d engines logged as having no health endpoint %.1f s after the reload and routable throughout; the slow %s out after %.1f s (excluded %v; logged exclusions %v), back %.1f s after recovery; %d answers before the slowdown, %d of them from %s, %d from it while slow",
-		engines, secs(loggedAfter), name, secs(took), why, reasons, secs(back), okBefore, servedBefore, name, servedSlow)
+	c.observe("%d of %d engines logged as having no health endpoint %.1f s after the reload, at least %d routable in every sample for 5 s; the slow %s out after %.1f s (excluded %v; logged exclusions %v), back %.1f s after recovery; %d answers before the slowdown, %d of them from %s, %d from it while slow",
+		t.gatewayLogCount(noneLine...)-before, engines, secs(loggedAfter), least, name, secs(took), why, reasons, secs(back), okBefore, servedBefore, name, servedSlow)
 }

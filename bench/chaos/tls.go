@@ -126,9 +126,12 @@ func caseTierMTLS(ctx context.Context, t *topology, c *caseRun) {
 		c.oneAs("another CA's certificate: refused", err != nil, fmt.Sprintf("TLS with another CA's certificate to %s was served", r.name))
 	}
 	// The fixtures' agents: their certificate alone (no token).
+	fixtures := 0
 	for _, f := range []struct{ app, id string }{{probeApp, "probe-1"}, {loopApp, "loop-1"}} {
 		ns, err := t.nodes(f.app)
-		c.check(err == nil && ns[f.id].eligible(), "%s (announced by an agent known by its certificate alone) not routable: %+v %v", f.id, ns[f.id], err)
+		if c.check(err == nil && ns[f.id].eligible(), "%s (announced by an agent known by its certificate alone) not routable: %+v %v", f.id, ns[f.id], err) {
+			fixtures++
+		}
 	}
 	// Bound agents: token and certificate. b1 has both; b2 the token
 	// with the harness's certificate.
@@ -162,15 +165,19 @@ func caseTierMTLS(ctx context.Context, t *topology, c *caseRun) {
 	c.oneAs("bound token with another certificate: refused", !b2In && refusedLine, fmt.Sprintf("b2 (bound token, the harness's certificate): in the gateway %v, refusal in its log %v:\n%s", b2In, refusedLine, tail(b2.log, 3)))
 	// Over HTTP (list reads, HTTP heartbeats, the agents' drain status).
 	st := statusAs(t.as["gateway"], resURL(t.res[0].addr, "/v1/apps/"+model+"/list"), "")
+	httpRead := st
 	c.one(st, st == 200, fmt.Sprintf("HTTP list read by a reader known by its certificate alone (SAN %s): %d, want 200", sanGateway, st))
 	rep := t.beat(t.res[0].addr, "bound-agent", t.boundTok, heartbeat("b3", limitedApp, t.rogue.addr, 1, discovery.StateOffline, uint64(time.Now().UnixNano()), 1))
+	httpBeat := rep.status
 	c.one(rep.status, rep.status == 204, fmt.Sprintf("HTTP heartbeat of a bound agent with its token and certificate: %d %s, want 204", rep.status, rep.Error))
 	rep = t.beat(t.res[0].addr, "harness", t.boundTok, heartbeat("b3", limitedApp, t.rogue.addr, 1, discovery.StateOffline, uint64(time.Now().UnixNano()), 1))
 	c.one(rep.status, rep.status == 401 && rep.Reason == "bad_token", fmt.Sprintf("HTTP heartbeat with the bound token and another certificate: %d %q, want 401 bad_token", rep.status, rep.Reason))
 	b1.stop(5 * time.Second)
 	b2.stop(5 * time.Second)
 	c.check(waitUntil(ctx, 10*time.Second, func() bool { ns, err := t.nodes(limitedApp); return err == nil && len(ns) == 0 }), "b1 did not leave the gateway after its agent stopped")
-	c.observe("every instance refused plaintext, a missing client certificate and another CA's; fixtures routed by certificate alone; the bound agent routed %.1f s after it started, the bound token with another certificate refused", secs(took))
+	c.observe("of %d instances, plaintext refused by %d, a missing client certificate by %d, another CA's by %d; %d of 2 fixture nodes (agents known by their certificate alone) routed; the bound agent routed %v (%.1f s), the bound token with another certificate refused %v; over HTTP: list read by SAN %d, bound agent's beat %d",
+		len(t.res), c.row.Answered["plaintext: closed"]+c.row.Answered["plaintext: 400"], c.row.Answered["no client certificate: refused"], c.row.Answered["another CA's certificate: refused"],
+		fixtures, seen, secs(took), !b2In && refusedLine, httpRead, httpBeat)
 }
 
 // caseGatewayTierTLS (item 11): the gateway reads the tier over TLS
@@ -178,8 +185,9 @@ func caseTierMTLS(ctx context.Context, t *topology, c *caseRun) {
 // second gateway trusting another CA gets nothing from the tier (the
 // instances' certificates are verified) and serves no engine.
 func caseGatewayTierTLS(ctx context.Context, t *topology, c *caseRun) {
-	c.check(!t.routeStale(model), "the gateway's route %s is stale", model)
-	c.check(t.eligibleEngines() == engines, "the gateway routes to %d of %d engines", t.eligibleEngines(), engines)
+	stale, eligible := t.routeStale(model), t.eligibleEngines()
+	c.check(!stale, "the gateway's route %s is stale", model)
+	c.check(eligible == engines, "the gateway routes to %d of %d engines", eligible, engines)
 	r := do(t.ctl, h1Buffered, "http://"+t.gw.addr+"/v1/chat/completions", chatBody(model, 1, false, ""), nil)
 	c.one(r.status, r.outcome == outOK && r.status == 200, fmt.Sprintf("a request through the gateway: %s", r))
 	addrs, err := freeAddrs(2)
@@ -204,8 +212,10 @@ func caseGatewayTierTLS(ctx context.Context, t *topology, c *caseRun) {
 		r := do(h1, h1Buffered, "http://"+addrs[0]+"/v1/chat/completions", chatBody(model, 1, false, ""), nil)
 		c.one(r.status, r.status == 503 && r.node == "", fmt.Sprintf("a request through the gateway trusting another CA: %s, want 503 (no node)", r))
 	}
-	c.check(len(t.adminNodes(addrs[1], model)) == 0, "the gateway trusting another CA has nodes: %v", t.adminNodes(addrs[1], model))
-	c.observe("the gateway's routes current over mTLS, %d engines; a gateway trusting another CA logged a certificate error, had no node and answered 503", engines)
+	rogueNodes := len(t.adminNodes(addrs[1], model))
+	c.check(rogueNodes == 0, "the gateway trusting another CA has nodes: %v", t.adminNodes(addrs[1], model))
+	c.observe("the gateway's route stale %v, %d of %d engines routable, over mTLS; a gateway trusting another CA: certificate error logged %v, %d nodes, %d of 3 requests answered 503",
+		stale, eligible, engines, certErr, rogueNodes, c.row.Answered["503"])
 }
 
 // caseTLSListener (issue 12: what held, TLS termination): a gateway
@@ -262,7 +272,8 @@ func caseTLSListener(ctx context.Context, t *topology, c *caseRun) {
 		byProto[fmt.Sprintf("HTTP/%d", r.proto)]++
 		return answered, ""
 	})
-	c.observe("over TLS: %d answers by HTTP/1.1, %d by HTTP/2 (ALPN); plaintext, h2c, TLS 1.1 and an untrusting client got nothing", byProto["HTTP/1"], byProto["HTTP/2"])
+	c.observe("over TLS: %d answers by HTTP/1.1, %d by HTTP/2 (ALPN); refused: plaintext %d, h2c %d, TLS 1.1 %d, a client not trusting the CA %d (of 1 each)", byProto["HTTP/1"], byProto["HTTP/2"],
+		c.row.Answered["plaintext: 0"]+c.row.Answered["plaintext: 400"], c.row.Answered["h2c: no answer"], c.row.Answered["TLS 1.1: refused"], c.row.Answered["client not trusting the CA: refused"])
 }
 
 // caseHTTPSNode (item 11): an https:// engine (the simulated engine
