@@ -124,7 +124,7 @@ func contains(list []string, s string) bool {
 // refused; and the classic smuggle (POST with both, a second request in
 // the body aimed at an engine control path) never reaches an engine.
 func caseCLTE(_ context.Context, t *topology, c *caseRun) {
-	for _, m := range []string{"GET /v1/models", "HEAD /v1/models", "GET /health"} {
+	for _, m := range []string{"GET /v1/models", "HEAD /v1/models", "HEAD /v1/chat/completions", "HEAD /health", "GET /health"} {
 		a := rawHTTP(t.gw.addr, m+" HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 5*time.Second)
 		c.one(a.status, a.status == 400 && a.header.Get("X-Sim-Node") == "", fmt.Sprintf("%s with CL and TE: %d %v", m, a.status, a.err))
 	}
@@ -142,7 +142,7 @@ func caseCLTE(_ context.Context, t *topology, c *caseRun) {
 		st, err := t.simStats(i)
 		c.check(err == nil && st.Mode == "healthy", "engine %s after the smuggling attempt: mode %q %v", t.sims[i].name, st.Mode, err)
 	}
-	c.observe("GET/HEAD with both refused 400; the smuggled control request reached no engine (all healthy)")
+	c.observe("GET and HEAD (%d) with both refused 400; the smuggled control request reached no engine (all healthy)", 5)
 }
 
 // caseAbsoluteForm (item 7): the recorder engine shows the Host the

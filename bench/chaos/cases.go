@@ -11,6 +11,9 @@ import (
 // process up, every engine healthy and routable). one-failure runs
 // before the first fault: it needs engines whose recent answers are all
 // good (outlier detection remembers failures with a 10 s half-life).
+// oversized and tier-mtls are cheap but stay out of the quick subset
+// while they fail (early 413 and h2 431 in the gateway's frontend; SANs
+// over HTTP in discovery/resource): TestQuick guards what holds.
 func cases() []testCase {
 	return []testCase{
 		{name: "allowlist", items: "1", quick: true, run: caseAllowlist,
@@ -27,10 +30,26 @@ func cases() []testCase {
 			expect: "a malformed request with Authorization gets 400 without the token in it"},
 		{name: "routing-loop", items: "7", quick: true, run: caseLoop,
 			expect: "a node whose address is the gateway: 508 loop_detected, at once"},
+		{name: "oversized", items: "held", run: caseOversized,
+			expect: "431 for headers (and a request line) over max_header_bytes, HTTP/1.1 and h2c (a header block needing CONTINUATION frames past the limit: 431 or the connection closed, as Go's HTTP/2 server does); 413 for bodies over max_body_bytes: declared (at once, before the body is sent), sent, chunked, h2c; never forwarded; served on"},
+		{name: "slowloris", items: "held", quick: true, run: caseSlowloris,
+			expect: "30 HTTP/1.1 connections trickling headers and 30 trickling a body, a byte every 200 ms: each answered 408 or closed by read_timeout (3 s) + 2 s; other clients served meanwhile, all 200"},
+		{name: "grpc-control", items: "1", quick: true, run: caseGRPCControl,
+			expect: "gRPC control methods (KServe repository load/unload, trace/log settings, shared memory, statistics; health and reflection services; a path trick) naming a route with a gRPC node: refused by the gateway (grpc-status 12 Unimplemented, or 5 NotFound when the method has no model field to route on), never forwarded; ModelInfer forwarded"},
 		{name: "forged-fleet", items: "9, 10", quick: true, run: caseForgedFleet,
 			expect: "with a stolen agent credential: another app, a huge capacity, another node id prefix, an address outside the CIDRs refused (403); reader and agent credentials out of their scope refused; a forged offline beat with incarnation 2^64−1 refused and removes nothing; nothing reaches the forged address; load unaffected"},
 		{name: "nodes-per-app", items: "11", run: caseLimits,
 			expect: "app limited (max_nodes 2): 2 nodes listed, the others refused (429, reason limit); the gateway never routes to more than 2"},
+		{name: "tier-limits", items: "11", run: caseTierLimits,
+			expect: "a Resource instance with max-apps 2 and max-subscribers 2: the third app and the third subscriber refused (429, reason limit, field named); an app whose last node left is freed (once its tombstone expired, 30 s) and a new app fits"},
+		{name: "tier-mtls", items: "9, 11", run: caseTierMTLS,
+			expect: "every instance refuses plaintext, a missing client certificate and another CA's certificate; agents known by their certificate's SAN alone announce; a credential bound to a token and a SAN announces with its certificate, is refused with another; over HTTP a reader known by its SAN reads and a bound agent announces"},
+		{name: "gateway-tier-tls", items: "11", quick: true, run: caseGatewayTierTLS,
+			expect: "the gateway reads the tier over mTLS (routes current, all engines); a gateway trusting another CA gets nothing (certificate error logged, no node, 503)"},
+		{name: "tls-listener", items: "held", quick: true, run: caseTLSListener,
+			expect: "a gateway with a TLS client listener (test CA) serves HTTP/1.1 and HTTP/2 by ALPN, all 200 over TLS; plaintext, h2c, TLS 1.1 and a client not trusting the CA get nothing"},
+		{name: "https-node", items: "11", run: caseHTTPSNode,
+			expect: "an https:// engine behind a route with the CA bundle, reached through the TLS listener: health-checked and served, all 200 from it; behind a route trusting another CA it serves nothing (5xx)"},
 		{name: "clock-back", items: "10", run: caseClockBack,
 			expect: "an agent restarted behind its own tombstone (left by a run whose clock was 40 s ahead) adopts the incarnation it is told and is routable again in < 10 s; load unaffected"},
 		{name: "one-failure", items: "3", run: caseOneFailure,
@@ -50,7 +69,13 @@ func cases() []testCase {
 		{name: "engine-500", items: "fault", run: caseEngine500,
 			expect: "an engine failing every request (health 200): its breaker opens after 5 failures, so only its first 500s reach clients (a node's answer is passed on, not retried); out of the route in < 5 s; all else 200"},
 		{name: "engine-429", items: "fault, 7", run: caseEngine429,
-			expect: "one busy engine (429, Retry-After 7): refusals retried elsewhere within the retry budget, past it passed on with the engine's Retry-After; its breaker stays closed; all busy: 429 with Retry-After 7"},
+			expect: "one busy engine (429, Retry-After 7): it rests out of picks (overload) for its Retry-After, so only requests already sent meet its refusals; those retried elsewhere within the retry budget, past it passed on with its Retry-After; its breaker stays closed; all busy: 429 with Retry-After 7"},
+		{name: "node-503", items: "7", run: caseNode503,
+			expect: "an engine answering 503 with Retry-After 1 (draining; health 503): its refusals retried elsewhere within the retry budget, past it passed on with its Retry-After; out of the route in < 5 s; its breaker never opens; back after"},
+		{name: "agent-drain", items: "held", run: caseAgentDrain,
+			expect: "`switchyard agent drain` of e3 under load returns once the gateway acknowledged; e3 out of the route, its requests in flight finish, none starts there; 0 errors; undrain brings it back"},
+		{name: "health-404", items: "3", run: caseHealth404,
+			expect: "a health path every engine answers 404 for: no engine excluded for lacking a health endpoint (logged as watched by outlier detection alone); an engine 150 times slower (first byte after 3 s) ejected by outlier detection (latency: a decayed mean over its answers, 2 s floor) in < 15 s; all 200"},
 		{name: "engine-trickle", items: "fault", run: caseTrickle,
 			expect: "slow answers still complete (no timeout, no cut): all 200"},
 		{name: "crash-midstream", items: "fault, 2", run: caseCrashMidStream,
@@ -68,7 +93,7 @@ func cases() []testCase {
 		{name: "gateway-sighup", items: "fault", quick: true, run: caseSIGHUP,
 			expect: "config reloaded (a new route serves) without a failed request: all 200"},
 		{name: "gateway-sigterm", items: "fault, 7", run: caseSIGTERM,
-			expect: "in-flight requests finish (200), answers while draining carry Connection: close, readiness fails, new connections refused, exit 0; restarted gateway serves"},
+			expect: "in-flight requests finish (200), answers while draining carry Connection: close, readiness fails at once, new connections served during the drain delay (1 s) and refused after it, exit 0; restarted gateway serves"},
 	}
 }
 

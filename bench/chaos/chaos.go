@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -224,6 +225,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Command: cfg.Command, Note: cfg.Note, Started: time.Now(), Quick: cfg.Quick && len(cfg.Only) == 0}
+	rep.Build = binaryBuild(ctx, cfg.Bin)
 	dir := cfg.Dir
 	if dir == "" {
 		var err error
@@ -328,6 +330,44 @@ func runCase(ctx context.Context, t *topology, c testCase, row *Row) {
 		}
 	}()
 	c.run(ctx, t, cr)
+}
+
+// binaryBuild asks bin what it was built from (`switchyard version`:
+// the commit, and "modified" when the tree had uncommitted changes).
+func binaryBuild(ctx context.Context, bin string) Build {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var b Build
+	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err != nil {
+		b.Line = bin + " version: " + err.Error()
+	} else {
+		b = parseBuild(strings.TrimSpace(string(out)))
+	}
+	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
+		b.Tree = strings.TrimSpace(string(out))
+		st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output()
+		b.TreeDirty = err != nil || len(strings.TrimSpace(string(st))) > 0
+	}
+	return b
+}
+
+// parseBuild reads a `switchyard version` line: "switchyard VERSION
+// (commit SHA[, modified][, TIME], GO)".
+func parseBuild(line string) Build {
+	b := Build{Line: line}
+	open, closing := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || closing < open {
+		return b
+	}
+	for i, part := range strings.Split(line[open+1:closing], ", ") {
+		switch {
+		case i == 0 && strings.HasPrefix(part, "commit "):
+			b.Commit = strings.TrimPrefix(part, "commit ")
+		case part == "modified":
+			b.Dirty = true
+		}
+	}
+	return b
 }
 
 func loadAverage() string {

@@ -1,14 +1,23 @@
 // Package chaos is the chaos suite of issue 12: it builds Switchyard's
 // whole topology on loopback from the real binary — three peered
-// Resource instances with a credentials file (scoped agent, peer and
-// reader credentials), five simulated engines (`switchyard sim`) each
-// with its `switchyard agent`, two fixture nodes (a recorder engine in
-// this process, and a node whose address is the gateway itself), and
-// `switchyard gateway` with a YAML config fed by discovery and an admin
+// Resource instances speaking mTLS only, with a credentials file (scoped
+// agent, peer and reader credentials; tokens and certificate SANs), five
+// simulated engines (`switchyard sim`) each with its `switchyard agent`,
+// two fixture nodes (a recorder engine in this process, HTTP and gRPC,
+// and a node whose address is the gateway itself), and `switchyard
+// gateway` with a YAML config fed by discovery over mTLS and an admin
 // token file — then runs every fault and attack of the issue against it
 // under bounded, self-stopping load, and reports a table: case,
 // expected, observed, requests sent, answered, lost or wrong, pass or
-// fail.
+// fail. The test CA and every certificate are generated at each run
+// (certs.go) into the run's directory. Some cases start processes of
+// their own for their length: a second gateway (a TLS client listener,
+// an https:// engine, a CA it must not trust), an https engine, agents
+// with bound credentials, a Resource instance with small limits.
+//
+// The report names the commit the binary was built from (its `switchyard
+// version`) and the work tree's commit and whether it had uncommitted
+// changes.
 //
 // Every request is accounted for: answered (by status), expected
 // non-answers that a case names (a stream an engine's kill cut, a

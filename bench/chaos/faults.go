@@ -113,7 +113,7 @@ func caseKillResource(ctx context.Context, t *topology, c *caseRun) {
 	c.check(t.run(ctx, t.res[0]) == nil, "restart of r1 failed")
 	listed := waitUntil(ctx, 20*time.Second, func() bool {
 		var ol discovery.OnlineList
-		return t.getJSON("http://"+t.res[0].addr+"/v1/apps/"+model+"/list", t.readerTok, &ol) == nil && len(ol.Eligible()) == engines
+		return t.getJSON(resURL(t.res[0].addr, "/v1/apps/"+model+"/list"), t.readerTok, &ol) == nil && len(ol.Eligible()) == engines
 	})
 	c.check(listed, "the restarted r1 does not list the %d engines", engines)
 	took := time.Since(restarted)
@@ -165,7 +165,7 @@ func caseAllResourcesDown(ctx context.Context, t *topology, c *caseRun) {
 	recovered := waitUntil(ctx, 30*time.Second, func() bool {
 		for _, r := range t.res {
 			var ol discovery.OnlineList
-			if t.getJSON("http://"+r.addr+"/v1/apps/"+model+"/list", t.readerTok, &ol) != nil || len(ol.Eligible()) != engines {
+			if t.getJSON(resURL(r.addr, "/v1/apps/"+model+"/list"), t.readerTok, &ol) != nil || len(ol.Eligible()) != engines {
 				return false
 			}
 		}
@@ -253,21 +253,36 @@ func caseEngine500(ctx context.Context, t *topology, c *caseRun) {
 }
 
 // caseEngine429: first e5 alone answers 429 with Retry-After 7 (busy):
-// the gateway retries elsewhere and its breaker stays closed; then every
-// engine is busy: clients get 429 with the engines' Retry-After.
+// the gateway retries elsewhere, rests the node for its Retry-After
+// (excluded "overload", gateway/forward's restBusy: 1..30 s) so that
+// only the requests already on their way meet its refusal, and its
+// breaker stays closed; then every engine is busy: clients get 429 with
+// the engines' Retry-After (no node rests while no other can serve).
 func caseEngine429(ctx context.Context, t *topology, c *caseRun) {
 	const victim = 4
 	name := t.sims[victim].name
 	l := startLoad(loadSpec{target: t.gw.addr, model: model, limit: time.Minute})
 	c.check(l.waitServed(ctx, name, 5, 20*time.Second), "%s served nothing before", name)
 	before, _ := t.simStats(victim)
+	busy := time.Now()
 	c.check(t.simControl(victim, "fail?mode=busy") == nil, "busy failed")
+	// It rests: out of picks ("overload") for about its Retry-After.
+	rest, rested, _ := t.outWhy(ctx, name, busy, 5*time.Second)
+	ns, _ := t.nodes(model)
+	c.check(rested && contains(ns[name].Excluded, "overload"), "the busy engine did not rest: %+v after %.1f s", ns[name], secs(rest))
+	firstRest, _ := t.simStats(victim)
+	// Over two rest periods it is offered a request now and then.
 	c.check(l.waitOK(ctx, 200, 20*time.Second), "the load stalled")
+	pause(ctx, 2*sim429RetryAfter)
 	after, _ := t.simStats(victim)
 	ns, err := t.nodes(model)
 	n := ns[name]
 	c.check(err == nil && n.Breaker == "closed" && !contains(n.Excluded, "breaker"), "the busy engine's breaker: %+v (%v)", n, err)
 	c.check(after.Rejected > before.Rejected, "the busy engine refused nothing: the fault missed")
+	// While it rests, at most the requests of the load's workers already
+	// sent to it (12) and one per rest period's end meet its refusal.
+	refusedResting := after.Rejected - firstRest.Rejected
+	c.check(refusedResting <= int64(len(allKinds)*3+4), "the resting engine still refused %d requests over %v", refusedResting, 2*sim429RetryAfter)
 	// Refusals are retried on another node while the route's retry
 	// budget (20 % of requests) allows; past it the engine's 429 is
 	// passed on, with its Retry-After.
@@ -313,8 +328,13 @@ func caseEngine429(ctx context.Context, t *topology, c *caseRun) {
 		}
 	}
 	c.check(err == nil && opened == 0, "%d breakers opened by refusals with Retry-After", opened)
-	c.observe("one busy engine: it refused %d requests, %d retried elsewhere, %d passed on (retry budget spent) with its Retry-After, breaker closed; all busy: clients got 429 with Retry-After 7; no breaker opened", after.Rejected-before.Rejected, after.Rejected-before.Rejected-int64(passed), passed)
+	c.observe("one busy engine: resting (overload) %.1f s after it turned busy; it refused %d requests (%d over the %v after its first rest began), %d retried elsewhere, %d passed on with its Retry-After, breaker closed; all busy: clients got 429 with Retry-After 7; no breaker opened",
+		secs(rest), after.Rejected-before.Rejected, refusedResting, 2*sim429RetryAfter, after.Rejected-before.Rejected-int64(passed), passed)
 }
+
+// sim429RetryAfter is the simulated engines' busy Retry-After
+// (engines/sim.BusyRetryAfter).
+const sim429RetryAfter = 7 * time.Second
 
 // caseTrickle: e1 twenty times slower (a noisy neighbour): a 60-token
 // answer then takes over 6 s, tokens 100 ms apart.

@@ -22,15 +22,21 @@ type beatReply struct {
 	Incarnation          uint64
 }
 
-// beat POSTs hb to a Resource instance with tok (none when empty).
-func (t *topology) beat(addr, tok string, hb discovery.Heartbeat) beatReply {
+// beat POSTs hb to a Resource instance as identity who (a certificate
+// of the pki, "harness" for the harness's own) with tok (none when
+// empty).
+func (t *topology) beat(addr, who, tok string, hb discovery.Heartbeat) beatReply {
 	b, _ := json.Marshal(hb)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/heartbeat", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, resURL(addr, "/v1/heartbeat"), bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := t.ctl.Do(req)
+	cl := t.ctl
+	if who != "harness" {
+		cl = t.as[who]
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		return beatReply{Error: err.Error()}
 	}
@@ -55,29 +61,29 @@ func caseForgedFleet(ctx context.Context, t *topology, c *caseRun) {
 	rogue, rogueBefore := t.rogue.addr, len(t.rogue.requests())
 	now := uint64(time.Now().UnixNano())
 	forged := []struct {
-		name, tok     string
-		hb            discovery.Heartbeat
-		status        int
-		reason, field string
+		name, who, tok string
+		hb             discovery.Heartbeat
+		status         int
+		reason, field  string
 	}{
-		{"another app", t.agentTok, heartbeat("e9", forbidApp, rogue, 1, discovery.StateReady, now, 1), 403, "forbidden", "app"},
-		{"a capacity of 10^6", t.agentTok, heartbeat("e9", model, rogue, 1e6, discovery.StateReady, now, 1), 403, "forbidden", "capacity"},
-		{"a node id outside the prefixes", t.agentTok, heartbeat("x-evil-1", model, rogue, 1, discovery.StateReady, now, 1), 403, "forbidden", "id"},
-		{"an address outside the CIDRs", t.agentTok, heartbeat("e9", model, "10.9.9.9:8000", 1, discovery.StateReady, now, 1), 403, "forbidden", "addresses.http"},
-		{"a beat with the reader credential", t.readerTok, heartbeat("e9", model, rogue, 1, discovery.StateReady, now, 1), 403, "forbidden", ""},
-		{"a beat without a credential", "", heartbeat("e9", model, rogue, 1, discovery.StateReady, now, 1), 401, "bad_token", ""},
-		{"offline e1 with incarnation 2^64−1", t.agentTok, heartbeat(t.sims[0].name, model, t.sims[0].addr, 1, discovery.StateOffline, math.MaxUint64, 1), 400, "invalid_value", "incarnation"},
+		{"another app", "llama-agent", t.agentTok, heartbeat("e9", forbidApp, rogue, 1, discovery.StateReady, now, 1), 403, "forbidden", "app"},
+		{"a capacity of 10^6", "llama-agent", t.agentTok, heartbeat("e9", model, rogue, 1e6, discovery.StateReady, now, 1), 403, "forbidden", "capacity"},
+		{"a node id outside the prefixes", "llama-agent", t.agentTok, heartbeat("x-evil-1", model, rogue, 1, discovery.StateReady, now, 1), 403, "forbidden", "id"},
+		{"an address outside the CIDRs", "llama-agent", t.agentTok, heartbeat("e9", model, "10.9.9.9:8000", 1, discovery.StateReady, now, 1), 403, "forbidden", "addresses.http"},
+		{"a beat with the reader credential", "harness", t.readerTok, heartbeat("e9", model, rogue, 1, discovery.StateReady, now, 1), 403, "forbidden", ""},
+		{"a beat without a credential", "harness", "", heartbeat("e9", model, rogue, 1, discovery.StateReady, now, 1), 401, "bad_token", ""},
+		{"offline e1 with incarnation 2^64−1", "llama-agent", t.agentTok, heartbeat(t.sims[0].name, model, t.sims[0].addr, 1, discovery.StateOffline, math.MaxUint64, 1), 400, "invalid_value", "incarnation"},
 	}
 	for _, f := range forged {
 		for _, r := range t.res { // every instance
-			rep := t.beat(r.addr, f.tok, f.hb)
+			rep := t.beat(r.addr, f.who, f.tok, f.hb)
 			right := rep.status == f.status && rep.Reason == f.reason && (f.field == "" || rep.Field == f.field)
 			c.one(rep.status, right, fmt.Sprintf("%s to %s: %d reason %q field %q: %s", f.name, r.name, rep.status, rep.Reason, rep.Field, rep.Error))
 		}
 	}
 	// The agent credential may not read lists.
 	for _, r := range t.res {
-		st := t.status("http://"+r.addr+"/v1/apps/"+model+"/list", t.agentTok)
+		st := statusAs(t.as["llama-agent"], resURL(r.addr, "/v1/apps/"+model+"/list"), t.agentTok)
 		c.one(st, st == 403, fmt.Sprintf("list read with the agent credential on %s: %d", r.name, st))
 	}
 	// For the next 3 s: e1 never leaves the gateway, nothing forged
@@ -123,7 +129,7 @@ func caseLimits(ctx context.Context, t *topology, c *caseRun) {
 	ids := []string{"l1", "l2", "l3", "l4"}
 	r1 := t.res[0].addr
 	for i, id := range ids {
-		rep := t.beat(r1, t.fixtureTok, heartbeat(id, limitedApp, t.rogue.addr, 1, discovery.StateReady, inc, 1))
+		rep := t.beat(r1, "harness", t.limitTok, heartbeat(id, limitedApp, t.rogue.addr, 1, discovery.StateReady, inc, 1))
 		if i < 2 {
 			c.one(rep.status, rep.status == 204, fmt.Sprintf("node %s within the limit: %d %s", id, rep.status, rep.Error))
 		} else {
@@ -133,7 +139,7 @@ func caseLimits(ctx context.Context, t *topology, c *caseRun) {
 	var list discovery.OnlineList
 	var err error
 	listed := waitUntil(ctx, 3*time.Second, func() bool { // ready beats commit within the batching window
-		err = t.getJSON("http://"+r1+"/v1/apps/"+limitedApp+"/list", t.readerTok, &list)
+		err = t.getJSON(resURL(r1, "/v1/apps/"+limitedApp+"/list"), t.readerTok, &list)
 		return err == nil && len(list.Nodes) >= 2
 	})
 	c.check(listed && len(list.Nodes) == 2, "the instance lists %d nodes of app %s (%v), want 2", len(list.Nodes), limitedApp, err)
@@ -150,7 +156,7 @@ func caseLimits(ctx context.Context, t *topology, c *caseRun) {
 	// A few more beats while watching: never more than 2.
 	for seq := uint64(2); seq < 6; seq++ {
 		for _, id := range ids {
-			t.beat(r1, t.fixtureTok, heartbeat(id, limitedApp, t.rogue.addr, 1, discovery.StateReady, inc, seq))
+			t.beat(r1, "harness", t.limitTok, heartbeat(id, limitedApp, t.rogue.addr, 1, discovery.StateReady, inc, seq))
 		}
 		if ns, err := t.nodes(limitedApp); err == nil {
 			most = max(most, len(ns))
@@ -158,7 +164,7 @@ func caseLimits(ctx context.Context, t *topology, c *caseRun) {
 	}
 	c.check(most <= 2, "the gateway had %d nodes in route %s", most, limitedApp)
 	for _, id := range ids[:2] { // leave: offline
-		rep := t.beat(r1, t.fixtureTok, heartbeat(id, limitedApp, t.rogue.addr, 1, discovery.StateOffline, inc, 9))
+		rep := t.beat(r1, "harness", t.limitTok, heartbeat(id, limitedApp, t.rogue.addr, 1, discovery.StateOffline, inc, 9))
 		c.one(rep.status, rep.status == 204, fmt.Sprintf("offline %s: %d %s", id, rep.status, rep.Error))
 	}
 	c.check(waitUntil(ctx, 10*time.Second, func() bool { ns, err := t.nodes(limitedApp); return err == nil && len(ns) == 0 }),
@@ -182,7 +188,7 @@ func caseClockBack(ctx context.Context, t *topology, c *caseRun) {
 	owner := strings.Split(ag.args[2], ",")[0]
 	ahead := uint64(time.Now().Add(40 * time.Second).UnixNano())
 	for seq, st := range []discovery.State{discovery.StateReady, discovery.StateOffline} {
-		rep := t.beat(owner, t.agentTok, heartbeat(sim.name, model, sim.addr, 1, st, ahead, uint64(seq+1)))
+		rep := t.beat(owner, "llama-agent", t.agentTok, heartbeat(sim.name, model, sim.addr, 1, st, ahead, uint64(seq+1)))
 		c.one(rep.status, rep.status == 204, fmt.Sprintf("the ahead run's %s beat: %d %s", st, rep.status, rep.Error))
 	}
 	c.check(waitUntil(ctx, 10*time.Second, func() bool { ns, err := t.nodes(model); return err == nil && !ns[sim.name].eligible() }),
@@ -200,4 +206,77 @@ func caseClockBack(ctx context.Context, t *topology, c *caseRun) {
 	c.check(l.waitServed(ctx, sim.name, 5, 15*time.Second), "%s served nothing after it came back", sim.name)
 	c.account(l.finish(), strict)
 	c.observe("routable again %.1f s after the agent restarted (it adopted the incarnation it was told)", secs(took))
+}
+
+// ack POSTs a subscriber's acknowledgement of app's list to a Resource
+// instance with the reader token (what a gateway does after applying a
+// list) and returns the reply.
+func (t *topology) ack(addr, app, sub string) beatReply {
+	req, _ := http.NewRequest(http.MethodPost, resURL(addr, "/v1/apps/"+app+"/ack?subscriber="+sub+"&epoch=0&version=0"), nil)
+	req.Header.Set("Authorization", "Bearer "+t.readerTok)
+	resp, err := t.ctl.Do(req)
+	if err != nil {
+		return beatReply{Error: err.Error()}
+	}
+	defer resp.Body.Close()
+	out := beatReply{status: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(body, &out)
+	return out
+}
+
+// caseTierLimits (item 11): a Resource instance of its own (mTLS, the
+// same credentials) with --max-apps 2 and --max-subscribers 2: a third
+// app and a third subscriber of an app are refused (429, reason limit,
+// the field named); an app whose last node left is freed once its
+// tombstone expired (30 s, the default TombstoneTTL), and then a new app
+// fits.
+func caseTierLimits(ctx context.Context, t *topology, c *caseRun) {
+	addrs, err := freeAddrs(1)
+	if !c.check(err == nil, "ports: %v", err) {
+		return
+	}
+	addr := addrs[0]
+	p, err := t.extra("r-limits", append([]string{"resource", "--listen", addr, "--credentials", "credentials.yaml",
+		"--max-apps", "2", "--max-subscribers", "2", "--log-format", "json"}, t.pki.tlsFlags("server")...)...)
+	if !c.check(err == nil, "start: %v", err) {
+		return
+	}
+	defer p.stop(5 * time.Second)
+	if !c.check(waitUntil(ctx, 10*time.Second, func() bool { return t.status(resURL(addr, "/healthz"), "") == 200 }), "the instance did not come up:\n%s", tail(p.log, 5)) {
+		return
+	}
+	inc := uint64(time.Now().UnixNano())
+	beat := func(id, app string, st discovery.State, seq uint64) beatReply {
+		return t.beat(addr, "harness", t.limitTok, heartbeat(id, app, t.rogue.addr, 1, st, inc, seq))
+	}
+	for i, app := range []string{"lim-a", "lim-b"} {
+		rep := beat(fmt.Sprintf("x%d", i+1), app, discovery.StateReady, 1)
+		c.one(rep.status, rep.status == 204, fmt.Sprintf("a node of app %s (within 2 apps): %d %s", app, rep.status, rep.Error))
+	}
+	rep := beat("x3", "lim-c", discovery.StateReady, 1)
+	c.one(rep.status, rep.status == 429 && rep.Reason == "limit" && rep.Field == "app", fmt.Sprintf("a third app: %d reason %q field %q: %s", rep.status, rep.Reason, rep.Field, rep.Error))
+	for i, sub := range []string{"gw-1", "gw-2", "gw-3"} {
+		rep := t.ack(addr, "lim-a", sub)
+		if i < 2 {
+			c.one(rep.status, rep.status == 204, fmt.Sprintf("subscriber %s of lim-a (within 2): %d %s", sub, rep.status, rep.Error))
+		} else {
+			c.one(rep.status, rep.status == 429 && rep.Reason == "limit" && rep.Field == "subscriber", fmt.Sprintf("a third subscriber: %d reason %q field %q: %s", rep.status, rep.Reason, rep.Field, rep.Error))
+		}
+	}
+	// lim-b's only node leaves (lim-a keeps its subscribers): the app
+	// is freed with its tombstone, and lim-c fits.
+	rep = beat("x2", "lim-b", discovery.StateOffline, 2)
+	c.one(rep.status, rep.status == 204, fmt.Sprintf("x2 offline: %d %s", rep.status, rep.Error))
+	freed := time.Now()
+	var last beatReply
+	seq := uint64(1)
+	fits := waitUntil(ctx, 45*time.Second, func() bool {
+		seq++
+		last = beat("x3", "lim-c", discovery.StateReady, seq)
+		return last.status == 204
+	})
+	took := time.Since(freed)
+	c.one(last.status, fits, fmt.Sprintf("a new app after lim-b emptied: %d %s after %.1f s", last.status, last.Error, secs(took)))
+	c.observe("answers: %v; a new app fitted %v, %.1f s after the last node of an app left", c.row.answered(), fits, secs(took))
 }

@@ -3,6 +3,8 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -197,5 +199,72 @@ func TestLeftovers(t *testing.T) {
 	_ = syscall.Kill(grandchild, syscall.SIGKILL)
 	if !waitUntil(context.Background(), 5*time.Second, func() bool { return len(p.leftovers()) == 0 }) {
 		t.Fatalf("after the grandchild died: leftovers %q", p.leftovers())
+	}
+}
+
+// TestParseBuild: the report's line about the binary, from what
+// `switchyard version` prints.
+func TestParseBuild(t *testing.T) {
+	for _, tc := range []struct {
+		line, commit string
+		dirty        bool
+	}{
+		{"switchyard dev (commit 12668b94357a30307230612ebb7dc911d50f0788, go1.26.8 linux/amd64)", "12668b94357a30307230612ebb7dc911d50f0788", false},
+		{"switchyard v1.2.3 (commit abc, modified, 2026-12-06T13:00:00Z, go1.26.8 linux/amd64)", "abc", true},
+		{"switchyard dev (commit unknown, go1.26.8 linux/amd64)", "unknown", false},
+		{"garbage", "", false},
+	} {
+		b := parseBuild(tc.line)
+		if b.Commit != tc.commit || b.Dirty != tc.dirty || b.Line != tc.line {
+			t.Errorf("%q: %+v, want commit %q dirty %v", tc.line, b, tc.commit, tc.dirty)
+		}
+	}
+	if s := parseBuild("switchyard dev (commit abc, modified, go)").String(); !strings.Contains(s, "commit abc plus uncommitted changes (dirty tree)") {
+		t.Errorf("String: %q", s)
+	}
+	if s := parseBuild("garbage").String(); !strings.Contains(s, "commit unknown") || !strings.Contains(s, "not run from a git work tree") {
+		t.Errorf("String: %q", s)
+	}
+	b := parseBuild("switchyard dev (commit abc, go)")
+	b.Tree, b.TreeDirty = "abc", true
+	if s := b.String(); !strings.Contains(s, "work tree at abc with uncommitted changes") {
+		t.Errorf("String: %q", s)
+	}
+}
+
+// TestPKI: the run's certificates. A server of the test CA that requires
+// client certificates (as the tier does) completes a handshake with a
+// client certificate of the CA, and refuses none and the rogue CA's;
+// every identity's files load.
+func TestPKI(t *testing.T) {
+	p, err := newPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range p.files {
+		if _, err := tls.LoadX509KeyPair(f[0], f[1]); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{p.certs["server"]}, ClientCAs: p.pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	addr := ln.Addr().String()
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{{"harness", true}, {"bound-agent", true}, {"", false}, {"rogue", false}} {
+		if err := handshake(addr, p.clientTLS(tc.id)); (err == nil) != tc.ok {
+			t.Errorf("client certificate %q: handshake error %v, want success %v", tc.id, err, tc.ok)
+		}
+	}
+	leaf, err := x509.ParseCertificate(p.certs["bound-agent"].Certificate[0])
+	if err != nil || len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != sanBoundAgent {
+		t.Fatalf("bound-agent SANs %v %v", leaf.DNSNames, err)
 	}
 }

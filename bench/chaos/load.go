@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -55,6 +56,8 @@ type record struct {
 	node             string // X-Sim-Node: the engine that answered
 	retryAfter       string
 	close            bool // the HTTP/1.1 answer said Connection: close
+	proto            int  // the answer's HTTP major version
+	tls              bool // the answer came over TLS
 	outcome          outcome
 	err              string
 }
@@ -86,6 +89,7 @@ type loadSpec struct {
 	limit     time.Duration
 	timeout   time.Duration // per request; default 30 s
 	source    string        // local IP to send from; default 127.0.0.1
+	tls       *tls.Config   // HTTPS (HTTP/1.1, and HTTP/2 by ALPN) instead of HTTP/1.1 and h2c
 }
 
 // load is a running load. Its goroutines stop by finish (or the limit).
@@ -106,19 +110,31 @@ type load struct {
 
 // clients returns an HTTP/1.1 and an h2c client sending from source.
 func clients(source string, timeout time.Duration) (h1, h2 *http.Client) {
+	return clientsTLS(source, timeout, nil)
+}
+
+// clientsTLS is clients over TLS with conf (nil: plaintext, h2c).
+func clientsTLS(source string, timeout time.Duration, conf *tls.Config) (h1, h2 *http.Client) {
 	if source == "" {
 		source = "127.0.0.1"
 	}
 	d := &net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
 	mk := func(h2 bool) *http.Client {
 		var p http.Protocols
-		if h2 {
+		switch {
+		case h2 && conf != nil:
+			p.SetHTTP2(true)
+		case h2:
 			p.SetUnencryptedHTTP2(true)
-		} else {
+		default:
 			p.SetHTTP1(true)
 		}
-		return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: d.DialContext, Protocols: &p,
-			MaxIdleConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: 90 * time.Second}}
+		var tc *tls.Config
+		if conf != nil {
+			tc = conf.Clone()
+		}
+		return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: d.DialContext, Protocols: &p, TLSClientConfig: tc,
+			ForceAttemptHTTP2: h2 && conf != nil, MaxIdleConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: 90 * time.Second}}
 	}
 	return mk(false), mk(true)
 }
@@ -146,7 +162,7 @@ func startLoad(spec loadSpec) *load {
 	l := &load{spec: spec, stop: make(chan struct{}), by: map[string]int{}, streams: map[string]int{}}
 	l.bodies[0] = chatBody(spec.model, spec.maxTokens, false, "")
 	l.bodies[1] = chatBody(spec.model, spec.maxTokens, true, "")
-	l.h1, l.h2 = clients(spec.source, spec.timeout)
+	l.h1, l.h2 = clientsTLS(spec.source, spec.timeout, spec.tls)
 	limit := time.AfterFunc(spec.limit, l.halt) // the load stops itself
 	l.wg.Add(1)
 	go func() { defer l.wg.Done(); <-l.stop; limit.Stop() }()
@@ -185,7 +201,7 @@ func (l *load) worker(k kind) {
 		if r.outcome == outOK {
 			l.ok.Add(1)
 		}
-		if r.outcome == outNoAnswer { // do not spin on a closed port
+		if r.outcome == outNoAnswer || r.outcome == outStatus { // do not spin on a closed port or quick refusals
 			pause.Reset(25 * time.Millisecond)
 			select {
 			case <-l.stop:
@@ -205,7 +221,11 @@ func (l *load) send(k kind) record {
 		body = l.bodies[1]
 	}
 	var node string
-	r := doTracked(c, k, "http://"+l.spec.target+"/v1/chat/completions", body, nil, func(n string) {
+	scheme := "http://"
+	if l.spec.tls != nil {
+		scheme = "https://"
+	}
+	r := doTracked(c, k, scheme+l.spec.target+"/v1/chat/completions", body, nil, func(n string) {
 		l.mu.Lock()
 		node = n
 		l.streams[n]++
@@ -253,6 +273,7 @@ func doTracked(c *http.Client, k kind, url string, body []byte, hdr map[string]s
 	defer resp.Body.Close()
 	r.head, r.status, r.node = time.Now(), resp.StatusCode, resp.Header.Get("X-Sim-Node")
 	r.retryAfter, r.close = resp.Header.Get("Retry-After"), resp.Close
+	r.proto, r.tls = resp.ProtoMajor, resp.TLS != nil
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		r.outcome = outStatus

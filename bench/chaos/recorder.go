@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -12,8 +13,9 @@ import (
 // recorder is an engine stand-in in the harness's process, for what the
 // simulated engines cannot show: it records every request it gets (path,
 // Host, Authorization) and answers OpenAI requests with hop-by-hop
-// headers the gateway must strip. As the probe app's node it shows what
-// reached an engine; as the target of forged nodes it must see nothing.
+// headers the gateway must strip, and any gRPC method (over h2c) with OK.
+// As the probe app's node (HTTP and gRPC) it shows what reached an
+// engine; as the target of forged nodes it must see nothing.
 // Safe for concurrent use.
 type recorder struct {
 	name string
@@ -39,7 +41,10 @@ func startRecorder(name string) (*recorder, error) {
 		return nil, err
 	}
 	r := &recorder{name: name, addr: ln.Addr().String()}
-	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second}
+	var protos http.Protocols // HTTP/1.1 and h2c: it is the probe app's gRPC node too
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second, Protocols: &protos}
 	go func() { _ = r.srv.Serve(ln) }() // owned by r: ends with close
 	return r, nil
 }
@@ -54,6 +59,15 @@ func (r *recorder) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	h := w.Header()
 	h.Set("X-Sim-Node", r.name)
+	if strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc") {
+		// Any gRPC method: an empty message and status OK (what a
+		// forwarded control method would get shows in requests()).
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Trailer", "Grpc-Status")
+		_, _ = w.Write([]byte{0, 0, 0, 0, 0})
+		h.Set("Grpc-Status", "0")
+		return
+	}
 	if req.Method != http.MethodPost || (req.URL.Path != "/v1/chat/completions" && req.URL.Path != "/v1/completions") {
 		http.Error(w, `{"error":{"message":"not found"}}`, http.StatusNotFound)
 		return

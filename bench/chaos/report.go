@@ -60,7 +60,50 @@ type Report struct {
 	// after).
 	Machine string
 	Dir     string // the run's files and logs
-	Rows    []*Row
+	// Build is what the binary under test was built from.
+	Build Build
+	Rows  []*Row
+}
+
+// Build is what the binary under test was built from: what its
+// `switchyard version` said, and the git work tree the suite ran in (as
+// bench/machine does: builds by `make` carry the commit but, in a git
+// worktree or with -buildvcs=false, no modified flag).
+type Build struct {
+	Line   string // the binary's `switchyard version`
+	Commit string // the commit it was built from ("" when unknown)
+	Dirty  bool   // it says its tree had uncommitted changes
+	// Tree is the work tree's HEAD ("" outside a git work tree);
+	// TreeDirty whether tracked files had uncommitted changes.
+	Tree      string
+	TreeDirty bool
+}
+
+// String is the report's line about the binary.
+func (b Build) String() string {
+	var s string
+	switch {
+	case b.Commit == "" || b.Commit == "unknown":
+		s = "commit unknown"
+	case b.Dirty:
+		s = "commit " + b.Commit + " plus uncommitted changes (dirty tree)"
+	default:
+		s = "commit " + b.Commit
+	}
+	s += " (`" + b.Line + "`)"
+	switch {
+	case b.Tree == "":
+		s += "; not run from a git work tree"
+	case b.TreeDirty && b.Tree != b.Commit:
+		s += "; work tree at " + b.Tree + " (not the binary's commit) with uncommitted changes to tracked files"
+	case b.Tree != b.Commit:
+		s += "; work tree at " + b.Tree + ", clean, but not the binary's commit"
+	case b.TreeDirty:
+		s += "; work tree at " + b.Tree + " with uncommitted changes to tracked files (dirty: possibly in the binary)"
+	default:
+		s += "; work tree at " + b.Tree + ", clean"
+	}
+	return s
 }
 
 // Failed reports whether any case failed or lost or got a wrong answer.
@@ -128,20 +171,25 @@ func (r *Report) Markdown() string {
 		title += ", quick subset"
 	}
 	fmt.Fprintf(&b, "# %s\n\n", title)
-	fmt.Fprintf(&b, "Command: `%s`  \nDate: %s  \nMachine: %s  \n", r.Command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	fmt.Fprintf(&b, "Command: `%s`  \nDate: %s  \nBinary built from: %s  \nMachine: %s  \n", r.Command, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Build, r.Machine)
 	if r.Note != "" {
 		fmt.Fprintf(&b, "Note: %s  \n", r.Note)
 	}
 	fmt.Fprintf(&b, "Result: %s\n\n", r.Summary())
 	b.WriteString(`Topology, all on loopback and all real processes of the same binary: three
-peered Resource instances with a credentials file (scoped agent, peer and
-reader credentials), five simulated engines (` + "`switchyard sim`" + `) each with its
-` + "`switchyard agent`" + ` (engine metrics and readiness probed), two fixture nodes
-announced by agents (a recorder engine in the harness that records what
-reached it, and a node whose address is the gateway itself), and
-` + "`switchyard gateway`" + ` with a YAML config (routes fed by discovery, an admin token
+peered Resource instances speaking mTLS only (a test CA generated for the
+run) with a credentials file (scoped agent, peer and reader credentials:
+tokens and certificate SANs), five simulated engines (` + "`switchyard sim`" + `) each
+with its ` + "`switchyard agent`" + ` (engine metrics and readiness probed), two fixture
+nodes announced by agents known by their certificate alone (a recorder
+engine in the harness that records what reached it, over HTTP and gRPC,
+and a node whose address is the gateway itself), and ` + "`switchyard gateway`" + `
+with a YAML config (routes fed by discovery over mTLS, an admin token
 file; health checks, outlier detection, breakers, retries and timeouts at
-their defaults). Load is closed loop, bounded and self-stopping: HTTP/1.1
+their defaults). Some cases start processes of their own while they run:
+a second gateway with a TLS client listener and an https:// engine, a
+gateway trusting another CA, agents with bound credentials, a Resource
+instance with small limits. Load is closed loop, bounded and self-stopping: HTTP/1.1
 and h2c, buffered and streamed chat completions; every request is
 accounted for. "Lost": no answer, or a transport error the case does not
 expect; "wrong": an answer that should not be (a status the case does not

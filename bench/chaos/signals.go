@@ -86,7 +86,9 @@ func resAddrs(t *topology) []string {
 }
 
 // caseSIGTERM: the gateway is stopped under load with long answers
-// (150 tokens, about a second each) in flight, then started again.
+// (150 tokens, about a second each) in flight, then started again. Its
+// drain delay (limits.drain_delay, 1 s here) keeps it serving, answers
+// with Connection: close, before its listener closes.
 func caseSIGTERM(ctx context.Context, t *topology, c *caseRun) {
 	l := startLoad(loadSpec{target: t.gw.addr, model: model, maxTokens: 150, limit: time.Minute})
 	c.check(l.waitOK(ctx, 40, 30*time.Second), "the load got no answers")
@@ -97,11 +99,19 @@ func caseSIGTERM(ctx context.Context, t *topology, c *caseRun) {
 	ready := -1
 	waitUntil(ctx, time.Second, func() bool { ready = t.status("http://"+t.admin+"/readyz", ""); return ready != 200 })
 	c.check(ready != 200, "/readyz still 200 a second after SIGTERM")
+	// During the drain delay a new connection is still served (load
+	// balancers take the gateway out meanwhile); after it, refused.
 	pause(ctx, 300*time.Millisecond)
+	if nc, err := net.DialTimeout("tcp", t.gw.addr, time.Second); c.check(err == nil, "a new connection 0.3 s after SIGTERM, within the drain delay (%v), was refused: %v", drainDelay, err) {
+		st := askOn(nc, noModel)
+		nc.Close()
+		c.check(st == 404, "a new connection 0.3 s after SIGTERM, within the drain delay (%v), got %d, want the gateway's 404", drainDelay, st)
+	}
+	pause(ctx, time.Until(term.Add(drainDelay+500*time.Millisecond)))
 	if nc, err := net.DialTimeout("tcp", t.gw.addr, time.Second); err == nil {
 		st := askOn(nc, noModel)
 		nc.Close()
-		c.check(st == 0, "a new connection 0.3 s after SIGTERM was served: %d", st)
+		c.check(st == 0 || !t.gw.p.running(), "a new connection %.1f s after SIGTERM, past the drain delay, was served: %d", secs(time.Since(term)), st)
 	}
 	c.check(t.gw.p.wait(30*time.Second) == nil, "the gateway did not exit within 30 s of SIGTERM")
 	exited := time.Since(term)

@@ -48,7 +48,11 @@ type topology struct {
 	cfg   Config
 	dir   string
 	procs *procs
-	ctl   *http.Client // control requests: admin port, sims, Resource
+	ctl   *http.Client // control requests: admin port, sims, Resource (as the harness: its certificate)
+	pki   *pki         // the test CA and every TLS identity
+	// as holds a client per TLS identity of the pki (the harness's own
+	// is ctl; "" presents no certificate).
+	as map[string]*http.Client
 
 	res    []*member // Resource instances r1..r3
 	sims   []*member // engines e1..e5
@@ -61,9 +65,18 @@ type topology struct {
 	rogue    *recorder // where forged nodes point: must see nothing
 
 	// Secrets (the credentials file holds their SHA-256).
-	agentTok, fixtureTok, readerTok, peerTok, adminTok string
-	gwConfig                                           string // path of the gateway's YAML
+	agentTok, limitTok, boundTok, readerTok, peerTok, adminTok string
+	gwConfig                                                   string // path of the gateway's YAML
+	// llamaRoute is extra YAML for the engines' route (", key: value"),
+	// set by a case for its reload; "" normally.
+	llamaRoute string
+	// drainCtl is the control address of the agent of engine
+	// drainVictim (the others have none).
+	drainCtl string
 }
+
+// drainVictim is the engine whose agent has a control API (caseAgentDrain).
+const drainVictim = 2
 
 func token() string {
 	b := make([]byte, 16)
@@ -105,12 +118,20 @@ func writeFile(path, content string) error {
 // newTopology writes the files and starts every process; on error it
 // stops what it started.
 func newTopology(ctx context.Context, cfg Config, dir, runID string) (*topology, error) {
+	ca, err := newPKI(dir)
+	if err != nil {
+		return nil, err
+	}
 	t := &topology{
-		cfg: cfg, dir: dir,
+		cfg: cfg, dir: dir, pki: ca,
 		procs:    &procs{bin: cfg.Bin, dir: dir, runID: runID},
-		ctl:      &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true}},
-		agentTok: "agent-" + token(), fixtureTok: "fixture-" + token(), readerTok: "reader-" + token(),
+		ctl:      ca.client("harness"),
+		as:       map[string]*http.Client{},
+		agentTok: "agent-" + token(), limitTok: "limit-" + token(), boundTok: "bound-" + token(), readerTok: "reader-" + token(),
 		peerTok: "peer-" + token(), adminTok: "admin-" + token(),
+	}
+	for _, id := range []string{"llama-agent", "fixture-agent", "bound-agent", "gateway", "rogue", ""} {
+		t.as[id] = ca.client(id)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return nil, err
@@ -127,13 +148,13 @@ func (t *topology) logf(format string, args ...any) {
 }
 
 func (t *topology) start(ctx context.Context) error {
-	addrs, err := freeAddrs(resources + engines + 2)
+	addrs, err := freeAddrs(resources + engines + 3)
 	if err != nil {
 		return err
 	}
 	resAddrs, simAddrs := addrs[:resources], addrs[resources:resources+engines]
 	gwAddr, adminAddr := addrs[resources+engines], addrs[resources+engines+1]
-	t.admin = adminAddr
+	t.admin, t.drainCtl = adminAddr, addrs[resources+engines+2]
 	if t.recorder, err = startRecorder("probe-1"); err != nil {
 		return err
 	}
@@ -141,11 +162,16 @@ func (t *topology) start(ctx context.Context) error {
 		return err
 	}
 
-	// Secrets and the credentials file: agents of the engines may only
-	// announce app llama, node ids e*, loopback addresses, capacity ≤ 8;
-	// the fixtures' agents the fixture apps; app limited holds 2 nodes.
+	// Secrets and the credentials file. The whole tier speaks mTLS:
+	// every client presents a certificate of the test CA. Agents of the
+	// engines (a token) may only announce app llama, node ids e*,
+	// loopback addresses, capacity ≤ 8; the fixtures' agents (their
+	// certificate's SAN alone) the fixture apps; bound agents (a token
+	// and a SAN, both needed) and the limit credential (a token) app
+	// limited, which holds 2 nodes. Readers: the gateway and the harness
+	// (a token), and a reader by certificate alone (caseTierTLS).
 	files := map[string]string{
-		"agent.token": t.agentTok, "fixture.token": t.fixtureTok, "reader.token": t.readerTok,
+		"agent.token": t.agentTok, "bound.token": t.boundTok, "reader.token": t.readerTok,
 		"peer.token": t.peerTok, "admin.token": t.adminTok,
 		"credentials.yaml": fmt.Sprintf(`agents:
   - name: llama-agents
@@ -154,19 +180,31 @@ func (t *topology) start(ctx context.Context) error {
     node_prefixes: [e]
     cidrs: [127.0.0.0/8]
   - name: fixture-agents
-    token_sha256: %s
-    apps: [%s, %s, %s]
+    tls_san: [%s]
+    apps: [%s, %s]
     cidrs: [127.0.0.0/8]
+  - name: bound-agents
+    token_sha256: %s
+    tls_san: [%s]
+    apps: [%s]
+    node_prefixes: [b]
+    cidrs: [127.0.0.0/8]
+  - name: limit
+    token_sha256: %s
+    apps: [%s, "lim-*"]
 peers:
   - name: tier
     token_sha256: %s
 readers:
   - name: gateways
     token_sha256: %s
+  - name: readers-by-certificate
+    tls_san: [%s]
 apps:
   %s: {max_capacity: 8}
   %s: {max_nodes: 2}
-`, sha(t.agentTok), model, sha(t.fixtureTok), probeApp, loopApp, limitedApp, sha(t.peerTok), sha(t.readerTok), model, limitedApp),
+`, sha(t.agentTok), model, sanFixtureAgent, probeApp, loopApp, sha(t.boundTok), sanBoundAgent, limitedApp, sha(t.limitTok), limitedApp,
+			sha(t.peerTok), sha(t.readerTok), sanGateway, model, limitedApp),
 	}
 	for name, content := range files {
 		if err := writeFile(filepath.Join(t.dir, name), content); err != nil {
@@ -180,9 +218,9 @@ apps:
 
 	peers := strings.Join(resAddrs, ",")
 	for i, a := range resAddrs {
-		t.res = append(t.res, &member{name: fmt.Sprintf("r%d", i+1), addr: a, args: []string{"resource",
+		t.res = append(t.res, &member{name: fmt.Sprintf("r%d", i+1), addr: a, args: append([]string{"resource",
 			"--listen", a, "--peers", peers, "--credentials", "credentials.yaml", "--peer-token-file", "peer.token",
-			"--log-format", "json"}})
+			"--log-format", "json"}, t.pki.tlsFlags("server")...)})
 	}
 	for i, a := range simAddrs {
 		id := fmt.Sprintf("e%d", i+1)
@@ -192,18 +230,22 @@ apps:
 		// Each agent starts with another instance first, so the nodes
 		// spread over the tier.
 		order := slices.Concat(resAddrs[i%resources:], resAddrs[:i%resources])
-		t.agents = append(t.agents, &member{name: "agent-" + id, addr: a, args: []string{"agent",
+		control := ""
+		if i == drainVictim {
+			control = t.drainCtl
+		}
+		t.agents = append(t.agents, &member{name: "agent-" + id, addr: a, args: append([]string{"agent",
 			"--servers", strings.Join(order, ","), "--token-file", "agent.token", "--id", id, "--app", model,
 			"--addr", "http=" + a, "--engine", "vllm", "--load", "probe", "--metrics-url", "http://" + a + "/metrics",
-			"--control", "", "--drain-timeout", "5s", "--log-format", "json"}})
+			"--control", control, "--drain-timeout", "5s", "--log-format", "json"}, t.pki.tlsFlags("llama-agent")...)})
 	}
-	fixture := func(name, app, addr string) *member {
-		return &member{name: "agent-" + name, addr: addr, args: []string{"agent",
-			"--servers", peers, "--token-file", "fixture.token", "--id", name, "--app", app,
-			"--addr", "http=" + addr, "--util", "0.1", "--concurrency", "1",
-			"--control", "", "--drain-timeout", "2s", "--log-format", "json"}}
+	fixture := func(name, app, addr string, extra ...string) *member {
+		return &member{name: "agent-" + name, addr: addr, args: append(append([]string{"agent",
+			"--servers", peers, "--id", name, "--app", app,
+			"--addr", "http=" + addr, "--util", "0.1", "--concurrency", "1"}, extra...),
+			append([]string{"--control", "", "--drain-timeout", "2s", "--log-format", "json"}, t.pki.tlsFlags("fixture-agent")...)...)}
 	}
-	t.fixAg = []*member{fixture("probe-1", probeApp, t.recorder.addr), fixture("loop-1", loopApp, gwAddr)}
+	t.fixAg = []*member{fixture("probe-1", probeApp, t.recorder.addr, "--addr", "grpc="+t.recorder.addr), fixture("loop-1", loopApp, gwAddr)}
 	t.gw = &member{name: "gateway", addr: gwAddr, args: []string{"gateway", "--config", "gateway.yaml", "--log-format", "json"}}
 
 	t.logf("topology in %s: Resource %v, engines %v, gateway %s (admin %s)", t.dir, resAddrs, simAddrs, gwAddr, adminAddr)
@@ -240,20 +282,25 @@ limits:
   max_connections: %d
   max_connections_per_ip: %d
   shutdown_timeout: 20s
+  drain_delay: %s
 discovery:
   servers: [%s]
   token_file: %s
+  tls: true
+  ca_file: %s
+  cert_file: %s
+  key_file: %s
 admin:
   token_file: %s
 routes:
+  - {name: %s, match: {models: [%s]}, app: %s%s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
   - {name: %s, match: {models: [%s]}, app: %s}
-  - {name: %s, match: {models: [%s]}, app: %s}
-`, client, admin, maxConcurrent, readTimeout, maxBodyBytes, maxBuffered, maxConnections, maxConnsPerIP,
-		strings.Join(res, ", "), filepath.Join(t.dir, "reader.token"), filepath.Join(t.dir, "admin.token"),
-		model, model, model, probeApp, probeApp, probeApp, loopApp, loopApp, loopApp,
+`, client, admin, maxConcurrent, readTimeout, maxBodyBytes, maxBuffered, maxConnections, maxConnsPerIP, drainDelay,
+		strings.Join(res, ", "), filepath.Join(t.dir, "reader.token"), t.pki.caFile, t.pki.files["gateway"][0], t.pki.files["gateway"][1], filepath.Join(t.dir, "admin.token"),
+		model, model, model, t.llamaRoute, probeApp, probeApp, probeApp, loopApp, loopApp, loopApp,
 		limitedApp, limitedApp, limitedApp, forbidApp, forbidApp, forbidApp)
 	if reloadRoute { // a second route to the recorder, which answers any model
 		fmt.Fprintf(&b, "  - {name: %s, match: {models: [%s]}, app: %s}\n", reloadModel, reloadModel, probeApp)
@@ -269,8 +316,13 @@ const (
 	maxBuffered    = 32 << 20
 	maxConnections = 300
 	maxConnsPerIP  = 64
-	reloadModel    = "reloaded" // the route a SIGHUP reload adds (to the recorder)
+	reloadModel    = "reloaded"  // the route a SIGHUP reload adds (to the recorder)
+	drainDelay     = time.Second // SIGTERM: served on (Connection: close) this long, then the listener closes
 )
+
+// resURL is the URL of path on a Resource instance (the tier speaks
+// TLS only).
+func resURL(addr, path string) string { return "https://" + addr + path }
 
 // run starts m's process and waits until it serves.
 func (t *topology) run(ctx context.Context, m *member) error {
@@ -282,7 +334,7 @@ func (t *topology) run(ctx context.Context, m *member) error {
 	var check func() bool
 	switch {
 	case strings.HasPrefix(m.name, "r"):
-		check = func() bool { return t.status("http://"+m.addr+"/healthz", "") == 200 }
+		check = func() bool { return t.status(resURL(m.addr, "/healthz"), "") == 200 }
 	case strings.HasPrefix(m.name, "e"):
 		check = func() bool { return t.status("http://"+m.addr+"/health", "") == 200 }
 	case m == t.gw:
@@ -308,7 +360,10 @@ func (t *topology) restart(ctx context.Context, m *member) error {
 
 // status GETs url (with a bearer token if tok is set) and returns the
 // status code, 0 when there was no answer.
-func (t *topology) status(url, tok string) int {
+func (t *topology) status(url, tok string) int { return statusAs(t.ctl, url, tok) }
+
+// statusAs is status with client cl.
+func statusAs(cl *http.Client, url, tok string) int {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return 0
@@ -316,7 +371,7 @@ func (t *topology) status(url, tok string) int {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := t.ctl.Do(req)
+	resp, err := cl.Do(req)
 	if err != nil {
 		return 0
 	}
@@ -537,6 +592,9 @@ func (t *topology) close() {
 		t.rogue.close()
 	}
 	t.ctl.CloseIdleConnections()
+	for _, cl := range t.as {
+		cl.CloseIdleConnections()
+	}
 }
 
 // tail returns the last n lines of a file.

@@ -52,7 +52,7 @@ func runBenchChaos(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if f := rep.Failures(); f != "" {
 		fmt.Fprint(stdout, "\nFailures:\n"+f)
 	}
-	fmt.Fprintf(stdout, "\n%s\nfiles and logs: %s\n", rep.Summary(), rep.Dir)
+	fmt.Fprintf(stdout, "\n%s\nbinary built from %s\nfiles and logs: %s\n", rep.Summary(), rep.Build, rep.Dir)
 	if out != "" {
 		if err := os.WriteFile(out, []byte(rep.Markdown()), 0o644); err != nil {
 			return err

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -29,6 +32,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	slowdown := fs.Float64("slowdown", 1, "slowdown factor (noisy neighbour)")
 	errorRate := fs.Float64("error-rate", 0, "fraction 0..1 of inference requests answered 500")
 	startup := fs.Duration("startup-delay", 0, "slow start: not ready for this long")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve HTTPS on --listen (gRPC stays plaintext)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,6 +51,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fc.Nodes = []sim.FleetNode{{Config: sim.Config{ID: *id, Listen: *listen, GRPCListen: *grpcListen, Model: *model,
 			Engine: *engine, Profile: *profile, Slowdown: *slowdown, ErrorRate: *errorRate, StartupDelay: *startup,
 			Override: sim.Profile{Slots: *slots, Cards: *cards, Prefill: *prefill, PerToken: *perToken, MaxTokens: *maxTokens}}}}
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("sim: --tls-cert and --tls-key: set both or neither")
+	}
+	if *tlsCert != "" {
+		if *config != "" {
+			return errors.New("sim: --tls-cert serves one node; not with --config")
+		}
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+		fc.Nodes[0].TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	fleet, err := sim.StartFleet(sctx, fc)

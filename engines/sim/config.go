@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,6 +56,9 @@ type Config struct {
 	// HangTimeout bounds how long a request hangs in ModeHang before the
 	// connection is dropped (default: until Close/Crash).
 	HangTimeout time.Duration `yaml:"hang_timeout"`
+	// TLS, when set, serves HTTPS on Listen (an https:// node); gRPC
+	// stays plaintext. Not in fleet YAML: `switchyard sim --tls-cert`.
+	TLS *tls.Config `yaml:"-"`
 }
 
 // Validate applies defaults and checks the Config.

@@ -170,6 +170,9 @@ func merge(d, n Config) Config {
 	if n.LoRA.LoadTime != 0 {
 		c.LoRA.LoadTime = n.LoRA.LoadTime
 	}
+	if n.TLS != nil {
+		c.TLS = n.TLS
+	}
 	o, no := &c.Override, n.Override
 	if no.Card != "" {
 		o.Card = no.Card

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -220,9 +221,13 @@ func startClock(ctx context.Context, cfg Config, now func() time.Time) (*Node, e
 		// closed node leaves no goroutine behind for long.
 		MaxIdleWorkerDuration: 500 * time.Millisecond,
 	}
+	var serve net.Listener = n.ln
+	if cfg.TLS != nil { // TLS above the tracked TCP connections, which Crash resets
+		serve = tls.NewListener(n.ln, cfg.TLS)
+	}
 	go func() {
 		defer close(n.serveDone)
-		_ = n.srv.Serve(n.ln)
+		_ = n.srv.Serve(serve)
 	}()
 	return n, nil
 }
@@ -233,8 +238,13 @@ func (n *Node) ID() string { return n.id }
 // Addr is the bound HTTP address (host:port).
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
-// URL is "http://" + Addr().
-func (n *Node) URL() string { return "http://" + n.Addr() }
+// URL is "http://" + Addr(), "https://" with Config.TLS.
+func (n *Node) URL() string {
+	if n.cfg.TLS != nil {
+		return "https://" + n.Addr()
+	}
+	return "http://" + n.Addr()
+}
 
 // GRPCAddr is the bound gRPC address, or "" without gRPC.
 func (n *Node) GRPCAddr() string {
