@@ -2,10 +2,12 @@ package resource_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -310,9 +312,35 @@ func TestCertificateIdentity(t *testing.T) {
 		t.Fatalf("unknown certificate identity: last reject %q", r)
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if listed(&w.last, "stranger") {
+		w.mu.Unlock()
 		t.Fatal("a node with an unknown certificate identity was listed")
+	}
+	w.mu.Unlock()
+	// The same identities over HTTP (the JSON heartbeat): the sniffer
+	// hands HTTP connections on wrapped, and their certificate must still
+	// count.
+	post := func(cn string) int {
+		t.Helper()
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: pool, Certificates: []tls.Certificate{leaf(cn, false)}, MinVersion: tls.VersionTLS12}}}
+		defer c.CloseIdleConnections()
+		hb := discovery.Heartbeat{ID: "cert-node-http", App: "llama", Addresses: map[string]string{"http": "127.0.0.1:9102"},
+			Capacity: 1, State: discovery.StateReady, Incarnation: 1, Seq: 1}
+		body, _ := json.Marshal(hb)
+		resp, err := c.Post("https://"+servers[0]+"/v1/heartbeat", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("agent-cert"); code/100 != 2 {
+		t.Errorf("HTTP heartbeat with the agent's certificate: %d, want 2xx", code)
+	}
+	if code := post("stranger"); code != http.StatusUnauthorized {
+		t.Errorf("HTTP heartbeat with an unknown certificate: %d, want 401", code)
 	}
 }
 

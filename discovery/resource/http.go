@@ -55,7 +55,7 @@ func (s *Server) handler() http.Handler {
 		if !ok {
 			tok = ""
 		}
-		cred, rf := s.creds.Load().resolve(hashToken(tok), peerSANs(r.TLS))
+		cred, rf := s.creds.Load().resolve(hashToken(tok), peerSANs(requestTLS(r)))
 		if rf != nil {
 			s.refuseHTTP(w, r, rf)
 			return

@@ -2,7 +2,10 @@ package resource
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -52,3 +55,29 @@ type bufConn struct {
 }
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// tlsStateKey keys a connection's TLS state in its requests' contexts.
+type tlsStateKey struct{}
+
+// withTLSState keeps the TLS state of an HTTP connection that the sniffer
+// handed over: net/http sets Request.TLS only for a *tls.Conn, and a
+// bufConn wraps one, so without it client certificates (SAN identities)
+// would be invisible to HTTP requests.
+func withTLSState(ctx context.Context, c net.Conn) context.Context {
+	if bc, ok := c.(*bufConn); ok {
+		if tc, ok := bc.Conn.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			return context.WithValue(ctx, tlsStateKey{}, &st)
+		}
+	}
+	return ctx
+}
+
+// requestTLS is the TLS state of r's connection, nil for plain HTTP.
+func requestTLS(r *http.Request) *tls.ConnectionState {
+	if r.TLS != nil {
+		return r.TLS
+	}
+	st, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	return st
+}

@@ -227,6 +227,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       withTLSState,
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = hs.Serve(hl) })
