@@ -11,9 +11,6 @@ import (
 // process up, every engine healthy and routable). one-failure runs
 // before the first fault: it needs engines whose recent answers are all
 // good (outlier detection remembers failures with a 10 s half-life).
-// oversized and tier-mtls are cheap but stay out of the quick subset
-// while they fail (early 413 and h2 431 in the gateway's frontend; SANs
-// over HTTP in discovery/resource): TestQuick guards what holds.
 func cases() []testCase {
 	return []testCase{
 		{name: "allowlist", items: "1", quick: true, run: caseAllowlist,
@@ -30,8 +27,8 @@ func cases() []testCase {
 			expect: "a malformed request with Authorization gets 400 without the token in it"},
 		{name: "routing-loop", items: "7", quick: true, run: caseLoop,
 			expect: "a node whose address is the gateway: 508 loop_detected, at once"},
-		{name: "oversized", items: "held", run: caseOversized,
-			expect: "431 for headers (and a request line) over max_header_bytes, HTTP/1.1 and h2c (a header block needing CONTINUATION frames past the limit: 431 or the connection closed, as Go's HTTP/2 server does); 413 for bodies over max_body_bytes: declared (at once, before the body is sent), sent, chunked, h2c; never forwarded; served on"},
+		{name: "oversized", items: "held", quick: true, run: caseOversized,
+			expect: "431 for headers (and a request line) over max_header_bytes, HTTP/1.1 and h2c (a header block needing CONTINUATION frames past the limit: 431 or the connection closed, as Go's HTTP/2 server does); 413 for bodies over max_body_bytes: declared (at once once the body's first 8 KiB arrive, or 408 at read_timeout when they never do: fasthttp reads them before any handler runs), sent, chunked, h2c; never forwarded; served on"},
 		{name: "slowloris", items: "held", quick: true, run: caseSlowloris,
 			expect: "30 HTTP/1.1 connections trickling headers and 30 trickling a body, a byte every 200 ms: each answered 408 or closed by read_timeout (3 s) + 2 s; other clients served meanwhile, all 200"},
 		{name: "grpc-control", items: "1", quick: true, run: caseGRPCControl,
@@ -42,7 +39,7 @@ func cases() []testCase {
 			expect: "app limited (max_nodes 2): 2 nodes listed, the others refused (429, reason limit); the gateway never routes to more than 2"},
 		{name: "tier-limits", items: "11", run: caseTierLimits,
 			expect: "a Resource instance with max-apps 2 and max-subscribers 2: the third app and the third subscriber refused (429, reason limit, field named); an app whose last node left is freed (once its tombstone expired, 30 s) and a new app fits"},
-		{name: "tier-mtls", items: "9, 11", run: caseTierMTLS,
+		{name: "tier-mtls", items: "9, 11", quick: true, run: caseTierMTLS,
 			expect: "every instance refuses plaintext, a missing client certificate and another CA's certificate; agents known by their certificate's SAN alone announce; a credential bound to a token and a SAN announces with its certificate, is refused with another; over HTTP a reader known by its SAN reads and a bound agent announces"},
 		{name: "gateway-tier-tls", items: "11", quick: true, run: caseGatewayTierTLS,
 			expect: "the gateway reads the tier over mTLS (routes current, all engines); a gateway trusting another CA gets nothing (certificate error logged, no node, 503)"},

@@ -210,8 +210,18 @@ func (c *Checker) sync(now time.Time) {
 			st = c.newState(m, now)
 			c.nodes[m.Endpoint] = st
 		}
+		wasReady := st.ready
 		st.ready = m.Ready
 		c.order = append(c.order, st)
+		if m.Ready && !wasReady && st.ejected {
+			// Its engine was reported not ready and is ready again (its
+			// agent saw it recover). Not ready, it was not probed, so no
+			// health check could lift the outlier ejection: the
+			// engine's own word does, and it is judged afresh.
+			st.ejected = false
+			st.forgiveAt = now.Add(c.oc.BaseEjectionTime)
+			c.recovered(st, now, "engine ready again; outlier ejection lifted")
+		}
 	}
 	for ep, st := range c.nodes {
 		if !seen[ep] {

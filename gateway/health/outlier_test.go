@@ -253,3 +253,42 @@ func TestOutlierRecoveryNotPoisoned(t *testing.T) {
 		t.Fatalf("ejected again for answers sent before it came back\n%s", f.log.dump())
 	}
 }
+
+// TestOutlierLiftedWhenEngineReadyAgain: a node ejected as an outlier
+// whose engine is then reported not ready (its agent saw it down) and
+// ready again is let back at once: not ready, it was not probed, so no
+// health check could lift the ejection. A node that stays ready keeps
+// its ejection.
+func TestOutlierLiftedWhenEngineReadyAgain(t *testing.T) {
+	f := outlierFleet(t, "127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9")
+	t0 := time.Now()
+	f.answer(0, 5, 100*time.Millisecond, 200)
+	f.answer(1, 5, 100*time.Millisecond, 200)
+	f.answer(2, 5, 3*time.Second, 200)
+	f.c.evaluate(t0.Add(time.Second))
+	if !excluded(f, 2) {
+		t.Fatal("the slow node was not ejected")
+	}
+	members := func(ready2 bool) {
+		var ms []Member
+		for i := 0; i < f.tb.Len(); i++ {
+			ms = append(ms, Member{Endpoint: f.tb.Endpoint(i), Node: f.nodes[i], Ready: i != 2 || ready2})
+		}
+		f.c.SetMembers(ms)
+	}
+	members(true) // still ready: nothing changes
+	f.c.sync(t0.Add(2 * time.Second))
+	if !excluded(f, 2) {
+		t.Fatal("lifted without a readiness change")
+	}
+	members(false) // its agent reports it not ready
+	f.c.sync(t0.Add(3 * time.Second))
+	members(true) // and ready again, long before its 30 s are over
+	f.c.sync(t0.Add(5 * time.Second))
+	if excluded(f, 2) || status(t, f, 2).Ejected {
+		t.Fatalf("still out after its engine was ready again: %+v", status(t, f, 2))
+	}
+	if _, ok := f.log.find("gateway: node back", "node", "n2"); !ok {
+		t.Fatalf("no recovery logged:\n%s", f.log.dump())
+	}
+}
