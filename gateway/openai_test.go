@@ -334,17 +334,28 @@ func TestFallback(t *testing.T) {
 	cfg := testConfig(main, bk, noFallback)
 	cfg.Limits.MaxPerNode = 1
 	gw := startGateway(t, cfg)
+	var lastFallback atomic.Value // the X-Switchyard-Fallback of the last answer
 	ask := func(model string) (int, string) {
 		resp, b := post(t, testClient(), gw.url("/v1/chat/completions"), `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`)
+		lastFallback.Store(resp.Header.Get("X-Switchyard-Fallback"))
 		return resp.StatusCode, string(b)
 	}
-	for _, s := range []int32{500, 502, 429} {
-		status.Store(s)
+	for _, c := range []struct {
+		status int32
+		why    string
+	}{{500, "5xx"}, {502, "5xx"}, {429, "429"}} {
+		status.Store(c.status)
 		if code, b := ask("main"); code != 200 || !strings.Contains(b, `"backup"`) {
-			t.Errorf("primary answering %d: %d %s, want the backup's answer", s, code, b)
+			t.Errorf("primary answering %d: %d %s, want the backup's answer", c.status, code, b)
 		}
-		if code, _ := ask("solo"); code != int(s) {
-			t.Errorf("no fallback, primary answering %d: client got %d", s, code)
+		if h := lastFallback.Load(); h != c.why {
+			t.Errorf("primary answering %d: X-Switchyard-Fallback %q, want %q", c.status, h, c.why)
+		}
+		if code, _ := ask("solo"); code != int(c.status) {
+			t.Errorf("no fallback, primary answering %d: client got %d", c.status, code)
+		}
+		if h := lastFallback.Load(); h != "" {
+			t.Errorf("no fallback: X-Switchyard-Fallback %q on the primary's own answer", h)
 		}
 	}
 	// Busy: one request holds the only slot; the next waits out the
@@ -359,6 +370,9 @@ func TestFallback(t *testing.T) {
 	if code, b := ask("main"); code != 200 || !strings.Contains(b, `"backup"`) {
 		t.Errorf("saturated primary: %d %s, want the backup's answer", code, b)
 	}
+	if h := lastFallback.Load(); h != "saturated" {
+		t.Errorf("saturated primary: X-Switchyard-Fallback %q, want saturated", h)
+	}
 	release <- struct{}{}
 	if code := <-held; code != 200 {
 		t.Errorf("the held request: %d", code)
@@ -367,6 +381,14 @@ func TestFallback(t *testing.T) {
 	fams := scrapeURL(t, "http://"+gw.admin+"/metrics")
 	if n := sumSeries(fams, "switchyard_gateway_requests_total", map[string]string{"route": "backup", "code": "2xx"}); n != 4 {
 		t.Errorf("the backup route served %v requests, want 4", n)
+	}
+	for why, want := range map[string]float64{"5xx": 2, "429": 1, "saturated": 1} {
+		if n := sumSeries(fams, "switchyard_gateway_fallbacks_total", map[string]string{"route": "main", "reason": why}); n != want {
+			t.Errorf("switchyard_gateway_fallbacks_total{route=main,reason=%s} = %v, want %v", why, n, want)
+		}
+		if n := sumSeries(fams, "switchyard_gateway_fallbacks_total", map[string]string{"route": "solo", "reason": why}); n != 0 {
+			t.Errorf("switchyard_gateway_fallbacks_total{route=solo,reason=%s} = %v, want 0", why, n)
+		}
 	}
 }
 

@@ -213,7 +213,9 @@ func (c *Core) Forward(x *Exchange) {
 		x.prepareAffinity(rt)
 		err = c.send(x, rt)
 	}
-	if fb := x.fallbackFor(rt, err); fb != nil {
+	if fb, why := x.fallbackFor(rt, err); fb != nil {
+		rt.Stats().Fallback(int(why))
+		x.fellBack, x.fallbackWhy = true, why
 		err = c.serveFallback(x, fb)
 	}
 	if err != nil {
@@ -224,37 +226,42 @@ func (c *Core) Forward(x *Exchange) {
 	}
 }
 
-// fallbackFor returns rt's fallback route when the outcome of serving the
-// request on rt (err, or the node's status) is one it takes: a 5xx or a
-// failure, a 429, a saturated route. Only requests whose whole body the
-// gateway holds fall back, and only while nothing was written to the
-// client (Forward has not returned).
-func (x *Exchange) fallbackFor(rt *route.Route, err error) *route.Route {
+// fallbackFor returns rt's fallback route, and why, when the outcome of
+// serving the request on rt (err, or the node's status) is one it takes:
+// a 5xx or a failure, a 429, a saturated route. Only requests whose whole
+// body the gateway holds fall back, and only while nothing was written to
+// the client (Forward has not returned).
+func (x *Exchange) fallbackFor(rt *route.Route, err error) (*route.Route, route.FallbackReason) {
 	r := &x.Req
 	if !rt.HasFallback() || r.Proto == GRPC || r.BodyStream != nil || x.fellBack || clientGone(r.Ctx) || x.w.gone.Load() {
-		return nil
+		return nil, 0
 	}
-	return fallbackOn(rt, err, x.status)
+	why, ok := fallbackReason(err, x.status)
+	if !ok {
+		return nil, 0
+	}
+	return rt.Fallback(why), why
 }
 
-// fallbackOn is fallbackFor's choice for a route that has a fallback.
-func fallbackOn(rt *route.Route, err error, status int) *route.Route {
+// fallbackReason classifies the outcome of serving a request on a route
+// (err, or the node's status) as a reason to fall back, if it is one.
+func fallbackReason(err error, status int) (route.FallbackReason, bool) {
 	var ue *UpstreamError
 	switch {
 	case err == nil && status == fasthttp.StatusTooManyRequests:
-		return rt.Fallback(route.Fallback429)
+		return route.Fallback429, true
 	case err == nil && status >= 500:
-		return rt.Fallback(route.Fallback5xx)
+		return route.Fallback5xx, true
 	case err == nil:
-		return nil
+		return 0, false
 	case errors.Is(err, ErrRouteSaturated) || errors.Is(err, ErrQueued):
-		return rt.Fallback(route.FallbackSaturated)
+		return route.FallbackSaturated, true
 	case errors.As(err, &ue) && ue.Status == fasthttp.StatusTooManyRequests:
-		return rt.Fallback(route.Fallback429)
+		return route.Fallback429, true
 	case errors.Is(err, ErrClientCancelled) || errors.Is(err, ErrBadRequest):
-		return nil
+		return 0, false
 	}
-	return rt.Fallback(route.Fallback5xx) // failures, no node: what a 5xx answer would have been
+	return route.Fallback5xx, true // failures, no node: what a 5xx answer would have been
 }
 
 // serveFallback drops what rt answered and serves the request on fb: its
@@ -262,7 +269,6 @@ func fallbackOn(rt *route.Route, err error, status int) *route.Route {
 func (c *Core) serveFallback(x *Exchange, fb *route.Route) error {
 	x.dropAnswer()
 	x.releaseQueue()
-	x.fellBack = true
 	x.route = fb
 	x.ms = seriesOf(fb, x.model, true)
 	x.rewriteBody(fb)

@@ -90,23 +90,24 @@ type Exchange struct {
 	reserved int64 // body bytes held against Limits.MaxBufferedBytes
 
 	// The OpenAI side (openai.go).
-	jsonBody  bool             // the body is a JSON object the scanner read
-	wantsSSE  bool             // its "stream" is true
-	endpoint  openai.Endpoint  // chat, completions, embeddings or other
-	usageMode openai.UsageMode // what happens to a stream's usage event
-	sse       openai.Reader    // the relay of an OpenAI event stream
-	sseOn     bool             // x.body is &x.sse
-	usage     openai.Usage     // the answer's usage, when found
-	finish    openai.FinishReasons
-	ms        *telemetry.ModelStats // the request's route and model series
-	times     telemetry.TokenTimes
-	modelBuf  []byte    // the model, copied before the body is replaced
-	bodyBufs  [2][]byte // rewritten bodies (a fallback rewrites again)
-	bodyIdx   int
-	retries   int           // attempts on other nodes
-	firstByte time.Duration // from sending to the node's answer head
-	fellBack  bool          // served by the route's fallback
-	ka        *keepAlive    // the stream's keep-alive pump; nil when off
+	jsonBody    bool             // the body is a JSON object the scanner read
+	wantsSSE    bool             // its "stream" is true
+	endpoint    openai.Endpoint  // chat, completions, embeddings or other
+	usageMode   openai.UsageMode // what happens to a stream's usage event
+	sse         openai.Reader    // the relay of an OpenAI event stream
+	sseOn       bool             // x.body is &x.sse
+	usage       openai.Usage     // the answer's usage, when found
+	finish      openai.FinishReasons
+	ms          *telemetry.ModelStats // the request's route and model series
+	times       telemetry.TokenTimes
+	modelBuf    []byte    // the model, copied before the body is replaced
+	bodyBufs    [2][]byte // rewritten bodies (a fallback rewrites again)
+	bodyIdx     int
+	retries     int                  // attempts on other nodes
+	firstByte   time.Duration        // from sending to the node's answer head
+	fellBack    bool                 // served by the route's fallback
+	fallbackWhy route.FallbackReason // why, when fellBack
+	ka          *keepAlive           // the stream's keep-alive pump; nil when off
 
 	// Companions.
 	split   *split.Splitter
@@ -169,6 +170,27 @@ func (x *Exchange) Variant() (header, name []byte) {
 	}
 	return x.split.VariantHeader(), x.split.Variant(x.variant).NameBytes()
 }
+
+// Fallback returns the X-Switchyard-Fallback answer header and its value
+// (why the request was served by its route's fallback route); nil when it
+// was not.
+func (x *Exchange) Fallback() (header, reason []byte) {
+	if !x.fellBack {
+		return nil, nil
+	}
+	return keyFallback, fallbackValues[x.fallbackWhy]
+}
+
+// keyFallback and fallbackValues are Fallback's header, made once.
+var (
+	keyFallback    = []byte("X-Switchyard-Fallback")
+	fallbackValues = func() (v [len(telemetry.FallbackReasons)][]byte) {
+		for i, s := range telemetry.FallbackReasons {
+			v[i] = []byte(s)
+		}
+		return v
+	}()
+)
 
 // Streamed reports whether the node's answer is relayed with Read (its
 // head is in Response or GRPCResponse).
@@ -588,7 +610,7 @@ func (x *Exchange) accessLog(ms *telemetry.ModelStats, status int, d time.Durati
 		"upstream_time", x.firstByte, "streamed", x.stream, "retries", x.retries,
 	}
 	if x.fellBack {
-		attrs = append(attrs, "fallback", true)
+		attrs = append(attrs, "fallback", x.fallbackWhy.String())
 	}
 	if t := x.ttft(); t > 0 {
 		attrs = append(attrs, "ttft", t)

@@ -190,6 +190,9 @@ func setGatewayHeaders(h *fasthttp.ResponseHeader, x *forward.Exchange) {
 	if k, v := x.Variant(); k != nil {
 		h.SetBytesKV(k, v)
 	}
+	if k, v := x.Fallback(); k != nil {
+		h.SetBytesKV(k, v)
+	}
 }
 
 var errFramingConflict = fmt.Errorf("%w: both Content-Length and Transfer-Encoding", forward.ErrBadRequest)

@@ -57,6 +57,9 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	if k, v := x.Variant(); k != nil {
 		h.Set(string(k), string(v))
 	}
+	if k, v := x.Fallback(); k != nil {
+		h.Set(string(k), string(v))
+	}
 	var clientErr error
 	switch {
 	case x.Local():

@@ -214,6 +214,15 @@ const (
 	FallbackSaturated
 )
 
+// String is the reason as the fallback counter's label and the
+// X-Switchyard-Fallback answer header say it: "5xx", "429", "saturated".
+func (r FallbackReason) String() string {
+	if int(r) < len(telemetry.FallbackReasons) {
+		return telemetry.FallbackReasons[r]
+	}
+	return "unknown"
+}
+
 // Config is the route's config (not to be modified).
 func (r *Route) Config() *config.RouteConfig { return &r.cfg }
 

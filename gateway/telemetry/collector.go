@@ -24,6 +24,10 @@ var (
 		"Tokens the engines reported in their usage, by tenant, route, model and type.", []string{"tenant", "route", "model", "type"}, nil)
 	retriesDesc = prometheus.NewDesc("switchyard_gateway_retries_total",
 		"Retries on another node, by route.", []string{"route"}, nil)
+	fallbacksDesc = prometheus.NewDesc("switchyard_gateway_fallbacks_total",
+		"Requests a route sent to its fallback route, by route (the one that could not serve them) and reason "+
+			"(5xx: a failure or 5xx answer, 429: the node or route refused with 429, saturated: the route was full).",
+		[]string{"route", "reason"}, nil)
 	ejectionsDesc = prometheus.NewDesc("switchyard_gateway_ejections_total",
 		"Circuit breakers opened, by route.", []string{"route"}, nil)
 	nodeRequestsDesc = prometheus.NewDesc("switchyard_gateway_node_requests_total",
@@ -45,7 +49,7 @@ type collector struct{ t *Metrics }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, latencyDesc, ttftDesc, itlDesc, tokensDesc, tenantTokensDesc,
-		retriesDesc, ejectionsDesc, nodeRequestsDesc, nodeTTFTDesc, queueWaitDesc, queueRequestsDesc} {
+		retriesDesc, fallbacksDesc, ejectionsDesc, nodeRequestsDesc, nodeTTFTDesc, queueWaitDesc, queueRequestsDesc} {
 		ch <- d
 	}
 }
@@ -58,6 +62,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if s.name != "" { // route="" never retries: nothing is chosen yet
 			ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.CounterValue, float64(s.retries.Load()), s.name)
 			ch <- prometheus.MustNewConstMetric(ejectionsDesc, prometheus.CounterValue, float64(s.ejections.Load()), s.name)
+			for i, reason := range FallbackReasons {
+				ch <- prometheus.MustNewConstMetric(fallbacksDesc, prometheus.CounterValue, float64(s.fallbacks[i].Load()), s.name, reason)
+			}
 			s.collectQueue(ch)
 		}
 		s.mu.Lock()

@@ -81,7 +81,8 @@ type RouteStats struct {
 	name      string
 	retries   atomic.Uint64
 	ejections atomic.Uint64
-	none      *ModelStats // model=""; immutable
+	fallbacks [len(FallbackReasons)]atomic.Uint64 // by reason
+	none      *ModelStats                         // model=""; immutable
 	// routeAttrs is the route's attribute set, for gauges keyed by route;
 	// classAttrs add each priority class, for the queue depth. Immutable.
 	routeAttrs metric.MeasurementOption
@@ -149,6 +150,26 @@ func (s *RouteStats) Observe(status int, d time.Duration) { s.none.Observe(statu
 
 // Retry counts one retry on another node.
 func (s *RouteStats) Retry() { s.retries.Add(1) }
+
+// FallbackReasons are the reason label of the fallback counter, indexed
+// by route.FallbackReason.
+var FallbackReasons = [...]string{"5xx", "429", "saturated"}
+
+// Fallback counts one request this route sent to its fallback route, for
+// reason (an index of FallbackReasons; others are ignored).
+func (s *RouteStats) Fallback(reason int) {
+	if reason >= 0 && reason < len(s.fallbacks) {
+		s.fallbacks[reason].Add(1)
+	}
+}
+
+// Fallbacks is the requests sent to the fallback route for reason.
+func (s *RouteStats) Fallbacks(reason int) uint64 {
+	if reason < 0 || reason >= len(s.fallbacks) {
+		return 0
+	}
+	return s.fallbacks[reason].Load()
+}
 
 // Ejection counts one circuit breaker that opened.
 func (s *RouteStats) Ejection() { s.ejections.Add(1) }
