@@ -61,9 +61,9 @@ func (g *server) adminSplits(w http.ResponseWriter, _ *http.Request) {
 
 // shadowJSON is one route's mirror in GET /admin/shadows: the counters
 // of shadow.Stats, kept by route name across reloads (shadow.Registry),
-// and the last differences of the route's current Mirror. Field values (response content) are left out: the
-// admin API's reads need no token, and the difference log
-// (shadow.log.path) has them.
+// and the last differences of the route's current Mirror. Field values
+// (response content) are left out: the admin API's reads need no token,
+// and the difference log (shadow.log.path) has them.
 type shadowJSON struct {
 	Route      string  `json:"route"`
 	Target     string  `json:"target"`
