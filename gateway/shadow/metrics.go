@@ -215,7 +215,8 @@ func NewRegistry(meter metric.Meter) (*Registry, error) {
 }
 
 // Close stops exporting the counters (Mirrors using r still count). The
-// gateway never calls it: its Registry lives as long as its meter.
+// gateway's Registry lives as long as its meter; it closes only one made
+// for a configuration that then failed to load.
 func (r *Registry) Close() error {
 	if r.reg == nil {
 		return nil
