@@ -8,8 +8,7 @@ import (
 )
 
 // splitJSON is one route's A/B split in GET /admin/splits. Its counters
-// count since the route was last built (a reload rebuilds routes with a
-// split).
+// are kept by route and variant name across reloads (split.Registry).
 type splitJSON struct {
 	Route             string        `json:"route"`
 	Buckets           int           `json:"buckets"`
@@ -61,10 +60,10 @@ func (g *server) adminSplits(w http.ResponseWriter, _ *http.Request) {
 }
 
 // shadowJSON is one route's mirror in GET /admin/shadows: the counters
-// of shadow.Stats since the route was last built, and the last
-// differences. Field values (response content) are left out: the
-// admin API's reads need no token, and the difference log
-// (shadow.log.path) has them.
+// of shadow.Stats, kept by route name across reloads (shadow.Registry),
+// and the last differences of the route's current Mirror. Field values
+// (response content) are left out: the admin API's reads need no token,
+// and the difference log (shadow.log.path) has them.
 type shadowJSON struct {
 	Route      string  `json:"route"`
 	Target     string  `json:"target"`

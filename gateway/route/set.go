@@ -36,6 +36,12 @@ type Set struct {
 	needBody   bool            // some route matches on the model or streams on "stream"
 	modelsJSON []byte          // GET /v1/models
 	retryAfter []byte
+	// shadows and splits keep the mirrors' and splitters' counters by
+	// route name; each Set hands them on to the next (NewSet's old), so
+	// they live as long as the gateway and a reload does not reset them.
+	// Made with the first route that needs them.
+	shadows *shadow.Registry
+	splits  *split.Registry
 }
 
 // Deps are what a Set's routes need from the gateway.
@@ -49,10 +55,15 @@ type Deps struct {
 // NewSet builds the routing state of cfg (defaults applied, validated). A
 // route of old whose config, limits, weight period and node source did not
 // change is carried over whole (table, endpoints, breakers, pools, owner
-// goroutine); routes with a split or shadow are always rebuilt. Route
-// owners start with Start.
+// goroutine); routes with a split or shadow are always rebuilt, and keep
+// adding to the counters of old's routes of the same name. old must be
+// the Set in force (nil only for the first): the counters pass from
+// each Set to the next. Route owners start with Start.
 func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 	st := &Set{cfg: cfg, byName: map[string]*Route{}, byModel: map[string]*Route{}}
+	if old != nil {
+		st.shadows, st.splits = old.shadows, old.splits
+	}
 	st.retryAfter = fmt.Appendf(nil, "%d", max(int(cfg.Limits.RetryAfter.Seconds()+0.5), 1))
 	hm, err := health.NewMetrics(d.Metrics.Meter())
 	if err != nil {
@@ -105,6 +116,11 @@ func NewSet(cfg *config.Config, old *Set, d Deps) (*Set, error) {
 	st.models = slices.Compact(st.models)
 	if err := st.wireExtras(d); err != nil {
 		st.CloseExtras()
+		if st.shadows != nil && (old == nil || old.shadows != st.shadows) {
+			// Made for this Set: nobody will hand it on, and a second
+			// registry on the same meter would export its series twice.
+			_ = st.shadows.Close()
+		}
 		return nil, err
 	}
 	st.modelsJSON = ModelsJSON(st.models)
@@ -159,7 +175,10 @@ func (st *Set) wireExtras(d Deps) error {
 	meter := d.Metrics.Meter()
 	for _, r := range st.routes {
 		if sc := r.cfg.Split; sc != nil {
-			s, err := split.New(*sc, split.WithRoute(r.cfg.Name), split.WithMeter(meter))
+			if st.splits == nil {
+				st.splits = split.NewRegistry()
+			}
+			s, err := split.New(*sc, split.WithRoute(r.cfg.Name), split.WithMeter(meter), split.WithRegistry(st.splits))
 			if err != nil {
 				return fmt.Errorf("gateway: route %q: split: %w", r.cfg.Name, err)
 			}
@@ -189,7 +208,14 @@ func (st *Set) wireExtras(d Deps) error {
 			}
 		}
 		if sc := r.cfg.Shadow; sc != nil {
-			m, err := shadow.New(context.Background(), *sc, d.Sender, shadow.WithRoute(r.cfg.Name), shadow.WithMeter(meter), shadow.WithLogger(d.Log))
+			if st.shadows == nil {
+				reg, err := shadow.NewRegistry(meter)
+				if err != nil {
+					return fmt.Errorf("gateway: route %q: shadow: %w", r.cfg.Name, err)
+				}
+				st.shadows = reg
+			}
+			m, err := shadow.New(context.Background(), *sc, d.Sender, shadow.WithRoute(r.cfg.Name), shadow.WithRegistry(st.shadows), shadow.WithLogger(d.Log))
 			if err != nil {
 				return fmt.Errorf("gateway: route %q: shadow: %w", r.cfg.Name, err)
 			}

@@ -21,8 +21,8 @@ type diffLog struct {
 	in   chan *Report
 	done chan struct{}
 
-	// atomic
-	written, dropped, failed atomic.Int64
+	// c counts lines; shared with the route's other logs (Registry)
+	c *logCounters
 
 	// owned by the writer goroutine
 	f    *os.File
@@ -33,8 +33,14 @@ type diffLog struct {
 	stop     chan struct{}
 }
 
-func newDiffLog(ctx context.Context, cfg LogConfig) (*diffLog, error) {
-	l := &diffLog{cfg: cfg, in: make(chan *Report, cfg.QueueSize), done: make(chan struct{}), stop: make(chan struct{})}
+// logCounters count a route's difference log lines. Atomic.
+type logCounters struct {
+	written, dropped, failed atomic.Int64
+}
+
+// newDiffLog opens the log and starts its writer; c receives its counts.
+func newDiffLog(ctx context.Context, cfg LogConfig, c *logCounters) (*diffLog, error) {
+	l := &diffLog{cfg: cfg, c: c, in: make(chan *Report, cfg.QueueSize), done: make(chan struct{}), stop: make(chan struct{})}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -48,7 +54,7 @@ func (l *diffLog) offer(r *Report) bool {
 	case l.in <- r:
 		return true
 	default:
-		l.dropped.Add(1)
+		l.c.dropped.Add(1)
 		return false
 	}
 }
@@ -77,7 +83,7 @@ func (l *diffLog) run(ctx context.Context) {
 			// Flush when the queue is empty, so a burst costs one write.
 			if len(l.in) == 0 && l.f != nil {
 				if err := l.w.Flush(); err != nil {
-					l.failed.Add(1)
+					l.c.failed.Add(1)
 				}
 			}
 		case <-ctx.Done():
@@ -104,33 +110,33 @@ func (l *diffLog) drain() {
 func (l *diffLog) write(r *Report) {
 	line, err := json.Marshal(r)
 	if err != nil {
-		l.failed.Add(1)
+		l.c.failed.Add(1)
 		return
 	}
 	line = append(line, '\n')
 	if int64(len(line)) > l.cfg.MaxFileBytes {
-		l.dropped.Add(1) // one line would not fit in any file
+		l.c.dropped.Add(1) // one line would not fit in any file
 		return
 	}
 	if l.size+int64(len(line)) > l.cfg.MaxFileBytes {
 		if err := l.rotate(); err != nil {
-			l.failed.Add(1)
+			l.c.failed.Add(1)
 			return
 		}
 	}
 	if l.f == nil {
 		if err := l.open(); err != nil {
-			l.failed.Add(1)
+			l.c.failed.Add(1)
 			return
 		}
 	}
 	n, err := l.w.Write(line)
 	l.size += int64(n)
 	if err != nil {
-		l.failed.Add(1)
+		l.c.failed.Add(1)
 		return
 	}
-	l.written.Add(1)
+	l.c.written.Add(1)
 }
 
 func (l *diffLog) open() error {

@@ -20,7 +20,7 @@ func TestDiffLogRotatesAndBoundsSize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "diff.jsonl")
 	cfg := DefaultConfig().Log
 	cfg.Path, cfg.MaxFileBytes, cfg.MaxFiles, cfg.QueueSize = path, 1000, 3, 1000
-	l, err := newDiffLog(ctx, cfg)
+	l, err := newDiffLog(ctx, cfg, &logCounters{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +31,8 @@ func TestDiffLogRotatesAndBoundsSize(t *testing.T) {
 		}
 	}
 	l.close()
-	if l.written.Load() != n || l.failed.Load() != 0 {
-		t.Fatalf("written %d failed %d", l.written.Load(), l.failed.Load())
+	if l.c.written.Load() != n || l.c.failed.Load() != 0 {
+		t.Fatalf("written %d failed %d", l.c.written.Load(), l.c.failed.Load())
 	}
 	if _, err := os.Stat(path + ".3"); !os.IsNotExist(err) {
 		t.Fatalf("%s.3 exists (err %v); want at most 3 files", path, err)

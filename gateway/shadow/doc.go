@@ -32,9 +32,12 @@
 //
 // Wiring in the forwarding core (gateway/forward owns this):
 //
+//	// once, for the gateway's lifetime: the counters by route name
+//	reg, err := shadow.NewRegistry(meter)
 //	// at config load, once per route with a `shadow:` block
-//	m, err := shadow.New(ctx, *route.Shadow, coreSender, shadow.WithRoute(route.Name), shadow.WithMeter(meter))
-//	// on reload: build the new Mirror, swap it in, then old.Close()
+//	m, err := shadow.New(ctx, *route.Shadow, coreSender, shadow.WithRoute(route.Name), shadow.WithRegistry(reg))
+//	// on reload: build the new Mirror, swap it in, then old.Close();
+//	// the new one keeps adding to the route's counters in reg
 //
 //	// per request, before forwarding to the primary
 //	h := m.Offer(req, requestID)          // nil when not sampled or dropped

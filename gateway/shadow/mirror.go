@@ -26,15 +26,23 @@ const ppm = 1_000_000
 type Option func(*options)
 
 type options struct {
-	meter  metric.Meter
-	route  string
-	hook   func(*Report)
-	logger *slog.Logger
+	meter    metric.Meter
+	registry *Registry
+	route    string
+	hook     func(*Report)
+	logger   *slog.Logger
 }
 
 // WithMeter exports the metrics through meter (default: none; Stats still
-// works). See metrics.go for the instruments.
+// works), with counters that start from 0 for this Mirror and leave the
+// export when it closes. See Registry for the instruments. A gateway that
+// rebuilds Mirrors on reload uses WithRegistry instead.
 func WithMeter(m metric.Meter) Option { return func(o *options) { o.meter = m } }
+
+// WithRegistry keeps the Mirror's counters in r, under its route name
+// (WithRoute): a Mirror built for the same route later (a reload) keeps
+// adding to them, and r exports them (WithMeter is then ignored).
+func WithRegistry(r *Registry) Option { return func(o *options) { o.registry = r } }
 
 // WithRoute names the route in metrics and in the log (default "").
 func WithRoute(name string) Option { return func(o *options) { o.route = name } }
@@ -107,19 +115,23 @@ type Mirror struct {
 	_ noCopy
 
 	// immutable after New
-	cfg       Config
-	sender    Sender
-	route     string
-	cmp       comparer
-	marker    []byte
-	key       reqkey.Extractor
-	seed      uint64
-	threshold uint64 // sampled when hash % ppm < threshold
-	logRate   uint64 // log when rand % ppm < logRate
-	hook      func(*Report)
-	logger    *slog.Logger
-	log       *diffLog // nil without Log.Path
-	met       *metrics
+	cfg           Config
+	sender        Sender
+	route         string
+	cmp           comparer
+	marker        []byte
+	key           reqkey.Extractor
+	seed          uint64
+	threshold     uint64 // sampled when hash % ppm < threshold
+	logRate       uint64 // log when rand % ppm < logRate
+	hook          func(*Report)
+	logger        *slog.Logger
+	log           *diffLog // nil without Log.Path
+	reg           *Registry
+	ownReg        bool            // reg was made by New for this Mirror alone
+	rc            *routeCounters  // the route's entry in reg
+	c             *counters       // &rc.c
+	fieldMismatch []*atomic.Int64 // per cmp.fields entry, in rc
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -131,8 +143,7 @@ type Mirror struct {
 	sending atomic.Int64 // Handles not yet sent
 	workers atomic.Int64 // running workers
 	closed  atomic.Bool  // Close was called
-	c       counters
-	recent  recent // the last difference reports (Recent)
+	recent  recent       // the last difference reports (Recent)
 }
 
 // New validates cfg and starts the workers. ctx bounds their lifetime as
@@ -173,22 +184,24 @@ func New(ctx context.Context, cfg Config, sender Sender, opts ...Option) (*Mirro
 		p, _ := ParsePath(f) // Validate parsed it
 		m.cmp.fields = append(m.cmp.fields, p)
 	}
-	m.c.fieldMismatch = make([]atomic.Int64, len(m.cmp.fields))
-	m.ctx, m.cancel = context.WithCancel(ctx)
-	met, err := newMetrics(o.meter, m)
-	if err != nil {
-		m.cancel()
-		return nil, err
+	if m.reg = o.registry; m.reg == nil {
+		reg, err := NewRegistry(o.meter)
+		if err != nil {
+			return nil, err
+		}
+		m.reg, m.ownReg = reg, true
 	}
-	m.met = met
+	m.rc, m.fieldMismatch = m.reg.attach(m)
+	m.c = &m.rc.c
+	m.ctx, m.cancel = context.WithCancel(ctx)
 	if cfg.Log.Path != "" {
 		// The log outlives m.ctx: Close cancels m.ctx first, and the
 		// copies that cancellation cuts are compared (and their
 		// differences logged) after it; Close then stops the log.
-		l, err := newDiffLog(ctx, cfg.Log)
+		l, err := newDiffLog(ctx, cfg.Log, &m.c.log)
 		if err != nil {
 			m.cancel()
-			met.unregister()
+			m.detach()
 			return nil, err
 		}
 		m.log = l
@@ -511,7 +524,7 @@ func (m *Mirror) compare(h *Handle) {
 		PrimaryMillis:  float64(h.pLatency) / 1e6,
 		ShadowMillis:   float64(h.sLatency) / 1e6,
 	}
-	m.met.recordLatency(h.pLatency, h.sLatency, h.sErr == nil)
+	m.recordLatency(h.pLatency, h.sLatency, h.sErr == nil)
 	if h.sErr != nil {
 		r.ShadowError = h.sReason + ": " + h.sErr.Error()
 		r.Skipped = "shadow_error"
@@ -527,7 +540,7 @@ func (m *Mirror) compare(h *Handle) {
 			body{contentType: h.answer.ContentType, data: h.answer.Body, truncated: h.answer.TooLarge})
 		for i := range r.Fields {
 			if !r.Fields[i].Equal {
-				m.c.fieldMismatch[i].Add(1)
+				m.fieldMismatch[i].Add(1)
 			}
 		}
 		if r.Skipped != "" && r.Skipped != "no_fields" {
@@ -580,8 +593,17 @@ func (m *Mirror) Close() error {
 	if m.log != nil {
 		m.log.close()
 	}
-	m.met.unregister()
+	m.detach()
 	return err
+}
+
+// detach takes m off its route's live gauge, and stops the export of a
+// Registry New made for m alone.
+func (m *Mirror) detach() {
+	m.reg.detach(m)
+	if m.ownReg {
+		_ = m.reg.Close()
+	}
 }
 
 // waitUntil polls cond until it holds or d has passed. Only Close uses

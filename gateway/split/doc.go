@@ -29,8 +29,10 @@
 //
 // Wiring in the gateway (the gateway owns this; split does not import it):
 //
+//	// once, for the gateway's lifetime: Stats' counters by route and variant
+//	reg := split.NewRegistry()
 //	// at config load / reload, once per route with a `split:` block
-//	s, err := split.New(route.Split, split.WithRoute(route.Name), split.WithMeter(meter))
+//	s, err := split.New(route.Split, split.WithRoute(route.Name), split.WithMeter(meter), split.WithRegistry(reg))
 //	// per request, before picking a node
 //	a := s.AssignRequest(req)                 // no allocation
 //	v := s.Variant(a.Index)                   // v.Target = app/model to route to
@@ -41,5 +43,5 @@
 // A Splitter is immutable after New and safe for concurrent use. A new
 // config builds a new Splitter that the gateway swaps in atomically;
 // metrics are keyed by route and variant name, so they continue across
-// reloads.
+// reloads (the counters behind Stats too, with WithRegistry).
 package split

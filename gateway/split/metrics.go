@@ -3,6 +3,7 @@ package split
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 type Option func(*options)
 
 type options struct {
-	meter metric.Meter
-	route string
+	meter    metric.Meter
+	registry *Registry
+	route    string
 }
 
 // WithMeter records per-variant metrics through meter (default: a no-op
@@ -35,6 +37,62 @@ func WithMeter(m metric.Meter) Option { return func(o *options) { o.meter = m } 
 // WithRoute names the route in metric attributes (default "").
 func WithRoute(name string) Option { return func(o *options) { o.route = name } }
 
+// WithRegistry keeps the Splitter's counters (Stats, OverridesRejected) in
+// r under its route and variant names, so a Splitter built for the same
+// route later (a reload) continues them. Without it they start from 0 for
+// each Splitter.
+func WithRegistry(r *Registry) Option { return func(o *options) { o.registry = r } }
+
+// Registry keeps the counters behind Stats and OverridesRejected by route
+// and variant name for the gateway's lifetime, as the OTel counters keep
+// their series: the admin API (GET /admin/splits) shows them, and a reload
+// (which rebuilds every route with a split) must not reset them. A variant
+// dropped by a reload stops growing and continues if it comes back; so
+// does a route. They are bounded by the route and variant names ever
+// configured. Safe for concurrent use; must not be copied.
+type Registry struct {
+	_ noCopy
+
+	mu     sync.Mutex
+	routes map[string]*routeCounters // by route name; guarded by mu
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry { return &Registry{routes: map[string]*routeCounters{}} }
+
+// routeCounters are one route's counters in a Registry.
+type routeCounters struct {
+	overrideRejected atomic.Int64
+	variants         map[string]*variantCounters // by variant name; guarded by Registry.mu
+}
+
+// variantCounters are one variant's counters. Atomic.
+type variantCounters struct {
+	requests, errors, tokens, latencyNanos atomic.Int64
+}
+
+// route returns the counters of a route and of the named variants (in
+// order), made on first use.
+func (r *Registry) route(name string, vs []VariantInfo) (*routeCounters, []*variantCounters) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rc := r.routes[name]
+	if rc == nil {
+		rc = &routeCounters{variants: map[string]*variantCounters{}}
+		r.routes[name] = rc
+	}
+	out := make([]*variantCounters, len(vs))
+	for i := range vs {
+		vc := rc.variants[vs[i].Name]
+		if vc == nil {
+			vc = &variantCounters{}
+			rc.variants[vs[i].Name] = vc
+		}
+		out[i] = vc
+	}
+	return rc, out
+}
+
 // Result is the outcome of one request served by a variant.
 type Result struct {
 	// Status is the HTTP status sent to the client (0 if none).
@@ -47,8 +105,9 @@ type Result struct {
 	Tokens int64
 }
 
-// VariantStats is a snapshot of one variant's counters since the Splitter
-// was built.
+// VariantStats is a snapshot of one variant's counters: since the
+// Splitter was built, or with WithRegistry since the Registry first saw
+// the route and variant.
 type VariantStats struct {
 	Name     string
 	Requests int64
@@ -59,7 +118,7 @@ type VariantStats struct {
 }
 
 type variantMetrics struct {
-	requests, errors, tokens, latencyNanos atomic.Int64
+	c *variantCounters // in the Registry
 	// add and rec hold the variant's attribute set; passing these slices
 	// with ... keeps Record from allocating a variadic slice per call.
 	add []metric.AddOption
@@ -67,7 +126,7 @@ type variantMetrics struct {
 }
 
 type metrics struct {
-	overrideRejected atomic.Int64
+	overrideRejected *atomic.Int64 // in the Registry
 	variants         []variantMetrics
 
 	requests, errors, tokens, rejected metric.Int64Counter
@@ -75,11 +134,15 @@ type metrics struct {
 	routeAttrs                         []metric.AddOption
 }
 
-func newMetrics(m metric.Meter, route string, vs []VariantInfo) (*metrics, error) {
+func newMetrics(m metric.Meter, reg *Registry, route string, vs []VariantInfo) (*metrics, error) {
 	if m == nil {
 		m = noop.NewMeterProvider().Meter("split")
 	}
-	out := &metrics{variants: make([]variantMetrics, len(vs))}
+	if reg == nil {
+		reg = NewRegistry()
+	}
+	rc, vcs := reg.route(route, vs)
+	out := &metrics{overrideRejected: &rc.overrideRejected, variants: make([]variantMetrics, len(vs))}
 	var err error
 	wrap := func(name string, e error) error {
 		if e != nil {
@@ -107,6 +170,7 @@ func newMetrics(m metric.Meter, route string, vs []VariantInfo) (*metrics, error
 		// Attribute sets are built once here, never per request (STYLE §2).
 		o := metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("route", route), attribute.String("variant", vs[i].Name)))
+		out.variants[i].c = vcs[i]
 		out.variants[i].add = []metric.AddOption{o}
 		out.variants[i].rec = []metric.RecordOption{o}
 	}
@@ -117,18 +181,19 @@ func newMetrics(m metric.Meter, route string, vs []VariantInfo) (*metrics, error
 // per request after the response is done. Safe for concurrent use.
 func (s *Splitter) Record(i int, r Result) {
 	vm := &s.metrics.variants[i]
+	vc := vm.c
 	ctx := context.Background()
-	vm.requests.Add(1)
+	vc.requests.Add(1)
 	s.metrics.requests.Add(ctx, 1, vm.add...)
 	if r.Err || r.Status >= 500 {
-		vm.errors.Add(1)
+		vc.errors.Add(1)
 		s.metrics.errors.Add(ctx, 1, vm.add...)
 	}
 	if r.Tokens > 0 {
-		vm.tokens.Add(r.Tokens)
+		vc.tokens.Add(r.Tokens)
 		s.metrics.tokens.Add(ctx, r.Tokens, vm.add...)
 	}
-	vm.latencyNanos.Add(int64(r.Latency))
+	vc.latencyNanos.Add(int64(r.Latency))
 	s.metrics.latency.Record(ctx, r.Latency.Seconds(), vm.rec...)
 }
 
@@ -136,13 +201,13 @@ func (s *Splitter) Record(i int, r Result) {
 func (s *Splitter) Stats() []VariantStats {
 	out := make([]VariantStats, len(s.variants))
 	for i := range s.variants {
-		vm := &s.metrics.variants[i]
+		vc := s.metrics.variants[i].c
 		out[i] = VariantStats{
 			Name:       s.variants[i].Name,
-			Requests:   vm.requests.Load(),
-			Errors:     vm.errors.Load(),
-			Tokens:     vm.tokens.Load(),
-			LatencySum: time.Duration(vm.latencyNanos.Load()),
+			Requests:   vc.requests.Load(),
+			Errors:     vc.errors.Load(),
+			Tokens:     vc.tokens.Load(),
+			LatencySum: time.Duration(vc.latencyNanos.Load()),
 		}
 	}
 	return out

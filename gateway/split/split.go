@@ -125,7 +125,7 @@ func New(cfg Config, opts ...Option) (*Splitter, error) {
 			}
 		}
 	}
-	m, err := newMetrics(o.meter, o.route, s.variants)
+	m, err := newMetrics(o.meter, o.registry, o.route, s.variants)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +270,8 @@ func mix64(h uint64) uint64 {
 	return h
 }
 
-// noCopy makes go vet's copylocks check flag copies of a Splitter.
+// noCopy makes go vet's copylocks check flag copies of a Splitter or
+// a Registry.
 type noCopy struct{}
 
 func (*noCopy) Lock()   {}
