@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // The limits of the declared-size tests: the read timeout is long so that
@@ -230,5 +234,67 @@ func TestDeclaredOversizedBodyHTTP1(t *testing.T) {
 				t.Fatalf("a small request after the refusals: %d %s", resp.StatusCode, body)
 			}
 		})
+	}
+}
+
+// TestDeclaredOversizedBodyHTTP2: an HTTP/2 request whose content-length
+// is over limits.max_body_bytes gets 413 in the JSON error shape while
+// its body is still open (100 bytes of DATA sent, no END_STREAM); one
+// within the limit on the same connection still works.
+func TestDeclaredOversizedBodyHTTP2(t *testing.T) {
+	gw, seen := oversizeGateway(t, 64<<10)
+	c, err := net.Dial("tcp", gw.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(guardWait))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	headers := func(id uint32, size int) {
+		t.Helper()
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", gw.addr}, {":path", "/v1/completions"},
+			{"content-type", "application/json"}, {"content-length", strconv.Itoa(size)}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	headers(1, declaredSize)
+	if err := fr.WriteData(1, false, []byte(`{"model":"m","p":"`+strings.Repeat("a", 100-18))); err != nil {
+		t.Fatal(err)
+	}
+	a := readH2Answer(t, fr, 1)
+	if a.status != "413" {
+		t.Fatalf("got %+v, want 413", a)
+	}
+	if ct := a.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	if e := decodeError(t, []byte(a.body)); e.Error.Code != "request_too_large" {
+		t.Errorf("error body %s: want code request_too_large", a.body)
+	}
+
+	// Stream 3, within the limit, on the same connection.
+	payload := `{"model":"m","p":"` + strings.Repeat("a", 1000) + `"}`
+	headers(3, len(payload))
+	if err := fr.WriteData(3, true, []byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	if a := readH2Answer(t, fr, 3); a.status != "200" || a.body != `{"bytes":`+strconv.Itoa(len(payload))+`}` {
+		t.Fatalf("within the limit: got %+v, want 200 and the whole body at the node", a)
+	}
+	if n := seen.Load(); n != 1 {
+		t.Errorf("the node saw %d requests, want 1", n)
 	}
 }
