@@ -63,6 +63,13 @@ func rawH2(t *testing.T, addr, path string, fields [][2]string, body string) h2A
 	if err := fr.WriteData(1, true, []byte(body)); err != nil {
 		t.Fatal(err)
 	}
+	return readH2Answer(t, fr, 1)
+}
+
+// readH2Answer reads frames until stream id's answer is complete (or the
+// stream is reset), answering the server's SETTINGS and PINGs meanwhile.
+func readH2Answer(t *testing.T, fr *http2.Framer, id uint32) h2Answer {
+	t.Helper()
 	a := h2Answer{header: http.Header{}}
 	for {
 		f, err := fr.ReadFrame()
@@ -79,7 +86,7 @@ func rawH2(t *testing.T, addr, path string, fields [][2]string, body string) h2A
 				_ = fr.WritePing(true, f.Data)
 			}
 		case *http2.MetaHeadersFrame:
-			if f.StreamID != 1 {
+			if f.StreamID != id {
 				continue
 			}
 			for _, hf := range f.Fields {
@@ -93,7 +100,7 @@ func rawH2(t *testing.T, addr, path string, fields [][2]string, body string) h2A
 				return a
 			}
 		case *http2.DataFrame:
-			if f.StreamID != 1 {
+			if f.StreamID != id {
 				continue
 			}
 			a.body += string(f.Data())
@@ -104,7 +111,7 @@ func rawH2(t *testing.T, addr, path string, fields [][2]string, body string) h2A
 				return a
 			}
 		case *http2.RSTStreamFrame:
-			if f.StreamID == 1 {
+			if f.StreamID == id {
 				a.reset = f.ErrCode
 				return a
 			}

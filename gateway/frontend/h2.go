@@ -17,9 +17,10 @@ import (
 
 // serveH2 translates an HTTP/2 stream into the core's view (a gRPC call
 // keeps its body as a stream; any other request is read whole first, up
-// to Limits.MaxBodyBytes), forwards it and writes the answer: a gRPC
-// status for gRPC calls, trailers intact, and RST_STREAM when the node
-// breaks a streamed answer.
+// to Limits.MaxBodyBytes, or refused unread when its content-length is
+// over it), forwards it and writes the answer: a gRPC status for gRPC
+// calls, trailers intact, and RST_STREAM when the node breaks a streamed
+// answer.
 func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	x := s.core.Acquire()
 	defer func() {
@@ -43,7 +44,14 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		r.BodyStream = req.Body // the core reads the first message, then ends the body phase
 	} else {
 		bp = bodyPool.Get().(*[]byte)
-		*bp, r.Err = readBody(req.Body, (*bp)[:0], s.lim.MaxBodyBytes, x)
+		if req.ContentLength > int64(s.lim.MaxBodyBytes) {
+			// Declared over the limit: refused before any of it is
+			// read (net/http resets the stream with NO_ERROR once the
+			// answer is sent, so the client stops sending it).
+			*bp, r.Err = (*bp)[:0], forward.ErrTooLarge
+		} else {
+			*bp, r.Err = readBody(req.Body, (*bp)[:0], s.lim.MaxBodyBytes, x)
+		}
 		r.Body = *bp
 		x.EndBody()
 	}

@@ -63,6 +63,8 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	s.h1 = &fasthttp.Server{
 		Handler:                      s.serveHTTP1,
 		ErrorHandler:                 s.serveH1Error,
+		HeaderReceived:               s.headerReceivedH1,
+		ExpectHandler:                s.expectH1,
 		Name:                         "switchyard",
 		ReadBufferSize:               lim.MaxHeaderBytes,
 		WriteBufferSize:              16 << 10,
@@ -78,7 +80,8 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	}
 	if lim.StreamBodyOver > 0 {
 		// fasthttp reads a little ahead and streams the rest; serveHTTP1
-		// enforces MaxBodyBytes itself.
+		// enforces MaxBodyBytes itself (a declared length over it is
+		// refused before any of the body is read: expectH1).
 		s.h1.StreamRequestBody = true
 		s.h1.MaxRequestBodySize = lim.StreamBodyOver
 		s.streamBodies = true
