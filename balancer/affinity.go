@@ -61,10 +61,13 @@ const affChunk = 256
 
 // AffinityConfig configures an Affinity. The zero value is usable.
 type AffinityConfig struct {
-	// Entries is the index's size in entries (16 bytes each), rounded up
-	// to a power of two. Default 1<<20 (16 MiB); 1024 to 1<<28. Each
-	// request adds a few: the points of its prompt deeper than what
-	// matched, its session and its adapter.
+	// Entries is the index's largest size in entries (16 bytes each),
+	// rounded up to a power of two. Default 1<<20 (16 MiB); 1024 to 1<<28.
+	// Each request adds a few: the points of its prompt deeper than what
+	// matched, its session and its adapter. The index takes no memory
+	// until the route's first request with something to remember, then
+	// 64 KiB, and grows fourfold at a Tick or Update while a quarter or
+	// more of it is younger than MaxAge, up to this size.
 	Entries int `yaml:"entries"`
 	// MaxAge is how long an entry counts. Default 10 min. The engines'
 	// prefix-cache reports shorten it per node (down to MinAge) where the
@@ -135,7 +138,7 @@ func NewAffinity(cfg AffinityConfig) (*Affinity, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Affinity{cfg: cfg, idx: newAffIndex(cfg.Entries), nodes: make(map[*Endpoint]*affNode)}, nil
+	return &Affinity{cfg: cfg, idx: newAffIndex(cfg.Entries, uint32(cfg.MaxAge/time.Second)), nodes: make(map[*Endpoint]*affNode)}, nil
 }
 
 // AffinityKey hashes a session key (a header value, the OpenAI "user"
@@ -509,10 +512,13 @@ func (a *Affinity) record(v *affView, r *AffinityRequest, e *Endpoint, deep, n i
 const popularRefresh = 16
 
 // Tick advances the Affinity's clock (entries' ages) to now between
-// Updates. Safe for concurrent use; a no-op before the first Update.
+// Updates, and grows the index when it fills up (allocating: the table
+// owner calls Tick, about once a second). Safe for concurrent use; a
+// no-op before the first Update.
 func (a *Affinity) Tick(now time.Time) {
 	if a.started.Load() {
 		a.setClock(now)
+		a.idx.grow(a.clock.Load())
 	}
 }
 
@@ -612,6 +618,7 @@ func (a *Affinity) Update(t *Table, now time.Time, report func(id string) (NodeR
 		v.sumW = 1
 	}
 	a.views[t.version%affViewRing].Store(v)
+	a.idx.grow(a.clock.Load())
 }
 
 // newAid returns a free node id, with its stats reset.

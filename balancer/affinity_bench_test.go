@@ -61,12 +61,16 @@ func BenchmarkAffinityPick(b *testing.B) {
 		}
 		return NodeReport{}, false
 	})
-	// Fill the index: every conversation's first two turns.
+	// Fill the index: every conversation's first two turns, with the
+	// owner's Tick (every second in a gateway) growing the index.
 	for c := uint64(0); c < convs; c++ {
 		for turn := 1; turn <= 2; turn++ {
 			if _, err := aff.Pick(tb, benchPoints(c%8, c, 6000, 1200, turn), nil); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if c%1000 == 0 {
+			aff.Tick(t0)
 		}
 	}
 	aff.Tick(t0.Add(10 * time.Second))
@@ -93,7 +97,7 @@ func BenchmarkAffinityPick(b *testing.B) {
 	for _, r := range cases[0].reqs {
 		points += len(r.Hashes)
 	}
-	b.Logf("%d nodes, %d conversations indexed; a follow-up has %d points on average", nodes, convs, points/ring)
+	b.Logf("%d nodes, %d conversations indexed in %d entries; a follow-up has %d points on average", nodes, convs, aff.idx.entries(), points/ring)
 	b.Run("table-pick", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -136,4 +140,31 @@ func BenchmarkAffinityPick(b *testing.B) {
 		b.Fatalf("follow-ups picked by %v (load, prefix, session, adapter): the index lost them", reasons)
 	}
 	_ = fmt.Sprint()
+}
+
+// BenchmarkAffinityIndexGrow measures one growth of the index from a
+// quarter of the default size to the default size, half full of live
+// entries: the pause of the table owner's Tick that does it (picks do not
+// wait for it).
+func BenchmarkAffinityIndexGrow(b *testing.B) {
+	const maxAge = 600
+	fill := newAffIndex(1<<20, maxAge)
+	for fill.entries() < 1<<18 {
+		for k := range uint64(1 << 17) {
+			fill.insert(affTag(mix(k)), uint32(k%64), 1)
+		}
+		fill.grow(1)
+	}
+	for k := range uint64(1 << 17) {
+		fill.insert(affTag(mix(k)), uint32(k%64), 1)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		x := newAffIndex(1<<20, maxAge)
+		x.tab.Store(fill.tab.Load())
+		x.grow(1)
+		if x.entries() != 1<<20 {
+			b.Fatalf("grew to %d entries", x.entries())
+		}
+	}
 }

@@ -490,11 +490,12 @@ func TestAffinityConfigValidate(t *testing.T) {
 	}
 }
 
-// Picks race with table rebuilds and with each other; run under -race.
+// Picks race with table rebuilds, with the index's growth (by Update and
+// by Tick) and with each other; run under -race.
 func TestAffinityConcurrent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r := newAffRoute(t, AffinityConfig{Entries: 4096}, 1, 2, 3, 4, 5, 6, 7, 8)
+	r := newAffRoute(t, AffinityConfig{Entries: 1 << 16}, 1, 2, 3, 4, 5, 6, 7, 8)
 	var cur sync.Mutex // guards r.t between the owner and the pickers
 	table := func() *Table {
 		cur.Lock()
@@ -520,7 +521,33 @@ func TestAffinityConcurrent(t *testing.T) {
 			}
 		}()
 	}
-	for k := 0; k < 50; k++ {
+	picked := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(picked)
+	}()
+	ticks := make(chan time.Time)
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		for now := range ticks {
+			r.aff.Tick(now)
+		}
+	}()
+	// The owner rebuilds (at least 50 times) and a ticker ticks until the
+	// pickers are done; the index's size is read while they pick.
+	grewWhilePicking := false
+owner:
+	for k := 0; ; k++ {
+		select {
+		case <-picked:
+			if k >= 50 {
+				break owner
+			}
+		default:
+			grewWhilePicking = grewWhilePicking || r.aff.idx.entries() > affMinEntries
+		}
+		ticks <- r.now
 		nodes := staticNodes(1, 2, 3, 4, 5, 6, 7, 8)
 		if k%2 == 1 {
 			nodes = nodes[:6]
@@ -529,9 +556,13 @@ func TestAffinityConcurrent(t *testing.T) {
 		r.rebuild(nodes, time.Second)
 		cur.Unlock()
 	}
-	wg.Wait()
+	close(ticks)
+	<-ticked
 	if got := r.b.Registry().InFlight(); got != 0 {
 		t.Fatalf("in flight %d after every request ended", got)
+	}
+	if !grewWhilePicking {
+		t.Fatalf("the index did not grow while picks ran (%d entries now)", r.aff.idx.entries())
 	}
 }
 
