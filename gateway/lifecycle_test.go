@@ -147,6 +147,8 @@ func TestAdminEndpoints(t *testing.T) {
 		"/metrics#runtime":   `\ngo_goroutines \d+\n`,
 		"/metrics#process":   `\nprocess_resident_memory_bytes \S+\n`,
 		"/metrics#noretries": `switchyard_gateway_retries_total\{route="a"\} 0\n`,
+		"/metrics#nodetime":  `switchyard_gateway_node_upstream_seconds_count\{node="[^"]+",route="a"\} 1\n`,
+		"/metrics#fallbacks": `switchyard_gateway_fallbacks_total\{reason="5xx",route="a"\} 0\n`,
 	} {
 		p, _, _ := strings.Cut(path, "#")
 		resp, err := c.Get("http://" + gw.admin + p)

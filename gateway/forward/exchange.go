@@ -447,7 +447,7 @@ func (x *Exchange) Finish(clientErr error) {
 	x.settleTokens(ms, now)
 	if x.node != nil {
 		if ns := x.node.Stats(); ns != nil {
-			ns.Observe(status)
+			ns.Observe(status, x.firstByte)
 		}
 	}
 	failed := x.failed || x.err != nil

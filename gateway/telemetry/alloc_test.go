@@ -35,7 +35,7 @@ func TestRecordAlloc(t *testing.T) {
 		ms.Observe(200, 2*time.Second)
 		ms.Tokens(100, 20)
 		ms.Tenant("team-a").Add(100, 20)
-		nd.Observe(200)
+		nd.Observe(200, 30*time.Millisecond)
 		r.Observe(404, time.Millisecond)
 		r.Retry()
 		r.ObserveQueue(flow.Batch, 40*time.Millisecond, flow.Dispatched)

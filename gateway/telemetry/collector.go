@@ -32,6 +32,8 @@ var (
 		"Circuit breakers opened, by route.", []string{"route"}, nil)
 	nodeRequestsDesc = prometheus.NewDesc("switchyard_gateway_node_requests_total",
 		"Requests answered by a node, by route, node and result class.", []string{"route", "node", "code"}, nil)
+	nodeUpstreamDesc = prometheus.NewDesc("switchyard_gateway_node_upstream_seconds",
+		"Time from sending a request to the node to its answer head (the node's response time, without the gateway's queue or the body), by route and node (sum and count).", []string{"route", "node"}, nil)
 	nodeTTFTDesc = prometheus.NewDesc("switchyard_gateway_node_time_to_first_token_seconds",
 		"Streamed answers: time from request received to the first event carrying output, by route and node (sum and count).", []string{"route", "node"}, nil)
 	queueWaitDesc = prometheus.NewDesc("switchyard_gateway_queue_wait_seconds",
@@ -49,7 +51,7 @@ type collector struct{ t *Metrics }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, latencyDesc, ttftDesc, itlDesc, tokensDesc, tenantTokensDesc,
-		retriesDesc, fallbacksDesc, ejectionsDesc, nodeRequestsDesc, nodeTTFTDesc, queueWaitDesc, queueRequestsDesc} {
+		retriesDesc, fallbacksDesc, ejectionsDesc, nodeRequestsDesc, nodeUpstreamDesc, nodeTTFTDesc, queueWaitDesc, queueRequestsDesc} {
 		ch <- d
 	}
 }
@@ -78,6 +80,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			if v := n.requests[i].Load(); v > 0 {
 				ch <- prometheus.MustNewConstMetric(nodeRequestsDesc, prometheus.CounterValue, float64(v), n.route, n.node, classNames[i])
 			}
+		}
+		if cnt := n.headCount.Load(); cnt > 0 {
+			ch <- prometheus.MustNewConstSummary(nodeUpstreamDesc, cnt, float64(n.headNanos.Load())/1e9, nil, n.route, n.node)
 		}
 		if cnt := n.ttftCount.Load(); cnt > 0 {
 			ch <- prometheus.MustNewConstSummary(nodeTTFTDesc, cnt, float64(n.ttftNanos.Load())/1e9, nil, n.route, n.node)

@@ -19,9 +19,10 @@
 //	switchyard_gateway_tokens_total{route,model,type}            counter, type="input"|"output", from the engines' usage
 //	switchyard_gateway_tenant_tokens_total{tenant,route,model,type}  counter, the same per tenant (API keys on)
 //	switchyard_gateway_retries_total{route}                      counter
-//	switchyard_gateway_fallbacks_total{route, reason}            counter
+//	switchyard_gateway_fallbacks_total{route,reason}             counter, reason="5xx"|"429"|"saturated"
 //	switchyard_gateway_ejections_total{route}                    counter, circuit breakers opened
 //	switchyard_gateway_node_requests_total{route,node,code}      counter
+//	switchyard_gateway_node_upstream_seconds{route,node}         summary: _sum and _count only
 //	switchyard_gateway_node_time_to_first_token_seconds{route,node}  summary: _sum and _count only
 //	switchyard_gateway_queue_wait_seconds{route,class}           histogram, wait in the route's queue of requests that got a slot
 //	switchyard_gateway_queue_requests_total{route,class,outcome} counter, requests that found their route full, by how they left

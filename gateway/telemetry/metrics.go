@@ -372,17 +372,25 @@ func (t *TenantTokens) Add(input, output int64) {
 }
 
 // NodeStats are one node's counters on one route: requests by result
-// class and the time to first token (sum and count). Must not be copied.
+// class, the node's answer time (sum and count) and the time to first
+// token (sum and count). Must not be copied.
 type NodeStats struct {
 	route, node string
 	requests    [classCount]atomic.Uint64
+	headNanos   atomic.Uint64 // time from sending to the answer head, summed
+	headCount   atomic.Uint64
 	ttftNanos   atomic.Uint64
 	ttftCount   atomic.Uint64
 	refs        int // holders (Metrics.Node); guarded by Metrics.mu
 }
 
-// Observe records one finished request on the node.
-func (n *NodeStats) Observe(status int) { n.requests[classOf(status)].Add(1) }
+// Observe records one finished request on the node: its status and the
+// time from sending it to the node's answer head (its upstream time).
+func (n *NodeStats) Observe(status int, upstream time.Duration) {
+	n.requests[classOf(status)].Add(1)
+	n.headNanos.Add(uint64(max(upstream, 0)))
+	n.headCount.Add(1)
+}
 
 // FirstToken records a stream's time to its first output event.
 func (n *NodeStats) FirstToken(d time.Duration) {

@@ -30,7 +30,7 @@ func BenchmarkRecord(b *testing.B) {
 		ms.Observe(200, 2*time.Second)
 		ms.Tokens(100, 64)
 		ms.Tenant("team-a").Add(100, 64)
-		nd.Observe(200)
+		nd.Observe(200, 30*time.Millisecond)
 	}
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
@@ -70,7 +70,7 @@ func BenchmarkScrape(b *testing.B) {
 		}
 		for n := range 100 {
 			nd := m.Node(fmt.Sprint("route-", r), fmt.Sprint("node-", n))
-			nd.Observe(200)
+			nd.Observe(200, 30*time.Millisecond)
 			nd.FirstToken(time.Second)
 		}
 	}

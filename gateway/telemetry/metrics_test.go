@@ -40,8 +40,8 @@ func recordSample(t *testing.T, m *Metrics) (a *RouteStats) {
 	m1.Tenant("team-a").Add(10, 5)
 	m1.Tenant("team-b").Add(1, 0)
 	n := m.Node("a", "node-1")
-	n.Observe(200)
-	n.Observe(503)
+	n.Observe(200, 100*time.Millisecond)
+	n.Observe(503, 300*time.Millisecond)
 	n.FirstToken(100 * time.Millisecond)
 	n.FirstToken(300 * time.Millisecond)
 	return a
@@ -118,6 +118,10 @@ func TestMetricsExposition(t *testing.T) {
 				t.Errorf("%s{%s} le=%v: %d, want %d", h.name, h.labels, b.GetUpperBound(), b.GetCumulativeCount(), want)
 			}
 		}
+	}
+	head, ok := series(t, fams, "switchyard_gateway_node_upstream_seconds")["node=node-1,route=a"]
+	if !ok || head.GetSummary() == nil || head.GetSummary().GetSampleCount() != 2 || math.Abs(head.GetSummary().GetSampleSum()-0.4) > 1e-9 {
+		t.Errorf("node upstream summary: %v", head)
 	}
 	node, ok := series(t, fams, "switchyard_gateway_node_time_to_first_token_seconds")["node=node-1,route=a"]
 	if !ok || node.GetSummary() == nil || node.GetSummary().GetSampleCount() != 2 || math.Abs(node.GetSummary().GetSampleSum()-0.4) > 1e-9 || len(node.GetSummary().GetQuantile()) != 0 {
@@ -246,7 +250,7 @@ func TestNodeRelease(t *testing.T) {
 	if n1 != n2 {
 		t.Fatal("holders of one node do not share its stats")
 	}
-	n1.Observe(200)
+	n1.Observe(200, time.Millisecond)
 	m.ReleaseNode(n1)
 	if got := series(t, scrape(t, m), "switchyard_gateway_node_requests_total"); len(got) != 1 {
 		t.Fatalf("after one release: %v", keys(got))
@@ -320,7 +324,7 @@ func TestRecordWhileScraping(t *testing.T) {
 				s.Observe(200, time.Millisecond)
 				s.Tokens(1, 2)
 				s.Tenant(fmt.Sprintf("t%d", (w+i)%3)).Add(1, 1)
-				n.Observe(200)
+				n.Observe(200, time.Millisecond)
 			}
 		}()
 	}

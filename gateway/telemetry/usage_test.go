@@ -97,7 +97,7 @@ func TestTokensFromEngineUsage(t *testing.T) {
 		}
 		resp.Body.Close()
 		ms.Observe(resp.StatusCode, time.Since(start))
-		nd.Observe(resp.StatusCode)
+		nd.Observe(resp.StatusCode, time.Since(start))
 		ms.Tokens(u.PromptTokens, u.CompletionTokens)
 		ms.Tenant("team-a").Add(u.PromptTokens, u.CompletionTokens)
 		in, out := engineUsage(t, raw)
