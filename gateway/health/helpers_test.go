@@ -195,9 +195,12 @@ func hangServer(t *testing.T) string {
 }
 
 // hang sends one request to node i, whose address must be a hangServer,
-// and returns once the exchange is under way; it ends with the test. It
-// takes the node's first-byte record: call it before answer.
-func (f *fleet) hang(t *testing.T, i int) {
+// and returns once the exchange is under way, with the time the node's
+// silence counts from (as the node's first-byte record says: a test that
+// judges silence against a floor measures from it, not from when hang
+// returned, which a loaded machine may delay). The exchange ends with the
+// test. It takes the node's first-byte record: call it before answer.
+func (f *fleet) hang(t *testing.T, i int) time.Time {
 	t.Helper()
 	n, e := f.nodes[i], f.tb.Endpoint(i)
 	e.Acquire()
@@ -216,8 +219,12 @@ func (f *fleet) hang(t *testing.T, i int) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	deadline := time.Now().Add(10 * time.Second)
-	for n.TakeFirstByte(time.Now(), e.InFlight()).Waiting == 0 {
-		if time.Now().After(deadline) {
+	for {
+		now := time.Now()
+		if s := n.TakeFirstByte(now, e.InFlight()); s.Waiting > 0 {
+			return now.Add(-s.Silent)
+		}
+		if now.After(deadline) {
 			t.Fatal("the hung exchange never started")
 		}
 		time.Sleep(time.Millisecond)

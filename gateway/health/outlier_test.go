@@ -38,8 +38,7 @@ func status(t *testing.T, f *fleet, i int) Status {
 func TestOutlierHungNode(t *testing.T) {
 	hung := hangServer(t)
 	f := outlierFleet(t, "127.0.0.1:9", "127.0.0.1:9", hung)
-	f.hang(t, 2)
-	t0 := time.Now()
+	t0 := f.hang(t, 2) // node 2 silent since t0
 	for i := range 2 { // answers must pair with exchanges: none for the hung one
 		f.answer(i, 5, 10*time.Millisecond, 200)
 	}
