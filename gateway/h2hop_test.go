@@ -38,32 +38,59 @@ type h2Answer struct {
 // reads its answer frame by frame, so a test sees what is on the wire.
 func rawH2(t *testing.T, addr, path string, fields [][2]string, body string) h2Answer {
 	t.Helper()
+	h := dialH2c(t, addr, 10*time.Second)
+	defer h.c.Close()
+	h.headers(t, 1, path, fields)
+	if err := h.fr.WriteData(1, true, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	return readH2Answer(t, h.fr, 1)
+}
+
+// h2cConn is a raw h2c client connection for tests that write frames
+// themselves: the preface and SETTINGS are sent, fr reads and writes.
+type h2cConn struct {
+	c    net.Conn
+	fr   *http2.Framer
+	addr string
+	hb   bytes.Buffer
+	enc  *hpack.Encoder
+}
+
+// dialH2c opens an h2c connection to addr with a deadline of timeout for
+// everything on it; the caller closes h.c.
+func dialH2c(t *testing.T, addr string, timeout time.Duration) *h2cConn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
+	h := &h2cConn{c: c, fr: http2.NewFramer(c, c), addr: addr}
+	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	h.enc = hpack.NewEncoder(&h.hb)
+	if err := h.fr.WriteSettings(); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range append([][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", addr}, {":path", path}}, fields...) {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	return h
+}
+
+// headers writes stream id's HEADERS (END_HEADERS, not END_STREAM): a
+// POST to path with exactly the given further fields (lower-case names).
+func (h *h2cConn) headers(t *testing.T, id uint32, path string, fields [][2]string) {
+	t.Helper()
+	h.hb.Reset()
+	for _, f := range append([][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", h.addr}, {":path", path}}, fields...) {
+		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.hb.Bytes(), EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := fr.WriteData(1, true, []byte(body)); err != nil {
-		t.Fatal(err)
-	}
-	return readH2Answer(t, fr, 1)
 }
 
 // readH2Answer reads frames until stream id's answer is complete (or the

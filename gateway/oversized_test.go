@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -11,9 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // The limits of the declared-size tests: the read timeout is long so that
@@ -243,32 +239,12 @@ func TestDeclaredOversizedBodyHTTP1(t *testing.T) {
 // within the limit on the same connection still works.
 func TestDeclaredOversizedBodyHTTP2(t *testing.T) {
 	gw, seen := oversizeGateway(t, 64<<10)
-	c, err := net.Dial("tcp", gw.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(guardWait))
-	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
+	h := dialH2c(t, gw.addr, guardWait)
+	defer h.c.Close()
+	fr := h.fr
 	headers := func(id uint32, size int) {
 		t.Helper()
-		hb.Reset()
-		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", gw.addr}, {":path", "/v1/completions"},
-			{"content-type", "application/json"}, {"content-length", strconv.Itoa(size)}} {
-			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-			t.Fatal(err)
-		}
+		h.headers(t, id, "/v1/completions", [][2]string{{"content-type", "application/json"}, {"content-length", strconv.Itoa(size)}})
 	}
 	headers(1, declaredSize)
 	if err := fr.WriteData(1, false, []byte(`{"model":"m","p":"`+strings.Repeat("a", 100-18))); err != nil {
