@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 	"github.com/switchyard-dev/switchyard/gateway/route"
+	"github.com/switchyard-dev/switchyard/internal/writebatch"
 )
 
 // serveHTTP1 translates an HTTP/1.1 request into the core's view, forwards
@@ -396,6 +397,8 @@ func rawConn(c net.Conn) syscall.RawConn {
 		case *countedConn:
 			c = w.Conn
 		case *tls.Conn:
+			c = w.NetConn()
+		case *writebatch.Conn:
 			c = w.NetConn()
 		case syscall.Conn:
 			rc, err := w.SyscallConn()

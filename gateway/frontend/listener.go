@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/internal/writebatch"
 )
 
 // h2Preface is the HTTP/2 client connection preface (RFC 9113 §3.4).
@@ -65,7 +66,9 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 		_ = c.SetReadDeadline(time.Now().Add(timeout))
 	}
 	if s.tlsConf != nil {
-		tc := tls.Server(c, s.tlsConf)
+		// Batched writes only if the client picks HTTP/2 (serveH2Conn).
+		wc := writebatch.Wrap(c, h2WriteTimeout)
+		tc := tls.Server(wc, s.tlsConf)
 		hctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
 		err := tc.HandshakeContext(hctx)
 		cancel()
@@ -75,6 +78,7 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 		}
 		_ = c.SetReadDeadline(time.Time{})
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			wc.Start()
 			s.serveH2Conn(ctx, tc)
 			return
 		}
@@ -116,13 +120,21 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 }
 
 // serveH2Conn hands an HTTP/2 connection (TLS with ALPN h2, or plain with
-// the preface unread) to the HTTP/2 server.
+// the preface unread) to the HTTP/2 server. Its writes are batched
+// (writebatch): net/http's server flushes each stream's frames on their
+// own, and one system call for many streams' frames is most of what makes
+// HTTP/2 cheap. TLS connections come batched from sniff.
 func (s *Server) serveH2Conn(_ context.Context, c net.Conn) {
 	if _, ok := c.(*tls.Conn); !ok {
-		c = newBufferedConn(c)
+		c = newBufferedConn(writebatch.New(c, h2WriteTimeout))
 	}
 	s.h2ln.deliver(c)
 }
+
+// h2WriteTimeout bounds one write to an HTTP/2 client (nginx's
+// send_timeout): a client that reads nothing for this long while the
+// gateway has bytes for it loses the connection.
+const h2WriteTimeout = 60 * time.Second
 
 // h2ReadBufferSize is the read buffer of a plain (h2c) HTTP/2 connection.
 const h2ReadBufferSize = 4 << 10
@@ -270,6 +282,8 @@ func lingerOnClose(c net.Conn) {
 		case *plainConn:
 			c = w.Conn
 		case *tls.Conn:
+			c = w.NetConn()
+		case *writebatch.Conn:
 			c = w.NetConn()
 		case *countedConn:
 			w.linger.Store(true)

@@ -72,9 +72,11 @@ func nodeTLS(route *tls.Config, hostport string) (h1, h2 *tls.Config) {
 	return h1, h2
 }
 
-// dialTLS dials addr and completes a TLS handshake with tc within ctx.
-func dialTLS(ctx context.Context, d *net.Dialer, addr string, tc *tls.Config) (net.Conn, error) {
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// dialH2TLS dials addr and completes a TLS handshake with tc within ctx,
+// for an HTTP/2 connection: its TLS records are written in batches
+// (dialH2).
+func dialH2TLS(ctx context.Context, d *net.Dialer, addr string, tc *tls.Config) (net.Conn, error) {
+	nc, err := dialH2(ctx, d, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
+	"github.com/switchyard-dev/switchyard/internal/writebatch"
 )
 
 // Config is what every node of one route shares.
@@ -247,12 +248,15 @@ func (n *Node) H2() *http.Transport {
 		protos.SetUnencryptedHTTP2(true)
 		d := &net.Dialer{Timeout: max(n.cfg.Timeouts.Connect, 0)}
 		t := &http.Transport{
-			Protocols:   &protos,
-			DialContext: d.DialContext,
+			Protocols: &protos,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return dialH2(ctx, d, network, addr)
+			},
 			HTTP2: &http.HTTP2Config{
-				SendPingTimeout:  30 * time.Second,
-				PingTimeout:      10 * time.Second,
-				WriteByteTimeout: 30 * time.Second,
+				SendPingTimeout: 30 * time.Second,
+				PingTimeout:     10 * time.Second,
+				// No WriteByteTimeout: dialH2's connections bound
+				// their writes themselves (h2WriteTimeout).
 			},
 			MaxIdleConnsPerHost: 4,
 		}
@@ -264,13 +268,28 @@ func (n *Node) H2() *http.Transport {
 					ctx, cancel = context.WithTimeout(ctx, c)
 					defer cancel()
 				}
-				return dialTLS(ctx, d, addr, tc)
+				return dialH2TLS(ctx, d, addr, tc)
 			}
 			t.DialContext, t.DialTLSContext, t.TLSClientConfig = dial, dial, tc
 		}
 		n.h2.Store(t)
 	})
 	return n.h2.Load()
+}
+
+// h2WriteTimeout bounds one write to a node's HTTP/2 connection: a node
+// that reads nothing for this long loses the connection.
+const h2WriteTimeout = 30 * time.Second
+
+// dialH2 dials a connection for the HTTP/2 transport whose writes are
+// batched (writebatch): net/http's client writes each stream's headers
+// and data on their own, one system call each.
+func dialH2(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return writebatch.New(c, h2WriteTimeout), nil
 }
 
 // GRPCScheme is the URL scheme of the node's gRPC address: "https" when
