@@ -255,6 +255,10 @@ func (n *Node) H2() *http.Transport {
 			HTTP2: &http.HTTP2Config{
 				SendPingTimeout: 30 * time.Second,
 				PingTimeout:     10 * time.Second,
+				// No HPACK indexing: each call's unique
+				// X-Request-Id and grpc-timeout would churn the
+				// dynamic table (see frontend's hpackLiterals).
+				MaxEncoderHeaderTableSize: 1,
 				// No WriteByteTimeout: dialH2's connections bound
 				// their writes themselves (h2WriteTimeout).
 			},
