@@ -27,13 +27,15 @@ const (
 	// yieldBelow: a batch smaller than this is held for one scheduling
 	// round before it is written.
 	yieldBelow = 16 << 10
-	// keepBuffer is the largest buffer kept once the flusher is idle;
-	// larger ones (a burst's) are dropped so an idle connection holds
-	// little.
+	// keepBuffer is the largest buffer pooled once the flusher is idle;
+	// larger ones (a burst's) are dropped.
 	keepBuffer = 32 << 10
 	// closeGrace bounds the write of what is still buffered at Close.
 	closeGrace = time.Second
 )
+
+// bufPool holds the buffers of idle connections.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // Conn is a net.Conn whose writes are batched. Reads, addresses and read
 // deadlines are the wrapped connection's.
@@ -52,8 +54,8 @@ type Conn struct {
 
 	mu       sync.Mutex
 	room     sync.Cond // flusher progress: a flush ended or failed
-	buf      []byte    // pending bytes, in order
-	spare    []byte    // the other buffer, reused by the next batch
+	buf      *[]byte   // pending bytes, in order; nil: none
+	spare    *[]byte   // the other buffer while the flusher runs
 	flushing bool      // a flusher goroutine runs
 	err      error     // sticky: a flush failed
 	closed   bool
@@ -104,15 +106,18 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if !c.writeDL.IsZero() && !time.Now().Before(c.writeDL) {
 			return 0, os.ErrDeadlineExceeded
 		}
-		if len(c.buf) < maxPending {
+		if c.buf == nil || len(*c.buf) < maxPending {
 			break
 		}
 		c.room.Wait() // the flusher's write ends within its timeout
 	}
 	if c.buf == nil {
 		c.buf, c.spare = c.spare, nil
+		if c.buf == nil {
+			c.buf = bufPool.Get().(*[]byte)
+		}
 	}
-	c.buf = append(c.buf, p...)
+	*c.buf = append(*c.buf, p...)
 	if !c.flushing {
 		c.flushing = true
 		go c.flushFn()
@@ -124,8 +129,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) flush() {
 	yielded := false
 	c.mu.Lock()
-	for len(c.buf) > 0 && c.err == nil {
-		if !yielded && len(c.buf) < yieldBelow && !c.closed {
+	for c.buf != nil && c.err == nil {
+		if !yielded && len(*c.buf) < yieldBelow && !c.closed {
 			// Let the goroutines that are ready to run add their frames.
 			c.mu.Unlock()
 			runtime.Gosched()
@@ -138,10 +143,11 @@ func (c *Conn) flush() {
 		err := c.extendDeadline()
 		c.mu.Unlock()
 		if err == nil {
-			_, err = c.Conn.Write(out)
+			_, err = c.Conn.Write(*out)
 		}
 		c.mu.Lock()
-		c.spare = out[:0]
+		*out = (*out)[:0]
+		c.spare = out
 		if err != nil {
 			c.err = err
 		}
@@ -149,9 +155,15 @@ func (c *Conn) flush() {
 		c.room.Broadcast()
 	}
 	c.flushing = false
-	if cap(c.spare) > keepBuffer {
-		c.spare = nil // a burst's buffer is not kept while idle
+	// An idle connection holds no buffer (net/http's HTTP/2 writer
+	// pools its buffer between flushes for the same reason).
+	for _, b := range []*[]byte{c.spare, c.buf} {
+		if b != nil && cap(*b) <= keepBuffer {
+			*b = (*b)[:0]
+			bufPool.Put(b)
+		}
 	}
+	c.spare, c.buf = nil, nil
 	if c.err != nil && !c.shut {
 		// The peer lost bytes the caller counted as written: the
 		// connection cannot go on, and its reader must learn it.
