@@ -6,6 +6,8 @@
 // back: a buffered answer in place, a streamed one as it arrives — over
 // HTTP/1.1 on the hijacked connection (stream.go), so that an open stream
 // holds no serving goroutine of fasthttp's and no buffer while it waits.
+// HTTP/2 connections write through internal/writebatch, which gathers the
+// frames of many streams into one system call.
 //
 // It never routes, retries or maps errors to statuses (the core does),
 // and it keeps nothing of a request after its Exchange finished.
