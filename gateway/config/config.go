@@ -119,6 +119,12 @@ type Limits struct {
 	// ReadTimeout bounds reading one request's headers and body (slowloris
 	// guard). Default 30 s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds each write to a client (nginx's send_timeout):
+	// a client that takes nothing for this long while the gateway has
+	// bytes for it loses the connection (slow-read guard). It is not a
+	// bound on a whole answer: a stream that keeps being read lives on.
+	// Default 60 s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes idle client keep-alive connections. Default 120 s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// DrainDelay is how long the gateway keeps serving after it is told
@@ -830,6 +836,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&l.MaxBufferedBytes, 256<<20)
 	setInt(&l.MaxConnections, 10000)
 	setDur(&l.ReadTimeout, 30*time.Second)
+	setDur(&l.WriteTimeout, 60*time.Second)
 	setDur(&l.IdleTimeout, 120*time.Second)
 	setDur(&l.DrainDelay, 5*time.Second)
 	setDur(&l.ShutdownTimeout, 30*time.Second)
@@ -979,7 +986,7 @@ func (c *Config) Validate() error {
 		return cfgErr("limits.stream_body_over %d: must be -1 (off) or 1..limits.max_body_bytes-1", l.StreamBodyOver)
 	case l.MaxResponseBytes < 1:
 		return cfgErr("limits.max_response_bytes %d: must be positive", l.MaxResponseBytes)
-	case l.ReadTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:
+	case l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:
 		return cfgErr("limits: timeouts must not be negative")
 	case l.DrainDelay > 10*time.Minute:
 		return cfgErr("limits.drain_delay %v: at most 10m", l.DrainDelay)

@@ -57,33 +57,42 @@ func spurious(err error, want int64) bool {
 	return want == 0 || time.Now().UnixNano() < want
 }
 
-// Client is a client connection with lazy read deadlines (write
-// deadlines pass through: the server sets none). Fields are atomic so a
-// deadline may be set from another goroutine while a read waits; an
-// earlier deadline then takes effect at once, as with net.Conn. Embed it
-// by value to add per-connection data; it must not be copied once used.
+// Client is a client connection with lazy read and write deadlines.
+// Fields are atomic so a deadline may be set from another goroutine while
+// a read or write waits; an earlier deadline then takes effect at once,
+// as with net.Conn. Embed it by value to add per-connection data; it must
+// not be copied once used.
 type Client struct {
 	net.Conn
-	want    atomic.Int64 // the read deadline asked for
-	applied atomic.Int64 // the read deadline in force on the socket
+	want     atomic.Int64 // the read deadline asked for
+	applied  atomic.Int64 // the read deadline in force on the socket
+	wantW    atomic.Int64 // the write deadline asked for
+	appliedW atomic.Int64 // the write deadline in force on the socket
 }
 
-func (c *Client) SetReadDeadline(t time.Time) error {
+// lazySet records deadline t as asked for in want and moves the socket's
+// (applied, through set) only when t is earlier than the one in force.
+func lazySet(t time.Time, want, applied *atomic.Int64, set func(time.Time) error) error {
 	w := nanos(t)
-	c.want.Store(w)
-	a := c.applied.Load()
+	want.Store(w)
+	a := applied.Load()
 	if a == w || !earlier(w, a) && a != 0 {
 		return nil // the one in force is earlier: keep it
 	}
-	c.applied.Store(w)
-	return c.Conn.SetReadDeadline(t)
+	applied.Store(w)
+	return set(t)
+}
+
+func (c *Client) SetReadDeadline(t time.Time) error {
+	return lazySet(t, &c.want, &c.applied, c.Conn.SetReadDeadline)
+}
+
+func (c *Client) SetWriteDeadline(t time.Time) error {
+	return lazySet(t, &c.wantW, &c.appliedW, c.Conn.SetWriteDeadline)
 }
 
 func (c *Client) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.Conn.SetWriteDeadline(t)
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 func (c *Client) Read(p []byte) (int, error) {
@@ -99,6 +108,27 @@ func (c *Client) Read(p []byte) (int, error) {
 		c.applied.Store(w)
 		if c.Conn.SetReadDeadline(fromNanos(w)) != nil {
 			return n, err
+		}
+	}
+}
+
+// Write writes p; a timeout on a deadline earlier than the one asked for
+// resumes the write where it stopped, with the right deadline.
+func (c *Client) Write(p []byte) (int, error) {
+	written := 0
+	for i := 0; ; i++ {
+		n, err := c.Conn.Write(p[written:])
+		written += n
+		if err == nil || i == maxRearm {
+			return written, err
+		}
+		w := c.wantW.Load()
+		if !spurious(err, w) {
+			return written, err
+		}
+		c.appliedW.Store(w)
+		if c.Conn.SetWriteDeadline(fromNanos(w)) != nil {
+			return written, err
 		}
 	}
 }

@@ -126,6 +126,52 @@ func TestLazyDeadlineDataAfterSpurious(t *testing.T) {
 	}
 }
 
+// TestLazyWriteDeadline: write deadlines are lazy as read deadlines are.
+// A later deadline replacing an earlier one is honoured by a write to a
+// peer that reads nothing (it times out at the later one, not before); a
+// write that passes the replaced deadline while the peer is slow, and
+// ends before the one asked for, completes whole.
+func TestLazyWriteDeadline(t *testing.T) {
+	big := make([]byte, 64<<20) // more than loopback socket buffers hold
+	for name := range lazyKinds(nil) {
+		t.Run(name+"/stalled", func(t *testing.T) {
+			a, _ := loopPair(t)
+			c := lazyKinds(a)[name]
+			start := time.Now()
+			_ = c.SetWriteDeadline(start.Add(30 * time.Millisecond))
+			want := start.Add(300 * time.Millisecond)
+			_ = c.SetWriteDeadline(want)
+			_, err := c.Write(big)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("write: %v, want a timeout", err)
+			}
+			if now := time.Now(); now.Before(want) {
+				t.Fatalf("timed out %v before the deadline asked for", want.Sub(now))
+			}
+		})
+		t.Run(name+"/slow-reader", func(t *testing.T) {
+			a, b := loopPair(t)
+			c := lazyKinds(a)[name]
+			_ = c.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+			_ = c.SetWriteDeadline(time.Now().Add(time.Minute))
+			read := make(chan int64, 1)
+			go func() {
+				time.Sleep(120 * time.Millisecond) // past the replaced deadline
+				_ = b.SetReadDeadline(time.Now().Add(time.Minute))
+				n, _ := io.Copy(io.Discard, io.LimitReader(b, int64(len(big))))
+				read <- n
+			}()
+			n, err := c.Write(big)
+			if err != nil || n != len(big) {
+				t.Fatalf("wrote %d of %d: %v", n, len(big), err)
+			}
+			if got := <-read; got != int64(len(big)) {
+				t.Fatalf("the peer read %d of %d", got, len(big))
+			}
+		})
+	}
+}
+
 // TestDeadlineConnTimeouts: the first read after a write waits at most
 // FirstByte, later reads at most Idle, and never past the outer deadline.
 func TestDeadlineConnTimeouts(t *testing.T) {

@@ -67,7 +67,7 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 	}
 	if s.tlsConf != nil {
 		// Batched writes only if the client picks HTTP/2 (serveH2Conn).
-		wc := writebatch.Wrap(c, h2WriteTimeout)
+		wc := writebatch.Wrap(c, s.lim.WriteTimeout)
 		tc := tls.Server(wc, s.tlsConf)
 		hctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
 		err := tc.HandshakeContext(hctx)
@@ -126,15 +126,10 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 // HTTP/2 cheap. TLS connections come batched from sniff.
 func (s *Server) serveH2Conn(_ context.Context, c net.Conn) {
 	if _, ok := c.(*tls.Conn); !ok {
-		c = newBufferedConn(writebatch.New(c, h2WriteTimeout))
+		c = newBufferedConn(writebatch.New(c, s.lim.WriteTimeout))
 	}
 	s.h2ln.deliver(c)
 }
-
-// h2WriteTimeout bounds one write to an HTTP/2 client (nginx's
-// send_timeout): a client that reads nothing for this long while the
-// gateway has bytes for it loses the connection.
-const h2WriteTimeout = 60 * time.Second
 
 // h2ReadBufferSize is the read buffer of a plain (h2c) HTTP/2 connection.
 const h2ReadBufferSize = 4 << 10

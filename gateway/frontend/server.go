@@ -69,6 +69,7 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 		ReadBufferSize:               lim.MaxHeaderBytes,
 		WriteBufferSize:              16 << 10,
 		ReadTimeout:                  lim.ReadTimeout,
+		WriteTimeout:                 lim.WriteTimeout, // deadlines are lazy (deadline.Client): no timer work per answer
 		IdleTimeout:                  lim.IdleTimeout,
 		MaxRequestBodySize:           lim.MaxBodyBytes,
 		NoDefaultServerHeader:        true,

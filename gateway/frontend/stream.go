@@ -109,15 +109,21 @@ func (r *relay) serve(c net.Conn) {
 	}()
 	keep := r.keep && !r.resp.Header.ConnectionClose()
 	r.resp.Header.SetContentLength(-1) // Transfer-Encoding: chunked
+	// Each write may take Limits.WriteTimeout (lazy deadlines: moving
+	// it costs no timer work); a stream that is read lives on.
+	wt := s.lim.WriteTimeout
+	_ = cc.SetWriteDeadline(time.Now().Add(wt))
 	_, werr := cc.Write(r.resp.Header.Header())
 	clean := false
 	for werr == nil {
 		p, err := x.Next()
 		if len(p) > 0 {
+			_ = cc.SetWriteDeadline(time.Now().Add(wt))
 			werr = writeChunk(cc, p)
 		}
 		if err == io.EOF {
 			if werr == nil {
+				_ = cc.SetWriteDeadline(time.Now().Add(wt))
 				_, werr = io.WriteString(cc, "0\r\n\r\n")
 				clean = werr == nil
 			}

@@ -64,8 +64,9 @@ type Conn struct {
 	socketDL time.Time // the deadline set on the socket by the flusher
 }
 
-// New wraps c with batching on. timeout (> 0) bounds each write system
-// call: the longest a peer that stopped reading holds the connection.
+// New wraps c with batching on. timeout bounds each write system call:
+// the longest a peer that stopped reading holds the connection (≤ 0:
+// unbounded).
 func New(c net.Conn, timeout time.Duration) *Conn {
 	w := Wrap(c, timeout)
 	w.Start()
@@ -179,7 +180,7 @@ func (c *Conn) flush() {
 // update per half timeout, not per write. After Close the deadline stays
 // Close's grace. Called with mu held.
 func (c *Conn) extendDeadline() error {
-	if c.closed {
+	if c.closed || c.timeout <= 0 {
 		return nil
 	}
 	now := time.Now()
