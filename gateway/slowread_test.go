@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,11 +18,13 @@ import (
 // slowReadGateway is a gateway with a 300 ms write timeout in front of a
 // node that answers 16 MiB at once (buffered by the gateway) or streams
 // it (the "stream" model, relayed as it comes).
-func slowReadGateway(t *testing.T) (*testGateway, int) {
+func slowReadGateway(t *testing.T) (gw *testGateway, size int, asked *atomic.Int64) {
 	t.Helper()
-	const size = 16 << 20
+	size = 16 << 20
 	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	asked = new(atomic.Int64)
 	be := backend(t, "big", func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		stream := bytes.Contains(body, []byte(`"stream":true`))
 		if stream {
@@ -38,7 +41,7 @@ func slowReadGateway(t *testing.T) (*testGateway, int) {
 	})
 	cfg := testConfig(staticRoute("m", be.URL))
 	cfg.Limits.WriteTimeout = 300 * time.Millisecond
-	return startGateway(t, cfg), size
+	return startGateway(t, cfg), size, asked
 }
 
 // TestSlowReaderDropped: a client that sends a request and then reads
@@ -47,8 +50,11 @@ func slowReadGateway(t *testing.T) (*testGateway, int) {
 // then read only part of the answer. Over HTTP/1.1 with a buffered answer
 // and a relayed stream, and over h2c with flow-control windows wide open.
 func TestSlowReaderDropped(t *testing.T) {
-	gw, size := slowReadGateway(t)
+	gw, size, asked := slowReadGateway(t)
 	open0, _ := gw.g.front.OpenConnections()
+	// Each case first waits until the node got its request (the gateway
+	// had the connection open then; polling the open count instead
+	// would race with the drop), then until the connection is gone.
 	dropped := func(t *testing.T) {
 		t.Helper()
 		waitFor(t, 10*time.Second, "the gateway to drop the client that reads nothing", func() bool {
@@ -65,11 +71,9 @@ func TestSlowReaderDropped(t *testing.T) {
 			defer c.Close()
 			_ = c.(*net.TCPConn).SetReadBuffer(4 << 10)
 			body := fmt.Sprintf(`{"model":"m","stream":%v}`, stream)
+			n0 := asked.Load()
 			fmt.Fprintf(c, "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-			waitFor(t, 10*time.Second, "the connection to be counted", func() bool {
-				o, _ := gw.g.front.OpenConnections()
-				return o > open0
-			})
+			waitFor(t, 10*time.Second, "the node to get the request", func() bool { return asked.Load() > n0 })
 			dropped(t)
 			// What the gateway's socket still holds arrives, then
 			// nothing: a connection still served would deliver all
@@ -93,14 +97,12 @@ func TestSlowReaderDropped(t *testing.T) {
 		if err := h.fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
 			t.Fatal(err)
 		}
+		n0 := asked.Load()
 		h.headers(t, 1, "/v1/completions", [][2]string{{"content-type", "application/json"}})
 		if err := h.fr.WriteData(1, true, []byte(`{"model":"m"}`)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the connection to be counted", func() bool {
-			o, _ := gw.g.front.OpenConnections()
-			return o > open0
-		})
+		waitFor(t, 10*time.Second, "the node to get the request", func() bool { return asked.Load() > n0 })
 		dropped(t)
 		_ = h.c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		var data int
