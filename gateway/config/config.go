@@ -951,6 +951,20 @@ func setDur(p *time.Duration, def time.Duration) {
 	}
 }
 
+// negativeTimeout names the first of l's timeouts that is negative, or "".
+func negativeTimeout(l *Limits) string {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"read_timeout", l.ReadTimeout}, {"write_timeout", l.WriteTimeout}, {"idle_timeout", l.IdleTimeout},
+		{"shutdown_timeout", l.ShutdownTimeout}, {"retry_after", l.RetryAfter}} {
+		if d.v < 0 {
+			return d.name
+		}
+	}
+	return ""
+}
+
 // Validate reports the first invalid field, by its YAML path.
 func (c *Config) Validate() error {
 	if err := validAddr("listen.client", c.Listen.Client); err != nil {
@@ -986,8 +1000,8 @@ func (c *Config) Validate() error {
 		return cfgErr("limits.stream_body_over %d: must be -1 (off) or 1..limits.max_body_bytes-1", l.StreamBodyOver)
 	case l.MaxResponseBytes < 1:
 		return cfgErr("limits.max_response_bytes %d: must be positive", l.MaxResponseBytes)
-	case l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 || l.ShutdownTimeout < 0 || l.RetryAfter < 0:
-		return cfgErr("limits: timeouts must not be negative")
+	case negativeTimeout(l) != "":
+		return cfgErr("limits.%s: must not be negative", negativeTimeout(l))
 	case l.DrainDelay > 10*time.Minute:
 		return cfgErr("limits.drain_delay %v: at most 10m", l.DrainDelay)
 	case l.MaxBufferedBytes < l.MaxBodyBytes:

@@ -389,6 +389,8 @@ func TestSourcesConfigErrors(t *testing.T) {
 		{"grpc url in http", route + "    nodes: [{http: 'grpcs://a:1'}]\n", "is a grpc URL"},
 		{"discovery half pair", "discovery: {servers: ['r:1'], key_file: k.pem}\n" + route, "discovery.cert_file"},
 		{"drain delay", "limits: {drain_delay: 1h}\n" + route + "    nodes: ['a:1']\n", "limits.drain_delay"},
+		{"negative write timeout", "limits: {write_timeout: -1s}\n" + route + "    nodes: ['a:1']\n", "limits.write_timeout"},
+		{"negative idle timeout", "limits: {idle_timeout: -5s}\n" + route + "    nodes: ['a:1']\n", "limits.idle_timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
