@@ -55,10 +55,15 @@ func TestShadowAndSplitCountersSurviveReload(t *testing.T) {
 			}
 		}
 		mirrored, va, vb = mirrored+int64(nMirror), va+int64(nA), vb+int64(nB)
-		// The copies are sent after the primary answered; let them land
-		// before a reload closes the Mirror.
+		// The copies are sent after the primary answered, and compared
+		// after their answer (Mirrored counts the answer; the counters of
+		// the comparison follow): wait until every copy is released,
+		// compared and counted, before a scrape or a reload.
 		m := gw.g.core.Routes().Route("mirrored").Mirror()
-		waitFor(t, 10*time.Second, "shadow copies answered", func() bool { return m.Stats().Mirrored == mirrored })
+		waitFor(t, 10*time.Second, "shadow copies answered and compared", func() bool {
+			st := m.Stats()
+			return st.Mirrored == mirrored && st.Live == 0
+		})
 	}
 
 	last := map[string]float64{}
