@@ -95,11 +95,21 @@ func hasYAMLField(t reflect.Type, name string) bool {
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 	helpMu  sync.Mutex
 	helps   = map[string]string{}
 )
+
+// TestMain removes the binary switchyardBin built (~90 MB a run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // switchyardBin builds the switchyard binary once per test run.
 func switchyardBin(t *testing.T) string {
@@ -110,6 +120,7 @@ func switchyardBin(t *testing.T) string {
 			binErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "switchyard")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
@@ -135,9 +146,10 @@ func help(t *testing.T, command ...string) string {
 	if h, ok := helps[key]; ok {
 		return h
 	}
+	bin := switchyardBin(t) // built first: the build's time is not the command's
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, switchyardBin(t), append(command, "-h")...)
+	cmd := exec.CommandContext(ctx, bin, append(command, "-h")...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
