@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -148,7 +149,55 @@ type Upstream struct {
 	wroteAt         int64         // end of the last write, while wrote
 	wrote           bool          // a write since the last read: the next read waits for the first byte
 	peerClosed      bool          // a read returned io.EOF: the node closed the connection
+
+	// Held writes (Hold): the request waits in held until the read for
+	// its answer, which writes it and then waits for readability without
+	// first trying a read that would fail with EAGAIN.
+	raw     syscall.RawConn
+	rawFn   func(fd uintptr) bool // c.rawStep, made once
+	holding bool                  // Hold was called: the next Write is held
+	held    []byte                // the held request, not yet written
+	rawBuf  []byte                // the read's buffer, during a raw read
+	rawN    int
+	rawErr  error
+	rawOp   string // "write" or "read": the call that failed with rawErr
+	rawSlow bool   // the socket would block on the held write: finish it the usual way
 }
+
+// Hold makes the connection hold what Write is given, while it is one
+// slice, until the next Read, which writes it then. Only for connections
+// whose peer cannot send before it has the held bytes (a node answering a
+// request): the read that follows waits for the socket to become readable
+// without first trying a read, and readiness that came before the held
+// write would not wake it. Hold reports false when the connection cannot
+// hold (it is not a plain socket).
+//
+// Why: Go's net.Conn.Read tries the socket before it waits in the runtime
+// poller, and right after the request is written the node has not answered
+// yet, so nearly every upstream exchange costs a read that fails with
+// EAGAIN. The poller forgets readiness recorded before a read starts
+// (poll.FD.RawRead resets it), so waiting without that read is only safe
+// when the write that causes the answer happens inside the same RawRead.
+func (c *Upstream) Hold() bool {
+	if c.raw == nil {
+		sc, ok := c.Conn.(syscall.Conn)
+		if !ok {
+			return false
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.raw, c.rawFn = raw, c.rawStep
+	}
+	c.holding, c.held = true, nil
+	return true
+}
+
+// Unhold stops holding and drops held bytes not yet written (an exchange
+// that failed before its read). The held slice is the caller's: it must
+// stay unchanged from the Write that gave it until Unhold.
+func (c *Upstream) Unhold() { c.holding, c.held = false, nil }
 
 // PeerClosed reports whether a read saw the node close the connection.
 // A chunked body that ends on such an EOF was cut: its terminal chunk
@@ -200,6 +249,9 @@ func (c *Upstream) readDeadline() int64 {
 }
 
 func (c *Upstream) Read(p []byte) (int, error) {
+	if len(c.held) > 0 {
+		return c.writeHeldThenRead(p)
+	}
 	want := c.readDeadline()
 	if err := c.armRead(want); err != nil {
 		return 0, err
@@ -219,7 +271,101 @@ func (c *Upstream) Read(p []byte) (int, error) {
 	}
 }
 
+// writeHeldThenRead writes the held bytes and reads p inside one RawRead
+// (see Hold).
+func (c *Upstream) writeHeldThenRead(p []byte) (int, error) {
+	c.holding = false
+	if c.FirstByte > 0 {
+		c.wroteAt = time.Now().UnixNano()
+	}
+	c.wrote = true
+	want := c.readDeadline()
+	if err := c.armRead(want); err != nil {
+		c.held = nil
+		return 0, err
+	}
+	c.rawBuf, c.rawN, c.rawErr, c.rawSlow = p, 0, nil, false
+	defer func() { c.rawBuf, c.held = nil, nil }()
+	for i := 0; ; i++ {
+		err := c.raw.Read(c.rawFn)
+		if c.rawSlow { // the socket's buffer is full: write the rest with the poller
+			held := c.held
+			c.held, c.rawSlow = nil, false
+			if _, err := c.Write(held); err != nil {
+				return 0, err
+			}
+			return c.Read(p)
+		}
+		if err == nil && c.rawErr != nil {
+			err = &net.OpError{Op: c.rawOp, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(c.rawOp, c.rawErr)}
+		}
+		n := c.rawN
+		if err == nil && n == 0 {
+			c.peerClosed = true
+			return 0, io.EOF
+		}
+		if err == nil || n > 0 || i == maxRearm || !spurious(err, want) {
+			return n, err
+		}
+		c.appliedR = want
+		if c.Conn.SetReadDeadline(fromNanos(want)) != nil {
+			return n, err
+		}
+	}
+}
+
+// rawStep is the RawRead callback: first the held write (then false: wait
+// for the answer), then one read (false again on EAGAIN).
+func (c *Upstream) rawStep(fd uintptr) bool {
+	for len(c.held) > 0 {
+		n, err := syscall.Write(int(fd), c.held)
+		if n > 0 {
+			c.held = c.held[n:]
+		}
+		switch err {
+		case nil:
+			if len(c.held) == 0 {
+				c.held = nil
+				return false
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			c.rawSlow = true
+			return true
+		default:
+			c.held, c.rawErr, c.rawOp = nil, err, "write"
+			return true
+		}
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.rawBuf)
+		switch err {
+		case nil:
+			c.rawN = n
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.rawErr, c.rawOp = err, "read"
+			return true
+		}
+	}
+}
+
 func (c *Upstream) Write(p []byte) (int, error) {
+	if c.holding {
+		if c.held == nil && len(p) > 0 {
+			c.held = p
+			return len(p), nil
+		}
+		// A second write: send both the usual way.
+		held := c.held
+		c.holding, c.held = false, nil
+		if _, err := c.Write(held); err != nil {
+			return 0, err
+		}
+	}
 	var done int
 	for i := 0; ; i++ {
 		n, err := c.Conn.Write(p[done:])

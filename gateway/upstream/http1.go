@@ -356,13 +356,19 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 		return true, err
 	}
 	bw := writerPool.Get().(*bufio.Writer)
+	defer writerPool.Put(bw)
+	// A plaintext request that fits the writer is held (deadline.Upstream.Hold)
+	// and written by the read for its answer; bw keeps it until then.
+	held := cn.tls == nil && !req.IsBodyStream() && cn.dc.Hold()
+	if held {
+		defer cn.dc.Unhold()
+	}
 	bw.Reset(cn.w)
+	defer bw.Reset(nil)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
-	bw.Reset(nil)
-	writerPool.Put(bw)
 	if err != nil {
 		return true, err
 	}
