@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -69,6 +68,14 @@ type Client struct {
 	applied  atomic.Int64 // the read deadline in force on the socket
 	wantW    atomic.Int64 // the write deadline asked for
 	appliedW atomic.Int64 // the write deadline in force on the socket
+
+	// Held answers (HoldNextWrite): the serving goroutine's, but for
+	// heldBuf, which Close (from any goroutine) may take and send.
+	holdOK   bool
+	holdNext bool
+	holdSkip atomic.Int32 // answers still to send at once (holdBackoff); atomic for tests only
+	heldBuf  atomic.Pointer[[]byte]
+	hold     holder
 }
 
 // lazySet records deadline t as asked for in want and moves the socket's
@@ -96,7 +103,17 @@ func (c *Client) SetDeadline(t time.Time) error {
 	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
+// Read reads p; a held answer (HoldNextWrite) is written first.
 func (c *Client) Read(p []byte) (int, error) {
+	if hb := c.heldBuf.Swap(nil); hb != nil {
+		return c.writeHeldThenRead(p, hb)
+	}
+	return c.readSocket(p)
+}
+
+// readSocket reads p; a timeout on a deadline earlier than the one asked
+// for resumes the read with the right deadline.
+func (c *Client) readSocket(p []byte) (int, error) {
 	for i := 0; ; i++ {
 		n, err := c.Conn.Read(p)
 		if err == nil || n > 0 || i == maxRearm {
@@ -113,9 +130,36 @@ func (c *Client) Read(p []byte) (int, error) {
 	}
 }
 
-// Write writes p; a timeout on a deadline earlier than the one asked for
-// resumes the write where it stopped, with the right deadline.
+// Write writes p, or holds it (HoldNextWrite).
 func (c *Client) Write(p []byte) (int, error) {
+	if hb := c.heldBuf.Swap(nil); hb != nil { // a second write: both go now
+		if err := c.writeHeld(hb); err != nil {
+			return 0, err
+		}
+	} else if c.holdNext && len(p) > 0 && len(p) <= maxHeld {
+		c.holdNext = false
+		hb := heldPool.Get().(*[]byte)
+		*hb = append((*hb)[:0], p...)
+		c.heldBuf.Store(hb)
+		return len(p), nil
+	}
+	c.holdNext = false
+	return c.writeSocket(p)
+}
+
+// Close sends a held answer (within a second) and closes the connection.
+func (c *Client) Close() error {
+	if hb := c.heldBuf.Swap(nil); hb != nil {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Conn.Write(*hb)
+		putHeld(hb)
+	}
+	return c.Conn.Close()
+}
+
+// writeSocket writes p; a timeout on a deadline earlier than the one asked
+// for resumes the write where it stopped, with the right deadline.
+func (c *Client) writeSocket(p []byte) (int, error) {
 	written := 0
 	for i := 0; ; i++ {
 		n, err := c.Conn.Write(p[written:])
@@ -150,54 +194,9 @@ type Upstream struct {
 	wrote           bool          // a write since the last read: the next read waits for the first byte
 	peerClosed      bool          // a read returned io.EOF: the node closed the connection
 
-	// Held writes (Hold): the request waits in held until the read for
-	// its answer, which writes it and then waits for readability without
-	// first trying a read that would fail with EAGAIN.
-	raw     syscall.RawConn
-	rawFn   func(fd uintptr) bool // c.rawStep, made once
-	holding bool                  // Hold was called: the next Write is held
-	held    []byte                // the held request, not yet written
-	rawBuf  []byte                // the read's buffer, during a raw read
-	rawN    int
-	rawErr  error
-	rawOp   string // "write" or "read": the call that failed with rawErr
-	rawSlow bool   // the socket would block on the held write: finish it the usual way
+	holding bool   // Hold was called: the next Write is held
+	hold    holder // the held request and the read that sends it
 }
-
-// Hold makes the connection hold what Write is given, while it is one
-// slice, until the next Read, which writes it then. Only for connections
-// whose peer cannot send before it has the held bytes (a node answering a
-// request): the read that follows waits for the socket to become readable
-// without first trying a read, and readiness that came before the held
-// write would not wake it. Hold reports false when the connection cannot
-// hold (it is not a plain socket).
-//
-// Why: Go's net.Conn.Read tries the socket before it waits in the runtime
-// poller, and right after the request is written the node has not answered
-// yet, so nearly every upstream exchange costs a read that fails with
-// EAGAIN. The poller forgets readiness recorded before a read starts
-// (poll.FD.RawRead resets it), so waiting without that read is only safe
-// when the write that causes the answer happens inside the same RawRead.
-func (c *Upstream) Hold() bool {
-	if c.raw == nil {
-		sc, ok := c.Conn.(syscall.Conn)
-		if !ok {
-			return false
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			return false
-		}
-		c.raw, c.rawFn = raw, c.rawStep
-	}
-	c.holding, c.held = true, nil
-	return true
-}
-
-// Unhold stops holding and drops held bytes not yet written (an exchange
-// that failed before its read). The held slice is the caller's: it must
-// stay unchanged from the Write that gave it until Unhold.
-func (c *Upstream) Unhold() { c.holding, c.held = false, nil }
 
 // PeerClosed reports whether a read saw the node close the connection.
 // A chunked body that ends on such an EOF was cut: its terminal chunk
@@ -249,7 +248,7 @@ func (c *Upstream) readDeadline() int64 {
 }
 
 func (c *Upstream) Read(p []byte) (int, error) {
-	if len(c.held) > 0 {
+	if len(c.hold.held) > 0 {
 		return c.writeHeldThenRead(p)
 	}
 	want := c.readDeadline()
@@ -271,97 +270,15 @@ func (c *Upstream) Read(p []byte) (int, error) {
 	}
 }
 
-// writeHeldThenRead writes the held bytes and reads p inside one RawRead
-// (see Hold).
-func (c *Upstream) writeHeldThenRead(p []byte) (int, error) {
-	c.holding = false
-	if c.FirstByte > 0 {
-		c.wroteAt = time.Now().UnixNano()
-	}
-	c.wrote = true
-	want := c.readDeadline()
-	if err := c.armRead(want); err != nil {
-		c.held = nil
-		return 0, err
-	}
-	c.rawBuf, c.rawN, c.rawErr, c.rawSlow = p, 0, nil, false
-	defer func() { c.rawBuf, c.held = nil, nil }()
-	for i := 0; ; i++ {
-		err := c.raw.Read(c.rawFn)
-		if c.rawSlow { // the socket's buffer is full: write the rest with the poller
-			held := c.held
-			c.held, c.rawSlow = nil, false
-			if _, err := c.Write(held); err != nil {
-				return 0, err
-			}
-			return c.Read(p)
-		}
-		if err == nil && c.rawErr != nil {
-			err = &net.OpError{Op: c.rawOp, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(c.rawOp, c.rawErr)}
-		}
-		n := c.rawN
-		if err == nil && n == 0 {
-			c.peerClosed = true
-			return 0, io.EOF
-		}
-		if err == nil || n > 0 || i == maxRearm || !spurious(err, want) {
-			return n, err
-		}
-		c.appliedR = want
-		if c.Conn.SetReadDeadline(fromNanos(want)) != nil {
-			return n, err
-		}
-	}
-}
-
-// rawStep is the RawRead callback: first the held write (then false: wait
-// for the answer), then one read (false again on EAGAIN).
-func (c *Upstream) rawStep(fd uintptr) bool {
-	for len(c.held) > 0 {
-		n, err := syscall.Write(int(fd), c.held)
-		if n > 0 {
-			c.held = c.held[n:]
-		}
-		switch err {
-		case nil:
-			if len(c.held) == 0 {
-				c.held = nil
-				return false
-			}
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			c.rawSlow = true
-			return true
-		default:
-			c.held, c.rawErr, c.rawOp = nil, err, "write"
-			return true
-		}
-	}
-	for {
-		n, err := syscall.Read(int(fd), c.rawBuf)
-		switch err {
-		case nil:
-			c.rawN = n
-			return true
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.rawErr, c.rawOp = err, "read"
-			return true
-		}
-	}
-}
-
 func (c *Upstream) Write(p []byte) (int, error) {
 	if c.holding {
-		if c.held == nil && len(p) > 0 {
-			c.held = p
+		if c.hold.held == nil && len(p) > 0 {
+			c.hold.held = p
 			return len(p), nil
 		}
 		// A second write: send both the usual way.
-		held := c.held
-		c.holding, c.held = false, nil
+		held := c.hold.held
+		c.holding, c.hold.held = false, nil
 		if _, err := c.Write(held); err != nil {
 			return 0, err
 		}

@@ -3,12 +3,15 @@ package deadline
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // echoOnce reads want bytes from c and answers them back, once.
@@ -191,5 +194,207 @@ func TestUnholdDropsUnsent(t *testing.T) {
 	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(b, got); err != nil || string(got) != "fresh" {
 		t.Fatalf("peer got %q, %v; want fresh", got, err)
+	}
+}
+
+// queued waits until c's socket has bytes to read (FIONREAD), without
+// reading them.
+func queued(t *testing.T, c net.Conn) {
+	t.Helper()
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		_ = raw.Control(func(fd uintptr) {
+			n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+		})
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no bytes arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClientHeldAnswer: a held answer goes out with the read for the next
+// request, repeatedly; a second write sends both in order.
+func TestClientHeldAnswer(t *testing.T) {
+	a, b := loopPair(t)
+	c := &Client{Conn: a}
+	if !c.EnableHold() {
+		t.Fatal("EnableHold: false on a TCP connection")
+	}
+	br := make([]byte, 64)
+	for i := range 20 {
+		req := fmt.Sprintf("request %d", i)
+		if _, err := io.WriteString(b, req); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(br)
+		if err != nil || string(br[:n]) != req {
+			t.Fatalf("round %d: read %q, %v", i, br[:n], err)
+		}
+		c.HoldNextWrite(true)
+		answer := fmt.Sprintf("answer %d", i)
+		if _, err := io.WriteString(c, answer); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(answer))
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		readDone := make(chan error, 1)
+		go func() { _, err := io.ReadFull(b, got); readDone <- err }()
+		// The answer leaves when the server reads again.
+		next := make(chan error, 1)
+		go func() {
+			n, err := c.Read(br)
+			if err == nil && string(br[:n]) != "next" {
+				err = fmt.Errorf("read %q, want next", br[:n])
+			}
+			next <- err
+		}()
+		if err := <-readDone; err != nil || string(got) != answer {
+			t.Fatalf("round %d: client got %q, %v", i, got, err)
+		}
+		if _, err := io.WriteString(b, "next"); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-next; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.HoldNextWrite(true)
+	_, _ = io.WriteString(c, "one ")
+	_, _ = io.WriteString(c, "two")
+	got := make([]byte, len("one two"))
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != "one two" {
+		t.Fatalf("two writes: %q, %v", got, err)
+	}
+}
+
+// TestClientHeldAnswerPipelined: the client's next request came before
+// the held answer went out (it pipelined), so the poller's readiness for
+// it is forgotten: the read still gets it, within holdGuard.
+func TestClientHeldAnswerPipelined(t *testing.T) {
+	a, b := loopPair(t)
+	c := &Client{Conn: a}
+	c.EnableHold()
+	if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(b, "first"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "first" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if _, err := io.WriteString(b, "second"); err != nil { // pipelined
+		t.Fatal(err)
+	}
+	queued(t, a)
+	c.HoldNextWrite(true)
+	if _, err := io.WriteString(c, "answer"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "second" {
+		t.Fatalf("read %q, %v; want second", buf[:n], err)
+	}
+	got := make([]byte, len("answer"))
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != "answer" {
+		t.Fatalf("client got %q, %v", got, err)
+	}
+}
+
+// TestClientCloseSendsHeld: Close (from another goroutine, as fasthttp's
+// Shutdown closes idle connections) sends a held answer first.
+func TestClientCloseSendsHeld(t *testing.T) {
+	a, b := loopPair(t)
+	c := &Client{Conn: a}
+	c.EnableHold()
+	c.HoldNextWrite(true)
+	if _, err := io.WriteString(c, "answer"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(b)
+	if err != nil || string(got) != "answer" {
+		t.Fatalf("client got %q, %v; want the held answer, then EOF", got, err)
+	}
+}
+
+// TestClientHoldOnlyWhenAsked: without HoldNextWrite, or past maxHeld,
+// writes go out at once.
+func TestClientHoldOnlyWhenAsked(t *testing.T) {
+	a, b := loopPair(t)
+	c := &Client{Conn: a}
+	c.EnableHold()
+	big := bytes.Repeat([]byte("y"), maxHeld+1)
+	for _, p := range [][]byte{[]byte("plain"), big} {
+		c.HoldNextWrite(len(p) > maxHeld)
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(p))
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("%d bytes: not written at once: %v", len(p), err)
+		}
+	}
+}
+
+// TestClientHoldBacksOff: after a held answer's wait reached the guard (a
+// client slower than holdGuard), the next holdBackoff answers go out at
+// once, and holding resumes after them.
+func TestClientHoldBacksOff(t *testing.T) {
+	a, b := loopPair(t)
+	c := &Client{Conn: a}
+	c.EnableHold()
+	buf := make([]byte, 64)
+	c.HoldNextWrite(true)
+	if _, err := io.WriteString(c, "answer"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("answer"))
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(buf) // sends the answer; the request comes after the guard
+		read <- err
+	}()
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil {
+		t.Fatal(err)
+	}
+	// The request comes only once the guard has fired.
+	for c.holdSkip.Load() != holdBackoff {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := io.WriteString(b, "late request"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	for i := range holdBackoff {
+		c.HoldNextWrite(true)
+		if c.holdNext {
+			t.Fatalf("answer %d after the guard fired is held", i)
+		}
+	}
+	c.HoldNextWrite(true)
+	if !c.holdNext {
+		t.Fatal("holding did not resume after the backoff")
 	}
 }

@@ -42,9 +42,11 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 	// decodes escaped slashes, which the allowlist must refuse instead).
 	r.Method, r.Path, r.URI, r.Host = ctx.Method(), ctx.URI().PathOriginal(), ctx.RequestURI(), ctx.Host()
 	r.SetHTTP1(&ctx.Request, ctx.IsTLS())
-	if cc, ok := ctx.Conn().(*clientConn); ok {
+	cc, _ := ctx.Conn().(*clientConn)
+	if cc != nil {
 		r.SetClientAddr(cc.addr, cc.ipText)
 		x.WatchClient(cc) // a client that leaves cancels its node's work
+		cc.HoldNextWrite(false)
 	} else if ap, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
 		r.SetClientAddr(ap, []byte(ap.String()))
 	}
@@ -96,6 +98,7 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		resp.SetBody(x.LocalBody())
 		x.Finish(nil)
 		x = nil
+		holdAnswer(cc, resp)
 	case !x.Streamed():
 		// The node's answer is in ctx.Response already.
 		s.keepClientConnection(ctx, x)
@@ -103,6 +106,7 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		setGatewayHeaders(&resp.Header, x)
 		x.Finish(nil)
 		x = nil
+		holdAnswer(cc, resp)
 	default:
 		// Streamed: status and headers now, the body as it arrives.
 		up := x.Response()
@@ -124,6 +128,16 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 		x.AbortClientOnFailure(ctx.Conn())
 		resp.SetBodyStream(x, size) // fasthttp ends it: CloseWithError
 		x = nil
+	}
+}
+
+// holdAnswer has the client connection hold a complete answer that keeps
+// the connection open until fasthttp reads the next request, which then
+// writes it and waits for the request without a read that fails with
+// EAGAIN (deadline.Client.HoldNextWrite).
+func holdAnswer(cc *clientConn, resp *fasthttp.Response) {
+	if cc != nil && !resp.ConnectionClose() {
+		cc.HoldNextWrite(true)
 	}
 }
 
@@ -417,6 +431,9 @@ func newClientConn(c net.Conn) *clientConn {
 	cc.Conn = c
 	cc.raw = rawConn(c)
 	cc.peekFn = cc.peekSocket
+	if _, plain := c.(*countedConn); plain {
+		cc.EnableHold() // not under TLS or a replayed prefix
+	}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		if ap := ta.AddrPort(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
 			cc.addr = ap.Addr().Unmap()

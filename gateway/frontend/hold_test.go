@@ -1,0 +1,102 @@
+package frontend
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// blockingNode answers {"n":"<path>"}; the first request waits until
+// release is closed, and got says when it arrived.
+func blockingNode(t *testing.T) (addr string, got <-chan struct{}, release chan struct{}) {
+	t.Helper()
+	arrived := make(chan struct{}, 16)
+	release = make(chan struct{})
+	first := make(chan struct{}, 1)
+	first <- struct{}{}
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		select {
+		case <-first:
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"n":"`+r.URL.Path+`"}`)
+	}))
+	t.Cleanup(node.Close)
+	return strings.TrimPrefix(node.URL, "http://"), arrived, release
+}
+
+func completion(path string) string {
+	return "POST " + path + " HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"model\":\"m\"}"
+}
+
+// TestPipelinedBehindHeldAnswer: a client that sends its next request
+// while the gateway still works on the first one (HTTP/1.1 pipelining)
+// gets both answers in order, although its second request reached the
+// socket before the first answer was held and written
+// (deadline.Client.HoldNextWrite).
+func TestPipelinedBehindHeldAnswer(t *testing.T) {
+	node, arrived, release := blockingNode(t)
+	fe := startFrontend(t, node, io.Discard)
+	c, err := net.Dial("tcp", fe.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, completion("/v1/completions")); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived // the gateway read the first request whole and waits on the node
+	if _, err := io.WriteString(c, completion("/v1/chat/completions")); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	br := bufio.NewReader(c)
+	for _, want := range []string{`{"n":"/v1/completions"}`, `{"n":"/v1/chat/completions"}`} {
+		resp, body, err := readAnswer(t, br)
+		if err != nil || resp.StatusCode != 200 || body != want {
+			t.Fatalf("answer %d %q, %v; want %s", resp.StatusCode, body, err, want)
+		}
+	}
+}
+
+// TestHalfClosedClientGetsAnswer: a client that sends its request and
+// then closes its sending side still gets the whole answer, then the
+// gateway closes the connection.
+func TestHalfClosedClientGetsAnswer(t *testing.T) {
+	node, _, release := blockingNode(t)
+	close(release)
+	fe := startFrontend(t, node, io.Discard)
+	c, err := net.Dial("tcp", fe.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, completion("/v1/completions")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, body, err := readAnswer(t, br)
+	if err != nil || resp.StatusCode != 200 || body != `{"n":"/v1/completions"}` {
+		t.Fatalf("answer %d %q, %v", resp.StatusCode, body, err)
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("after the answer: %q, %v; want the connection closed", rest, err)
+	}
+}
