@@ -222,6 +222,15 @@ func (c *Client) HoldNextWrite(on bool) {
 // a held answer's wait reached holdGuard.
 const holdBackoff = 16
 
+// Flush writes a held answer now (a read that will not reach the socket,
+// such as one served from replayed bytes, must not leave it waiting).
+func (c *Client) Flush() error {
+	if hb := c.heldBuf.Swap(nil); hb != nil {
+		return c.writeHeld(hb)
+	}
+	return nil
+}
+
 func (c *Client) writeHeld(hb *[]byte) error {
 	_, err := c.writeSocket(*hb)
 	putHeld(hb)

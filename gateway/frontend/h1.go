@@ -383,6 +383,10 @@ type clientConn struct {
 // reads the connection.
 func (c *clientConn) Read(p []byte) (int, error) {
 	if len(c.pre) > 0 {
+		// A held answer goes out before the next request is served.
+		if err := c.Client.Flush(); err != nil {
+			return 0, err
+		}
 		n := copy(p, c.pre)
 		c.pre = c.pre[n:]
 		return n, nil

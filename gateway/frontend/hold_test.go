@@ -100,3 +100,40 @@ func TestHalfClosedClientGetsAnswer(t *testing.T) {
 		t.Fatalf("after the answer: %q, %v; want the connection closed", rest, err)
 	}
 }
+
+// TestReplayFlushesHeldAnswer: bytes replayed after a stream (a request
+// the client pipelined behind it) are served only after the held answer
+// before them went out: the read that returns them never reaches the
+// socket, so it must not leave the answer waiting.
+func TestReplayFlushesHeldAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := newClientConn(&countedConn{Conn: server, l: &connLimits{}})
+	defer cc.Close()
+	cc.pre = []byte("next request")
+	cc.HoldNextWrite(true)
+	if _, err := io.WriteString(cc, "answer"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if n, err := cc.Read(buf); err != nil || string(buf[:n]) != "next request" {
+		t.Fatalf("read %q, %v; want the replayed bytes", buf[:n], err)
+	}
+	got := make([]byte, len("answer"))
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "answer" {
+		t.Fatalf("client got %q, %v; want the held answer", got, err)
+	}
+}
