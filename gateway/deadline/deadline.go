@@ -105,8 +105,8 @@ func (c *Client) SetDeadline(t time.Time) error {
 
 // Read reads p; a held answer (HoldNextWrite) is written first.
 func (c *Client) Read(p []byte) (int, error) {
-	if hb := c.heldBuf.Swap(nil); hb != nil {
-		return c.writeHeldThenRead(p, hb)
+	if c.heldBuf.Load() != nil {
+		return c.writeHeldThenRead(p)
 	}
 	return c.readSocket(p)
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,6 +32,14 @@ type holder struct {
 	err  error
 	op   string // "write" or "read": the call that failed with err
 	slow bool   // the socket would block on the held write
+
+	// Client only: the held bytes are taken from from by step itself, so
+	// that a Close racing with the read either takes them first (and
+	// writes them) or finds them written: a close waits for a system
+	// call under RawRead to return.
+	from  *atomic.Pointer[[]byte]
+	taken *[]byte // what step took from from, for the pool
+	first bool    // step has not run yet in this rawRead
 }
 
 // init binds the holder to c's socket; false when c has none.
@@ -56,7 +65,7 @@ func (h *holder) init(c net.Conn) bool {
 // usual way, and nothing was read. When RawRead fails before the write
 // (a deadline already past, a closed connection), h.held is unwritten.
 func (h *holder) rawRead(c net.Conn, p []byte) (n int, err error, slow bool) {
-	h.buf, h.n, h.err, h.slow = p, 0, nil, false
+	h.buf, h.n, h.err, h.slow, h.first = p, 0, nil, false, true
 	err = h.raw.Read(h.fn)
 	h.buf = nil
 	if h.slow {
@@ -74,6 +83,14 @@ func (h *holder) rawRead(c net.Conn, p []byte) (n int, err error, slow bool) {
 // step is the RawRead callback: the held write first (then false: wait
 // for the answer), then one read (false again on EAGAIN).
 func (h *holder) step(fd uintptr) bool {
+	if h.first {
+		h.first = false
+		if h.from != nil {
+			if hb := h.from.Swap(nil); hb != nil {
+				h.taken, h.held = hb, *hb
+			}
+		}
+	}
 	for len(h.held) > 0 {
 		n, err := syscall.Write(int(fd), h.held)
 		if n > 0 {
@@ -191,6 +208,7 @@ var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, maxHeld); return
 // not.
 func (c *Client) EnableHold() bool {
 	c.holdOK = c.hold.init(c.Conn)
+	c.hold.from = &c.heldBuf
 	return c.holdOK
 }
 
@@ -244,8 +262,7 @@ func putHeld(hb *[]byte) {
 
 // writeHeldThenRead writes the held answer and reads the client's next
 // request into p (see HoldNextWrite).
-func (c *Client) writeHeldThenRead(p []byte, hb *[]byte) (int, error) {
-	defer putHeld(hb)
+func (c *Client) writeHeldThenRead(p []byte) (int, error) {
 	guard := time.Now().UnixNano() + int64(holdGuard)
 	if a := c.applied.Load(); a == 0 || a > guard {
 		c.applied.Store(guard)
@@ -253,12 +270,21 @@ func (c *Client) writeHeldThenRead(p []byte, hb *[]byte) (int, error) {
 			return 0, err
 		}
 	}
-	c.hold.held = *hb
 	n, err, slow := c.hold.rawRead(c.Conn, p)
+	if hb := c.hold.taken; hb != nil {
+		c.hold.taken = nil
+		defer putHeld(hb)
+	} else if err := c.Flush(); err != nil {
+		// RawRead failed before step ran (a deadline already past, a
+		// closed connection): the answer is still held, unless Close
+		// took it.
+		return 0, err
+	}
 	rest := c.hold.held
 	c.hold.held = nil
 	if slow || len(rest) > 0 {
-		// The socket is full, or RawRead failed before writing.
+		// The socket is full: the rest goes the usual way, then the read.
+		// (A Close meanwhile cuts it, as any write in progress.)
 		if _, werr := c.writeSocket(rest); werr != nil {
 			return 0, werr
 		}

@@ -398,3 +398,31 @@ func TestClientHoldBacksOff(t *testing.T) {
 		t.Fatal("holding did not resume after the backoff")
 	}
 }
+
+// TestClientCloseDuringHeldRead: Close racing with the read that sends a
+// held answer never loses the answer: either Close sends it or the read
+// did before the socket closed.
+func TestClientCloseDuringHeldRead(t *testing.T) {
+	for i := range 200 {
+		a, b := loopPair(t)
+		c := &Client{Conn: a}
+		c.EnableHold()
+		c.HoldNextWrite(true)
+		answer := fmt.Sprintf("answer %d", i)
+		if _, err := io.WriteString(c, answer); err != nil {
+			t.Fatal(err)
+		}
+		readDone := make(chan struct{})
+		go func() {
+			_, _ = c.Read(make([]byte, 16))
+			close(readDone)
+		}()
+		_ = c.Close()
+		<-readDone
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(b)
+		if string(got) != answer {
+			t.Fatalf("round %d: client got %q, %v; want %q", i, got, err, answer)
+		}
+	}
+}
