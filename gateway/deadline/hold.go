@@ -139,7 +139,9 @@ func (h *holder) step(fd uintptr) bool {
 // reports false for a connection that is not a plain socket.
 //
 // The held slice is the caller's: it must stay unchanged from the Write
-// that gave it until Unhold.
+// that gave it until Unhold. So hold only a request that goes in one
+// Write: a bufio.Writer flushing its full buffer mid-request reuses that
+// buffer for the rest, under the held slice.
 func (c *Upstream) Hold() bool {
 	if !c.hold.init(c.Conn) {
 		return false
@@ -147,6 +149,11 @@ func (c *Upstream) Hold() bool {
 	c.holding, c.hold.held = true, nil
 	return true
 }
+
+// WroteSinceRead reports whether a Write reached the connection since the
+// last read began (a request larger than its writer's buffer did before
+// its Flush).
+func (c *Upstream) WroteSinceRead() bool { return c.wrote }
 
 // Unhold stops holding and drops held bytes not yet written (an exchange
 // that failed before its read).

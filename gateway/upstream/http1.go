@@ -357,15 +357,17 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 	}
 	bw := writerPool.Get().(*bufio.Writer)
 	defer writerPool.Put(bw)
-	// A plaintext request that fits the writer is held (deadline.Upstream.Hold)
-	// and written by the read for its answer; bw keeps it until then.
-	held := cn.tls == nil && !req.IsBodyStream() && cn.dc.Hold()
-	if held {
-		defer cn.dc.Unhold()
-	}
 	bw.Reset(cn.w)
 	defer bw.Reset(nil)
 	err = req.Write(bw)
+	// A plaintext request that fit the writer whole (nothing reached the
+	// connection yet, so Flush writes it in one slice) is held
+	// (deadline.Upstream.Hold) and written by the read for its answer; bw
+	// keeps it unchanged until then. A larger one is not: bufio reuses
+	// its buffer between writes, under the held slice.
+	if err == nil && cn.tls == nil && !req.IsBodyStream() && !cn.dc.WroteSinceRead() && cn.dc.Hold() {
+		defer cn.dc.Unhold()
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
