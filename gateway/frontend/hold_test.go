@@ -49,12 +49,7 @@ func completion(path string) string {
 func TestPipelinedBehindHeldAnswer(t *testing.T) {
 	node, arrived, release := blockingNode(t)
 	fe := startFrontend(t, node, io.Discard)
-	c, err := net.Dial("tcp", fe.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFrontend(t, fe.addr)
 	if _, err := io.WriteString(c, completion("/v1/completions")); err != nil {
 		t.Fatal(err)
 	}
@@ -79,12 +74,7 @@ func TestHalfClosedClientGetsAnswer(t *testing.T) {
 	node, _, release := blockingNode(t)
 	close(release)
 	fe := startFrontend(t, node, io.Discard)
-	c, err := net.Dial("tcp", fe.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFrontend(t, fe.addr)
 	if _, err := io.WriteString(c, completion("/v1/completions")); err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,19 @@ func streamRequest(extra string) string {
 
 const bufferedRequest = "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"model\":\"m\"}"
 
+// dialFrontend connects to a frontend, with a 10 s deadline on the
+// connection; the test's end closes it.
+func dialFrontend(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 // readAnswer reads one response from br and its whole body.
 func readAnswer(t *testing.T, br *bufio.Reader) (*http.Response, string, error) {
 	t.Helper()
@@ -68,12 +81,7 @@ func readAnswer(t *testing.T, br *bufio.Reader) (*http.Response, string, error) 
 // requests — sent after the stream, or pipelined behind it — in order.
 func TestStreamKeepsConnection(t *testing.T) {
 	fe := startFrontend(t, sseNode(t, 3, nil), io.Discard)
-	c, err := net.Dial("tcp", fe.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFrontend(t, fe.addr)
 	br := bufio.NewReader(c)
 	wantStream := "data: {\"i\":0}\n\ndata: {\"i\":1}\n\ndata: {\"i\":2}\n\ndata: [DONE]\n\n"
 	check := func(what string, wantBody string, chunked bool) {
@@ -119,12 +127,7 @@ func TestStreamKeepsConnection(t *testing.T) {
 // then the connection closes.
 func TestStreamConnectionClose(t *testing.T) {
 	fe := startFrontend(t, sseNode(t, 1, nil), io.Discard)
-	c, err := net.Dial("tcp", fe.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFrontend(t, fe.addr)
 	if _, err := io.WriteString(c, streamRequest("Connection: close\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -147,12 +150,7 @@ func TestStreamShutdown(t *testing.T) {
 		t.Run(fmt.Sprintf("finishes=%v", finish), func(t *testing.T) {
 			release := make(chan struct{})
 			fe := startFrontend(t, sseNode(t, 1, release), io.Discard)
-			c, err := net.Dial("tcp", fe.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := dialFrontend(t, fe.addr)
 			if _, err := io.WriteString(c, streamRequest("")); err != nil {
 				t.Fatal(err)
 			}
