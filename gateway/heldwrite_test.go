@@ -1,12 +1,16 @@
 package gateway
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestBodiesIntact: request bodies of every size up to the streaming
@@ -46,5 +50,53 @@ func TestBodiesIntact(t *testing.T) {
 					size, round, len(got), len(body))
 			}
 		}
+	}
+}
+
+// TestEarlyAnswerToLargeRequest: a node that answers as soon as it has
+// a request's head, before its body (a 413, a 401), and keeps the
+// connection open, is heard at once. A request larger than the upstream
+// writer is written in pieces, so such an answer can arrive before the
+// last piece; that piece must not be held (deadline.Upstream.Hold),
+// since readiness from before a held write is not seen.
+func TestEarlyAnswerToLargeRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"early\":true}\n")
+				_, _ = io.Copy(io.Discard, br) // keeps the connection open, reading the body
+			}()
+		}
+	}()
+	cfg := testConfig(staticRoute("m", "http://"+ln.Addr().String()))
+	cfg.Routes[0].Timeouts.FirstByte = time.Minute // longer than the client waits
+	cfg.Routes[0].Timeouts.Total = time.Minute
+	gw := startGateway(t, cfg)
+	c := &http.Client{Timeout: 10 * time.Second}
+	body := `{"model":"m","pad":"` + strings.Repeat("x", 200<<10) + `"}`
+	resp, got := post(t, c, gw.url("/v1/completions"), body)
+	if resp.StatusCode != 413 || !strings.Contains(string(got), "early") {
+		t.Fatalf("%d %s; want the node's early 413", resp.StatusCode, got)
 	}
 }

@@ -136,24 +136,23 @@ func (h *holder) step(fd uintptr) bool {
 // node cannot send before it has the request, so nothing it sends is
 // missed; a FIN it sent while the connection sat idle is answered by a
 // reset when the held request arrives, and that wakes the read. Hold
-// reports false for a connection that is not a plain socket.
+// reports false for a connection that is not a plain socket, and when a
+// write already reached the connection since the last read (the request
+// is larger than its writer's buffer and partly sent): the node may have
+// answered that part already (a 413, a 401 on the head alone), and that
+// answer's readiness would not be seen.
 //
 // The held slice is the caller's: it must stay unchanged from the Write
-// that gave it until Unhold. So hold only a request that goes in one
-// Write: a bufio.Writer flushing its full buffer mid-request reuses that
-// buffer for the rest, under the held slice.
+// that gave it until Unhold. So call Hold once the whole request is in
+// the caller's writer, just before its Flush: a bufio.Writer flushing its
+// full buffer mid-request reuses that buffer for the rest.
 func (c *Upstream) Hold() bool {
-	if !c.hold.init(c.Conn) {
+	if c.wrote || !c.hold.init(c.Conn) {
 		return false
 	}
 	c.holding, c.hold.held = true, nil
 	return true
 }
-
-// WroteSinceRead reports whether a Write reached the connection since the
-// last read began (a request larger than its writer's buffer did before
-// its Flush).
-func (c *Upstream) WroteSinceRead() bool { return c.wrote }
 
 // Unhold stops holding and drops held bytes not yet written (an exchange
 // that failed before its read).

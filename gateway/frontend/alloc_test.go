@@ -2,28 +2,13 @@
 
 package frontend
 
-import (
-	"net"
-	"testing"
-)
+import "testing"
 
 // TestGoneAllocs: the watchdog's look at a client connection allocates
 // nothing (it runs every 200 ms for every request waiting or streaming),
 // and sees a client that closed its end.
 func TestGoneAllocs(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	cc := newClientConn(server)
 	defer cc.Close()
 	if cc.Gone() {

@@ -37,6 +37,28 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// tcpPair returns both ends of a loopback TCP connection; the test's end
+// closes them.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
 // serveFrontend runs a frontend over a real core and one static route to
 // node until the test ends.
 func serveFrontend(t *testing.T, node string, logs io.Writer) (addr string, core *forward.Core) {

@@ -96,20 +96,7 @@ func TestHalfClosedClientGetsAnswer(t *testing.T) {
 // before them went out: the read that returns them never reaches the
 // socket, so it must not leave the answer waiting.
 func TestReplayFlushesHeldAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	cc := newClientConn(&countedConn{Conn: server, l: &connLimits{}})
 	defer cc.Close()
 	cc.pre = []byte("next request")

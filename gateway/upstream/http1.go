@@ -360,12 +360,10 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 	bw.Reset(cn.w)
 	defer bw.Reset(nil)
 	err = req.Write(bw)
-	// A plaintext request that fit the writer whole (nothing reached the
-	// connection yet, so Flush writes it in one slice) is held
-	// (deadline.Upstream.Hold) and written by the read for its answer; bw
-	// keeps it unchanged until then. A larger one is not: bufio reuses
-	// its buffer between writes, under the held slice.
-	if err == nil && cn.tls == nil && !req.IsBodyStream() && !cn.dc.WroteSinceRead() && cn.dc.Hold() {
+	// A plaintext request that fit the writer whole is held
+	// (deadline.Upstream.Hold: not when part of it was written already)
+	// and written by the read for its answer; bw keeps it until then.
+	if err == nil && cn.tls == nil && !req.IsBodyStream() && cn.dc.Hold() {
 		defer cn.dc.Unhold()
 	}
 	if err == nil {
