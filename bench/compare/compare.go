@@ -26,7 +26,7 @@ import (
 // Config is one comparison run. Zero values take the defaults in each
 // field's doc.
 type Config struct {
-	// Self is the switchyard binary (for the gateway and minproxy).
+	// Self is the switchyard binary (for the gateway, minproxy and epollproxy).
 	Self string
 	// BaselineBin, if set, is a second switchyard binary (say, built from
 	// an older commit) run as the extra contender "switchyard-base", right
@@ -426,7 +426,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			live = append(live, r)
 			continue
 		}
-		if c.name == "switchyard" || c.name == "minproxy" || c.name == baseName {
+		if c.name == "switchyard" || c.name == "minproxy" || c.name == "epollproxy" || c.name == baseName {
 			if cfg.Self == "" {
 				skipAll("no switchyard binary given")
 				continue

@@ -43,6 +43,7 @@ func contenders() []contender {
 		{name: "direct", h2: true, grpc: true},
 		{name: "switchyard", h2: true, grpc: true, onePort: true, command: switchyardCmd},
 		{name: "minproxy", command: minproxyCmd},
+		{name: "epollproxy", command: epollproxyCmd},
 		{name: "nginx", pkgs: []string{"nginx-light", "nginx"}, bin: "nginx", h2: true, grpc: true, command: nginxCmd},
 		{name: "haproxy", pkgs: []string{"haproxy"}, bin: "haproxy", h2: true, grpc: true, command: haproxyCmd},
 		{name: "caddy", pkgs: []string{"caddy"}, bin: "caddy", command: caddyCmd},
@@ -108,6 +109,10 @@ func switchyardBaseCmd(e *runEnv, c confData) (*exec.Cmd, error) {
 
 func minproxyCmd(e *runEnv, c confData) (*exec.Cmd, error) {
 	return e.pinned(c.Dir, e.self, "bench", "minproxy", "--listen", c.Listen, "--upstream", strings.Join(c.Backends, ",")), nil
+}
+
+func epollproxyCmd(e *runEnv, c confData) (*exec.Cmd, error) {
+	return e.pinned(c.Dir, e.self, "bench", "epollproxy", "--listen", c.Listen, "--upstream", strings.Join(c.Backends, ",")), nil
 }
 
 func render(dir, name, tmpl string, data any) (string, error) {

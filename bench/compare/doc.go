@@ -1,6 +1,6 @@
 // Package compare is the proxy comparison of issues 7 and 11: the same
 // fast loopback backends behind each contender — direct (no proxy),
-// Switchyard's gateway, bench/minproxy, nginx, HAProxy and Caddy — each
+// Switchyard's gateway, bench/minproxy, bench/epollproxy, nginx, HAProxy and Caddy — each
 // proxy pinned to one core and run single-worker, driven by the same
 // closed-loop load, with the rounds interleaved to spread machine noise
 // over every contender. Three sections, each round in this order:

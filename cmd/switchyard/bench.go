@@ -15,11 +15,12 @@ import (
 func benchCommands() []command {
 	return []command{
 		{"load", "drive load at a loopback target: open loop (Poisson) or closed loop; HTTP, SSE or gRPC", runBenchLoad},
-		{"compare", "proxy comparison over HTTP/1.1, HTTP/2 and gRPC: direct, Switchyard, minproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
+		{"compare", "proxy comparison over HTTP/1.1, HTTP/2 and gRPC: direct, Switchyard, minproxy, epollproxy, nginx, HAProxy, Caddy (make bench-compare)", runBenchCompare},
 		{"streams", "gateway memory per open stream: N slow SSE streams through a gateway process (make bench-streams)", runBenchStreams},
 		{"policies", "balancing policies in a 10,000-node discrete-event simulation (make bench-policies)", runBenchPolicies},
 		{"affinity", "prefix/LoRA affinity and flow control against GIE and llm-d in an LLM fleet simulation (make bench-affinity); --live: through a real gateway with simulated engines, affinity on against off (make bench-affinity-live)", runBenchAffinity},
 		{"minproxy", "run the minimal fasthttp reverse proxy used as the comparison's baseline", runBenchMinproxy},
+		{"epollproxy", "run the comparison's epoll-loop HTTP/1.1 proxy: what Go costs without goroutines per connection or fasthttp", runBenchEpollproxy},
 		{"replot", "redraw the charts of the reports in bench/results from their tables", runBenchReplot},
 		{"chaos", "faults and attacks against a whole topology on loopback, with load; a table of what held (make chaos)", runBenchChaos},
 	}

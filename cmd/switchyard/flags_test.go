@@ -105,6 +105,7 @@ func TestStrayArgument(t *testing.T) {
 		{"demo", "fast"},
 		{"bench", "replot", "bench/results"},
 		{"bench", "minproxy", "--upstream", "127.0.0.1:1", "x"},
+		{"bench", "epollproxy", "--upstream", "127.0.0.1:1", "x"},
 		{"version", "--", "x"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -157,6 +158,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"agent", "--app", "x"}, "switchyard agent: at least one --addr proto=host:port is required"},
 		{[]string{"agent", "--addr", "http=127.0.0.1:1", "--load", "magic"}, `switchyard agent: --load "magic": want static or probe`},
 		{[]string{"bench", "minproxy"}, "switchyard bench minproxy: --upstream is required"},
+		{[]string{"bench", "epollproxy"}, "switchyard bench epollproxy: --upstream is required"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer
