@@ -276,7 +276,7 @@ func (p *Proxy) dispatch(c *conn) {
 	if c.peer != nil || len(c.out) > 0 {
 		return
 	}
-	total, status := messageLen(c.in, false)
+	total, _, status := messageLen(c.in, false)
 	switch {
 	case status != "":
 		p.fail(c, status)
@@ -364,7 +364,7 @@ func (p *Proxy) answer(n *conn) {
 		p.drop(n) // an idle node does not speak first
 		return
 	}
-	total, status := messageLen(n.in, true)
+	total, closing, status := messageLen(n.in, true)
 	switch {
 	case status != "":
 		p.drop(n) // its client gets the 502
@@ -378,12 +378,20 @@ func (p *Proxy) answer(n *conn) {
 		p.drop(n) // more than one answer: out of step
 		return
 	}
-	// The answer is copied, so the node is idle at once.
+	// The answer is copied, so the node is idle at once; unless it said
+	// Connection: close, or answered before the whole request was written
+	// (a node's early 413): then the connection is closed rather than left
+	// out of step.
+	retire := closing || len(n.out) > 0
 	c.wbuf = append(c.wbuf[:0], n.in...)
 	c.out = c.wbuf
-	n.in = n.in[:0]
+	n.in, n.out = n.in[:0], nil
 	n.peer, c.peer = nil, nil
-	n.up.idle = append(n.up.idle, n)
+	if retire {
+		p.drop(n)
+	} else {
+		n.up.idle = append(n.up.idle, n)
+	}
 	rest := copy(c.in, c.in[c.reqLen:])
 	c.in, c.reqLen = c.in[:rest], 0
 	p.flush(c)
@@ -448,42 +456,48 @@ func (p *Proxy) closeAll() {
 
 // messageLen returns the length of the first HTTP/1.1 message in b (head
 // and body), 0 while its head is incomplete, or an error status line for
-// one the proxy does not take. answer says b is a node's answer.
-func messageLen(b []byte, answer bool) (int, string) {
+// one the proxy does not take; and whether it says "Connection: close".
+// answer says b is a node's answer.
+func messageLen(b []byte, answer bool) (int, bool, string) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) >= maxBuf {
-			return 0, "431 Request Header Fields Too Large"
+			return 0, false, "431 Request Header Fields Too Large"
 		}
-		return 0, ""
+		return 0, false, ""
 	}
 	head := b[:end+2]
 	line := bytes.IndexByte(head, '\n')
-	bodyLen := 0
+	bodyLen, closing := 0, false
 	for rest := head[line+1:]; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n')
 		h := rest[:i]
 		rest = rest[i+1:]
 		colon := bytes.IndexByte(h, ':')
 		if colon < 0 {
-			return 0, "400 Bad Request"
+			return 0, false, "400 Bad Request"
 		}
 		name, value := h[:colon], bytes.TrimSpace(h[colon+1:])
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			v, err := strconv.Atoi(string(value))
 			if err != nil || v < 0 {
-				return 0, "400 Bad Request"
+				return 0, false, "400 Bad Request"
+			}
+			if v > maxBuf {
+				return 0, false, "413 Content Too Large"
 			}
 			bodyLen = v
+		case bytes.EqualFold(name, []byte("Connection")):
+			closing = bytes.EqualFold(value, []byte("close"))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return 0, "501 Not Implemented"
+			return 0, false, "501 Not Implemented"
 		}
 	}
 	if answer && bytes.HasPrefix(b, []byte("HTTP/1.1 1")) {
-		return 0, "502 Bad Gateway" // interim answers are not relayed
+		return 0, false, "502 Bad Gateway" // interim answers are not relayed
 	}
-	return end + 4 + bodyLen, ""
+	return end + 4 + bodyLen, closing, ""
 }
 
 func sockaddr(hostport string) (unix.Sockaddr, error) {

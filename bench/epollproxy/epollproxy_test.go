@@ -210,3 +210,79 @@ func dial(t *testing.T, p *Proxy) net.Conn {
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// A node that answers before it has read the whole request (an early 413,
+// with Connection: close): the answer reaches the client, that node
+// connection is closed rather than reused, and the client's next request
+// goes out whole on a new one.
+func TestEarlyAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held unread until the test ends: closing early would reset the answer
+			go func() {
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				if req.ContentLength > 1<<16 {
+					_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	conn := dial(t, start(t, ln.Addr().String()))
+	big := strings.Repeat("x", 900<<10)
+	go func() {
+		_, _ = io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "+fmt.Sprint(len(big))+"\r\n\r\n"+big)
+	}()
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 413 {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("next request: %d %q", resp.StatusCode, b)
+	}
+}
+
+func FuzzMessageLen(f *testing.F) {
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"), false)
+	f.Add([]byte("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"), true)
+	f.Add([]byte("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"), false)
+	f.Add([]byte("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), false)
+	f.Fuzz(func(t *testing.T, b []byte, answer bool) {
+		total, _, status := messageLen(b, answer)
+		switch {
+		case status != "":
+			if total != 0 {
+				t.Fatalf("status %q with length %d", status, total)
+			}
+		case total != 0:
+			end := bytes.Index(b, []byte("\r\n\r\n"))
+			if end < 0 || total < end+4 || total > end+4+maxBuf {
+				t.Fatalf("length %d for a head ending at %d", total, end)
+			}
+		}
+	})
+}
