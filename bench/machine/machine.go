@@ -47,7 +47,9 @@ func Describe() string {
 	// the directory the report is written from.
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
 		note := ""
-		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		// Results (bench/results, where reports are written, often this
+		// one's own charts by now) do not go into the binary.
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)bench/results").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
 			note = " (the work tree also had uncommitted changes, possibly in the binary)"
 		}
 		fmt.Fprintf(&b, "- Work tree at commit %s%s\n", strings.TrimSpace(string(out)), note)
