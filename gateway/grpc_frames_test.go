@@ -57,36 +57,12 @@ func TestGRPCUnaryOneDataFrame(t *testing.T) {
 // body echoed, then grpc-status 0.
 func frameNode(t *testing.T) (addr string, calls <-chan []string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan []string, 16)
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = serveFrames(c, ch)
-			}()
-			t.Cleanup(func() { _ = c.Close() })
-		}
-	}()
-	return ln.Addr().String(), ch
+	return connNode(t, 30*time.Second, func(c net.Conn) { _ = serveFrames(c, ch) }), ch
 }
 
 // serveFrames is frameNode's side of one connection.
 func serveFrames(c net.Conn, calls chan<- []string) error {
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
 		return fmt.Errorf("no client preface: %q, %v", preface, err)

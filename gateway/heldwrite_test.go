@@ -60,36 +60,21 @@ func TestBodiesIntact(t *testing.T) {
 // last piece; that piece must not be held (deadline.Upstream.Hold),
 // since readiness from before a held write is not seen.
 func TestEarlyAnswerToLargeRequest(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	node := connNode(t, 20*time.Second, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						break
-					}
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"early\":true}\n")
-				_, _ = io.Copy(io.Discard, br) // keeps the connection open, reading the body
-			}()
+			if line == "\r\n" {
+				break
+			}
 		}
-	}()
-	cfg := testConfig(staticRoute("m", "http://"+ln.Addr().String()))
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"early\":true}\n")
+		_, _ = io.Copy(io.Discard, br) // keeps the connection open, reading the body
+	})
+	cfg := testConfig(staticRoute("m", "http://"+node))
 	cfg.Routes[0].Timeouts.FirstByte = time.Minute // longer than the client waits
 	cfg.Routes[0].Timeouts.Total = time.Minute
 	gw := startGateway(t, cfg)

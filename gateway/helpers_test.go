@@ -196,3 +196,50 @@ func settleGoroutines(t testing.TB, base, slack int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// connNode is a hand-written node: it listens on loopback and serves each
+// connection with handle on a goroutine of its own, the connection's
+// deadline set to d. When the test ends it closes the listener and every
+// connection, and waits for the handlers.
+func connNode(t *testing.T, d time.Duration, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(d))
+				handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}

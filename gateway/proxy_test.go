@@ -677,41 +677,25 @@ func TestStaleKeepAlive(t *testing.T) {
 // says so on the returned channel (for requests, not health probes).
 func closingNode(t *testing.T) (string, <-chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	closed := make(chan struct{}, 64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-				time.Sleep(10 * time.Millisecond) // the gateway pools the connection meanwhile
-				_ = c.Close()
-				if req.Method != http.MethodPost {
-					return // a health probe's connection
-				}
-				select {
-				case closed <- struct{}{}:
-				default:
-				}
-			}()
+	addr := connNode(t, 5*time.Second, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String(), closed
+		_, _ = io.Copy(io.Discard, req.Body)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		time.Sleep(10 * time.Millisecond) // the gateway pools the connection meanwhile
+		_ = c.Close()
+		if req.Method != http.MethodPost {
+			return // a health probe's connection
+		}
+		select {
+		case closed <- struct{}{}:
+		default:
+		}
+	})
+	return addr, closed
 }
 
 // TestRetryBudget: retries stop when the route's budget is spent; the

@@ -14,31 +14,14 @@ import (
 // closes the connection: what a killed engine leaves on the wire.
 func rawNode(t *testing.T, answer string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(c, answer)
-			}()
+	return connNode(t, 10*time.Second, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		_, _ = io.Copy(io.Discard, req.Body)
+		_, _ = io.WriteString(c, answer)
+	})
 }
 
 const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
