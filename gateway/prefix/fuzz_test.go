@@ -23,6 +23,8 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		`{"messages":[],"messages":[{"role":"user","content":"last wins"}]}`,
 		`{}`, ` { } `, `{"a":[{"b":{"c":[true,false,null,-1.5e+3,0,"s"]}}]}`,
 		`{"user":"\u0000"}`, `{"user":""}`,
+		`{"messages":[{"role":"user","content":"a\\\\\"b\\\\","x":"\\\\\\\""},{"content":"\\"}]}`,
+		`{"messages":[{"role":"user","content":"` + strings.Repeat("你好，世界。\\n", 20) + `\u4f60"}]}`,
 	}
 	out := make([][]byte, len(seeds))
 	for i, s := range seeds {

@@ -136,13 +136,13 @@ func (s *stream) chat(v []byte) {
 	if v[0] != '[' {
 		return
 	}
-	sc := scanner{b: v}
+	sc := scanner{b: v, checked: true}
 	sc.array(0, func(lo, hi int) {
 		m := v[lo:hi]
 		var role, content span
 		switch m[0] {
 		case '{':
-			ms := scanner{b: m}
+			ms := scanner{b: m, checked: true}
 			ms.object(0, func(key []byte, esc bool, lo, hi int) {
 				switch {
 				case keyIs(key, esc, "role"):
@@ -175,14 +175,14 @@ func (s *stream) chat(v []byte) {
 // parts streams the text of a content array's {"type":"text"} parts, each
 // followed by sepPart.
 func (s *stream) parts(v []byte) {
-	sc := scanner{b: v}
+	sc := scanner{b: v, checked: true}
 	sc.array(0, func(lo, hi int) {
 		p := v[lo:hi]
 		if p[0] != '{' {
 			return
 		}
 		var typ, text span
-		ps := scanner{b: p}
+		ps := scanner{b: p, checked: true}
 		ps.object(0, func(key []byte, esc bool, lo, hi int) {
 			switch {
 			case keyIs(key, esc, "type"):
@@ -206,7 +206,7 @@ func (s *stream) completion(v []byte) {
 		s.text(v)
 		s.messageEnd()
 	case '[':
-		sc := scanner{b: v}
+		sc := scanner{b: v, checked: true}
 		first := true
 		sc.array(0, func(lo, hi int) {
 			if first && v[lo] == '"' {
@@ -223,14 +223,14 @@ func (s *stream) kserve(v []byte) {
 	if v[0] != '[' {
 		return
 	}
-	sc := scanner{b: v}
+	sc := scanner{b: v, checked: true}
 	sc.array(0, func(lo, hi int) {
 		in := v[lo:hi]
 		if in[0] != '{' {
 			return
 		}
 		var dtype, data span
-		is := scanner{b: in}
+		is := scanner{b: in, checked: true}
 		is.object(0, func(key []byte, esc bool, lo, hi int) {
 			switch {
 			case keyIs(key, esc, "datatype"):
@@ -253,7 +253,7 @@ func (s *stream) strings(v []byte, depth int) {
 		s.text(v)
 		s.messageEnd()
 	case '[':
-		sc := scanner{b: v}
+		sc := scanner{b: v, checked: true}
 		sc.array(depth, func(lo, hi int) { s.strings(v[lo:hi], depth+1) })
 	}
 }

@@ -13,6 +13,7 @@ func BenchmarkScan(b *testing.B) {
 		body []byte
 	}{
 		{"chat-8KB", chatBody(b, strings.Repeat("You are a support agent for ACME. ", 180), strings.Repeat("user words ", 30), strings.Repeat("assistant words ", 60), strings.Repeat("user words ", 30), strings.Repeat("assistant words ", 60), "and now?")},
+		{"chat-cjk-8KB", chatBody(b, strings.Repeat("你是一名客服助理，请礼貌地回答问题。", 150), "你好")},
 		{"chat-escaped-8KB", chatBody(b, strings.Repeat("Réponds en français, \"poliment\".\n", 200), "ça va ?")},
 		{"completion-64KB", []byte(`{"model":"m","prompt":"` + strings.Repeat("lorem ipsum ", 5460) + `"}`)},
 	} {

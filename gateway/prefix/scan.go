@@ -1,6 +1,7 @@
 package prefix
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"unicode/utf16"
@@ -141,6 +142,10 @@ func members(body []byte) (topMembers, error) {
 type scanner struct {
 	b []byte
 	i int
+	// checked: b is known well-formed (a part of a body members
+	// checked), so strings are skipped without a second check of their
+	// bytes. On a malformed b the scan still stays in bounds.
+	checked bool
 }
 
 func (s *scanner) ws() {
@@ -176,6 +181,9 @@ func (s *scanner) str() (lo, hi int, esc, ok bool) {
 		return 0, 0, false, false
 	}
 	lo = s.i
+	if s.checked {
+		return s.skipStr(lo)
+	}
 	b := s.b
 	for s.i < len(b) {
 		s.i += plainRun(b[s.i:])
@@ -211,6 +219,29 @@ func (s *scanner) str() (lo, hi int, esc, ok bool) {
 		}
 	}
 	return 0, 0, false, false
+}
+
+// skipStr finds the end of a checked string whose content starts at lo:
+// the first quote not escaped, found with bytes.IndexByte (vectorised),
+// which is most of a chat body's scanning once members has checked it.
+func (s *scanner) skipStr(lo int) (_, hi int, esc, ok bool) {
+	b := s.b
+	for from := lo; ; {
+		q := bytes.IndexByte(b[from:], '"')
+		if q < 0 {
+			return 0, 0, false, false
+		}
+		q += from
+		k := q
+		for k > lo && b[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 { // an even run of backslashes escapes itself
+			s.i = q + 1
+			return lo, q, bytes.IndexByte(b[lo:q], '\\') >= 0, true
+		}
+		from = q + 1
+	}
 }
 
 // Word-at-a-time tests (SWAR): a byte of w is zero where the matching
@@ -441,31 +472,23 @@ func (k *sink) emit(p []byte) bool {
 func unescape(s []byte, k *sink) bool {
 	var rb [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		// A run of ASCII without escapes goes out as it is.
-		j := i + asciiRun(s[i:])
-		for j < len(s) && s[j] != '\\' && s[j] < utf8.RuneSelf {
-			j++
-		}
-		if j > i {
-			if !k.emit(s[i:j]) {
+		if s[i] != '\\' {
+			// A run up to the next escape goes out whole when it is
+			// valid UTF-8, as nearly every run is.
+			j := bytes.IndexByte(s[i:], '\\')
+			if j < 0 {
+				j = len(s)
+			} else {
+				j += i
+			}
+			if utf8.Valid(s[i:j]) {
+				if !k.emit(s[i:j]) {
+					return false
+				}
+			} else if !emitInvalid(s[i:j], k) {
 				return false
 			}
 			i = j
-			continue
-		}
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(s[i:])
-			i += size
-			if r == utf8.RuneError && size == 1 {
-				if !k.emit(replacement) {
-					return false
-				}
-				continue
-			}
-			if !k.emit(s[i-size : i]) {
-				return false
-			}
 			continue
 		}
 		// An escape (checked by scanner.str).
@@ -514,6 +537,34 @@ func unescape(s []byte, k *sink) bool {
 		}
 		i += 2
 		if !k.emit(out) {
+			return false
+		}
+	}
+	return true
+}
+
+// emitInvalid passes a run without escapes that is not valid UTF-8 to k,
+// each invalid byte as U+FFFD.
+func emitInvalid(s []byte, k *sink) bool {
+	for i := 0; i < len(s); {
+		j := i + asciiRun(s[i:])
+		for j < len(s) && s[j] < utf8.RuneSelf {
+			j++
+		}
+		if j > i {
+			if !k.emit(s[i:j]) {
+				return false
+			}
+			i = j
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		i += size
+		p := s[i-size : i]
+		if r == utf8.RuneError && size == 1 {
+			p = replacement
+		}
+		if !k.emit(p) {
 			return false
 		}
 	}
