@@ -15,6 +15,12 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 )
 
+// serveH2OnWorker serves an HTTP/2 stream on one of s's workers (see
+// h2Workers).
+func (s *Server) serveH2OnWorker(w http.ResponseWriter, req *http.Request) {
+	s.h2Workers.serve(s.h2Handle, w, req)
+}
+
 // serveH2 translates an HTTP/2 stream into the core's view (a gRPC call
 // keeps its body as a stream; any other request is read whole first, up
 // to Limits.MaxBodyBytes, or refused unread when its content-length is

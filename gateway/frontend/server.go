@@ -38,13 +38,16 @@ type Server struct {
 	headers      headerCache
 	conns        connLimits
 	relays       relaySet // streams relayed on hijacked connections (stream.go)
+	h2Workers    *h2Workers
+	h2Handle     http.HandlerFunc // serveH2, bound once
 	stopping     atomic.Bool
 }
 
 // New builds the client port's servers from cfg's listener and limits
 // (read at start only: they change on restart).
 func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{core: core, lim: cfg.Limits, log: log}
+	s := &Server{core: core, lim: cfg.Limits, log: log, h2Workers: newH2Workers()}
+	s.h2Handle = s.serveH2
 	// Bodies over 1 MiB are not kept in fasthttp's pools after use: a few
 	// large requests must not pin their memory for the life of the
 	// process (the pools are fasthttp's, process-wide).
@@ -91,7 +94,7 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	protos.SetHTTP2(true)            // TLS connections that negotiated h2
 	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge (the sniffer saw the preface)
 	s.h2 = &http.Server{
-		Handler:           http.HandlerFunc(s.serveH2),
+		Handler:           http.HandlerFunc(s.serveH2OnWorker),
 		ReadHeaderTimeout: lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
@@ -171,6 +174,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	<-errc
 	<-errc
+	s.h2Workers.stop()
 	if first == nil && !s.stopping.Load() {
 		first = errors.New("gateway: client listener closed")
 	}

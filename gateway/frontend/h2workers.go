@@ -1,0 +1,173 @@
+package frontend
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// h2Workers runs HTTP/2 handlers on long-lived goroutines. net/http
+// starts a goroutine per stream, whose stack starts small; forwarding a
+// request runs deep enough that the runtime doubled that stack, copying
+// every frame, on each request (runtime.newstack was ~10 % of the
+// gateway's CPU per HTTP/2 request). A worker's stack grows once and
+// stays grown, so the stream's own goroutine only waits for its worker.
+// Workers are started when none is idle and retired when fewer are
+// needed (retire); stop ends them all.
+type h2Workers struct {
+	jobs chan *h2Job // unbuffered: a send succeeds only to an idle worker
+	busy atomic.Int32
+	peak atomic.Int32 // the most busy at once since the last retire (racy max: a heuristic)
+
+	mu       sync.Mutex // orders start against stop
+	workers  int        // started, not yet ended
+	retiring bool       // retireLoop started
+	stopped  bool
+	quit     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// h2Job is one stream handed to a worker.
+type h2Job struct {
+	handle http.HandlerFunc
+	w      http.ResponseWriter
+	req    *http.Request
+	done   chan any // the handler's panic value, or nil; buffered
+}
+
+var h2JobPool = sync.Pool{New: func() any { return &h2Job{done: make(chan any, 1)} }}
+
+// retireEvery is how often workers idle since the last period beyond the
+// period's peak are ended.
+const retireEvery = 10 * time.Second
+
+func newH2Workers() *h2Workers {
+	return &h2Workers{jobs: make(chan *h2Job), quit: make(chan struct{})}
+}
+
+// serve runs handle(w, req) on a worker and returns when it has; a panic
+// in handle is raised again here, on the stream's goroutine, where
+// net/http expects it (http.ErrAbortHandler resets the stream). Once stop
+// has run, handle runs on the caller's goroutine.
+func (p *h2Workers) serve(handle http.HandlerFunc, w http.ResponseWriter, req *http.Request) {
+	j := h2JobPool.Get().(*h2Job)
+	j.handle, j.w, j.req = handle, w, req
+	if b := p.busy.Add(1); b > p.peak.Load() {
+		p.peak.Store(b)
+	}
+	defer p.busy.Add(-1)
+	select {
+	case p.jobs <- j:
+	default:
+		if !p.start(j) {
+			j.handle, j.w, j.req = nil, nil, nil
+			h2JobPool.Put(j)
+			handle(w, req)
+			return
+		}
+	}
+	v := <-j.done
+	j.handle, j.w, j.req = nil, nil, nil
+	h2JobPool.Put(j)
+	if v != nil {
+		panic(v)
+	}
+}
+
+// start starts a worker with j as its first job; false once stopped.
+func (p *h2Workers) start(j *h2Job) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return false
+	}
+	if !p.retiring {
+		p.retiring = true
+		p.wg.Add(1)
+		go p.retireLoop()
+	}
+	p.workers++
+	p.wg.Add(1)
+	go p.work(j)
+	return true
+}
+
+// work runs jobs until it is retired (a nil job) or stopped.
+func (p *h2Workers) work(j *h2Job) {
+	defer func() {
+		p.mu.Lock()
+		p.workers--
+		p.mu.Unlock()
+		p.wg.Done()
+	}()
+	for j != nil {
+		j.done <- run(j) // j belongs to its stream again
+		select {
+		case j = <-p.jobs:
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// run serves j and returns what its handler panicked with, nil if
+// nothing.
+func run(j *h2Job) (panicked any) {
+	defer func() { panicked = recover() }()
+	j.handle(j.w, j.req)
+	return nil
+}
+
+// retireLoop calls retire every retireEvery until stop.
+func (p *h2Workers) retireLoop() {
+	defer p.wg.Done()
+	t := time.NewTicker(retireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-t.C:
+			p.retire()
+		}
+	}
+}
+
+// retire ends the idle workers beyond the most that were busy at once
+// since the last call, and starts a new period. It returns how many it
+// ended.
+func (p *h2Workers) retire() (ended int) {
+	p.mu.Lock()
+	excess := int32(p.workers) - p.peak.Load()
+	p.mu.Unlock()
+	p.peak.Store(p.busy.Load())
+	for ; excess > 0; excess-- {
+		select {
+		case p.jobs <- nil:
+			ended++
+		default:
+			return ended // none idle
+		}
+	}
+	return ended
+}
+
+// stop ends the workers: idle ones at once, busy ones when their stream
+// is served. It returns when they have all ended.
+func (p *h2Workers) stop() {
+	p.mu.Lock()
+	if !p.stopped {
+		p.stopped = true
+		close(p.quit)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// count returns the workers started and not ended (tests).
+func (p *h2Workers) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
+}
