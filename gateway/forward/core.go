@@ -426,7 +426,14 @@ func (x *Exchange) prepareAffinity(rt *route.Route) {
 	x.affReq.Adapter = rt.AdapterKey(x.model)
 	r := &x.Req
 	if len(r.Body) > 0 && r.Proto != GRPC {
-		if res, err := prefix.Scan(r.Body, prefix.Seed(x.model), x.hashes[:], x.ends[:]); err == nil {
+		var res prefix.Result
+		var err error
+		if x.jsonBody { // route.ScanJSON checked this body (or the one it was rewritten from)
+			res, err = prefix.ScanChecked(r.Body, prefix.Seed(x.model), x.hashes[:], x.ends[:])
+		} else {
+			res, err = prefix.Scan(r.Body, prefix.Seed(x.model), x.hashes[:], x.ends[:])
+		}
+		if err == nil {
 			x.affReq.Hashes, x.affReq.Ends, x.affReq.Size = x.hashes[:res.Points], x.ends[:res.Points], uint32(res.Chars)
 			if rt.SessionFromUser() {
 				x.affReq.Session = res.User

@@ -34,7 +34,8 @@ func fuzzSeeds(t testing.TB) [][]byte {
 }
 
 // FuzzScan checks Scan against the encoding/json reference: the same
-// error, kind, size, user hash and every point.
+// error, kind, size, user hash and every point; and ScanChecked against
+// Scan on well-formed bodies (on the others it must only not panic).
 func FuzzScan(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s, uint64(1))
@@ -44,6 +45,9 @@ func FuzzScan(f *testing.F) {
 			return
 		}
 		if msg := compareReference(body, seed); msg != "" {
+			t.Fatal(msg)
+		}
+		if msg := compareChecked(body, seed); msg != "" {
 			t.Fatal(msg)
 		}
 	})

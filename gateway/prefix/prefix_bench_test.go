@@ -6,7 +6,9 @@ import (
 )
 
 // BenchmarkScan measures a chat body typical of the affinity benchmark's
-// workload: a 6 KB system prompt and a conversation at its third turn.
+// workload (a 6 KB system prompt and a conversation at its third turn)
+// and others, with Scan and with ScanChecked (the gateway's case: the
+// body was checked while its model was read).
 func BenchmarkScan(b *testing.B) {
 	for _, c := range []struct {
 		name string
@@ -17,16 +19,21 @@ func BenchmarkScan(b *testing.B) {
 		{"chat-escaped-8KB", chatBody(b, strings.Repeat("Réponds en français, \"poliment\".\n", 200), "ça va ?")},
 		{"completion-64KB", []byte(`{"model":"m","prompt":"` + strings.Repeat("lorem ipsum ", 5460) + `"}`)},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			var hashes [128]uint64
-			var ends [128]uint32
-			b.SetBytes(int64(len(c.body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := Scan(c.body, 1, hashes[:], ends[:]); err != nil {
-					b.Fatal(err)
+		for _, v := range []struct {
+			name string
+			scan func([]byte, uint64, []uint64, []uint32) (Result, error)
+		}{{"", Scan}, {"/checked", ScanChecked}} {
+			b.Run(c.name+v.name, func(b *testing.B) {
+				var hashes [128]uint64
+				var ends [128]uint32
+				b.SetBytes(int64(len(c.body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := v.scan(c.body, 1, hashes[:], ends[:]); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

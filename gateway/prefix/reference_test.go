@@ -240,6 +240,31 @@ func compareReference(body []byte, seed uint64) string {
 	return ""
 }
 
+// compareChecked runs ScanChecked on body, which must not panic, and
+// when Scan accepts body compares their results.
+func compareChecked(body []byte, seed uint64) string {
+	capacity := len(body) + 64
+	hashes, ends := make([]uint64, capacity), make([]uint32, capacity)
+	checked, cerr := ScanChecked(body, seed, hashes, ends)
+	want := make([]uint64, capacity)
+	wantEnds := make([]uint32, capacity)
+	res, err := Scan(body, seed, want, wantEnds)
+	switch {
+	case err != nil:
+		return ""
+	case cerr != nil:
+		return "ScanChecked: " + cerr.Error() + " on a body Scan accepts"
+	case checked != res:
+		return "ScanChecked's result differs from Scan's"
+	}
+	for i := range res.Points {
+		if hashes[i] != want[i] || ends[i] != wantEnds[i] {
+			return "ScanChecked's points differ from Scan's"
+		}
+	}
+	return ""
+}
+
 func errString(err error) string {
 	if err == nil {
 		return "nil"
