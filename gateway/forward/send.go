@@ -93,8 +93,7 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 		} else {
 			status, replayable, err = x.attemptHTTP(n)
 		}
-		n.ObserveFirstByte(sent, status, err)
-		x.firstByte = time.Since(sent)
+		x.firstByte = n.ObserveFirstByte(sent, status, err)
 		more := len(avoid) < maxAvoid && retries < rt.Attempts()
 		if err == nil {
 			// A node that refuses with a Retry-After (a 503 while it
