@@ -18,7 +18,7 @@ import (
 type h2Workers struct {
 	jobs chan *h2Job // unbuffered: a send succeeds only to an idle worker
 	busy atomic.Int32
-	peak atomic.Int32 // the most busy at once since the last retire (racy max: a heuristic)
+	peak atomic.Int32 // the most busy at once since the last retire
 
 	mu       sync.Mutex // orders start against stop
 	workers  int        // started, not yet ended
@@ -53,9 +53,7 @@ func newH2Workers() *h2Workers {
 func (p *h2Workers) serve(handle http.HandlerFunc, w http.ResponseWriter, req *http.Request) {
 	j := h2JobPool.Get().(*h2Job)
 	j.handle, j.w, j.req = handle, w, req
-	if b := p.busy.Add(1); b > p.peak.Load() {
-		p.peak.Store(b)
-	}
+	p.notePeak(p.busy.Add(1))
 	defer p.busy.Add(-1)
 	select {
 	case p.jobs <- j:
@@ -72,6 +70,16 @@ func (p *h2Workers) serve(handle http.HandlerFunc, w http.ResponseWriter, req *h
 	h2JobPool.Put(j)
 	if v != nil {
 		panic(v)
+	}
+}
+
+// notePeak raises peak to busy if busy is higher.
+func (p *h2Workers) notePeak(busy int32) {
+	for {
+		pk := p.peak.Load()
+		if busy <= pk || p.peak.CompareAndSwap(pk, busy) {
+			return
+		}
 	}
 }
 
