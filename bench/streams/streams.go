@@ -55,6 +55,10 @@ type Config struct {
 	// Hold is the window in which every open stream must receive a token.
 	// Default 3 × TokenInterval.
 	Hold time.Duration
+	// HTTP2 makes the client speak h2c (HTTP/2 with prior knowledge),
+	// many streams per connection, instead of HTTP/1.1 with a connection
+	// per stream.
+	HTTP2 bool
 	// ProfileDir, if set, receives the gateway's goroutine dump
 	// (goroutines-N.txt) and, after the level's measurements, its heap
 	// profile right after a forced collection (heap-N.pb.gz, for go tool
@@ -227,18 +231,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Command = gw.command
 	logf("gateway pid %d on %s (admin %s): %s", gw.pid, gw.listen, gw.admin, gw.command)
 
-	client := &http.Client{Transport: &http.Transport{
+	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   16,
 		ResponseHeaderTimeout: 30 * time.Second,
 		DisableCompression:    true,
-	}}
+	}
+	if cfg.HTTP2 {
+		// h2c only; Go's client opens another connection when one has
+		// as many streams as the gateway allows.
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = &p
+	}
+	client := &http.Client{Transport: tr}
+	major := 1
+	if cfg.HTTP2 {
+		major = 2
+	}
 	defer client.CloseIdleConnections()
 	target := "http://" + gw.listen + "/v1/chat/completions"
 
 	// Idle: after one short stream through every layer, so that what is
 	// set up on first use counts as idle.
-	if err := oneShortStream(ctx, client, target, cfg.TokenInterval); err != nil {
+	if err := oneShortStream(ctx, client, target, cfg.TokenInterval, major); err != nil {
 		return nil, fmt.Errorf("streams: warm-up stream: %w", err)
 	}
 	if err := sleep(ctx, min(cfg.Settle, 2*time.Second)); err != nil {
@@ -262,7 +278,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		t0 := time.Now()
 		tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.OpenRate))
 		for len(all) < n {
-			s := &stream{}
+			s := &stream{major: major}
 			all = append(all, s)
 			wg.Add(1)
 			go func() {
@@ -313,6 +329,7 @@ const maxTokens = 1 << 20
 
 // stream is one client stream.
 type stream struct {
+	major  int // the HTTP major version the answer must come in
 	tokens atomic.Int64
 	mu     sync.Mutex
 	lost   string // why it ended ("" while open)
@@ -352,6 +369,10 @@ func (s *stream) run(ctx context.Context, c *http.Client, url string, body []byt
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		s.fail("status " + strconv.Itoa(resp.StatusCode))
+		return
+	}
+	if resp.ProtoMajor != s.major {
+		s.fail("answered over " + resp.Proto)
 		return
 	}
 	sc := bufio.NewScanner(resp.Body)
@@ -397,7 +418,7 @@ func errKind(err error) string {
 
 // oneShortStream sends one streamed request of two tokens and reads it to
 // its end.
-func oneShortStream(ctx context.Context, c *http.Client, url string, interval time.Duration) error {
+func oneShortStream(ctx context.Context, c *http.Client, url string, interval time.Duration, major int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second+4*interval)
 	defer cancel()
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hello"}],"stream":true,"max_tokens":2}`, Model)
@@ -417,6 +438,9 @@ func oneShortStream(ctx context.Context, c *http.Client, url string, interval ti
 	}
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("data: [DONE]")) {
 		return fmt.Errorf("status %d, body %.200q", resp.StatusCode, b)
+	}
+	if resp.ProtoMajor != major {
+		return fmt.Errorf("answered over %s, want HTTP/%d", resp.Proto, major)
 	}
 	return nil
 }

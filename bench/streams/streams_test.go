@@ -79,10 +79,20 @@ func runGateway(args []string) error {
 // gateway process and checks the report: memory read, every stream
 // receiving tokens, the report written.
 func TestRunThroughGatewayProcess(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		name := "http1"
+		if h2 {
+			name = "http2"
+		}
+		t.Run(name, func(t *testing.T) { testRunThroughGatewayProcess(t, h2) })
+	}
+}
+
+func testRunThroughGatewayProcess(t *testing.T, h2 bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	profiles := t.TempDir()
-	rep, err := Run(ctx, Config{Gateway: []string{os.Args[0]}, Env: []string{asGateway + "=1"}, Levels: []int{10, 30}, Nodes: 2,
+	rep, err := Run(ctx, Config{Gateway: []string{os.Args[0]}, Env: []string{asGateway + "=1"}, Levels: []int{10, 30}, Nodes: 2, HTTP2: h2,
 		TokenInterval: 50 * time.Millisecond, Settle: 100 * time.Millisecond, Hold: 400 * time.Millisecond, ProfileDir: profiles})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ func runBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.Float64Var(&cfg.OpenRate, "open-rate", 1000, "streams opened per second")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "wait after every stream of a level has its first token, before sampling memory")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "window in which every stream must receive a token (default 3 × token-interval)")
+	fs.BoolVar(&cfg.HTTP2, "http2", false, "clients speak h2c (HTTP/2 with prior knowledge), many streams per connection, instead of HTTP/1.1")
+	gatewayBin := fs.String("gateway-bin", "", "switchyard binary whose gateway is measured (default: this one)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "if set, save the gateway's goroutine dump and (after a forced GC, once measured) heap profile at each level here")
 	fs.StringVar(&out, "out", "bench/results", "directory for streams.md and streams-memory.png")
 	if err := parseFlags(fs, args); err != nil {
@@ -37,6 +39,9 @@ func runBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)
+	}
+	if *gatewayBin != "" {
+		self = *gatewayBin
 	}
 	cfg.Gateway = []string{self, "gateway"}
 	cfg.Log = stderr
