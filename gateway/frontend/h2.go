@@ -15,12 +15,6 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 )
 
-// serveH2OnWorker serves an HTTP/2 stream on one of s's workers (see
-// h2Workers).
-func (s *Server) serveH2OnWorker(w http.ResponseWriter, req *http.Request) {
-	s.h2Workers.serve(s.h2Handle, w, req)
-}
-
 // serveH2 translates an HTTP/2 stream into the core's view (a gRPC call
 // keeps its body as a stream; any other request is read whole first, up
 // to Limits.MaxBodyBytes, or refused unread when its content-length is
@@ -61,7 +55,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		r.Body = *bp
 		x.EndBody()
 	}
-	s.core.Forward(x)
+	s.h2Workers.do(s.forward, x) // the deep part, on a worker (h2Workers)
 	h := w.Header()
 	if id := req.Header["X-Request-Id"]; len(id) > 0 && !x.RequestIDGenerated() {
 		h["X-Request-Id"] = id

@@ -1,20 +1,23 @@
 package frontend
 
 import (
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/forward"
 )
 
-// h2Workers runs HTTP/2 handlers on long-lived goroutines. net/http
-// starts a goroutine per stream, whose stack starts small; forwarding a
-// request runs deep enough that the runtime doubled that stack, copying
-// every frame, on each request (runtime.newstack was ~10 % of the
-// gateway's CPU per HTTP/2 request). A worker's stack grows once and
-// stays grown, so the stream's own goroutine only waits for its worker.
-// Workers are started when none is idle and retired when fewer are
-// needed (retire); stop ends them all.
+// h2Workers runs the forwarding of HTTP/2 streams on long-lived
+// goroutines. net/http starts a goroutine per stream, whose stack starts
+// small; forwarding a request (the core's pick and exchange) runs deep
+// enough that the runtime doubled that stack, copying every frame, on
+// each request (runtime.newstack was ~10 % of the gateway's CPU per
+// HTTP/2 request). A worker's stack grows once and stays grown. The
+// stream's goroutine waits for its worker, then writes the answer itself
+// (a shallow path), so a long stream's relay holds no worker. Workers
+// are started when none is idle and retired when fewer are needed
+// (retire); stop ends them all.
 type h2Workers struct {
 	jobs chan *h2Job // unbuffered: a send succeeds only to an idle worker
 	busy atomic.Int32
@@ -28,12 +31,11 @@ type h2Workers struct {
 	wg       sync.WaitGroup
 }
 
-// h2Job is one stream handed to a worker.
+// h2Job is one exchange handed to a worker.
 type h2Job struct {
-	handle http.HandlerFunc
-	w      http.ResponseWriter
-	req    *http.Request
-	done   chan any // the handler's panic value, or nil; buffered
+	run  func(*forward.Exchange)
+	x    *forward.Exchange
+	done chan any // run's panic value, or nil; buffered
 }
 
 var h2JobPool = sync.Pool{New: func() any { return &h2Job{done: make(chan any, 1)} }}
@@ -46,27 +48,27 @@ func newH2Workers() *h2Workers {
 	return &h2Workers{jobs: make(chan *h2Job), quit: make(chan struct{})}
 }
 
-// serve runs handle(w, req) on a worker and returns when it has; a panic
-// in handle is raised again here, on the stream's goroutine, where
-// net/http expects it (http.ErrAbortHandler resets the stream). Once stop
-// has run, handle runs on the caller's goroutine.
-func (p *h2Workers) serve(handle http.HandlerFunc, w http.ResponseWriter, req *http.Request) {
+// do runs run(x) on a worker and returns when it has; a panic in run is
+// raised again here, on the stream's goroutine, where the handler's
+// recovery and net/http expect it. Once stop has run, run runs on the
+// caller's goroutine.
+func (p *h2Workers) do(run func(*forward.Exchange), x *forward.Exchange) {
 	j := h2JobPool.Get().(*h2Job)
-	j.handle, j.w, j.req = handle, w, req
+	j.run, j.x = run, x
 	p.notePeak(p.busy.Add(1))
 	defer p.busy.Add(-1)
 	select {
 	case p.jobs <- j:
 	default:
 		if !p.start(j) {
-			j.handle, j.w, j.req = nil, nil, nil
+			j.run, j.x = nil, nil
 			h2JobPool.Put(j)
-			handle(w, req)
+			run(x)
 			return
 		}
 	}
 	v := <-j.done
-	j.handle, j.w, j.req = nil, nil, nil
+	j.run, j.x = nil, nil
 	h2JobPool.Put(j)
 	if v != nil {
 		panic(v)
@@ -110,7 +112,7 @@ func (p *h2Workers) work(j *h2Job) {
 		p.wg.Done()
 	}()
 	for j != nil {
-		j.done <- run(j) // j belongs to its stream again
+		j.done <- runJob(j) // j belongs to its stream again
 		select {
 		case j = <-p.jobs:
 		case <-p.quit:
@@ -119,11 +121,10 @@ func (p *h2Workers) work(j *h2Job) {
 	}
 }
 
-// run serves j and returns what its handler panicked with, nil if
-// nothing.
-func run(j *h2Job) (panicked any) {
+// runJob runs j and returns what it panicked with, nil if nothing.
+func runJob(j *h2Job) (panicked any) {
 	defer func() { panicked = recover() }()
-	j.handle(j.w, j.req)
+	j.run(j.x)
 	return nil
 }
 

@@ -39,7 +39,7 @@ type Server struct {
 	conns        connLimits
 	relays       relaySet // streams relayed on hijacked connections (stream.go)
 	h2Workers    *h2Workers
-	h2Handle     http.HandlerFunc // serveH2, bound once
+	forward      func(*forward.Exchange) // core.Forward, bound once
 	stopping     atomic.Bool
 }
 
@@ -47,7 +47,7 @@ type Server struct {
 // (read at start only: they change on restart).
 func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{core: core, lim: cfg.Limits, log: log, h2Workers: newH2Workers()}
-	s.h2Handle = s.serveH2
+	s.forward = core.Forward
 	// Bodies over 1 MiB are not kept in fasthttp's pools after use: a few
 	// large requests must not pin their memory for the life of the
 	// process (the pools are fasthttp's, process-wide).
@@ -94,7 +94,7 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	protos.SetHTTP2(true)            // TLS connections that negotiated h2
 	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge (the sniffer saw the preface)
 	s.h2 = &http.Server{
-		Handler:           http.HandlerFunc(s.serveH2OnWorker),
+		Handler:           http.HandlerFunc(s.serveH2),
 		ReadHeaderTimeout: lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
