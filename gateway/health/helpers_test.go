@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
+	"github.com/switchyard-dev/switchyard/internal/testnode"
 )
 
 // logRecorder is a slog handler keeping every record, for tests that
@@ -166,32 +166,7 @@ func (f *fleet) answer(i, k int, ttfb time.Duration, st int) {
 // like a stopped process whose kernel still completes handshakes.
 func hangServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	return ln.Addr().String()
+	return testnode.Serve(t, "tcp", nil)
 }
 
 // hang sends one request to node i, whose address must be a hangServer,
