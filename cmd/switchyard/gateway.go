@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -13,8 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/switchyard-dev/switchyard/gateway"
 	"github.com/switchyard-dev/switchyard/gateway/tenant"
+	"github.com/switchyard-dev/switchyard/internal/gcfloor"
 )
 
 // stringList is a repeatable string flag.
@@ -38,6 +42,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	drainDelay := fs.String("drain-delay", "", "on SIGTERM, fail /readyz and keep serving this long before closing the client listener, e.g. 5s (0: none); overrides limits.drain_delay")
 	otlp := fs.String("otlp-endpoint", "", "export sampled trace spans over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318; overrides telemetry.otlp_endpoint")
 	traceRatio := fs.String("trace-ratio", "", "share of root requests traced, 0..1; overrides telemetry.trace_ratio")
+	gcFloor := fs.Int("gc-floor-mib", 64, "keep the Go heap goal at least this many MiB while the live heap is small, so the collector runs less often (at most a quarter of the memory limit; 0: off; ignored when GOGC is set)")
 	logFlags := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -111,10 +116,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "configuration valid: %s\n", plural(len(cfg.Routes), "route"))
 		return nil
 	}
+	if *gcFloor < 0 {
+		return fmt.Errorf("--gc-floor-mib %d: want 0 (off) or more: %w", *gcFloor, errUsage)
+	}
 	g, err := gateway.New(cfg, opts...)
 	if err != nil {
 		return configError(*configPath, cfg, err)
 	}
+	defer tuneMemory(*gcFloor, log).Stop()
 	cl, err := net.Listen("tcp", cfg.Listen.Client)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -141,6 +150,24 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log.Info("gateway: stopped")
 	return nil
+}
+
+// tuneMemory sets GOMEMLIMIT to 90 % of the cgroup's memory limit, as
+// Prometheus does (unless GOMEMLIMIT is set, or AUTOMEMLIMIT=off), and
+// starts the GC floor unless GOGC is set: the operator's settings win.
+func tuneMemory(floorMiB int, log *slog.Logger) *gcfloor.Floor {
+	limit, err := memlimit.Set()
+	switch {
+	case errors.Is(err, memlimit.ErrNoCgroup), errors.Is(err, memlimit.ErrCgroupsNotSupported):
+	case err != nil:
+		log.Warn("gateway: GOMEMLIMIT not set from the cgroup", "err", err)
+	}
+	if os.Getenv("GOGC") != "" || floorMiB == 0 {
+		return nil
+	}
+	f := gcfloor.Start(uint64(floorMiB) << 20)
+	log.Debug("gateway: GC floor", "floor_mib", floorMiB, "gomemlimit", limit)
+	return f
 }
 
 // configError gives an error found while building the gateway the YAML
