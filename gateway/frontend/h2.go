@@ -128,6 +128,13 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		}
 		w.WriteHeader(resp.StatusCode())
 		if stream {
+			// The request went out whole and no attempt follows a
+			// streamed answer: its body buffer goes back to the pool
+			// now, not after a stream that may last minutes (4 KiB of
+			// each open HTTP/2 stream's memory).
+			r.Body = nil
+			putBody(bp)
+			bp = nil
 			clientErr = relayFlush(w, x)
 		} else {
 			_, clientErr = w.Write(resp.Body())
@@ -136,11 +143,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	failed := x.Failed()
 	x.Finish(clientErr)
 	x = nil
-	if bp != nil {
-		if cap(*bp) <= maxPooledBody {
-			bodyPool.Put(bp)
-		} // a large buffer goes to the garbage collector, not the pool
-	}
+	putBody(bp)
 	if failed {
 		// Reset the stream so the client sees the failure, not a clean
 		// end.
@@ -186,6 +189,14 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &
 
 // maxPooledBody is the largest body buffer kept for reuse.
 const maxPooledBody = 64 << 10
+
+// putBody returns a body buffer to bodyPool; a large one goes to the
+// garbage collector instead, and nil is ignored.
+func putBody(bp *[]byte) {
+	if bp != nil && cap(*bp) <= maxPooledBody {
+		bodyPool.Put(bp)
+	}
+}
 
 // readBody reads a request body into buf, up to limit bytes, each piece
 // reserved from the gateway's body budget first.
