@@ -327,7 +327,7 @@ func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
 	defer cancel()
 	req := kserve.InferRequest{ModelName: "m"}.Marshal()
 	for i, md := range []metadata.MD{
-		metadata.Pairs("authorization", "Bearer "+keyA, "x-forwarded-for", "10.1.2.3", "via", "1.1 edge-proxy", "x-switchyard-tenant", "team-b"),
+		metadata.Pairs("authorization", "Bearer "+keyA, "x-forwarded-for", "10.1.2.3", "via", "1.1 edge-proxy", "x-switchyard-tenant", "team-b", "x-request-id", "req-7"),
 		metadata.Pairs("x-api-key", keyB),
 	} {
 		var out []byte
@@ -349,6 +349,11 @@ func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
 	}
 	if a, b := got[0].Get("x-switchyard-tenant"), got[1].Get("x-switchyard-tenant"); len(a) != 1 || a[0] != "team-a" || len(b) != 1 || b[0] != "team-b" {
 		t.Errorf("tenants at the node: %q, %q; want [team-a], [team-b]", a, b)
+	}
+	// The gateway writes some keys of the upstream request in lower case
+	// (forward.wireKey): each must still arrive once.
+	if a, b := got[0].Get("x-request-id"), got[1].Get("x-request-id"); len(a) != 1 || a[0] != "req-7" || len(b) != 1 || b[0] == "" {
+		t.Errorf("request IDs at the node: %q, %q; want the client's [req-7], then one generated", a, b)
 	}
 	if xff := got[0].Get("x-forwarded-for"); len(xff) != 1 || xff[0] != "10.1.2.3, 127.0.0.1" {
 		t.Errorf("X-Forwarded-For at the node %q, want [10.1.2.3, 127.0.0.1]", xff)

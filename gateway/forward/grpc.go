@@ -251,10 +251,10 @@ func (g *grpcState) buildHeader(x *Exchange) {
 	h := g.hdr
 	clear(h)
 	for k, vv := range r.h2.Header {
-		h[k] = vv
+		h[wireKey(k)] = vv
 	}
 	if x.idGenerated {
-		h["X-Request-Id"] = []string{string(x.id)}
+		h["x-request-id"] = []string{string(x.id)}
 	}
 	if g.viaStr == "" {
 		g.viaStr = string(x.core.via)
@@ -273,9 +273,39 @@ func (g *grpcState) buildHeader(x *Exchange) {
 	}
 	if x.tenant != nil { // the key stays here; the tenant goes on
 		delete(h, "Authorization")
-		delete(h, "X-Api-Key")
-		h["X-Switchyard-Tenant"] = []string{x.tenant.Name()}
+		delete(h, "x-api-key")
+		h["x-switchyard-tenant"] = []string{x.tenant.Name()}
 	}
+}
+
+// wireKey is the key under which a header of the client's call goes in
+// the upstream header map: lower case for those net/http's HTTP/2 client
+// would otherwise lower-case with an allocation on every call (its own
+// table holds only common HTTP headers such as Content-Type, User-Agent,
+// Authorization, Via and X-Forwarded-For, which stay as they are).
+// buildHeader's own keys must match what wireKey gives.
+func wireKey(k string) string {
+	switch k {
+	case "Te":
+		return "te"
+	case "Grpc-Timeout":
+		return "grpc-timeout"
+	case "Grpc-Encoding":
+		return "grpc-encoding"
+	case "Grpc-Accept-Encoding":
+		return "grpc-accept-encoding"
+	case "X-Request-Id":
+		return "x-request-id"
+	case "Traceparent":
+		return "traceparent"
+	case "Tracestate":
+		return "tracestate"
+	case "X-Api-Key":
+		return "x-api-key"
+	case "X-Switchyard-Tenant":
+		return "x-switchyard-tenant"
+	}
+	return k
 }
 
 // startBody relays the answer's body: a gap longer than the route's Idle
