@@ -261,7 +261,7 @@ func (r *Report) Write(dir, command string) error {
 		fmt.Fprintf(&b, "- switchyard-base: the same gateway command run from a second binary (`%s`), measured right after switchyard in every round (A/B).\n", c.BaselineBin)
 	}
 	b.WriteString("\n")
-	b.WriteString("- Commands (under `taskset -c 1`, GOMAXPROCS=1): `switchyard gateway --listen ADDR --route bench=http://B1,http://B2 --route bench-grpc=grpc://G1,grpc://G2` (the gateway's quick start, default configuration; the second route only when the gRPC section runs); `switchyard bench minproxy --listen ADDR --upstream B1,B2`; `switchyard bench epollproxy --listen ADDR --upstream B1,B2`; `nginx -p DIR/ -c DIR/nginx.conf`; `haproxy -f DIR/haproxy.cfg -db`; `caddy run --config DIR/Caddyfile --adapter caddyfile`.\n\n")
+	b.WriteString("- Commands (under `taskset -c 1`, GOMAXPROCS=1): `switchyard gateway --listen ADDR --route bench=http://B1,http://B2 --route bench-grpc=grpc://G1,grpc://G2` (the gateway's quick start, default configuration, which includes its 64 MiB GC floor, `--gc-floor-mib`; the second route only when the gRPC section runs); `switchyard bench minproxy --listen ADDR --upstream B1,B2`; `switchyard bench epollproxy --listen ADDR --upstream B1,B2`; `nginx -p DIR/ -c DIR/nginx.conf`; `haproxy -f DIR/haproxy.cfg -db`; `caddy run --config DIR/Caddyfile --adapter caddyfile`.\n\n")
 	b.WriteString("Versions:\n\n")
 	for _, name := range r.names() {
 		for _, sec := range Sections() {

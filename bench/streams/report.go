@@ -114,7 +114,7 @@ func (r *Report) Write(dir, command string) error {
 	b.WriteString(r.Table())
 	b.WriteString("\n![memory](streams-memory.png)\n\n")
 	b.WriteString("## Setup\n\n")
-	fmt.Fprintf(&b, "- Gateway: a real process, `%s` (the quick start: default configuration), started by the harness; its RSS is VmRSS from /proc/PID/status, the median of 5 samples 200 ms apart; Go heap in use, goroutine stacks and goroutines from its admin port (/debug/pprof/heap?debug=1, /debug/pprof/goroutine?debug=1). GOMAXPROCS and GOGC are the gateway's defaults.\n", r.Command)
+	fmt.Fprintf(&b, "- Gateway: a real process, `%s` (the quick start: default configuration), started by the harness; its RSS is VmRSS from /proc/PID/status, the median of 5 samples 200 ms apart; Go heap in use, goroutine stacks and goroutines from its admin port (/debug/pprof/heap?debug=1, /debug/pprof/goroutine?debug=1). GOMAXPROCS, GOGC and the GC floor (`--gc-floor-mib`, 64 MiB while the live heap is small) are the gateway's defaults.\n", r.Command)
 	fmt.Fprintf(&b, "- Engines: %d simulated engines (engines/sim, vLLM dialect, in the harness process), one token every %v after a 10 ms prefill, any node able to run every stream; each request asks for max_tokens %d, so no stream ends during the run.\n", c.Nodes, c.TokenInterval, maxTokens)
 	conns := "HTTP/1.1, one connection per stream"
 	if c.HTTP2 {
