@@ -67,24 +67,27 @@ type Exchange struct {
 	retryAfterBuf []byte
 
 	// The node's answer.
-	ep          *balancer.Endpoint
-	node        *upstream.Node
-	call        upstream.Call
-	clientRsp   *fasthttp.Response // the HTTP/1.1 frontend's response, filled in place when buffered
-	resp        *fasthttp.Response // the HTTP node's answer: clientRsp or own
-	own         fasthttp.Response
-	out         fasthttp.Request // an HTTP/2 request encoded for an HTTP/1.1 node
-	copyReq     fasthttp.Request // a shadow copy's request (Sender)
-	hresp       *http.Response   // the gRPC node's answer
-	body        io.Reader        // the streamed body being relayed
-	failed      bool             // the node broke the stream
-	needDone    bool             // an OpenAI event stream: it must end with data: [DONE]
-	sawDone     bool
-	done        doneScanner
-	abortClient io.Closer // closed when the node breaks the stream
-	cancelled   bool      // the client went away while the stream was read
-	complete    bool      // the streamed body reached its end
-	g           grpcState
+	ep        *balancer.Endpoint
+	node      *upstream.Node
+	call      upstream.Call
+	clientRsp *fasthttp.Response // the HTTP/1.1 frontend's response, filled in place when buffered
+	resp      *fasthttp.Response // the HTTP node's answer: clientRsp or own
+	own       fasthttp.Response
+	// An HTTP/2 request encoded for an HTTP/1.1 node, and a shadow
+	// copy's request (Sender): each made on first use and then kept with
+	// the pooled Exchange, so one that serves only HTTP/1.1 clients (held
+	// for a whole stream) does not carry their 1.7 KB.
+	out, copyReq *fasthttp.Request
+	hresp        *http.Response // the gRPC node's answer
+	body         io.Reader      // the streamed body being relayed
+	failed       bool           // the node broke the stream
+	needDone     bool           // an OpenAI event stream: it must end with data: [DONE]
+	sawDone      bool
+	done         doneScanner
+	abortClient  io.Closer // closed when the node breaks the stream
+	cancelled    bool      // the client went away while the stream was read
+	complete     bool      // the streamed body reached its end
+	g            grpcState
 
 	w        watch // the watchdog's view
 	reserved int64 // body bytes held against Limits.MaxBufferedBytes
@@ -553,7 +556,7 @@ func (x *Exchange) releaseUpstream() {
 // reset readies x for the pool, keeping its buffers.
 func (x *Exchange) reset() {
 	x.endWatch() // first: the watchdog leaves x alone from here
-	if x.Req.h2 != nil && x.Req.Proto != GRPC {
+	if x.Req.h2 != nil && x.Req.Proto != GRPC && x.out != nil {
 		x.out.Reset() // it held the encoded HTTP/2 request
 	}
 	x.Req.reset()

@@ -234,12 +234,12 @@ func noConnection(err error) bool {
 
 // upstreamRequest is the request an HTTP node receives: the HTTP/1.1
 // client's own request, edited in place (prepareHTTP), or an HTTP/2
-// request written once into x.out.
+// request written once into x.out (by prepareHTTP).
 func (x *Exchange) upstreamRequest() *fasthttp.Request {
 	if x.Req.h1 != nil {
 		return x.Req.h1
 	}
-	return &x.out
+	return x.out
 }
 
 // prepareHTTP edits the request for the node: hop-by-hop headers go, the
@@ -283,7 +283,10 @@ func (x *Exchange) prepareHTTP() {
 		}
 		return
 	}
-	out := &x.out
+	if x.out == nil {
+		x.out = new(fasthttp.Request)
+	}
+	out := x.out
 	out.Header.DisableNormalizing()
 	out.Header.SetMethodBytes(r.Method)
 	out.SetRequestURIBytes(x.targetURI())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/valyala/fasthttp"
 )
 
 // Sender sends shadow copies through the core's own tables, pools and
@@ -41,7 +42,10 @@ func (s coreSender) Send(ctx context.Context, target string, cp *shadow.Copy, a 
 		r.SetHTTP2(req, true)
 		r.Ctx, r.BodyStream, x.stream = ctx, bytes.NewReader(cp.Body), true
 	} else {
-		req := &x.copyReq
+		if x.copyReq == nil {
+			x.copyReq = new(fasthttp.Request)
+		}
+		req := x.copyReq
 		req.Header.DisableNormalizing()
 		req.Header.SetMethodBytes(cp.Method)
 		req.SetRequestURIBytes(cp.URI)
@@ -79,7 +83,9 @@ func (x *Exchange) finishCopy() {
 		settle(x.ep, x.status)
 	}
 	x.releaseUpstream()
-	x.copyReq.Reset()
+	if x.copyReq != nil {
+		x.copyReq.Reset()
+	}
 	x.reset()
 	x.core.pool.Put(x)
 }
