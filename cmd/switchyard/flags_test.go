@@ -157,6 +157,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sim", "--log-format", "xml"}, `switchyard sim: --log-format "xml": want text or json`},
 		{[]string{"agent", "--app", "x"}, "switchyard agent: at least one --addr proto=host:port is required"},
 		{[]string{"agent", "--addr", "http=127.0.0.1:1", "--load", "magic"}, `switchyard agent: --load "magic": want static or probe`},
+		{[]string{"gateway", "--route", "m=http://127.0.0.1:1", "--gc-floor-mib", "-1"}, "switchyard gateway: --gc-floor-mib -1: want 0 (off) or more"},
 		{[]string{"bench", "minproxy"}, "switchyard bench minproxy: --upstream is required"},
 		{[]string{"bench", "epollproxy"}, "switchyard bench epollproxy: --upstream is required"},
 	} {

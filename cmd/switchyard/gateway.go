@@ -47,6 +47,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *gcFloor < 0 {
+		return fmt.Errorf("--gc-floor-mib %d: want 0 (off) or more: %w", *gcFloor, errUsage)
+	}
 	log, err := logFlags.logger(stderr)
 	if err != nil {
 		return err
@@ -115,9 +118,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "configuration valid: %s\n", plural(len(cfg.Routes), "route"))
 		return nil
-	}
-	if *gcFloor < 0 {
-		return fmt.Errorf("--gc-floor-mib %d: want 0 (off) or more: %w", *gcFloor, errUsage)
 	}
 	g, err := gateway.New(cfg, opts...)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,9 +78,21 @@ func TestGatewayQuickStart(t *testing.T) {
 	if code, body := postModel(t, addr, "other"); code != 404 || !strings.Contains(body, "llama") {
 		t.Fatalf("unknown model: %d %s", code, body)
 	}
+	// The GC floor (--gc-floor-mib, default 64) is on unless GOGC is set:
+	// the percent is raised above the process's own.
+	if os.Getenv("GOGC") == "" {
+		if pct := metricValue(t, "http://"+admin+"/metrics", "go_gc_gogc_percent"); pct <= 100 {
+			t.Errorf("go_gc_gogc_percent %v with the GC floor on, want above 100", pct)
+		}
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if pct := debug.SetGCPercent(-1); pct != 100 && os.Getenv("GOGC") == "" {
+		t.Errorf("GC percent %d after the gateway stopped, want the process's 100 back", pct)
+	} else {
+		debug.SetGCPercent(pct)
 	}
 	// Startup and shutdown lines go through the logger (stderr), none
 	// to stdout.
@@ -90,6 +104,31 @@ func TestGatewayQuickStart(t *testing.T) {
 	if out.Len() != 0 {
 		t.Errorf("stdout %q, want nothing", out.String())
 	}
+}
+
+// metricValue reads one unlabelled sample from a Prometheus text page.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in %s", name, url)
+	return 0
 }
 
 // TestGatewayConfigReload runs `switchyard gateway --config FILE`, then
