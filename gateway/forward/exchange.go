@@ -104,6 +104,7 @@ type Exchange struct {
 	ms          *telemetry.ModelStats // the request's route and model series
 	times       telemetry.TokenTimes
 	modelBuf    []byte    // the model, copied before the body is replaced
+	detachBuf   []byte    // method, path and a client's request ID, copied by Detach
 	bodyBufs    [2][]byte // rewritten bodies (a fallback rewrites again)
 	bodyIdx     int
 	retries     int                  // attempts on other nodes
@@ -198,6 +199,39 @@ var (
 // Streamed reports whether the node's answer is relayed with Read (its
 // head is in Response or GRPCResponse).
 func (x *Exchange) Streamed() bool { return x.body != nil }
+
+// Detach makes a streamed HTTP/1.1 exchange independent of the frontend's
+// request, so that the frontend may recycle it (fasthttp's RequestCtx)
+// while the answer is still relayed: what Finish reads later (method,
+// path, request ID, model) is copied into x's own buffers and the request
+// view forgets the rest. It reports false, changing nothing, when the
+// request may still be read: not an HTTP/1.1 request with a streamed
+// answer, or its body streams to the node.
+func (x *Exchange) Detach() bool {
+	r := &x.Req
+	if r.h1 == nil || x.body == nil || r.BodyStream != nil || x.resp != &x.own {
+		return false
+	}
+	b := append(x.detachBuf[:0], r.Method...)
+	m := len(b)
+	b = append(b, r.Path...)
+	p := len(b)
+	if !x.idGenerated { // a client's ID aliases its header
+		b = append(b, x.id...)
+	}
+	x.detachBuf = b
+	r.Method, r.Path = b[:m:m], b[m:p:p]
+	if !x.idGenerated {
+		x.id = b[p:]
+	}
+	if x.model != nil {
+		x.modelBuf = append(x.modelBuf[:0], x.model...)
+		x.model = x.modelBuf
+	}
+	r.URI, r.Host, r.Body, r.h1 = nil, nil, nil, nil
+	x.clientRsp = nil
+	return true
+}
 
 // Response is an HTTP node's answer (body buffered unless Streamed); nil
 // for local and gRPC answers.

@@ -79,7 +79,17 @@ type frontend struct {
 // again at the end of the test; a second call returns at once).
 func startFrontend(t *testing.T, node string, logs io.Writer) frontend {
 	t.Helper()
+	return startFrontendWith(t, node, logs, nil)
+}
+
+// startFrontendWith is startFrontend with edit applied to the config
+// before its defaults.
+func startFrontendWith(t *testing.T, node string, logs io.Writer, edit func(*config.Config)) frontend {
+	t.Helper()
 	cfg := &config.Config{Routes: []config.RouteConfig{{Name: "m", Match: config.MatchConfig{Models: []string{"m"}}, Nodes: []config.NodeConfig{{HTTP: node}}}}}
+	if edit != nil {
+		edit(cfg)
+	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

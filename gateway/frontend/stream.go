@@ -87,17 +87,66 @@ func (r *relay) release() {
 }
 
 // serve is the hijack handler: c reads what fasthttp had buffered of the
-// connection, then the connection; writes go to r.cc.
+// connection, then the connection; writes go to r.cc. It writes the
+// answer's head, then relays the body on a goroutine of its own when it
+// can (detach), else here.
 func (r *relay) serve(c net.Conn) {
 	if !r.cc.pending.CompareAndSwap(r, nil) {
 		return // abandoned: the connection was closed first
 	}
 	s, cc := r.s, r.cc
+	owned := true // serve ends the relay until relay takes it over
+	defer func() {
+		if !owned {
+			return
+		}
+		if p := recover(); p != nil {
+			s.log.Error("gateway: panic relaying a stream", "panic", p, "stack", string(debug.Stack()))
+			r.x.FinishAfterPanic()
+			_ = cc.Close()
+		}
+		s.relays.remove(r)
+		r.release()
+	}()
+	keep := r.keep && !r.resp.Header.ConnectionClose()
+	r.resp.Header.SetContentLength(-1) // Transfer-Encoding: chunked
+	_ = cc.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
+	_, werr := cc.Write(r.resp.Header.Header())
+	if werr == nil && r.detach(c, &keep) {
+		owned = false
+		go r.relay(nil, keep, nil)
+		return
+	}
+	owned = false
+	r.relay(c, keep, werr)
+}
+
+// detach readies the relay to leave fasthttp's hijack goroutine, which
+// holds the connection's 16 KiB read buffer and the RequestCtx until its
+// handler returns (more than half of an open stream's memory). What
+// fasthttp had read past the request goes into the connection's replay
+// now (later bytes stay in the socket, behind it), and the Exchange copies
+// what it still needs of the request (forward.Exchange.Detach). False when
+// the Exchange still reads the request: the relay then stays.
+func (r *relay) detach(c net.Conn, keep *bool) bool {
+	if !r.x.Detach() {
+		return false
+	}
+	*keep = *keep && r.cc.takePipelined(c)
+	r.resp = nil // fasthttp's: recycled once serve returns
+	return true
+}
+
+// relay sends the answer's body as chunks, then hands the connection back
+// to fasthttp (a clean end, keep) or closes it. c is the hijacked
+// connection when the relay runs on the hijack goroutine, nil when
+// detached (its pipelined bytes were taken already).
+func (r *relay) relay(c net.Conn, keep bool, werr error) {
+	s, cc, x := r.s, r.cc, r.x
 	defer func() {
 		s.relays.remove(r)
 		r.release()
 	}()
-	x := r.x
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("gateway: panic relaying a stream", "panic", p, "stack", string(debug.Stack()))
@@ -107,13 +156,9 @@ func (r *relay) serve(c net.Conn) {
 			_ = cc.Close()
 		}
 	}()
-	keep := r.keep && !r.resp.Header.ConnectionClose()
-	r.resp.Header.SetContentLength(-1) // Transfer-Encoding: chunked
 	// Each write may take Limits.WriteTimeout (lazy deadlines: moving
 	// it costs no timer work); a stream that is read lives on.
 	wt := s.lim.WriteTimeout
-	_ = cc.SetWriteDeadline(time.Now().Add(wt))
-	_, werr := cc.Write(r.resp.Header.Header())
 	clean := false
 	for werr == nil {
 		p, err := x.Next()
@@ -135,7 +180,7 @@ func (r *relay) serve(c net.Conn) {
 	}
 	x.Finish(werr)
 	x = nil
-	if !clean || !keep || s.stopping.Load() || !cc.takePipelined(c) {
+	if !clean || !keep || s.stopping.Load() || c != nil && !cc.takePipelined(c) {
 		_ = cc.Close() // never the terminating chunk of a broken stream
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // sseNode answers /v1/chat/completions with an event stream of n events
@@ -120,6 +122,67 @@ func TestStreamKeepsConnection(t *testing.T) {
 			t.Fatalf("in flight 5 s after the answers: %d", fe.core.InFlight())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestStreamOutlivesItsRequest: a streamed answer is relayed after
+// fasthttp recycled the request it answers (the relay leaves the hijack
+// goroutine, relay.detach), while other connections' requests reuse
+// fasthttp's RequestCtx objects. The stream still ends whole, and the
+// access log reports its own method, path, request ID and model, not
+// another request's.
+func TestStreamOutlivesItsRequest(t *testing.T) {
+	release := make(chan struct{})
+	var logs syncBuffer
+	fe := startFrontendWith(t, sseNode(t, 1, release), &logs, func(c *config.Config) { c.Telemetry.AccessLog = true })
+	c := dialFrontend(t, fe.addr)
+	br := bufio.NewReader(c)
+	if _, err := io.WriteString(c, streamRequest("X-Request-Id: stream-a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, len("data: {\"i\":0}\n\n"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "data: {\"i\":0}\n\n" {
+		t.Fatalf("first event %q, %v", first, err)
+	}
+	// Other requests, with other paths, IDs and models, on connections of
+	// their own, while the stream waits.
+	for i := range 16 {
+		o := dialFrontend(t, fe.addr)
+		obr := bufio.NewReader(o)
+		body := fmt.Sprintf(`{"model":"not-m-%05d"}`, i)
+		req := fmt.Sprintf("POST /v1/completions?n=%d HTTP/1.1\r\nHost: other\r\nX-Request-Id: other-%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", i, i, len(body), body)
+		if _, err := io.WriteString(o, req); err != nil {
+			t.Fatal(err)
+		}
+		if r, _, err := readAnswer(t, obr); err != nil || r.StatusCode != 404 {
+			t.Fatalf("other request %d: %v %v", i, r.Status, err)
+		}
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "data: [DONE]\n\n" {
+		t.Fatalf("rest of the stream %q, %v", rest, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "request_id=stream-a") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line for the stream 5 s after its end:\n%s", logs.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, "request_id=stream-a") {
+			continue
+		}
+		for _, want := range []string{"method=POST", "path=/v1/chat/completions", "model=m ", "status=200"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("the stream's access log line lacks %q: %s", want, line)
+			}
+		}
 	}
 }
 
