@@ -23,11 +23,13 @@ import (
 // request was handled (8 KiB), the connection's 16 KiB write buffer and a
 // 4 KiB copy buffer; thousands of slow token streams made that most of the
 // gateway's memory (issue 11: 39 KiB per open stream). The relay instead
-// runs on the fresh goroutine fasthttp starts for a hijacked connection
-// (its stack stays small), writes each piece the node sends as one chunk
-// straight from the node connection's buffer (forward.Exchange.Next)
-// through a pooled frame buffer, and holds no buffer of its own while it
-// waits. When the stream ends cleanly the connection goes back to fasthttp
+// runs on a fresh goroutine of its own, started by the hijack handler once
+// the Exchange no longer reads fasthttp's request (relay.detach), so that
+// neither the serving goroutine's stack nor fasthttp's read buffer and
+// RequestCtx stay with the stream. It writes each piece the node sends
+// as one chunk straight from the node connection's buffer
+// (forward.Exchange.Next) through a pooled frame buffer, and holds no
+// buffer of its own while it waits. When the stream ends cleanly the connection goes back to fasthttp
 // (Server.h1ln) for the client's next request, with any bytes the client
 // pipelined meanwhile replayed first.
 //
