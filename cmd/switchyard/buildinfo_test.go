@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -45,19 +43,10 @@ func TestBuildInfoMetric(t *testing.T) {
 				_ = cmd.Wait()
 			}()
 			waitServing(t, p.metrics)
-			c := &http.Client{Timeout: 5 * time.Second}
-			resp, err := c.Get(p.metrics)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(string(body), want+"\n") {
+			body := getText(t, p.metrics)
+			if !strings.Contains(body, want+"\n") {
 				var got []string
-				for _, l := range strings.Split(string(body), "\n") {
+				for _, l := range strings.Split(body, "\n") {
 					if strings.HasPrefix(l, "switchyard_build_info") {
 						got = append(got, l)
 					}

@@ -106,10 +106,11 @@ func TestGatewayQuickStart(t *testing.T) {
 	}
 }
 
-// metricValue reads one unlabelled sample from a Prometheus text page.
-func metricValue(t *testing.T, url, name string) float64 {
+// getText GETs url (5 s timeout) and returns its body.
+func getText(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,13 @@ func metricValue(t *testing.T, url, name string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	return string(b)
+}
+
+// metricValue reads one unlabelled sample from a Prometheus text page.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(getText(t, url), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
