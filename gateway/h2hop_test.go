@@ -447,3 +447,56 @@ func TestHTTP2AnswerHeadersNotIndexed(t *testing.T) {
 		t.Fatalf("the second answer's header block is %d bytes, the first %d: fields were indexed", len(blocks[1]), len(blocks[0]))
 	}
 }
+
+// TestTenantHeaderOnlyFromGateway: without API keys configured, a
+// client's own X-Switchyard-Tenant never reaches a node, over HTTP/1.1,
+// HTTP/2 or gRPC (only the gateway names a tenant, after checking a key;
+// TestGRPCForwardedHeadersAndKeys and TestHTTP2APIKeysStayAtGateway cover
+// that case).
+func TestTenantHeaderOnlyFromGateway(t *testing.T) {
+	var mu sync.Mutex
+	var seen []http.Header
+	be := backend(t, "tenant", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+	var mds []metadata.MD
+	addr := grpcRecorder(t, func(md metadata.MD) {
+		mu.Lock()
+		mds = append(mds, md)
+		mu.Unlock()
+	})
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL),
+		RouteConfig{Name: "g", Match: MatchConfig{Models: []string{"g"}}, Nodes: []NodeConfig{{GRPC: addr}}}))
+	body := `{"model":"m"}`
+	if resp, b := post(t, testClient(), gw.url("/v1/completions"), body, "X-Switchyard-Tenant", "team-spoof", "X-Kept", "yes"); resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.1: %d %s", resp.StatusCode, b)
+	}
+	if a := rawH2(t, gw.addr, "/v1/completions", [][2]string{{"content-type", "application/json"}, {"x-switchyard-tenant", "team-spoof"}, {"x-kept", "yes"}}, body); a.status != "200" {
+		t.Fatalf("h2c: %+v", a)
+	}
+	cc := grpcClient(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []byte
+	md := metadata.Pairs("x-switchyard-tenant", "team-spoof", "x-kept", "yes")
+	if err := cc.Invoke(metadata.NewOutgoingContext(ctx, md), mInfer, kserve.InferRequest{ModelName: "g"}.Marshal(), &out); err != nil {
+		t.Fatalf("gRPC: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || len(mds) != 1 {
+		t.Fatalf("the nodes got %d HTTP requests and %d gRPC calls, want 2 and 1", len(seen), len(mds))
+	}
+	for i, h := range seen {
+		if v := h.Values("X-Switchyard-Tenant"); len(v) != 0 || h.Get("X-Kept") != "yes" {
+			t.Errorf("HTTP request %d reached the node with X-Switchyard-Tenant %q (X-Kept %q)", i, v, h.Get("X-Kept"))
+		}
+	}
+	if v := mds[0].Get("x-switchyard-tenant"); len(v) != 0 || len(mds[0].Get("x-kept")) != 1 {
+		t.Errorf("the gRPC call reached the node with x-switchyard-tenant %q (x-kept %q)", v, mds[0].Get("x-kept"))
+	}
+}

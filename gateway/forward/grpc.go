@@ -251,7 +251,9 @@ func (g *grpcState) buildHeader(x *Exchange) {
 	h := g.hdr
 	clear(h)
 	for k, vv := range r.h2.Header {
-		h[wireKey(k)] = vv
+		if k != "X-Switchyard-Tenant" { // only the gateway names a tenant
+			h[wireKey(k)] = vv
+		}
 	}
 	if x.idGenerated {
 		h["x-request-id"] = []string{string(x.id)}

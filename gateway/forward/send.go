@@ -257,7 +257,7 @@ func (x *Exchange) prepareHTTP() {
 			req.Header.DelBytes(keyConnection)
 		}
 		if hasHopHeader(req.Header.RawHeaders()) {
-			for _, h := range h1HopHeaders {
+			for _, h := range h1Stripped {
 				req.Header.Del(h)
 			}
 		}
@@ -302,7 +302,9 @@ func (x *Exchange) prepareHTTP() {
 		case k == "Via":
 			priorVia = bytesOf(vv[0])
 			continue
-		case x.tenant != nil && (k == "Authorization" || k == "X-Api-Key" || k == "X-Switchyard-Tenant"):
+		case k == "X-Switchyard-Tenant": // only the gateway names a tenant
+			continue
+		case x.tenant != nil && (k == "Authorization" || k == "X-Api-Key"):
 			continue
 		}
 		for _, v := range vv {
@@ -365,10 +367,12 @@ func appendForwardedFor(h *fasthttp.RequestHeader, prior, ip []byte) {
 
 var keyConnection = []byte("Connection")
 
-// h1HopHeaders are the hop-by-hop headers an HTTP/1.1 request may carry
-// that fasthttp does not handle itself (it handles Connection and
-// Transfer-Encoding).
-var h1HopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect"}
+// h1Stripped are the headers an HTTP/1.1 request loses on its way to a
+// node besides Connection and those it names: the hop-by-hop ones that
+// fasthttp does not handle itself (it handles Connection and
+// Transfer-Encoding), and X-Switchyard-Tenant, which only the gateway
+// sets (after checking an API key), so that a node may trust it.
+var h1Stripped = [...]string{"Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect", "X-Switchyard-Tenant"}
 
 // appendVia adds this gateway to Via (RFC 9110 §7.6.3), without
 // allocating; it is how a loop back into the gateway is recognised.
@@ -383,7 +387,7 @@ func appendVia(h *fasthttp.RequestHeader, prior, via []byte) {
 }
 
 // hasHopHeader reports whether raw request headers may hold one of
-// h1HopHeaders: a line that starts with its name (any case)
+// h1Stripped: a line that starts with its name (any case)
 // followed by a colon or blank. Deleting them costs a header scan each, so
 // the common request without any skips that.
 func hasHopHeader(raw []byte) bool {
@@ -398,8 +402,8 @@ func hasHopHeader(raw []byte) bool {
 			continue
 		}
 		switch line[0] | 0x20 {
-		case 'k', 'p', 't', 'u', 'e':
-			for _, h := range h1HopHeaders {
+		case 'k', 'p', 't', 'u', 'e', 'x':
+			for _, h := range h1Stripped {
 				if len(line) > len(h) && bytes.EqualFold(line[:len(h)], []byte(h)) {
 					if c := line[len(h)]; c == ':' || c == ' ' || c == '\t' {
 						return true
