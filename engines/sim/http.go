@@ -313,6 +313,11 @@ func (n *Node) openai(ctx *fasthttp.RequestCtx, chat bool) {
 	n.wg.Add(1)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer n.wg.Done()
+		defer func() {
+			if h := n.testAfterStreamRelease.Load(); h != nil {
+				(*h)()
+			}
+		}()
 		defer n.release()
 		defer releaseLoRA()
 		send := func(v any) bool {

@@ -151,6 +151,17 @@ type Node struct {
 	readyAt                         atomic.Int64                  // unix nanos
 	modeChanged                     atomic.Pointer[chan struct{}] // closed and replaced by Fail
 
+	// answering holds the HTTP connections in fasthttp's StateActive:
+	// from a request's first byte to its answer's last. A streamed
+	// answer's handler releases its slot before fasthttp writes the final
+	// chunk, so WaitIdle waits for these too.
+	answerMu  sync.Mutex
+	answering map[net.Conn]struct{} // guarded by answerMu
+
+	// testAfterStreamRelease, when set (tests only), runs in a streamed
+	// answer's writer after it released its slot.
+	testAfterStreamRelease atomic.Pointer[func()]
+
 	// lifecycle
 	stopOnce  sync.Once
 	closed    chan struct{} // closed on Close/Crash
@@ -207,8 +218,10 @@ func startClock(ctx context.Context, cfg Config, now func() time.Time) (*Node, e
 	} else {
 		close(n.grpcDone)
 	}
+	n.answering = make(map[net.Conn]struct{})
 	n.srv = &fasthttp.Server{
 		Handler:               n.handle,
+		ConnState:             n.connState,
 		Name:                  "switchyard-sim",
 		NoDefaultServerHeader: true,
 		ReduceMemoryUsage:     true,
@@ -319,11 +332,13 @@ func (n *Node) Drain() { n.draining.Store(true) }
 // Undrain accepts requests again.
 func (n *Node) Undrain() { n.draining.Store(false) }
 
-// WaitIdle waits until no request is running or waiting, or ctx ends.
+// WaitIdle waits until no request is running or waiting and every HTTP
+// answer was written whole, or ctx ends: Drain, WaitIdle, then Close
+// loses nothing.
 func (n *Node) WaitIdle(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for n.running.Load()+n.waiting.Load() > 0 {
+	for !n.idle() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -331,6 +346,27 @@ func (n *Node) WaitIdle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// idle reports whether no request is running or waiting and no HTTP
+// connection is between a request and the end of its answer.
+func (n *Node) idle() bool {
+	n.answerMu.Lock()
+	answering := len(n.answering)
+	n.answerMu.Unlock()
+	return n.running.Load()+n.waiting.Load() == 0 && answering == 0
+}
+
+// connState tracks the HTTP connections that are answering (fasthttp's
+// ConnState hook).
+func (n *Node) connState(c net.Conn, st fasthttp.ConnState) {
+	n.answerMu.Lock()
+	defer n.answerMu.Unlock()
+	if st == fasthttp.StateActive {
+		n.answering[c] = struct{}{}
+	} else {
+		delete(n.answering, c)
+	}
 }
 
 // Stats returns the counters.

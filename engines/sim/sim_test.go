@@ -433,6 +433,35 @@ func TestFailureModes(t *testing.T) {
 		}
 	})
 
+	// A streamed answer's writer releases its slot before fasthttp writes
+	// the final chunk: the node is not idle until that chunk is out, so
+	// Drain, WaitIdle, Close never cuts an answer's end (TestDemo's
+	// drained node once lost a stream that way).
+	t.Run("drain waits for a stream's last chunk", func(t *testing.T) {
+		n := start(t, Config{Model: "m", Override: Profile{PerToken: time.Millisecond, MaxTokens: 3}})
+		idleAfterRelease := make(chan bool, 1)
+		hook := func() { idleAfterRelease <- n.idle() }
+		n.testAfterStreamRelease.Store(&hook)
+		req, _ := http.NewRequestWithContext(ctx, "POST", n.URL()+"/v1/completions", strings.NewReader(`{"prompt":"x","stream":true}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if idle := <-idleAfterRelease; idle {
+			t.Fatal("the node counts as idle before its streamed answer's final chunk is written")
+		}
+		n.Drain()
+		if err := n.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_ = n.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+			t.Fatalf("stream after Drain, WaitIdle, Close: %q, %v", b, err)
+		}
+	})
+
 	t.Run("crash", func(t *testing.T) {
 		n := start(t, Config{Model: "m", Override: Profile{PerToken: 20 * time.Millisecond, MaxTokens: 100}})
 		req, _ := http.NewRequestWithContext(ctx, "POST", n.URL()+"/v1/completions", strings.NewReader(`{"prompt":"x","stream":true}`))
