@@ -157,12 +157,9 @@ func readH2Answer(t *testing.T, fr *http2.Framer, id uint32) h2Answer {
 // this gateway appended to Via, a request ID — and the client gets no
 // hop-by-hop field of the node's answer.
 func TestHTTP2HopHeaders(t *testing.T) {
-	var mu sync.Mutex
-	var seen []http.Header
+	var nodeGot headerLog
 	be := backend(t, "hop", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Clone())
-		mu.Unlock()
+		nodeGot.add(r)
 		_, _ = io.Copy(io.Discard, r.Body)
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
@@ -198,13 +195,11 @@ func TestHTTP2HopHeaders(t *testing.T) {
 		t.Fatalf("HTTP/1.1 request: %d %s", resp.StatusCode, b)
 	}
 
-	mu.Lock()
+	seen := nodeGot.all()
 	if len(seen) != 2 {
-		mu.Unlock()
 		t.Fatalf("the node got %d requests, want 2", len(seen))
 	}
 	h2, h1 := seen[0], seen[1]
-	mu.Unlock()
 	for _, h := range []string{"Te", "Trailer", "Keep-Alive", "Proxy-Connection", "Upgrade"} {
 		if v := h2.Get(h); v != "" {
 			t.Errorf("node got hop-by-hop %s over h2c: %q", h, v)
@@ -231,9 +226,7 @@ func TestHTTP2HopHeaders(t *testing.T) {
 			t.Errorf("request with %s: %+v, want 400 or a reset stream", f[0], a)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != 2 {
+	if seen := nodeGot.all(); len(seen) != 2 {
 		t.Errorf("malformed HTTP/2 requests reached the node: %v", seen[2:])
 	}
 }
@@ -257,12 +250,9 @@ func keysFile(t *testing.T, keyA, keyB string) string {
 // request's key (Authorization: Bearer or x-api-key) never reaches the
 // node; the tenant does, and a client cannot name its own tenant.
 func TestHTTP2APIKeysStayAtGateway(t *testing.T) {
-	var mu sync.Mutex
-	var seen []http.Header
+	var nodeGot headerLog
 	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Clone())
-		mu.Unlock()
+		nodeGot.add(r)
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, `{}`)
 	})
@@ -288,8 +278,7 @@ func TestHTTP2APIKeysStayAtGateway(t *testing.T) {
 	if st := call("X-Api-Key", keyB); st != 200 {
 		t.Fatalf("team-b by x-api-key over h2c: %d", st)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	seen := nodeGot.all()
 	if len(seen) != 2 {
 		t.Fatalf("the node got %d requests, want 2", len(seen))
 	}
@@ -454,15 +443,13 @@ func TestHTTP2AnswerHeadersNotIndexed(t *testing.T) {
 // TestGRPCForwardedHeadersAndKeys and TestHTTP2APIKeysStayAtGateway cover
 // that case).
 func TestTenantHeaderOnlyFromGateway(t *testing.T) {
-	var mu sync.Mutex
-	var seen []http.Header
+	var nodeGot headerLog
 	be := backend(t, "tenant", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Clone())
-		mu.Unlock()
+		nodeGot.add(r)
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	})
+	var mu sync.Mutex
 	var mds []metadata.MD
 	addr := grpcRecorder(t, func(md metadata.MD) {
 		mu.Lock()
@@ -486,6 +473,7 @@ func TestTenantHeaderOnlyFromGateway(t *testing.T) {
 	if err := cc.Invoke(metadata.NewOutgoingContext(ctx, md), mInfer, kserve.InferRequest{ModelName: "g"}.Marshal(), &out); err != nil {
 		t.Fatalf("gRPC: %v", err)
 	}
+	seen := nodeGot.all()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != 2 || len(mds) != 1 {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +211,24 @@ func connNode(t *testing.T, d time.Duration, handle func(c net.Conn)) string {
 		_ = c.SetDeadline(time.Now().Add(d))
 		handle(c)
 	})
+}
+
+// headerLog keeps the headers of every request a test node receives; safe
+// for the node's handlers and the test to use at once.
+type headerLog struct {
+	mu   sync.Mutex
+	seen []http.Header // guarded by mu
+}
+
+func (l *headerLog) add(r *http.Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = append(l.seen, r.Header.Clone())
+}
+
+// all returns the headers received so far, in order.
+func (l *headerLog) all() []http.Header {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.seen)
 }

@@ -43,12 +43,9 @@ func TestHopHeadersNotForwarded(t *testing.T) {
 // names are hop-by-hop (RFC 9110 §7.6.1): the client's stop at the
 // gateway, and so do the node's, on buffered and streamed answers.
 func TestConnectionNamedHeadersDropped(t *testing.T) {
-	var mu sync.Mutex
-	var seen []http.Header
+	var nodeGot headerLog
 	be := backend(t, "hop", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Clone())
-		mu.Unlock()
+		nodeGot.add(r)
 		w.Header().Set("Connection", "X-Hop, X-Hop-Two")
 		w.Header().Set("X-Hop", "1")
 		w.Header().Set("X-Hop-Two", "2")
@@ -90,9 +87,7 @@ func TestConnectionNamedHeadersDropped(t *testing.T) {
 			t.Errorf("%s: client headers %v: want X-Kept", path, resp.Header)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i, h := range seen {
+	for i, h := range nodeGot.all() {
 		if v := h.Get("X-Foo"); v != "" {
 			t.Errorf("request %d: the node got X-Foo %q, which the client's Connection header named", i, v)
 		}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,12 +22,9 @@ import (
 // in /v1/models); past requests_per_minute it is 429 rate_limit_exceeded
 // with Retry-After; a changed file is picked up.
 func TestAPIKeys(t *testing.T) {
-	var mu sync.Mutex
-	var seen []http.Header
+	var nodeGot headerLog
 	be := backend(t, "n", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Clone())
-		mu.Unlock()
+		nodeGot.add(r)
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, `{}`)
 	})
@@ -68,7 +64,7 @@ func TestAPIKeys(t *testing.T) {
 	if resp, b := call("/v1/completions", "other", "X-Api-Key", keyB); resp.StatusCode != 200 {
 		t.Fatalf("team-b by x-api-key: %d %s", resp.StatusCode, b)
 	}
-	mu.Lock()
+	seen := nodeGot.all()
 	for i, h := range seen {
 		if h.Get("Authorization") != "" || h.Get("X-Api-Key") != "" {
 			t.Errorf("request %d reached the node with its key", i)
@@ -77,7 +73,6 @@ func TestAPIKeys(t *testing.T) {
 	if seen[0].Get("X-Switchyard-Tenant") != "team-a" || seen[1].Get("X-Switchyard-Tenant") != "team-b" {
 		t.Errorf("tenants at the node: %q, %q", seen[0].Get("X-Switchyard-Tenant"), seen[1].Get("X-Switchyard-Tenant"))
 	}
-	mu.Unlock()
 	// team-a may use m only: other does not exist for it.
 	resp404, hidden := call("/v1/completions", "other", "Authorization", "Bearer "+keyA)
 	if resp404.StatusCode != 404 || code(hidden) != "model_not_found" || strings.Contains(hidden, "other") && !strings.Contains(hidden, `model \"other\"`) {

@@ -304,8 +304,6 @@ func wireKey(k string) string {
 		return "tracestate"
 	case "X-Api-Key":
 		return "x-api-key"
-	case "X-Switchyard-Tenant":
-		return "x-switchyard-tenant"
 	}
 	return k
 }

@@ -256,7 +256,7 @@ func (x *Exchange) prepareHTTP() {
 			ConnectionTokens(conn, func(name []byte) { req.Header.DelBytes(name) })
 			req.Header.DelBytes(keyConnection)
 		}
-		if hasHopHeader(req.Header.RawHeaders()) {
+		if hasStrippedHeader(req.Header.RawHeaders()) {
 			for _, h := range h1Stripped {
 				req.Header.Del(h)
 			}
@@ -386,11 +386,11 @@ func appendVia(h *fasthttp.RequestHeader, prior, via []byte) {
 	h.SetCanonical(keyVia, b)
 }
 
-// hasHopHeader reports whether raw request headers may hold one of
+// hasStrippedHeader reports whether raw request headers may hold one of
 // h1Stripped: a line that starts with its name (any case)
 // followed by a colon or blank. Deleting them costs a header scan each, so
 // the common request without any skips that.
-func hasHopHeader(raw []byte) bool {
+func hasStrippedHeader(raw []byte) bool {
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
