@@ -300,13 +300,7 @@ func TestHTTP2APIKeysStayAtGateway(t *testing.T) {
 // address in X-Forwarded-For and this gateway in Via, as an HTTP request's
 // would, and with auth.api_keys_file the tenant instead of the key.
 func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
-	var mu sync.Mutex
-	var got []metadata.MD
-	addr := grpcRecorder(t, func(md metadata.MD) {
-		mu.Lock()
-		got = append(got, md)
-		mu.Unlock()
-	})
+	addr, nodeCalls := grpcRecorder(t)
 	const keyA, keyB = "sk-test-team-a-0123456789abcdef", "sk-test-team-b-0123456789abcdef"
 	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: addr}}})
 	cfg.Auth = &tenant.Config{Path: keysFile(t, keyA, keyB), Interval: time.Minute}
@@ -324,8 +318,7 @@ func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := nodeCalls()
 	if len(got) != 2 {
 		t.Fatalf("the node got %d calls, want 2", len(got))
 	}
@@ -360,26 +353,34 @@ func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
 	}
 }
 
-// grpcRecorder is a gRPC node that hands every call's metadata to record
-// and echoes its first message.
-func grpcRecorder(t *testing.T, record func(metadata.MD)) string {
+// grpcRecorder is a gRPC node that keeps every call's metadata and echoes
+// its first message; calls returns the metadata received so far.
+func grpcRecorder(t *testing.T) (addr string, calls func() []metadata.MD) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
+	var got []metadata.MD // guarded by mu
 	srv := grpc.NewServer(grpc.ForceServerCodecV2(kserve.Codec{}), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
 		var in []byte
 		if err := ss.RecvMsg(&in); err != nil {
 			return err
 		}
 		md, _ := metadata.FromIncomingContext(ss.Context())
-		record(md.Copy())
+		mu.Lock()
+		got = append(got, md.Copy())
+		mu.Unlock()
 		return ss.SendMsg(in)
 	}))
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
+	return ln.Addr().String(), func() []metadata.MD {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
 }
 
 // TestHTTP2AnswerHeadersNotIndexed: the gateway encodes answer headers as
@@ -449,13 +450,7 @@ func TestTenantHeaderOnlyFromGateway(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	})
-	var mu sync.Mutex
-	var mds []metadata.MD
-	addr := grpcRecorder(t, func(md metadata.MD) {
-		mu.Lock()
-		mds = append(mds, md)
-		mu.Unlock()
-	})
+	addr, nodeCalls := grpcRecorder(t)
 	gw := startGateway(t, testConfig(staticRoute("m", be.URL),
 		RouteConfig{Name: "g", Match: MatchConfig{Models: []string{"g"}}, Nodes: []NodeConfig{{GRPC: addr}}}))
 	body := `{"model":"m"}`
@@ -474,8 +469,7 @@ func TestTenantHeaderOnlyFromGateway(t *testing.T) {
 		t.Fatalf("gRPC: %v", err)
 	}
 	seen := nodeGot.all()
-	mu.Lock()
-	defer mu.Unlock()
+	mds := nodeCalls()
 	if len(seen) != 2 || len(mds) != 1 {
 		t.Fatalf("the nodes got %d HTTP requests and %d gRPC calls, want 2 and 1", len(seen), len(mds))
 	}
