@@ -14,7 +14,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION)) $(if $(COMMIT),-X main.commit=$(COMMIT))
 BIN     ?= bin/switchyard
 
-.PHONY: all build test vet bench check demo bench-compare bench-streams bench-policies bench-affinity bench-affinity-live chaos fuzz clean \
+.PHONY: all build test vet bench check demo bench-compare pgo bench-streams bench-policies bench-affinity bench-affinity-live chaos fuzz clean \
 	image image-test release release-test deploy-test deploy-manifests
 
 all: build
@@ -79,6 +79,22 @@ demo: build
 
 bench-compare: build
 	./bin/switchyard bench compare
+
+# The profile the Go compiler optimises the binary with (profile-guided
+# optimisation: `go build` reads cmd/switchyard/default.pgo by itself).
+# It merges CPU profiles of the gateway under the comparison's three
+# workloads (HTTP/1.1, HTTP/2, gRPC), three runs each. Refresh it when the
+# request path changes much; a stale profile still builds, it only
+# optimises less.
+PGO_DIR ?= $(or $(TMPDIR),/tmp)/switchyard-pgo
+pgo: build
+	rm -rf $(PGO_DIR)
+	for i in 1 2 3; do \
+		./bin/switchyard bench compare -only switchyard -rounds 1 -duration 2s -warmup 1s \
+			-out $(PGO_DIR)/$$i -profile-dir $(PGO_DIR)/$$i || exit 1; \
+	done
+	$(GO) tool pprof -proto $(PGO_DIR)/*/switchyard-*.cpu.pb.gz > cmd/switchyard/default.pgo
+	rm -rf $(PGO_DIR)
 
 bench-streams: build
 	./bin/switchyard bench streams
