@@ -18,8 +18,26 @@ import (
 // not the backends.
 const Reply = `{"id":"cmpl-bench","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5}}`
 
-// Request is the body the load generator sends.
+// Request is the body the load generator sends by default.
 const Request = `{"model":"bench","messages":[{"role":"user","content":"hello"}],"max_tokens":1}`
+
+// RequestBody is Request with its message's content padded with words so
+// that the body is n bytes long (Config.BodyBytes); Request itself when n
+// is not larger.
+func RequestBody(n int) []byte {
+	const head, tail = `{"model":"bench","messages":[{"role":"user","content":"hello`, `"}],"max_tokens":1}`
+	if n <= len(Request) {
+		return []byte(Request)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, head...)
+	for pad := n - len(head) - len(tail); pad > 0; {
+		w := " lorem ipsum dolor"[:min(pad, 18)]
+		b = append(b, w...)
+		pad -= len(w)
+	}
+	return append(b, tail...)
+}
 
 // GRPCModel is the model name the gRPC load asks for (the gateway routes
 // it to the gRPC backend; the backend answers any name).

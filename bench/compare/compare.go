@@ -49,6 +49,9 @@ type Config struct {
 	// section, and the closed-loop callers of the gRPC section (sharing
 	// one connection, as grpc-go does). Default 64.
 	Concurrency int
+	// BodyBytes is the size of the request body of the HTTP/1.1 and
+	// HTTP/2 sections (RequestBody); 0: Request, 79 bytes.
+	BodyBytes int
 	// H2Conns and H2Streams shape the HTTP/2 section's load: h2load opens
 	// H2Conns connections, each keeping H2Streams requests in flight.
 	// Default 8 × 8: 64 in flight, as in the HTTP/1.1 section.
@@ -123,6 +126,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("compare: config: rounds %d: must be 1..20", c.Rounds)
 	case c.Concurrency < 0 || c.Concurrency > 10000:
 		return fmt.Errorf("compare: config: concurrency %d: must be 1..10000", c.Concurrency)
+	case c.BodyBytes < 0 || c.BodyBytes > 1<<20:
+		return fmt.Errorf("compare: config: body bytes %d: must be 0..1048576", c.BodyBytes)
 	case c.H2Conns < 0 || c.H2Conns > 1000:
 		return fmt.Errorf("compare: config: h2 connections %d: must be 1..1000", c.H2Conns)
 	case c.H2Streams < 0 || c.H2Streams > 1000:
@@ -372,8 +377,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
 	defer os.RemoveAll(root)
+	body := RequestBody(cfg.BodyBytes)
 	bodyFile := filepath.Join(root, "request.json")
-	if err := os.WriteFile(bodyFile, []byte(Request), 0o644); err != nil {
+	if err := os.WriteFile(bodyFile, body, 0o644); err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
 
@@ -530,7 +536,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 							return loadgen.Run(ctx, loadgen.Config{Target: r.grpc, Protocol: loadgen.GRPC, Model: GRPCModel,
 								Concurrency: cfg.Concurrency, Timeout: 5 * time.Second, Duration: d})
 						}
-						return loadgen.Run(ctx, loadgen.Config{Target: r.h1, Body: []byte(Request), Concurrency: cfg.Concurrency,
+						return loadgen.Run(ctx, loadgen.Config{Target: r.h1, Body: body, Concurrency: cfg.Concurrency,
 							Timeout: 5 * time.Second, Duration: d})
 					}
 					loads[r][sec] = load

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,29 @@ func TestNoise(t *testing.T) {
 	}
 	if (&Report{}).Noise() != "" {
 		t.Error("no runs: want no noise line")
+	}
+}
+
+func TestRequestBody(t *testing.T) {
+	if got := string(RequestBody(0)); got != Request {
+		t.Fatalf("RequestBody(0) = %s, want Request", got)
+	}
+	for _, n := range []int{len(Request) + 1, 1024, 4096} {
+		b := RequestBody(n)
+		var v struct {
+			Model    string `json:"model"`
+			Messages []struct {
+				Role, Content string
+			} `json:"messages"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("RequestBody(%d): %v", n, err)
+		}
+		if len(b) != n || v.Model != "bench" || len(v.Messages) != 1 || !strings.HasPrefix(v.Messages[0].Content, "hello") || len(v.Messages[0].Content) != len("hello")+n-len(Request) {
+			t.Errorf("RequestBody(%d): %d bytes, %+v", n, len(b), v)
+		}
+	}
+	if err := (&Config{BodyBytes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "body bytes") {
+		t.Errorf("Validate(BodyBytes -1) = %v, want a body bytes error", err)
 	}
 }

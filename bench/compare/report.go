@@ -237,7 +237,7 @@ func (r *Report) Write(dir, command string) error {
 	}
 	fmt.Fprintf(&b, "![req/s](proxy-compare-rps.png)\n\n![latency](proxy-compare-latency.png)\n\n![CPU µs per request](proxy-compare-cpu.png)\n\n")
 	fmt.Fprintf(&b, "## Setup\n\n")
-	fmt.Fprintf(&b, "- Workload: closed loop, %d connections, POST /v1/chat/completions with a %d-byte JSON body; each backend answers a fixed %d-byte JSON completion at once (bench/compare/backend.go), so the numbers measure proxy overhead.\n", c.Concurrency, len(Request), len(Reply))
+	fmt.Fprintf(&b, "- Workload: closed loop, %d connections, POST /v1/chat/completions with a %d-byte JSON body; each backend answers a fixed %d-byte JSON completion at once (bench/compare/backend.go), so the numbers measure proxy overhead.\n", c.Concurrency, len(RequestBody(c.BodyBytes)), len(Reply))
 	fmt.Fprintf(&b, "- %d backends (fasthttp, in the harness process); the load generator (bench/loadgen, fasthttp client) and the backends run pinned to CPU 0; every proxy runs under `taskset -c %d` with one worker: nginx `worker_processes 1`, HAProxy `nbthread 1`, GOMAXPROCS=1 for Switchyard, minproxy, epollproxy and Caddy. Proxies round-robin over the backends with kept-alive upstream connections.\n", c.Backends, c.ProxyCPU)
 	b.WriteString("- Two measuring sticks, HTTP/1.1 only, not gateways: minproxy (bench/minproxy) is the smallest fasthttp reverse proxy, the gateway's HTTP stack without its pipeline; epollproxy (bench/epollproxy) owns an epoll loop on one thread with no goroutine per connection and no HTTP library, what a Go proxy costs when it works as nginx does (bench/results/proxy-compare.h1-analysis.md).\n")
 	if len(r.H2) > 0 {

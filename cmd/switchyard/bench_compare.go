@@ -22,6 +22,7 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before each measured run")
 	fs.IntVar(&cfg.Rounds, "rounds", 5, "interleaved rounds (the report gives medians)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "closed-loop connections")
+	fs.IntVar(&cfg.BodyBytes, "body-bytes", 0, "request body size of the HTTP/1.1 and HTTP/2 sections, the chat message padded with words (0: the 79-byte default)")
 	fs.IntVar(&cfg.Backends, "backends", 2, "backend servers (HTTP/1.1, and as many gRPC ones)")
 	fs.StringVar(&sections, "sections", strings.Join(compare.Sections(), ","), "comma-separated sections: http1 (HTTP/1.1), h2 (h2c clients with h2load, HTTP/1.1 upstreams), grpc (gRPC unary ModelInfer)")
 	fs.IntVar(&cfg.H2Conns, "h2-conns", 8, "HTTP/2 section: h2load connections")
