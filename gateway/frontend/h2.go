@@ -55,7 +55,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		r.Body = *bp
 		x.EndBody()
 	}
-	s.h2Workers.do(s.forward, x) // the deep part, on a worker (h2Workers)
+	s.forward(x)
 	h := w.Header()
 	if id := req.Header["X-Request-Id"]; len(id) > 0 && !x.RequestIDGenerated() {
 		h["X-Request-Id"] = id

@@ -23,7 +23,11 @@ import (
 
 // TestHTTP2Conformance runs h2spec (github.com/summerwind/h2spec v2.2.1)
 // against the client port, over h2c and over TLS with ALPN h2, and fails
-// on any failed case: there is no allowlist. h2spec's requests go to "/",
+// on any failed case but one: over h2c, 3.5/2 (an invalid connection
+// preface must close the connection) cannot hold on a port that also
+// speaks HTTP/1.1. There a connection whose first bytes are not the
+// preface is HTTP/1.1, and an invalid request line is answered 400 as
+// RFC 9112 asks; over TLS, ALPN decides and the case passes. h2spec's requests go to "/",
 // which no route matches; it checks framing, not answers. Without h2spec
 // the test skips, except under CI=true, where .ci/run installs it.
 func TestHTTP2Conformance(t *testing.T) {
@@ -42,20 +46,21 @@ func TestHTTP2Conformance(t *testing.T) {
 	nodeAddr := strings.TrimPrefix(node.URL, "http://")
 	t.Run("h2c", func(t *testing.T) {
 		fe := startFrontend(t, nodeAddr, io.Discard)
-		runH2Spec(t, bin, fe.addr)
+		runH2Spec(t, bin, fe.addr, map[string]bool{"http2/3.5/2": true})
 	})
 	t.Run("tls", func(t *testing.T) {
 		certFile, keyFile := testcert.SelfSigned(t)
 		fe := startFrontendWith(t, nodeAddr, io.Discard, func(cfg *config.Config) {
 			cfg.Listen.TLSCert, cfg.Listen.TLSKey = certFile, keyFile
 		})
-		runH2Spec(t, bin, fe.addr, "-t", "-k") // TLS, the certificate not verified
+		runH2Spec(t, bin, fe.addr, nil, "-t", "-k") // TLS, the certificate not verified
 	})
 }
 
 // runH2Spec runs h2spec against addr (2 s per case, 3 minutes in all)
-// and reports each failed case of its JUnit report as an error of t.
-func runH2Spec(t *testing.T, bin, addr string, extra ...string) {
+// and reports each failed case of its JUnit report as an error of t,
+// except those in excused (logged).
+func runH2Spec(t *testing.T, bin, addr string, excused map[string]bool, extra ...string) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -84,10 +89,16 @@ func runH2Spec(t *testing.T, bin, addr string, extra ...string) {
 			got.passed, got.skipped, got.failed, line)
 	}
 	t.Logf("h2spec %s: %s", strings.Join(flags, " "), line)
+	counted := 0
 	for _, f := range res.failed {
+		if excused[f.id] {
+			t.Logf("excused: %s %s: %s", f.id, f.desc, f.message)
+			continue
+		}
+		counted++
 		t.Errorf("%s %s: %s", f.id, f.desc, f.message)
 	}
-	if runErr != nil && len(res.failed) == 0 {
+	if runErr != nil && counted == 0 && len(res.failed) == 0 {
 		t.Errorf("h2spec: %v with no failed case in its report; its output:\n%s", runErr, out)
 	}
 }
