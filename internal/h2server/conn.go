@@ -325,13 +325,11 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 	return nil
 }
 
-// closeStreamLocked removes st from the table and fails its body and
-// writes with err; its handler may still run (active counts it). Call
+// closeStreamLocked fails st's body reads and writes with err. It stays
+// in the table until its handler returns (streamDone), so that frames the
+// client sent before it saw the reset are ignored (RFC 9113 §5.1). Call
 // with mu held.
 func (c *conn) closeStreamLocked(st *stream, err error) {
-	if c.streams[st.id] == st {
-		delete(c.streams, st.id)
-	}
 	st.reset = true
 	if !st.recvDone || len(st.body) > st.off {
 		st.recvDone = true
