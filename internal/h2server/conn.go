@@ -426,7 +426,7 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 // endBody marks st's request complete; the declared length must match.
 func (c *conn) endBody(st *stream) error {
 	c.mu.Lock()
-	if st.declared >= 0 && st.received != st.declared {
+	if st.declared >= 0 && st.received != st.declared && !st.discard {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol, Cause: errors.New("body length differs from content-length")}
 	}
@@ -473,6 +473,14 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
 	}
 	st.recvAvail -= size
+	if st.discard {
+		c.refundLocked(size)
+		if f.StreamEnded() {
+			st.recvDone = true
+		}
+		c.mu.Unlock()
+		return nil
+	}
 	if pad := size - int64(len(data)); pad > 0 {
 		c.refundLocked(pad)
 		st.recvAvail += pad // the stream's share comes back with its next update
@@ -700,17 +708,18 @@ func (c *conn) resetStream(st *stream, code http2.ErrCode) {
 	c.sendRefund()
 }
 
-// expireBody fails st's body reads once its read deadline passed, and
-// resets the stream.
+// expireBody fails st's body reads once its read deadline passed (as
+// net/http does: the handler still answers; what else the client sends
+// is discarded).
 func (c *conn) expireBody(st *stream) {
 	c.mu.Lock()
-	if st.recvDone || st.reset {
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if st.recvDone || st.reset || st.discard {
 		return
 	}
-	c.closeStreamLocked(st, os.ErrDeadlineExceeded)
-	c.mu.Unlock()
-	st.cancel()
-	c.writeReset(st.id, http2.ErrCodeCancel)
-	c.sendRefund()
+	st.discard = true
+	st.bodyErr = fmt.Errorf("h2server: request body: %w", os.ErrDeadlineExceeded)
+	c.refundLocked(int64(len(st.body) - st.off))
+	st.body, st.off = nil, 0
+	st.cond.Broadcast()
 }

@@ -41,6 +41,7 @@ type stream struct {
 	sendWindow    int64
 	waitingWindow bool
 	tooLarge      bool // the header list was over MaxHeaderBytes: answered 431
+	discard       bool // the body's read deadline passed: what arrives is dropped
 
 	// Answer side, the handler's goroutine only.
 	header      http.Header
