@@ -42,6 +42,7 @@ type stream struct {
 	waitingWindow bool
 	tooLarge      bool // the header list was over MaxHeaderBytes: answered 431
 	discard       bool // the body's read deadline passed: what arrives is dropped
+	head          bool // a HEAD request: the answer has no body
 
 	// Answer side, the handler's goroutine only.
 	header      http.Header
@@ -171,6 +172,7 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 	r.TLS = st.c.tls
 	r.Trailer = tr
 	st.req = r
+	st.head = method == http.MethodHead
 	return nil
 }
 
@@ -193,6 +195,9 @@ func (c *conn) canonicalKey(name string) string {
 // addTrailers records the request's trailers (reader only, before the
 // body ends).
 func (st *stream) addTrailers(fields []hpack.HeaderField) {
+	if st.req == nil {
+		return // answered 431 without reading the request
+	}
 	if st.req.Trailer == nil {
 		st.req.Trailer = make(http.Header, len(fields))
 	}
@@ -316,7 +321,7 @@ func (st *stream) Write(p []byte) (int, error) {
 	if !st.wroteHeader {
 		st.WriteHeader(http.StatusOK)
 	}
-	if st.req.Method == http.MethodHead || len(p) == 0 {
+	if st.head || len(p) == 0 {
 		return len(p), nil
 	}
 	if st.ended {

@@ -48,7 +48,7 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
 		}
 	}
-	if addLength && st.req.Method != http.MethodHead && bodyAllowed(st.status) {
+	if addLength && !st.head && bodyAllowed(st.status) {
 		var b [20]byte
 		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: string(strconv.AppendInt(b[:0], int64(n), 10))})
 	}
