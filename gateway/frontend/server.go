@@ -96,6 +96,7 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 	// on long-lived workers, answers in one write (see its doc).
 	s.h2 = &h2server.Server{
 		Handler:              http.HandlerFunc(s.serveH2),
+		HeaderTooLarge:       http.HandlerFunc(s.serveH2TooLarge),
 		MaxConcurrentStreams: uint32(lim.MaxH2Streams),
 		MaxHeaderBytes:       lim.MaxHeaderBytes,
 		IdleTimeout:          lim.IdleTimeout,

@@ -380,11 +380,13 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.mu.Unlock()
 
 	st := newStream(c, id)
-	if f.Truncated {
-		st.tooLarge = true
-	} else if err := st.readRequest(f); err != nil {
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
+	if err := st.readRequest(f); err != nil {
+		if !f.Truncated {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
+		}
+		st.minimalRequest() // what was decoded before the limit does not make a request
 	}
+	st.tooLarge = f.Truncated
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

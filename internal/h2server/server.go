@@ -43,9 +43,11 @@ type Server struct {
 	// open at once, each counted until its handler returns (default 250).
 	MaxConcurrentStreams uint32
 	// MaxHeaderBytes bounds a request's header list (HPACK-decoded
-	// size, RFC 9113 §6.5.2); a request over it is answered 431
-	// (default http.DefaultMaxHeaderBytes).
+	// size, RFC 9113 §6.5.2); a request over it goes to HeaderTooLarge
+	// with the fields decoded before the limit, or is answered a plain
+	// 431 (default http.DefaultMaxHeaderBytes).
 	MaxHeaderBytes int
+	HeaderTooLarge http.Handler
 	// MaxReadFrameSize is the largest frame payload accepted (16 KiB to
 	// 16 MiB; default 16 KiB).
 	MaxReadFrameSize uint32

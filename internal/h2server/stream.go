@@ -47,10 +47,10 @@ type stream struct {
 	// Answer side, the handler's goroutine only.
 	header      http.Header
 	status      int
-	wroteHeader bool // WriteHeader called
-	sentHeader  bool // HEADERS written
-	ended       bool // END_STREAM written
-	wbuf        *[]byte // pooled, nil until the first Write
+	wroteHeader bool        // WriteHeader called
+	sentHeader  bool        // HEADERS written
+	ended       bool        // END_STREAM written
+	wbuf        *[]byte     // pooled, nil until the first Write
 	readTimer   *time.Timer // under c.mu: the watchdog sets deadlines from its own goroutine
 }
 
@@ -176,6 +176,21 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
+// minimalRequest stands in for a request whose header list was cut at
+// MaxHeaderBytes and lacks what a request needs.
+func (st *stream) minimalRequest() {
+	var zero http.Request
+	r := zero.WithContext(st.ctx)
+	r.Method, r.URL, r.RequestURI = http.MethodGet, &url.URL{Path: "/"}, "/"
+	r.Proto, r.ProtoMajor = "HTTP/2.0", 2
+	r.Header = make(http.Header)
+	r.Body = http.NoBody
+	r.RemoteAddr = st.c.remoteAddr
+	r.TLS = st.c.tls
+	st.req = r
+	st.declared = -1
+}
+
 // canonicalKey returns the canonical form of a lower-case wire name,
 // remembering recent ones (reader only).
 func (c *conn) canonicalKey(name string) string {
@@ -250,6 +265,10 @@ func (requestBody) Close() error { return nil }
 func (st *stream) serve() {
 	defer st.finish()
 	if st.tooLarge {
+		if h := st.c.srv.HeaderTooLarge; h != nil {
+			h.ServeHTTP(st, st.req)
+			return
+		}
 		st.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		st.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
 		_, _ = io.WriteString(st, "request headers too large\n")
