@@ -21,7 +21,7 @@ import (
 )
 
 // Server is the client port: one listener whose connections are sniffed
-// and served by fasthttp (HTTP/1.1) or net/http's HTTP/2 (h2c prior
+// and served by fasthttp (HTTP/1.1) or internal/h2server (h2c prior
 // knowledge, or TLS with ALPN h2; gRPC included). Both translate requests
 // into the core's view and write its answers back.
 type Server struct {
