@@ -182,9 +182,10 @@ func (c *conn) frameFailed(err error) bool {
 	if errors.As(err, &se) {
 		c.mu.Lock()
 		st := c.streams[se.StreamID]
+		ours := st != nil && !st.peerReset
 		c.mu.Unlock()
-		if st != nil {
-			c.resetStream(st, se.Code)
+		if ours {
+			c.resetStream(st, se.Code) // once: later frames in flight are ignored
 		} else {
 			c.writeReset(se.StreamID, se.Code)
 		}
@@ -318,6 +319,7 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 		}
 		return nil
 	}
+	st.peerReset = true
 	c.closeStreamLocked(st, errStreamReset)
 	c.mu.Unlock()
 	st.cancel()
@@ -457,9 +459,9 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		}
 		c.recvAvail -= size
 		c.refundLocked(size)
-		reset := st != nil && st.reset
+		ignore := st != nil && st.reset && !st.peerReset // we reset it: frames in flight are ignored
 		c.mu.Unlock()
-		if reset {
+		if ignore {
 			return nil
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}

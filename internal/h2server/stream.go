@@ -34,6 +34,7 @@ type stream struct {
 	bodyErr       error // what Read returns once body is drained
 	recvDone      bool  // END_STREAM seen, or the stream ended
 	reset         bool  // RST_STREAM sent or received, or the connection closed
+	peerReset     bool  // the client sent RST_STREAM: its later frames are errors
 	declared      int64 // content-length, -1 when absent
 	received      int64
 	recvAvail     int64 // what the client may still send on this stream
