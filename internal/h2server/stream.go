@@ -303,13 +303,7 @@ func (st *stream) finish() {
 	}
 	c.mu.Unlock()
 	st.cancel()
-	if st.wbuf != nil {
-		if cap(*st.wbuf) == bufSize {
-			*st.wbuf = (*st.wbuf)[:0]
-			bufPool.Put(st.wbuf)
-		}
-		st.wbuf = nil
-	}
+	st.releaseBuf()
 	c.streamDone(st)
 }
 
@@ -357,8 +351,11 @@ func (st *stream) Write(p []byte) (int, error) {
 	if err := st.flush(false); err != nil {
 		return 0, err
 	}
-	if b := *st.wbuf; len(p) <= cap(b)/2 {
-		*st.wbuf = append(b, p...)
+	if len(p) <= bufSize/2 {
+		if st.wbuf == nil {
+			st.wbuf = bufPool.Get().(*[]byte)
+		}
+		*st.wbuf = append(*st.wbuf, p...)
 		return len(p), nil
 	}
 	if err := st.writeData(p, false, true); err != nil {
@@ -464,7 +461,9 @@ func (st *stream) flush(end bool) error {
 		if err := st.writeData(data, endWithData, len(trailers) == 0); err != nil {
 			return err
 		}
-		*st.wbuf = data[:0]
+		// A streamed answer holds no buffer between its writes (4 KiB
+		// of each open stream's memory otherwise).
+		st.releaseBuf()
 	}
 	if len(trailers) > 0 {
 		if err := st.writeTrailers(trailers); err != nil {
@@ -510,6 +509,15 @@ func (st *stream) trailers() []hpack.HeaderField {
 		}
 	}
 	return out
+}
+
+// releaseBuf returns the answer buffer to the pool.
+func (st *stream) releaseBuf() {
+	if st.wbuf != nil {
+		*st.wbuf = (*st.wbuf)[:0]
+		bufPool.Put(st.wbuf)
+		st.wbuf = nil
+	}
 }
 
 // bufSize is the answer buffer: an answer that fits goes out in one
