@@ -55,6 +55,8 @@ type conn struct {
 	recvUnacked    int64              // consumed, not yet returned by WINDOW_UPDATE
 	refundDue      int64              // returned, WINDOW_UPDATE not yet written (sendRefund)
 	goingAway      bool               // GOAWAY sent: no new streams; close when idle
+	refusedIDs     [16]uint32         // streams reset before they opened, the latest
+	refusedNext    uint32
 	closed         bool
 	idle           *time.Timer
 }
@@ -154,6 +156,14 @@ func (c *conn) readFailed(err error) bool {
 	var se http2.StreamError
 	switch {
 	case errors.As(err, &se):
+		// A HEADERS frame the framer refused (an invalid field) still
+		// opened its stream, now closed: its later frames are not on an
+		// idle stream.
+		c.mu.Lock()
+		if se.StreamID%2 == 1 && se.StreamID > c.maxClientID && !c.goingAway {
+			c.maxClientID = se.StreamID
+		}
+		c.mu.Unlock()
 		return c.frameFailed(se)
 	case errors.Is(err, http2.ErrFrameTooLarge):
 		c.goAway(http2.ErrCodeFrameSize, "frame too large")
@@ -184,9 +194,18 @@ func (c *conn) frameFailed(err error) bool {
 		st := c.streams[se.StreamID]
 		ours := st != nil && !st.peerReset
 		c.mu.Unlock()
-		if ours {
+		switch {
+		case ours:
 			c.resetStream(st, se.Code) // once: later frames in flight are ignored
-		} else {
+		case st == nil:
+			// Refused before it was opened: its frames in flight are
+			// ignored as well (RFC 9113 §5.1).
+			c.mu.Lock()
+			c.refusedIDs[c.refusedNext%uint32(len(c.refusedIDs))] = se.StreamID
+			c.refusedNext++
+			c.mu.Unlock()
+			c.writeReset(se.StreamID, se.Code)
+		default:
 			c.writeReset(se.StreamID, se.Code)
 		}
 		return true
@@ -295,7 +314,7 @@ func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	st := c.streams[f.StreamID]
 	if st == nil {
-		if f.StreamID > c.maxClientID {
+		if f.StreamID > c.maxClientID && !c.goingAway {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
 		}
 		return nil // closed: ignored
@@ -312,7 +331,7 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 	c.mu.Lock()
 	st := c.streams[f.StreamID]
 	if st == nil {
-		idle := f.StreamID > c.maxClientID
+		idle := f.StreamID > c.maxClientID && !c.goingAway
 		c.mu.Unlock()
 		if idle {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -360,12 +379,16 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	if id <= c.maxClientID {
+		refused := c.wasRefused(id)
 		c.mu.Unlock()
+		if refused {
+			return nil // trailers of a stream we refused
+		}
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	if c.goingAway {
 		c.mu.Unlock()
-		return nil // streams after GOAWAY are ignored
+		return nil // streams after GOAWAY are ignored, and so are their frames
 	}
 	c.maxClientID = id
 	if c.active >= c.srv.maxStreams() {
@@ -449,7 +472,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	c.mu.Lock()
 	st := c.streams[id]
 	if st == nil || st.recvDone {
-		if st == nil && id > c.maxClientID {
+		if st == nil && id > c.maxClientID && !c.goingAway {
 			c.mu.Unlock()
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
@@ -459,7 +482,9 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		}
 		c.recvAvail -= size
 		c.refundLocked(size)
-		ignore := st != nil && st.reset && !st.peerReset // we reset it: frames in flight are ignored
+		// Ignored: frames in flight on a stream we reset, and on streams
+		// opened after our GOAWAY (RFC 9113 §5.1, §6.8).
+		ignore := st != nil && st.reset && !st.peerReset || st == nil && (id > c.maxClientID || c.wasRefused(id))
 		c.mu.Unlock()
 		if ignore {
 			return nil
@@ -507,6 +532,17 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return c.endBody(st)
 	}
 	return nil
+}
+
+// wasRefused reports whether id is one of the latest streams reset before
+// they opened. Call with mu held.
+func (c *conn) wasRefused(id uint32) bool {
+	for _, r := range c.refusedIDs {
+		if r == id {
+			return true
+		}
+	}
+	return false
 }
 
 // refundLocked returns n consumed bytes of the connection's receive
