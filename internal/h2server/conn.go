@@ -238,12 +238,11 @@ func (c *conn) processFrame(f http2.Frame) error {
 	case *http2.RSTStreamFrame:
 		return c.processReset(f)
 	case *http2.GoAwayFrame:
-		c.mu.Lock()
-		c.goingAway = true
-		idle := c.active == 0
-		c.mu.Unlock()
-		if idle {
-			return http2.ConnectionError(http2.ErrCodeNo)
+		// The client is closing: it will not take pushed streams, which
+		// this server never sends. Its open streams finish, and it
+		// closes the connection (or the idle timeout does).
+		if f.ErrCode != http2.ErrCodeNo {
+			c.srv.logger().Debug("h2server: client sent GOAWAY", "client", c.remoteAddr, "code", f.ErrCode)
 		}
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol) // clients do not push
