@@ -54,6 +54,7 @@ type conn struct {
 	recvAvail      int64              // what the client may still send on the connection
 	recvUnacked    int64              // consumed, not yet returned by WINDOW_UPDATE
 	refundDue      int64              // returned, WINDOW_UPDATE not yet written (sendRefund)
+	finishing      uint32             // streams whose handler returned, last frames being written
 	goingAway      bool               // GOAWAY sent: no new streams; close when idle
 	refusedIDs     [16]uint32         // streams reset before they opened, the latest
 	refusedNext    uint32
@@ -428,7 +429,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 	if f.StreamEnded() || st.tooLarge {
-		c.srv.workers.run(st)
+		c.start(st)
 	} else {
 		c.pending = append(c.pending, st)
 	}
@@ -577,7 +578,7 @@ func (c *conn) dispatch(st *stream) {
 	for i, p := range c.pending {
 		if p == st {
 			c.pending = append(c.pending[:i], c.pending[i+1:]...)
-			c.srv.workers.run(st)
+			c.start(st)
 			return
 		}
 	}
@@ -587,16 +588,29 @@ func (c *conn) dispatch(st *stream) {
 // arriving: the reader is about to wait for the client.
 func (c *conn) dispatchPending() {
 	for _, st := range c.pending {
-		c.srv.workers.run(st)
+		c.start(st)
 	}
 	clear(c.pending)
 	c.pending = c.pending[:0]
 }
 
+// start runs st's handler on a worker, unless the stream was reset while
+// its request arrived (reader only).
+func (c *conn) start(st *stream) {
+	c.mu.Lock()
+	reset := st.reset
+	c.mu.Unlock()
+	if reset {
+		c.discard(st)
+		return
+	}
+	c.srv.workers.run(st)
+}
+
 // onIdle closes the connection if it has had no stream for IdleTimeout.
 func (c *conn) onIdle() {
 	c.mu.Lock()
-	idle := c.active == 0 && !c.closed
+	idle := c.active == 0 && c.finishing == 0 && !c.closed
 	c.mu.Unlock()
 	if idle {
 		c.goAway(http2.ErrCodeNo, "idle")
@@ -608,7 +622,7 @@ func (c *conn) onIdle() {
 func (c *conn) shutdown() {
 	c.mu.Lock()
 	c.goingAway = true
-	idle := c.active == 0
+	idle := c.active == 0 && c.finishing == 0
 	last := c.maxClientID
 	c.mu.Unlock()
 	if idle {
@@ -654,7 +668,21 @@ func (c *conn) close(err error) {
 	})
 }
 
-// streamDone accounts for a stream whose handler returned.
+// releaseSlot frees the slot of a stream whose handler returned; its
+// last frames are still to be written (finishing counts it until
+// streamDone).
+func (c *conn) releaseSlot() {
+	c.mu.Lock()
+	c.active--
+	c.finishing++
+	if c.active == 0 {
+		c.refused = 0
+	}
+	c.mu.Unlock()
+}
+
+// streamDone releases a stream whose last frames were written (or that
+// never ran: discard).
 func (c *conn) streamDone(st *stream) {
 	c.mu.Lock()
 	if c.streams[st.id] == st {
@@ -666,12 +694,10 @@ func (c *conn) streamDone(st *stream) {
 	}
 	st.bodyErr = errHandlerDone
 	st.body, st.off = nil, 0
-	c.active--
-	if c.active == 0 {
-		c.refused = 0
-	}
-	closeNow := c.active == 0 && c.goingAway && !c.closed
-	if c.active == 0 && c.idle != nil && !c.closed {
+	c.finishing--
+	idle := c.active == 0 && c.finishing == 0 && !c.closed
+	closeNow := idle && c.goingAway
+	if idle && c.idle != nil {
 		c.idle.Reset(c.srv.IdleTimeout)
 	}
 	c.mu.Unlock()
@@ -679,6 +705,14 @@ func (c *conn) streamDone(st *stream) {
 	if closeNow {
 		c.goAway(http2.ErrCodeNo, "")
 	}
+}
+
+// discard releases a stream reset before its handler started: the
+// handler never runs (reader only).
+func (c *conn) discard(st *stream) {
+	st.cancel()
+	c.releaseSlot()
+	c.streamDone(st)
 }
 
 // Writes. Each takes wmu, writes its frames into bw and flushes bw into

@@ -282,7 +282,12 @@ func (st *stream) serve() {
 // releases the stream.
 func (st *stream) finish() {
 	c := st.c
-	if p := recover(); p != nil {
+	p := recover()
+	// The slot is free before the client can see the stream end: a
+	// client that opens its next stream when one ends must not be
+	// refused (the handler has returned, which is what the cap guards).
+	c.releaseSlot()
+	if p != nil {
 		if p != http.ErrAbortHandler { //nolint:errorlint // a sentinel panic value
 			c.srv.logger().Error("h2server: handler panic", "panic", p, "stack", string(debug.Stack()))
 		}
