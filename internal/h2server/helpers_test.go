@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -78,16 +77,12 @@ func serve(t testing.TB, srv *h2server.Server) *server {
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
-// h2cTransport is an x/net HTTP/2 client speaking h2c with prior
-// knowledge.
-func h2cTransport(t testing.TB) *http2.Transport {
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
+// h2cTransport is an HTTP/2 client speaking h2c with prior knowledge
+// (net/http's, which is x/net's HTTP/2 client bundled).
+func h2cTransport(t testing.TB) *http.Transport {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -69,7 +68,7 @@ func TestRequestAndAnswer(t *testing.T) {
 
 	local := make(chan string, 1)
 	tr := h2cTransport(t)
-	tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
 		if err == nil {
@@ -317,7 +316,7 @@ func TestLargeAnswer(t *testing.T) {
 
 	t.Run("transport", func(t *testing.T) {
 		tr := h2cTransport(t)
-		tr.MaxReadFrameSize = 16 << 10 // a larger frame fails the read
+		tr.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10} // a larger frame fails the read
 		resp, got := roundTrip(t, tr, newRequest(t, http.MethodGet, s.url("/"), nil))
 		if resp.StatusCode != 200 || got != string(answer) {
 			t.Errorf("got %d, %d bytes (sha %s), want 200, %d bytes (sha %s)", resp.StatusCode, len(got), sha256Hex([]byte(got)), len(answer), sha256Hex(answer))
@@ -581,27 +580,54 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	if a := rc.answer(h.StreamID); string(a.body) != "released" {
 		t.Fatalf("answer of the released stream: %q, reset=%v", a.body, a.reset)
 	}
-	// The slot frees when the handler has returned, a moment after its
-	// END_STREAM left: a client may see a refusal in between and retry,
-	// as x/net's Transport does.
-	id := uint32(7)
-	for tries := 1; ; tries++ {
-		rc.request(id, "GET", "/free", true)
-		rc.flush()
-		a := rc.answer(id)
-		if !a.reset {
-			if a.status != "200" || string(a.body) != "free" {
-				t.Fatalf("stream %d: %q %q, want 200 free", id, a.status, a.body)
-			}
-			break
-		}
-		if a.code != http2.ErrCodeRefusedStream || tries == 3 {
-			t.Fatalf("stream %d after a handler returned: reset %v (try %d)", id, a.code, tries)
-		}
-		id += 2
+	// The released stream is closed: its slot is free (see
+	// TestSlotFreeOnceAnswered for the race this can lose).
+	rc.request(7, "GET", "/free", true)
+	rc.flush()
+	if a := rc.answer(7); a.reset || a.status != "200" || string(a.body) != "free" {
+		t.Fatalf("a stream opened after another closed: status %q body %q reset=%v %v", a.status, a.body, a.reset, a.code)
 	}
 	if got := calls.Load(); got != 3 {
 		t.Errorf("%d handler calls, want 3 (the refused stream's handler must not run)", got)
+	}
+}
+
+// TestSlotFreeOnceAnswered opens one stream at a time, each once the
+// previous one is closed (its END_STREAM received): a client that never
+// has more than MaxConcurrentStreams open must never be refused, nor
+// taken for a rapid-reset attacker when it retries a refusal at once.
+func TestSlotFreeOnceAnswered(t *testing.T) {
+	s := serve(t, &h2server.Server{
+		MaxConcurrentStreams: 1,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}),
+	})
+	rc := dialRaw(t, s.addr)
+	const streams = 1000
+	refused := 0
+	for i := range streams {
+		id := uint32(2*i + 1)
+		rc.request(id, "GET", "/", true)
+		rc.flush()
+		f := rc.next()
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == id && rst.ErrCode == http2.ErrCodeRefusedStream {
+			refused++
+			continue
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			t.Fatalf("stream %d of %d: GOAWAY %v after %d refusals", i+1, streams, ga.ErrCode, refused)
+		}
+		h, ok := f.(*http2.MetaHeadersFrame)
+		if !ok || h.StreamID != id {
+			t.Fatalf("stream %d: got %s", id, describe(f))
+		}
+		if a := rc.answer(id); a.reset || string(a.body) != "ok" {
+			t.Fatalf("stream %d: body %q reset=%v %v", id, a.body, a.reset, a.code)
+		}
+	}
+	if refused > 0 {
+		t.Errorf("%d of %d streams refused, each opened after the previous one's END_STREAM", refused, streams)
 	}
 }
 
@@ -871,38 +897,31 @@ func TestHandlerPanic(t *testing.T) {
 			case "/abort":
 				panic(http.ErrAbortHandler)
 			case "/panic":
+				_, _ = io.WriteString(w, "half an answer") // buffered, never sent
 				panic("boom-7f3a")
 			}
 			_, _ = io.WriteString(w, "ok")
 		}),
 	})
-	tr := h2cTransport(t)
-	reset := func(path string) {
-		t.Helper()
-		resp, err := tr.RoundTrip(newRequest(t, http.MethodGet, s.url(path), nil))
-		if err == nil {
-			resp.Body.Close()
-			t.Fatalf("%s: got %d, want the stream reset", path, resp.StatusCode)
-		}
-		var se http2.StreamError
-		if !errors.As(err, &se) || se.Code != http2.ErrCodeInternal {
-			t.Fatalf("%s: %v, want RST_STREAM INTERNAL_ERROR", path, err)
-		}
-	}
-	reset("/abort")
+	// The panic is logged before the stream is reset: once the client
+	// has the RST_STREAM, the log has what it will get.
+	rc := dialRaw(t, s.addr)
+	rc.request(1, "GET", "/abort", true)
+	rc.flush()
+	rc.expectReset(1, http2.ErrCodeInternal)
 	if l := logs.String(); l != "" {
 		t.Errorf("http.ErrAbortHandler was logged: %s", l)
 	}
-	reset("/panic")
+	rc.request(3, "GET", "/panic", true)
+	rc.flush()
+	rc.expectReset(3, http2.ErrCodeInternal)
 	if l := logs.String(); !strings.Contains(l, "boom-7f3a") || !strings.Contains(l, "level=ERROR") {
 		t.Errorf("the panic was not logged at error level with its value; log: %q", l)
 	}
-	resp, body := roundTrip(t, tr, newRequest(t, http.MethodGet, s.url("/ok"), nil))
-	if resp.StatusCode != 200 || body != "ok" {
-		t.Errorf("after the panics: %d %q", resp.StatusCode, body)
-	}
-	if n := s.conns.Load(); n != 1 {
-		t.Errorf("%d connections, want 1: the panics must not end the connection", n)
+	rc.request(5, "GET", "/ok", true)
+	rc.flush()
+	if a := rc.answer(5); a.status != "200" || string(a.body) != "ok" {
+		t.Errorf("after the panics: status %q body %q reset=%v %v", a.status, a.body, a.reset, a.code)
 	}
 }
 
