@@ -883,7 +883,15 @@ func TestReadDeadline(t *testing.T) {
 	if err := recv(t, readErr, "the handler"); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("read past the deadline: %v, want os.ErrDeadlineExceeded", err)
 	}
-	rc.expectReset(1, http2.ErrCodeCancel)
+	// As net/http: the handler still answers (here: nothing written, so
+	// 200 and no body), then the request side is reset NO_ERROR; what
+	// the client sends meanwhile is dropped.
+	rc.data(1, false, []byte("late"))
+	rc.flush()
+	if a := rc.answer(1); a.reset || a.status != "200" || len(a.body) != 0 {
+		t.Fatalf("answer: reset=%v %v status %q body %q, want 200 with no body", a.reset, a.code, a.status, a.body)
+	}
+	rc.expectReset(1, http2.ErrCodeNo)
 }
 
 // TestHandlerPanic checks that a panic resets its stream only, and that
