@@ -668,10 +668,14 @@ func (c *conn) close(err error) {
 	})
 }
 
-// releaseSlot frees the slot of a stream whose handler returned; its
-// last frames are still to be written (finishing counts it until
-// streamDone).
-func (c *conn) releaseSlot() {
+// releaseSlot frees the slot of a stream whose handler returned, once
+// (its goroutine only); its last frames are still to be written
+// (finishing counts it until streamDone).
+func (c *conn) releaseSlot(st *stream) {
+	if st.released {
+		return
+	}
+	st.released = true
 	c.mu.Lock()
 	c.active--
 	c.finishing++
@@ -711,7 +715,7 @@ func (c *conn) streamDone(st *stream) {
 // handler never runs (reader only).
 func (c *conn) discard(st *stream) {
 	st.cancel()
-	c.releaseSlot()
+	c.releaseSlot(st)
 	c.streamDone(st)
 }
 

@@ -1141,3 +1141,48 @@ func BenchmarkUnary(b *testing.B) {
 		}
 	})
 }
+
+// TestSlotHeldWhileAnswerWaitsForWindow: a stream whose handler returned
+// but whose answer waits for the client's flow-control window still
+// holds its slot (h2spec 5.1.2 opens streams with a zero window to
+// exceed the limit); once the answer ends, the next stream is taken.
+func TestSlotHeldWhileAnswerWaitsForWindow(t *testing.T) {
+	var calls atomic.Int32
+	s := serve(t, &h2server.Server{MaxConcurrentStreams: 1, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.WriteString(w, "0123456789")
+	})})
+	rc := dialRaw(t, s.addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	rc.request(1, "GET", "/", true)
+	rc.flush()
+	if f := rc.next(); !isHeadersOf(f, 1, false) {
+		t.Fatalf("got %s, want HEADERS on stream 1 without END_STREAM (no window for the body)", describe(f))
+	}
+	rc.request(3, "GET", "/", true)
+	rc.flush()
+	rc.expectReset(3, http2.ErrCodeRefusedStream)
+	rc.check(rc.fr.WriteWindowUpdate(1, 10))
+	rc.flush()
+	if f := rc.next(); !isDataOf(f, 1, true) {
+		t.Fatalf("got %s, want the answer's DATA with END_STREAM on stream 1", describe(f))
+	}
+	rc.check(rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 16}))
+	rc.request(5, "GET", "/", true)
+	rc.flush()
+	if a := rc.answer(5); a.reset || a.status != "200" || string(a.body) != "0123456789" {
+		t.Fatalf("stream 5 after the slot was freed: reset=%v %v status %q body %q", a.reset, a.code, a.status, a.body)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the handler ran %d times, want 2 (the refused stream never reaches it)", n)
+	}
+}
+
+func isHeadersOf(f http2.Frame, id uint32, end bool) bool {
+	h, ok := f.(*http2.MetaHeadersFrame)
+	return ok && h.StreamID == id && h.StreamEnded() == end
+}
+
+func isDataOf(f http2.Frame, id uint32, end bool) bool {
+	d, ok := f.(*http2.DataFrame)
+	return ok && d.StreamID == id && d.StreamEnded() == end
+}

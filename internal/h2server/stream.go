@@ -51,6 +51,7 @@ type stream struct {
 	wroteHeader bool        // WriteHeader called
 	sentHeader  bool        // HEADERS written
 	ended       bool        // END_STREAM written
+	released    bool        // the stream's slot was freed (releaseSlot)
 	wbuf        *[]byte     // pooled, nil until the first Write
 	readTimer   *time.Timer // under c.mu: the watchdog sets deadlines from its own goroutine
 }
@@ -282,15 +283,15 @@ func (st *stream) serve() {
 // releases the stream.
 func (st *stream) finish() {
 	c := st.c
-	p := recover()
-	// The slot is free before the client can see the stream end: a
-	// client that opens its next stream when one ends must not be
-	// refused (the handler has returned, which is what the cap guards).
-	c.releaseSlot()
-	if p != nil {
+	// The stream's slot is freed just before the frame that ends the
+	// stream is written (releaseSlot): a client that opens its next
+	// stream as soon as one ends must not be refused, and a stream whose
+	// answer waits for the client's window still holds its slot.
+	if p := recover(); p != nil {
 		if p != http.ErrAbortHandler { //nolint:errorlint // a sentinel panic value
 			c.srv.logger().Error("h2server: handler panic", "panic", p, "stack", string(debug.Stack()))
 		}
+		c.releaseSlot(st)
 		c.resetStream(st, http2.ErrCodeInternal)
 	} else if err := st.end(); err == nil {
 		c.mu.Lock()
@@ -309,6 +310,7 @@ func (st *stream) finish() {
 	c.mu.Unlock()
 	st.cancel()
 	st.releaseBuf()
+	c.releaseSlot(st) // if no frame ended the stream (a failed write)
 	c.streamDone(st)
 }
 

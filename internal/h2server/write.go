@@ -20,6 +20,9 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	c.mu.Lock()
 	maxFrame := int(c.peerMaxFrame)
 	c.mu.Unlock()
+	if endStream {
+		c.releaseSlot(st)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
@@ -81,6 +84,7 @@ func (st *stream) writeTrailers(fields []hpack.HeaderField) error {
 	c.mu.Lock()
 	maxFrame := int(c.peerMaxFrame)
 	c.mu.Unlock()
+	c.releaseSlot(st)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
@@ -133,6 +137,9 @@ func (st *stream) writeData(p []byte, end, flush bool) error {
 			return err
 		}
 		last := n == len(p)
+		if end && last {
+			c.releaseSlot(st)
+		}
 		c.wmu.Lock()
 		err = c.werr
 		if err == nil {
