@@ -644,7 +644,8 @@ func TestRapidReset(t *testing.T) {
 			<-release // blind to its context: the slot stays taken
 		}),
 	})
-	t.Cleanup(func() { close(release) })
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 
 	rc := dialRaw(t, s.addr)
 	const opened = 5*maxStreams + 1
@@ -674,6 +675,11 @@ func TestRapidReset(t *testing.T) {
 	if _, err := rc.readEnd(); !isClosedErr(err) {
 		t.Errorf("after GOAWAY: %v, want the connection closed", err)
 	}
+	// The handlers of the streams that got slots run on workers, maybe
+	// after the connection closed: count them once Close has waited for
+	// every handler.
+	releaseOnce.Do(func() { close(release) })
+	_ = s.Close()
 	if got := calls.Load(); got != maxStreams {
 		t.Errorf("%d handler calls, want %d", got, maxStreams)
 	}
