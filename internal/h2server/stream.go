@@ -41,9 +41,10 @@ type stream struct {
 	recvUnacked   int64
 	sendWindow    int64
 	waitingWindow bool
-	tooLarge      bool // the header list was over MaxHeaderBytes: answered 431
-	discard       bool // the body's read deadline passed: what arrives is dropped
-	head          bool // a HEAD request: the answer has no body
+	tooLarge      bool        // the header list was over MaxHeaderBytes: answered 431
+	discard       bool        // the body's read deadline passed: what arrives is dropped
+	trailer       http.Header // the request's trailers, until the handler's read sees EOF
+	head          bool        // a HEAD request: the answer has no body
 
 	// Answer side, the handler's goroutine only.
 	header      http.Header
@@ -210,18 +211,21 @@ func (c *conn) canonicalKey(name string) string {
 }
 
 // addTrailers records the request's trailers (reader only, before the
-// body ends).
+// body ends); the handler sees them in r.Trailer once its body read hit
+// EOF, as with net/http (the map is not written while the handler may
+// read it).
 func (st *stream) addTrailers(fields []hpack.HeaderField) {
 	if st.req == nil {
 		return // answered 431 without reading the request
 	}
-	if st.req.Trailer == nil {
-		st.req.Trailer = make(http.Header, len(fields))
-	}
+	tr := make(http.Header, len(fields))
 	for _, hf := range fields {
 		k := st.c.canonicalKey(hf.Name)
-		st.req.Trailer[k] = append(st.req.Trailer[k], hf.Value)
+		tr[k] = append(tr[k], hf.Value)
 	}
+	st.c.mu.Lock()
+	st.trailer = tr
+	st.c.mu.Unlock()
 }
 
 // requestBody is a request's body: what the client sent, as it arrives.
@@ -235,7 +239,17 @@ func (b requestBody) Read(p []byte) (int, error) {
 	}
 	if st.off == len(st.body) {
 		err := st.bodyErr
+		tr := st.trailer
+		st.trailer = nil
 		c.mu.Unlock()
+		if tr != nil && err == io.EOF {
+			if st.req.Trailer == nil {
+				st.req.Trailer = make(http.Header, len(tr))
+			}
+			for k, v := range tr {
+				st.req.Trailer[k] = v
+			}
+		}
 		return 0, err
 	}
 	n := copy(p, st.body[st.off:])
