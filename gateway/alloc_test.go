@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/h2server"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -101,21 +102,18 @@ func proxyAllocs(t *testing.T, streamOver int) {
 
 // TestProxyH2Allocs measures what the gateway adds per HTTP/2 request, after
 // warm-up: allocations of a whole h2c round trip through the gateway to a
-// fasthttp node, less those of the same round trip to a net/http HTTP/2
-// server that answers the same headers and body itself (the HTTP/2
-// server's and client's own per-stream allocations, which the gateway
-// cannot avoid: a request struct, header maps, stream state). That server
-// encodes its headers as the gateway does, without HPACK indexing, so the
-// client decodes the same literals from both.
+// fasthttp node, less those of the same round trip to the gateway's own
+// HTTP/2 server (internal/h2server) answering the same headers and body
+// itself: the HTTP/2 server's and client's per-stream allocations (a
+// request struct, header maps, stream state), which are not the
+// forwarding's.
 func TestProxyH2Allocs(t *testing.T) {
 	node := fastBackend(t)
 	gw := startGateway(t, testConfig(staticRoute("llama", "http://"+node)))
 	// The same answer, written by a plain HTTP/2 handler.
 	nodeBody := []byte(`{"id":"cmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}`)
 	date := []string{time.Now().UTC().Format(http.TimeFormat)}
-	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	base := &http.Server{Protocols: &protos, HTTP2: &http.HTTP2Config{MaxEncoderHeaderTableSize: 1}, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	base := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := bodyBuf.Get().(*[]byte)
 		*buf, _ = readAll(r.Body, (*buf)[:0])
 		bodyBuf.Put(buf)
@@ -132,8 +130,18 @@ func TestProxyH2Allocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = base.Serve(bl) }()
-	t.Cleanup(func() { _ = base.Close() })
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				return
+			}
+			go base.ServeConn(c)
+		}
+	}()
+	t.Cleanup(func() { _ = bl.Close(); <-accepted; _ = base.Close() })
 	var headers [2]http.Header
 	measure := func(addr string) float64 {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}

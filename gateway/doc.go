@@ -4,7 +4,7 @@
 // follow a request:
 //
 //	frontend/   the client port: one listener, sniffed into fasthttp
-//	            (HTTP/1.1) or net/http's HTTP/2 (h2c, TLS+ALPN, gRPC);
+//	            (HTTP/1.1) or internal/h2server (h2c, TLS+ALPN, gRPC);
 //	            each translates its request into the core's view and
 //	            writes the core's answer back
 //	forward/    the forwarding core, once for every protocol: admission →

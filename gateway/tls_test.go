@@ -2,21 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,28 +16,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/switchyard-dev/switchyard/engines/kserve"
+	"github.com/switchyard-dev/switchyard/internal/testcert"
 )
-
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return certFile, keyFile
-}
 
 // TestTLSALPN: with a certificate the client port speaks TLS, HTTP/1.1 or
 // HTTP/2 by ALPN, gRPC included.
@@ -55,7 +25,7 @@ func TestTLSALPN(t *testing.T) {
 	be := backend(t, "b", nil)
 	g := grpcBackend(t, "g")
 	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{HTTP: hostOf(be), GRPC: g}}})
-	cfg.Listen.TLSCert, cfg.Listen.TLSKey = selfSigned(t)
+	cfg.Listen.TLSCert, cfg.Listen.TLSKey = testcert.SelfSigned(t)
 	gw := startGateway(t, cfg)
 	tlsConf := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // self-signed test certificate
 	for _, h2 := range []bool{false, true} {
@@ -199,7 +169,7 @@ func TestTLSStreamKeepAlive(t *testing.T) {
 		_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	})
 	cfg := testConfig(staticRoute("m", be.URL))
-	cfg.Listen.TLSCert, cfg.Listen.TLSKey = selfSigned(t)
+	cfg.Listen.TLSCert, cfg.Listen.TLSKey = testcert.SelfSigned(t)
 	gw := startGateway(t, cfg)
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed test certificate

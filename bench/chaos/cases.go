@@ -28,7 +28,7 @@ func cases() []testCase {
 		{name: "routing-loop", items: "7", quick: true, run: caseLoop,
 			expect: "a node whose address is the gateway: 508 loop_detected, at once"},
 		{name: "oversized", items: "held", quick: true, run: caseOversized,
-			expect: "431 for headers (and a request line) over max_header_bytes, HTTP/1.1 and h2c (a header block needing CONTINUATION frames past the limit: 431 or the connection closed, as Go's HTTP/2 server does); 413 for bodies over max_body_bytes: declared (at once, whatever part of the body arrived), sent, chunked, h2c; never forwarded; served on"},
+			expect: "431 for headers (and a request line) over max_header_bytes, HTTP/1.1 and h2c (a header block needing CONTINUATION frames past the limit: 431 or the connection closed, as Go's HTTP/2 servers do); 413 for bodies over max_body_bytes: declared (at once, whatever part of the body arrived), sent, chunked, h2c; never forwarded; served on"},
 		{name: "slowloris", items: "held", quick: true, run: caseSlowloris,
 			expect: "30 HTTP/1.1 connections trickling headers and 30 trickling a body, a byte every 200 ms: each answered 408 or closed by read_timeout (3 s) + 2 s; other clients served meanwhile, all 200"},
 		{name: "grpc-control", items: "1", quick: true, run: caseGRPCControl,

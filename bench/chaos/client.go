@@ -49,9 +49,10 @@ func caseOversized(ctx context.Context, t *topology, c *caseRun) {
 	// h2c: eight headers of 2,150 bytes (17 KiB decoded, under 16 KiB
 	// on the wire with HPACK's Huffman code: one HEADERS frame) get 431.
 	// A header block that needs CONTINUATION frames past the limit, or
-	// one string over it, closes the connection instead: Go's HTTP/2
-	// server stops reading it (net/http h2_bundle.go, readMetaFrame:
-	// PROTOCOL_ERROR or COMPRESSION_ERROR, the CVE-2023-45288 guard).
+	// one string over it, closes the connection instead: the gateway's
+	// HTTP/2 server stops reading it (x/net/http2's Framer, readMetaFrame,
+	// as in net/http's server: PROTOCOL_ERROR or COMPRESSION_ERROR, the
+	// CVE-2023-45288 guard).
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(small))
 	req.Header.Set("Content-Type", "application/json")
 	for i := range 8 {

@@ -70,7 +70,7 @@ type Request struct {
 // carrier; tls says the client connection is TLS.
 func (r *Request) SetHTTP1(req *fasthttp.Request, tls bool) { r.h1, r.tls = req, tls }
 
-// SetHTTP2 fills the view from req (net/http's HTTP/2 request, which
+// SetHTTP2 fills the view from req (the HTTP/2 server's request, which
 // stays the carrier): protocol (gRPC when grpc), method, path, target,
 // host and the client's context. The body is the frontend's to set.
 func (r *Request) SetHTTP2(req *http.Request, grpc bool) {

@@ -1,6 +1,6 @@
 // Package frontend is the client port: one listener whose connections are
 // sniffed (listener.go) and served by fasthttp for HTTP/1.1 (h1.go) or by
-// net/http's HTTP/2 server for h2c, TLS with ALPN h2 and gRPC (h2.go).
+// internal/h2server for h2c, TLS with ALPN h2 and gRPC (h2.go).
 // Each translates its request into the forwarding core's view
 // (forward.Request), calls the core once, and writes the core's answer
 // back: a buffered answer in place, a streamed one as it arrives — over

@@ -22,6 +22,19 @@ import (
 // calls, trailers intact, and RST_STREAM when the node breaks a streamed
 // answer.
 func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
+	s.serveH2Request(w, req, nil)
+}
+
+// serveH2TooLarge answers a request whose header list is over
+// Limits.MaxHeaderBytes, through the core (431, counted and logged as
+// on HTTP/1.1); req holds what was decoded before the limit.
+func (s *Server) serveH2TooLarge(w http.ResponseWriter, req *http.Request) {
+	s.serveH2Request(w, req, forward.ErrHeaderTooLarge)
+}
+
+// serveH2Request is serveH2 for a request already known to fail with
+// refused, when not nil: its body is not read.
+func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refused error) {
 	x := s.core.Acquire()
 	defer func() {
 		if p := recover(); p != nil {
@@ -40,7 +53,10 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 	}
 	var bp *[]byte
 	x.BeginBody(w) // a body still arriving after Limits.ReadTimeout is cut
-	if grpc {
+	if refused != nil {
+		r.Err = refused
+		x.EndBody()
+	} else if grpc {
 		r.BodyStream = req.Body // the core reads the first message, then ends the body phase
 	} else {
 		bp = bodyPool.Get().(*[]byte)
@@ -55,7 +71,7 @@ func (s *Server) serveH2(w http.ResponseWriter, req *http.Request) {
 		r.Body = *bp
 		x.EndBody()
 	}
-	s.h2Workers.do(s.forward, x) // the deep part, on a worker (h2Workers)
+	s.forward(x)
 	h := w.Header()
 	if id := req.Header["X-Request-Id"]; len(id) > 0 && !x.RequestIDGenerated() {
 		h["X-Request-Id"] = id

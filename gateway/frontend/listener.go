@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"bufio"
 	"net/netip"
 	"sync/atomic"
 	"syscall"
@@ -119,36 +118,16 @@ func (s *Server) sniff(ctx context.Context, c net.Conn, h1 *chanListener) {
 	h1.deliver(newClientConn(pc))
 }
 
-// serveH2Conn hands an HTTP/2 connection (TLS with ALPN h2, or plain with
-// the preface unread) to the HTTP/2 server. Its writes are batched
-// (writebatch): net/http's server flushes each stream's frames on their
-// own, and one system call for many streams' frames is most of what makes
-// HTTP/2 cheap. TLS connections come batched from sniff.
+// serveH2Conn serves an HTTP/2 connection (TLS with ALPN h2, or plain
+// with the preface unread) until it ends. Its writes are batched
+// (writebatch): one system call for many streams' frames is most of what
+// makes HTTP/2 cheap. TLS connections come batched from sniff.
 func (s *Server) serveH2Conn(_ context.Context, c net.Conn) {
 	if _, ok := c.(*tls.Conn); !ok {
-		c = newBufferedConn(writebatch.New(c, s.lim.WriteTimeout))
+		c = writebatch.New(c, s.lim.WriteTimeout)
 	}
-	s.h2ln.deliver(c)
+	s.h2.ServeConn(c)
 }
-
-// h2ReadBufferSize is the read buffer of a plain (h2c) HTTP/2 connection.
-const h2ReadBufferSize = 4 << 10
-
-// bufferedConn buffers the reads of a plain HTTP/2 connection. net/http's
-// HTTP/2 server reads every frame with two unbuffered reads (its 9-byte
-// header, then its payload): over TLS the record layer buffers them, over
-// h2c each was a system call — 7 to 9 per proxied gRPC call. Reads as
-// large as the buffer bypass it.
-type bufferedConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func newBufferedConn(c net.Conn) *bufferedConn {
-	return &bufferedConn{Conn: c, br: bufio.NewReaderSize(c, h2ReadBufferSize)}
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.br.Read(p) }
 
 // connLimits counts open client connections, in all and per client
 // address (Limits.MaxConnections, MaxConnectionsPerIP).

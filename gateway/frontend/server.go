@@ -17,28 +17,29 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
+	"github.com/switchyard-dev/switchyard/internal/h2server"
 )
 
 // Server is the client port: one listener whose connections are sniffed
-// and served by fasthttp (HTTP/1.1) or net/http's HTTP/2 (h2c prior
+// and served by fasthttp (HTTP/1.1) or internal/h2server (h2c prior
 // knowledge, or TLS with ALPN h2; gRPC included). Both translate requests
 // into the core's view and write its answers back.
 type Server struct {
-	core    *forward.Core
-	lim     config.Limits
-	log     *slog.Logger
-	tlsConf *tls.Config
-	h1      *fasthttp.Server
-	h2      *http.Server
-	mu      sync.Mutex    // orders Serve's start against Shutdown
-	h1ln    *chanListener // set by Serve, under mu
-	h2ln    *chanListener
+	core       *forward.Core
+	lim        config.Limits
+	log        *slog.Logger
+	tlsConf    *tls.Config
+	h1         *fasthttp.Server
+	h2         *h2server.Server
+	h2done     chan struct{} // closed by Shutdown once the HTTP/2 streams ended
+	h2doneOnce sync.Once
+	mu         sync.Mutex    // orders Serve's start against Shutdown
+	h1ln       *chanListener // set by Serve, under mu
 
 	streamBodies bool // Limits.StreamBodyOver > 0
 	headers      headerCache
 	conns        connLimits
-	relays       relaySet // streams relayed on hijacked connections (stream.go)
-	h2Workers    *h2Workers
+	relays       relaySet                // streams relayed on hijacked connections (stream.go)
 	forward      func(*forward.Exchange) // core.Forward, bound once
 	stopping     atomic.Bool
 }
@@ -46,7 +47,7 @@ type Server struct {
 // New builds the client port's servers from cfg's listener and limits
 // (read at start only: they change on restart).
 func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{core: core, lim: cfg.Limits, log: log, h2Workers: newH2Workers()}
+	s := &Server{core: core, lim: cfg.Limits, log: log, h2done: make(chan struct{})}
 	s.forward = core.Forward
 	// Bodies over 1 MiB are not kept in fasthttp's pools after use: a few
 	// large requests must not pin their memory for the life of the
@@ -90,33 +91,21 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 		s.h1.MaxRequestBodySize = lim.StreamBodyOver
 		s.streamBodies = true
 	}
-	var protos http.Protocols
-	protos.SetHTTP2(true)            // TLS connections that negotiated h2
-	protos.SetUnencryptedHTTP2(true) // h2c prior knowledge (the sniffer saw the preface)
-	s.h2 = &http.Server{
-		Handler:           http.HandlerFunc(s.serveH2),
-		ReadHeaderTimeout: lim.ReadTimeout,
-		IdleTimeout:       lim.IdleTimeout,
-		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		Protocols:         &protos,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: lim.MaxH2Streams,
-			MaxReadFrameSize:     1 << 20,
-			// No HPACK dynamic table for answers (hpackLiterals).
-			MaxEncoderHeaderTableSize: hpackLiterals,
-		},
+	// HTTP/2 (h2c prior knowledge, and TLS connections that negotiated
+	// h2) is served by h2server: one goroutine per connection, handlers
+	// on long-lived workers, answers in one write (see its doc).
+	s.h2 = &h2server.Server{
+		Handler:              http.HandlerFunc(s.serveH2),
+		HeaderTooLarge:       http.HandlerFunc(s.serveH2TooLarge),
+		MaxConcurrentStreams: uint32(lim.MaxH2Streams),
+		MaxHeaderBytes:       lim.MaxHeaderBytes,
+		IdleTimeout:          lim.IdleTimeout,
+		PrefaceTimeout:       lim.ReadTimeout,
+		WriteTimeout:         lim.WriteTimeout,
+		Logger:               log,
 	}
 	return s, nil
 }
-
-// hpackLiterals is the HPACK encoder's table size that indexes nothing:
-// every header goes as a literal. Each answer carries a unique X-Request-Id
-// (and gRPC calls a unique grpc-timeout upstream), and with indexing each
-// one enters the 4 KiB dynamic table and evicts an older entry: table
-// upkeep was ~10 % of a proxied gRPC call's CPU. The headers cost a few
-// more bytes; peers decode literals instead of table hits.
-const hpackLiterals = 1
 
 // pooledBodyLimit is the largest request or response body buffer kept
 // for reuse.
@@ -144,18 +133,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	}
 	s.h1ln = newChanListener(ln.Addr())
-	s.h2ln = newChanListener(ln.Addr())
 	s.mu.Unlock()
-	errc := make(chan error, 3)
+	errc := make(chan error, 2)
 	go func() {
 		errc <- s.h1.Serve(s.h1ln)
-	}()
-	go func() {
-		err := s.h2.Serve(s.h2ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		errc <- err
 	}()
 	go func() {
 		errc <- s.acceptLoop(ctx, ln, s.h1ln)
@@ -165,7 +146,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Something failed on its own: take the rest down.
 		_ = ln.Close()
 		s.h1ln.Close()
-		s.h2ln.Close()
 		_ = s.h2.Close()
 		_ = s.h1.Shutdown()
 		s.relays.cutAll()
@@ -173,8 +153,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		first = nil
 	}
 	<-errc
-	<-errc
-	s.h2Workers.stop()
+	if s.stopping.Load() {
+		<-s.h2done // Serve owns the streams: they end before it returns
+	}
 	if first == nil && !s.stopping.Load() {
 		first = errors.New("gateway: client listener closed")
 	}
@@ -187,29 +168,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context, ln net.Listener) {
 	s.mu.Lock()
 	s.stopping.Store(true)
-	h1ln, h2ln := s.h1ln, s.h2ln // nil when Serve has not started: it will not
+	h1ln := s.h1ln // nil when Serve has not started: it will not
 	s.mu.Unlock()
 	_ = ln.Close()
 	if h1ln != nil {
 		h1ln.Close()
 	}
 	// GOAWAY to HTTP/2 connections; Shutdown returns once they are idle.
-	h2done := make(chan struct{})
-	go func() {
-		_ = s.h2.Shutdown(ctx)
-		close(h2done)
-	}()
+	h2done := make(chan error, 1)
+	go func() { h2done <- s.h2.Shutdown(ctx) }()
 	_ = s.h1.ShutdownWithContext(ctx)
 	s.endRelays(ctx)
-	select {
-	case <-h2done:
-	case <-ctx.Done():
+	if err := <-h2done; err != nil {
 		_ = s.h2.Close() // past the bound: cut what is left
-		<-h2done
 	}
-	if h2ln != nil {
-		h2ln.Close()
-	}
+	s.h2doneOnce.Do(func() { close(s.h2done) })
 }
 
 // relayGrace bounds the wait for relays whose client connection was cut

@@ -1,8 +1,9 @@
 // Package writebatch wraps a connection so that writes made close together
 // leave in one system call.
 //
-// Go's HTTP/2 server and client write each stream's frames and flush them
-// on their own: a proxied gRPC call cost about five write(2) calls on the
+// Go's HTTP/2 client (and its server, which the gateway no longer uses)
+// write each stream's frames and flush them on their own: a proxied gRPC
+// call cost about five write(2) calls on the
 // gateway, where a proxy that batches (HAProxy, grpc-go's transport) makes
 // one write for many streams. A Conn takes each Write into a buffer and
 // returns; a flusher goroutine, started when the buffer was empty, first

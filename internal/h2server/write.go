@@ -1,0 +1,320 @@
+package h2server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// writeHeaders writes the answer's HEADERS frame (and CONTINUATION
+// frames if the block is larger than the client's frame size). With
+// addLength, a content-length of n is added when the handler set none.
+func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) error {
+	c := st.c
+	c.mu.Lock()
+	maxFrame := int(c.peerMaxFrame)
+	c.mu.Unlock()
+	if endStream {
+		c.releaseSlot(st)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	c.hbuf.Reset()
+	enc := c.henc
+	_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(st.status)})
+	declared := st.header["Trailer"]
+	hasDate := false
+	for k, vv := range st.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Trailer" || len(declared) > 0 && declaredTrailer(declared, k) {
+			continue
+		}
+		name := c.wireKey(k)
+		switch name {
+		case "", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
+			continue
+		case "date":
+			hasDate = true
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				continue // as net/http: an invalid value is dropped, not sent
+			}
+			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+		}
+	}
+	if addLength && !st.head && bodyAllowed(st.status) {
+		var b [20]byte
+		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: string(strconv.AppendInt(b[:0], int64(n), 10))})
+	}
+	if !hasDate {
+		_ = enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
+	}
+	block := c.hbuf.Bytes()
+	first := block
+	if len(first) > maxFrame {
+		first = block[:maxFrame]
+	}
+	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: first, EndStream: endStream, EndHeaders: len(first) == len(block)})
+	for rest := block[len(first):]; err == nil && len(rest) > 0; {
+		frag := rest[:min(len(rest), maxFrame)]
+		rest = rest[len(frag):]
+		err = c.fr.WriteContinuation(st.id, len(rest) == 0, frag)
+	}
+	if err == nil && flush {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// writeTrailers writes the trailers with END_STREAM.
+func (st *stream) writeTrailers(fields []hpack.HeaderField) error {
+	c := st.c
+	c.mu.Lock()
+	maxFrame := int(c.peerMaxFrame)
+	c.mu.Unlock()
+	c.releaseSlot(st)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	c.hbuf.Reset()
+	for _, f := range fields {
+		if httpguts.ValidHeaderFieldValue(f.Value) {
+			_ = c.henc.WriteField(f)
+		}
+	}
+	block := c.hbuf.Bytes()
+	first := block[:min(len(block), maxFrame)]
+	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: first, EndStream: true, EndHeaders: len(first) == len(block)})
+	for rest := block[len(first):]; err == nil && len(rest) > 0; {
+		frag := rest[:min(len(rest), maxFrame)]
+		rest = rest[len(frag):]
+		err = c.fr.WriteContinuation(st.id, len(rest) == 0, frag)
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// writeData writes p as DATA frames within the client's flow-control
+// windows, waiting for them to open (at most WriteTimeout); with end,
+// the last frame carries END_STREAM; with flush, the frames are flushed
+// after the last one.
+func (st *stream) writeData(p []byte, end, flush bool) error {
+	c := st.c
+	for {
+		n, err := st.reserve(len(p), false)
+		if err == nil && n == 0 && len(p) > 0 {
+			// The window is shut: what is buffered goes out before the
+			// wait, the client may need it to open the window.
+			c.wmu.Lock()
+			if c.werr == nil {
+				if err := c.bw.Flush(); err != nil {
+					c.werr = err
+				}
+			}
+			c.wmu.Unlock()
+			n, err = st.reserve(len(p), true)
+		}
+		if err != nil {
+			return err
+		}
+		last := n == len(p)
+		if end && last {
+			c.releaseSlot(st)
+		}
+		c.wmu.Lock()
+		err = c.werr
+		if err == nil {
+			err = c.fr.WriteData(st.id, end && last, p[:n])
+			if err == nil && last && flush {
+				err = c.bw.Flush()
+			}
+			if err != nil {
+				c.werr = err
+			}
+		}
+		c.wmu.Unlock()
+		if err != nil || last {
+			return err
+		}
+		p = p[n:]
+	}
+}
+
+// reserve takes up to want bytes of the stream's and the connection's
+// send windows, and no more than a frame. With wait it waits for at least
+// one byte; without, it may return 0.
+func (st *stream) reserve(want int, wait bool) (int, error) {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if want == 0 {
+		if st.reset {
+			return 0, errStreamReset
+		}
+		return 0, nil
+	}
+	var timer *time.Timer
+	expired := false
+	for !st.reset && (st.sendWindow <= 0 || c.sendWindow <= 0) {
+		if !wait {
+			return 0, nil
+		}
+		if expired {
+			st.waitingWindow = false
+			c.mu.Unlock()
+			c.resetStream(st, http2.ErrCodeCancel)
+			c.mu.Lock()
+			return 0, errWindowWait
+		}
+		if timer == nil {
+			d := c.srv.WriteTimeout
+			if d <= 0 {
+				d = defaultWriteTimeout
+			}
+			timer = time.AfterFunc(d, func() {
+				c.mu.Lock()
+				expired = true
+				st.cond.Broadcast()
+				c.mu.Unlock()
+			})
+			defer timer.Stop()
+		}
+		st.waitingWindow = true
+		st.cond.Wait()
+	}
+	st.waitingWindow = false
+	if st.reset {
+		return 0, errStreamReset
+	}
+	n := int64(want)
+	n = min(n, st.sendWindow, c.sendWindow, int64(c.peerMaxFrame))
+	st.sendWindow -= n
+	c.sendWindow -= n
+	return int(n), nil
+}
+
+// wireKey is a canonical answer key as an HTTP/2 field name (lower
+// case), "" when the key is not a valid field name. Call with wmu held
+// or from the handler (lower is guarded by wmu).
+func (c *conn) wireKey(k string) string {
+	if v, ok := commonLower[k]; ok {
+		return v
+	}
+	if !hasUpper(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return ""
+		}
+		return k
+	}
+	if v, ok := c.lower[k]; ok {
+		return v
+	}
+	if !httpguts.ValidHeaderFieldName(k) {
+		return ""
+	}
+	v := strings.ToLower(k)
+	if len(c.lower) < 64 {
+		c.lower[k] = v
+	}
+	return v
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+func declaredTrailer(declared []string, k string) bool {
+	for _, v := range declared {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// statusTexts holds the :status values 100 to 999.
+var statusTexts = func() (t [900]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i + 100)
+	}
+	return t
+}()
+
+func statusText(code int) string { return statusTexts[code-100] }
+
+// httpDate is the Date header's value for now, formatted once a second.
+func httpDate() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &dateText{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	lastDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	sec  int64
+	text string
+}
+
+var lastDate atomic.Pointer[dateText]
+
+// Common header names: lower-case wire names to canonical keys, and back.
+var (
+	commonCanonical = map[string]string{}
+	commonLower     = map[string]string{}
+)
+
+func init() {
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
+		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
+		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow", "Authorization",
+		"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
+		"Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag", "Expect", "Expires",
+		"From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
+		"Last-Modified", "Link", "Location", "Max-Forwards", "Origin", "Priority", "Proxy-Authenticate",
+		"Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After", "Server", "Set-Cookie",
+		"Strict-Transport-Security", "Te", "Trailer", "Traceparent", "Tracestate", "Transfer-Encoding",
+		"User-Agent", "Vary", "Via", "Www-Authenticate", "X-Api-Key", "X-Forwarded-For", "X-Forwarded-Host",
+		"X-Forwarded-Proto", "X-Request-Id", "X-Real-Ip", "Grpc-Accept-Encoding", "Grpc-Encoding",
+		"Grpc-Message", "Grpc-Status", "Grpc-Status-Details-Bin", "Grpc-Timeout", "Baggage",
+	} {
+		l := strings.ToLower(k)
+		commonCanonical[l] = k
+		commonLower[k] = l
+	}
+}
