@@ -1192,3 +1192,25 @@ func isDataOf(f http2.Frame, id uint32, end bool) bool {
 	d, ok := f.(*http2.DataFrame)
 	return ok && d.StreamID == id && d.StreamEnded() == end
 }
+
+// TestLargeAnswerHeaders: header and trailer blocks larger than the
+// client's frame size go out as HEADERS plus CONTINUATION frames.
+func TestLargeAnswerHeaders(t *testing.T) {
+	big := hex.EncodeToString(randomBytes(20000)) // 40,000 bytes, ~25 KB Huffman-coded
+	bigTrailer := big[:30000]
+	s := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", big)
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set(http.TrailerPrefix+"X-Big-Trailer", bigTrailer)
+	})})
+	resp, got := roundTrip(t, h2cTransport(t), newRequest(t, http.MethodGet, s.url("/"), nil))
+	if resp.StatusCode != 200 || got != "body" {
+		t.Fatalf("got %d %q", resp.StatusCode, got)
+	}
+	if h := resp.Header.Get("X-Big"); h != big {
+		t.Errorf("X-Big: %d bytes, want %d", len(h), len(big))
+	}
+	if h := resp.Trailer.Get("X-Big-Trailer"); h != bigTrailer {
+		t.Errorf("X-Big-Trailer: %d bytes, want %d", len(h), len(bigTrailer))
+	}
+}

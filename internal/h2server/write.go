@@ -58,16 +58,20 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	if !hasDate {
 		_ = enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
 	}
+	return c.writeBlockLocked(st.id, maxFrame, endStream, flush)
+}
+
+// writeBlockLocked writes the header block in hbuf as a HEADERS frame and
+// as many CONTINUATION frames as the client's frame size asks, flushing
+// them with flush. Call with wmu held.
+func (c *conn) writeBlockLocked(id uint32, maxFrame int, endStream, flush bool) error {
 	block := c.hbuf.Bytes()
-	first := block
-	if len(first) > maxFrame {
-		first = block[:maxFrame]
-	}
-	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: first, EndStream: endStream, EndHeaders: len(first) == len(block)})
+	first := block[:min(len(block), maxFrame)]
+	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(first) == len(block)})
 	for rest := block[len(first):]; err == nil && len(rest) > 0; {
 		frag := rest[:min(len(rest), maxFrame)]
 		rest = rest[len(frag):]
-		err = c.fr.WriteContinuation(st.id, len(rest) == 0, frag)
+		err = c.fr.WriteContinuation(id, len(rest) == 0, frag)
 	}
 	if err == nil && flush {
 		err = c.bw.Flush()
@@ -96,21 +100,7 @@ func (st *stream) writeTrailers(fields []hpack.HeaderField) error {
 			_ = c.henc.WriteField(f)
 		}
 	}
-	block := c.hbuf.Bytes()
-	first := block[:min(len(block), maxFrame)]
-	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: first, EndStream: true, EndHeaders: len(first) == len(block)})
-	for rest := block[len(first):]; err == nil && len(rest) > 0; {
-		frag := rest[:min(len(rest), maxFrame)]
-		rest = rest[len(frag):]
-		err = c.fr.WriteContinuation(st.id, len(rest) == 0, frag)
-	}
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	if err != nil {
-		c.werr = err
-	}
-	return err
+	return c.writeBlockLocked(st.id, maxFrame, true, true)
 }
 
 // writeData writes p as DATA frames within the client's flow-control
