@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/testlog"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -455,7 +457,7 @@ func TestAccessLog(t *testing.T) {
 	cfg := testConfig(simRoute("sim-model", nodes))
 	cfg.Auth = &tenant.Config{Path: file, Interval: time.Hour}
 	cfg.Telemetry.AccessLog = true
-	var logs syncBuffer
+	var logs testlog.Buffer
 	g, err := New(cfg, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testlog"
 )
 
 // TestBuildInfoMetric starts a gateway and a Resource from a binary
@@ -33,7 +35,7 @@ func TestBuildInfoMetric(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, p.args...)
-			var logs syncBuffer
+			var logs testlog.Buffer
 			cmd.Stdout, cmd.Stderr = &logs, &logs
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

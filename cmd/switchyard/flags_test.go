@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testlog"
 )
 
 const envSecret = "env-secret-value-0123456789"
@@ -182,7 +184,7 @@ func TestJSONLogs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	var out, errb syncBuffer
+	var out, errb testlog.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(runCtx, []string{"resource", "--listen", "127.0.0.1:0", "--log-format", "json"}, &out, &errb)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/testlog"
+
 	"github.com/switchyard-dev/switchyard/engines/sim"
 )
 
@@ -157,7 +159,7 @@ func TestGatewayConfigReload(t *testing.T) {
 	write("listen: {client: " + addr + "}\nroutes:\n  - match: {models: [a]}\n    nodes: [" + host + "]\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb testlog.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"gateway", "--drain-delay", "0", "--config", path}, &out, &errb) }()
 	waitServing(t, "http://"+addr+"/v1/models")
@@ -208,7 +210,7 @@ func TestGatewayRayQuickStart(t *testing.T) {
 	}
 	defer ray.Close()
 	addr, admin := freeAddr(t), freeAddr(t)
-	var out, errb syncBuffer
+	var out, errb testlog.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--drain-delay", "0", "--ray-dashboard", ray.DashboardURL()}, &out, &errb)

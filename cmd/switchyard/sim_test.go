@@ -10,35 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testlog"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startSim runs `switchyard sim args...` until the test ends and returns
 // the JSON lines it printed for its nodes.
 func startSim(t *testing.T, nodes int, args ...string) []map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb testlog.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"sim"}, args...), &out, &errb) }()
 	t.Cleanup(func() {

@@ -1,36 +1,17 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testlog"
 )
-
-// lockedBuffer is a log sink the server's goroutines write to while the
-// test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestHandlerPanicAnswered: a panic in an admin handler (here the metrics
 // handler the gateway hands the admin port) is answered 500 with a JSON
@@ -51,7 +32,7 @@ func TestHandlerPanicAnswered(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "metric_a 1\n")
 	})
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	srv := httptest.NewServer(Handler(Deps{Metrics: metrics, Log: slog.New(slog.NewTextHandler(&logs, nil))}))
 	defer srv.Close()
 	c := &http.Client{Timeout: 5 * time.Second}

@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,33 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testlog"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // tcpPair returns both ends of a loopback TCP connection; the test's end
 // closes them.
@@ -143,7 +125,7 @@ func TestHandlerPanicRecovered(t *testing.T) {
 		_, _ = io.WriteString(w, `{}`)
 	}))
 	defer node.Close()
-	var logs syncBuffer
+	var logs testlog.Buffer
 	addr, core := serveFrontend(t, strings.TrimPrefix(node.URL, "http://"), &logs)
 	testHook = func(arg []byte) {
 		if string(arg) == "yes" {

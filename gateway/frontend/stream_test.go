@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/testlog"
+
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
@@ -133,7 +135,7 @@ func TestStreamKeepsConnection(t *testing.T) {
 // another request's.
 func TestStreamOutlivesItsRequest(t *testing.T) {
 	release := make(chan struct{})
-	var logs syncBuffer
+	var logs testlog.Buffer
 	fe := startFrontendWith(t, sseNode(t, 1, release), &logs, func(c *config.Config) { c.Telemetry.AccessLog = true })
 	c := dialFrontend(t, fe.addr)
 	br := bufio.NewReader(c)

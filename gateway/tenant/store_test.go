@@ -1,34 +1,16 @@
 package tenant
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testlog"
 )
-
-// syncBuffer is a log sink safe for the Run goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func keyFile(tenant, key string, rpm int) string {
 	return "keys:\n  - key: " + key + "\n    tenant: " + tenant + "\n    requests_per_minute: " + itoa(rpm) + "\n"
@@ -60,13 +42,13 @@ func replace(t *testing.T, path, content string) {
 	}
 }
 
-func newStore(t *testing.T, content string, onReload func(error)) (*Store, string, *syncBuffer) {
+func newStore(t *testing.T, content string, onReload func(error)) (*Store, string, *testlog.Buffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys.yaml")
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log testlog.Buffer
 	s, err := Open(Config{Path: path, Interval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil)), OnReload: onReload})
 	if err != nil {
 		t.Fatal(err)

@@ -133,24 +133,6 @@ func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger on other goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rawConn is a frame-level HTTP/2 client: it writes what a real client
 // library would not, and reads the server's frames as they come.
 // Writes are buffered until flush, so frames written together reach the

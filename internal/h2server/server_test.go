@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/testlog"
+
 	"golang.org/x/net/http2"
 
 	"github.com/switchyard-dev/switchyard/internal/h2server"
@@ -689,7 +691,7 @@ func TestRapidReset(t *testing.T) {
 // MaxHeaderBytes is answered 431 without calling the handler.
 func TestHeaderListTooLarge(t *testing.T) {
 	var calls atomic.Int32
-	var logs syncBuffer
+	var logs testlog.Buffer
 	s := serve(t, &h2server.Server{
 		MaxHeaderBytes: 1 << 10,
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
@@ -903,7 +905,7 @@ func TestReadDeadline(t *testing.T) {
 // TestHandlerPanic checks that a panic resets its stream only, and that
 // only panics other than http.ErrAbortHandler are logged.
 func TestHandlerPanic(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	s := serve(t, &h2server.Server{
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
