@@ -25,8 +25,8 @@ package h2client
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net"
+	"net/http"
 	"time"
 )
 
