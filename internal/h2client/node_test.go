@@ -722,6 +722,12 @@ func TestNodeGarbage(t *testing.T) {
 		{"SETTINGS with a bad window", mustFail, func(n *nodeConn, id uint32) error { // RFC 9113 6.5.2: FLOW_CONTROL_ERROR
 			return thenAnswer(n, id, n.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31}))
 		}},
+		{"1xx before the answer", mustSucceed, func(n *nodeConn, id uint32) error { // RFC 9113 8.1: interim answers precede the final one
+			if err := n.headers(id, false, ":status", "103", "link", "</style.css>; rel=preload"); err != nil {
+				return err
+			}
+			return n.answer(id, "answer")
+		}},
 		{"unknown setting", mustSucceed, func(n *nodeConn, id uint32) error { // RFC 9113 6.5.2: ignored
 			if err := n.fr.WriteSettings(http2.Setting{ID: 0x7777, Val: 1}); err != nil {
 				return err
@@ -761,6 +767,197 @@ func TestNodeGarbage(t *testing.T) {
 			default:
 				t.Logf("outcome: body %q, error %v", body, err)
 			}
+		})
+	}
+}
+
+// TestClientSettingsAndPing: the client's first frame is SETTINGS
+// (RFC 9113 3.4), disabling push and granting StreamWindow per stream;
+// it raises the connection's window to ConnWindow; it acknowledges the
+// node's SETTINGS and answers its PING.
+func TestClientSettingsAndPing(t *testing.T) {
+	type seen struct {
+		request    bool // the request's HEADERS came (and were answered)
+		settings   map[http2.SettingID]uint32
+		connWindow int64
+		settingAck bool
+		pingAck    bool
+	}
+	seenc := make(chan seen, 1)
+	addr := serveNode(t, nil, func(n *nodeConn, _ int) {
+		s := seen{settings: map[http2.SettingID]uint32{}, connWindow: 65535}
+		defer func() { signal(seenc, s) }()
+		if n.fr.WritePing(false, [8]byte{'n', 'o', 'd', 'e'}) != nil || n.flush() != nil {
+			return
+		}
+		for !s.settingAck || !s.pingAck || !s.request {
+			f, err := n.fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if f.IsAck() {
+					s.settingAck = true
+					break
+				}
+				_ = f.ForeachSetting(func(st http2.Setting) error {
+					s.settings[st.ID] = st.Val
+					return nil
+				})
+				if n.fr.WriteSettingsAck() != nil || n.flush() != nil {
+					return
+				}
+			case *http2.PingFrame:
+				if f.IsAck() && f.Data == [8]byte{'n', 'o', 'd', 'e'} {
+					s.pingAck = true
+				}
+			case *http2.WindowUpdateFrame:
+				if f.StreamID == 0 {
+					s.connWindow += int64(f.Increment)
+				}
+			case *http2.MetaHeadersFrame:
+				s.request = true
+				if n.answer(f.StreamID, "ok") != nil {
+					return
+				}
+			}
+		}
+	})
+	tr, _ := newTransport(t, addr, func(tr *h2client.Transport) {
+		tr.StreamWindow, tr.ConnWindow, tr.MaxHeaderListSize = 1<<20, 8<<20, 8<<10
+	})
+	roundTrip(t, tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/", nil))
+	s := recv(t, seenc, "the node's report")
+	if !s.settingAck {
+		t.Errorf("the client did not acknowledge the node's SETTINGS")
+	}
+	if !s.pingAck {
+		t.Errorf("the client did not answer the node's PING")
+	}
+	if v, ok := s.settings[http2.SettingEnablePush]; !ok || v != 0 {
+		t.Errorf("SETTINGS_ENABLE_PUSH = %d (sent %v), want 0: the client accepts no push", v, ok)
+	}
+	if v := s.settings[http2.SettingInitialWindowSize]; v != 1<<20 {
+		t.Errorf("SETTINGS_INITIAL_WINDOW_SIZE = %d, want StreamWindow %d", v, 1<<20)
+	}
+	if s.connWindow != 8<<20 {
+		t.Errorf("connection window raised to %d, want ConnWindow %d", s.connWindow, 8<<20)
+	}
+	if v, ok := s.settings[http2.SettingMaxHeaderListSize]; !ok || v != 8<<10 {
+		t.Logf("SETTINGS_MAX_HEADER_LIST_SIZE = %d (sent %v); MaxHeaderListSize is %d (advisory, not required)", v, ok, 8<<10)
+	}
+}
+
+// TestClientPrefaceFirst: the connection starts with the client preface
+// and then a SETTINGS frame, before any other frame.
+func TestClientPrefaceFirst(t *testing.T) {
+	first := make(chan string, 1)
+	addr := testnode.Serve(t, "tcp", func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil {
+			signal(first, "read: "+err.Error())
+			return
+		}
+		if string(preface) != http2.ClientPreface {
+			signal(first, fmt.Sprintf("preface %q", preface))
+			return
+		}
+		f, err := http2.NewFramer(io.Discard, c).ReadFrame()
+		if err != nil {
+			signal(first, "read: "+err.Error())
+			return
+		}
+		signal(first, f.Header().Type.String())
+	})
+	tr, _ := newTransport(t, addr, nil)
+	resc := goRoundTrip(tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/", nil))
+	if got := recv(t, first, "the client's first frame"); got != "SETTINGS" {
+		t.Errorf("first frame after the preface: %s, want SETTINGS", got)
+	}
+	_ = tr.Close()
+	recv(t, resc, "RoundTrip to end after Close")
+}
+
+// TestAnswerOverClientWindow: a node that sends more of an answer than
+// the client's stream window allows (the body is not read, so the
+// client granted nothing more) breaks flow control: the body must fail,
+// not buffer the excess.
+func TestAnswerOverClientWindow(t *testing.T) {
+	const window = 16 << 10
+	addr := serveNode(t, nil, func(n *nodeConn, _ int) {
+		r, err := n.readRequest()
+		if err != nil {
+			return
+		}
+		if n.headers(r.id, false, ":status", "200") != nil {
+			return
+		}
+		chunk := make([]byte, 16<<10)
+		for i := range 20 { // 320 KiB into a 16 KiB window
+			if n.fr.WriteData(r.id, i == 19, chunk) != nil {
+				return
+			}
+		}
+		if n.flush() != nil {
+			return
+		}
+		for {
+			if _, err := n.next(); err != nil {
+				return
+			}
+		}
+	})
+	tr, _ := newTransport(t, addr, func(tr *h2client.Transport) { tr.StreamWindow = window })
+	res := recv(t, goRoundTrip(tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/", nil)), "RoundTrip")
+	if res.err != nil {
+		t.Logf("RoundTrip failed: %v", res.err)
+		return
+	}
+	defer res.resp.Body.Close()
+	rr := recv(t, goReadAll(res.resp.Body), "the answer's body")
+	if rr.err == nil {
+		t.Errorf("read %d bytes of an answer sent over a %d-byte window without error; want FLOW_CONTROL_ERROR", len(rr.body), window)
+	} else {
+		t.Logf("after %d bytes: %v", len(rr.body), rr.err)
+	}
+}
+
+// zeros is an endless reader of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestWriteTimeout: a node that grants a huge window but reads nothing:
+// once the socket buffers are full, a write blocked for WriteTimeout
+// closes the connection and fails the request, whether RoundTrip writes
+// the body (known length) or a goroutine does (streamed).
+func TestWriteTimeout(t *testing.T) {
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("streamed=%v", streamed), func(t *testing.T) {
+			addr := serveNode(t, []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}}, func(n *nodeConn, _ int) {
+				if n.fr.WriteWindowUpdate(0, 1<<31-1-65535) != nil || n.flush() != nil {
+					return
+				}
+				<-t.Context().Done() // read nothing more, to the end of the test
+			})
+			tr, _ := newTransport(t, addr, func(tr *h2client.Transport) { tr.WriteTimeout = 200 * time.Millisecond })
+			req := newRequest(t, testContext(t), "POST", "http://"+addr+"/", io.LimitReader(zeros{}, 1<<30))
+			req.ContentLength = 1 << 30
+			if streamed {
+				req.ContentLength = -1
+			}
+			start := time.Now()
+			res := recv(t, goRoundTrip(tr, req), "RoundTrip to fail on the write timeout")
+			if res.err == nil {
+				res.resp.Body.Close()
+				t.Fatalf("answer %d from a node that reads nothing", res.resp.StatusCode)
+			}
+			t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), res.err)
 		})
 	}
 }

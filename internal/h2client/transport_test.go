@@ -804,3 +804,244 @@ func TestTLS(t *testing.T) {
 		t.Errorf("the server saw %+v, want HTTP/2.0 over TLS with ALPN h2", got)
 	}
 }
+
+// TestConcurrentStreamsNoCrossTalk: 50 concurrent POSTs with distinct
+// bodies on one connection, echoed: every answer is its own request's
+// body, whole.
+func TestConcurrentStreamsNoCrossTalk(t *testing.T) {
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	}), nil)
+	tr, d := newTransport(t, s.addr, nil)
+	// A first request, so that the client knows the server's limit of
+	// streams (250 by default) before the burst.
+	roundTrip(t, tr, newRequest(t, testContext(t), "GET", s.url("/"), nil))
+	const n = 50
+	ctx := testContext(t)
+	errc := make(chan error, n)
+	for i := range n {
+		go func() {
+			body := randomBytes(200_000+i, byte(i))
+			req, err := http.NewRequestWithContext(ctx, "POST", s.url("/echo"), bytes.NewReader(body))
+			if err != nil {
+				errc <- err
+				return
+			}
+			if i%2 == 1 {
+				req.ContentLength = -1
+			}
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				errc <- fmt.Errorf("request %d: %w", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			switch {
+			case err != nil:
+				errc <- fmt.Errorf("request %d: reading: %w", i, err)
+			case !bytes.Equal(got, body):
+				errc <- fmt.Errorf("request %d: echo of %d bytes (hash %s), want its own %d bytes", i, len(got), sha256Hex(got), len(body))
+			default:
+				errc <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := recv(t, errc, "a concurrent request"); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := d.count(); got != 1 {
+		t.Errorf("%d connections dialled, want 1", got)
+	}
+}
+
+// TestEarlyAnswer: the server answers (413) without reading an 8 MiB
+// request body and ends the stream; RoundTrip returns that answer rather
+// than blocking on the flow-control window or failing (RFC 9113 8.1: a
+// complete answer before the request is complete).
+func TestEarlyAnswer(t *testing.T) {
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_, _ = io.WriteString(w, "too large")
+	}), nil)
+	tr, _ := newTransport(t, s.addr, nil)
+	for _, length := range []int64{8 << 20, -1} {
+		t.Run(fmt.Sprintf("ContentLength=%d", length), func(t *testing.T) {
+			req := newRequest(t, testContext(t), "POST", s.url("/upload"), nil)
+			req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(make([]byte, 8<<20))), length
+			resp, body := roundTrip(t, tr, req)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "too large" {
+				t.Errorf("answer %d %q, want 413 %q", resp.StatusCode, body, "too large")
+			}
+		})
+	}
+	_, body := roundTrip(t, tr, newRequest(t, testContext(t), "GET", s.url("/"), nil))
+	if string(body) != "too large" {
+		t.Errorf("next answer %q", body)
+	}
+}
+
+// TestCancelWhileWritingBody: RoundTrip blocked writing a known-length
+// body into a window the server does not open (its handler reads
+// nothing and does not answer) returns on cancel.
+func TestCancelWhileWritingBody(t *testing.T) {
+	entered, handlerDone := make(chan struct{}, 1), make(chan struct{}, 1)
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signal(entered, struct{}{})
+		<-r.Context().Done()
+		signal(handlerDone, struct{}{})
+	}), nil)
+	tr, _ := newTransport(t, s.addr, nil)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	resc := goRoundTrip(tr, newRequest(t, ctx, "POST", s.url("/unread"), bytes.NewReader(make([]byte, 4<<20))))
+	recv(t, entered, "the handler to start")
+	cancel()
+	res := recv(t, resc, "RoundTrip to return after the cancel")
+	if res.err == nil {
+		res.resp.Body.Close()
+		t.Fatalf("answer %d", res.resp.StatusCode)
+	}
+	if !errors.Is(res.err, context.Canceled) {
+		t.Errorf("RoundTrip error %v, want errors.Is context.Canceled", res.err)
+	}
+	recv(t, handlerDone, "the handler's context to end")
+}
+
+// closeRecorder is a request body that reports its Close.
+type closeRecorder struct {
+	io.Reader
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *closeRecorder) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// TestRequestBodyClosed: as http.RoundTripper requires, the request body
+// is closed, whether the request succeeded or failed.
+func TestRequestBodyClosed(t *testing.T) {
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}), nil)
+	tr, _ := newTransport(t, s.addr, nil)
+	for _, length := range []int64{5, -1} {
+		body := &closeRecorder{Reader: strings.NewReader("hello"), closed: make(chan struct{})}
+		req := newRequest(t, testContext(t), "POST", s.url("/"), nil)
+		req.Body, req.ContentLength = body, length
+		roundTrip(t, tr, req)
+		recv(t, body.closed, fmt.Sprintf("the request body (ContentLength %d) to be closed", length))
+	}
+	_ = tr.Close()
+	body := &closeRecorder{Reader: strings.NewReader("hello"), closed: make(chan struct{})}
+	req := newRequest(t, testContext(t), "POST", s.url("/"), nil)
+	req.Body, req.ContentLength = body, -1
+	if res := recv(t, goRoundTrip(tr, req), "RoundTrip after Close"); res.err == nil {
+		res.resp.Body.Close()
+		t.Fatal("RoundTrip after Close succeeded")
+	}
+	recv(t, body.closed, "the request body of a failed RoundTrip to be closed")
+}
+
+// failingBody returns some bytes, then an error.
+type failingBody struct{ sent bool }
+
+var errBodyBroke = errors.New("test: the client's upload broke")
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, "start of the body"), nil
+	}
+	return 0, errBodyBroke
+}
+
+func (*failingBody) Close() error { return nil }
+
+// TestRequestBodyError: a streamed body that fails resets the stream:
+// the handler's body read fails rather than seeing a clean end, and the
+// caller gets an error.
+func TestRequestBodyError(t *testing.T) {
+	readErr := make(chan error, 1)
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		_, err := io.Copy(io.Discard, r.Body)
+		signal(readErr, err)
+	}), nil)
+	tr, _ := newTransport(t, s.addr, nil)
+	req := newRequest(t, testContext(t), "POST", s.url("/"), nil)
+	req.Body, req.ContentLength = &failingBody{}, -1
+	res := recv(t, goRoundTrip(tr, req), "RoundTrip")
+	if res.err == nil {
+		rr := recv(t, goReadAll(res.resp.Body), "the answer's body")
+		res.resp.Body.Close()
+		if rr.err == nil {
+			t.Errorf("the answer read to its end although the request body failed")
+		}
+	}
+	if err := recv(t, readErr, "the handler's body read"); err == nil {
+		t.Errorf("the handler read the body to a clean end; want the stream reset")
+	}
+}
+
+// TestUnreadAnswerDoesNotBlockOthers: an answer left unread fills its
+// stream's window, not the connection: another stream on the same
+// connection completes.
+func TestUnreadAnswerDoesNotBlockOthers(t *testing.T) {
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			_, _ = w.Write(make([]byte, 32<<20))
+			return
+		}
+		_, _ = io.WriteString(w, "small")
+	}), nil)
+	tr, d := newTransport(t, s.addr, nil)
+	res := recv(t, goRoundTrip(tr, newRequest(t, testContext(t), "GET", s.url("/big"), nil)), "RoundTrip")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	defer res.resp.Body.Close()
+	for range 3 {
+		_, body := roundTrip(t, tr, newRequest(t, testContext(t), "GET", s.url("/small"), nil))
+		if string(body) != "small" {
+			t.Errorf("answer %q", body)
+		}
+	}
+	if n := d.count(); n != 1 {
+		t.Errorf("%d connections dialled, want 1", n)
+	}
+}
+
+// TestDiscardedAnswersReturnWindow: answers closed unread still count
+// against the connection's window (RFC 9113 6.9); the client must give
+// that window back, or the connection stalls after a few of them.
+func TestDiscardedAnswersReturnWindow(t *testing.T) {
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(make([]byte, 1<<20))
+	}), nil)
+	tr, d := newTransport(t, s.addr, func(tr *h2client.Transport) {
+		tr.StreamWindow, tr.ConnWindow = 256<<10, 1<<20
+	})
+	for i := range 20 {
+		res := recv(t, goRoundTrip(tr, newRequest(t, testContext(t), "GET", s.url("/"), nil)), fmt.Sprintf("RoundTrip %d", i))
+		if res.err != nil {
+			t.Fatalf("request %d: %v", i, res.err)
+		}
+		if _, err := io.ReadFull(res.resp.Body, make([]byte, 1)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		res.resp.Body.Close()
+	}
+	_, body := roundTrip(t, tr, newRequest(t, testContext(t), "GET", s.url("/"), nil))
+	if len(body) != 1<<20 {
+		t.Errorf("last answer %d bytes, want %d", len(body), 1<<20)
+	}
+	if n := d.count(); n != 1 {
+		t.Errorf("%d connections dialled, want 1", n)
+	}
+}
