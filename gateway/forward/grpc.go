@@ -233,7 +233,7 @@ func (g *grpcState) request(x *Exchange, n *upstream.Node, body io.ReadCloser) h
 		u.Opaque = ""
 		u.Path, u.RawQuery, _ = strings.Cut(target, "?")
 	}
-	return http.Request{
+	req := http.Request{
 		Method:        in.Method,
 		URL:           u,
 		Proto:         "HTTP/2.0",
@@ -243,6 +243,15 @@ func (g *grpcState) request(x *Exchange, n *upstream.Node, body io.ReadCloser) h
 		ContentLength: -1,
 		Host:          in.Host,
 	}
+	if g.noMessage || g.eof {
+		// The whole call is in the prefix: the transport sends it with
+		// the headers, in one write.
+		req.ContentLength = int64(len(g.prefix))
+		if len(g.prefix) == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	return req
 }
 
 // buildHeader fills the call's upstream header map from the client's.

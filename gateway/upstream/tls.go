@@ -73,10 +73,10 @@ func nodeTLS(route *tls.Config, hostport string) (h1, h2 *tls.Config) {
 }
 
 // dialH2TLS dials addr and completes a TLS handshake with tc within ctx,
-// for an HTTP/2 connection: its TLS records are written in batches
-// (dialH2).
+// for an HTTP/2 connection (h2client batches its writes above TLS, so a
+// batch of frames is one TLS record).
 func dialH2TLS(ctx context.Context, d *net.Dialer, addr string, tc *tls.Config) (net.Conn, error) {
-	nc, err := dialH2(ctx, d, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +16,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
-	"github.com/switchyard-dev/switchyard/internal/writebatch"
+	"github.com/switchyard-dev/switchyard/internal/h2client"
 )
 
 // Config is what every node of one route shares.
@@ -62,7 +61,7 @@ type Node struct {
 	tlsH1, tlsH2 *tls.Config
 
 	h2once sync.Once
-	h2     atomic.Pointer[http.Transport]
+	h2     atomic.Pointer[h2client.Transport]
 	stats  *telemetry.NodeStats // nil without Config.Metrics
 
 	// Atomic.
@@ -237,36 +236,25 @@ func (n *Node) health(ctx context.Context, path string, timeout time.Duration) e
 // the exchange as waiting for the node's answer until the caller reports
 // it with ObserveFirstByte.
 //
-// Over TLS the transport takes both URL schemes: "https://" the usual
-// way, and "http://" too, whose connections it dials with TLS itself
-// (the request's :scheme then says http; gRPC servers do not check it).
-// GRPCScheme says which one the node speaks.
-func (n *Node) H2() *http.Transport {
+// The transport is internal/h2client: net/http's HTTP/2 client cost about
+// half of the gateway's CPU per gRPC call (a goroutine per request,
+// channel hand-offs, per-field header encoding). GRPCScheme says which
+// scheme the node speaks (the request's :scheme).
+func (n *Node) H2() *h2client.Transport {
 	n.fb.begin()
 	n.h2once.Do(func() {
-		var protos http.Protocols
-		protos.SetUnencryptedHTTP2(true)
 		d := &net.Dialer{Timeout: max(n.cfg.Timeouts.Connect, 0)}
-		t := &http.Transport{
-			Protocols: &protos,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return dialH2(ctx, d, network, addr)
+		addr := n.addr.GRPC
+		t := &h2client.Transport{
+			ReadIdleTimeout: 30 * time.Second,
+			PingTimeout:     10 * time.Second,
+			WriteTimeout:    h2WriteTimeout,
+			Dial: func(ctx context.Context) (net.Conn, error) {
+				return d.DialContext(ctx, "tcp", addr)
 			},
-			HTTP2: &http.HTTP2Config{
-				SendPingTimeout: 30 * time.Second,
-				PingTimeout:     10 * time.Second,
-				// No HPACK indexing: each call's unique
-				// X-Request-Id and grpc-timeout would churn the
-				// dynamic table (see frontend's hpackLiterals).
-				MaxEncoderHeaderTableSize: 1,
-				// No WriteByteTimeout: dialH2's connections bound
-				// their writes themselves (h2WriteTimeout).
-			},
-			MaxIdleConnsPerHost: 4,
 		}
 		if tc := n.tlsH2; tc != nil {
-			protos.SetHTTP2(true)
-			dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
+			t.Dial = func(ctx context.Context) (net.Conn, error) {
 				if c := n.cfg.Timeouts.Connect; c > 0 {
 					var cancel context.CancelFunc
 					ctx, cancel = context.WithTimeout(ctx, c)
@@ -274,7 +262,6 @@ func (n *Node) H2() *http.Transport {
 				}
 				return dialH2TLS(ctx, d, addr, tc)
 			}
-			t.DialContext, t.DialTLSContext, t.TLSClientConfig = dial, dial, tc
 		}
 		n.h2.Store(t)
 	})
@@ -284,17 +271,6 @@ func (n *Node) H2() *http.Transport {
 // h2WriteTimeout bounds one write to a node's HTTP/2 connection: a node
 // that reads nothing for this long loses the connection.
 const h2WriteTimeout = 30 * time.Second
-
-// dialH2 dials a connection for the HTTP/2 transport whose writes are
-// batched (writebatch): net/http's client writes each stream's headers
-// and data on their own, one system call each.
-func dialH2(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return writebatch.New(c, h2WriteTimeout), nil
-}
 
 // GRPCScheme is the URL scheme of the node's gRPC address: "https" when
 // the route speaks TLS to it, else "http" (h2c).

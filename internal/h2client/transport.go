@@ -27,6 +27,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -56,7 +58,20 @@ type Transport struct {
 	// unread (defaults 4 MiB and 16 MiB).
 	StreamWindow int32
 	ConnWindow   int32
+
+	mu      sync.Mutex
+	conns   []*conn
+	dialing chan struct{} // a dial runs; closed when it ends
+	closed  bool
 }
+
+// ErrClosed is RoundTrip's error once the Transport was closed.
+var ErrClosed = errors.New("h2client: transport closed")
+
+// ErrRefused means the node did not process the request (REFUSED_STREAM,
+// or a GOAWAY below the stream's ID): it may be sent again elsewhere, or
+// on a new connection.
+var ErrRefused = errors.New("h2client: stream refused by the node, not processed")
 
 // RoundTrip sends req to the node and returns its answer once the
 // answer's headers have come. req.URL's scheme and req.Host (or the URL's
@@ -66,21 +81,145 @@ type Transport struct {
 // The answer's Trailer is filled when its Body returns io.EOF. Cancelling
 // req's context resets the stream.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return nil, errors.New("h2client: not implemented yet")
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("h2client: request has no URL")
+	}
+	cc, err := t.reserve(req.Context())
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	return cc.roundTrip(req)
+}
+
+// reserve returns a connection with a stream slot taken for the caller,
+// dialing one when every connection is full or going away.
+func (t *Transport) reserve(ctx context.Context) (*conn, error) {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, ErrClosed
+		}
+		for _, cc := range t.conns {
+			if cc.tryReserve() {
+				t.mu.Unlock()
+				return cc, nil
+			}
+		}
+		if wait := t.dialing; wait != nil {
+			t.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		t.dialing = done
+		t.mu.Unlock()
+
+		cc, err := t.dial(ctx)
+		t.mu.Lock()
+		t.dialing = nil
+		close(done)
+		if err == nil {
+			if t.closed {
+				t.mu.Unlock()
+				cc.close(ErrClosed)
+				return nil, ErrClosed
+			}
+			t.conns = append(t.conns, cc)
+			ok := cc.tryReserve()
+			t.mu.Unlock()
+			if ok {
+				return cc, nil
+			}
+			continue
+		}
+		t.mu.Unlock()
+		return nil, err
+	}
+}
+
+// remove drops a closed connection from the pool.
+func (t *Transport) remove(cc *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, c := range t.conns {
+		if c == cc {
+			t.conns = slices.Delete(t.conns, i, i+1)
+			return
+		}
+	}
 }
 
 // CloseIdleConnections closes the connections with no stream; busy ones
 // take no new stream and close when their last stream ends.
-func (t *Transport) CloseIdleConnections() {}
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	conns := append([]*conn(nil), t.conns...)
+	t.mu.Unlock()
+	for _, cc := range conns {
+		cc.drain()
+	}
+}
 
 // Close closes every connection now, failing the streams on them; later
 // RoundTrips fail with ErrClosed.
-func (t *Transport) Close() error { return nil }
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	conns := t.conns
+	t.conns = nil
+	t.mu.Unlock()
+	for _, cc := range conns {
+		cc.close(ErrClosed)
+	}
+	return nil
+}
 
-// ErrClosed is RoundTrip's error once the Transport was closed.
-var ErrClosed = errors.New("h2client: transport closed")
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
 
-// ErrRefused means the node did not process the request (REFUSED_STREAM,
-// or a GOAWAY below the stream's ID): it may be sent again elsewhere, or
-// on a new connection.
-var ErrRefused = errors.New("h2client: stream refused by the node, not processed")
+func (t *Transport) readIdleTimeout() time.Duration {
+	return orDefault(t.ReadIdleTimeout, 30*time.Second)
+}
+func (t *Transport) pingTimeout() time.Duration { return orDefault(t.PingTimeout, 10*time.Second) }
+func (t *Transport) idleConnTimeout() time.Duration {
+	return orDefault(t.IdleConnTimeout, 90*time.Second)
+}
+func (t *Transport) writeTimeout() time.Duration { return orDefault(t.WriteTimeout, 30*time.Second) }
+
+func (t *Transport) maxHeaderListSize() uint32 {
+	if t.MaxHeaderListSize > 0 {
+		return t.MaxHeaderListSize
+	}
+	return 1 << 20
+}
+
+func (t *Transport) streamWindow() int32 {
+	if t.StreamWindow > 0 {
+		return t.StreamWindow
+	}
+	return 4 << 20
+}
+
+func (t *Transport) connWindow() int32 {
+	if t.ConnWindow > 0 {
+		return max(t.ConnWindow, 1<<16-1)
+	}
+	return 16 << 20
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

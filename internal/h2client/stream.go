@@ -1,0 +1,618 @@
+package h2client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// stream is one request and its answer. Fields after id are guarded by
+// the connection's mu.
+type stream struct {
+	cc       *conn
+	req      *http.Request
+	ctx      context.Context
+	wakeRead chan struct{} // cap 1: the answer's state changed
+	id       uint32
+
+	wakeWrite   chan struct{} // cap 1, made when a writer first waits: a window grew or the stream ended
+	resp        *http.Response
+	buf         []byte // answer bytes received, not yet read (from off)
+	off         int
+	trailer     http.Header // the answer's trailers, until Body hands them over at EOF
+	declared    int64       // the answer's content-length, or -1
+	got         int64       // answer body bytes received
+	sendWindow  int64
+	recvAvail   int64 // what the node may still send on the stream
+	recvUnacked int64 // read, not yet returned by WINDOW_UPDATE
+	err         error // why the stream failed
+	endRecv     bool  // the answer is whole (END_STREAM received)
+	endSent     bool  // the request is whole (END_STREAM sent)
+	sendStopped bool  // the node wants no more of the request (RST_STREAM NO_ERROR after its answer)
+	removed     bool  // out of the stream table: closed or reset
+	bodyClosed  bool
+}
+
+// maxInline is the largest known-length body RoundTrip reads before it
+// writes the headers, so that headers and body leave in one write.
+const maxInline = 16 << 10
+
+var inlinePool = sync.Pool{New: func() any { b := make([]byte, maxInline+1); return &b }}
+
+// errNotSent: the connection closed between reserving a slot and opening
+// the stream; nothing was sent, RoundTrip tries another connection.
+var errNotSent = errors.New("h2client: connection closed before the request was sent")
+
+func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := cc.send(req)
+	for errors.Is(err, errNotSent) {
+		// Nothing of the request went out, not even its body was read
+		// past what send keeps: try again on another connection.
+		if cc, err = cc.t.reserve(req.Context()); err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, err = cc.send(req)
+	}
+	return resp, err
+}
+
+// send opens a stream for req on cc (whose slot the caller reserved),
+// writes the request, and waits for the answer's headers.
+func (cc *conn) send(req *http.Request) (*http.Response, error) {
+	body, length := outgoing(req)
+	s := &stream{cc: cc, req: req, ctx: req.Context(), wakeRead: make(chan struct{}, 1), declared: -1}
+	trailers := len(req.Trailer) > 0
+
+	// A small body of known length is read first: it can go with the
+	// headers. (A body the caller streams is read by writeBody.)
+	whole := body == nil
+	var first []byte
+	var fb *[]byte
+	if body != nil && length >= 0 && length <= maxInline {
+		fb = inlinePool.Get().(*[]byte)
+		n, err := readFull(body, (*fb)[:length+1])
+		if n != int(length) || err != io.EOF {
+			inlinePool.Put(fb)
+			closeBody(req)
+			cc.unreserve()
+			if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = errBodyLength
+			}
+			return nil, err
+		}
+		first, whole = (*fb)[:n], true
+	}
+
+	cc.wmu.Lock()
+	if cc.werr != nil {
+		cc.wmu.Unlock()
+		putInline(fb)
+		cc.unreserve()
+		return nil, errNotSent
+	}
+	if err := cc.encodeRequest(req, length, trailers); err != nil {
+		cc.wmu.Unlock()
+		putInline(fb)
+		closeBody(req)
+		cc.unreserve()
+		return nil, err
+	}
+	cc.mu.Lock()
+	cc.reserved--
+	if cc.closed {
+		cc.mu.Unlock()
+		cc.wmu.Unlock()
+		putInline(fb)
+		return nil, errNotSent
+	}
+	s.id = cc.nextID
+	cc.nextID += 2
+	cc.maxOpened = s.id
+	cc.streams[s.id] = s
+	s.sendWindow = cc.peerInitWindow
+	s.recvAvail = int64(cc.t.streamWindow())
+	maxFrame := int(cc.peerMaxFrame)
+	n := int64(len(first))
+	inline := whole && n <= min(s.sendWindow, cc.sendWindow) && len(first) <= maxFrame
+	if inline {
+		s.sendWindow -= n
+		cc.sendWindow -= n
+	}
+	cc.mu.Unlock()
+
+	// Everything goes now when it can: headers, the body, its end.
+	endWithHeaders := inline && len(first) == 0 && !trailers
+	err := cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), endWithHeaders, maxFrame)
+	if err == nil && inline && len(first) > 0 {
+		err = cc.fr.WriteData(s.id, !trailers, first)
+	}
+	if err == nil && inline && trailers {
+		if err = cc.encodeTrailers(req.Trailer); err == nil {
+			err = cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), true, maxFrame)
+		}
+	}
+	if err != nil {
+		cc.werr = err
+	}
+	cc.wmu.Unlock()
+	if err != nil {
+		putInline(fb)
+		closeBody(req)
+		cc.close(err)
+		return nil, err
+	}
+	if inline {
+		putInline(fb)
+		if body != nil {
+			_ = body.Close()
+		}
+		s.sentEnd()
+	} else {
+		go s.writeBody(body, first, fb, whole, trailers)
+	}
+	return s.awaitResponse()
+}
+
+// outgoing returns the request's body (nil: none) and its length (-1:
+// unknown, streamed), as net/http reads them: a zero ContentLength with a
+// body means unknown.
+func outgoing(req *http.Request) (io.ReadCloser, int64) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, 0
+	}
+	if req.ContentLength == 0 {
+		return req.Body, -1
+	}
+	return req.Body, req.ContentLength
+}
+
+func readFull(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := r.Read(p[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func putInline(fb *[]byte) {
+	if fb != nil {
+		inlinePool.Put(fb)
+	}
+}
+
+// awaitResponse waits for the answer's headers.
+func (s *stream) awaitResponse() (*http.Response, error) {
+	cc := s.cc
+	for {
+		cc.mu.Lock()
+		resp, err := s.resp, s.err
+		cc.mu.Unlock()
+		if resp != nil {
+			return resp, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-s.wakeRead:
+		case <-s.ctx.Done():
+			err := s.ctx.Err()
+			s.abort(err)
+			return nil, err
+		}
+	}
+}
+
+// writeBody writes the rest of the request: pending (the part of a whole
+// body that could not go with the headers), or what body gives as it
+// comes, then the end of stream or the trailers.
+func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole, trailers bool) {
+	defer func() {
+		putInline(fb)
+		if body != nil {
+			_ = body.Close()
+		}
+	}()
+	if whole {
+		if err := s.sendData(pending, !trailers); err == nil && trailers {
+			_ = s.sendTrailers()
+		}
+		return
+	}
+	buf := make([]byte, 16<<10)
+	for {
+		n, rerr := body.Read(buf)
+		end := rerr == io.EOF && !trailers
+		if n > 0 || end {
+			if err := s.sendData(buf[:n], end); err != nil {
+				return
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			if trailers {
+				_ = s.sendTrailers()
+			}
+			return
+		case rerr != nil:
+			s.abort(fmt.Errorf("h2client: reading the request body: %w", rerr))
+			return
+		}
+	}
+}
+
+// sendData writes p as DATA frames within the flow-control windows, the
+// last with END_STREAM when end.
+func (s *stream) sendData(p []byte, end bool) error {
+	cc := s.cc
+	for {
+		cc.mu.Lock()
+		if err := s.sendErrLocked(); err != nil {
+			cc.mu.Unlock()
+			return err
+		}
+		k := min(int64(len(p)), s.sendWindow, cc.sendWindow, int64(cc.peerMaxFrame))
+		if k <= 0 && len(p) > 0 {
+			if s.wakeWrite == nil {
+				s.wakeWrite = make(chan struct{}, 1)
+			}
+			wake := s.wakeWrite
+			cc.mu.Unlock()
+			select {
+			case <-wake:
+			case <-s.ctx.Done():
+				err := s.ctx.Err()
+				s.abort(err)
+				return err
+			}
+			continue
+		}
+		k = max(k, 0)
+		s.sendWindow -= k
+		cc.sendWindow -= k
+		cc.mu.Unlock()
+		last := int(k) == len(p)
+		chunk := p[:k]
+		if err := cc.write(func() error { return cc.fr.WriteData(s.id, end && last, chunk) }); err != nil {
+			return err
+		}
+		p = p[k:]
+		if last {
+			if end {
+				s.sentEnd()
+			}
+			return nil
+		}
+	}
+}
+
+func (s *stream) sendTrailers() error {
+	cc := s.cc
+	cc.mu.Lock()
+	err := s.sendErrLocked()
+	maxFrame := int(cc.peerMaxFrame)
+	cc.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = cc.write(func() error {
+		if err := cc.encodeTrailers(s.req.Trailer); err != nil {
+			return err
+		}
+		return cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), true, maxFrame)
+	})
+	if err == nil {
+		s.sentEnd()
+	}
+	return err
+}
+
+// errSendStopped: the node asked for no more of the request.
+var errSendStopped = errors.New("h2client: the node stopped reading the request")
+
+func (s *stream) sendErrLocked() error {
+	switch {
+	case s.sendStopped:
+		return errSendStopped
+	case s.err != nil:
+		return s.err
+	case s.removed:
+		return errBodyClosed
+	}
+	return nil
+}
+
+// sentEnd records that the request's END_STREAM went out.
+func (s *stream) sentEnd() {
+	cc := s.cc
+	cc.mu.Lock()
+	s.endSent = true
+	if s.endRecv {
+		cc.endLocked(s)
+	}
+	cc.mu.Unlock()
+}
+
+// endRecvLocked records that the answer is whole.
+func (s *stream) endRecvLocked() {
+	s.endRecv = true
+	if s.endSent || s.sendStopped {
+		s.cc.endLocked(s)
+	}
+}
+
+// endLocked takes s out of the stream table: its slot is free.
+func (cc *conn) endLocked(s *stream) {
+	if s.removed {
+		return
+	}
+	s.removed = true
+	delete(cc.streams, s.id)
+	s.signalWrite()
+	if cc.idleLocked() {
+		go cc.close(errIdle) // draining or going away, and now idle
+	}
+}
+
+// failLocked makes s fail with err (the first error stays).
+func (s *stream) failLocked(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+	s.signalRead()
+	s.signalWrite()
+}
+
+// abort resets the stream (when still open) and fails it with err.
+func (s *stream) abort(err error) {
+	cc := s.cc
+	cc.mu.Lock()
+	open := !s.removed
+	if open {
+		cc.endLocked(s)
+	}
+	s.failLocked(err)
+	cc.mu.Unlock()
+	if open {
+		cc.writeReset(s.id, http2.ErrCodeCancel)
+	}
+}
+
+func (s *stream) signalRead() {
+	select {
+	case s.wakeRead <- struct{}{}:
+	default:
+	}
+}
+
+func (s *stream) signalWrite() {
+	if s.wakeWrite != nil {
+		select {
+		case s.wakeWrite <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// creditLocked counts n bytes consumed on the connection and returns the
+// WINDOW_UPDATE increment due (0: not yet; updates go in quarters of the
+// window, not per read).
+func (cc *conn) creditLocked(_ *stream, n int64) uint32 {
+	cc.recvUnacked += n
+	if cc.recvUnacked < int64(cc.t.connWindow())/4 {
+		return 0
+	}
+	inc := cc.recvUnacked
+	cc.recvAvail += inc
+	cc.recvUnacked = 0
+	return uint32(inc)
+}
+
+// creditStreamLocked is creditLocked for s's own window; nothing is due
+// on a stream whose answer is whole.
+func (cc *conn) creditStreamLocked(s *stream, n int64) uint32 {
+	if s.removed || s.endRecv {
+		return 0
+	}
+	s.recvUnacked += n
+	if s.recvUnacked < int64(cc.t.streamWindow())/4 {
+		return 0
+	}
+	inc := s.recvUnacked
+	s.recvAvail += inc
+	s.recvUnacked = 0
+	return uint32(inc)
+}
+
+// body is an answer's body as it arrives.
+type body struct{ s *stream }
+
+func (b body) Read(p []byte) (int, error) {
+	s, cc := b.s, b.s.cc
+	for {
+		cc.mu.Lock()
+		switch {
+		case s.bodyClosed:
+			cc.mu.Unlock()
+			return 0, errBodyClosed
+		case s.off < len(s.buf):
+			n := copy(p, s.buf[s.off:])
+			s.off += n
+			if s.off == len(s.buf) {
+				s.buf, s.off = s.buf[:0], 0
+			}
+			streamInc, connInc := cc.creditStreamLocked(s, int64(n)), cc.creditLocked(s, int64(n))
+			cc.mu.Unlock()
+			cc.writeWindowUpdates(s.id, streamInc, connInc)
+			return n, nil
+		case s.endRecv:
+			tr := s.trailer
+			s.trailer = nil
+			cc.mu.Unlock()
+			if len(tr) > 0 {
+				if s.resp.Trailer == nil {
+					s.resp.Trailer = tr
+				} else {
+					for k, vv := range tr {
+						s.resp.Trailer[k] = vv
+					}
+				}
+			}
+			return 0, io.EOF
+		case s.err != nil:
+			err := s.err
+			cc.mu.Unlock()
+			return 0, err
+		}
+		cc.mu.Unlock()
+		if len(p) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-s.wakeRead:
+		case <-s.ctx.Done():
+			err := s.ctx.Err()
+			s.abort(err)
+			return 0, err
+		}
+	}
+}
+
+// Close drops what was not read; an answer not yet whole is reset.
+func (b body) Close() error {
+	s, cc := b.s, b.s.cc
+	cc.mu.Lock()
+	if s.bodyClosed {
+		cc.mu.Unlock()
+		return nil
+	}
+	s.bodyClosed = true
+	connInc := cc.creditLocked(s, int64(len(s.buf)-s.off))
+	s.buf, s.off = nil, 0
+	open := !s.removed
+	if open {
+		cc.endLocked(s)
+		s.failLocked(errBodyClosed)
+	}
+	cc.mu.Unlock()
+	if open {
+		cc.writeReset(s.id, http2.ErrCodeCancel)
+	}
+	cc.writeWindowUpdates(0, 0, connInc)
+	return nil
+}
+
+// encodeRequest encodes req's header block into hbuf (under wmu).
+func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	path := req.URL.Opaque
+	if path == "" || strings.HasPrefix(path, "//") || path[0] != '/' {
+		path = req.URL.RequestURI()
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if !httpguts.ValidHostHeader(host) || !validPath(path) || !validToken(method) {
+		return errors.New("h2client: invalid method, host or path")
+	}
+	scheme := req.URL.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	cc.hbuf.Reset()
+	e := cc.henc
+	e.WriteField(hf(":method", method))
+	e.WriteField(hf(":scheme", scheme))
+	e.WriteField(hf(":authority", host))
+	e.WriteField(hf(":path", path))
+	for k, vv := range req.Header {
+		name := h2key.Wire(k, cc.lower)
+		switch name {
+		case "":
+			return fmt.Errorf("%w: %q", errInvalidFieldName, k)
+		case "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive", "host", "content-length", "trailer":
+			continue
+		case "te":
+			for _, v := range vv {
+				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
+					e.WriteField(hf("te", "trailers"))
+					break
+				}
+			}
+			continue
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("h2client: invalid value for header %q", k)
+			}
+			e.WriteField(hf(name, v))
+		}
+	}
+	if length > 0 {
+		var b [20]byte
+		e.WriteField(hf("content-length", string(strconv.AppendInt(b[:0], length, 10))))
+	}
+	if trailers {
+		keys := make([]string, 0, len(req.Trailer))
+		for k := range req.Trailer {
+			if name := h2key.Wire(k, cc.lower); name != "" {
+				keys = append(keys, name)
+			}
+		}
+		e.WriteField(hf("trailer", strings.Join(keys, ",")))
+	}
+	return nil
+}
+
+// encodeTrailers encodes the request's trailers into hbuf (under wmu).
+func (cc *conn) encodeTrailers(tr http.Header) error {
+	cc.hbuf.Reset()
+	for k, vv := range tr {
+		name := h2key.Wire(k, cc.lower)
+		if name == "" {
+			return fmt.Errorf("%w: trailer %q", errInvalidFieldName, k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("h2client: invalid value for trailer %q", k)
+			}
+			cc.henc.WriteField(hf(name, v))
+		}
+	}
+	return nil
+}
+
+// writeHeaderBlock writes a header block as HEADERS and CONTINUATION
+// frames of at most maxFrame bytes (under wmu).
+func (cc *conn) writeHeaderBlock(id uint32, block []byte, endStream bool, maxFrame int) error {
+	frag := block[:min(len(block), maxFrame)]
+	rest := block[len(frag):]
+	if err := cc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: endStream, EndHeaders: len(rest) == 0}); err != nil {
+		return err
+	}
+	for len(rest) > 0 {
+		frag, rest = rest[:min(len(rest), maxFrame)], rest[min(len(rest), maxFrame):]
+		if err := cc.fr.WriteContinuation(id, len(rest) == 0, frag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
