@@ -3,6 +3,7 @@ package h2client_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,8 @@ type nodeConn struct {
 	fr   *http2.Framer
 	hbuf bytes.Buffer
 	henc *hpack.Encoder
+	// clientSettings holds the client's settings, as next has read them.
+	clientSettings map[http2.SettingID]uint32
 }
 
 // serveNode starts a hand-written node on loopback. For each connection
@@ -43,21 +46,27 @@ func serveNode(t testing.TB, settings []http2.Setting, handle func(n *nodeConn, 
 	return testnode.Serve(t, "tcp", func(c net.Conn) {
 		i := int(accepted.Add(1)) - 1
 		_ = c.SetDeadline(time.Now().Add(2 * testTimeout))
-		n := &nodeConn{nc: c, bw: bufio.NewWriter(c)}
-		n.fr = http2.NewFramer(n.bw, c)
-		n.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-		n.fr.MaxHeaderListSize = 1 << 20
-		n.fr.AllowIllegalWrites = true // the garbage tests write what the framer would refuse
-		n.henc = hpack.NewEncoder(&n.hbuf)
 		preface := make([]byte, len(http2.ClientPreface))
 		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
 			return
 		}
-		if n.fr.WriteSettings(settings...) != nil || n.bw.Flush() != nil {
+		n := newNodeConn(c)
+		if n.fr.WriteSettings(settings...) != nil || n.flush() != nil {
 			return
 		}
 		handle(n, i)
 	})
+}
+
+// newNodeConn is the node's side of c, past the client preface.
+func newNodeConn(c net.Conn) *nodeConn {
+	n := &nodeConn{nc: c, bw: bufio.NewWriter(c), clientSettings: map[http2.SettingID]uint32{}}
+	n.fr = http2.NewFramer(n.bw, c)
+	n.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	n.fr.MaxHeaderListSize = 1 << 20
+	n.fr.AllowIllegalWrites = true // the garbage tests write what the framer would refuse
+	n.henc = hpack.NewEncoder(&n.hbuf)
+	return n
 }
 
 func (n *nodeConn) flush() error { return n.bw.Flush() }
@@ -73,6 +82,10 @@ func (n *nodeConn) next() (http2.Frame, error) {
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
+				_ = f.ForeachSetting(func(st http2.Setting) error {
+					n.clientSettings[st.ID] = st.Val
+					return nil
+				})
 				if err := n.fr.WriteSettingsAck(); err != nil {
 					return nil, err
 				}
@@ -673,6 +686,16 @@ func TestNodeGarbage(t *testing.T) {
 			}
 			return n.answer(id, "answer")
 		}},
+		{"DATA over the client's frame size", mustFail, func(n *nodeConn, id uint32) error { // RFC 9113 4.2: FRAME_SIZE_ERROR
+			size := 16384 // SETTINGS_MAX_FRAME_SIZE's initial value
+			if v, ok := n.clientSettings[http2.SettingMaxFrameSize]; ok {
+				size = int(v)
+			}
+			if err := n.headers(id, false, ":status", "200"); err != nil {
+				return err
+			}
+			return n.fr.WriteData(id, true, make([]byte, size+1))
+		}},
 		{"unknown frame type", mustSucceed, func(n *nodeConn, id uint32) error { // RFC 9113 4.1: ignored
 			if err := n.fr.WriteRawFrame(0xfa, 0xff, 0, []byte("unknown on 0")); err != nil {
 				return err
@@ -759,13 +782,13 @@ func TestNodeGarbage(t *testing.T) {
 			}
 			switch {
 			case c.want == mustFail && err == nil:
-				t.Errorf("request succeeded with body %q, want an error", body)
+				t.Errorf("request succeeded with a body of %d bytes (%.40q), want an error", len(body), body)
 			case c.want == mustSucceed && err != nil:
 				t.Errorf("request failed: %v; want the frame ignored", err)
 			case err == nil && string(body) != "answer":
-				t.Errorf("answer %q, want %q", body, "answer")
+				t.Errorf("answer %.40q, want %q", body, "answer")
 			default:
-				t.Logf("outcome: body %q, error %v", body, err)
+				t.Logf("outcome: body %.40q, error %v", body, err)
 			}
 		})
 	}
@@ -850,34 +873,42 @@ func TestClientSettingsAndPing(t *testing.T) {
 }
 
 // TestClientPrefaceFirst: the connection starts with the client preface
-// and then a SETTINGS frame, before any other frame.
+// and then a SETTINGS frame, sent without waiting for the node's.
 func TestClientPrefaceFirst(t *testing.T) {
 	first := make(chan string, 1)
 	addr := testnode.Serve(t, "tcp", func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(testTimeout))
 		preface := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(c, preface); err != nil {
-			signal(first, "read: "+err.Error())
+		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+			signal(first, fmt.Sprintf("preface %q, %v", preface, err))
 			return
 		}
-		if string(preface) != http2.ClientPreface {
-			signal(first, fmt.Sprintf("preface %q", preface))
-			return
-		}
+		// The framer reads exactly one frame off c, with no read-ahead.
 		f, err := http2.NewFramer(io.Discard, c).ReadFrame()
 		if err != nil {
 			signal(first, "read: "+err.Error())
 			return
 		}
 		signal(first, f.Header().Type.String())
+		if settings, ok := f.(*http2.SettingsFrame); !ok || settings.IsAck() {
+			return
+		}
+		n := newNodeConn(c)
+		if n.fr.WriteSettings() != nil || n.fr.WriteSettingsAck() != nil || n.flush() != nil {
+			return
+		}
+		answerAll(n)
 	})
 	tr, _ := newTransport(t, addr, nil)
-	resc := goRoundTrip(tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/", nil))
+	resc := goRoundTrip(tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/first", nil))
 	if got := recv(t, first, "the client's first frame"); got != "SETTINGS" {
 		t.Errorf("first frame after the preface: %s, want SETTINGS", got)
 	}
-	_ = tr.Close()
-	recv(t, resc, "RoundTrip to end after Close")
+	res := recv(t, resc, "RoundTrip")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	res.resp.Body.Close()
 }
 
 // TestAnswerOverClientWindow: a node that sends more of an answer than
@@ -960,4 +991,169 @@ func TestWriteTimeout(t *testing.T) {
 			t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), res.err)
 		})
 	}
+}
+
+// TestNodeAllowsNoStreams: a node whose SETTINGS allow no stream
+// (MAX_CONCURRENT_STREAMS 0, legal: RFC 9113 6.5.2) must not make the
+// client dial connection after connection: the request fails, or waits
+// for its context, with a bounded number of dials.
+func TestNodeAllowsNoStreams(t *testing.T) {
+	addr := serveNode(t, []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: 0}}, func(n *nodeConn, _ int) {
+		for {
+			if _, err := n.next(); err != nil {
+				return
+			}
+		}
+	})
+	tr, d := newTransport(t, addr, nil)
+	ctx, cancel := context.WithTimeout(testContext(t), 2*time.Second)
+	defer cancel()
+	res := recv(t, goRoundTrip(tr, newRequest(t, ctx, "GET", "http://"+addr+"/", nil)), "RoundTrip")
+	if res.err == nil {
+		res.resp.Body.Close()
+		t.Fatalf("answer %d from a node that allows no stream", res.resp.StatusCode)
+	}
+	if n := d.count(); n > 2 {
+		t.Errorf("%d connections dialled for one request in 2 s (error %v); want at most 2", n, res.err)
+	}
+	t.Logf("%d dials, error %v", d.count(), res.err)
+}
+
+// TestBodyLengthMismatch: a request body shorter or longer than its
+// ContentLength fails the request, and the node never gets a request
+// whose body (ended by END_STREAM) differs from the content-length sent.
+func TestBodyLengthMismatch(t *testing.T) {
+	type seen struct {
+		path, contentLength string
+		got                 int
+		ended               bool // END_STREAM (else RST_STREAM)
+	}
+	seenc := make(chan seen, 8)
+	addr := serveNode(t, nil, func(n *nodeConn, _ int) {
+		streams := map[uint32]*seen{}
+		for {
+			f, err := n.next()
+			if err != nil {
+				return
+			}
+			id := f.Header().StreamID
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				s := &seen{}
+				for _, hf := range f.Fields {
+					switch hf.Name {
+					case "content-length":
+						s.contentLength = hf.Value
+					case ":path":
+						s.path = hf.Value
+					}
+				}
+				streams[id] = s
+				if f.StreamEnded() {
+					s.ended = true
+				}
+			case *http2.DataFrame:
+				if s := streams[id]; s != nil {
+					s.got += len(f.Data())
+					s.ended = f.StreamEnded()
+				}
+				if l := f.Length; l > 0 { // give the window back at once
+					if n.fr.WriteWindowUpdate(0, l) != nil || (!f.StreamEnded() && n.fr.WriteWindowUpdate(id, l) != nil) || n.flush() != nil {
+						return
+					}
+				}
+			case *http2.RSTStreamFrame:
+				if s := streams[id]; s != nil {
+					signal(seenc, *s)
+					delete(streams, id)
+				}
+				continue
+			}
+			if s := streams[id]; s != nil && s.ended {
+				signal(seenc, *s)
+				delete(streams, id)
+				if n.answer(id, "ok") != nil {
+					return
+				}
+			}
+		}
+	})
+	tr, _ := newTransport(t, addr, nil)
+	for _, c := range []struct{ declared, actual int }{{10, 5}, {10, 20}, {100_000, 50_000}, {100_000, 150_000}} {
+		t.Run(fmt.Sprintf("%d_as_%d", c.actual, c.declared), func(t *testing.T) {
+			req := newRequest(t, testContext(t), "POST", "http://"+addr+"/"+t.Name(), bytes.NewReader(make([]byte, c.actual)))
+			req.ContentLength = int64(c.declared)
+			res := recv(t, goRoundTrip(tr, req), "RoundTrip")
+			if res.err == nil {
+				rr := recv(t, goReadAll(res.resp.Body), "the answer's body")
+				res.resp.Body.Close()
+				t.Errorf("a body of %d bytes sent as ContentLength %d: answered %d %q, want an error", c.actual, c.declared, res.resp.StatusCode, rr.body)
+			} else {
+				t.Logf("error: %v", res.err)
+			}
+			// What the node has seen so far (a request it answered is
+			// there; a reset may come later, or nothing at all).
+			for {
+				select {
+				case s := <-seenc:
+					if s.ended && s.contentLength != strconv.Itoa(s.got) {
+						t.Errorf("the node got a whole request (%s) of %d body bytes with content-length %q", s.path, s.got, s.contentLength)
+					}
+					continue
+				default:
+				}
+				break
+			}
+		})
+	}
+}
+
+// TestCloseWhileDialling: Close while a RoundTrip is still setting up its
+// connection makes that RoundTrip return promptly (well before the wait
+// for the node's SETTINGS or the request's context would end it).
+func TestCloseWhileDialling(t *testing.T) {
+	const promptly = 3 * time.Second
+	check := func(t *testing.T, tr *h2client.Transport, started <-chan struct{}, url string) {
+		ctx, cancel := context.WithCancel(context.Background()) // no deadline: Close alone must end it
+		defer cancel()
+		resc := goRoundTrip(tr, newRequest(t, ctx, "GET", url, nil))
+		recv(t, started, "the dial to start")
+		_ = tr.Close()
+		timer := time.NewTimer(promptly)
+		defer timer.Stop()
+		select {
+		case res := <-resc:
+			if res.err == nil {
+				res.resp.Body.Close()
+				t.Fatalf("answer %d after Close", res.resp.StatusCode)
+			}
+			if !errors.Is(res.err, h2client.ErrClosed) {
+				t.Logf("RoundTrip error after Close: %v (not ErrClosed)", res.err)
+			}
+		case <-timer.C:
+			t.Errorf("RoundTrip still pending %v after Close", promptly)
+		}
+	}
+	t.Run("node sends no SETTINGS", func(t *testing.T) {
+		started := make(chan struct{}, 1)
+		addr := testnode.Serve(t, "tcp", func(c net.Conn) {
+			signal(started, struct{}{})
+			_, _ = io.Copy(io.Discard, c) // never a SETTINGS
+		})
+		tr, _ := newTransport(t, addr, nil)
+		check(t, tr, started, "http://"+addr+"/")
+	})
+	t.Run("Dial blocks", func(t *testing.T) {
+		started := make(chan struct{}, 1)
+		tr := &h2client.Transport{Dial: func(ctx context.Context) (net.Conn, error) {
+			signal(started, struct{}{})
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-t.Context().Done():
+				return nil, errors.New("test over")
+			}
+		}}
+		check(t, tr, started, "http://node.test/")
+	})
 }

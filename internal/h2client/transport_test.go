@@ -910,15 +910,20 @@ func TestCancelWhileWritingBody(t *testing.T) {
 	recv(t, handlerDone, "the handler's context to end")
 }
 
-// closeRecorder is a request body that reports its Close.
+// closeRecorder is a request body that reports its Close (and closes
+// closer, if set: an io.Pipe's reader, whose blocked Read it ends).
 type closeRecorder struct {
 	io.Reader
+	closer io.Closer
 	closed chan struct{}
 	once   sync.Once
 }
 
 func (c *closeRecorder) Close() error {
 	c.once.Do(func() { close(c.closed) })
+	if c.closer != nil {
+		return c.closer.Close()
+	}
 	return nil
 }
 
@@ -1043,5 +1048,78 @@ func TestDiscardedAnswersReturnWindow(t *testing.T) {
 	}
 	if n := d.count(); n != 1 {
 		t.Errorf("%d connections dialled, want 1", n)
+	}
+}
+
+// TestStreamedBodyClosedOnFailure: a streamed request body whose Read
+// blocks (a client upload that stalled) is closed when the stream fails
+// (cancel, reset by the node, Transport.Close), so that the goroutine
+// reading it ends; http.RoundTripper's contract asks for the Close.
+func TestStreamedBodyClosedOnFailure(t *testing.T) {
+	for _, how := range []string{"cancel", "node reset", "Close"} {
+		t.Run(how, func(t *testing.T) {
+			entered := make(chan struct{}, 1)
+			s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadFull(r.Body, make([]byte, 5))
+				signal(entered, struct{}{})
+				if how == "node reset" {
+					panic(http.ErrAbortHandler)
+				}
+				<-r.Context().Done()
+			}), nil)
+			tr, _ := newTransport(t, s.addr, nil)
+			ctx, cancel := context.WithCancel(testContext(t))
+			defer cancel()
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			body := &closeRecorder{Reader: pr, closer: pr, closed: make(chan struct{})}
+			req := newRequest(t, ctx, "POST", s.url("/upload"), nil)
+			req.Body, req.ContentLength = body, -1
+			resc := goRoundTrip(tr, req)
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := io.WriteString(pw, "start") // then nothing: the upload stalls
+				wrote <- err
+			}()
+			if err := recv(t, wrote, "the body's first bytes to be read"); err != nil {
+				t.Fatal(err)
+			}
+			recv(t, entered, "the handler to read the start of the body")
+			switch how {
+			case "cancel":
+				cancel()
+			case "Close":
+				_ = tr.Close()
+			}
+			if res := recv(t, resc, "RoundTrip to fail"); res.err == nil {
+				res.resp.Body.Close()
+				t.Fatalf("answer %d", res.resp.StatusCode)
+			}
+			recv(t, body.closed, "the request body to be closed after the stream failed")
+		})
+	}
+}
+
+// TestHeadRequest: the answer to HEAD carries the content-length of the
+// GET it stands for and no body (RFC 9110 9.3.2): it is not malformed.
+func TestHeadRequest(t *testing.T) {
+	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		if r.Method != http.MethodHead {
+			_, _ = io.WriteString(w, "hello")
+		}
+	}), nil)
+	tr, _ := newTransport(t, s.addr, nil)
+	res := recv(t, goRoundTrip(tr, newRequest(t, testContext(t), "HEAD", s.url("/"), nil)), "RoundTrip")
+	if res.err != nil {
+		t.Fatalf("HEAD: %v", res.err)
+	}
+	rr := recv(t, goReadAll(res.resp.Body), "the answer's body")
+	res.resp.Body.Close()
+	if res.resp.StatusCode != http.StatusOK || len(rr.body) != 0 || rr.err != nil {
+		t.Errorf("HEAD answer %d, body %q, %v; want 200, no body", res.resp.StatusCode, rr.body, rr.err)
+	}
+	if res.resp.ContentLength != 5 {
+		t.Logf("HEAD answer ContentLength %d (content-length: 5)", res.resp.ContentLength)
 	}
 }
