@@ -342,7 +342,9 @@ func TestRefusedStream(t *testing.T) {
 
 // TestGoAwayBeforeAnyStream: a node that sends GOAWAY(last stream 0)
 // right after its SETTINGS: the request is refused (ErrRefused), and the
-// next RoundTrip dials a new connection.
+// next RoundTrip dials a new connection. Each RoundTrip has 3 s: one
+// that dials connection after connection, or waits on a stream the
+// GOAWAY already excluded, shows as a context error.
 func TestGoAwayBeforeAnyStream(t *testing.T) {
 	addr := serveNode(t, nil, func(n *nodeConn, _ int) {
 		if n.fr.WriteGoAway(0, http2.ErrCodeNo, []byte("going away")) != nil || n.flush() != nil {
@@ -355,20 +357,30 @@ func TestGoAwayBeforeAnyStream(t *testing.T) {
 		}
 	})
 	tr, d := newTransport(t, addr, nil)
-	res := recv(t, goRoundTrip(tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/", nil)), "RoundTrip")
+	ctx, cancel := context.WithTimeout(testContext(t), 3*time.Second)
+	defer cancel()
+	res := recv(t, goRoundTrip(tr, newRequest(t, ctx, "GET", "http://"+addr+"/", nil)), "RoundTrip")
+	if res.err == nil {
+		res.resp.Body.Close()
+	}
 	if !errors.Is(res.err, h2client.ErrRefused) {
-		if res.err == nil {
-			res.resp.Body.Close()
-		}
-		t.Errorf("RoundTrip on a connection that sent GOAWAY(0): %v, want ErrRefused", res.err)
+		t.Errorf("RoundTrip on a connection that sent GOAWAY(0): %v after %d dials, want ErrRefused", res.err, d.count())
+	}
+	if n := d.count(); n > 2 {
+		t.Errorf("%d connections dialled for one request", n)
 	}
 	dialled := d.count()
-	res = recv(t, goRoundTrip(tr, newRequest(t, testContext(t), "GET", "http://"+addr+"/", nil)), "the second RoundTrip")
+	ctx, cancel = context.WithTimeout(testContext(t), 3*time.Second)
+	defer cancel()
+	res = recv(t, goRoundTrip(tr, newRequest(t, ctx, "GET", "http://"+addr+"/", nil)), "the second RoundTrip")
 	if res.err == nil {
 		res.resp.Body.Close()
 	}
 	if n := d.count(); n <= dialled {
 		t.Errorf("%d connections dialled after the second RoundTrip (%d before it), want a new one", n, dialled)
+	}
+	if !errors.Is(res.err, h2client.ErrRefused) {
+		t.Errorf("second RoundTrip: %v after %d dials in all, want ErrRefused", res.err, d.count())
 	}
 }
 
