@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -205,37 +206,7 @@ func (st *stream) reserve(want int, wait bool) (int, error) {
 // wireKey is a canonical answer key as an HTTP/2 field name (lower
 // case), "" when the key is not a valid field name. Call with wmu held
 // or from the handler (lower is guarded by wmu).
-func (c *conn) wireKey(k string) string {
-	if v, ok := commonLower[k]; ok {
-		return v
-	}
-	if !hasUpper(k) {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return ""
-		}
-		return k
-	}
-	if v, ok := c.lower[k]; ok {
-		return v
-	}
-	if !httpguts.ValidHeaderFieldName(k) {
-		return ""
-	}
-	v := strings.ToLower(k)
-	if len(c.lower) < 64 {
-		c.lower[k] = v
-	}
-	return v
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
+func (c *conn) wireKey(k string) string { return h2key.Wire(k, c.lower) }
 
 func declaredTrailer(declared []string, k string) bool {
 	for _, v := range declared {
@@ -280,31 +251,3 @@ type dateText struct {
 }
 
 var lastDate atomic.Pointer[dateText]
-
-// Common header names: lower-case wire names to canonical keys, and back.
-var (
-	commonCanonical = map[string]string{}
-	commonLower     = map[string]string{}
-)
-
-func init() {
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
-		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
-		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow", "Authorization",
-		"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
-		"Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag", "Expect", "Expires",
-		"From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Last-Modified", "Link", "Location", "Max-Forwards", "Origin", "Priority", "Proxy-Authenticate",
-		"Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After", "Server", "Set-Cookie",
-		"Strict-Transport-Security", "Te", "Trailer", "Traceparent", "Tracestate", "Transfer-Encoding",
-		"User-Agent", "Vary", "Via", "Www-Authenticate", "X-Api-Key", "X-Forwarded-For", "X-Forwarded-Host",
-		"X-Forwarded-Proto", "X-Request-Id", "X-Real-Ip", "Grpc-Accept-Encoding", "Grpc-Encoding",
-		"Grpc-Message", "Grpc-Status", "Grpc-Status-Details-Bin", "Grpc-Timeout", "Baggage",
-	} {
-		l := strings.ToLower(k)
-		commonCanonical[l] = k
-		commonLower[k] = l
-	}
-}
