@@ -195,10 +195,12 @@ func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*http.Response, 
 		resp.ContentLength, s.declared = n, n
 	}
 	if f.StreamEnded() {
-		if resp.ContentLength > 0 {
+		if resp.ContentLength > 0 && s.req.Method != http.MethodHead {
 			return nil, false
 		}
-		resp.ContentLength = 0
+		if s.req.Method != http.MethodHead {
+			resp.ContentLength = 0
+		}
 		resp.Body = http.NoBody
 	}
 	for _, v := range h["Trailer"] {
