@@ -1,7 +1,6 @@
 package h2client
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,12 +33,12 @@ type conn struct {
 	ready chan struct{} // closed when the node's first SETTINGS came
 	done  chan struct{} // closed when the connection closed
 
-	wmu    sync.Mutex
-	henc   *hpack.Encoder
-	hbuf   bytes.Buffer
-	nextID uint32
-	werr   error             // the first write error
-	lower  map[string]string // canonical keys to wire names (under wmu)
+	wmu         sync.Mutex
+	hblock      []byte // the header block being written (hpacklit: literals, no dynamic table)
+	noTableSent bool   // the first block's table size update went out
+	nextID      uint32
+	werr        error             // the first write error
+	lower       map[string]string // canonical keys to wire names (under wmu)
 
 	mu             sync.Mutex
 	streams        map[uint32]*stream
@@ -113,11 +112,6 @@ func (t *Transport) dial(ctx context.Context) (*conn, error) {
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = t.maxHeaderListSize()
 	cc.fr.SetReuseFrames()
-	// Requests are encoded without the dynamic table: nearly every call
-	// carries a unique value (a request ID, a deadline), and table
-	// upkeep cost more than the bytes it saved.
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
-	cc.henc.SetMaxDynamicTableSize(0)
 
 	cc.wmu.Lock()
 	_, err = io.WriteString(wc, http2.ClientPreface)

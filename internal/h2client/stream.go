@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"github.com/switchyard-dev/switchyard/internal/hpacklit"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -132,13 +133,13 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 
 	// Everything goes now when it can: headers, the body, its end.
 	endWithHeaders := inline && len(first) == 0 && !trailers
-	err := cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), endWithHeaders, maxFrame)
+	err := cc.writeHeaderBlock(s.id, cc.hblock, endWithHeaders, maxFrame)
 	if err == nil && inline && len(first) > 0 {
 		err = cc.fr.WriteData(s.id, !trailers, first)
 	}
 	if err == nil && inline && trailers {
 		if err = cc.encodeTrailers(req.Trailer); err == nil {
-			err = cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), true, maxFrame)
+			err = cc.writeHeaderBlock(s.id, cc.hblock, true, maxFrame)
 		}
 	}
 	if err != nil {
@@ -313,7 +314,7 @@ func (s *stream) sendTrailers() error {
 		if err := cc.encodeTrailers(s.req.Trailer); err != nil {
 			return err
 		}
-		return cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), true, maxFrame)
+		return cc.writeHeaderBlock(s.id, cc.hblock, true, maxFrame)
 	})
 	if err == nil {
 		s.sentEnd()
@@ -516,7 +517,7 @@ func (b body) Close() error {
 	return nil
 }
 
-// encodeRequest encodes req's header block into hbuf (under wmu).
+// encodeRequest encodes req's header block into hblock (under wmu).
 func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) error {
 	host := req.Host
 	if host == "" {
@@ -537,12 +538,14 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 	if scheme == "" {
 		scheme = "http"
 	}
-	cc.hbuf.Reset()
-	e := cc.henc
-	e.WriteField(hf(":method", method))
-	e.WriteField(hf(":scheme", scheme))
-	e.WriteField(hf(":authority", host))
-	e.WriteField(hf(":path", path))
+	b := cc.hblock[:0]
+	if !cc.noTableSent {
+		b, cc.noTableSent = hpacklit.AppendNoTable(b), true
+	}
+	b = hpacklit.Append(b, ":method", method)
+	b = hpacklit.Append(b, ":scheme", scheme)
+	b = hpacklit.Append(b, ":authority", host)
+	b = hpacklit.Append(b, ":path", path)
 	for k, vv := range req.Header {
 		name := h2key.Wire(k, cc.lower)
 		switch name {
@@ -553,7 +556,7 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 		case "te":
 			for _, v := range vv {
 				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					e.WriteField(hf("te", "trailers"))
+					b = hpacklit.Append(b, "te", "trailers")
 					break
 				}
 			}
@@ -563,12 +566,12 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 			if !httpguts.ValidHeaderFieldValue(v) {
 				return fmt.Errorf("h2client: invalid value for header %q", k)
 			}
-			e.WriteField(hf(name, v))
+			b = hpacklit.Append(b, name, v)
 		}
 	}
 	if length > 0 {
-		var b [20]byte
-		e.WriteField(hf("content-length", string(strconv.AppendInt(b[:0], length, 10))))
+		var n [20]byte
+		b = hpacklit.Append(b, "content-length", string(strconv.AppendInt(n[:0], length, 10)))
 	}
 	if trailers {
 		keys := make([]string, 0, len(req.Trailer))
@@ -577,14 +580,15 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 				keys = append(keys, name)
 			}
 		}
-		e.WriteField(hf("trailer", strings.Join(keys, ",")))
+		b = hpacklit.Append(b, "trailer", strings.Join(keys, ","))
 	}
+	cc.hblock = b
 	return nil
 }
 
-// encodeTrailers encodes the request's trailers into hbuf (under wmu).
+// encodeTrailers encodes the request's trailers into hblock (under wmu).
 func (cc *conn) encodeTrailers(tr http.Header) error {
-	cc.hbuf.Reset()
+	b := cc.hblock[:0]
 	for k, vv := range tr {
 		name := h2key.Wire(k, cc.lower)
 		if name == "" {
@@ -594,9 +598,10 @@ func (cc *conn) encodeTrailers(tr http.Header) error {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				return fmt.Errorf("h2client: invalid value for trailer %q", k)
 			}
-			cc.henc.WriteField(hf(name, v))
+			b = hpacklit.Append(b, name, v)
 		}
 	}
+	cc.hblock = b
 	return nil
 }
 

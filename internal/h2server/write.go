@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"github.com/switchyard-dev/switchyard/internal/hpacklit"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -29,9 +30,8 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	if c.werr != nil {
 		return c.werr
 	}
-	c.hbuf.Reset()
-	enc := c.henc
-	_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(st.status)})
+	b := c.blockStart()
+	b = hpacklit.Append(b, ":status", statusText(st.status))
 	declared := st.header["Trailer"]
 	hasDate := false
 	for k, vv := range st.header {
@@ -49,24 +49,38 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 			if !httpguts.ValidHeaderFieldValue(v) {
 				continue // as net/http: an invalid value is dropped, not sent
 			}
-			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+			b = hpacklit.Append(b, name, v)
 		}
 	}
 	if addLength && !st.head && bodyAllowed(st.status) {
-		var b [20]byte
-		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: string(strconv.AppendInt(b[:0], int64(n), 10))})
+		var l [20]byte
+		b = hpacklit.Append(b, "content-length", string(strconv.AppendInt(l[:0], int64(n), 10)))
 	}
 	if !hasDate {
-		_ = enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
+		b = hpacklit.Append(b, "date", httpDate())
 	}
+	c.hblock = b
 	return c.writeBlockLocked(st.id, maxFrame, endStream, flush)
 }
 
-// writeBlockLocked writes the header block in hbuf as a HEADERS frame and
+// blockStart returns hblock emptied for a new header block, which on a
+// connection's first block starts with the table size update (answers
+// are HPACK literals: nearly every answer carries a unique value, a
+// request ID, and a dynamic table cost more than it saved). Call with
+// wmu held.
+func (c *conn) blockStart() []byte {
+	b := c.hblock[:0]
+	if !c.noTableSent {
+		b, c.noTableSent = hpacklit.AppendNoTable(b), true
+	}
+	return b
+}
+
+// writeBlockLocked writes the header block in hblock as a HEADERS frame and
 // as many CONTINUATION frames as the client's frame size asks, flushing
 // them with flush. Call with wmu held.
 func (c *conn) writeBlockLocked(id uint32, maxFrame int, endStream, flush bool) error {
-	block := c.hbuf.Bytes()
+	block := c.hblock
 	first := block[:min(len(block), maxFrame)]
 	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(first) == len(block)})
 	for rest := block[len(first):]; err == nil && len(rest) > 0; {
@@ -95,12 +109,13 @@ func (st *stream) writeTrailers(fields []hpack.HeaderField) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	c.hbuf.Reset()
+	b := c.blockStart()
 	for _, f := range fields {
 		if httpguts.ValidHeaderFieldValue(f.Value) {
-			_ = c.henc.WriteField(f)
+			b = hpacklit.Append(b, f.Name, f.Value)
 		}
 	}
+	c.hblock = b
 	return c.writeBlockLocked(st.id, maxFrame, true, true)
 }
 
