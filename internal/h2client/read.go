@@ -105,6 +105,7 @@ func (cc *conn) streamError(id uint32, code http2.ErrCode, err error) {
 	}
 	cc.mu.Unlock()
 	if s != nil {
+		s.closeReqBody()
 		cc.writeReset(id, code)
 	}
 }
@@ -317,7 +318,11 @@ func (cc *conn) processReset(f *http2.RSTStreamFrame) error {
 		}
 		s.failLocked(err)
 	}
+	unsent := !s.endSent
 	cc.mu.Unlock()
+	if unsent {
+		s.closeReqBody() // the node wants no more of it
+	}
 	return nil
 }
 
@@ -406,15 +411,20 @@ func (cc *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 func (cc *conn) processGoAway(f *http2.GoAwayFrame) {
 	cc.mu.Lock()
 	cc.goingAway = true
+	var refused []*stream
 	for id, s := range cc.streams {
 		if id > f.LastStreamID {
 			cc.endLocked(s)
 			s.failLocked(fmt.Errorf("%w: GOAWAY (last stream %d, %v)", ErrRefused, f.LastStreamID, f.ErrCode))
+			refused = append(refused, s)
 		}
 	}
 	closeNow := cc.idleLocked()
 	cc.mu.Unlock()
+	for _, s := range refused {
+		s.closeReqBody()
+	}
 	if closeNow {
-		cc.close(errIdle)
+		cc.close(errGoneAway)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"github.com/switchyard-dev/switchyard/internal/hpacklit"
@@ -24,6 +25,8 @@ type stream struct {
 	ctx      context.Context
 	wakeRead chan struct{} // cap 1: the answer's state changed
 	id       uint32
+	reqBody  io.ReadCloser // closed once (closeReqBody), also to unblock a writer waiting in its Read
+	reqDone  atomic.Bool
 
 	wakeWrite   chan struct{} // cap 1, made when a writer first waits: a window grew or the stream ended
 	resp        *http.Response
@@ -54,33 +57,12 @@ var inlinePool = sync.Pool{New: func() any { b := make([]byte, maxInline+1); ret
 var errNotSent = errors.New("h2client: connection closed before the request was sent")
 
 func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := cc.send(req)
-	for errors.Is(err, errNotSent) {
-		// Nothing of the request went out, not even its body was read
-		// past what send keeps: try again on another connection.
-		if cc, err = cc.t.reserve(req.Context()); err != nil {
-			closeBody(req)
-			return nil, err
-		}
-		resp, err = cc.send(req)
-	}
-	return resp, err
-}
-
-// send opens a stream for req on cc (whose slot the caller reserved),
-// writes the request, and waits for the answer's headers.
-func (cc *conn) send(req *http.Request) (*http.Response, error) {
 	body, length := outgoing(req)
-	s := &stream{cc: cc, req: req, ctx: req.Context(), wakeRead: make(chan struct{}, 1), declared: -1}
-	trailers := len(req.Trailer) > 0
-
 	// A small body of known length is read first: it can go with the
 	// headers. (A body the caller streams is read by writeBody.)
-	whole := body == nil
-	var first []byte
-	var fb *[]byte
+	var out outgoingBody
 	if body != nil && length >= 0 && length <= maxInline {
-		fb = inlinePool.Get().(*[]byte)
+		fb := inlinePool.Get().(*[]byte)
 		n, err := readFull(body, (*fb)[:length+1])
 		if n != int(length) || err != io.EOF {
 			inlinePool.Put(fb)
@@ -91,13 +73,46 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		first, whole = (*fb)[:n], true
+		out = outgoingBody{first: (*fb)[:n], fb: fb, whole: true}
+	} else {
+		out.whole = body == nil
 	}
+	resp, err := cc.send(req, body, length, out)
+	for tries := 1; errors.Is(err, errNotSent); tries++ {
+		// Nothing of the request went out, and send left the body to
+		// us: try another connection, or give up.
+		if tries == 3 {
+			err = fmt.Errorf("%w: %w", ErrRefused, err)
+		} else if cc, err = cc.t.reserve(req.Context()); err == nil {
+			resp, err = cc.send(req, body, length, out)
+			continue
+		}
+		putInline(out.fb)
+		closeBody(req)
+		break
+	}
+	return resp, err
+}
+
+// outgoingBody is what roundTrip read of a request's body before
+// sending it: all of it (whole, first) when it is small and of known
+// length, or none (whole: there is no body).
+type outgoingBody struct {
+	first []byte
+	fb    *[]byte // first's pooled buffer
+	whole bool
+}
+
+// send opens a stream for req on cc (whose slot the caller reserved),
+// writes the request, and waits for the answer's headers.
+func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out outgoingBody) (*http.Response, error) {
+	s := &stream{cc: cc, req: req, ctx: req.Context(), wakeRead: make(chan struct{}, 1), declared: -1, reqBody: body}
+	trailers := len(req.Trailer) > 0
+	first, fb, whole := out.first, out.fb, out.whole
 
 	cc.wmu.Lock()
 	if cc.werr != nil {
 		cc.wmu.Unlock()
-		putInline(fb)
 		cc.unreserve()
 		return nil, errNotSent
 	}
@@ -110,10 +125,14 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 	}
 	cc.mu.Lock()
 	cc.reserved--
-	if cc.closed {
+	if cc.closed || cc.goingAway {
+		// The node would ignore a stream opened after its GOAWAY.
+		closeNow := cc.idleLocked()
 		cc.mu.Unlock()
 		cc.wmu.Unlock()
-		putInline(fb)
+		if closeNow {
+			cc.close(errGoneAway)
+		}
 		return nil, errNotSent
 	}
 	s.id = cc.nextID
@@ -154,12 +173,10 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 	}
 	if inline {
 		putInline(fb)
-		if body != nil {
-			_ = body.Close()
-		}
+		s.closeReqBody()
 		s.sentEnd()
 	} else {
-		go s.writeBody(body, first, fb, whole, trailers)
+		go s.writeBody(body, length, first, fb, whole, trailers)
 	}
 	return s.awaitResponse()
 }
@@ -220,13 +237,12 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 
 // writeBody writes the rest of the request: pending (the part of a whole
 // body that could not go with the headers), or what body gives as it
-// comes, then the end of stream or the trailers.
-func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole, trailers bool) {
+// comes (at most length bytes when length ≥ 0), then the end of stream
+// or the trailers.
+func (s *stream) writeBody(body io.ReadCloser, length int64, pending []byte, fb *[]byte, whole, trailers bool) {
 	defer func() {
 		putInline(fb)
-		if body != nil {
-			_ = body.Close()
-		}
+		s.closeReqBody()
 	}()
 	if whole {
 		if err := s.sendData(pending, !trailers); err == nil && trailers {
@@ -235,8 +251,14 @@ func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole
 		return
 	}
 	buf := make([]byte, 16<<10)
+	var sent int64
 	for {
 		n, rerr := body.Read(buf)
+		sent += int64(n)
+		if length >= 0 && (sent > length || rerr == io.EOF && sent != length) {
+			s.abort(errBodyLength)
+			return
+		}
 		end := rerr == io.EOF && !trailers
 		if n > 0 || end {
 			if err := s.sendData(buf[:n], end); err != nil {
@@ -253,6 +275,15 @@ func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole
 			s.abort(fmt.Errorf("h2client: reading the request body: %w", rerr))
 			return
 		}
+	}
+}
+
+// closeReqBody closes the request's body once: when it was sent, or when
+// the stream failed (which also ends a writer's wait in the body's Read,
+// as net/http does).
+func (s *stream) closeReqBody() {
+	if s.reqBody != nil && s.reqDone.CompareAndSwap(false, true) {
+		_ = s.reqBody.Close()
 	}
 }
 
@@ -364,8 +395,12 @@ func (cc *conn) endLocked(s *stream) {
 	s.removed = true
 	delete(cc.streams, s.id)
 	s.signalWrite()
-	if cc.idleLocked() {
-		go cc.close(errIdle) // draining or going away, and now idle
+	if cc.idleLocked() { // draining or going away, and now idle
+		why := errIdle
+		if cc.goingAway {
+			why = errGoneAway
+		}
+		go cc.close(why)
 	}
 }
 
@@ -388,6 +423,7 @@ func (s *stream) abort(err error) {
 	}
 	s.failLocked(err)
 	cc.mu.Unlock()
+	s.closeReqBody()
 	if open {
 		cc.writeReset(s.id, http2.ErrCodeCancel)
 	}
