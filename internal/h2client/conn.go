@@ -1,7 +1,6 @@
 package h2client
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,12 +33,12 @@ type conn struct {
 	ready chan struct{} // closed when the node's first SETTINGS came
 	done  chan struct{} // closed when the connection closed
 
-	wmu    sync.Mutex
-	henc   *hpack.Encoder
-	hbuf   bytes.Buffer
-	nextID uint32
-	werr   error             // the first write error
-	lower  map[string]string // canonical keys to wire names (under wmu)
+	wmu         sync.Mutex
+	hblock      []byte // the header block being written (hpacklit: literals, no dynamic table)
+	noTableSent bool   // the first block's table size update went out
+	nextID      uint32
+	werr        error             // the first write error
+	lower       map[string]string // canonical keys to wire names (under wmu)
 
 	mu             sync.Mutex
 	streams        map[uint32]*stream
@@ -74,6 +73,8 @@ var (
 	errBodyClosed       = errors.New("h2client: answer body closed")
 	errMalformed        = errors.New("h2client: malformed answer")
 	errNoSettings       = errors.New("h2client: the node sent no SETTINGS")
+	errGoneAway         = fmt.Errorf("%w: the connection is going away (GOAWAY)", ErrRefused)
+	errNoStreams        = fmt.Errorf("%w: the node allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)", ErrRefused)
 	errNotHTTP2         = errors.New("h2client: TLS connection did not negotiate h2")
 	errBodyLength       = errors.New("h2client: request body length differs from ContentLength")
 	errInvalidFieldName = errors.New("h2client: invalid header field name")
@@ -112,12 +113,8 @@ func (t *Transport) dial(ctx context.Context) (*conn, error) {
 	cc.fr = http2.NewFramer(wc, newReader(nc))
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = t.maxHeaderListSize()
+	cc.fr.SetMaxReadFrameSize(16 << 10) // our SETTINGS keep the default
 	cc.fr.SetReuseFrames()
-	// Requests are encoded without the dynamic table: nearly every call
-	// carries a unique value (a request ID, a deadline), and table
-	// upkeep cost more than the bytes it saved.
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
-	cc.henc.SetMaxDynamicTableSize(0)
 
 	cc.wmu.Lock()
 	_, err = io.WriteString(wc, http2.ClientPreface)
@@ -148,6 +145,11 @@ func (t *Transport) dial(ctx context.Context) (*conn, error) {
 	case <-cc.ready:
 		return cc, nil
 	case <-cc.done:
+		select {
+		case <-cc.ready: // SETTINGS, then a close (a GOAWAY with them)
+			return cc, nil
+		default:
+		}
 		return nil, cc.closeErr
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -172,6 +174,20 @@ func (cc *conn) tryReserve() bool {
 	cc.reserved++
 	cc.idle.Stop()
 	return true
+}
+
+// refusesStreams says why a connection that took no stream yet will
+// take none (nil: it may).
+func (cc *conn) refusesStreams() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	switch {
+	case cc.goingAway:
+		return errGoneAway
+	case cc.maxStreams == 0:
+		return errNoStreams
+	}
+	return nil
 }
 
 // unreserve gives back a slot whose stream was never opened.
@@ -295,12 +311,17 @@ func (cc *conn) close(err error) {
 		if !errors.Is(err, ErrClosed) {
 			failure = fmt.Errorf("%w: %w", errConnClosed, err)
 		}
+		failed := make([]*stream, 0, len(cc.streams))
 		for id, s := range cc.streams {
 			delete(cc.streams, id)
 			s.removed = true
 			s.failLocked(failure)
+			failed = append(failed, s)
 		}
 		cc.mu.Unlock()
+		for _, s := range failed {
+			s.closeReqBody()
+		}
 		close(cc.done)
 		_ = cc.nc.Close()
 		cc.t.remove(cc)

@@ -7,10 +7,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"golang.org/x/net/http/httpguts"
-	"golang.org/x/net/http2/hpack"
 )
-
-func hf(name, value string) hpack.HeaderField { return hpack.HeaderField{Name: name, Value: value} }
 
 // canonicalKey returns the canonical form of a lower-case wire name
 // (reader only).

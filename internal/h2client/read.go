@@ -105,6 +105,7 @@ func (cc *conn) streamError(id uint32, code http2.ErrCode, err error) {
 	}
 	cc.mu.Unlock()
 	if s != nil {
+		s.closeReqBody()
 		cc.writeReset(id, code)
 	}
 }
@@ -195,10 +196,12 @@ func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*http.Response, 
 		resp.ContentLength, s.declared = n, n
 	}
 	if f.StreamEnded() {
-		if resp.ContentLength > 0 {
+		if resp.ContentLength > 0 && s.req.Method != http.MethodHead {
 			return nil, false
 		}
-		resp.ContentLength = 0
+		if s.req.Method != http.MethodHead {
+			resp.ContentLength = 0
+		}
 		resp.Body = http.NoBody
 	}
 	for _, v := range h["Trailer"] {
@@ -315,7 +318,11 @@ func (cc *conn) processReset(f *http2.RSTStreamFrame) error {
 		}
 		s.failLocked(err)
 	}
+	unsent := !s.endSent
 	cc.mu.Unlock()
+	if unsent {
+		s.closeReqBody() // the node wants no more of it
+	}
 	return nil
 }
 
@@ -404,15 +411,20 @@ func (cc *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 func (cc *conn) processGoAway(f *http2.GoAwayFrame) {
 	cc.mu.Lock()
 	cc.goingAway = true
+	var refused []*stream
 	for id, s := range cc.streams {
 		if id > f.LastStreamID {
 			cc.endLocked(s)
 			s.failLocked(fmt.Errorf("%w: GOAWAY (last stream %d, %v)", ErrRefused, f.LastStreamID, f.ErrCode))
+			refused = append(refused, s)
 		}
 	}
 	closeNow := cc.idleLocked()
 	cc.mu.Unlock()
+	for _, s := range refused {
+		s.closeReqBody()
+	}
 	if closeNow {
-		cc.close(errIdle)
+		cc.close(errGoneAway)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"github.com/switchyard-dev/switchyard/internal/hpacklit"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -23,6 +25,8 @@ type stream struct {
 	ctx      context.Context
 	wakeRead chan struct{} // cap 1: the answer's state changed
 	id       uint32
+	reqBody  io.ReadCloser // closed once (closeReqBody), also to unblock a writer waiting in its Read
+	reqDone  atomic.Bool
 
 	wakeWrite   chan struct{} // cap 1, made when a writer first waits: a window grew or the stream ended
 	resp        *http.Response
@@ -53,33 +57,12 @@ var inlinePool = sync.Pool{New: func() any { b := make([]byte, maxInline+1); ret
 var errNotSent = errors.New("h2client: connection closed before the request was sent")
 
 func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := cc.send(req)
-	for errors.Is(err, errNotSent) {
-		// Nothing of the request went out, not even its body was read
-		// past what send keeps: try again on another connection.
-		if cc, err = cc.t.reserve(req.Context()); err != nil {
-			closeBody(req)
-			return nil, err
-		}
-		resp, err = cc.send(req)
-	}
-	return resp, err
-}
-
-// send opens a stream for req on cc (whose slot the caller reserved),
-// writes the request, and waits for the answer's headers.
-func (cc *conn) send(req *http.Request) (*http.Response, error) {
 	body, length := outgoing(req)
-	s := &stream{cc: cc, req: req, ctx: req.Context(), wakeRead: make(chan struct{}, 1), declared: -1}
-	trailers := len(req.Trailer) > 0
-
 	// A small body of known length is read first: it can go with the
 	// headers. (A body the caller streams is read by writeBody.)
-	whole := body == nil
-	var first []byte
-	var fb *[]byte
+	var out outgoingBody
 	if body != nil && length >= 0 && length <= maxInline {
-		fb = inlinePool.Get().(*[]byte)
+		fb := inlinePool.Get().(*[]byte)
 		n, err := readFull(body, (*fb)[:length+1])
 		if n != int(length) || err != io.EOF {
 			inlinePool.Put(fb)
@@ -90,13 +73,46 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		first, whole = (*fb)[:n], true
+		out = outgoingBody{first: (*fb)[:n], fb: fb, whole: true}
+	} else {
+		out.whole = body == nil
 	}
+	resp, err := cc.send(req, body, length, out)
+	for tries := 1; errors.Is(err, errNotSent); tries++ {
+		// Nothing of the request went out, and send left the body to
+		// us: try another connection, or give up.
+		if tries == 3 {
+			err = fmt.Errorf("%w: %w", ErrRefused, err)
+		} else if cc, err = cc.t.reserve(req.Context()); err == nil {
+			resp, err = cc.send(req, body, length, out)
+			continue
+		}
+		putInline(out.fb)
+		closeBody(req)
+		break
+	}
+	return resp, err
+}
+
+// outgoingBody is what roundTrip read of a request's body before
+// sending it: all of it (whole, first) when it is small and of known
+// length, or none (whole: there is no body).
+type outgoingBody struct {
+	first []byte
+	fb    *[]byte // first's pooled buffer
+	whole bool
+}
+
+// send opens a stream for req on cc (whose slot the caller reserved),
+// writes the request, and waits for the answer's headers.
+func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out outgoingBody) (*http.Response, error) {
+	s := &stream{cc: cc, req: req, ctx: req.Context(), wakeRead: make(chan struct{}, 1), declared: -1, reqBody: body}
+	trailers := len(req.Trailer) > 0
+	first, fb, whole := out.first, out.fb, out.whole
 
 	cc.wmu.Lock()
 	if cc.werr != nil {
 		cc.wmu.Unlock()
-		putInline(fb)
 		cc.unreserve()
 		return nil, errNotSent
 	}
@@ -109,10 +125,14 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 	}
 	cc.mu.Lock()
 	cc.reserved--
-	if cc.closed {
+	if cc.closed || cc.goingAway {
+		// The node would ignore a stream opened after its GOAWAY.
+		closeNow := cc.idleLocked()
 		cc.mu.Unlock()
 		cc.wmu.Unlock()
-		putInline(fb)
+		if closeNow {
+			cc.close(errGoneAway)
+		}
 		return nil, errNotSent
 	}
 	s.id = cc.nextID
@@ -132,13 +152,13 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 
 	// Everything goes now when it can: headers, the body, its end.
 	endWithHeaders := inline && len(first) == 0 && !trailers
-	err := cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), endWithHeaders, maxFrame)
+	err := cc.writeHeaderBlock(s.id, cc.hblock, endWithHeaders, maxFrame)
 	if err == nil && inline && len(first) > 0 {
 		err = cc.fr.WriteData(s.id, !trailers, first)
 	}
 	if err == nil && inline && trailers {
 		if err = cc.encodeTrailers(req.Trailer); err == nil {
-			err = cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), true, maxFrame)
+			err = cc.writeHeaderBlock(s.id, cc.hblock, true, maxFrame)
 		}
 	}
 	if err != nil {
@@ -153,12 +173,10 @@ func (cc *conn) send(req *http.Request) (*http.Response, error) {
 	}
 	if inline {
 		putInline(fb)
-		if body != nil {
-			_ = body.Close()
-		}
+		s.closeReqBody()
 		s.sentEnd()
 	} else {
-		go s.writeBody(body, first, fb, whole, trailers)
+		go s.writeBody(body, length, first, fb, whole, trailers)
 	}
 	return s.awaitResponse()
 }
@@ -219,13 +237,12 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 
 // writeBody writes the rest of the request: pending (the part of a whole
 // body that could not go with the headers), or what body gives as it
-// comes, then the end of stream or the trailers.
-func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole, trailers bool) {
+// comes (at most length bytes when length ≥ 0), then the end of stream
+// or the trailers.
+func (s *stream) writeBody(body io.ReadCloser, length int64, pending []byte, fb *[]byte, whole, trailers bool) {
 	defer func() {
 		putInline(fb)
-		if body != nil {
-			_ = body.Close()
-		}
+		s.closeReqBody()
 	}()
 	if whole {
 		if err := s.sendData(pending, !trailers); err == nil && trailers {
@@ -234,8 +251,14 @@ func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole
 		return
 	}
 	buf := make([]byte, 16<<10)
+	var sent int64
 	for {
 		n, rerr := body.Read(buf)
+		sent += int64(n)
+		if length >= 0 && (sent > length || rerr == io.EOF && sent != length) {
+			s.abort(errBodyLength)
+			return
+		}
 		end := rerr == io.EOF && !trailers
 		if n > 0 || end {
 			if err := s.sendData(buf[:n], end); err != nil {
@@ -252,6 +275,15 @@ func (s *stream) writeBody(body io.ReadCloser, pending []byte, fb *[]byte, whole
 			s.abort(fmt.Errorf("h2client: reading the request body: %w", rerr))
 			return
 		}
+	}
+}
+
+// closeReqBody closes the request's body once: when it was sent, or when
+// the stream failed (which also ends a writer's wait in the body's Read,
+// as net/http does).
+func (s *stream) closeReqBody() {
+	if s.reqBody != nil && s.reqDone.CompareAndSwap(false, true) {
+		_ = s.reqBody.Close()
 	}
 }
 
@@ -313,7 +345,7 @@ func (s *stream) sendTrailers() error {
 		if err := cc.encodeTrailers(s.req.Trailer); err != nil {
 			return err
 		}
-		return cc.writeHeaderBlock(s.id, cc.hbuf.Bytes(), true, maxFrame)
+		return cc.writeHeaderBlock(s.id, cc.hblock, true, maxFrame)
 	})
 	if err == nil {
 		s.sentEnd()
@@ -363,8 +395,12 @@ func (cc *conn) endLocked(s *stream) {
 	s.removed = true
 	delete(cc.streams, s.id)
 	s.signalWrite()
-	if cc.idleLocked() {
-		go cc.close(errIdle) // draining or going away, and now idle
+	if cc.idleLocked() { // draining or going away, and now idle
+		why := errIdle
+		if cc.goingAway {
+			why = errGoneAway
+		}
+		go cc.close(why)
 	}
 }
 
@@ -387,6 +423,7 @@ func (s *stream) abort(err error) {
 	}
 	s.failLocked(err)
 	cc.mu.Unlock()
+	s.closeReqBody()
 	if open {
 		cc.writeReset(s.id, http2.ErrCodeCancel)
 	}
@@ -516,7 +553,7 @@ func (b body) Close() error {
 	return nil
 }
 
-// encodeRequest encodes req's header block into hbuf (under wmu).
+// encodeRequest encodes req's header block into hblock (under wmu).
 func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) error {
 	host := req.Host
 	if host == "" {
@@ -537,12 +574,14 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 	if scheme == "" {
 		scheme = "http"
 	}
-	cc.hbuf.Reset()
-	e := cc.henc
-	e.WriteField(hf(":method", method))
-	e.WriteField(hf(":scheme", scheme))
-	e.WriteField(hf(":authority", host))
-	e.WriteField(hf(":path", path))
+	b := cc.hblock[:0]
+	if !cc.noTableSent {
+		b, cc.noTableSent = hpacklit.AppendNoTable(b), true
+	}
+	b = hpacklit.Append(b, ":method", method)
+	b = hpacklit.Append(b, ":scheme", scheme)
+	b = hpacklit.Append(b, ":authority", host)
+	b = hpacklit.Append(b, ":path", path)
 	for k, vv := range req.Header {
 		name := h2key.Wire(k, cc.lower)
 		switch name {
@@ -553,7 +592,7 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 		case "te":
 			for _, v := range vv {
 				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					e.WriteField(hf("te", "trailers"))
+					b = hpacklit.Append(b, "te", "trailers")
 					break
 				}
 			}
@@ -563,12 +602,12 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 			if !httpguts.ValidHeaderFieldValue(v) {
 				return fmt.Errorf("h2client: invalid value for header %q", k)
 			}
-			e.WriteField(hf(name, v))
+			b = hpacklit.Append(b, name, v)
 		}
 	}
 	if length > 0 {
-		var b [20]byte
-		e.WriteField(hf("content-length", string(strconv.AppendInt(b[:0], length, 10))))
+		var n [20]byte
+		b = hpacklit.Append(b, "content-length", string(strconv.AppendInt(n[:0], length, 10)))
 	}
 	if trailers {
 		keys := make([]string, 0, len(req.Trailer))
@@ -577,14 +616,15 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 				keys = append(keys, name)
 			}
 		}
-		e.WriteField(hf("trailer", strings.Join(keys, ",")))
+		b = hpacklit.Append(b, "trailer", strings.Join(keys, ","))
 	}
+	cc.hblock = b
 	return nil
 }
 
-// encodeTrailers encodes the request's trailers into hbuf (under wmu).
+// encodeTrailers encodes the request's trailers into hblock (under wmu).
 func (cc *conn) encodeTrailers(tr http.Header) error {
-	cc.hbuf.Reset()
+	b := cc.hblock[:0]
 	for k, vv := range tr {
 		name := h2key.Wire(k, cc.lower)
 		if name == "" {
@@ -594,9 +634,10 @@ func (cc *conn) encodeTrailers(tr http.Header) error {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				return fmt.Errorf("h2client: invalid value for trailer %q", k)
 			}
-			cc.henc.WriteField(hf(name, v))
+			b = hpacklit.Append(b, name, v)
 		}
 	}
+	cc.hblock = b
 	return nil
 }
 

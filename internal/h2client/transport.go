@@ -59,10 +59,11 @@ type Transport struct {
 	StreamWindow int32
 	ConnWindow   int32
 
-	mu      sync.Mutex
-	conns   []*conn
-	dialing chan struct{} // a dial runs; closed when it ends
-	closed  bool
+	mu         sync.Mutex
+	conns      []*conn
+	dialing    chan struct{} // a dial runs; closed when it ends
+	cancelDial context.CancelFunc
+	closed     bool
 }
 
 // ErrClosed is RoundTrip's error once the Transport was closed.
@@ -118,30 +119,48 @@ func (t *Transport) reserve(ctx context.Context) (*conn, error) {
 			}
 		}
 		done := make(chan struct{})
-		t.dialing = done
+		dctx, cancel := context.WithCancel(ctx) // Close cancels a dial
+		t.dialing, t.cancelDial = done, cancel
 		t.mu.Unlock()
 
-		cc, err := t.dial(ctx)
+		cc, err := t.dial(dctx)
+		cancel()
 		t.mu.Lock()
-		t.dialing = nil
+		t.dialing, t.cancelDial = nil, nil
 		close(done)
-		if err == nil {
-			if t.closed {
-				t.mu.Unlock()
-				cc.close(ErrClosed)
+		if err != nil {
+			t.mu.Unlock()
+			if t.isClosed() {
 				return nil, ErrClosed
 			}
-			t.conns = append(t.conns, cc)
-			ok := cc.tryReserve()
-			t.mu.Unlock()
-			if ok {
-				return cc, nil
-			}
-			continue
+			return nil, err
 		}
+		if t.closed {
+			t.mu.Unlock()
+			cc.close(ErrClosed)
+			return nil, ErrClosed
+		}
+		if cc.tryReserve() {
+			t.conns = append(t.conns, cc)
+			t.mu.Unlock()
+			return cc, nil
+		}
+		if refused := cc.refusesStreams(); refused != nil {
+			// A new connection that takes no stream at all (GOAWAY, or
+			// MAX_CONCURRENT_STREAMS 0): dialing again would not help.
+			t.mu.Unlock()
+			cc.close(refused)
+			return nil, refused
+		}
+		t.conns = append(t.conns, cc) // full already: waiters took it; dial again
 		t.mu.Unlock()
-		return nil, err
 	}
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
 }
 
 // remove drops a closed connection from the pool.
@@ -174,6 +193,9 @@ func (t *Transport) Close() error {
 	t.closed = true
 	conns := t.conns
 	t.conns = nil
+	if t.cancelDial != nil {
+		t.cancelDial()
+	}
 	t.mu.Unlock()
 	for _, cc := range conns {
 		cc.close(ErrClosed)

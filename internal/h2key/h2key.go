@@ -45,7 +45,7 @@ const cacheSize = 64
 
 // Canonical returns the canonical form of a lower-case wire name. cache
 // holds one connection's recent uncommon names (not safe for concurrent
-// use).
+// use; nil: none).
 func Canonical(name string, cache map[string]string) string {
 	if k, ok := commonCanonical[name]; ok {
 		return k
@@ -54,7 +54,7 @@ func Canonical(name string, cache map[string]string) string {
 		return k
 	}
 	k := textproto.CanonicalMIMEHeaderKey(name)
-	if len(cache) < cacheSize {
+	if cache != nil && len(cache) < cacheSize {
 		cache[name] = k
 	}
 	return k
@@ -79,7 +79,7 @@ func Wire(k string, cache map[string]string) string {
 		return ""
 	}
 	v := strings.ToLower(k)
-	if len(cache) < cacheSize {
+	if cache != nil && len(cache) < cacheSize {
 		cache[k] = v
 	}
 	return v

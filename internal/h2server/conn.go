@@ -2,7 +2,6 @@ package h2server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -37,11 +36,11 @@ type conn struct {
 	canon      map[string]string // lower-case wire names to canonical keys (reader only)
 	pending    []*stream         // dispatched once the reader would wait (reader only)
 
-	wmu   sync.Mutex
-	henc  *hpack.Encoder
-	hbuf  bytes.Buffer
-	werr  error             // the first write error; later writes fail with it
-	lower map[string]string // canonical answer keys to wire names (under wmu)
+	wmu         sync.Mutex
+	hblock      []byte            // the header block being written (hpacklit)
+	noTableSent bool              // the first block's table size update went out
+	werr        error             // the first write error; later writes fail with it
+	lower       map[string]string // canonical answer keys to wire names (under wmu)
 
 	mu             sync.Mutex
 	streams        map[uint32]*stream // open streams, by id
@@ -87,11 +86,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.fr.MaxHeaderListSize = s.maxHeaderBytes()
 	c.fr.SetMaxReadFrameSize(s.frameSize())
 	c.fr.SetReuseFrames()
-	// Answers are encoded without the dynamic table: nearly every answer
-	// carries a unique value (a request ID), and table upkeep cost more
-	// than the bytes it saved.
-	c.henc = hpack.NewEncoder(&c.hbuf)
-	c.henc.SetMaxDynamicTableSize(0)
 	return c
 }
 
@@ -283,10 +277,6 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 			c.mu.Lock()
 			c.peerMaxFrame = s.Val
 			c.mu.Unlock()
-		case http2.SettingHeaderTableSize:
-			c.wmu.Lock()
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
-			c.wmu.Unlock()
 		}
 		return nil
 	})

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -196,19 +197,7 @@ func (st *stream) minimalRequest() {
 
 // canonicalKey returns the canonical form of a lower-case wire name,
 // remembering recent ones (reader only).
-func (c *conn) canonicalKey(name string) string {
-	if k, ok := commonCanonical[name]; ok {
-		return k
-	}
-	if k, ok := c.canon[name]; ok {
-		return k
-	}
-	k := textproto.CanonicalMIMEHeaderKey(name)
-	if len(c.canon) < 64 {
-		c.canon[name] = k
-	}
-	return k
-}
+func (c *conn) canonicalKey(name string) string { return h2key.Canonical(name, c.canon) }
 
 // addTrailers records the request's trailers (reader only, before the
 // body ends); the handler sees them in r.Trailer once its body read hit
@@ -518,11 +507,8 @@ func (st *stream) trailers() []hpack.HeaderField {
 		if !strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		name := strings.ToLower(k[len(http.TrailerPrefix):])
-		if l, ok := commonLower[k[len(http.TrailerPrefix):]]; ok {
-			name = l
-		}
-		if !httpguts.ValidHeaderFieldName(name) {
+		name := h2key.Wire(k[len(http.TrailerPrefix):], nil)
+		if name == "" {
 			continue
 		}
 		for _, v := range vv {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"github.com/switchyard-dev/switchyard/internal/hpacklit"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -28,9 +30,8 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	if c.werr != nil {
 		return c.werr
 	}
-	c.hbuf.Reset()
-	enc := c.henc
-	_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(st.status)})
+	b := c.blockStart()
+	b = hpacklit.Append(b, ":status", statusText(st.status))
 	declared := st.header["Trailer"]
 	hasDate := false
 	for k, vv := range st.header {
@@ -48,24 +49,38 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 			if !httpguts.ValidHeaderFieldValue(v) {
 				continue // as net/http: an invalid value is dropped, not sent
 			}
-			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+			b = hpacklit.Append(b, name, v)
 		}
 	}
 	if addLength && !st.head && bodyAllowed(st.status) {
-		var b [20]byte
-		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: string(strconv.AppendInt(b[:0], int64(n), 10))})
+		var l [20]byte
+		b = hpacklit.Append(b, "content-length", string(strconv.AppendInt(l[:0], int64(n), 10)))
 	}
 	if !hasDate {
-		_ = enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
+		b = hpacklit.Append(b, "date", httpDate())
 	}
+	c.hblock = b
 	return c.writeBlockLocked(st.id, maxFrame, endStream, flush)
 }
 
-// writeBlockLocked writes the header block in hbuf as a HEADERS frame and
+// blockStart returns hblock emptied for a new header block, which on a
+// connection's first block starts with the table size update (answers
+// are HPACK literals: nearly every answer carries a unique value, a
+// request ID, and a dynamic table cost more than it saved). Call with
+// wmu held.
+func (c *conn) blockStart() []byte {
+	b := c.hblock[:0]
+	if !c.noTableSent {
+		b, c.noTableSent = hpacklit.AppendNoTable(b), true
+	}
+	return b
+}
+
+// writeBlockLocked writes the header block in hblock as a HEADERS frame and
 // as many CONTINUATION frames as the client's frame size asks, flushing
 // them with flush. Call with wmu held.
 func (c *conn) writeBlockLocked(id uint32, maxFrame int, endStream, flush bool) error {
-	block := c.hbuf.Bytes()
+	block := c.hblock
 	first := block[:min(len(block), maxFrame)]
 	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: endStream, EndHeaders: len(first) == len(block)})
 	for rest := block[len(first):]; err == nil && len(rest) > 0; {
@@ -94,12 +109,13 @@ func (st *stream) writeTrailers(fields []hpack.HeaderField) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	c.hbuf.Reset()
+	b := c.blockStart()
 	for _, f := range fields {
 		if httpguts.ValidHeaderFieldValue(f.Value) {
-			_ = c.henc.WriteField(f)
+			b = hpacklit.Append(b, f.Name, f.Value)
 		}
 	}
+	c.hblock = b
 	return c.writeBlockLocked(st.id, maxFrame, true, true)
 }
 
@@ -205,37 +221,7 @@ func (st *stream) reserve(want int, wait bool) (int, error) {
 // wireKey is a canonical answer key as an HTTP/2 field name (lower
 // case), "" when the key is not a valid field name. Call with wmu held
 // or from the handler (lower is guarded by wmu).
-func (c *conn) wireKey(k string) string {
-	if v, ok := commonLower[k]; ok {
-		return v
-	}
-	if !hasUpper(k) {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return ""
-		}
-		return k
-	}
-	if v, ok := c.lower[k]; ok {
-		return v
-	}
-	if !httpguts.ValidHeaderFieldName(k) {
-		return ""
-	}
-	v := strings.ToLower(k)
-	if len(c.lower) < 64 {
-		c.lower[k] = v
-	}
-	return v
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
+func (c *conn) wireKey(k string) string { return h2key.Wire(k, c.lower) }
 
 func declaredTrailer(declared []string, k string) bool {
 	for _, v := range declared {
@@ -280,31 +266,3 @@ type dateText struct {
 }
 
 var lastDate atomic.Pointer[dateText]
-
-// Common header names: lower-case wire names to canonical keys, and back.
-var (
-	commonCanonical = map[string]string{}
-	commonLower     = map[string]string{}
-)
-
-func init() {
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
-		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
-		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow", "Authorization",
-		"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
-		"Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag", "Expect", "Expires",
-		"From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Last-Modified", "Link", "Location", "Max-Forwards", "Origin", "Priority", "Proxy-Authenticate",
-		"Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After", "Server", "Set-Cookie",
-		"Strict-Transport-Security", "Te", "Trailer", "Traceparent", "Tracestate", "Transfer-Encoding",
-		"User-Agent", "Vary", "Via", "Www-Authenticate", "X-Api-Key", "X-Forwarded-For", "X-Forwarded-Host",
-		"X-Forwarded-Proto", "X-Request-Id", "X-Real-Ip", "Grpc-Accept-Encoding", "Grpc-Encoding",
-		"Grpc-Message", "Grpc-Status", "Grpc-Status-Details-Bin", "Grpc-Timeout", "Baggage",
-	} {
-		l := strings.ToLower(k)
-		commonCanonical[l] = k
-		commonLower[k] = l
-	}
-}
