@@ -78,3 +78,24 @@ func BenchmarkAppend(b *testing.B) {
 		buf = Append(buf, "x-request-id", "0123456789abcdef0123456789abcdef")
 	}
 }
+
+// staticIndex agrees with x/net's static table: every name it indexes
+// decodes back as that name, and every name of the table is indexed at
+// its first entry.
+func TestStaticIndexMatchesTheTable(t *testing.T) {
+	first := map[string]uint64{}
+	for i := uint64(1); i <= 61; i++ {
+		f := decode(t, appendString(appendInt(nil, 0x00, 4, i), ""))
+		if _, seen := first[f[0].Name]; !seen {
+			first[f[0].Name] = i
+		}
+	}
+	for name, i := range first {
+		if got := staticIndex(name); got != i {
+			t.Errorf("staticIndex(%q) = %d, want %d", name, got, i)
+		}
+	}
+	if staticIndex("x-request-id") != 0 {
+		t.Error("a name outside the table has an index")
+	}
+}
