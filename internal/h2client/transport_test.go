@@ -555,17 +555,7 @@ func TestServerCloseInFlight(t *testing.T) {
 		}
 	}
 
-	s2 := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "second server")
-	}), nil)
-	d.retarget(s2.addr)
-	_, body := roundTrip(t, tr, newRequest(t, testContext(t), "GET", s2.url("/"), nil))
-	if string(body) != "second server" {
-		t.Errorf("answer %q", body)
-	}
-	if n := d.count(); n != 2 {
-		t.Errorf("%d connections dialled, want 2", n)
-	}
+	checkNextRequestRedials(t, tr, d)
 }
 
 // TestServerShutdownInFlight: srv.Shutdown (GOAWAY, then close when
@@ -604,17 +594,7 @@ func TestServerShutdownInFlight(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 
-	s2 := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "second server")
-	}), nil)
-	d.retarget(s2.addr)
-	_, body := roundTrip(t, tr, newRequest(t, testContext(t), "GET", s2.url("/"), nil))
-	if string(body) != "second server" {
-		t.Errorf("answer %q", body)
-	}
-	if n := d.count(); n != 2 {
-		t.Errorf("%d connections dialled, want 2", n)
-	}
+	checkNextRequestRedials(t, tr, d)
 }
 
 // TestIdleConnTimeout: a connection with no stream for IdleConnTimeout
@@ -1121,5 +1101,23 @@ func TestHeadRequest(t *testing.T) {
 	}
 	if res.resp.ContentLength != 5 {
 		t.Logf("HEAD answer ContentLength %d (content-length: 5)", res.resp.ContentLength)
+	}
+}
+
+// checkNextRequestRedials points the dialer at a second server and checks
+// that the next request is answered there, on a second connection: the
+// first one is gone.
+func checkNextRequestRedials(t *testing.T, tr *h2client.Transport, d *dialer) {
+	t.Helper()
+	s2 := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "second server")
+	}), nil)
+	d.retarget(s2.addr)
+	_, body := roundTrip(t, tr, newRequest(t, testContext(t), "GET", s2.url("/"), nil))
+	if string(body) != "second server" {
+		t.Errorf("answer %q", body)
+	}
+	if n := d.count(); n != 2 {
+		t.Errorf("%d connections dialled, want 2", n)
 	}
 }
