@@ -372,10 +372,6 @@ func startFleet(ctx context.Context, cfg Config, resource, token string) ([]*nod
 		prof = eng.Profile()
 		n := &node{id: spec.id, profile: prof, capacity: prof.Capacity(), engine: eng, waited: make(chan error, 1)}
 		nodes = append(nodes, n)
-		ctl, err := freePort()
-		if err != nil {
-			return nodes, err
-		}
 		args := append(append([]string{}, cfg.Agent[1:]...),
 			"--servers", resource,
 			"--id", spec.id,
@@ -389,7 +385,10 @@ func startFleet(ctx context.Context, cfg Config, resource, token string) ([]*nod
 			"--load", "probe",
 			"--metrics-url", eng.URL()+"/metrics",
 			"--util-from", "kv-cache",
-			"--control", ctl,
+			// The OS picks each agent's control port as the agent binds
+			// it: a port picked here and bound later could be taken in
+			// between (by an outgoing connection's ephemeral port).
+			"--control", "127.0.0.1:0",
 			"--drain-timeout", "10s",
 			"--log-level", "warn",
 		)
@@ -420,16 +419,6 @@ func stopFleet(nodes []*node) {
 		}
 		n.engine.Close()
 	}
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("demo: free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
 }
 
 func randomToken() string {
