@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -33,6 +34,7 @@ type conn struct {
 	ctx        context.Context // cancelled when the connection closes
 	cancel     context.CancelFunc
 	closeOnce  sync.Once
+	lingering  atomic.Bool       // GOAWAY sent and streams ended: the reader drains, then closes
 	canon      map[string]string // lower-case wire names to canonical keys (reader only)
 	pending    []*stream         // dispatched once the reader would wait (reader only)
 
@@ -93,7 +95,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 const clientPreface = http2.ClientPreface
 
 func (c *conn) serve() {
-	defer c.close(errConnClosed)
+	defer func() {
+		if c.lingering.Load() {
+			c.drain()
+		}
+		c.close(errConnClosed)
+	}()
 	timeout := c.srv.PrefaceTimeout
 	if timeout <= 0 {
 		timeout = defaultPreface
@@ -132,7 +139,13 @@ func (c *conn) serve() {
 		if c.br.Buffered() == 0 {
 			c.dispatchPending() // the next read may wait: start what arrived
 		}
+		if c.lingering.Load() { // after the deadline was cleared above
+			return
+		}
 		f, err := c.fr.ReadFrame()
+		if c.lingering.Load() {
+			return // GOAWAY went out while this read waited
+		}
 		if err != nil {
 			if !c.readFailed(err) {
 				return
@@ -622,7 +635,11 @@ func (c *conn) shutdown() {
 	_ = c.writeControl(func() error { return c.fr.WriteGoAway(last, http2.ErrCodeNo, nil) })
 }
 
-// goAway tells the client the connection ends, with code, and closes it.
+// goAway tells the client the connection ends, with code, and ends its
+// streams. The socket stays open for up to a second while the reader
+// discards what the client still sends: closing with unread data would
+// make the kernel reset the connection, and the client could lose the
+// GOAWAY with the reason (net/http's server waits the same second).
 func (c *conn) goAway(code http2.ErrCode, debug string) {
 	c.mu.Lock()
 	last := c.maxClientID
@@ -632,12 +649,30 @@ func (c *conn) goAway(code http2.ErrCode, debug string) {
 		c.srv.logger().Debug("h2server: connection error", "client", c.remoteAddr, "code", code, "detail", debug)
 	}
 	_ = c.writeControl(func() error { return c.fr.WriteGoAway(last, code, []byte(debug)) })
-	c.close(fmt.Errorf("h2server: GOAWAY %v", code))
+	c.end(fmt.Errorf("h2server: GOAWAY %v", code))
+	c.lingering.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.lingerAfterGoAway()))
 }
 
-// close closes the connection: blocked reads and writes of its streams
-// fail with err and their contexts are cancelled.
+// lingerMaxBytes bounds how much is read after a GOAWAY.
+const lingerMaxBytes = 4 << 20
+
+// drain discards what the client sends until it closes, the linger
+// deadline passes or lingerMaxBytes were read (reader only).
+func (c *conn) drain() {
+	_, _ = io.CopyN(io.Discard, c.br, lingerMaxBytes)
+}
+
+// close ends the connection and closes its socket.
 func (c *conn) close(err error) {
+	c.end(err)
+	_ = c.nc.Close()
+}
+
+// end ends the connection's streams, once: blocked reads and writes of
+// its streams fail with err, their contexts are cancelled, and nothing
+// more is written.
+func (c *conn) end(err error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
@@ -649,7 +684,6 @@ func (c *conn) close(err error) {
 		}
 		c.mu.Unlock()
 		c.cancel()
-		_ = c.nc.Close()
 		c.wmu.Lock()
 		if c.werr == nil {
 			c.werr = err

@@ -76,6 +76,8 @@ type Server struct {
 	gone     chan struct{} // closed when stopping and conns is empty
 
 	workers workers
+
+	goAwayLinger time.Duration // how long a connection is read after its GOAWAY (default 1 s; tests set it)
 }
 
 // Defaults.
@@ -85,6 +87,7 @@ const (
 	defaultFrameSize    = 16 << 10
 	defaultPreface      = 10 * time.Second
 	defaultWriteTimeout = 60 * time.Second
+	defaultGoAwayLinger = time.Second
 	maxWindow           = 1<<31 - 1
 )
 
@@ -212,6 +215,13 @@ func (s *Server) connWindow() int32 {
 		return max(s.ConnWindow, 1<<16-1)
 	}
 	return defaultWindow
+}
+
+func (s *Server) lingerAfterGoAway() time.Duration {
+	if s.goAwayLinger > 0 {
+		return s.goAwayLinger
+	}
+	return defaultGoAwayLinger
 }
 
 func (s *Server) logger() *slog.Logger {

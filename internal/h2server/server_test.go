@@ -788,6 +788,44 @@ func TestTrailersAfterOversizedHeaders(t *testing.T) {
 	})
 }
 
+// TestGoAwayThenDrain checks that a connection error's GOAWAY is
+// followed by reading what the client still sends, not by closing at
+// once: closing with unread data makes the kernel reset the connection,
+// and the client, still writing, gets EPIPE instead of the GOAWAY
+// (bench/chaos's "oversized" case failed so).
+func TestGoAwayThenDrain(t *testing.T) {
+	handled := make(chan struct{}, 1)
+	srv := &h2server.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { handled <- struct{}{} })}
+	h2server.SetGoAwayLinger(srv, testTimeout) // the client, not a timer, ends the drain here
+	s := serve(t, srv)
+	rc := dialRaw(t, s.addr)
+	rc.check(rc.fr.WriteRawFrame(http2.FrameWindowUpdate, 0, 0, []byte{0, 0, 0, 0})) // increment 0: a connection error (RFC 9113 §6.9)
+	rc.flush()
+	rc.expectGoAway(http2.ErrCodeProtocol)
+
+	// What the client had in flight: 1 MiB, more than the socket
+	// buffers hold, so the writes finish only if the server reads them.
+	chunk := make([]byte, 16<<10)
+	for range 64 {
+		rc.data(1, false, chunk)
+	}
+	rc.request(3, "GET", "/", true)
+	rc.flush()
+	rc.check(rc.nc.(*net.TCPConn).CloseWrite())
+	frames, err := rc.readEnd()
+	if !errors.Is(err, io.EOF) {
+		t.Errorf("after GOAWAY: %v, want the server to close cleanly (EOF)", err)
+	}
+	for _, f := range frames {
+		t.Errorf("after GOAWAY: %s", describe(f))
+	}
+	select {
+	case <-handled:
+		t.Error("a request sent after GOAWAY ran")
+	default:
+	}
+}
+
 // TestMalformedRequests checks the answers to requests RFC 9113 makes
 // errors; the handler must not run for any of them.
 func TestMalformedRequests(t *testing.T) {
