@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/switchyard-dev/switchyard/internal/h2key"
-	"golang.org/x/net/http/httpguts"
 )
 
 // canonicalKey returns the canonical form of a lower-case wire name
@@ -32,18 +31,6 @@ func splitList(v string) []string {
 		}
 	}
 	return out
-}
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
 }
 
 // validPath reports whether p may go as :path: no control bytes or

@@ -243,7 +243,7 @@ func (cc *conn) processData(f *http2.DataFrame) error {
 	s, err := cc.lookup(f.StreamID)
 	if s == nil {
 		// A closed stream's data: give its credit back to the connection.
-		connInc := cc.creditLocked(nil, n)
+		connInc := cc.creditLocked(n)
 		cc.mu.Unlock()
 		if err != nil {
 			return err
@@ -253,26 +253,17 @@ func (cc *conn) processData(f *http2.DataFrame) error {
 	}
 	switch {
 	case s.resp == nil || s.endRecv:
-		connInc := cc.creditLocked(nil, n)
-		cc.mu.Unlock()
-		cc.writeWindowUpdates(0, 0, connInc)
-		cc.streamError(s.id, http2.ErrCodeProtocol, fmt.Errorf("%w: DATA before the answer's headers or after its end", errMalformed))
+		cc.rejectDataLocked(s.id, n, http2.ErrCodeProtocol, "DATA before the answer's headers or after its end")
 		return nil
 	case n > s.recvAvail:
-		connInc := cc.creditLocked(nil, n)
-		cc.mu.Unlock()
-		cc.writeWindowUpdates(0, 0, connInc)
-		cc.streamError(s.id, http2.ErrCodeFlowControl, fmt.Errorf("%w: stream flow-control window exceeded", errMalformed))
+		cc.rejectDataLocked(s.id, n, http2.ErrCodeFlowControl, "stream flow-control window exceeded")
 		return nil
 	}
 	s.recvAvail -= n
 	data := f.Data()
 	s.got += int64(len(data))
 	if s.declared >= 0 && (s.got > s.declared || f.StreamEnded() && s.got != s.declared) {
-		connInc := cc.creditLocked(nil, n)
-		cc.mu.Unlock()
-		cc.writeWindowUpdates(0, 0, connInc)
-		cc.streamError(s.id, http2.ErrCodeProtocol, fmt.Errorf("%w: body length differs from content-length", errMalformed))
+		cc.rejectDataLocked(s.id, n, http2.ErrCodeProtocol, "body length differs from content-length")
 		return nil
 	}
 	// Padding, and data nobody will read, are consumed at once.
@@ -287,7 +278,7 @@ func (cc *conn) processData(f *http2.DataFrame) error {
 	}
 	var streamInc, connInc uint32
 	if spent > 0 {
-		streamInc, connInc = cc.creditStreamLocked(s, spent), cc.creditLocked(nil, spent)
+		streamInc, connInc = cc.creditStreamLocked(s, spent), cc.creditLocked(spent)
 	}
 	if f.StreamEnded() {
 		s.endRecvLocked()
@@ -297,6 +288,15 @@ func (cc *conn) processData(f *http2.DataFrame) error {
 	cc.mu.Unlock()
 	cc.writeWindowUpdates(id, streamInc, connInc)
 	return nil
+}
+
+// rejectDataLocked gives a refused DATA frame's n bytes back to the
+// connection, unlocks mu and resets stream id with code.
+func (cc *conn) rejectDataLocked(id uint32, n int64, code http2.ErrCode, why string) {
+	connInc := cc.creditLocked(n)
+	cc.mu.Unlock()
+	cc.writeWindowUpdates(0, 0, connInc)
+	cc.streamError(id, code, fmt.Errorf("%w: %s", errMalformed, why))
 }
 
 func (cc *conn) processReset(f *http2.RSTStreamFrame) error {
@@ -371,8 +371,8 @@ func (cc *conn) processSettings(f *http2.SettingsFrame) error {
 func (cc *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	inc := int64(f.Increment)
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
 	if f.StreamID == 0 {
+		defer cc.mu.Unlock()
 		if inc == 0 {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
@@ -387,24 +387,24 @@ func (cc *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	s, err := cc.lookup(f.StreamID)
 	if s == nil {
+		cc.mu.Unlock()
 		return err
 	}
-	code := http2.ErrCode(0)
+	var code http2.ErrCode
 	switch {
 	case inc == 0:
 		code = http2.ErrCodeProtocol
 	case s.sendWindow+inc > 1<<31-1:
 		code = http2.ErrCodeFlowControl
-	}
-	if code != 0 {
-		id := s.id
+	default:
+		s.sendWindow += inc
+		s.signalWrite()
 		cc.mu.Unlock()
-		cc.streamError(id, code, fmt.Errorf("%w: bad WINDOW_UPDATE", errMalformed))
-		cc.mu.Lock()
 		return nil
 	}
-	s.sendWindow += inc
-	s.signalWrite()
+	id := s.id
+	cc.mu.Unlock()
+	cc.streamError(id, code, fmt.Errorf("%w: bad WINDOW_UPDATE", errMalformed))
 	return nil
 }
 

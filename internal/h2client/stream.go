@@ -63,8 +63,9 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	var out outgoingBody
 	if body != nil && length >= 0 && length <= maxInline {
 		fb := inlinePool.Get().(*[]byte)
-		n, err := readFull(body, (*fb)[:length+1])
-		if n != int(length) || err != io.EOF {
+		// One byte more than declared: a longer body is caught here.
+		n, err := io.ReadFull(body, (*fb)[:length+1])
+		if n != int(length) || err != io.ErrUnexpectedEOF && err != io.EOF {
 			inlinePool.Put(fb)
 			closeBody(req)
 			cc.unreserve()
@@ -192,18 +193,6 @@ func outgoing(req *http.Request) (io.ReadCloser, int64) {
 		return req.Body, -1
 	}
 	return req.Body, req.ContentLength
-}
-
-func readFull(r io.Reader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		k, err := r.Read(p[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 func putInline(fb *[]byte) {
@@ -448,7 +437,7 @@ func (s *stream) signalWrite() {
 // creditLocked counts n bytes consumed on the connection and returns the
 // WINDOW_UPDATE increment due (0: not yet; updates go in quarters of the
 // window, not per read).
-func (cc *conn) creditLocked(_ *stream, n int64) uint32 {
+func (cc *conn) creditLocked(n int64) uint32 {
 	cc.recvUnacked += n
 	if cc.recvUnacked < int64(cc.t.connWindow())/4 {
 		return 0
@@ -492,7 +481,7 @@ func (b body) Read(p []byte) (int, error) {
 			if s.off == len(s.buf) {
 				s.buf, s.off = s.buf[:0], 0
 			}
-			streamInc, connInc := cc.creditStreamLocked(s, int64(n)), cc.creditLocked(s, int64(n))
+			streamInc, connInc := cc.creditStreamLocked(s, int64(n)), cc.creditLocked(int64(n))
 			cc.mu.Unlock()
 			cc.writeWindowUpdates(s.id, streamInc, connInc)
 			return n, nil
@@ -538,7 +527,7 @@ func (b body) Close() error {
 		return nil
 	}
 	s.bodyClosed = true
-	connInc := cc.creditLocked(s, int64(len(s.buf)-s.off))
+	connInc := cc.creditLocked(int64(len(s.buf) - s.off))
 	s.buf, s.off = nil, 0
 	open := !s.removed
 	if open {
@@ -567,7 +556,7 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 	if method == "" {
 		method = http.MethodGet
 	}
-	if !httpguts.ValidHostHeader(host) || !validPath(path) || !validToken(method) {
+	if !httpguts.ValidHostHeader(host) || !validPath(path) || !httpguts.ValidHeaderFieldName(method) {
 		return errors.New("h2client: invalid method, host or path")
 	}
 	scheme := req.URL.Scheme
