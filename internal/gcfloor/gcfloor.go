@@ -63,14 +63,18 @@ func start(floor uint64, tuned func(live uint64, percent int)) *Floor {
 		samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}},
 		tuned:   tuned,
 	}
+	f.arm()
 	f.mu.Lock()
 	f.tuneLocked()
 	f.mu.Unlock()
-	f.arm()
 	return f
 }
 
-// arm registers the cleanup that tunes after the next collection.
+// arm registers the cleanup that tunes after the next collection. It
+// runs before each tuning, so that a collection started after a tuning
+// (a test's runtime.GC, once its hook saw the tuning) always finds the
+// next sentinel unreachable: one allocated during that collection's
+// mark phase would survive it, and no tuning would follow.
 func (f *Floor) arm() {
 	runtime.AddCleanup(new(sentinel), func(f *Floor) {
 		f.mu.Lock()
@@ -78,8 +82,8 @@ func (f *Floor) arm() {
 		if f.stopped {
 			return
 		}
-		f.tuneLocked()
 		f.arm()
+		f.tuneLocked()
 	}, f)
 }
 
