@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/hdecode"
 	"github.com/switchyard-dev/switchyard/internal/writebatch"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // conn is one connection to the node. Its goroutine (readLoop) reads and
@@ -27,6 +27,7 @@ type conn struct {
 	t     *Transport
 	nc    net.Conn
 	fr    *http2.Framer
+	hdec  *hdecode.Decoder  // reads fr's frames, header blocks decoded (reader only)
 	canon map[string]string // lower-case wire names to canonical keys (reader only)
 	reads atomic.Uint64     // frames read: the health check's sign of life
 	once  sync.Once
@@ -111,8 +112,7 @@ func (t *Transport) dial(ctx context.Context) (*conn, error) {
 		recvAvail:      int64(t.connWindow()),
 	}
 	cc.fr = http2.NewFramer(wc, newReader(nc))
-	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cc.fr.MaxHeaderListSize = t.maxHeaderListSize()
+	cc.hdec = hdecode.New(cc.fr, t.maxHeaderListSize())
 	cc.fr.SetMaxReadFrameSize(16 << 10) // our SETTINGS keep the default
 	cc.fr.SetReuseFrames()
 

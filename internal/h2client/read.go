@@ -19,7 +19,7 @@ func newReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 16<<10
 // ends.
 func (cc *conn) readLoop() {
 	for {
-		f, err := cc.fr.ReadFrame()
+		f, err := cc.hdec.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {

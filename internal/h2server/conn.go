@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/hdecode"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // conn is one client connection. Its goroutine (serve) reads and
@@ -29,6 +29,7 @@ type conn struct {
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	fr         *http2.Framer
+	hdec       *hdecode.Decoder // reads fr's frames, header blocks decoded (reader only)
 	remoteAddr string
 	tls        *tls.ConnectionState
 	ctx        context.Context // cancelled when the connection closes
@@ -84,8 +85,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fr = http2.NewFramer(c.bw, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = s.maxHeaderBytes()
+	c.hdec = hdecode.New(c.fr, s.maxHeaderBytes())
 	c.fr.SetMaxReadFrameSize(s.frameSize())
 	c.fr.SetReuseFrames()
 	return c
@@ -115,7 +115,7 @@ func (c *conn) serve() {
 		return
 	}
 	// The client's preface ends with a SETTINGS frame.
-	f, err := c.fr.ReadFrame()
+	f, err := c.hdec.ReadFrame()
 	if err != nil {
 		c.readFailed(err)
 		return
@@ -142,7 +142,7 @@ func (c *conn) serve() {
 		if c.lingering.Load() { // after the deadline was cleared above
 			return
 		}
-		f, err := c.fr.ReadFrame()
+		f, err := c.hdec.ReadFrame()
 		if c.lingering.Load() {
 			return // GOAWAY went out while this read waited
 		}
