@@ -2,7 +2,6 @@ package h2server
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -32,8 +31,6 @@ type conn struct {
 	hdec       *hdecode.Decoder // reads fr's frames, header blocks decoded (reader only)
 	remoteAddr string
 	tls        *tls.ConnectionState
-	ctx        context.Context // cancelled when the connection closes
-	cancel     context.CancelFunc
 	closeOnce  sync.Once
 	lingering  atomic.Bool       // GOAWAY sent and streams ended: the reader drains, then closes
 	canon      map[string]string // lower-case wire names to canonical keys (reader only)
@@ -83,7 +80,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		cs := tc.ConnectionState()
 		c.tls = &cs
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fr = http2.NewFramer(c.bw, c.br)
 	c.hdec = hdecode.New(c.fr, s.maxHeaderBytes())
 	c.fr.SetMaxReadFrameSize(s.frameSize())
@@ -679,11 +675,15 @@ func (c *conn) end(err error) {
 		if c.idle != nil {
 			c.idle.Stop()
 		}
+		open := make([]*stream, 0, len(c.streams))
 		for _, st := range c.streams {
 			c.closeStreamLocked(st, err)
+			open = append(open, st)
 		}
 		c.mu.Unlock()
-		c.cancel()
+		for _, st := range open {
+			st.cancel()
+		}
 		c.wmu.Lock()
 		if c.werr == nil {
 			c.werr = err

@@ -1075,6 +1075,28 @@ func TestShutdownIgnoresStreamsAfterGoAway(t *testing.T) {
 	}
 }
 
+// TestConnectionLossCancelsHandlers checks that a client gone without a
+// reset (its connection closed) cancels the contexts of the handlers of
+// every stream it had open.
+func TestConnectionLossCancelsHandlers(t *testing.T) {
+	started := make(chan struct{}, 2)
+	cancelled := make(chan struct{}, 2)
+	s := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+		cancelled <- struct{}{}
+	})})
+	rc := dialRaw(t, s.addr)
+	rc.request(1, "GET", "/", true)
+	rc.request(3, "GET", "/", true)
+	rc.flush()
+	recv(t, started, "the first handler")
+	recv(t, started, "the second handler")
+	_ = rc.nc.Close()
+	recv(t, cancelled, "the first handler's context cancelled")
+	recv(t, cancelled, "the second handler's context cancelled")
+}
+
 // TestClose checks that Close cancels a running handler's context and
 // returns only after the handler has.
 func TestClose(t *testing.T) {

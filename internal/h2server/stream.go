@@ -61,7 +61,11 @@ type stream struct {
 func newStream(c *conn, id uint32) *stream {
 	st := &stream{c: c, id: id, declared: -1, recvAvail: int64(c.srv.streamWindow())}
 	st.cond.L = &c.mu
-	st.ctx, st.cancel = context.WithCancel(c.ctx)
+	// Not under a connection context: the connection cancels its open
+	// streams itself (end), and a stream's context then costs no
+	// registration with a parent, shared by every stream of the
+	// connection, when it starts and when it ends.
+	st.ctx, st.cancel = context.WithCancel(context.Background())
 	return st
 }
 
