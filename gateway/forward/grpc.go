@@ -41,11 +41,7 @@ type grpcState struct {
 	replay *replayState // per call: the transport may read after the call ended
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// timeout cancels the call with ErrTimeout: the total, first-byte and
-	// idle timers' function, one closure per call.
-	timeout func()
-	total   *time.Timer
-	idle    *time.Timer
+	timer  *callTimer // the total, first-byte and idle timeouts
 	// noMessage: the client's stream ended before a first message; eof:
 	// it ended right after it (a unary call read to its end).
 	noMessage, eof bool
@@ -142,13 +138,9 @@ func (g *grpcState) setup(x *Exchange) {
 		parent = context.Background()
 	}
 	g.ctx, g.cancel = context.WithCancelCause(parent)
-	cancel := g.cancel // not g's field: a timer may fire as the call ends
-	g.timeout = func() { cancel(ErrTimeout) }
-	if t := x.route.Config().Timeouts.Total; t > 0 {
-		// A timer rather than a context.WithTimeout under the call's
-		// context: one context per call, not two.
-		g.total = time.AfterFunc(t, g.timeout)
-	}
+	// A timer rather than a context.WithTimeout under the call's
+	// context: one context per call, not two.
+	g.timer = newCallTimer(g.cancel, x.route.Config().Timeouts.Total)
 	g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage || g.eof}
 	if x.shadow.BodyLater() {
 		g.replay.shadow = x.shadow
@@ -169,10 +161,7 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	}
 	r := &x.Req
 	// First byte: the node's response headers must come within FirstByte.
-	var ttfb *time.Timer
-	if d := x.route.Config().Timeouts.FirstByte; d > 0 {
-		ttfb = time.AfterFunc(d, g.timeout)
-	}
+	g.timer.setPhase(x.route.Config().Timeouts.FirstByte)
 	body := &replayBody{pre: g.prefix, s: g.replay}
 	base := g.request(x, n, body)
 	out := base.WithContext(g.ctx)
@@ -180,9 +169,7 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	if err != nil {
 		g.failed = true
 	}
-	if ttfb != nil {
-		ttfb.Stop()
-	}
+	g.timer.setPhase(0)
 	if err == nil {
 		x.hresp = resp
 		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
@@ -322,8 +309,8 @@ func wireKey(k string) string {
 func (g *grpcState) startBody(x *Exchange, rt *route.Route) {
 	x.body = x.hresp.Body
 	if d := rt.Config().Timeouts.Idle; d > 0 {
-		g.idle = time.AfterFunc(d, g.timeout)
-		x.body = &idleReader{r: x.hresp.Body, t: g.idle, d: d}
+		g.timer.setPhase(d)
+		x.body = &idleReader{r: x.hresp.Body, t: g.timer, d: d}
 	}
 }
 
@@ -335,14 +322,11 @@ func (g *grpcState) release(x *Exchange) {
 	if x.hresp != nil {
 		_ = x.hresp.Body.Close()
 	}
-	if g.idle != nil {
-		g.idle.Stop()
-	}
 	if g.cancel != nil {
 		g.cancel(nil)
 	}
-	if g.total != nil {
-		g.total.Stop()
+	if g.timer != nil {
+		g.timer.stop()
 	}
 	if g.replay != nil {
 		g.replay.close()
@@ -354,16 +338,16 @@ func (g *grpcState) release(x *Exchange) {
 	*g = keep
 }
 
-// idleReader re-arms an idle timer after every read.
+// idleReader pushes the call's idle limit after every read.
 type idleReader struct {
 	r io.Reader
-	t *time.Timer
+	t *callTimer
 	d time.Duration
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
 	n, err := ir.r.Read(p)
-	ir.t.Reset(ir.d)
+	ir.t.touch(ir.d)
 	return n, err
 }
 

@@ -1,0 +1,115 @@
+package forward
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// callTimer is a gRPC call's one timer. It cancels the call with
+// ErrTimeout at the earliest of the route's total deadline and the limit
+// of the phase under way: the first byte of an attempt's answer, or Idle
+// after the answer's last read. One runtime timer per call, moved only
+// when a limit comes earlier than where it is set: a read pushes the idle
+// limit later without touching the timer, which, when it fires early,
+// sets itself again for what is left (three timers, one re-armed on every
+// read, had been 8 % of a gRPC call's CPU).
+//
+// It is per call, not kept in the pooled Exchange: it may fire as the
+// call ends, and then touches only itself and the call's context.
+type callTimer struct {
+	start  time.Time // the monotonic base of every instant below (ns since start)
+	cancel context.CancelCauseFunc
+	total  int64        // the total deadline; never if none
+	phase  atomic.Int64 // the phase's limit; 0 if none (reads store it without mu)
+
+	mu      sync.Mutex
+	t       *time.Timer // nil until a limit is set
+	armed   int64       // when t fires; never if it is not set
+	stopped bool
+}
+
+const never = math.MaxInt64
+
+func newCallTimer(cancel context.CancelCauseFunc, total time.Duration) *callTimer {
+	c := &callTimer{start: time.Now(), cancel: cancel, total: never, armed: never}
+	if total > 0 {
+		c.total = int64(total)
+		c.mu.Lock()
+		c.armLocked(0)
+		c.mu.Unlock()
+	}
+	return c
+}
+
+func (c *callTimer) now() int64 { return int64(time.Since(c.start)) }
+
+// dueLocked is the earliest limit.
+func (c *callTimer) dueLocked() int64 {
+	if p := c.phase.Load(); p > 0 && p < c.total {
+		return p
+	}
+	return c.total
+}
+
+// armLocked sets the timer for the earliest limit if that comes before
+// where it is set.
+func (c *callTimer) armLocked(now int64) {
+	due := c.dueLocked()
+	if due >= c.armed || c.stopped {
+		return
+	}
+	c.armed = due
+	if c.t == nil {
+		c.t = time.AfterFunc(time.Duration(due-now), c.fire)
+	} else {
+		c.t.Reset(time.Duration(due - now))
+	}
+}
+
+// setPhase starts a phase limited to d from now (0: none).
+func (c *callTimer) setPhase(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if d > 0 {
+		c.phase.Store(now + int64(d))
+	} else {
+		c.phase.Store(0)
+	}
+	c.armLocked(now)
+}
+
+// touch pushes the phase's limit to d from now: a read of the answer, in
+// the idle phase. It never moves the timer (the limit only gets later).
+func (c *callTimer) touch(d time.Duration) { c.phase.Store(c.now() + int64(d)) }
+
+// fire runs when the timer expires: it cancels the call if a limit
+// passed, else sets the timer for the earliest limit.
+func (c *callTimer) fire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.armed = never
+	now, due := c.now(), c.dueLocked()
+	if due > now {
+		c.armLocked(now)
+		return
+	}
+	c.stopped = true
+	c.cancel(ErrTimeout)
+}
+
+// stop ends the timer: the call is over.
+func (c *callTimer) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if c.t != nil {
+		c.t.Stop()
+	}
+}

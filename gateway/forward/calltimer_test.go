@@ -1,0 +1,106 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func newTestTimer(total time.Duration) (*callTimer, context.Context) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return newCallTimer(cancel, total), ctx
+}
+
+// advance moves the timer's clock d forward: its instants are offsets
+// from start.
+func (c *callTimer) advance(d time.Duration) {
+	c.mu.Lock()
+	c.start = c.start.Add(-d)
+	c.mu.Unlock()
+}
+
+// armedNear reports whether the timer is set for want from start, give
+// or take the second the test takes.
+func (c *callTimer) armedNear(want time.Duration) bool {
+	return c.armed >= int64(want) && c.armed < int64(want+time.Second)
+}
+
+func waitCancelled(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); !errors.Is(cause, ErrTimeout) {
+			t.Fatalf("%s: cancelled with %v, want ErrTimeout", what, cause)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not cancelled within 10 s", what)
+	}
+}
+
+func TestCallTimerTotalAndFirstByteFire(t *testing.T) {
+	c, ctx := newTestTimer(20 * time.Millisecond)
+	defer c.stop()
+	waitCancelled(t, ctx, "total 20 ms")
+
+	c, ctx = newTestTimer(time.Hour)
+	defer c.stop()
+	c.setPhase(20 * time.Millisecond)
+	waitCancelled(t, ctx, "first byte 20 ms under a total of 1 h")
+}
+
+// TestCallTimerIdleIsLazy checks that reads push the idle limit without
+// moving the timer, that an early fire sets the timer for what is left,
+// and that the call is cancelled once the limit really passed.
+func TestCallTimerIdleIsLazy(t *testing.T) {
+	c, ctx := newTestTimer(0)
+	defer c.stop()
+	c.setPhase(time.Hour) // first byte
+	c.setPhase(0)         // answered: the timer stays where it is
+	if !c.armedNear(time.Hour) {
+		t.Fatalf("after the answer the timer is at %v, want where it was (1h)", time.Duration(c.armed))
+	}
+	c.setPhase(time.Minute) // idle: earlier, so the timer moves
+	if !c.armedNear(time.Minute) {
+		t.Fatalf("idle phase: timer at %v, want 1m", time.Duration(c.armed))
+	}
+	c.advance(50 * time.Second)
+	c.touch(time.Minute) // a read: the limit is now 1m50s, the timer stays at 1m
+	if !c.armedNear(time.Minute) {
+		t.Fatalf("a read moved the timer to %v", time.Duration(c.armed))
+	}
+	c.advance(20 * time.Second) // 1m10s: the timer's instant passed, the limit did not
+	c.fire()
+	if ctx.Err() != nil {
+		t.Fatal("cancelled 20 s after the last read, with a 1 min idle limit")
+	}
+	if !c.armedNear(110 * time.Second) {
+		t.Fatalf("after an early fire the timer is at %v, want the limit 1m50s", time.Duration(c.armed))
+	}
+	c.advance(time.Minute)
+	c.fire()
+	waitCancelled(t, ctx, "1 min after the last read")
+}
+
+func TestCallTimerStoppedNeverCancels(t *testing.T) {
+	c, ctx := newTestTimer(time.Minute)
+	c.stop()
+	c.advance(time.Hour)
+	c.fire() // as if it fired while the call ended
+	if ctx.Err() != nil {
+		t.Fatal("a stopped timer cancelled the call")
+	}
+	c.setPhase(time.Nanosecond) // a late phase change sets nothing
+	if !c.armedNear(time.Minute) {
+		t.Fatalf("timer at %v after stop", time.Duration(c.armed))
+	}
+}
+
+func TestCallTimerNoLimitNoTimer(t *testing.T) {
+	c, _ := newTestTimer(0)
+	c.setPhase(0)
+	if c.t != nil {
+		t.Fatal("a timer with no limit was started")
+	}
+	c.stop()
+}
