@@ -292,3 +292,35 @@ func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// cancelWay is one way a test cancels a request: its context, or the
+// abort channel of RoundTripAbort.
+type cancelWay struct {
+	name string
+	// start returns the round tripper to use on tr, the request's
+	// context, and the function that cancels the request.
+	start func(t testing.TB, tr *h2client.Transport) (http.RoundTripper, context.Context, func())
+}
+
+var cancelWays = []cancelWay{
+	{"context", func(t testing.TB, tr *h2client.Transport) (http.RoundTripper, context.Context, func()) {
+		ctx, cancel := context.WithCancel(testContext(t))
+		t.Cleanup(cancel)
+		return tr, ctx, cancel
+	}},
+	{"abort", func(t testing.TB, tr *h2client.Transport) (http.RoundTripper, context.Context, func()) {
+		ch := make(chan struct{})
+		var once sync.Once
+		return abortTripper{tr, ch}, testContext(t), func() { once.Do(func() { close(ch) }) }
+	}},
+}
+
+// abortTripper round-trips with RoundTripAbort and its channel.
+type abortTripper struct {
+	tr    *h2client.Transport
+	abort <-chan struct{}
+}
+
+func (a abortTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return a.tr.RoundTripAbort(req, a.abort)
+}

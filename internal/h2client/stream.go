@@ -23,7 +23,8 @@ type stream struct {
 	cc       *conn
 	req      *http.Request
 	ctx      context.Context
-	wakeRead chan struct{} // cap 1: the answer's state changed
+	aborted  <-chan struct{} // RoundTripAbort's abort; nil if none
+	wakeRead chan struct{}   // cap 1: the answer's state changed
 	id       uint32
 	reqBody  io.ReadCloser // closed once (closeReqBody), also to unblock a writer waiting in its Read
 	reqDone  atomic.Bool
@@ -56,7 +57,7 @@ var inlinePool = sync.Pool{New: func() any { b := make([]byte, maxInline+1); ret
 // the stream; nothing was sent, RoundTrip tries another connection.
 var errNotSent = errors.New("h2client: connection closed before the request was sent")
 
-func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
+func (cc *conn) roundTrip(req *http.Request, abort <-chan struct{}) (*http.Response, error) {
 	body, length := outgoing(req)
 	// A small body of known length is read first: it can go with the
 	// headers. (A body the caller streams is read by writeBody.)
@@ -78,14 +79,14 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		out.whole = body == nil
 	}
-	resp, err := cc.send(req, body, length, out)
+	resp, err := cc.send(req, body, length, out, abort)
 	for tries := 1; errors.Is(err, errNotSent); tries++ {
 		// Nothing of the request went out, and send left the body to
 		// us: try another connection, or give up.
 		if tries == 3 {
 			err = fmt.Errorf("%w: %w", ErrRefused, err)
-		} else if cc, err = cc.t.reserve(req.Context()); err == nil {
-			resp, err = cc.send(req, body, length, out)
+		} else if cc, err = cc.t.reserve(req.Context(), abort); err == nil {
+			resp, err = cc.send(req, body, length, out, abort)
 			continue
 		}
 		putInline(out.fb)
@@ -106,8 +107,8 @@ type outgoingBody struct {
 
 // send opens a stream for req on cc (whose slot the caller reserved),
 // writes the request, and waits for the answer's headers.
-func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out outgoingBody) (*http.Response, error) {
-	s := &stream{cc: cc, req: req, ctx: req.Context(), wakeRead: make(chan struct{}, 1), declared: -1, reqBody: body}
+func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out outgoingBody, abort <-chan struct{}) (*http.Response, error) {
+	s := &stream{cc: cc, req: req, ctx: req.Context(), aborted: abort, wakeRead: make(chan struct{}, 1), declared: -1, reqBody: body}
 	trailers := len(req.Trailer) > 0
 	first, fb, whole := out.first, out.fb, out.whole
 
@@ -220,6 +221,9 @@ func (s *stream) awaitResponse() (*http.Response, error) {
 			err := s.ctx.Err()
 			s.abort(err)
 			return nil, err
+		case <-s.aborted:
+			s.abort(ErrAborted)
+			return nil, ErrAborted
 		}
 	}
 }
@@ -299,6 +303,9 @@ func (s *stream) sendData(p []byte, end bool) error {
 				err := s.ctx.Err()
 				s.abort(err)
 				return err
+			case <-s.aborted:
+				s.abort(ErrAborted)
+				return ErrAborted
 			}
 			continue
 		}
@@ -514,6 +521,9 @@ func (b body) Read(p []byte) (int, error) {
 			err := s.ctx.Err()
 			s.abort(err)
 			return 0, err
+		case <-s.aborted:
+			s.abort(ErrAborted)
+			return 0, ErrAborted
 		}
 	}
 }

@@ -25,6 +25,7 @@ package h2client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -74,6 +75,10 @@ var ErrClosed = errors.New("h2client: transport closed")
 // on a new connection.
 var ErrRefused = errors.New("h2client: stream refused by the node, not processed")
 
+// ErrAborted is the error of a request whose abort channel closed
+// (RoundTripAbort); it wraps context.Canceled, as a cancelled context's.
+var ErrAborted = fmt.Errorf("h2client: request aborted: %w", context.Canceled)
+
 // RoundTrip sends req to the node and returns its answer once the
 // answer's headers have come. req.URL's scheme and req.Host (or the URL's
 // host) become :scheme and :authority; the path is URL.Opaque when set,
@@ -82,21 +87,31 @@ var ErrRefused = errors.New("h2client: stream refused by the node, not processed
 // The answer's Trailer is filled when its Body returns io.EOF. Cancelling
 // req's context resets the stream.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripAbort(req, nil)
+}
+
+// RoundTripAbort is RoundTrip with a second way to cancel: closing abort
+// ends the request as cancelling its context does (a dial it waits for
+// is given up, the stream reset, the request body closed), and the
+// request's calls fail with ErrAborted. A caller that cancels requests
+// on its own (a timeout) so needs no context derived from the request's
+// for each one.
+func (t *Transport) RoundTripAbort(req *http.Request, abort <-chan struct{}) (*http.Response, error) {
 	if req.URL == nil {
 		closeBody(req)
 		return nil, errors.New("h2client: request has no URL")
 	}
-	cc, err := t.reserve(req.Context())
+	cc, err := t.reserve(req.Context(), abort)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	return cc.roundTrip(req)
+	return cc.roundTrip(req, abort)
 }
 
 // reserve returns a connection with a stream slot taken for the caller,
 // dialing one when every connection is full or going away.
-func (t *Transport) reserve(ctx context.Context) (*conn, error) {
+func (t *Transport) reserve(ctx context.Context, abort <-chan struct{}) (*conn, error) {
 	for {
 		t.mu.Lock()
 		if t.closed {
@@ -116,6 +131,8 @@ func (t *Transport) reserve(ctx context.Context) (*conn, error) {
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
+			case <-abort:
+				return nil, ErrAborted
 			}
 		}
 		done := make(chan struct{})
@@ -123,6 +140,15 @@ func (t *Transport) reserve(ctx context.Context) (*conn, error) {
 		t.dialing, t.cancelDial = done, cancel
 		t.mu.Unlock()
 
+		if abort != nil {
+			go func() { // ends with the dial (cancel below)
+				select {
+				case <-abort:
+					cancel()
+				case <-dctx.Done():
+				}
+			}()
+		}
 		cc, err := t.dial(dctx)
 		cancel()
 		t.mu.Lock()
@@ -132,6 +158,9 @@ func (t *Transport) reserve(ctx context.Context) (*conn, error) {
 			t.mu.Unlock()
 			if t.isClosed() {
 				return nil, ErrClosed
+			}
+			if isClosed(abort) && ctx.Err() == nil {
+				return nil, ErrAborted
 			}
 			return nil, err
 		}
@@ -154,6 +183,16 @@ func (t *Transport) reserve(ctx context.Context) (*conn, error) {
 		}
 		t.conns = append(t.conns, cc) // full already: waiters took it; dial again
 		t.mu.Unlock()
+	}
+}
+
+// isClosed reports whether ch (which may be nil) is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

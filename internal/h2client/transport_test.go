@@ -402,65 +402,72 @@ func newRequestNoT(ctx context.Context, path string, s *h2cServer) *http.Request
 	return req
 }
 
-// TestCancelBeforeAnswer: cancelling the request's context while the
-// handler has not answered makes RoundTrip return a context error, and
-// the reset reaches the handler.
+// TestCancelBeforeAnswer: cancelling the request (its context, or
+// RoundTripAbort's channel) while the handler has not answered makes
+// RoundTrip return a context.Canceled error, and the reset reaches the
+// handler.
 func TestCancelBeforeAnswer(t *testing.T) {
-	entered, handlerDone := make(chan struct{}, 1), make(chan struct{}, 1)
-	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		signal(entered, struct{}{})
-		<-r.Context().Done()
-		signal(handlerDone, struct{}{})
-	}), nil)
-	tr, _ := newTransport(t, s.addr, nil)
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	resc := goRoundTrip(tr, newRequest(t, ctx, "POST", s.url("/block"), strings.NewReader("body")))
-	recv(t, entered, "the handler to start")
-	cancel()
-	res := recv(t, resc, "RoundTrip to return after the cancel")
-	if res.err == nil {
-		res.resp.Body.Close()
-		t.Fatalf("RoundTrip answered %d after its context was cancelled, want an error", res.resp.StatusCode)
+	for _, way := range cancelWays {
+		t.Run(way.name, func(t *testing.T) {
+			entered, handlerDone := make(chan struct{}, 1), make(chan struct{}, 1)
+			s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				signal(entered, struct{}{})
+				<-r.Context().Done()
+				signal(handlerDone, struct{}{})
+			}), nil)
+			tr, _ := newTransport(t, s.addr, nil)
+			rt, ctx, cancel := way.start(t, tr)
+			resc := goRoundTrip(rt, newRequest(t, ctx, "POST", s.url("/block"), strings.NewReader("body")))
+			recv(t, entered, "the handler to start")
+			cancel()
+			res := recv(t, resc, "RoundTrip to return after the cancel")
+			if res.err == nil {
+				res.resp.Body.Close()
+				t.Fatalf("RoundTrip answered %d after the request was cancelled, want an error", res.resp.StatusCode)
+			}
+			if !errors.Is(res.err, context.Canceled) {
+				t.Errorf("RoundTrip error %v (%T), want errors.Is context.Canceled", res.err, res.err)
+			}
+			recv(t, handlerDone, "the handler's context to end (RST_STREAM reaching the node)")
+		})
 	}
-	if !errors.Is(res.err, context.Canceled) {
-		t.Errorf("RoundTrip error %v (%T), want errors.Is context.Canceled", res.err, res.err)
-	}
-	recv(t, handlerDone, "the handler's context to end (RST_STREAM reaching the node)")
 }
 
-// TestCancelDuringBody: cancelling the context while the answer's body
+// TestCancelDuringBody: cancelling the request while the answer's body
 // is being read fails the next Body.Read, and the reset reaches the
 // handler.
 func TestCancelDuringBody(t *testing.T) {
-	handlerDone := make(chan struct{}, 1)
-	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "first")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		signal(handlerDone, struct{}{})
-	}), nil)
-	tr, _ := newTransport(t, s.addr, nil)
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	res := recv(t, goRoundTrip(tr, newRequest(t, ctx, "GET", s.url("/slow"), nil)), "RoundTrip")
-	if res.err != nil {
-		t.Fatal(res.err)
+	for _, way := range cancelWays {
+		t.Run(way.name, func(t *testing.T) {
+			handlerDone := make(chan struct{}, 1)
+			s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "first")
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+				signal(handlerDone, struct{}{})
+			}), nil)
+			tr, _ := newTransport(t, s.addr, nil)
+			rt, ctx, cancel := way.start(t, tr)
+			res := recv(t, goRoundTrip(rt, newRequest(t, ctx, "GET", s.url("/slow"), nil)), "RoundTrip")
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			defer res.resp.Body.Close()
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(res.resp.Body, buf); err != nil || string(buf) != "first" {
+				t.Fatalf("first read %q, %v", buf, err)
+			}
+			cancel()
+			rr := recv(t, goReadAll(res.resp.Body), "Body.Read to fail after the cancel")
+			if rr.err == nil {
+				t.Fatalf("Body read to EOF (%q more) after the cancel, want an error", rr.body)
+			}
+			if !errors.Is(rr.err, context.Canceled) {
+				t.Errorf("Body.Read error after the cancel: %v (%T), want errors.Is context.Canceled", rr.err, rr.err)
+			}
+			recv(t, handlerDone, "the handler's context to end (RST_STREAM reaching the node)")
+		})
 	}
-	defer res.resp.Body.Close()
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(res.resp.Body, buf); err != nil || string(buf) != "first" {
-		t.Fatalf("first read %q, %v", buf, err)
-	}
-	cancel()
-	rr := recv(t, goReadAll(res.resp.Body), "Body.Read to fail after the cancel")
-	if rr.err == nil {
-		t.Fatalf("Body read to EOF (%q more) after the cancel, want an error", rr.body)
-	}
-	if !errors.Is(rr.err, context.Canceled) {
-		t.Logf("Body.Read error after the cancel: %v (%T), not errors.Is context.Canceled", rr.err, rr.err)
-	}
-	recv(t, handlerDone, "the handler's context to end (RST_STREAM reaching the node)")
 }
 
 // TestBodyCloseBeforeEOF: closing a long streamed answer's body resets
@@ -867,27 +874,58 @@ func TestEarlyAnswer(t *testing.T) {
 // body into a window the server does not open (its handler reads
 // nothing and does not answer) returns on cancel.
 func TestCancelWhileWritingBody(t *testing.T) {
-	entered, handlerDone := make(chan struct{}, 1), make(chan struct{}, 1)
-	s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		signal(entered, struct{}{})
-		<-r.Context().Done()
-		signal(handlerDone, struct{}{})
-	}), nil)
-	tr, _ := newTransport(t, s.addr, nil)
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	resc := goRoundTrip(tr, newRequest(t, ctx, "POST", s.url("/unread"), bytes.NewReader(make([]byte, 4<<20))))
-	recv(t, entered, "the handler to start")
-	cancel()
-	res := recv(t, resc, "RoundTrip to return after the cancel")
-	if res.err == nil {
-		res.resp.Body.Close()
-		t.Fatalf("answer %d", res.resp.StatusCode)
+	for _, way := range cancelWays {
+		t.Run(way.name, func(t *testing.T) {
+			entered, handlerDone := make(chan struct{}, 1), make(chan struct{}, 1)
+			s := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				signal(entered, struct{}{})
+				<-r.Context().Done()
+				signal(handlerDone, struct{}{})
+			}), nil)
+			tr, _ := newTransport(t, s.addr, nil)
+			rt, ctx, cancel := way.start(t, tr)
+			resc := goRoundTrip(rt, newRequest(t, ctx, "POST", s.url("/unread"), bytes.NewReader(make([]byte, 4<<20))))
+			recv(t, entered, "the handler to start")
+			cancel()
+			res := recv(t, resc, "RoundTrip to return after the cancel")
+			if res.err == nil {
+				res.resp.Body.Close()
+				t.Fatalf("answer %d", res.resp.StatusCode)
+			}
+			if !errors.Is(res.err, context.Canceled) {
+				t.Errorf("RoundTrip error %v, want errors.Is context.Canceled", res.err)
+			}
+			recv(t, handlerDone, "the handler's context to end")
+		})
 	}
-	if !errors.Is(res.err, context.Canceled) {
-		t.Errorf("RoundTrip error %v, want errors.Is context.Canceled", res.err)
+}
+
+// TestAbortWhileDialing: closing the abort channel while the connection
+// waits for a node that accepted but sends no SETTINGS gives the request
+// up with ErrAborted (not after the wait for SETTINGS).
+func TestAbortWhileDialing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	recv(t, handlerDone, "the handler's context to end")
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	tr, _ := newTransport(t, ln.Addr().String(), nil)
+	abort := make(chan struct{})
+	resc := goRoundTrip(abortTripper{tr, abort}, newRequest(t, testContext(t), "GET", "http://"+ln.Addr().String()+"/", nil))
+	c := recv(t, accepted, "the dial to reach the node")
+	defer c.Close()
+	close(abort)
+	res := recv(t, resc, "RoundTrip to return after the abort")
+	if !errors.Is(res.err, h2client.ErrAborted) {
+		t.Fatalf("RoundTrip error %v, want ErrAborted", res.err)
+	}
 }
 
 // closeRecorder is a request body that reports its Close (and closes
