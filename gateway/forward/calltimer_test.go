@@ -1,16 +1,11 @@
 package forward
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 )
 
-func newTestTimer(total time.Duration) (*callTimer, context.Context) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	return newCallTimer(cancel, total), ctx
-}
+func newTestTimer(total time.Duration) *callTimer { return newCallTimer(total) }
 
 // advance moves the timer's clock d forward: its instants are offsets
 // from start.
@@ -26,34 +21,44 @@ func (c *callTimer) armedNear(want time.Duration) bool {
 	return c.armed >= int64(want) && c.armed < int64(want+time.Second)
 }
 
-func waitCancelled(t *testing.T, ctx context.Context, what string) {
+// aborted reports whether the call was aborted.
+func (c *callTimer) aborted() bool {
+	select {
+	case <-c.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+func waitTimedOut(t *testing.T, c *callTimer, what string) {
 	t.Helper()
 	select {
-	case <-ctx.Done():
-		if cause := context.Cause(ctx); !errors.Is(cause, ErrTimeout) {
-			t.Fatalf("%s: cancelled with %v, want ErrTimeout", what, cause)
+	case <-c.abort:
+		if !c.timedOut() {
+			t.Fatalf("%s: aborted, but not by a limit", what)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: not cancelled within 10 s", what)
+		t.Fatalf("%s: not aborted within 10 s", what)
 	}
 }
 
 func TestCallTimerTotalAndFirstByteFire(t *testing.T) {
-	c, ctx := newTestTimer(20 * time.Millisecond)
+	c := newTestTimer(20 * time.Millisecond)
 	defer c.stop()
-	waitCancelled(t, ctx, "total 20 ms")
+	waitTimedOut(t, c, "total 20 ms")
 
-	c, ctx = newTestTimer(time.Hour)
+	c = newTestTimer(time.Hour)
 	defer c.stop()
 	c.setPhase(20 * time.Millisecond)
-	waitCancelled(t, ctx, "first byte 20 ms under a total of 1 h")
+	waitTimedOut(t, c, "first byte 20 ms under a total of 1 h")
 }
 
 // TestCallTimerIdleIsLazy checks that reads push the idle limit without
 // moving the timer, that an early fire sets the timer for what is left,
 // and that the call is cancelled once the limit really passed.
 func TestCallTimerIdleIsLazy(t *testing.T) {
-	c, ctx := newTestTimer(0)
+	c := newTestTimer(0)
 	defer c.stop()
 	c.setPhase(time.Hour) // first byte
 	c.setPhase(0)         // answered: the timer stays where it is
@@ -71,24 +76,29 @@ func TestCallTimerIdleIsLazy(t *testing.T) {
 	}
 	c.advance(20 * time.Second) // 1m10s: the timer's instant passed, the limit did not
 	c.fire()
-	if ctx.Err() != nil {
-		t.Fatal("cancelled 20 s after the last read, with a 1 min idle limit")
+	if c.aborted() {
+		t.Fatal("aborted 20 s after the last read, with a 1 min idle limit")
 	}
 	if !c.armedNear(110 * time.Second) {
 		t.Fatalf("after an early fire the timer is at %v, want the limit 1m50s", time.Duration(c.armed))
 	}
 	c.advance(time.Minute)
 	c.fire()
-	waitCancelled(t, ctx, "1 min after the last read")
+	waitTimedOut(t, c, "1 min after the last read")
 }
 
-func TestCallTimerStoppedNeverCancels(t *testing.T) {
-	c, ctx := newTestTimer(time.Minute)
+// TestCallTimerStopEndsTheCall checks that the call's end aborts its
+// request, not as a timeout, and that a late fire changes nothing.
+func TestCallTimerStopEndsTheCall(t *testing.T) {
+	c := newTestTimer(time.Minute)
 	c.stop()
+	if !c.aborted() || c.timedOut() {
+		t.Fatalf("after stop: aborted %v, timed out %v; want aborted, not timed out", c.aborted(), c.timedOut())
+	}
 	c.advance(time.Hour)
 	c.fire() // as if it fired while the call ended
-	if ctx.Err() != nil {
-		t.Fatal("a stopped timer cancelled the call")
+	if c.timedOut() {
+		t.Fatal("a stopped timer timed the call out")
 	}
 	c.setPhase(time.Nanosecond) // a late phase change sets nothing
 	if !c.armedNear(time.Minute) {
@@ -97,7 +107,7 @@ func TestCallTimerStoppedNeverCancels(t *testing.T) {
 }
 
 func TestCallTimerNoLimitNoTimer(t *testing.T) {
-	c, _ := newTestTimer(0)
+	c := newTestTimer(0)
 	c.setPhase(0)
 	if c.t != nil {
 		t.Fatal("a timer with no limit was started")

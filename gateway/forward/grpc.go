@@ -38,10 +38,9 @@ func KnownUnaryGRPC[P string | []byte](path P) bool {
 // the call's context and timers.
 type grpcState struct {
 	prefix []byte
-	replay *replayState // per call: the transport may read after the call ended
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	timer  *callTimer // the total, first-byte and idle timeouts
+	replay *replayState    // per call: the transport may read after the call ended
+	ctx    context.Context // the client's: cancelled when it goes away
+	timer  *callTimer      // the total, first-byte and idle timeouts
 	// noMessage: the client's stream ended before a first message; eof:
 	// it ended right after it (a unary call read to its end).
 	noMessage, eof bool
@@ -137,10 +136,8 @@ func (g *grpcState) setup(x *Exchange) {
 	if parent == nil {
 		parent = context.Background()
 	}
-	g.ctx, g.cancel = context.WithCancelCause(parent)
-	// A timer rather than a context.WithTimeout under the call's
-	// context: one context per call, not two.
-	g.timer = newCallTimer(g.cancel, x.route.Config().Timeouts.Total)
+	g.ctx = parent
+	g.timer = newCallTimer(x.route.Config().Timeouts.Total)
 	g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage || g.eof}
 	if x.shadow.BodyLater() {
 		g.replay.shadow = x.shadow
@@ -165,7 +162,7 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	body := &replayBody{pre: g.prefix, s: g.replay}
 	base := g.request(x, n, body)
 	out := base.WithContext(g.ctx)
-	resp, err := n.H2().RoundTrip(out)
+	resp, err := n.H2().RoundTripAbort(out, g.timer.abort)
 	if err != nil {
 		g.failed = true
 	}
@@ -184,12 +181,12 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	}
 	touched := body.abandon()
 	switch {
-	case errors.Is(context.Cause(g.ctx), ErrTimeout):
+	case g.timer.timedOut():
 		err = errors.Join(ErrTimeout, err)
 	case r.Ctx != nil && r.Ctx.Err() != nil:
 		err = errors.Join(ErrClientCancelled, err)
 	}
-	return 0, !touched && !isTimeout(err) && g.ctx.Err() == nil, err
+	return 0, !touched && !isTimeout(err) && g.timer.ended.Load() == 0 && g.ctx.Err() == nil, err
 }
 
 // request returns the upstream request of an attempt on n (its context
@@ -321,9 +318,6 @@ func (g *grpcState) discard() {}
 func (g *grpcState) release(x *Exchange) {
 	if x.hresp != nil {
 		_ = x.hresp.Body.Close()
-	}
-	if g.cancel != nil {
-		g.cancel(nil)
 	}
 	if g.timer != nil {
 		g.timer.stop()
