@@ -29,7 +29,7 @@ type callTimer struct {
 	abort chan struct{}
 	ended atomic.Int32 // 0 open; endedByCall or endedByTimeout once abort closed
 	total int64        // the total deadline; never if none
-	phase  atomic.Int64 // the phase's limit; 0 if none (reads store it without mu)
+	phase atomic.Int64 // the phase's limit; 0 if none (reads store it without mu)
 
 	mu      sync.Mutex
 	t       *time.Timer // nil until a limit is set
