@@ -347,6 +347,9 @@ func browser(t *testing.T, limit time.Duration) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Its singleton socket's directory goes to TMPDIR, and stays
+		// there when the browser is killed: the test's own one is removed.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
 	)
 	t.Cleanup(cancelAlloc)
