@@ -10,9 +10,8 @@ import (
 // callTimer is a gRPC call's one timer and the end of its upstream
 // request. It aborts the call (closes abort: the node's stream is reset,
 // the answer's reads fail) at the earliest of the route's total deadline
-// and the limit
-// of the phase under way: the first byte of an attempt's answer, or Idle
-// after the answer's last read. One runtime timer per call, moved only
+// and the limit of the phase under way: the first byte of an attempt's
+// answer, or Idle after the answer's last read. One runtime timer per call, moved only
 // when a limit comes earlier than where it is set: a read pushes the idle
 // limit later without touching the timer, which, when it fires early,
 // sets itself again for what is left (three timers, one re-armed on every
@@ -122,6 +121,9 @@ func (c *callTimer) end(how int32) {
 		close(c.abort)
 	}
 }
+
+// aborted reports whether the call's upstream request was ended.
+func (c *callTimer) aborted() bool { return c.ended.Load() != 0 }
 
 // timedOut reports whether a limit ended the call.
 func (c *callTimer) timedOut() bool { return c.ended.Load() == endedByTimeout }

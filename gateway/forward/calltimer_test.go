@@ -21,16 +21,6 @@ func (c *callTimer) armedNear(want time.Duration) bool {
 	return c.armed >= int64(want) && c.armed < int64(want+time.Second)
 }
 
-// aborted reports whether the call was aborted.
-func (c *callTimer) aborted() bool {
-	select {
-	case <-c.abort:
-		return true
-	default:
-		return false
-	}
-}
-
 func waitTimedOut(t *testing.T, c *callTimer, what string) {
 	t.Helper()
 	select {

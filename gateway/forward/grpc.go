@@ -186,7 +186,7 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	case r.Ctx != nil && r.Ctx.Err() != nil:
 		err = errors.Join(ErrClientCancelled, err)
 	}
-	return 0, !touched && !isTimeout(err) && g.timer.ended.Load() == 0 && g.ctx.Err() == nil, err
+	return 0, !touched && !isTimeout(err) && !g.timer.aborted() && g.ctx.Err() == nil, err
 }
 
 // request returns the upstream request of an attempt on n (its context

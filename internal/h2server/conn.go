@@ -126,6 +126,9 @@ func (c *conn) serve() {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	if c.lingering.Load() { // a GOAWAY went out before the deadline was cleared
+		return
+	}
 	if d := c.srv.IdleTimeout; d > 0 {
 		c.mu.Lock()
 		c.idle = time.AfterFunc(d, c.onIdle)
@@ -134,9 +137,6 @@ func (c *conn) serve() {
 	for {
 		if c.br.Buffered() == 0 {
 			c.dispatchPending() // the next read may wait: start what arrived
-		}
-		if c.lingering.Load() { // after the deadline was cleared above
-			return
 		}
 		f, err := c.hdec.ReadFrame()
 		if c.lingering.Load() {
