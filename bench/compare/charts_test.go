@@ -43,7 +43,7 @@ func TestParseTableRoundTrip(t *testing.T) {
 		{Name: "caddy", Skipped: "not installed | apt failed"},
 		{Name: "switchyard", RPS: []float64{800}, P50: []int64{1_500_000}, P99: []int64{3_125_000}},
 	}}
-	h2 := []*Row{{Name: "nginx", RPS: []float64{500}, P50: []int64{2_000_000}, P99: []int64{4_000_000}, CPUPerReq: []float64{20.5}}}
+	h2 := []*Row{{Name: "nginx", RPS: []float64{500}, P50: []int64{2_000_000}, P99: []int64{4_000_000}, CPUPerReq: []float64{20.5}, UserPerReq: []float64{9.5}}}
 	md := "# Proxy comparison\n\n## HTTP/1.1\n\n" + r.Table() + "\nmore text\n| not | the | table |\n\n## " + sectionTitle(SectionH2) + "\n\n" + table(h2)
 	rows, err := ParseTable(md)
 	if err != nil {

@@ -178,6 +178,11 @@ type Row struct {
 	// measured run divided by the requests answered, in microseconds. Empty
 	// for "direct" and where /proc is unreadable.
 	CPUPerReq []float64
+	// UserPerReq is, per round, the user-time part of CPUPerReq: the
+	// proxy's own code and runtime, without the kernel's work in its
+	// system calls (the loopback TCP stack, the same for every proxy that
+	// makes the same calls).
+	UserPerReq []float64
 	// OtherLoad is, per round, the CPU other work on the machine used
 	// during the measured run, in cores (see cpuload.Other); empty where /proc
 	// is unreadable. A round with other load was disturbed.
@@ -220,6 +225,9 @@ func median(v []float64) float64 {
 
 // MedianCPUPerReq is the median over rounds of CPUPerReq (0 if unknown).
 func (r *Row) MedianCPUPerReq() float64 { return median(r.CPUPerReq) }
+
+// MedianUserPerReq is the median over rounds of UserPerReq (0 if unknown).
+func (r *Row) MedianUserPerReq() float64 { return median(r.UserPerReq) }
 
 // MeanRPS returns the mean over rounds.
 func (r *Row) MeanRPS() float64 {
@@ -619,7 +627,7 @@ func measure(r *running, row *Row, sec string, round int, groups []int, load fun
 	if r.cmd != nil && r.cmd.Process != nil {
 		pgid = r.cmd.Process.Pid
 	}
-	cpu0, cpuErr := cpuload.GroupCPU(pgid)
+	cpu0, cpuErr := cpuload.GroupTimes(pgid)
 	snap0 := cpuload.Take(groups)
 	res, err := load(cfg.Duration)
 	if err != nil {
@@ -630,8 +638,10 @@ func measure(r *running, row *Row, sec string, round int, groups []int, load fun
 	if otherOK {
 		row.OtherLoad = append(row.OtherLoad, other)
 	}
-	if cpu1, err := cpuload.GroupCPU(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
-		row.CPUPerReq = append(row.CPUPerReq, (cpu1-cpu0).Seconds()*1e6/float64(res.OK))
+	if cpu1, err := cpuload.GroupTimes(pgid); pgid > 0 && cpuErr == nil && err == nil && res.OK > 0 {
+		perReq := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(res.OK) }
+		row.CPUPerReq = append(row.CPUPerReq, perReq(cpu1.Total()-cpu0.Total()))
+		row.UserPerReq = append(row.UserPerReq, perReq(cpu1.User-cpu0.User))
 	}
 	row.RPS = append(row.RPS, res.RPS())
 	row.P50 = append(row.P50, res.Latency.Quantile(0.5))
@@ -643,7 +653,7 @@ func measure(r *running, row *Row, sec string, round int, groups []int, load fun
 	}
 	cpu := ""
 	if n := len(row.CPUPerReq); n > 0 && len(row.RPS) == n {
-		cpu = fmt.Sprintf("; CPU %.2f µs/req", row.CPUPerReq[n-1])
+		cpu = fmt.Sprintf("; CPU %.2f µs/req (user %.2f)", row.CPUPerReq[n-1], row.UserPerReq[n-1])
 	}
 	if otherOK {
 		w := snap1.At.Sub(snap0.At).Seconds()

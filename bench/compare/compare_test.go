@@ -124,12 +124,13 @@ func TestMedianAndValidate(t *testing.T) {
 
 func TestPaired(t *testing.T) {
 	rep := &Report{Rows: []*Row{
-		{Name: "switchyard", RPS: []float64{100, 90, 50}, CPUPerReq: []float64{10, 11, 20}},
-		{Name: "switchyard-base", RPS: []float64{100, 100, 40}, CPUPerReq: []float64{11, 11, 25}},
+		{Name: "switchyard", RPS: []float64{100, 90, 50}, CPUPerReq: []float64{10, 11, 20}, UserPerReq: []float64{4, 5, 9}},
+		{Name: "switchyard-base", RPS: []float64{100, 100, 40}, CPUPerReq: []float64{11, 11, 25}, UserPerReq: []float64{5, 5, 12}},
 	}}
 	got := rep.Paired()
 	for _, want := range []string{"req/s: median ratio 1.000 (per round 1.000 / 0.900 / 1.250); best round 100 vs 100",
-		"CPU µs/req: median ratio 0.909 (per round 0.909 / 1.000 / 0.800); best round 10.00 vs 11.00"} {
+		"CPU µs/req: median ratio 0.909 (per round 0.909 / 1.000 / 0.800); best round 10.00 vs 11.00",
+		"user µs/req: median ratio 0.800 (per round 0.800 / 1.000 / 0.750); medians 5.00 vs 5.00"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Paired() = %q, want it to contain %q", got, want)
 		}

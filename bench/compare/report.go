@@ -60,20 +60,23 @@ func table(rows []*Row) string {
 		}
 		return fmt.Sprintf("%.2f×", row.MedianRPS()/ref.MedianRPS())
 	}
-	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | CPU µs/req (median) | other load, cores (max) | req/s vs nginx | req/s vs direct |\n")
-	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| contender | req/s (median) | req/s per round | p50 ms (median) | p99 ms (median) | p99 ms (all rounds) | errors | CPU µs/req (median) | user µs/req (median) | other load, cores (max) | req/s vs nginx | req/s vs direct |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, row := range rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
+			fmt.Fprintf(&b, "| %s | skipped: %s | | | | | | | | | | |\n", row.Name, strings.ReplaceAll(strings.ReplaceAll(row.Skipped, "|", "/"), "\n", " "))
 			continue
 		}
 		per := make([]string, len(row.RPS))
 		for i, v := range row.RPS {
 			per[i] = fmt.Sprintf("%.0f", v)
 		}
-		cpu := "–"
+		cpu, user := "–", "–"
 		if len(row.CPUPerReq) > 0 {
 			cpu = fmt.Sprintf("%.2f", row.MedianCPUPerReq())
+		}
+		if len(row.UserPerReq) > 0 {
+			user = fmt.Sprintf("%.2f", row.MedianUserPerReq())
 		}
 		other := "–"
 		if len(row.OtherLoad) > 0 {
@@ -88,8 +91,8 @@ func table(rows []*Row) string {
 			slices.Sort(kinds)
 			errs += " (" + strings.Join(kinds, " ") + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
-			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, errs, cpu, other, ratio(row, nginx), ratio(row, direct))
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %s |\n", row.Name, row.MedianRPS(), strings.Join(per, " / "),
+			row.MedianP50(), row.MedianP99(), float64(row.Latency.Quantile(0.99))/1e6, errs, cpu, user, other, ratio(row, nginx), ratio(row, direct))
 	}
 	return b.String()
 }
@@ -122,6 +125,9 @@ func (r *Report) paired(rows []*Row) string {
 	}
 	if cr := ratios(a.CPUPerReq, base.CPUPerReq); len(cr) > 0 {
 		fmt.Fprintf(&b, "- CPU µs/req: median ratio %.3f (per round %s); best round %.2f vs %.2f\n", median(cr), joinf(cr, "%.3f"), slices.Min(a.CPUPerReq), slices.Min(base.CPUPerReq))
+	}
+	if ur := ratios(a.UserPerReq, base.UserPerReq); len(ur) > 0 {
+		fmt.Fprintf(&b, "- user µs/req: median ratio %.3f (per round %s); medians %.2f vs %.2f\n", median(ur), joinf(ur, "%.3f"), a.MedianUserPerReq(), base.MedianUserPerReq())
 	}
 	return b.String()
 }
@@ -251,7 +257,7 @@ func (r *Report) Write(dir, command string) error {
 	}
 	fmt.Fprintf(&b, "- Each contender: %s warm-up, then %s measured; %d rounds, interleaved (every contender once per round and section; each round runs the sections in the order HTTP/1.1, HTTP/2, gRPC). The table gives medians over rounds (req/s, and each round's p50/p99), because the machine is shared and one disturbed round would skew a mean; \"p99 (all rounds)\" merges every round's histogram (bench/hist, ≤0.8 %% bucket error) and so includes the disturbed rounds. \"direct\" is the load generator straight to one backend, no proxy.\n", c.Warmup, c.Duration, c.Rounds)
 	fmt.Fprintf(&b, "- The load generator shares CPU 0 with the backends, so \"direct\" is bounded by CPU 0 and the proxies by CPU 1; ratios below 1 vs direct are the cost of the extra hop on its own core.\n")
-	fmt.Fprintf(&b, "- CPU µs/req: the proxy's CPU time (user + system of every process in its process group, from /proc/PID/stat, 10 ms ticks) during each measured run, divided by the requests answered; the median over rounds. A proxy that does not saturate its core shows it here rather than in req/s, so this is the fairer efficiency figure. Kernel time of the loopback TCP stack is included (it is charged to whichever process sends).\n")
+	fmt.Fprintf(&b, "- CPU µs/req: the proxy's CPU time (user + system of every process in its process group, from /proc/PID/stat, 10 ms ticks) during each measured run, divided by the requests answered; the median over rounds. A proxy that does not saturate its core shows it here rather than in req/s, so this is the fairer efficiency figure. Kernel time of the loopback TCP stack is included (it is charged to whichever process sends). \"user µs/req\" is the user-time part alone: the proxy's own code and runtime, without the kernel's work in its system calls; proxies that make the same system calls differ mostly there.\n")
 	fmt.Fprintf(&b, "- Other load: the CPU that other work on the machine used during each measured run, in cores: all CPUs' user+system+irq+softirq+steal time from /proc/stat less this harness's and the contenders' own user+system time (which includes the softirq work done in their system calls); the column gives the worst round. Above ~0.2 the round competed with other work and its figures are less reliable.")
 	if c.QuietWait > 0 {
 		fmt.Fprintf(&b, " Each contender's turn first waited (up to %v) for other load below %.2f cores over one second.", c.QuietWait, c.QuietBelow)

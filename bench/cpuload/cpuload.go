@@ -1,5 +1,5 @@
 // Package cpuload reads CPU time from /proc for the benchmark harnesses:
-// a process group's user+system time (GroupCPU), and how much CPU other
+// a process group's user and system time (GroupTimes, GroupCPU), and how much CPU other
 // work on a shared machine used between two moments (Take, Other).
 //
 // Linux only; elsewhere every function reports an error or !ok. Safe for
@@ -19,20 +19,35 @@ import (
 // /proc/PID/stat: 100 on every Linux architecture Go supports.
 const clockTick = 100
 
+// Times is CPU time split into user time (the process's own code) and
+// system time (the kernel's work in its system calls; for a proxy on
+// loopback, mostly the TCP stack).
+type Times struct{ User, System time.Duration }
+
+// Total is user plus system time.
+func (t Times) Total() time.Duration { return t.User + t.System }
+
 // GroupCPU returns the CPU time (user + system) used so far by every live
+// process of process group pgid: GroupTimes(pgid).Total().
+func GroupCPU(pgid int) (time.Duration, error) {
+	t, err := GroupTimes(pgid)
+	return t.Total(), err
+}
+
+// GroupTimes returns the user and system time used so far by every live
 // process of process group pgid, read from /proc/*/stat. A harness runs
 // each measured server in its own group (nginx: master and worker), so
-// this is the server's whole cost. Processes that exit between two reads take their time with
-// them; none should during a measured run.
-func GroupCPU(pgid int) (time.Duration, error) {
+// this is the server's whole cost. Processes that exit between two reads
+// take their time with them; none should during a measured run.
+func GroupTimes(pgid int) (Times, error) {
 	if pgid <= 0 {
-		return 0, fmt.Errorf("cpuload: no process")
+		return Times{}, fmt.Errorf("cpuload: no process")
 	}
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil || len(stats) == 0 {
-		return 0, fmt.Errorf("cpuload: /proc unreadable")
+		return Times{}, fmt.Errorf("cpuload: /proc unreadable")
 	}
-	var ticks uint64
+	var user, system uint64
 	found := false
 	for _, p := range stats {
 		b, err := os.ReadFile(p)
@@ -44,15 +59,18 @@ func GroupCPU(pgid int) (time.Duration, error) {
 			continue // not a process line we can read: not one of ours
 		}
 		if st.pgrp == pgid {
-			ticks += st.utime + st.stime
+			user += st.utime
+			system += st.stime
 			found = true
 		}
 	}
 	if !found {
-		return 0, fmt.Errorf("cpuload: no process in group %d", pgid)
+		return Times{}, fmt.Errorf("cpuload: no process in group %d", pgid)
 	}
-	return time.Duration(ticks) * time.Second / clockTick, nil
+	return Times{User: ticks(user), System: ticks(system)}, nil
 }
+
+func ticks(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTick }
 
 type procStat struct {
 	pgrp           int
@@ -137,7 +155,7 @@ func Take(pgids []int) Snapshot {
 		return s
 	}
 	s.Busy = busy
-	s.Ours = time.Duration(st.utime+st.stime+st.cutime+st.cstime) * time.Second / clockTick
+	s.Ours = ticks(st.utime + st.stime + st.cutime + st.cstime)
 	for _, pg := range pgids {
 		if d, err := GroupCPU(pg); err == nil {
 			s.Ours += d
@@ -166,13 +184,13 @@ func parseProcStat(b []byte) (time.Duration, error) {
 	if len(f) < 9 || string(f[0]) != "cpu" {
 		return 0, fmt.Errorf("/proc/stat: first line %q: want \"cpu\" and at least 8 counters", line)
 	}
-	var ticks uint64
+	var n uint64
 	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
 		v, err := strconv.ParseUint(string(f[i]), 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("/proc/stat: field %d %q: %w", i, f[i], err)
 		}
-		ticks += v
+		n += v
 	}
-	return time.Duration(ticks) * time.Second / clockTick, nil
+	return ticks(n), nil
 }

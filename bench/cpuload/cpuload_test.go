@@ -90,6 +90,49 @@ func TestGroupCPU(t *testing.T) {
 	}
 }
 
+// TestGroupTimesSplit checks that a loop of system calls shows as system
+// time.
+func TestGroupTimesSplit(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	pg := syscall.Getpgrp()
+	a, err := GroupTimes(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/dev/zero")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<16)
+	deadline := time.Now().Add(5 * time.Second)
+	var b Times
+	for {
+		for range 2000 {
+			if _, err := f.Read(buf); err != nil { // each read is a system call
+				t.Fatal(err)
+			}
+		}
+		if b, err = GroupTimes(pg); err != nil {
+			t.Fatal(err)
+		}
+		if b.System > a.System {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("system time did not grow: %+v then %+v", a, b)
+		}
+	}
+	if b.User < a.User {
+		t.Errorf("user time went back: %v then %v", a.User, b.User)
+	}
+	if _, err := GroupTimes(0); err == nil {
+		t.Fatal("pgid 0: no error")
+	}
+}
+
 var sink int
 
 func TestParseProcStat(t *testing.T) {
