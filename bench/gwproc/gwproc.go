@@ -42,11 +42,13 @@ const stopGrace = 5 * time.Second
 
 // Config is the gateway process to run.
 type Config struct {
-	// Command is the program and its arguments, including listen and
-	// admin addresses (AnyPort) by flag or by a config file in Files,
-	// e.g. {"switchyard", "gateway", "--listen", AnyPort, "--admin",
-	// AnyPort, "--route", "m=http://10.0.0.1:8000"}. It needs an admin
-	// listener (Start waits for /readyz). Required.
+	// Command is the program and its arguments, including the listen
+	// and admin addresses (AnyPort) as flags or in a config file in
+	// Files, e.g. {"switchyard", "gateway", "--listen", AnyPort,
+	// "--admin", AnyPort, "--route", "m=http://10.0.0.1:8000"}. A
+	// relative program path is taken from this process's working
+	// directory. It needs an admin listener (Start waits for /readyz).
+	// Required.
 	Command []string
 	// Env is added to this process's environment.
 	Env []string
@@ -89,6 +91,16 @@ func Start(ctx context.Context, cfg Config) (*Proc, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	// exec takes a relative program path from the child's directory: make
+	// it this process's, as a shell would.
+	prog := cfg.Command[0]
+	if strings.ContainsRune(prog, filepath.Separator) && !filepath.IsAbs(prog) {
+		abs, err := filepath.Abs(prog)
+		if err != nil {
+			return nil, fmt.Errorf("gwproc: %w", err)
+		}
+		prog = abs
+	}
 	dir, err := os.MkdirTemp("", "switchyard-gateway-")
 	if err != nil {
 		return nil, fmt.Errorf("gwproc: %w", err)
@@ -115,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Proc, error) {
 		return nil, fmt.Errorf("gwproc: %w", err)
 	}
 	w := NewWatcher(logFile)
-	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
+	cmd := exec.Command(prog, cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), cfg.Env...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

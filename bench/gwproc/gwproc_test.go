@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,11 +110,19 @@ func TestStartStop(t *testing.T) {
 	defer cancel()
 	t.Setenv("TMPDIR", t.TempDir())
 	cfg := standInConfig("serve")
+	// A relative program path is this process's, not the child's
+	// directory's.
+	wd := t.TempDir()
+	if err := os.Symlink(os.Args[0], filepath.Join(wd, "stand-in")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	cfg.Command[0] = "./stand-in"
 	cfg.Command = append(cfg.Command, "--need", "sub/token")
 	cfg.Files = map[string]string{"sub/token": "secret\n"}
 	p, err := Start(ctx, cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", cfg.Command[0], err)
 	}
 	defer p.Stop()
 	for _, a := range []string{p.Client, p.Admin} {
