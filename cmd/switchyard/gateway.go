@@ -140,6 +140,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *configPath != "" {
 		watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys, drain}, g, log.Info, log.Error)
 	}
+	// bench/gwproc learns the bound ports from these two lines, the
+	// admin one first: keep their messages, attribute and order.
 	if al != nil {
 		log.Info("gateway: admin listening", "addr", al.Addr().String())
 	}
