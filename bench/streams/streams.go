@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/bench/cpuload"
+	"github.com/switchyard-dev/switchyard/bench/gwproc"
 	"github.com/switchyard-dev/switchyard/engines/sim"
 )
 
@@ -510,128 +510,37 @@ func raiseNoFile(need uint64) (uint64, error) {
 
 // gatewayProc is the running gateway process.
 type gatewayProc struct {
-	cmd           *exec.Cmd
+	proc          *gwproc.Proc
 	pid           int
 	listen, admin string
 	token         string // the admin token: pprof needs it
 	command       string
-	exited        chan struct{}
-	logPath       string
-	dir           string
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("streams: %w", err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a, nil
-}
-
+// startGateway runs the gateway command with the quick start's flags on
+// ports of its choosing, and waits until it serves.
 func startGateway(ctx context.Context, cfg Config, urls []string) (*gatewayProc, error) {
-	g := &gatewayProc{exited: make(chan struct{})}
-	var err error
-	if g.listen, err = freePort(); err != nil {
-		return nil, err
-	}
-	if g.admin, err = freePort(); err != nil {
-		return nil, err
-	}
-	if g.dir, err = os.MkdirTemp("", "switchyard-streams-"); err != nil {
-		return nil, fmt.Errorf("streams: %w", err)
-	}
 	// The memory figures come from pprof, which needs admin.pprof and the
 	// admin token.
-	g.token = rand.Text()
-	tokenFile := filepath.Join(g.dir, "admin-token")
-	if err := os.WriteFile(tokenFile, []byte(g.token+"\n"), 0o600); err != nil {
-		os.RemoveAll(g.dir)
-		return nil, fmt.Errorf("streams: %w", err)
-	}
-	args := append(slices.Clone(cfg.Gateway[1:]), "--listen", g.listen, "--admin", g.admin, "--pprof", "--admin-token-file", tokenFile, "--route", Model+"="+strings.Join(urls, ","))
-	g.cmd = exec.Command(cfg.Gateway[0], args...)
+	g := &gatewayProc{token: rand.Text()}
+	const tokenFile = "admin-token" // in the gateway's working directory
+	args := append(slices.Clone(cfg.Gateway[1:]), "--listen", gwproc.AnyPort, "--admin", gwproc.AnyPort,
+		"--pprof", "--admin-token-file", tokenFile, "--route", Model+"="+strings.Join(urls, ","))
 	g.command = strings.Join(append([]string{filepath.Base(cfg.Gateway[0])}, args...), " ")
-	g.cmd.Env = append(os.Environ(), cfg.Env...)
-	g.cmd.Dir = g.dir
-	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	g.logPath = filepath.Join(g.dir, "gateway.log")
-	out, err := os.Create(g.logPath)
+	p, err := gwproc.Start(ctx, gwproc.Config{
+		Command: append([]string{cfg.Gateway[0]}, args...),
+		Env:     cfg.Env,
+		Files:   map[string]string{tokenFile: g.token + "\n"},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
-	g.cmd.Stdout, g.cmd.Stderr = out, out
-	err = g.cmd.Start()
-	out.Close()
-	if err != nil {
-		os.RemoveAll(g.dir)
-		return nil, fmt.Errorf("streams: start gateway: %w", err)
-	}
-	g.pid = g.cmd.Process.Pid
-	go func() {
-		_ = g.cmd.Wait()
-		close(g.exited)
-	}()
-	if err := g.waitReady(ctx, 20*time.Second); err != nil {
-		b, _ := os.ReadFile(g.logPath)
-		g.stop()
-		return nil, fmt.Errorf("streams: gateway not ready: %w: %s", err, tail(b))
-	}
+	g.proc, g.pid, g.listen, g.admin = p, p.Pid, p.Client, p.Admin
 	return g, nil
 }
 
-func tail(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 400 {
-		s = "…" + s[len(s)-400:]
-	}
-	return s
-}
-
-// waitReady polls the admin port's /readyz.
-func (g *gatewayProc) waitReady(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	c := &http.Client{Timeout: time.Second}
-	last := errors.New("no answer")
-	for time.Now().Before(deadline) {
-		resp, err := c.Get("http://" + g.admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("readyz: status %d", resp.StatusCode)
-		} else {
-			last = err
-		}
-		select {
-		case <-g.exited:
-			return errors.New("exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return last
-}
-
 // stop ends the gateway: SIGTERM, then SIGKILL after 5 s.
-func (g *gatewayProc) stop() {
-	defer os.RemoveAll(g.dir)
-	_ = syscall.Kill(-g.pid, syscall.SIGTERM)
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-g.exited:
-		return
-	case <-t.C:
-	}
-	_ = syscall.Kill(-g.pid, syscall.SIGKILL)
-	<-g.exited
-}
+func (g *gatewayProc) stop() { g.proc.Stop() }
 
 // sample reads the gateway's memory: five RSS samples 200 ms apart (the
 // median counts), then the Go runtime's figures.

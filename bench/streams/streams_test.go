@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/bench/gwproc"
 	"github.com/switchyard-dev/switchyard/engines/sim"
 	"github.com/switchyard-dev/switchyard/gateway"
 )
@@ -38,7 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runGateway is `switchyard gateway --listen A --admin B --route M=URLS`.
+// runGateway is `switchyard gateway --listen A --admin B --route M=URLS`,
+// logging the bound addresses as it does.
 func runGateway(args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	listen := fs.String("listen", "", "")
@@ -67,6 +70,11 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The startup lines that tell the harness the bound ports, as
+	// switchyard gateway logs them.
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.Info(gwproc.AdminMsg, "addr", al.Addr().String())
+	log.Info(gwproc.ClientMsg, "addr", cl.Addr().String(), "routes", len(cfg.Routes))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	if err := g.Serve(ctx, cl, al); err != nil && !errors.Is(err, context.Canceled) {

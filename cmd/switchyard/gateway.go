@@ -134,12 +134,18 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			cl.Close()
 			return fmt.Errorf("gateway: admin: %w", err)
 		}
+	}
+	// Reloads are armed before the startup lines: whoever waits for them
+	// (gwproc, an operator) may change the file or send SIGHUP at once.
+	if *configPath != "" {
+		watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys, drain}, g, log.Info, log.Error)
+	}
+	// bench/gwproc learns the bound ports from these two lines, the
+	// admin one first: keep their messages, attribute and order.
+	if al != nil {
 		log.Info("gateway: admin listening", "addr", al.Addr().String())
 	}
 	log.Info("gateway: listening", "addr", cl.Addr().String(), "routes", len(cfg.Routes))
-	if *configPath != "" {
-		go watchConfig(ctx, *configPath, overrides{*listen, *admin, *adminToken, *apiKeys, drain}, g, log.Info, log.Error)
-	}
 	err = g.Serve(ctx, cl, al)
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -191,9 +197,6 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// watchConfig reloads the gateway on SIGHUP and when the file's size or
-// modification time changes (polled every 2 s). An invalid file is refused
-// with a message and the running config stays.
 // overrides are the flags that take precedence over the config file, on
 // reload too.
 type overrides struct {
@@ -201,27 +204,44 @@ type overrides struct {
 	drainDelay                         time.Duration // 0: not set
 }
 
+// watchConfig reloads the gateway on SIGHUP and when the file's size or
+// modification time changes (polled every 2 s), until ctx ends. An
+// invalid file is refused with a message and the running config stays.
+// It takes SIGHUP and the file's state before it returns, so a change
+// after that is never missed: call it before logging that the gateway
+// listens.
 func watchConfig(ctx context.Context, path string, o overrides, g *gateway.Gateway, info, errorf func(string, ...any)) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	last := configStamp(path)
+	go func() {
+		defer signal.Stop(hup)
+		reloadOnChange(ctx, path, last, hup, o, g, info, errorf)
+	}()
+}
+
+// configStamp is the file's size and modification time ("" when it
+// cannot be read).
+func configStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+}
+
+// reloadOnChange is watchConfig's loop; last is the file's stamp when
+// watching began.
+func reloadOnChange(ctx context.Context, path, last string, hup <-chan os.Signal, o overrides, g *gateway.Gateway, info, errorf func(string, ...any)) {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
-	stamp := func() string {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return ""
-		}
-		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
-	}
-	last := stamp()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
 		case <-tick.C:
-			s := stamp()
+			s := configStamp(path)
 			if s == last || s == "" {
 				continue
 			}

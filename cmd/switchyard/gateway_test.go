@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,35 +13,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/bench/gwproc"
 	"github.com/switchyard-dev/switchyard/internal/testlog"
 
 	"github.com/switchyard-dev/switchyard/engines/sim"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// gatewayRun is `switchyard gateway ...` run in-process.
+type gatewayRun struct {
+	client, admin string // the addresses it logged ("" admin: none)
+	out, errb     testlog.Buffer
+	done          chan int // its exit code
 }
 
-func waitServing(t *testing.T, url string) {
+// startGatewayRun runs `switchyard gateway ARGS` in-process until ctx
+// ends, and returns once it has logged the addresses it bound (give it
+// gwproc.AnyPort to listen on).
+func startGatewayRun(ctx context.Context, t *testing.T, args ...string) *gatewayRun {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", url, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	g := &gatewayRun{done: make(chan int, 1)}
+	w := gwproc.NewWatcher(&g.errb)
+	go func() { g.done <- run(ctx, append([]string{"gateway"}, args...), &g.out, w) }()
+	select {
+	case <-w.Found():
+	case code := <-g.done:
+		t.Fatalf("exit %d before it logged its addresses: %s", code, g.errb.String())
+	case <-ctx.Done():
+		t.Fatalf("no listening line: %s", g.errb.String())
 	}
+	g.client, g.admin = w.Addrs()
+	return g
 }
 
 func postModel(t *testing.T, addr, model string) (int, string) {
@@ -65,15 +64,10 @@ func TestGatewayQuickStart(t *testing.T) {
 		_, _ = io.WriteString(w, `{"served":"yes"}`)
 	}))
 	defer be.Close()
-	addr, admin := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errb bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--drain-delay", "0", "--route", "llama=" + be.URL}, &out, &errb)
-	}()
-	waitServing(t, "http://"+admin+"/healthz")
+	gw := startGatewayRun(ctx, t, "--listen", gwproc.AnyPort, "--admin", gwproc.AnyPort, "--drain-delay", "0", "--route", "llama="+be.URL)
+	addr, admin := gw.client, gw.admin
 	if code, body := postModel(t, addr, "llama"); code != 200 || body != `{"served":"yes"}` {
 		t.Fatalf("proxied: %d %s", code, body)
 	}
@@ -88,8 +82,8 @@ func TestGatewayQuickStart(t *testing.T) {
 		}
 	}
 	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+	if code := <-gw.done; code != 0 {
+		t.Fatalf("exit %d: %s", code, gw.errb.String())
 	}
 	if pct := debug.SetGCPercent(-1); pct != 100 && os.Getenv("GOGC") == "" {
 		t.Errorf("GC percent %d after the gateway stopped, want the process's 100 back", pct)
@@ -99,12 +93,38 @@ func TestGatewayQuickStart(t *testing.T) {
 	// Startup and shutdown lines go through the logger (stderr), none
 	// to stdout.
 	for _, want := range []string{`msg="gateway: listening" addr=` + addr, `msg="gateway: admin listening" addr=` + admin, `msg="gateway: stopped"`} {
-		if !strings.Contains(errb.String(), want) {
-			t.Errorf("stderr %q\nwant %q", errb.String(), want)
+		if !strings.Contains(gw.errb.String(), want) {
+			t.Errorf("stderr %q\nwant %q", gw.errb.String(), want)
 		}
 	}
-	if out.Len() != 0 {
-		t.Errorf("stdout %q, want nothing", out.String())
+	if gw.out.String() != "" {
+		t.Errorf("stdout %q, want nothing", gw.out.String())
+	}
+}
+
+// TestGatewayProcessAddresses runs the built binary through gwproc on
+// ports of its choosing, in both log formats: gwproc reads the addresses
+// from the startup lines as this binary writes them, and they are the
+// gateway's.
+func TestGatewayProcessAddresses(t *testing.T) {
+	bin := stampedBinary(t)
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p, err := gwproc.Start(ctx, gwproc.Config{Command: []string{bin, "gateway", "--listen", gwproc.AnyPort, "--admin", gwproc.AnyPort,
+				"--drain-delay", "0", "--log-format", format, "--route", "known=http://127.0.0.1:1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop()
+			if code, body := postModel(t, p.Client, "other"); code != 404 || !strings.Contains(body, "known") {
+				t.Errorf("client address %s: %d %s", p.Client, code, body)
+			}
+			if body := getText(t, "http://"+p.Admin+"/metrics"); !strings.Contains(body, "switchyard_build_info") {
+				t.Errorf("admin address %s: /metrics without switchyard_build_info", p.Admin)
+			}
+		})
 	}
 }
 
@@ -147,7 +167,6 @@ func TestGatewayConfigReload(t *testing.T) {
 		_, _ = io.WriteString(w, `{}`)
 	}))
 	defer be.Close()
-	addr := freeAddr(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gateway.yaml")
 	write := func(s string) {
@@ -156,13 +175,11 @@ func TestGatewayConfigReload(t *testing.T) {
 		}
 	}
 	host := strings.TrimPrefix(be.URL, "http://")
-	write("listen: {client: " + addr + "}\nroutes:\n  - match: {models: [a]}\n    nodes: [" + host + "]\n")
+	write("listen: {client: " + gwproc.AnyPort + "}\nroutes:\n  - match: {models: [a]}\n    nodes: [" + host + "]\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errb testlog.Buffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"gateway", "--drain-delay", "0", "--config", path}, &out, &errb) }()
-	waitServing(t, "http://"+addr+"/v1/models")
+	gw := startGatewayRun(ctx, t, "--drain-delay", "0", "--config", path)
+	addr, errb := gw.client, &gw.errb
 	if code, _ := postModel(t, addr, "b"); code != 404 {
 		t.Fatalf("b before reload: %d", code)
 	}
@@ -177,7 +194,7 @@ func TestGatewayConfigReload(t *testing.T) {
 	if code, _ := postModel(t, addr, "a"); code != 200 {
 		t.Fatalf("old config lost after a refused reload: %d", code)
 	}
-	write("listen: {client: " + addr + "}\nroutes:\n  - match: {models: [a, b]}\n    nodes: [" + host + "]\n")
+	write("listen: {client: " + gwproc.AnyPort + "}\nroutes:\n  - match: {models: [a, b]}\n    nodes: [" + host + "]\n")
 	for {
 		if code, _ := postModel(t, addr, "b"); code == 200 {
 			break
@@ -188,7 +205,7 @@ func TestGatewayConfigReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
-	<-done
+	<-gw.done
 }
 
 // TestGatewayRayQuickStart runs `switchyard gateway --listen ADDR
@@ -209,13 +226,8 @@ func TestGatewayRayQuickStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ray.Close()
-	addr, admin := freeAddr(t), freeAddr(t)
-	var out, errb testlog.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"gateway", "--listen", addr, "--admin", admin, "--drain-delay", "0", "--ray-dashboard", ray.DashboardURL()}, &out, &errb)
-	}()
-	waitServing(t, "http://"+admin+"/healthz")
+	gw := startGatewayRun(ctx, t, "--listen", gwproc.AnyPort, "--admin", gwproc.AnyPort, "--drain-delay", "0", "--ray-dashboard", ray.DashboardURL())
+	addr, errb := gw.client, &gw.errb
 	c := &http.Client{Timeout: 5 * time.Second}
 	for _, app := range []struct{ prefix, proxy string }{{"/llm", "w1"}, {"/sum", "head"}} {
 		deadline := time.Now().Add(15 * time.Second)
@@ -236,7 +248,7 @@ func TestGatewayRayQuickStart(t *testing.T) {
 		}
 	}
 	cancel()
-	if code := <-done; code != 0 {
+	if code := <-gw.done; code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	// --ray-dashboard with --config is refused.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/bench/gwproc"
 	"github.com/switchyard-dev/switchyard/gateway"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
@@ -32,6 +34,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// runGateway is `switchyard gateway --config FILE`, logging the bound
+// addresses as it does.
 func runGateway(args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	path := fs.String("config", "", "")
@@ -54,6 +58,11 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The startup lines that tell the harness the bound ports, as
+	// switchyard gateway logs them.
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.Info(gwproc.AdminMsg, "addr", al.Addr().String())
+	log.Info(gwproc.ClientMsg, "addr", cl.Addr().String(), "routes", len(cfg.Routes))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	if err := g.Serve(ctx, cl, al); err != nil && !errors.Is(err, context.Canceled) {

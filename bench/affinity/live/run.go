@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/bench/affinity"
+	"github.com/switchyard-dev/switchyard/bench/gwproc"
 )
 
 // Result is one run: one policy, one repetition.
@@ -122,11 +123,11 @@ func runOne(ctx context.Context, cfg *Config, policy string, rep int, seed uint6
 	if err != nil {
 		return res, err
 	}
-	defer g.stop()
+	defer g.Stop()
 	if err := waitNodes(ctx, g, len(f.nodes)); err != nil {
 		return res, err
 	}
-	d := newDriver(cfg, "http://"+g.listen+"/v1/chat/completions", res.Offered, r.Turns)
+	d := newDriver(cfg, "http://"+g.Client+"/v1/chat/completions", res.Offered, r.Turns)
 	mc := &http.Client{Timeout: 5 * time.Second}
 	var h0, q0 float64
 	ready := make(chan error, 1)
@@ -174,14 +175,14 @@ func runOne(ctx context.Context, cfg *Config, policy string, rep int, seed uint6
 }
 
 // waitNodes waits until the gateway's route lists n nodes.
-func waitNodes(ctx context.Context, g *gatewayProc, n int) error {
+func waitNodes(ctx context.Context, g *gwproc.Proc, n int) error {
 	c := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	for {
-		if resp, err := c.Get("http://" + g.admin + "/admin/nodes"); err == nil {
+		if resp, err := c.Get("http://" + g.Admin + "/admin/nodes"); err == nil {
 			var v struct {
 				Nodes []struct {
 					State string `json:"state"`
