@@ -111,8 +111,9 @@ func (t *Transport) dial(ctx context.Context) (*conn, error) {
 		peerMaxFrame:   16 << 10,
 		recvAvail:      int64(t.connWindow()),
 	}
-	cc.fr = http2.NewFramer(wc, newReader(nc))
-	cc.hdec = hdecode.New(cc.fr, t.maxHeaderListSize())
+	br := newReader(nc)
+	cc.fr = http2.NewFramer(wc, br)
+	cc.hdec = hdecode.New(cc.fr, br, t.maxHeaderListSize())
 	cc.fr.SetMaxReadFrameSize(16 << 10) // our SETTINGS keep the default
 	cc.fr.SetReuseFrames()
 

@@ -81,7 +81,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		c.tls = &cs
 	}
 	c.fr = http2.NewFramer(c.bw, c.br)
-	c.hdec = hdecode.New(c.fr, s.maxHeaderBytes())
+	c.hdec = hdecode.New(c.fr, c.br, s.maxHeaderBytes())
 	c.fr.SetMaxReadFrameSize(s.frameSize())
 	c.fr.SetReuseFrames()
 	return c
@@ -176,7 +176,7 @@ func (c *conn) readFailed(err error) bool {
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		detail := ""
-		if d := c.fr.ErrorDetail(); d != nil {
+		if d := c.hdec.ErrorDetail(); d != nil {
 			detail = d.Error()
 		}
 		c.goAway(http2.ErrCode(ce), detail)

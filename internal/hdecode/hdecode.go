@@ -1,14 +1,20 @@
-// Package hdecode decodes HTTP/2 header blocks (a HEADERS frame and its
-// CONTINUATION frames) as x/net's Framer does when ReadMetaHeaders is set,
-// with the same checks and the same errors, into a frame and a field list
-// reused from block to block. x/net allocates the frame, the variables its
-// emit closure captures and the growing field slice for every block: about
-// ten allocations a block, three blocks per proxied gRPC call.
+// Package hdecode reads HTTP/2 frames for a connection's reader: header
+// blocks (a HEADERS frame and its CONTINUATION frames) decoded as x/net's
+// Framer does when ReadMetaHeaders is set, with the same checks and the
+// same errors, and the frames a proxied call brings most often (HEADERS,
+// CONTINUATION, PING, WINDOW_UPDATE) parsed into frames reused from one
+// read to the next. x/net allocates each of those frames, and for a block
+// the variables its emit closure captures and the growing field slice:
+// about ten allocations a block, three blocks and two or three PING and
+// WINDOW_UPDATE frames per proxied gRPC call. The other frame types are
+// the framer's.
 package hdecode
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -16,13 +22,21 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// Decoder decodes one connection's header blocks. It belongs to the
-// connection's reader: it is not safe for concurrent use.
+// Decoder reads one connection's frames. It belongs to the connection's
+// reader: it is not safe for concurrent use.
 type Decoder struct {
 	fr      *http2.Framer
+	r       io.Reader // fr's reader: the payloads of the frames parsed here
 	dec     *hpack.Decoder
 	maxList uint32
-	mh      http2.MetaHeadersFrame
+	payload []byte // the last payload read here (x/net keeps its own the same way)
+	detail  error  // why the last connection error was raised here (ErrorDetail)
+
+	// The frames returned, reused.
+	mh   http2.MetaHeadersFrame
+	hf   http2.HeadersFrame
+	ping http2.PingFrame
+	wu   http2.WindowUpdateFrame
 
 	// The block being decoded.
 	headersLeft, trailersLeft uint32
@@ -30,58 +44,157 @@ type Decoder struct {
 	invalid                   error
 }
 
-// New returns the decoder of fr's header blocks, with a 4 KiB dynamic
-// table (the HTTP/2 default). maxList bounds a block's decoded size (RFC
-// 9113 §6.5.2) and each string in it; 0 means 16 MiB, as in x/net.
-// fr.ReadMetaHeaders must be nil: frames are read with d.ReadFrame, or
-// each HEADERS frame fr.ReadFrame returns is handed to Read.
-func New(fr *http2.Framer, maxList uint32) *Decoder {
+// New returns the reader of fr's frames, which fr reads from r, with a
+// 4 KiB dynamic table (the HTTP/2 default). maxList bounds a block's
+// decoded size (RFC 9113 §6.5.2) and each string in it; 0 means 16 MiB,
+// as in x/net. fr.ReadMetaHeaders must be nil, and every frame must be
+// read with d.ReadFrame: d and fr share the frame order and size checks
+// (fr.ReadFrameHeader), and d reads some payloads from r itself.
+func New(fr *http2.Framer, r io.Reader, maxList uint32) *Decoder {
 	if maxList == 0 {
 		maxList = 16 << 20
 	}
-	d := &Decoder{fr: fr, maxList: maxList}
+	d := &Decoder{fr: fr, r: r, maxList: maxList}
 	d.dec = hpack.NewDecoder(4096, d.emit)
 	d.dec.SetMaxStringLength(int(min(maxList, 1<<31-1)))
 	return d
 }
 
-// ReadFrame reads the framer's next frame. A HEADERS frame comes back
-// decoded with its CONTINUATION frames, as a *http2.MetaHeadersFrame
-// valid until the next call (see Read).
+// ReadFrame reads the next frame; its errors are those of Framer.ReadFrame
+// with ReadMetaHeaders set. A HEADERS frame comes back decoded with its
+// CONTINUATION frames, as a *http2.MetaHeadersFrame (see readBlock). It,
+// and the PING and WINDOW_UPDATE frames, are valid until the next call;
+// the other types are the framer's own and valid as long as it says.
 func (d *Decoder) ReadFrame() (http2.Frame, error) {
-	f, err := d.fr.ReadFrame()
-	hf, ok := f.(*http2.HeadersFrame)
-	if !ok || err != nil {
-		return f, err
-	}
-	mh, err := d.Read(hf)
+	d.detail = nil
+	fh, err := d.fr.ReadFrameHeader() // checks the frame's size and order
 	if err != nil {
 		return nil, err
 	}
-	return mh, nil
+	switch fh.Type {
+	case http2.FrameHeaders:
+		p, err := d.readPayload(fh)
+		if err != nil {
+			return nil, err
+		}
+		frag, err := d.parseHeaders(fh, p)
+		if err != nil {
+			return nil, err
+		}
+		return d.readBlock(frag)
+	case http2.FramePing:
+		p, err := d.readPayload(fh)
+		if err != nil {
+			return nil, err
+		}
+		if len(p) != 8 {
+			return nil, http2.ConnectionError(http2.ErrCodeFrameSize)
+		}
+		if fh.StreamID != 0 {
+			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		d.ping = http2.PingFrame{FrameHeader: fh}
+		copy(d.ping.Data[:], p)
+		return &d.ping, nil
+	case http2.FrameWindowUpdate:
+		p, err := d.readPayload(fh)
+		if err != nil {
+			return nil, err
+		}
+		if len(p) != 4 {
+			return nil, http2.ConnectionError(http2.ErrCodeFrameSize)
+		}
+		inc := binary.BigEndian.Uint32(p) & 0x7fffffff // the reserved bit is ignored
+		if inc == 0 {
+			// A stream error on a stream, a connection error on the
+			// connection's window (RFC 9113 §6.9).
+			if fh.StreamID == 0 {
+				return nil, http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			return nil, http2.StreamError{StreamID: fh.StreamID, Code: http2.ErrCodeProtocol}
+		}
+		d.wu = http2.WindowUpdateFrame{FrameHeader: fh, Increment: inc}
+		return &d.wu, nil
+	}
+	return d.fr.ReadFrameForHeader(fh)
 }
 
-// Read decodes the block hf starts, reading its CONTINUATION frames from
-// the framer. The frame it returns, and its Fields, are valid until the
-// next Read. Its errors are those of Framer.ReadFrame with
-// ReadMetaHeaders set: a StreamError (PROTOCOL_ERROR) for an invalid
+// ErrorDetail is the reason of the last connection error ReadFrame
+// returned, for the GOAWAY's debug data (Framer.ErrorDetail for the
+// frames the framer parsed).
+func (d *Decoder) ErrorDetail() error {
+	if d.detail != nil {
+		return d.detail
+	}
+	return d.fr.ErrorDetail()
+}
+
+// readPayload reads the payload of the frame whose header was just read.
+// It is valid until the next call.
+func (d *Decoder) readPayload(fh http2.FrameHeader) ([]byte, error) {
+	n := int(fh.Length) // at most the framer's read limit: ReadFrameHeader checked it
+	if cap(d.payload) < n {
+		d.payload = make([]byte, n)
+	}
+	p := d.payload[:n]
+	if _, err := io.ReadFull(d.r, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// connError is a connection error with its reason kept for ErrorDetail.
+func (d *Decoder) connError(code http2.ErrCode, reason string) error {
+	d.detail = errors.New(reason)
+	return http2.ConnectionError(code)
+}
+
+// parseHeaders reads a HEADERS frame's payload p into d.hf and returns its
+// block fragment, as x/net's parseHeadersFrame does.
+func (d *Decoder) parseHeaders(fh http2.FrameHeader, p []byte) ([]byte, error) {
+	if fh.StreamID == 0 {
+		return nil, d.connError(http2.ErrCodeProtocol, "HEADERS frame with stream ID 0")
+	}
+	d.hf = http2.HeadersFrame{FrameHeader: fh}
+	var pad int
+	if fh.Flags.Has(http2.FlagHeadersPadded) {
+		if len(p) < 1 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		pad, p = int(p[0]), p[1:]
+	}
+	if fh.Flags.Has(http2.FlagHeadersPriority) {
+		if len(p) < 5 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		v := binary.BigEndian.Uint32(p)
+		d.hf.Priority = http2.PriorityParam{StreamDep: v & 0x7fffffff, Exclusive: v&0x80000000 != 0, Weight: p[4]}
+		p = p[5:]
+	}
+	if len(p) < pad {
+		return nil, http2.StreamError{StreamID: fh.StreamID, Code: http2.ErrCodeProtocol}
+	}
+	return p[:len(p)-pad], nil
+}
+
+// readBlock decodes the block whose HEADERS frame is in d.hf, with first
+// its fragment, reading its CONTINUATION frames. The frame it returns,
+// and its Fields, are valid until the next read; its HeadersFrame's
+// HeaderBlockFragment is empty. Its errors are those of Framer.ReadFrame
+// with ReadMetaHeaders set: a StreamError (PROTOCOL_ERROR) for an invalid
 // field or pseudo-header field, whose block was still decoded whole (the
-// connection goes on); a ConnectionError, or the framer's read error,
-// otherwise. A block over the size limit is not an error: Truncated is
-// set and Fields holds what fitted.
-func (d *Decoder) Read(hf *http2.HeadersFrame) (*http2.MetaHeadersFrame, error) {
+// connection goes on); a ConnectionError, or the read error, otherwise. A
+// block over the size limit is not an error: Truncated is set and Fields
+// holds what fitted.
+func (d *Decoder) readBlock(first []byte) (*http2.MetaHeadersFrame, error) {
 	clear(d.mh.Fields) // drop the last block's strings
-	d.mh = http2.MetaHeadersFrame{HeadersFrame: hf, Fields: d.mh.Fields[:0]}
+	d.mh = http2.MetaHeadersFrame{HeadersFrame: &d.hf, Fields: d.mh.Fields[:0]}
 	d.headersLeft, d.trailersLeft = d.maxList, d.maxList
 	d.sawRegular, d.invalid = false, nil
 	d.dec.SetEmitEnabled(true)
 
-	var hc interface {
-		HeaderBlockFragment() []byte
-		HeadersEnded() bool
-	} = hf
+	frag, ended := first, d.hf.HeadersEnded()
 	for {
-		frag := hc.HeaderBlockFragment()
 		// A sender far over the limit is not decoded: more than twice
 		// the bytes still allowed, or anything once both budgets are 0.
 		if int64(len(frag)) > 2*int64(d.headersLeft+d.trailersLeft) {
@@ -95,23 +208,28 @@ func (d *Decoder) Read(hf *http2.HeadersFrame) (*http2.MetaHeadersFrame, error) 
 		if _, err := d.dec.Write(frag); err != nil {
 			return nil, http2.ConnectionError(http2.ErrCodeCompression)
 		}
-		if hc.HeadersEnded() {
+		if ended {
 			break
 		}
-		f, err := d.fr.ReadFrame()
+		// The framer checks that a CONTINUATION of this block's stream
+		// (not 0: a HEADERS frame on 0 was refused) comes next.
+		fh, err := d.fr.ReadFrameHeader()
 		if err != nil {
 			return nil, err
 		}
-		hc = f.(*http2.ContinuationFrame) // the framer checks the frame order
+		if frag, err = d.readPayload(fh); err != nil {
+			return nil, err
+		}
+		ended = fh.Flags.Has(http2.FlagContinuationEndHeaders)
 	}
 	if err := d.dec.Close(); err != nil {
 		return nil, http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if d.invalid != nil {
-		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: d.invalid}
+		return nil, http2.StreamError{StreamID: d.hf.StreamID, Code: http2.ErrCodeProtocol, Cause: d.invalid}
 	}
 	if err := checkPseudos(d.mh.PseudoFields()); err != nil {
-		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
+		return nil, http2.StreamError{StreamID: d.hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	return &d.mh, nil
 }

@@ -89,28 +89,88 @@ func seeds(t testing.TB) [][]byte {
 		frames(t, block{stream: 1, split: 5, fields: fields(":method", "GET", "BAD", "1", "x", "2")}),
 		frames(t, block{stream: 1, fields: fields(":method", "GET", "trailer", "a, b, c, d, e, f, g, h")}),
 		frames(t, block{stream: 1, fields: fields("", "1")}),
+		// PING and WINDOW_UPDATE, valid and not.
+		raw(t, rawFrame{http2.FramePing, 0, 0, []byte("12345678")}, rawFrame{http2.FramePing, http2.FlagPingAck, 0, []byte("abcdefgh")},
+			rawFrame{http2.FrameWindowUpdate, 0, 0, []byte{0, 0, 1, 0}}, rawFrame{http2.FrameWindowUpdate, 0, 5, []byte{0x80, 0, 0, 7}}),
+		raw(t, rawFrame{http2.FramePing, 0, 1, []byte("12345678")}),
+		raw(t, rawFrame{http2.FramePing, 0, 0, []byte("1234567")}),
+		raw(t, rawFrame{http2.FrameWindowUpdate, 0, 3, []byte{0, 0, 0, 0}}, rawFrame{http2.FrameWindowUpdate, 0, 0, []byte{0x80, 0, 0, 0}}),
+		raw(t, rawFrame{http2.FrameWindowUpdate, 0, 3, []byte{0, 0, 0, 1, 0}}),
+		raw(t, rawFrame{http2.FramePing, 0, 0, make([]byte, testMaxFrame+1)}),
+		// HEADERS padded, with a priority, both; too short for either; on
+		// stream 0; the block cut by another frame or another stream's
+		// CONTINUATION; a CONTINUATION alone.
+		raw(t, rawFrame{http2.FrameHeaders, http2.FlagHeadersPadded | http2.FlagHeadersEndHeaders, 1, append([]byte{3}, append(hpackOf(t, request), 0, 0, 0)...)},
+			rawFrame{http2.FrameHeaders, http2.FlagHeadersPriority | http2.FlagHeadersEndHeaders, 3, append([]byte{0x80, 0, 0, 1, 200}, hpackOf(t, request)...)},
+			rawFrame{http2.FrameHeaders, http2.FlagHeadersPadded | http2.FlagHeadersPriority | http2.FlagHeadersEndHeaders | http2.FlagHeadersEndStream, 5, append([]byte{1, 0, 0, 0, 3, 16}, append(hpackOf(t, request), 0)...)}),
+		raw(t, rawFrame{http2.FrameHeaders, http2.FlagHeadersPadded | http2.FlagHeadersEndHeaders, 1, nil}),
+		raw(t, rawFrame{http2.FrameHeaders, http2.FlagHeadersPriority | http2.FlagHeadersEndHeaders, 1, []byte{0, 0, 0, 1}}),
+		raw(t, rawFrame{http2.FrameHeaders, http2.FlagHeadersPadded | http2.FlagHeadersEndHeaders, 1, []byte{9, 0x82}}),
+		raw(t, rawFrame{http2.FrameHeaders, http2.FlagHeadersEndHeaders, 0, hpackOf(t, request)}),
+		raw(t, rawFrame{http2.FrameHeaders, 0, 1, hpackOf(t, request)[:4]}, rawFrame{http2.FramePing, 0, 0, []byte("12345678")}),
+		raw(t, rawFrame{http2.FrameHeaders, 0, 1, hpackOf(t, request)[:4]}, rawFrame{http2.FrameContinuation, http2.FlagContinuationEndHeaders, 3, hpackOf(t, request)[4:]}),
+		raw(t, rawFrame{http2.FrameContinuation, http2.FlagContinuationEndHeaders, 1, hpackOf(t, request)}),
 	}
 }
 
+// rawFrame is one frame as it goes on the wire, valid or not.
+type rawFrame struct {
+	typ     http2.FrameType
+	flags   http2.Flags
+	stream  uint32
+	payload []byte
+}
+
+func raw(t testing.TB, frames ...rawFrame) []byte {
+	var out bytes.Buffer
+	fr := http2.NewFramer(&out, nil)
+	for _, f := range frames {
+		if err := fr.WriteRawFrame(f.typ, f.flags, f.stream, f.payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out.Bytes()
+}
+
+// hpackOf encodes fields with a fresh encoder (no dynamic table entries).
+func hpackOf(t testing.TB, fs []hpack.HeaderField) []byte {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range fs {
+		if err := enc.WriteField(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
 // outcome is what reading a frame stream gave, in a form both readers'
-// results compare in.
-func outcome(f http2.Frame, err error) string {
+// results compare in; detail is the reader's ErrorDetail.
+func outcome(f http2.Frame, err, detail error) string {
 	var se http2.StreamError
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("stream error %d %v: %v", se.StreamID, se.Code, se.Cause)
 	case errors.As(err, &ce):
-		return fmt.Sprintf("connection error %v", http2.ErrCode(ce))
+		return fmt.Sprintf("connection error %v (%v)", http2.ErrCode(ce), detail)
 	case err != nil:
 		return "error: " + err.Error()
 	}
-	mh, ok := f.(*http2.MetaHeadersFrame)
-	if !ok {
-		return fmt.Sprintf("frame %v", f.Header())
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return fmt.Sprintf("headers %d end=%v priority=%+v truncated=%v %q", f.StreamID, f.StreamEnded(), f.Priority, f.Truncated, f.Fields)
+	case *http2.PingFrame:
+		return fmt.Sprintf("%v data=%x", f.Header(), f.Data)
+	case *http2.WindowUpdateFrame:
+		return fmt.Sprintf("%v increment=%d", f.Header(), f.Increment)
 	}
-	return fmt.Sprintf("headers %d end=%v truncated=%v %q", mh.StreamID, mh.StreamEnded(), mh.Truncated, mh.Fields)
+	return fmt.Sprintf("frame %v", f.Header())
 }
+
+// testMaxFrame is the largest frame both readers take, so that the fuzzer
+// reaches the size check.
+const testMaxFrame = 1 << 12
 
 // compare reads in with x/net's readMetaFrame and with a Decoder and
 // fails on the first frame where they differ.
@@ -118,13 +178,16 @@ func compare(t *testing.T, in []byte) {
 	want := http2.NewFramer(nil, bytes.NewReader(in))
 	want.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	want.MaxHeaderListSize = testMaxList
-	fr := http2.NewFramer(nil, bytes.NewReader(in))
+	want.SetMaxReadFrameSize(testMaxFrame)
+	r := bytes.NewReader(in)
+	fr := http2.NewFramer(nil, r)
 	fr.MaxHeaderListSize = testMaxList
-	d := New(fr, testMaxList)
+	fr.SetMaxReadFrameSize(testMaxFrame)
+	d := New(fr, r, testMaxList)
 	for i := 0; ; i++ {
 		wf, werr := want.ReadFrame()
 		f, err := d.ReadFrame()
-		w, g := outcome(wf, werr), outcome(f, err)
+		w, g := outcome(wf, werr, want.ErrorDetail()), outcome(f, err, d.ErrorDetail())
 		if w != g {
 			t.Fatalf("frame %d: x/net %s, hdecode %s", i, w, g)
 		}
@@ -152,8 +215,8 @@ func FuzzSameAsXNet(f *testing.F) {
 // after another does not keep the first one's fields.
 func TestFieldsReused(t *testing.T) {
 	in := frames(t, block{stream: 1, fields: request}, block{stream: 3, fields: fields(":status", "200")})
-	fr := http2.NewFramer(nil, bytes.NewReader(in))
-	d := New(fr, 0)
+	r := bytes.NewReader(in)
+	d := New(http2.NewFramer(nil, r), r, 0)
 	var got []string
 	for range 2 {
 		f, err := d.ReadFrame()
