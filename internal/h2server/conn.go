@@ -437,9 +437,14 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 
 func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	c.mu.Lock()
-	done := st.recvDone
+	done, closed := st.recvDone, st.recvDone && st.answerEnded && !st.reset
 	c.mu.Unlock()
-	if done {
+	switch {
+	case closed:
+		// Both ends sent END_STREAM: the stream is closed, even while
+		// its handler's goroutine still releases it (RFC 9113 §5.1).
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	case done: // half-closed (remote)
 		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeStreamClosed}
 	}
 	if !f.StreamEnded() || len(f.PseudoFields()) > 0 || f.Truncated {
@@ -701,6 +706,7 @@ func (c *conn) releaseSlot(st *stream) {
 	}
 	st.released = true
 	c.mu.Lock()
+	st.answerEnded = true
 	c.active--
 	c.finishing++
 	if c.active == 0 {

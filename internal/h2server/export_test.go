@@ -4,3 +4,7 @@ import "time"
 
 // SetGoAwayLinger sets how long s reads a connection after its GOAWAY.
 func SetGoAwayLinger(s *Server, d time.Duration) { s.goAwayLinger = d }
+
+// SetAfterAnswer makes s run f after each answer's last frame is written
+// and before its stream is released.
+func SetAfterAnswer(s *Server, f func()) { s.afterAnswer = f }

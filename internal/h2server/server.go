@@ -78,6 +78,7 @@ type Server struct {
 	workers workers
 
 	goAwayLinger time.Duration // how long a connection is read after its GOAWAY (default 1 s; tests set it)
+	afterAnswer  func()        // tests: runs after an answer's last frame is written, before its stream is released
 }
 
 // Defaults.

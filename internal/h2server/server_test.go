@@ -788,6 +788,29 @@ func TestTrailersAfterOversizedHeaders(t *testing.T) {
 	})
 }
 
+// TestHeadersOnClosedStream checks that a HEADERS frame on a stream whose
+// request and answer both ended is a connection error STREAM_CLOSED (RFC
+// 9113 §5.1, h2spec 5.1/12), also in the moment after the answer's last
+// frame left and before the handler's goroutine released the stream. It
+// was answered RST_STREAM then, as on a half-closed stream: h2spec failed
+// so once in CI.
+func TestHeadersOnClosedStream(t *testing.T) {
+	release := make(chan struct{})
+	srv := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })}
+	h2server.SetAfterAnswer(srv, func() { <-release }) // the moment, held
+	s := serve(t, srv)
+	t.Cleanup(func() { close(release) }) // runs before serve's cleanup closes the server
+	rc := dialRaw(t, s.addr)
+	rc.request(1, http.MethodGet, "/", true)
+	rc.flush()
+	if a := rc.answer(1); a.status != "200" || string(a.body) != "ok" {
+		t.Fatalf("answer %+v", a)
+	}
+	rc.request(1, http.MethodGet, "/", true)
+	rc.flush()
+	rc.expectGoAway(http2.ErrCodeStreamClosed)
+}
+
 // TestGoAwayThenDrain checks that a connection error's GOAWAY is
 // followed by reading what the client still sends, not by closing at
 // once: closing with unread data makes the kernel reset the connection,

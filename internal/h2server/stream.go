@@ -43,6 +43,7 @@ type stream struct {
 	sendWindow    int64
 	waitingWindow bool
 	tooLarge      bool        // the header list was over MaxHeaderBytes: answered 431
+	answerEnded   bool        // the frame ending the answer is written or about to be (releaseSlot)
 	discard       bool        // the body's read deadline passed: what arrives is dropped
 	trailer       http.Header // the request's trailers, until the handler's read sees EOF
 	head          bool        // a HEAD request: the answer has no body
@@ -318,6 +319,9 @@ func (st *stream) finish() {
 	st.cancel()
 	st.releaseBuf()
 	c.releaseSlot(st) // if no frame ended the stream (a failed write)
+	if c.srv.afterAnswer != nil {
+		c.srv.afterAnswer()
+	}
 	c.streamDone(st)
 }
 
