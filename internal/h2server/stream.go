@@ -51,12 +51,13 @@ type stream struct {
 	// Answer side, the handler's goroutine only.
 	header      http.Header
 	status      int
-	wroteHeader bool        // WriteHeader called
-	sentHeader  bool        // HEADERS written
-	ended       bool        // END_STREAM written
-	released    bool        // the stream's slot was freed (releaseSlot)
-	wbuf        *[]byte     // pooled, nil until the first Write
-	readTimer   *time.Timer // under c.mu: the watchdog sets deadlines from its own goroutine
+	wroteHeader bool                 // WriteHeader called
+	sentHeader  bool                 // HEADERS written
+	ended       bool                 // END_STREAM written
+	released    bool                 // the stream's slot was freed (releaseSlot)
+	wbuf        *[]byte              // pooled, nil until the first Write
+	trailerBuf  [4]hpack.HeaderField // trailers' room: a gRPC answer's fit, not allocated
+	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
 }
 
 func newStream(c *conn, id uint32) *stream {
@@ -502,7 +503,7 @@ func (st *stream) hasLength() bool {
 // trailers collects the answer's trailers: keys declared in the Trailer
 // header and keys with http.TrailerPrefix.
 func (st *stream) trailers() []hpack.HeaderField {
-	var out []hpack.HeaderField
+	out := st.trailerBuf[:0]
 	for _, v := range st.header["Trailer"] {
 		for k := range strings.SplitSeq(v, ",") {
 			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
