@@ -40,9 +40,10 @@ type Exchange struct {
 	id          []byte
 	idBuf       [12 + 1 + 16]byte
 	idGenerated bool
-	counted     bool // in the core's in-flight count
-	stream      bool // the answer is relayed as it arrives
-	clientClose bool // the HTTP/1.1 client sent Connection: close
+	idText      string // id as a string, once asked for (RequestIDString)
+	counted     bool   // in the core's in-flight count
+	stream      bool   // the answer is relayed as it arrives
+	clientClose bool   // the HTTP/1.1 client sent Connection: close
 	scratch     []byte
 	pathBuf     []byte // the normalised path, when it differs
 	uriBuf      []byte // the normalised request target for the node
@@ -161,6 +162,14 @@ func (x *Exchange) RetryAfter() []byte {
 
 // RequestID is the request's X-Request-Id (the client's or generated).
 func (x *Exchange) RequestID() []byte { return x.id }
+
+// RequestIDString is RequestID as a string, made once per exchange.
+func (x *Exchange) RequestIDString() string {
+	if x.idText == "" {
+		x.idText = string(x.id)
+	}
+	return x.idText
+}
 
 // RequestIDGenerated reports whether the id was generated (the client sent
 // none).
@@ -596,7 +605,7 @@ func (x *Exchange) reset() {
 	x.Req.reset()
 	x.set, x.route, x.ep, x.node = nil, nil, nil, nil
 	x.start, x.deadline = time.Time{}, time.Time{}
-	x.id, x.idGenerated, x.counted, x.stream, x.clientClose, x.pathChanged = nil, false, false, false, false, false
+	x.id, x.idText, x.idGenerated, x.counted, x.stream, x.clientClose, x.pathChanged = nil, "", false, false, false, false, false
 	x.status, x.local, x.localCT, x.err, x.retryAfter = 0, nil, "", nil, false
 	x.errClass = errorClass{}
 	x.call.Reset()

@@ -50,15 +50,26 @@ type grpcState struct {
 	failed   bool
 
 	// Kept from call to call of a pooled Exchange: the upstream request's
-	// header map, its Via value and the URL, built into again by the next
-	// call when this one made one request and closed its answer's body
-	// (then the transport reads them no more: RoundTrip's contract);
-	// otherwise dropped (release).
-	hdr    http.Header
-	url    *url.URL
-	via    []string
+	// header map, the values of the headers the gateway sets (vals) and
+	// the URL, built into again by the next call when this one made one
+	// request and closed its answer's body (then the transport reads them
+	// no more: RoundTrip's contract); otherwise dropped (release).
+	hdr  http.Header
+	url  *url.URL
+	vals []string // Via, X-Request-Id, X-Forwarded-For (the val* indexes)
+
+	// Kept whatever happens: strings, which nothing changes.
 	viaStr string // this gateway's Via entry (Core.via) as a string
+	ipStr  string // the last client address sent in X-Forwarded-For
 }
+
+// Indexes in grpcState.vals.
+const (
+	valVia = iota
+	valRequestID
+	valForwardedFor
+	valCount
+)
 
 // readFirstGRPCMessage reads the first length-prefixed message of the
 // call (when the client sends one) and its field 1, the model name.
@@ -199,7 +210,7 @@ func (g *grpcState) request(x *Exchange, n *upstream.Node, body io.ReadCloser) h
 	u := g.url
 	if g.attempts == 1 { // every attempt sends the same headers
 		if g.hdr == nil {
-			g.hdr, g.via, g.url = make(http.Header, len(in.Header)+2), make([]string, 1), new(url.URL)
+			g.hdr, g.vals, g.url = make(http.Header, len(in.Header)+3), make([]string, valCount), new(url.URL)
 			u = g.url
 		}
 		g.buildHeader(x)
@@ -248,23 +259,32 @@ func (g *grpcState) buildHeader(x *Exchange) {
 			h[wireKey(k)] = vv
 		}
 	}
+	// Each value goes as a one-element slice of g.vals: no allocation
+	// but the strings that change from call to call.
+	set := func(k string, i int, v string) {
+		g.vals[i] = v
+		h[k] = g.vals[i : i+1 : i+1]
+	}
 	if x.idGenerated {
-		h["x-request-id"] = []string{string(x.id)}
+		set("x-request-id", valRequestID, x.RequestIDString())
 	}
 	if g.viaStr == "" {
 		g.viaStr = string(x.core.via)
 	}
-	g.via[0] = g.viaStr
+	via := g.viaStr
 	if prior := r.h2.Header.Get("Via"); prior != "" {
-		g.via[0] = prior + ", " + g.viaStr
+		via = prior + ", " + via
 	}
-	h["Via"] = g.via
+	set("Via", valVia, via)
 	if ip := r.ipText; len(ip) > 0 { // as prepareHTTP's appendForwardedFor
-		xff := string(ip)
+		if string(ip) != g.ipStr {
+			g.ipStr = string(ip)
+		}
+		xff := g.ipStr
 		if prior := r.h2.Header.Get("X-Forwarded-For"); prior != "" {
 			xff = prior + ", " + xff
 		}
-		h["X-Forwarded-For"] = []string{xff}
+		set("X-Forwarded-For", valForwardedFor, xff)
 	}
 	if x.tenant != nil { // the key stays here; the tenant goes on
 		delete(h, "Authorization")
@@ -325,9 +345,9 @@ func (g *grpcState) release(x *Exchange) {
 	if g.replay != nil {
 		g.replay.close()
 	}
-	keep := grpcState{prefix: g.prefix[:0], viaStr: g.viaStr}
+	keep := grpcState{prefix: g.prefix[:0], viaStr: g.viaStr, ipStr: g.ipStr}
 	if g.attempts <= 1 && !g.failed && (g.attempts == 0 || x.hresp != nil) {
-		keep.hdr, keep.via, keep.url = g.hdr, g.via, g.url
+		keep.hdr, keep.vals, keep.url = g.hdr, g.vals, g.url
 	}
 	*g = keep
 }

@@ -76,7 +76,7 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 	if id := req.Header["X-Request-Id"]; len(id) > 0 && !x.RequestIDGenerated() {
 		h["X-Request-Id"] = id
 	} else {
-		h.Set("X-Request-Id", string(x.RequestID()))
+		h["X-Request-Id"] = []string{x.RequestIDString()} // the string the node got too
 	}
 	if k, v := x.Variant(); k != nil {
 		h.Set(string(k), string(v))
