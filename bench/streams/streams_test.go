@@ -100,7 +100,7 @@ func testRunThroughGatewayProcess(t *testing.T, h2 bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	profiles := t.TempDir()
-	rep, err := Run(ctx, Config{Gateway: []string{os.Args[0]}, Env: []string{asGateway + "=1"}, Levels: []int{10, 30}, Nodes: 2, HTTP2: h2,
+	rep, err := Run(ctx, Config{Gateway: []string{os.Args[0]}, Env: []string{asGateway + "=1", "GORACE=atexit_sleep_ms=0"}, Levels: []int{10, 30}, Nodes: 2, HTTP2: h2,
 		TokenInterval: 50 * time.Millisecond, Settle: 100 * time.Millisecond, Hold: 400 * time.Millisecond, ProfileDir: profiles})
 	if err != nil {
 		t.Fatal(err)

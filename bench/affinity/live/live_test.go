@@ -91,7 +91,7 @@ func TestLiveShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.Gateway, cfg.Env = []string{self}, []string{asGateway + "=1"}
+	cfg.Gateway, cfg.Env = []string{self}, []string{asGateway + "=1", "GORACE=atexit_sleep_ms=0"} // no 1 s wait at the stand-in's exit under -race
 	cfg.Warmup, cfg.Measure, cfg.Drain, cfg.Reps = 6*time.Second, 15*time.Second, 30*time.Second, 1
 	rep, err := Run(ctx, cfg)
 	if err != nil {
