@@ -83,7 +83,7 @@ func (w *Watcher) keep(p []byte) {
 
 // read records the address of a startup line.
 func (w *Watcher) read(line []byte) {
-	msg, addr := msgAddr(line)
+	msg, addr := LineAddr(line)
 	if msg != AdminMsg && msg != ClientMsg {
 		return
 	}
@@ -111,9 +111,9 @@ func (w *Watcher) Addrs() (client, admin string) {
 	return w.client, w.admin
 }
 
-// msgAddr returns the msg and addr attributes of a log line in slog's
-// JSON or text format.
-func msgAddr(line []byte) (msg, addr string) {
+// LineAddr returns the msg and addr attributes of a log line in slog's
+// JSON or text format ("" for one it lacks).
+func LineAddr(line []byte) (msg, addr string) {
 	line = bytes.TrimSpace(line)
 	if bytes.HasPrefix(line, []byte("{")) {
 		var rec struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"os/exec"
 	"runtime"
@@ -79,9 +78,8 @@ func startLoggedProc(ctx context.Context, t *testing.T, msg, bin string, args ..
 		defer close(read)
 		sc := bufio.NewScanner(io.TeeReader(stderr, logs))
 		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == msg && len(addrc) == 0 {
-				addrc <- line.Addr
+			if m, addr := gwproc.LineAddr(sc.Bytes()); m == msg && len(addrc) == 0 {
+				addrc <- addr
 			}
 		}
 		_, _ = io.Copy(logs, stderr) // after a line too long for the scanner
