@@ -2,6 +2,7 @@ package h2key
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -47,5 +48,73 @@ func BenchmarkCanonicalCommon(b *testing.B) {
 	cache := map[string]string{}
 	for b.Loop() {
 		Canonical("grpc-timeout", cache)
+	}
+}
+
+// Every common name is found in both directions, and only in its own
+// form: a lower-case name is not taken for a canonical key, nor the
+// reverse (Wire of a lower-case name is the name itself, through the
+// validity check, not the table).
+func TestCommonTable(t *testing.T) {
+	for _, k := range commonNames {
+		l := strings.ToLower(k)
+		if got, ok := lookupLower(l); !ok || got != k {
+			t.Errorf("lookupLower(%q) = %q, %v", l, got, ok)
+		}
+		if got, ok := lookupCanonical(k); !ok || got != l {
+			t.Errorf("lookupCanonical(%q) = %q, %v", k, got, ok)
+		}
+		if l != k {
+			if _, ok := lookupCanonical(l); ok {
+				t.Errorf("lookupCanonical found the lower-case %q", l)
+			}
+			if _, ok := lookupLower(k); ok {
+				t.Errorf("lookupLower found the canonical %q", k)
+			}
+		}
+	}
+	for _, miss := range []string{"", "x", "content-typ", "content-typez", "Content-type", "x-request-ie", "grpc-statuz"} {
+		if got, ok := lookupLower(miss); ok {
+			t.Errorf("lookupLower(%q) = %q", miss, got)
+		}
+	}
+}
+
+// The table's probes stay short: the longest run of occupied slots bounds
+// a miss's cost.
+func TestCommonTableRuns(t *testing.T) {
+	longest, run := 0, 0
+	for i := range 2 * tableSize {
+		if common[i%tableSize].canon != "" {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	if longest > 6 {
+		t.Errorf("longest run of occupied slots %d, want at most 6", longest)
+	}
+}
+
+func BenchmarkWireCommon(b *testing.B) {
+	b.ReportAllocs()
+	cache := map[string]string{}
+	keys := []string{"Content-Type", "User-Agent", "Te", "Grpc-Timeout", "X-Request-Id", "Via", "X-Forwarded-For", "Grpc-Accept-Encoding"}
+	for b.Loop() {
+		for _, k := range keys {
+			Wire(k, cache)
+		}
+	}
+}
+
+func BenchmarkCanonicalMix(b *testing.B) {
+	b.ReportAllocs()
+	cache := map[string]string{}
+	names := []string{"content-type", "user-agent", "te", "grpc-timeout", "x-request-id", "grpc-status", "x-custom-thing", "grpc-message"}
+	for b.Loop() {
+		for _, n := range names {
+			Canonical(n, cache)
+		}
 	}
 }
