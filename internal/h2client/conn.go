@@ -27,9 +27,8 @@ type conn struct {
 	t     *Transport
 	nc    net.Conn
 	fr    *http2.Framer
-	hdec  *hdecode.Decoder  // reads fr's frames, header blocks decoded (reader only)
-	canon map[string]string // lower-case wire names to canonical keys (reader only)
-	reads atomic.Uint64     // frames read: the health check's sign of life
+	hdec  *hdecode.Decoder // reads fr's frames, header blocks decoded (reader only)
+	reads atomic.Uint64    // frames read: the health check's sign of life
 	once  sync.Once
 	ready chan struct{} // closed when the node's first SETTINGS came
 	done  chan struct{} // closed when the connection closed
@@ -101,7 +100,6 @@ func (t *Transport) dial(ctx context.Context) (*conn, error) {
 		nc:             wc,
 		ready:          make(chan struct{}),
 		done:           make(chan struct{}),
-		canon:          make(map[string]string),
 		lower:          make(map[string]string),
 		nextID:         1,
 		streams:        make(map[uint32]*stream),

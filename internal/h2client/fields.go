@@ -5,12 +5,30 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"golang.org/x/net/http/httpguts"
 )
 
-// canonicalKey returns the canonical form of a lower-case wire name
-// (reader only).
-func (cc *conn) canonicalKey(name string) string { return h2key.Canonical(name, cc.canon) }
+// wireNameBytes marks the bytes of a field name as HTTP/2 sends it: the
+// token characters but upper-case letters.
+var wireNameBytes = func() (t [256]bool) {
+	for c := range 128 {
+		t[c] = httpguts.IsTokenRune(rune(c)) && (c < 'A' || c > 'Z')
+	}
+	return t
+}()
+
+// validWireName reports whether name is a valid field name in lower case.
+func validWireName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !wireNameBytes[name[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 // statusLines holds Response.Status for the codes 100 to 999.
 var statusLines = func() (t [900]string) {

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/textproto"
+	"slices"
 	"strconv"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 func newReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 16<<10) }
@@ -152,7 +151,7 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		cc.streamError(s.id, http2.ErrCodeProtocol, fmt.Errorf("%w: body length differs from content-length", errMalformed))
 		return nil
 	}
-	s.trailer = cc.header(f.RegularFields())
+	s.trailer = slices.Clone(f.RegularFields())
 	s.endRecvLocked()
 	s.signalRead()
 	cc.mu.Unlock()
@@ -162,7 +161,7 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 // response builds the answer of s from its first HEADERS: nil, true for
 // an informational (1xx) one; false when it is malformed. Called with mu
 // held.
-func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*http.Response, bool) {
+func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*Response, bool) {
 	code, err := strconv.Atoi(f.PseudoValue("status"))
 	if err != nil || code < 100 || code > 999 {
 		return nil, false
@@ -172,64 +171,28 @@ func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*http.Response, 
 		// ends the stream is malformed.
 		return nil, code != http.StatusSwitchingProtocols && !f.StreamEnded()
 	}
-	h := cc.header(f.RegularFields())
-	resp := &http.Response{
-		Status:        statusLine(code),
-		StatusCode:    code,
-		Proto:         "HTTP/2.0",
-		ProtoMajor:    2,
-		Header:        h,
-		ContentLength: -1,
-		Request:       s.req,
-		Body:          body{s},
-	}
-	if vv := h["Content-Length"]; len(vv) > 0 {
-		n, err := strconv.ParseInt(vv[0], 10, 64)
-		if err != nil || n < 0 {
-			return nil, false
+	// The decoder's fields are its own until the next frame.
+	resp := &Response{StatusCode: code, Header: slices.Clone(f.RegularFields()), ContentLength: -1, Body: body{s}}
+	for _, hf := range resp.Header {
+		if hf.Name != "content-length" {
+			continue
 		}
-		for _, v := range vv[1:] {
-			if v != vv[0] {
-				return nil, false
-			}
+		n, err := strconv.ParseInt(hf.Value, 10, 64)
+		if err != nil || n < 0 || resp.ContentLength >= 0 && n != resp.ContentLength {
+			return nil, false
 		}
 		resp.ContentLength, s.declared = n, n
 	}
 	if f.StreamEnded() {
-		if resp.ContentLength > 0 && s.req.Method != http.MethodHead {
+		if resp.ContentLength > 0 && !s.head {
 			return nil, false
 		}
-		if s.req.Method != http.MethodHead {
+		if !s.head {
 			resp.ContentLength = 0
 		}
 		resp.Body = http.NoBody
 	}
-	for _, v := range h["Trailer"] {
-		for _, k := range splitList(v) {
-			if resp.Trailer == nil {
-				resp.Trailer = make(http.Header)
-			}
-			resp.Trailer[textproto.CanonicalMIMEHeaderKey(k)] = nil
-		}
-	}
 	return resp, true
-}
-
-// header turns decoded fields into a header map with canonical keys, all
-// values in one backing array.
-func (cc *conn) header(fields []hpack.HeaderField) http.Header {
-	h := make(http.Header, len(fields))
-	vals := make([]string, len(fields))
-	for i, hf := range fields {
-		k := cc.canonicalKey(hf.Name)
-		vals[i] = hf.Value
-		if vv, ok := h[k]; ok {
-			h[k] = append(vv, hf.Value)
-		} else {
-			h[k] = vals[i : i+1 : i+1]
-		}
-	}
-	return h
 }
 
 func (cc *conn) processData(f *http2.DataFrame) error {

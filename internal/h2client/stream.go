@@ -15,27 +15,29 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/hpacklit"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // stream is one request and its answer. Fields after id are guarded by
 // the connection's mu.
 type stream struct {
-	cc       *conn
-	req      *http.Request
-	ctx      context.Context
-	aborted  <-chan struct{} // RoundTripAbort's abort; nil if none
-	wakeRead chan struct{}   // cap 1: the answer's state changed
-	id       uint32
-	reqBody  io.ReadCloser // closed once (closeReqBody), also to unblock a writer waiting in its Read
-	reqDone  atomic.Bool
+	cc         *conn
+	head       bool        // a HEAD request: its answer has no body
+	reqTrailer http.Header // the request's trailers, sent after its body
+	ctx        context.Context
+	aborted    <-chan struct{} // RoundTripAbort's abort; nil if none
+	wakeRead   chan struct{}   // cap 1: the answer's state changed
+	id         uint32
+	reqBody    io.ReadCloser // closed once (closeReqBody), also to unblock a writer waiting in its Read
+	reqDone    atomic.Bool
 
 	wakeWrite   chan struct{} // cap 1, made when a writer first waits: a window grew or the stream ended
-	resp        *http.Response
+	resp        *Response
 	buf         []byte // answer bytes received, not yet read (from off)
 	off         int
-	trailer     http.Header // the answer's trailers, until Body hands them over at EOF
-	declared    int64       // the answer's content-length, or -1
-	got         int64       // answer body bytes received
+	trailer     []hpack.HeaderField // the answer's trailers, until Body hands them over at EOF
+	declared    int64               // the answer's content-length, or -1
+	got         int64               // answer body bytes received
 	sendWindow  int64
 	recvAvail   int64 // what the node may still send on the stream
 	recvUnacked int64 // read, not yet returned by WINDOW_UPDATE
@@ -57,8 +59,14 @@ var inlinePool = sync.Pool{New: func() any { b := make([]byte, maxInline+1); ret
 // the stream; nothing was sent, RoundTrip tries another connection.
 var errNotSent = errors.New("h2client: connection closed before the request was sent")
 
-func (cc *conn) roundTrip(req *http.Request, abort <-chan struct{}) (*http.Response, error) {
-	body, length := outgoing(req)
+func (cc *conn) roundTrip(req *Request, abort <-chan struct{}) (*Response, error) {
+	body, length := req.Body, req.ContentLength
+	if body == http.NoBody {
+		body = nil
+	}
+	if body == nil {
+		length = 0
+	}
 	// A small body of known length is read first: it can go with the
 	// headers. (A body the caller streams is read by writeBody.)
 	var out outgoingBody
@@ -68,7 +76,7 @@ func (cc *conn) roundTrip(req *http.Request, abort <-chan struct{}) (*http.Respo
 		n, err := io.ReadFull(body, (*fb)[:length+1])
 		if n != int(length) || err != io.ErrUnexpectedEOF && err != io.EOF {
 			inlinePool.Put(fb)
-			closeBody(req)
+			closeReqBody(req)
 			cc.unreserve()
 			if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
 				err = errBodyLength
@@ -85,12 +93,12 @@ func (cc *conn) roundTrip(req *http.Request, abort <-chan struct{}) (*http.Respo
 		// us: try another connection, or give up.
 		if tries == 3 {
 			err = fmt.Errorf("%w: %w", ErrRefused, err)
-		} else if cc, err = cc.t.reserve(req.Context(), abort); err == nil {
+		} else if cc, err = cc.t.reserve(req.Ctx, abort); err == nil {
 			resp, err = cc.send(req, body, length, out, abort)
 			continue
 		}
 		putInline(out.fb)
-		closeBody(req)
+		closeReqBody(req)
 		break
 	}
 	return resp, err
@@ -107,8 +115,9 @@ type outgoingBody struct {
 
 // send opens a stream for req on cc (whose slot the caller reserved),
 // writes the request, and waits for the answer's headers.
-func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out outgoingBody, abort <-chan struct{}) (*http.Response, error) {
-	s := &stream{cc: cc, req: req, ctx: req.Context(), aborted: abort, wakeRead: make(chan struct{}, 1), declared: -1, reqBody: body}
+func (cc *conn) send(req *Request, body io.ReadCloser, length int64, out outgoingBody, abort <-chan struct{}) (*Response, error) {
+	s := &stream{cc: cc, head: req.Method == http.MethodHead, reqTrailer: req.Trailer, ctx: req.Ctx, aborted: abort,
+		wakeRead: make(chan struct{}, 1), declared: -1, reqBody: body}
 	trailers := len(req.Trailer) > 0
 	first, fb, whole := out.first, out.fb, out.whole
 
@@ -121,7 +130,7 @@ func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out ou
 	if err := cc.encodeRequest(req, length, trailers); err != nil {
 		cc.wmu.Unlock()
 		putInline(fb)
-		closeBody(req)
+		closeReqBody(req)
 		cc.unreserve()
 		return nil, err
 	}
@@ -169,7 +178,7 @@ func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out ou
 	cc.wmu.Unlock()
 	if err != nil {
 		putInline(fb)
-		closeBody(req)
+		closeReqBody(req)
 		cc.close(err)
 		return nil, err
 	}
@@ -183,19 +192,6 @@ func (cc *conn) send(req *http.Request, body io.ReadCloser, length int64, out ou
 	return s.awaitResponse()
 }
 
-// outgoing returns the request's body (nil: none) and its length (-1:
-// unknown, streamed), as net/http reads them: a zero ContentLength with a
-// body means unknown.
-func outgoing(req *http.Request) (io.ReadCloser, int64) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil, 0
-	}
-	if req.ContentLength == 0 {
-		return req.Body, -1
-	}
-	return req.Body, req.ContentLength
-}
-
 func putInline(fb *[]byte) {
 	if fb != nil {
 		inlinePool.Put(fb)
@@ -203,7 +199,7 @@ func putInline(fb *[]byte) {
 }
 
 // awaitResponse waits for the answer's headers.
-func (s *stream) awaitResponse() (*http.Response, error) {
+func (s *stream) awaitResponse() (*Response, error) {
 	cc := s.cc
 	for {
 		cc.mu.Lock()
@@ -338,7 +334,7 @@ func (s *stream) sendTrailers() error {
 		return err
 	}
 	err = cc.write(func() error {
-		if err := cc.encodeTrailers(s.req.Trailer); err != nil {
+		if err := cc.encodeTrailers(s.reqTrailer); err != nil {
 			return err
 		}
 		return cc.writeHeaderBlock(s.id, cc.hblock, true, maxFrame)
@@ -496,14 +492,8 @@ func (b body) Read(p []byte) (int, error) {
 			tr := s.trailer
 			s.trailer = nil
 			cc.mu.Unlock()
-			if len(tr) > 0 {
-				if s.resp.Trailer == nil {
-					s.resp.Trailer = tr
-				} else {
-					for k, vv := range tr {
-						s.resp.Trailer[k] = vv
-					}
-				}
+			if tr != nil {
+				s.resp.Trailer = tr
 			}
 			return 0, io.EOF
 		case s.err != nil:
@@ -553,25 +543,16 @@ func (b body) Close() error {
 }
 
 // encodeRequest encodes req's header block into hblock (under wmu).
-func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) error {
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	path := req.URL.Opaque
-	if path == "" || strings.HasPrefix(path, "//") || path[0] != '/' {
-		path = req.URL.RequestURI()
-	}
-	method := req.Method
+func (cc *conn) encodeRequest(req *Request, length int64, trailers bool) error {
+	method, scheme := req.Method, req.Scheme
 	if method == "" {
 		method = http.MethodGet
 	}
-	if !httpguts.ValidHostHeader(host) || !validPath(path) || !httpguts.ValidHeaderFieldName(method) {
-		return errors.New("h2client: invalid method, host or path")
-	}
-	scheme := req.URL.Scheme
 	if scheme == "" {
 		scheme = "http"
+	}
+	if !httpguts.ValidHostHeader(req.Authority) || !validPath(req.Path) || !httpguts.ValidHeaderFieldName(method) {
+		return errors.New("h2client: invalid method, host or path")
 	}
 	b := cc.hblock[:0]
 	if !cc.noTableSent {
@@ -579,30 +560,26 @@ func (cc *conn) encodeRequest(req *http.Request, length int64, trailers bool) er
 	}
 	b = hpacklit.Append(b, ":method", method)
 	b = hpacklit.Append(b, ":scheme", scheme)
-	b = hpacklit.Append(b, ":authority", host)
-	b = hpacklit.Append(b, ":path", path)
-	for k, vv := range req.Header {
-		name := h2key.Wire(k, cc.lower)
-		switch name {
-		case "":
-			return fmt.Errorf("%w: %q", errInvalidFieldName, k)
+	b = hpacklit.Append(b, ":authority", req.Authority)
+	b = hpacklit.Append(b, ":path", req.Path)
+	sentTE := false
+	for _, hf := range req.Header {
+		switch hf.Name {
 		case "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive", "host", "content-length", "trailer":
 			continue
 		case "te":
-			for _, v := range vv {
-				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
-					b = hpacklit.Append(b, "te", "trailers")
-					break
-				}
+			if !sentTE && strings.EqualFold(strings.TrimSpace(hf.Value), "trailers") {
+				b, sentTE = hpacklit.Append(b, "te", "trailers"), true
 			}
 			continue
 		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("h2client: invalid value for header %q", k)
-			}
-			b = hpacklit.Append(b, name, v)
+		if !validWireName(hf.Name) {
+			return fmt.Errorf("%w: %q", errInvalidFieldName, hf.Name)
 		}
+		if !httpguts.ValidHeaderFieldValue(hf.Value) {
+			return fmt.Errorf("h2client: invalid value for header %q", hf.Name)
+		}
+		b = hpacklit.Append(b, hf.Name, hf.Value)
 	}
 	if length > 0 {
 		var n [20]byte

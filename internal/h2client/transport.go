@@ -85,25 +85,40 @@ var ErrAborted = fmt.Errorf("h2client: request aborted: %w", context.Canceled)
 // else the URL's request URI. A body with ContentLength ≥ 0 is written by
 // RoundTrip itself; one with -1 by a goroutine that reads it as it comes.
 // The answer's Trailer is filled when its Body returns io.EOF. Cancelling
-// req's context resets the stream.
+// req's context resets the stream. It is Do with net/http's types: the
+// header maps are built from the fields and back.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.RoundTripAbort(req, nil)
 }
 
-// RoundTripAbort is RoundTrip with a second way to cancel: closing abort
-// ends the request as cancelling its context does (a dial it waits for
-// is given up, the stream reset, the request body closed), and the
-// request's calls fail with ErrAborted. A caller that cancels requests
-// on its own (a timeout) so needs no context derived from the request's
-// for each one.
+// RoundTripAbort is RoundTrip with Do's second way to cancel, abort.
 func (t *Transport) RoundTripAbort(req *http.Request, abort <-chan struct{}) (*http.Response, error) {
-	if req.URL == nil {
-		closeBody(req)
-		return nil, errors.New("h2client: request has no URL")
-	}
-	cc, err := t.reserve(req.Context(), abort)
+	r, err := fromHTTP(req)
 	if err != nil {
 		closeBody(req)
+		return nil, err
+	}
+	resp, err := t.Do(r, abort)
+	if err != nil {
+		return nil, err
+	}
+	return toHTTP(resp, req), nil
+}
+
+// Do sends req to the node and returns its answer once the answer's
+// headers have come. Closing abort ends the request as cancelling its
+// context does (a dial it waits for is given up, the stream reset, the
+// request body closed), and the request's calls fail with ErrAborted: a
+// caller that cancels requests on its own (a timeout) so needs no
+// context derived from the client's for each one. The request's body is
+// closed in every case.
+func (t *Transport) Do(req *Request, abort <-chan struct{}) (*Response, error) {
+	if req.Ctx == nil {
+		req.Ctx = context.Background()
+	}
+	cc, err := t.reserve(req.Ctx, abort)
+	if err != nil {
+		closeReqBody(req)
 		return nil, err
 	}
 	return cc.roundTrip(req, abort)
@@ -240,6 +255,12 @@ func (t *Transport) Close() error {
 		cc.close(ErrClosed)
 	}
 	return nil
+}
+
+func closeReqBody(req *Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
 }
 
 func closeBody(req *http.Request) {
