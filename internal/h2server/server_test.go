@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/testlog"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard-dev/switchyard/internal/h2server"
 )
@@ -1297,5 +1298,72 @@ func TestLargeAnswerHeaders(t *testing.T) {
 	}
 	if h := resp.Trailer.Get("X-Big-Trailer"); h != bigTrailer {
 		t.Errorf("X-Big-Trailer: %d bytes, want %d", len(h), len(bigTrailer))
+	}
+}
+
+// TestRelayedFields: the fields a proxy relays (FieldRelay) go after the
+// header map's; a name the map also has is sent once, with the map's
+// value; connection-specific fields and invalid values are dropped; a
+// relayed content-length stands (none is added); relayed trailers follow
+// the map's.
+func TestRelayedFields(t *testing.T) {
+	s := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		relay := w.(h2server.FieldRelay)
+		w.Header().Set("X-Request-Id", "gateway")
+		relay.RelayFields([]hpack.HeaderField{
+			{Name: "content-type", Value: "application/grpc"},
+			{Name: "x-request-id", Value: "node"},
+			{Name: "x-multi", Value: "1"}, {Name: "x-multi", Value: "2"},
+			{Name: "connection", Value: "close"}, {Name: "transfer-encoding", Value: "chunked"},
+			{Name: "x-bad", Value: "a\nb"},
+			{Name: "content-length", Value: "4"},
+		})
+		w.Header().Set(http.TrailerPrefix+"X-Own", "own")
+		relay.RelayTrailerFields([]hpack.HeaderField{{Name: "grpc-status", Value: "0"}, {Name: "grpc-message", Value: ""}})
+		_, _ = io.WriteString(w, "body")
+	})})
+	rc := dialRaw(t, s.addr)
+	rc.request(1, http.MethodPost, "/", true)
+	a := rc.answer(1)
+	want := http.Header{
+		"Content-Type": {"application/grpc"}, "X-Request-Id": {"gateway"}, "X-Multi": {"1", "2"},
+		"Content-Length": {"4"},
+	}
+	a.header.Del("Date")
+	if !headerEqual(a.header, want) {
+		t.Errorf("headers %v, want %v", a.header, want)
+	}
+	if string(a.body) != "body" {
+		t.Errorf("body %q", a.body)
+	}
+	if wantTr := (http.Header{"X-Own": {"own"}, "Grpc-Status": {"0"}, "Grpc-Message": {""}}); !headerEqual(a.trailer, wantTr) {
+		t.Errorf("trailers %v, want %v", a.trailer, wantTr)
+	}
+}
+
+// TestRelayedFieldsManyKeys: a header map with more keys than
+// writeHeaders remembers on its stack still wins over relayed fields.
+func TestRelayedFieldsManyKeys(t *testing.T) {
+	s := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var relayed []hpack.HeaderField
+		for i := range 12 {
+			k := fmt.Sprintf("X-K%d", i)
+			w.Header().Set(k, "map")
+			relayed = append(relayed, hpack.HeaderField{Name: strings.ToLower(k), Value: "relayed"})
+		}
+		relayed = append(relayed, hpack.HeaderField{Name: "x-only-relayed", Value: "r"})
+		w.(h2server.FieldRelay).RelayFields(relayed)
+		w.WriteHeader(http.StatusNoContent)
+	})})
+	rc := dialRaw(t, s.addr)
+	rc.request(1, http.MethodGet, "/", true)
+	a := rc.answer(1)
+	for i := range 12 {
+		if got := a.header[fmt.Sprintf("X-K%d", i)]; !slices.Equal(got, []string{"map"}) {
+			t.Errorf("X-K%d = %q, want [map]", i, got)
+		}
+	}
+	if got := a.header["X-Only-Relayed"]; !slices.Equal(got, []string{"r"}) {
+		t.Errorf("X-Only-Relayed = %q, want [r]", got)
 	}
 }

@@ -57,6 +57,8 @@ type stream struct {
 	released    bool                 // the stream's slot was freed (releaseSlot)
 	wbuf        *[]byte              // pooled, nil until the first Write
 	trailerBuf  [4]hpack.HeaderField // trailers' room: a gRPC answer's fit, not allocated
+	relayed     []hpack.HeaderField  // RelayFields: sent after the header map's
+	relayedTr   []hpack.HeaderField  // RelayTrailerFields: sent after the map's trailers
 	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
 }
 
@@ -326,6 +328,26 @@ func (st *stream) finish() {
 	c.streamDone(st)
 }
 
+// FieldRelay is implemented by the server's http.ResponseWriter: a proxy
+// hands it the fields of the answer it relays, as its node sent them,
+// instead of copying them into the header map. The slices are read when
+// the headers and the trailers are written, so they must not change
+// until the handler returns.
+type FieldRelay interface {
+	// RelayFields adds fields (names in lower case) to the answer's
+	// headers. The header map's keys come first and win: a field whose
+	// name the map also has is not sent. Connection-specific fields are
+	// not sent, nor invalid values. Call it before WriteHeader.
+	RelayFields(fields []hpack.HeaderField)
+	// RelayTrailerFields adds fields (names in lower case) to the
+	// answer's trailers, after the map's. Call it before the handler
+	// returns.
+	RelayTrailerFields(fields []hpack.HeaderField)
+}
+
+func (st *stream) RelayFields(fields []hpack.HeaderField)        { st.relayed = fields }
+func (st *stream) RelayTrailerFields(fields []hpack.HeaderField) { st.relayedTr = fields }
+
 // http.ResponseWriter, http.Flusher and what http.ResponseController
 // looks for.
 
@@ -496,8 +518,15 @@ func (st *stream) flush(end bool) error {
 }
 
 func (st *stream) hasLength() bool {
-	_, ok := st.header["Content-Length"]
-	return ok
+	if _, ok := st.header["Content-Length"]; ok {
+		return true
+	}
+	for _, f := range st.relayed {
+		if f.Name == "content-length" {
+			return true
+		}
+	}
+	return false
 }
 
 // trailers collects the answer's trailers: keys declared in the Trailer
@@ -524,7 +553,7 @@ func (st *stream) trailers() []hpack.HeaderField {
 			out = append(out, hpack.HeaderField{Name: name, Value: v})
 		}
 	}
-	return out
+	return append(out, st.relayedTr...)
 }
 
 // releaseBuf returns the answer buffer to the pool.

@@ -2,6 +2,7 @@ package h2server
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -34,6 +35,8 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	b = hpacklit.Append(b, ":status", statusText(st.status))
 	declared := st.header["Trailer"]
 	hasDate := false
+	var sent [8]string // the map's names, which relayed fields do not repeat
+	nsent := 0
 	for k, vv := range st.header {
 		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Trailer" || len(declared) > 0 && declaredTrailer(declared, k) {
 			continue
@@ -45,12 +48,38 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 		case "date":
 			hasDate = true
 		}
+		if len(st.relayed) > 0 {
+			if nsent == len(sent) {
+				st.dropRelayedLike(name)
+			} else {
+				sent[nsent] = name
+				nsent++
+			}
+		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				continue // as net/http: an invalid value is dropped, not sent
 			}
 			b = hpacklit.Append(b, name, v)
 		}
+	}
+relayed:
+	for _, f := range st.relayed {
+		switch f.Name {
+		case "", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
+			continue
+		case "date":
+			hasDate = true
+		}
+		for _, name := range sent[:nsent] {
+			if f.Name == name {
+				continue relayed
+			}
+		}
+		if f.Name[0] == ':' || !httpguts.ValidHeaderFieldValue(f.Value) {
+			continue
+		}
+		b = hpacklit.Append(b, f.Name, f.Value)
 	}
 	if addLength && !st.head && bodyAllowed(st.status) {
 		var l [20]byte
@@ -61,6 +90,12 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	}
 	c.hblock = b
 	return c.writeBlockLocked(st.id, maxFrame, endStream, flush)
+}
+
+// dropRelayedLike takes the relayed fields named name out (a header map
+// with more keys than writeHeaders keeps names of on its stack).
+func (st *stream) dropRelayedLike(name string) {
+	st.relayed = slices.DeleteFunc(slices.Clone(st.relayed), func(f hpack.HeaderField) bool { return f.Name == name })
 }
 
 // blockStart returns hblock emptied for a new header block, which on a
