@@ -332,8 +332,8 @@ func TestGRPCForwardedHeadersAndKeys(t *testing.T) {
 	if a, b := got[0].Get("x-switchyard-tenant"), got[1].Get("x-switchyard-tenant"); len(a) != 1 || a[0] != "team-a" || len(b) != 1 || b[0] != "team-b" {
 		t.Errorf("tenants at the node: %q, %q; want [team-a], [team-b]", a, b)
 	}
-	// The gateway writes some keys of the upstream request in lower case
-	// (forward.wireKey): each must still arrive once.
+	// The gateway sends the request ID it made itself and drops the
+	// client's: each must arrive once.
 	if a, b := got[0].Get("x-request-id"), got[1].Get("x-request-id"); len(a) != 1 || a[0] != "req-7" || len(b) != 1 || b[0] == "" {
 		t.Errorf("request IDs at the node: %q, %q; want the client's [req-7], then one generated", a, b)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -21,6 +20,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/telemetry"
 	"github.com/switchyard-dev/switchyard/gateway/tenant"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
+	"github.com/switchyard-dev/switchyard/internal/h2client"
 )
 
 // Exchange is one request's passage through the core, from Acquire to
@@ -79,10 +79,10 @@ type Exchange struct {
 	// the pooled Exchange, so one that serves only HTTP/1.1 clients (held
 	// for a whole stream) does not carry their 1.7 KB.
 	out, copyReq *fasthttp.Request
-	hresp        *http.Response // the gRPC node's answer
-	body         io.Reader      // the streamed body being relayed
-	failed       bool           // the node broke the stream
-	needDone     bool           // an OpenAI event stream: it must end with data: [DONE]
+	hresp        *h2client.Response // the gRPC node's answer
+	body         io.Reader          // the streamed body being relayed
+	failed       bool               // the node broke the stream
+	needDone     bool               // an OpenAI event stream: it must end with data: [DONE]
 	sawDone      bool
 	done         doneScanner
 	abortClient  io.Closer // closed when the node breaks the stream
@@ -253,7 +253,7 @@ func (x *Exchange) Response() *fasthttp.Response {
 
 // GRPCResponse is a gRPC node's answer (its body streamed with Read, its
 // trailers complete after Read returned io.EOF); nil otherwise.
-func (x *Exchange) GRPCResponse() *http.Response {
+func (x *Exchange) GRPCResponse() *h2client.Response {
 	if x.local != nil {
 		return nil
 	}
@@ -417,7 +417,7 @@ var errStreamCut = fmt.Errorf("%w: stream cut by the node", ErrUpstream)
 // cut reports whether a body the node ended (io.EOF) was cut short.
 func (x *Exchange) cut() bool {
 	if x.hresp != nil {
-		return x.hresp.Trailer.Get("Grpc-Status") == "" && x.hresp.Header.Get("Grpc-Status") == ""
+		return h2client.Get(x.hresp.Trailer, "grpc-status") == "" && h2client.Get(x.hresp.Header, "grpc-status") == ""
 	}
 	switch x.resp.Header.ContentLength() {
 	case -1: // chunked: the terminal chunk is the end, not the connection's
@@ -574,7 +574,7 @@ func (x *Exchange) finishShadow(status int, d time.Duration) {
 	var ct []byte
 	switch {
 	case x.hresp != nil:
-		ct = []byte(x.hresp.Header.Get("Content-Type"))
+		ct = []byte(h2client.Get(x.hresp.Header, "content-type"))
 	case x.resp != nil && x.local == nil:
 		ct = x.resp.Header.ContentType()
 		if x.body == nil {

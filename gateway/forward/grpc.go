@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +13,9 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
+	"github.com/switchyard-dev/switchyard/internal/h2client"
+	"github.com/switchyard-dev/switchyard/internal/h2key"
+	"golang.org/x/net/http2/hpack"
 )
 
 // grpcModelMethods carry the model name in field 1 of their request.
@@ -49,27 +51,17 @@ type grpcState struct {
 	attempts int
 	failed   bool
 
-	// Kept from call to call of a pooled Exchange: the upstream request's
-	// header map, the values of the headers the gateway sets (vals) and
-	// the URL, built into again by the next call when this one made one
-	// request and closed its answer's body (then the transport reads them
-	// no more: RoundTrip's contract); otherwise dropped (release).
-	hdr  http.Header
-	url  *url.URL
-	vals []string // Via, X-Request-Id, X-Forwarded-For (the val* indexes)
+	// The upstream request and its fields, built once per call (every
+	// attempt sends the same) and kept from call to call of a pooled
+	// Exchange: the transport reads them only within Do.
+	req    h2client.Request
+	fields []hpack.HeaderField
 
-	// Kept whatever happens: strings, which nothing changes.
-	viaStr string // this gateway's Via entry (Core.via) as a string
-	ipStr  string // the last client address sent in X-Forwarded-For
+	// Kept from call to call too: strings, which nothing changes.
+	viaStr string            // this gateway's Via entry (Core.via) as a string
+	ipStr  string            // the last client address sent in X-Forwarded-For
+	lower  map[string]string // wire names of the uncommon header keys seen (h2key.Wire's cache)
 }
-
-// Indexes in grpcState.vals.
-const (
-	valVia = iota
-	valRequestID
-	valForwardedFor
-	valCount
-)
 
 // readFirstGRPCMessage reads the first length-prefixed message of the
 // call (when the client sends one) and its field 1, the model name.
@@ -171,9 +163,7 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	// First byte: the node's response headers must come within FirstByte.
 	g.timer.setPhase(x.route.Config().Timeouts.FirstByte)
 	body := &replayBody{pre: g.prefix, s: g.replay}
-	base := g.request(x, n, body)
-	out := base.WithContext(g.ctx)
-	resp, err := n.H2().RoundTripAbort(out, g.timer.abort)
+	resp, err := n.H2().Do(g.request(x, n, body), g.timer.abort)
 	if err != nil {
 		g.failed = true
 	}
@@ -200,125 +190,102 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	return 0, !touched && !isTimeout(err) && !g.timer.aborted() && g.ctx.Err() == nil, err
 }
 
-// request returns the upstream request of an attempt on n (its context
-// is the caller's to set). The header map is built once per call: every
-// attempt sends the same headers. The target goes as the URL's opaque
-// part, sent as it stands: no parse, no re-escaping.
-func (g *grpcState) request(x *Exchange, n *upstream.Node, body io.ReadCloser) http.Request {
+// request returns the upstream request of an attempt on n. The fields
+// are built once per call: every attempt sends the same. The target goes
+// as it stands: no parse, no re-escaping.
+func (g *grpcState) request(x *Exchange, n *upstream.Node, body io.ReadCloser) *h2client.Request {
 	in := x.Req.h2
 	g.attempts++
-	u := g.url
-	if g.attempts == 1 { // every attempt sends the same headers
-		if g.hdr == nil {
-			g.hdr, g.vals, g.url = make(http.Header, len(in.Header)+3), make([]string, valCount), new(url.URL)
-			u = g.url
-		}
-		g.buildHeader(x)
-	} else {
-		u = new(url.URL) // a retry: the first request is left alone
+	if g.attempts == 1 {
+		g.buildFields(x)
 	}
-	u.Scheme, u.Host = n.GRPCScheme(), n.Addr().GRPC
 	target := in.RequestURI
 	if x.pathChanged || target == "" {
 		target = string(x.targetURI())
 	}
-	if len(target) > 1 && target[0] == '/' && target[1] != '/' {
-		u.Opaque, u.Path, u.RawQuery = target, "", ""
-	} else {
-		u.Opaque = ""
-		u.Path, u.RawQuery, _ = strings.Cut(target, "?")
+	authority := in.Host
+	if authority == "" {
+		authority = n.Addr().GRPC
 	}
-	req := http.Request{
-		Method:        in.Method,
-		URL:           u,
-		Proto:         "HTTP/2.0",
-		ProtoMajor:    2,
-		Header:        g.hdr,
-		Body:          body,
-		ContentLength: -1,
-		Host:          in.Host,
-	}
+	g.req = h2client.Request{Method: in.Method, Scheme: n.GRPCScheme(), Authority: authority, Path: target,
+		Header: g.fields, Body: body, ContentLength: -1, Ctx: g.ctx}
 	if g.noMessage || g.eof {
 		// The whole call is in the prefix: the transport sends it with
 		// the headers, in one write.
-		req.ContentLength = int64(len(g.prefix))
+		g.req.ContentLength = int64(len(g.prefix))
 		if len(g.prefix) == 0 {
-			req.Body = http.NoBody
+			g.req.Body = nil
 		}
 	}
-	return req
+	return &g.req
 }
 
-// buildHeader fills the call's upstream header map from the client's.
-func (g *grpcState) buildHeader(x *Exchange) {
+// buildFields fills the call's upstream fields from the client's header:
+// its fields but the tenant's name (only the gateway names a tenant) and,
+// for a tenant's call, its key; then the request ID when the gateway
+// made it, Via and X-Forwarded-For with this hop added.
+func (g *grpcState) buildFields(x *Exchange) {
 	r := &x.Req
-	h := g.hdr
-	clear(h)
+	f := g.fields[:0]
+	var priorVia, priorFor []string
 	for k, vv := range r.h2.Header {
-		if k != "X-Switchyard-Tenant" { // only the gateway names a tenant
-			h[wireKey(k)] = vv
+		switch k {
+		case "X-Switchyard-Tenant":
+			continue
+		case "Authorization", "X-Api-Key":
+			if x.tenant != nil { // the key stays here; the tenant goes on
+				continue
+			}
+		case "X-Request-Id":
+			if x.idGenerated {
+				continue
+			}
+		case "Via":
+			priorVia = vv
+			continue
+		case "X-Forwarded-For":
+			if len(r.ipText) > 0 {
+				priorFor = vv
+				continue
+			}
+		}
+		if g.lower == nil {
+			g.lower = make(map[string]string)
+		}
+		name := h2key.Wire(k, g.lower)
+		if name == "" {
+			continue // not a field name: the HTTP/2 server let none in
+		}
+		for _, v := range vv {
+			f = append(f, hpack.HeaderField{Name: name, Value: v})
 		}
 	}
-	// Each value goes as a one-element slice of g.vals: no allocation
-	// but the strings that change from call to call.
-	set := func(k string, i int, v string) {
-		g.vals[i] = v
-		h[k] = g.vals[i : i+1 : i+1]
-	}
 	if x.idGenerated {
-		set("x-request-id", valRequestID, x.RequestIDString())
+		f = append(f, hpack.HeaderField{Name: "x-request-id", Value: x.RequestIDString()})
 	}
 	if g.viaStr == "" {
 		g.viaStr = string(x.core.via)
 	}
-	via := g.viaStr
-	if prior := r.h2.Header.Get("Via"); prior != "" {
-		via = prior + ", " + via
-	}
-	set("Via", valVia, via)
+	f = append(f, hpack.HeaderField{Name: "via", Value: withPrior(priorVia, g.viaStr)})
 	if ip := r.ipText; len(ip) > 0 { // as prepareHTTP's appendForwardedFor
 		if string(ip) != g.ipStr {
 			g.ipStr = string(ip)
 		}
-		xff := g.ipStr
-		if prior := r.h2.Header.Get("X-Forwarded-For"); prior != "" {
-			xff = prior + ", " + xff
-		}
-		set("X-Forwarded-For", valForwardedFor, xff)
+		f = append(f, hpack.HeaderField{Name: "x-forwarded-for", Value: withPrior(priorFor, g.ipStr)})
 	}
-	if x.tenant != nil { // the key stays here; the tenant goes on
-		delete(h, "Authorization")
-		delete(h, "x-api-key")
-		h["x-switchyard-tenant"] = []string{x.tenant.Name()}
+	if x.tenant != nil {
+		f = append(f, hpack.HeaderField{Name: "x-switchyard-tenant", Value: x.tenant.Name()})
 	}
+	g.fields = f
 }
 
-// wireKey is the key under which a header of the client's call goes in
-// the upstream header map: lower case for those net/http's HTTP/2 client
-// would otherwise lower-case with an allocation on every call (its own
-// table holds only common HTTP headers such as Content-Type, User-Agent,
-// Authorization, Via and X-Forwarded-For, which stay as they are).
-// buildHeader's own keys must match what wireKey gives.
-func wireKey(k string) string {
-	switch k {
-	case "Te":
-		return "te"
-	case "Grpc-Timeout":
-		return "grpc-timeout"
-	case "Grpc-Encoding":
-		return "grpc-encoding"
-	case "Grpc-Accept-Encoding":
-		return "grpc-accept-encoding"
-	case "X-Request-Id":
-		return "x-request-id"
-	case "Traceparent":
-		return "traceparent"
-	case "Tracestate":
-		return "tracestate"
-	case "X-Api-Key":
-		return "x-api-key"
+// withPrior is a list header's value with this hop's entry added after
+// the client's.
+func withPrior(prior []string, entry string) string {
+	if len(prior) == 0 {
+		return entry
 	}
-	return k
+	return strings.Join(prior, ", ") + ", " + entry
 }
 
 // startBody relays the answer's body: a gap longer than the route's Idle
@@ -345,11 +312,8 @@ func (g *grpcState) release(x *Exchange) {
 	if g.replay != nil {
 		g.replay.close()
 	}
-	keep := grpcState{prefix: g.prefix[:0], viaStr: g.viaStr, ipStr: g.ipStr}
-	if g.attempts <= 1 && !g.failed && (g.attempts == 0 || x.hresp != nil) {
-		keep.hdr, keep.vals, keep.url = g.hdr, g.vals, g.url
-	}
-	*g = keep
+	clear(g.fields) // the strings of this call's fields go
+	*g = grpcState{prefix: g.prefix[:0], fields: g.fields[:0], viaStr: g.viaStr, ipStr: g.ipStr, lower: g.lower}
 }
 
 // idleReader pushes the call's idle limit after every read.

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
+	"github.com/switchyard-dev/switchyard/internal/h2client"
 )
 
 // maxAvoid bounds the nodes one request skips (failed or full).
@@ -186,7 +187,7 @@ func (x *Exchange) restBusy(tbl *balancer.Table, ep *balancer.Endpoint, n *upstr
 // nodeRetryAfter is the Retry-After of the node's answer, if any.
 func (x *Exchange) nodeRetryAfter() []byte {
 	if x.hresp != nil {
-		return bytesOf(x.hresp.Header.Get("Retry-After"))
+		return bytesOf(h2client.Get(x.hresp.Header, "retry-after"))
 	}
 	if x.resp == nil {
 		return nil

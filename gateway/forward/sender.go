@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
+	"github.com/switchyard-dev/switchyard/internal/h2client"
 	"github.com/valyala/fasthttp"
 )
 
@@ -63,7 +64,7 @@ func (s coreSender) Send(ctx context.Context, target string, cp *shadow.Copy, a 
 	}
 	a.Status = x.status
 	if x.hresp != nil {
-		a.ContentType = append(a.ContentType[:0], x.hresp.Header.Get("Content-Type")...)
+		a.ContentType = append(a.ContentType[:0], h2client.Get(x.hresp.Header, "content-type")...)
 		b, err := io.ReadAll(io.LimitReader(x, int64(a.Limit())+1))
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/internal/h2server"
 )
 
 // serveH2 translates an HTTP/2 stream into the core's view (a gRPC call
@@ -102,10 +103,11 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 			_, clientErr = w.Write(x.LocalBody())
 		}
 	case grpc:
+		// The node's fields go as they came, after the gateway's own
+		// (which win: X-Request-Id, the variant's).
+		relay := w.(h2server.FieldRelay)
 		resp := x.GRPCResponse()
-		for k, vv := range resp.Header {
-			h[k] = vv
-		}
+		relay.RelayFields(resp.Header)
 		w.WriteHeader(resp.StatusCode)
 		unary := forward.KnownUnaryGRPC(req.URL.Path)
 		if !unary {
@@ -120,9 +122,7 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 			clientErr = copyFlush(w, x, !unary)
 		}
 		if !x.Failed() {
-			for k, vv := range resp.Trailer {
-				h[trailerKey(k)] = vv
-			}
+			relay.RelayTrailerFields(resp.Trailer)
 		}
 	default:
 		resp := x.Response()
@@ -165,20 +165,6 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 		// end.
 		panic(http.ErrAbortHandler)
 	}
-}
-
-// trailerKey is k as a trailer key of a response header map
-// (http.TrailerPrefix+k), without building the string for gRPC's own.
-func trailerKey(k string) string {
-	switch k {
-	case "Grpc-Status":
-		return http.TrailerPrefix + "Grpc-Status"
-	case "Grpc-Message":
-		return http.TrailerPrefix + "Grpc-Message"
-	case "Grpc-Status-Details-Bin":
-		return http.TrailerPrefix + "Grpc-Status-Details-Bin"
-	}
-	return http.TrailerPrefix + k
 }
 
 // recoverH2 answers a panic with 500 (or a gRPC INTERNAL status) when
