@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"github.com/switchyard-dev/switchyard/internal/h2server"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -106,21 +107,22 @@ func proxyAllocs(t *testing.T, streamOver int) {
 // HTTP/2 server (internal/h2server) answering the same headers and body
 // itself: the HTTP/2 server's and client's per-stream allocations (a
 // request struct, header maps, stream state), which are not the
-// forwarding's.
+// forwarding's. Both servers leave the header map out (NoHeaderMap) and
+// answer the client's request ID as a one-element slice.
 func TestProxyH2Allocs(t *testing.T) {
 	node := fastBackend(t)
 	gw := startGateway(t, testConfig(staticRoute("llama", "http://"+node)))
 	// The same answer, written by a plain HTTP/2 handler.
 	nodeBody := []byte(`{"id":"cmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}`)
 	date := []string{time.Now().UTC().Format(http.TimeFormat)}
-	base := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	base := &h2server.Server{NoHeaderMap: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		buf := bodyBuf.Get().(*[]byte)
 		*buf, _ = readAll(r.Body, (*buf)[:0])
 		bodyBuf.Put(buf)
 		h := w.Header()
 		h["Content-Type"] = ctJSONs
 		h["Content-Length"] = lenNodeBody
-		h["X-Request-Id"] = r.Header["X-Request-Id"]
+		h["X-Request-Id"] = []string{h2key.Value(w.(h2server.FieldRelay).RequestFields(), "x-request-id")}
 		h["Server"] = serverName
 		h["Date"] = date
 		w.WriteHeader(200)

@@ -175,7 +175,10 @@ func TestHTTP2HopHeaders(t *testing.T) {
 	common := [][2]string{{"content-type", "application/json"}, {"x-kept", "yes"},
 		{"x-forwarded-for", "10.1.2.3"}, {"via", "1.1 edge-proxy"}}
 
-	a := rawH2(t, gw.addr, "/v1/completions", append([][2]string{{"te", "trailers"}, {"trailer", "X-Foo"}}, common...), body)
+	// Cookie crumbs (RFC 9113 §8.2.3) must reach the HTTP/1.1 node as
+	// one line.
+	a := rawH2(t, gw.addr, "/v1/completions", append([][2]string{{"te", "trailers"}, {"trailer", "X-Foo"},
+		{"cookie", "a=1"}, {"cookie", "b=2"}}, common...), body)
 	if a.status != "200" {
 		t.Fatalf("h2c request: %+v", a)
 	}
@@ -207,6 +210,9 @@ func TestHTTP2HopHeaders(t *testing.T) {
 	}
 	if h2.Get("X-Kept") != "yes" || h2.Get("X-Forwarded-For") != "10.1.2.3, 127.0.0.1" || h2.Get("X-Request-Id") == "" {
 		t.Errorf("node headers over h2c %v: want X-Kept, X-Forwarded-For 10.1.2.3, 127.0.0.1 and X-Request-Id", h2)
+	}
+	if c := h2["Cookie"]; len(c) != 1 || c[0] != "a=1; b=2" {
+		t.Errorf("node's Cookie over h2c %q, want one line [a=1; b=2]", c)
 	}
 	if via := h2.Get("Via"); !strings.HasPrefix(via, "1.1 edge-proxy, 1.1 switchyard") {
 		t.Errorf("node's Via over h2c %q: want the client's, then this gateway", via)

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/tenant"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
 	"github.com/switchyard-dev/switchyard/internal/h2client"
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 )
 
 // Exchange is one request's passage through the core, from Acquire to
@@ -417,7 +418,7 @@ var errStreamCut = fmt.Errorf("%w: stream cut by the node", ErrUpstream)
 // cut reports whether a body the node ended (io.EOF) was cut short.
 func (x *Exchange) cut() bool {
 	if x.hresp != nil {
-		return h2client.Get(x.hresp.Trailer, "grpc-status") == "" && h2client.Get(x.hresp.Header, "grpc-status") == ""
+		return h2key.Value(x.hresp.Trailer, "grpc-status") == "" && h2key.Value(x.hresp.Header, "grpc-status") == ""
 	}
 	switch x.resp.Header.ContentLength() {
 	case -1: // chunked: the terminal chunk is the end, not the connection's
@@ -574,7 +575,7 @@ func (x *Exchange) finishShadow(status int, d time.Duration) {
 	var ct []byte
 	switch {
 	case x.hresp != nil:
-		ct = []byte(h2client.Get(x.hresp.Header, "content-type"))
+		ct = []byte(h2key.Value(x.hresp.Header, "content-type"))
 	case x.resp != nil && x.local == nil:
 		ct = x.resp.Header.ContentType()
 		if x.body == nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
 	"github.com/switchyard-dev/switchyard/internal/h2client"
-	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -58,9 +57,8 @@ type grpcState struct {
 	fields []hpack.HeaderField
 
 	// Kept from call to call too: strings, which nothing changes.
-	viaStr string            // this gateway's Via entry (Core.via) as a string
-	ipStr  string            // the last client address sent in X-Forwarded-For
-	lower  map[string]string // wire names of the uncommon header keys seen (h2key.Wire's cache)
+	viaStr string // this gateway's Via entry (Core.via) as a string
+	ipStr  string // the last client address sent in X-Forwarded-For
 }
 
 // readFirstGRPCMessage reads the first length-prefixed message of the
@@ -228,37 +226,28 @@ func (g *grpcState) buildFields(x *Exchange) {
 	r := &x.Req
 	f := g.fields[:0]
 	var priorVia, priorFor []string
-	for k, vv := range r.h2.Header {
-		switch k {
-		case "X-Switchyard-Tenant":
+	for _, hf := range r.fields {
+		switch hf.Name {
+		case "x-switchyard-tenant":
 			continue
-		case "Authorization", "X-Api-Key":
+		case "authorization", "x-api-key":
 			if x.tenant != nil { // the key stays here; the tenant goes on
 				continue
 			}
-		case "X-Request-Id":
+		case "x-request-id":
 			if x.idGenerated {
 				continue
 			}
-		case "Via":
-			priorVia = vv
+		case "via":
+			priorVia = append(priorVia, hf.Value)
 			continue
-		case "X-Forwarded-For":
+		case "x-forwarded-for":
 			if len(r.ipText) > 0 {
-				priorFor = vv
+				priorFor = append(priorFor, hf.Value)
 				continue
 			}
 		}
-		if g.lower == nil {
-			g.lower = make(map[string]string)
-		}
-		name := h2key.Wire(k, g.lower)
-		if name == "" {
-			continue // not a field name: the HTTP/2 server let none in
-		}
-		for _, v := range vv {
-			f = append(f, hpack.HeaderField{Name: name, Value: v})
-		}
+		f = append(f, hf)
 	}
 	if x.idGenerated {
 		f = append(f, hpack.HeaderField{Name: "x-request-id", Value: x.RequestIDString()})
@@ -313,7 +302,7 @@ func (g *grpcState) release(x *Exchange) {
 		g.replay.close()
 	}
 	clear(g.fields) // the strings of this call's fields go
-	*g = grpcState{prefix: g.prefix[:0], fields: g.fields[:0], viaStr: g.viaStr, ipStr: g.ipStr, lower: g.lower}
+	*g = grpcState{prefix: g.prefix[:0], fields: g.fields[:0], viaStr: g.viaStr, ipStr: g.ipStr}
 }
 
 // idleReader pushes the call's idle limit after every read.

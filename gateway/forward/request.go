@@ -8,11 +8,14 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
 )
@@ -34,8 +37,9 @@ const (
 //
 // The frontend's own request stays reachable (SetHTTP1, SetHTTP2) so that
 // the upstream exchange encodes it once, without an intermediate copy: an
-// HTTP/1.1 request goes to an HTTP node as it is; an HTTP/2 request is
-// written straight from its header map into the pooled upstream request.
+// HTTP/1.1 request goes to an HTTP node as it is; an HTTP/2 request's
+// fields are written straight into the pooled upstream request, or relayed
+// as fields to a gRPC node.
 type Request struct {
 	Proto  Proto
 	Method []byte
@@ -60,6 +64,7 @@ type Request struct {
 
 	h1     *fasthttp.Request
 	h2     *http.Request
+	fields []hpack.HeaderField // h2's header fields (names in lower case)
 	ip     [16]byte
 	ipLen  uint8
 	ipText []byte // the client address as text, for X-Forwarded-For
@@ -71,10 +76,12 @@ type Request struct {
 func (r *Request) SetHTTP1(req *fasthttp.Request, tls bool) { r.h1, r.tls = req, tls }
 
 // SetHTTP2 fills the view from req (the HTTP/2 server's request, which
-// stays the carrier): protocol (gRPC when grpc), method, path, target,
-// host and the client's context. The body is the frontend's to set.
-func (r *Request) SetHTTP2(req *http.Request, grpc bool) {
-	r.h2 = req
+// stays the carrier) and fields, its header fields as they came (names
+// in lower case: the server builds no header map; the core may change
+// them): protocol (gRPC when grpc), method, path, target, host and the
+// client's context. The body is the frontend's to set.
+func (r *Request) SetHTTP2(req *http.Request, fields []hpack.HeaderField, grpc bool) {
+	r.h2, r.fields = req, fields
 	r.Proto = HTTP2
 	if grpc {
 		r.Proto = GRPC
@@ -125,11 +132,31 @@ func (r *Request) Header(name []byte) []byte {
 		return r.h1.Header.PeekCanonical(name)
 	}
 	if r.h2 != nil {
-		if vv := r.h2.Header[string(name)]; len(vv) > 0 {
-			return bytesOf(vv[0])
+		for i := range r.fields {
+			if fieldIs(r.fields[i].Name, name) {
+				return bytesOf(r.fields[i].Value)
+			}
 		}
 	}
 	return nil
+}
+
+// fieldIs reports whether the lower-case field name is the canonical
+// header name canon.
+func fieldIs(name string, canon []byte) bool {
+	if len(name) != len(canon) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := canon[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if name[i] != c {
+			return false
+		}
+	}
+	return true
 }
 
 // Client timeout headers: gRPC's own, and one for HTTP clients.
@@ -215,8 +242,11 @@ func (r *Request) Cookie(name []byte) []byte {
 		return r.h1.Header.CookieBytes(name)
 	}
 	if r.h2 != nil {
-		for _, line := range r.h2.Header["Cookie"] {
-			if v := cookieValue(bytesOf(line), name); v != nil {
+		for _, f := range r.fields {
+			if f.Name != "cookie" {
+				continue
+			}
+			if v := cookieValue(bytesOf(f.Value), name); v != nil {
 				return v
 			}
 		}
@@ -265,12 +295,9 @@ func (r *Request) CopyTo(c *shadow.Copy) shadow.BodyState {
 			}
 		}
 	case r.h2 != nil:
-		for k, vv := range r.h2.Header {
-			if hopHeader(bytesOf(k)) {
-				continue
-			}
-			for _, v := range vv {
-				c.AddHeader(bytesOf(k), bytesOf(v))
+		for _, f := range r.fields {
+			if !hopHeader(bytesOf(f.Name)) {
+				c.AddHeader(bytesOf(f.Name), bytesOf(f.Value))
 			}
 		}
 	}
@@ -322,7 +349,16 @@ func (c traceCarrier) Set(key, value string) {
 	case c.r.h1 != nil:
 		c.r.h1.Header.Set(key, value)
 	case c.r.h2 != nil:
-		c.r.h2.Header.Set(key, value)
+		name := strings.ToLower(key)
+		for i := range c.r.fields {
+			if c.r.fields[i].Name == name { // replaces every value, as http.Header.Set
+				c.r.fields[i].Value = value
+				rest := slices.DeleteFunc(c.r.fields[i+1:], func(f hpack.HeaderField) bool { return f.Name == name })
+				c.r.fields = c.r.fields[:i+1+len(rest)]
+				return
+			}
+		}
+		c.r.fields = append(c.r.fields, hpack.HeaderField{Name: name, Value: value})
 	}
 }
 
@@ -334,8 +370,8 @@ func (c traceCarrier) Keys() []string {
 			keys = append(keys, string(k))
 		}
 	case c.r.h2 != nil:
-		for k := range c.r.h2.Header {
-			keys = append(keys, k)
+		for _, f := range c.r.fields {
+			keys = append(keys, f.Name)
 		}
 	}
 	return keys

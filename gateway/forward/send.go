@@ -14,7 +14,7 @@ import (
 	"github.com/switchyard-dev/switchyard/balancer"
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/upstream"
-	"github.com/switchyard-dev/switchyard/internal/h2client"
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 )
 
 // maxAvoid bounds the nodes one request skips (failed or full).
@@ -187,7 +187,7 @@ func (x *Exchange) restBusy(tbl *balancer.Table, ep *balancer.Endpoint, n *upstr
 // nodeRetryAfter is the Retry-After of the node's answer, if any.
 func (x *Exchange) nodeRetryAfter() []byte {
 	if x.hresp != nil {
-		return bytesOf(h2client.Get(x.hresp.Header, "retry-after"))
+		return bytesOf(h2key.Value(x.hresp.Header, "retry-after"))
 	}
 	if x.resp == nil {
 		return nil
@@ -288,29 +288,37 @@ func (x *Exchange) prepareHTTP() {
 		x.out = new(fasthttp.Request)
 	}
 	out := x.out
-	out.Header.DisableNormalizing()
+	// The client's names are lower case (HTTP/2): the node gets them in
+	// the canonical form HTTP/1.1 clients send.
+	out.Header.EnableNormalizing()
 	out.Header.SetMethodBytes(r.Method)
 	out.SetRequestURIBytes(x.targetURI())
 	out.Header.SetHostBytes(r.Host)
-	var prior, priorVia []byte
-	for k, vv := range r.h2.Header {
-		switch {
-		case hopHeader(bytesOf(k)):
+	var prior, priorVia, cookies []byte
+	for _, f := range r.fields {
+		switch f.Name {
+		case "x-forwarded-for":
+			prior = appendList(prior, f.Value)
 			continue
-		case k == "X-Forwarded-For":
-			prior = bytesOf(vv[0])
+		case "via":
+			priorVia = appendList(priorVia, f.Value)
 			continue
-		case k == "Via":
-			priorVia = bytesOf(vv[0])
+		case "cookie": // one line for HTTP/1.1 (RFC 9113 §8.2.3)
+			cookies = appendCookie(cookies, f.Value)
 			continue
-		case k == "X-Switchyard-Tenant": // only the gateway names a tenant
+		case "x-switchyard-tenant": // only the gateway names a tenant
 			continue
-		case x.tenant != nil && (k == "Authorization" || k == "X-Api-Key"):
-			continue
+		case "authorization", "x-api-key":
+			if x.tenant != nil {
+				continue
+			}
 		}
-		for _, v := range vv {
-			out.Header.Add(k, v)
+		if !hopHeader(bytesOf(f.Name)) {
+			out.Header.Add(f.Name, f.Value)
 		}
+	}
+	if len(cookies) > 0 {
+		out.Header.SetBytesV("Cookie", cookies)
 	}
 	if x.idGenerated {
 		out.Header.SetCanonical(keyRequestID, x.id)
@@ -417,3 +425,22 @@ func hasStrippedHeader(raw []byte) bool {
 }
 
 func utf8Valid(b []byte) bool { return utf8.Valid(b) }
+
+// appendList adds v to a list header's value (", " between entries); a
+// single value is a view of the field's string, not a copy.
+func appendList(list []byte, v string) []byte {
+	if list == nil {
+		return bytesOf(v)
+	}
+	out := make([]byte, 0, len(list)+2+len(v))
+	return append(append(append(out, list...), ", "...), v...)
+}
+
+// appendCookie is appendList for cookie crumbs, joined with "; ".
+func appendCookie(line []byte, v string) []byte {
+	if line == nil {
+		return bytesOf(v)
+	}
+	out := make([]byte, 0, len(line)+2+len(v))
+	return append(append(append(out, line...), "; "...), v...)
+}

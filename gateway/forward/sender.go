@@ -5,12 +5,14 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/route"
 	"github.com/switchyard-dev/switchyard/gateway/shadow"
-	"github.com/switchyard-dev/switchyard/internal/h2client"
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Sender sends shadow copies through the core's own tables, pools and
@@ -38,9 +40,12 @@ func (s coreSender) Send(ctx context.Context, target string, cp *shadow.Copy, a 
 		if err != nil {
 			return err
 		}
-		cp.Headers(func(k, v []byte) { req.Header.Add(string(k), string(v)) })
+		var fields []hpack.HeaderField
+		cp.Headers(func(k, v []byte) {
+			fields = append(fields, hpack.HeaderField{Name: strings.ToLower(string(k)), Value: string(v)})
+		})
 		req.RequestURI, req.Host = string(cp.URI), string(cp.Host)
-		r.SetHTTP2(req, true)
+		r.SetHTTP2(req, fields, true)
 		r.Ctx, r.BodyStream, x.stream = ctx, bytes.NewReader(cp.Body), true
 	} else {
 		if x.copyReq == nil {
@@ -64,7 +69,7 @@ func (s coreSender) Send(ctx context.Context, target string, cp *shadow.Copy, a 
 	}
 	a.Status = x.status
 	if x.hresp != nil {
-		a.ContentType = append(a.ContentType[:0], h2client.Get(x.hresp.Header, "content-type")...)
+		a.ContentType = append(a.ContentType[:0], h2key.Value(x.hresp.Header, "content-type")...)
 		b, err := io.ReadAll(io.LimitReader(x, int64(a.Limit())+1))
 		if err != nil {
 			return err

@@ -6,16 +6,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2/hpack"
 )
 
 // clientRequest is a request over HTTP/2 (gRPC when grpc) with one header.
 func clientRequest(grpc bool, name, value string) *Request {
 	hr, _ := http.NewRequest(http.MethodPost, "http://gw/v1/completions", nil)
+	var fields []hpack.HeaderField
 	if name != "" {
-		hr.Header.Set(name, value)
+		fields = append(fields, hpack.HeaderField{Name: strings.ToLower(name), Value: value})
 	}
 	var r Request
-	r.SetHTTP2(hr, grpc)
+	r.SetHTTP2(hr, fields, grpc)
 	return &r
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/forward"
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"github.com/switchyard-dev/switchyard/internal/h2server"
 )
 
@@ -42,13 +43,14 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 			s.recoverH2(w, x, p)
 		}
 	}()
+	fields := w.(h2server.FieldRelay).RequestFields()
 	if testHook != nil {
-		testHook([]byte(req.Header.Get("X-Test-Panic")))
+		testHook([]byte(h2key.Value(fields, "x-test-panic")))
 	}
 	r := &x.Req
 	r.Start = time.Now()
-	grpc := strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc")
-	r.SetHTTP2(req, grpc)
+	grpc := strings.HasPrefix(h2key.Value(fields, "content-type"), "application/grpc")
+	r.SetHTTP2(req, fields, grpc)
 	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
 		r.SetClientAddr(ap.Addr(), nil)
 	}
@@ -74,8 +76,8 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 	}
 	s.forward(x)
 	h := w.Header()
-	if id := req.Header["X-Request-Id"]; len(id) > 0 && !x.RequestIDGenerated() {
-		h["X-Request-Id"] = id
+	if id := h2key.Value(fields, "x-request-id"); id != "" && !x.RequestIDGenerated() {
+		h["X-Request-Id"] = []string{id}
 	} else {
 		h["X-Request-Id"] = []string{x.RequestIDString()} // the string the node got too
 	}

@@ -103,6 +103,7 @@ func New(core *forward.Core, cfg *config.Config, log *slog.Logger) (*Server, err
 		PrefaceTimeout:       lim.ReadTimeout,
 		WriteTimeout:         lim.WriteTimeout,
 		Logger:               log,
+		NoHeaderMap:          true, // the core reads and relays the fields (RequestFields)
 	}
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/internal/h2client"
+	"github.com/switchyard-dev/switchyard/internal/h2key"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -58,7 +59,7 @@ func TestDoFields(t *testing.T) {
 	if v := got.header["X-Custom"]; !slices.Equal(v, []string{"a", "b"}) {
 		t.Errorf("x-custom at the node %q, want [a b]", v)
 	}
-	if resp.StatusCode != http.StatusOK || h2client.Get(resp.Header, "content-type") != "application/grpc" {
+	if resp.StatusCode != http.StatusOK || h2key.Value(resp.Header, "content-type") != "application/grpc" {
 		t.Errorf("answer %d, header %v", resp.StatusCode, resp.Header)
 	}
 	var multi []string
@@ -77,7 +78,7 @@ func TestDoFields(t *testing.T) {
 	if err != nil || string(b) != "answer" {
 		t.Fatalf("body %q, %v", b, err)
 	}
-	if h2client.Get(resp.Trailer, "grpc-status") != "0" {
+	if h2key.Value(resp.Trailer, "grpc-status") != "0" {
 		t.Errorf("trailers %v, want grpc-status 0", resp.Trailer)
 	}
 	_ = resp.Body.Close()

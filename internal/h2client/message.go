@@ -43,14 +43,3 @@ type Response struct {
 	// Trailer holds the answer's trailers once Body returned io.EOF.
 	Trailer []hpack.HeaderField
 }
-
-// Get returns the first value of the field name (lower case) in fields,
-// "" when there is none.
-func Get(fields []hpack.HeaderField, name string) string {
-	for i := range fields {
-		if fields[i].Name == name {
-			return fields[i].Value
-		}
-	}
-	return ""
-}

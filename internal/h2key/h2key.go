@@ -1,6 +1,6 @@
 // Package h2key maps header names between their HTTP/2 wire form (lower
 // case) and Go's canonical form, without allocating for the names a
-// gateway sees on every request.
+// gateway sees on every request, and finds fields by name.
 package h2key
 
 import (
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2/hpack"
 )
 
 // common holds the header names a gateway sees on most requests, in
@@ -135,4 +136,15 @@ func hasUpper(s string) bool {
 		}
 	}
 	return false
+}
+
+// Value returns the first value of the field name (lower case) in
+// fields, "" when there is none.
+func Value(fields []hpack.HeaderField, name string) string {
+	for i := range fields {
+		if fields[i].Name == name {
+			return fields[i].Value
+		}
+	}
+	return ""
 }

@@ -69,6 +69,11 @@ type Server struct {
 	// Logger receives protocol errors at debug level and handler panics
 	// at error level (default: discarded).
 	Logger *slog.Logger
+	// NoHeaderMap leaves a request's Header nil: its handler reads the
+	// fields as they came, with FieldRelay.RequestFields (a proxy that
+	// relays them saves the map). Host, Trailer and ContentLength are
+	// filled as ever.
+	NoHeaderMap bool
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}

@@ -1367,3 +1367,39 @@ func TestRelayedFieldsManyKeys(t *testing.T) {
 		t.Errorf("X-Only-Relayed = %q, want [r]", got)
 	}
 }
+
+// TestNoHeaderMap: with NoHeaderMap a handler gets no header map but the
+// fields as they came (cookie crumbs apart), and the request's Host,
+// Trailer and ContentLength as ever.
+func TestNoHeaderMap(t *testing.T) {
+	type seen struct {
+		header  http.Header
+		fields  []hpack.HeaderField
+		host    string
+		trailer http.Header
+		length  int64
+	}
+	seenc := make(chan seen, 1)
+	s := serve(t, &h2server.Server{NoHeaderMap: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seenc <- seen{r.Header, slices.Clone(w.(h2server.FieldRelay).RequestFields()), r.Host, r.Trailer, r.ContentLength}
+		_, _ = io.Copy(io.Discard, r.Body)
+	})})
+	rc := dialRaw(t, s.addr)
+	// No :authority: the host field names the host.
+	rc.headers(1, false, ":method", "POST", ":scheme", "http", ":path", "/x",
+		"host", "h.example", "cookie", "a=1", "x-k", "v", "cookie", "b=2", "trailer", "x-sum", "content-length", "2")
+	rc.data(1, true, []byte("ok"))
+	rc.flush()
+	got := recv(t, seenc, "the handler")
+	want := []hpack.HeaderField{{Name: "host", Value: "h.example"}, {Name: "cookie", Value: "a=1"}, {Name: "x-k", Value: "v"},
+		{Name: "cookie", Value: "b=2"}, {Name: "trailer", Value: "x-sum"}, {Name: "content-length", Value: "2"}}
+	if got.header != nil || !slices.Equal(got.fields, want) {
+		t.Errorf("header %v, fields %v; want no map and %v", got.header, got.fields, want)
+	}
+	if _, ok := got.trailer["X-Sum"]; got.host != "h.example" || !ok || len(got.trailer) != 1 || got.length != 2 {
+		t.Errorf("host %q, trailer %v, length %d", got.host, got.trailer, got.length)
+	}
+	if a := rc.answer(1); a.status != "200" {
+		t.Errorf("answer %+v", a)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,7 @@ type stream struct {
 	released    bool                 // the stream's slot was freed (releaseSlot)
 	wbuf        *[]byte              // pooled, nil until the first Write
 	trailerBuf  [4]hpack.HeaderField // trailers' room: a gRPC answer's fit, not allocated
+	fields      []hpack.HeaderField  // the request's regular fields, as they came (RequestFields)
 	relayed     []hpack.HeaderField  // RelayFields: sent after the header map's
 	relayedTr   []hpack.HeaderField  // RelayTrailerFields: sent after the map's trailers
 	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
@@ -101,10 +103,10 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 		return errors.New("invalid :path")
 	}
 	regular := f.RegularFields()
-	h := make(http.Header, len(regular))
-	vals := make([]string, len(regular)) // one backing array for the values
-	var cookies []string
-	for i, hf := range regular {
+	// The decoder's fields are its own until the next frame.
+	st.fields = slices.Clone(regular)
+	var host, trailer []string
+	for _, hf := range regular {
 		switch hf.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 			return errors.New("connection-specific header " + hf.Name)
@@ -112,9 +114,6 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 			if hf.Value != "trailers" {
 				return errors.New(`te other than "trailers"`)
 			}
-		case "cookie":
-			cookies = append(cookies, hf.Value) // crumbs are joined (RFC 9113 §8.2.3)
-			continue
 		case "content-length":
 			if st.declared >= 0 && strconv.FormatInt(st.declared, 10) != hf.Value {
 				return errors.New("conflicting content-length")
@@ -124,17 +123,15 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 				return errors.New("invalid content-length")
 			}
 			st.declared = int64(n)
-		}
-		key := st.c.canonicalKey(hf.Name)
-		vals[i] = hf.Value
-		if prev := h[key]; prev != nil {
-			h[key] = append(prev, hf.Value)
-		} else {
-			h[key] = vals[i : i+1 : i+1]
+		case "host":
+			host = append(host, hf.Value)
+		case "trailer":
+			trailer = append(trailer, hf.Value)
 		}
 	}
-	if len(cookies) > 0 {
-		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	var h http.Header
+	if !st.c.srv.NoHeaderMap {
+		h = st.headerMap(regular)
 	}
 	if f.StreamEnded() && st.declared > 0 {
 		return errors.New("content-length with no body")
@@ -149,8 +146,8 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 			return errors.New("invalid :path")
 		}
 	}
-	if authority == "" {
-		authority = h.Get("Host")
+	if authority == "" && len(host) > 0 {
+		authority = host[0]
 	}
 	var body io.ReadCloser = http.NoBody
 	length := int64(0)
@@ -159,7 +156,7 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 		length = st.declared // -1: unknown
 	}
 	var tr http.Header
-	for _, v := range h["Trailer"] {
+	for _, v := range trailer {
 		for k := range strings.SplitSeq(v, ",") {
 			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
 			if k != "" && httpguts.ValidTrailerHeader(k) {
@@ -188,6 +185,31 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
+// headerMap is the request's fields as a header map with canonical keys,
+// cookie crumbs joined (RFC 9113 §8.2.3), all values in one backing array.
+func (st *stream) headerMap(regular []hpack.HeaderField) http.Header {
+	h := make(http.Header, len(regular))
+	vals := make([]string, len(regular))
+	var cookies []string
+	for i, hf := range regular {
+		if hf.Name == "cookie" {
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		key := st.c.canonicalKey(hf.Name)
+		vals[i] = hf.Value
+		if prev := h[key]; prev != nil {
+			h[key] = append(prev, hf.Value)
+		} else {
+			h[key] = vals[i : i+1 : i+1]
+		}
+	}
+	if len(cookies) > 0 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	return h
+}
+
 // minimalRequest stands in for a request whose header list was cut at
 // MaxHeaderBytes and lacks what a request needs.
 func (st *stream) minimalRequest() {
@@ -195,7 +217,9 @@ func (st *stream) minimalRequest() {
 	r := zero.WithContext(st.ctx)
 	r.Method, r.URL, r.RequestURI = http.MethodGet, &url.URL{Path: "/"}, "/"
 	r.Proto, r.ProtoMajor = "HTTP/2.0", 2
-	r.Header = make(http.Header)
+	if !st.c.srv.NoHeaderMap {
+		r.Header = make(http.Header)
+	}
 	r.Body = http.NoBody
 	r.RemoteAddr = st.c.remoteAddr
 	r.TLS = st.c.tls
@@ -334,6 +358,11 @@ func (st *stream) finish() {
 // the headers and the trailers are written, so they must not change
 // until the handler returns.
 type FieldRelay interface {
+	// RequestFields returns the request's fields as they came (names in
+	// lower case, pseudo-headers left out; with Server.NoHeaderMap the
+	// only copy of them). The handler may change them; they are the
+	// stream's until the handler returns.
+	RequestFields() []hpack.HeaderField
 	// RelayFields adds fields (names in lower case) to the answer's
 	// headers. The header map's keys come first and win: a field whose
 	// name the map also has is not sent. Connection-specific fields are
@@ -345,6 +374,7 @@ type FieldRelay interface {
 	RelayTrailerFields(fields []hpack.HeaderField)
 }
 
+func (st *stream) RequestFields() []hpack.HeaderField            { return st.fields }
 func (st *stream) RelayFields(fields []hpack.HeaderField)        { st.relayed = fields }
 func (st *stream) RelayTrailerFields(fields []hpack.HeaderField) { st.relayedTr = fields }
 
