@@ -55,6 +55,7 @@ type grpcState struct {
 	// Exchange: the transport reads them only within Do.
 	req    h2client.Request
 	fields []hpack.HeaderField
+	idle   idleReader // the answer's body with the Idle limit (startBody)
 
 	// Kept from call to call too: strings, which nothing changes.
 	viaStr string // this gateway's Via entry (Core.via) as a string
@@ -283,7 +284,8 @@ func (g *grpcState) startBody(x *Exchange, rt *route.Route) {
 	x.body = x.hresp.Body
 	if d := rt.Config().Timeouts.Idle; d > 0 {
 		g.timer.setPhase(d)
-		x.body = &idleReader{r: x.hresp.Body, t: g.timer, d: d}
+		g.idle = idleReader{r: x.hresp.Body, t: g.timer, d: d}
+		x.body = &g.idle
 	}
 }
 

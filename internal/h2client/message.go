@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 
 	"golang.org/x/net/http2/hpack"
 )
@@ -42,4 +43,22 @@ type Response struct {
 	Body io.ReadCloser
 	// Trailer holds the answer's trailers once Body returned io.EOF.
 	Trailer []hpack.HeaderField
+
+	room [8]hpack.HeaderField // Header's and Trailer's, for the usual few fields
+	used int                  // of room
+}
+
+// keep copies fields (the decoder's, valid until its next frame) into the
+// answer's room when they fit, else into a slice of their own. The result
+// has no spare capacity: a caller's append cannot reach the room.
+func (r *Response) keep(fields []hpack.HeaderField) []hpack.HeaderField {
+	if len(fields) == 0 {
+		return nil
+	}
+	if r.used+len(fields) > len(r.room) {
+		return slices.Clone(fields)
+	}
+	start := r.used
+	r.used += copy(r.room[start:], fields)
+	return r.room[start:r.used:r.used]
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 func newReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 16<<10) }
@@ -151,7 +151,10 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		cc.streamError(s.id, http2.ErrCodeProtocol, fmt.Errorf("%w: body length differs from content-length", errMalformed))
 		return nil
 	}
-	s.trailer = slices.Clone(f.RegularFields())
+	s.trailer = s.resp.keep(f.RegularFields())
+	if s.trailer == nil {
+		s.trailer = []hpack.HeaderField{} // an empty trailer block still ends the answer with trailers
+	}
 	s.endRecvLocked()
 	s.signalRead()
 	cc.mu.Unlock()
@@ -171,8 +174,8 @@ func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*Response, bool)
 		// ends the stream is malformed.
 		return nil, code != http.StatusSwitchingProtocols && !f.StreamEnded()
 	}
-	// The decoder's fields are its own until the next frame.
-	resp := &Response{StatusCode: code, Header: slices.Clone(f.RegularFields()), ContentLength: -1, Body: body{s}}
+	resp := &Response{StatusCode: code, ContentLength: -1, Body: body{s}}
+	resp.Header = resp.keep(f.RegularFields())
 	for _, hf := range resp.Header {
 		if hf.Name != "content-length" {
 			continue

@@ -8,7 +8,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +58,7 @@ type stream struct {
 	wbuf        *[]byte              // pooled, nil until the first Write
 	trailerBuf  [4]hpack.HeaderField // trailers' room: a gRPC answer's fit, not allocated
 	fields      []hpack.HeaderField  // the request's regular fields, as they came (RequestFields)
+	fieldBuf    [8]hpack.HeaderField // fields' room: most requests' fit, not allocated
 	relayed     []hpack.HeaderField  // RelayFields: sent after the header map's
 	relayedTr   []hpack.HeaderField  // RelayTrailerFields: sent after the map's trailers
 	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
@@ -104,7 +104,7 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 	}
 	regular := f.RegularFields()
 	// The decoder's fields are its own until the next frame.
-	st.fields = slices.Clone(regular)
+	st.fields = append(st.fieldBuf[:0:len(st.fieldBuf)], regular...)
 	var host, trailer []string
 	for _, hf := range regular {
 		switch hf.Name {
