@@ -282,23 +282,29 @@ func h2cOnly() *http.Protocols {
 }
 
 // TestGRPCFirstByteTimeout: a node that never answers gets
-// DEADLINE_EXCEEDED after the route's first-byte timeout.
+// DEADLINE_EXCEEDED after the route's first-byte timeout: a short one
+// armed as the call starts, a longer one armed by the watchdog once the
+// call has lasted (forward.armSoon).
 func TestGRPCFirstByteTimeout(t *testing.T) {
-	g := grpcBackend(t, "g")
-	cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: g}}, AllowPaths: []string{mHang}})
-	cfg.Routes[0].Timeouts.FirstByte = 200 * time.Millisecond
-	gw := startGateway(t, cfg)
-	cc := grpcClient(t, gw.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	begin := time.Now()
-	var out []byte
-	err := cc.Invoke(ctx, mHang, kserve.InferRequest{ModelName: "m"}.Marshal(), &out)
-	if s, _ := status.FromError(err); s.Code() != codes.DeadlineExceeded {
-		t.Fatalf("hang: %v, want DeadlineExceeded", err)
-	}
-	if d := time.Since(begin); d > 5*time.Second {
-		t.Fatalf("took %v", d)
+	for _, limit := range []time.Duration{200 * time.Millisecond, 900 * time.Millisecond} {
+		t.Run(limit.String(), func(t *testing.T) {
+			g := grpcBackend(t, "g")
+			cfg := testConfig(RouteConfig{Name: "m", Match: MatchConfig{Models: []string{"m"}}, Nodes: []NodeConfig{{GRPC: g}}, AllowPaths: []string{mHang}})
+			cfg.Routes[0].Timeouts.FirstByte = limit
+			gw := startGateway(t, cfg)
+			cc := grpcClient(t, gw.addr)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			begin := time.Now()
+			var out []byte
+			err := cc.Invoke(ctx, mHang, kserve.InferRequest{ModelName: "m"}.Marshal(), &out)
+			if s, _ := status.FromError(err); s.Code() != codes.DeadlineExceeded {
+				t.Fatalf("hang: %v, want DeadlineExceeded", err)
+			}
+			if d := time.Since(begin); d < limit || d > 5*time.Second {
+				t.Fatalf("took %v, want the limit %v (and not 5 s)", d, limit)
+			}
+		})
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-func newTestTimer(total time.Duration) *callTimer { return newCallTimer(total) }
+func newTestTimer(total time.Duration) *callTimer { return newCallTimer(total, false) }
 
 // advance moves the timer's clock d forward: its instants are offsets
 // from start.
@@ -103,4 +103,36 @@ func TestCallTimerNoLimitNoTimer(t *testing.T) {
 		t.Fatal("a timer with no limit was started")
 	}
 	c.stop()
+}
+
+// TestCallTimerDefersFarLimits: a watched call's timer gives the runtime
+// no timer for limits beyond armSoon (the watchdog arms them) but arms a
+// near one at once; once the watchdog armed it, every limit is armed at
+// once, and a deferred limit that passed fires.
+func TestCallTimerDefersFarLimits(t *testing.T) {
+	c := newCallTimer(time.Hour, true)
+	defer c.stop()
+	c.setPhase(5 * time.Minute) // first byte
+	if c.t != nil || !c.deferred {
+		t.Fatalf("far limits: runtime timer %v, deferred %v; want none, deferred", c.t, c.deferred)
+	}
+	c.setPhase(20 * time.Millisecond) // a near limit
+	waitTimedOut(t, c, "a near limit of a watched call")
+
+	c = newCallTimer(time.Hour, true)
+	defer c.stop()
+	c.armDeferred()
+	if !c.armedNear(time.Hour) || c.deferFar {
+		t.Fatalf("after the watchdog: armed at %v, deferFar %v; want 1h, false", time.Duration(c.armed), c.deferFar)
+	}
+	c.setPhase(5 * time.Minute)
+	if !c.armedNear(5 * time.Minute) {
+		t.Fatalf("a limit after the watchdog's visit: armed at %v, want 5m", time.Duration(c.armed))
+	}
+
+	c = newCallTimer(time.Second, true)
+	defer c.stop()
+	c.advance(2 * time.Second) // the total passed while deferred
+	c.armDeferred()
+	waitTimedOut(t, c, "a deferred limit that passed")
 }

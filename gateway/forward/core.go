@@ -46,6 +46,7 @@ type Core struct {
 	reg      registry  // every Exchange made, for the watchdog
 
 	// Atomic.
+	watching   atomic.Bool // the watchdog runs (Run)
 	set        atomic.Pointer[route.Set]
 	tenants    atomic.Pointer[tenant.Store] // API keys; nil: keys off
 	inflight   atomic.Int64

@@ -139,7 +139,13 @@ func (g *grpcState) setup(x *Exchange) {
 		parent = context.Background()
 	}
 	g.ctx = parent
-	g.timer = newCallTimer(x.route.Config().Timeouts.Total)
+	// Far limits wait for the watchdog when it watches the call (a
+	// shadow copy's is not: its context bounds it).
+	watched := x.core.watching.Load() && x.w.phase.Load() == phaseForward
+	g.timer = newCallTimer(x.route.Config().Timeouts.Total, watched)
+	if watched {
+		x.w.timer.Store(g.timer)
+	}
 	g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage || g.eof}
 	if x.shadow.BodyLater() {
 		g.replay.shadow = x.shadow

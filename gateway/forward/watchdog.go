@@ -56,7 +56,8 @@ type watch struct {
 	since  atomic.Int64 // unix nanos the phase began
 	bodyW  http.ResponseWriter
 	client ClientProbe
-	gone   atomic.Bool // the watchdog found the client gone
+	gone   atomic.Bool               // the watchdog found the client gone
+	timer  atomic.Pointer[callTimer] // a gRPC call's, whose far limits the watchdog arms
 }
 
 // registry holds every Exchange the core made.
@@ -79,6 +80,8 @@ func (g *registry) snapshot(buf []*Exchange) []*Exchange {
 
 // Run runs the watchdog until ctx ends.
 func (c *Core) Run(ctx context.Context) {
+	c.watching.Store(true)
+	defer c.watching.Store(false)
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
 	var buf []*Exchange
@@ -117,6 +120,9 @@ func (x *Exchange) check(now, readTimeout int64) {
 			_ = http.NewResponseController(w.bodyW).SetReadDeadline(time.Unix(0, now))
 		}
 	case phaseForward:
+		if t := w.timer.Load(); t != nil {
+			t.armDeferred()
+		}
 		if x.clientGone() {
 			w.gone.Store(true)
 			x.call.Abort()
@@ -175,6 +181,7 @@ func (x *Exchange) endWatch() {
 	x.w.phase.Store(phaseIdle)
 	x.w.bodyW, x.w.client = nil, nil
 	x.w.gone.Store(false)
+	x.w.timer.Store(nil)
 	x.w.mu.Unlock()
 }
 
