@@ -144,11 +144,15 @@ func (x *Exchange) clientGone() bool {
 
 // BeginBody tells the watchdog that the frontend reads the request body
 // through w (HTTP/2): a read still under way after Limits.ReadTimeout is
-// cut. EndBody ends that.
+// cut, counted from Req.Start when set. EndBody ends that.
 func (x *Exchange) BeginBody(w http.ResponseWriter) {
+	since := x.Req.Start
+	if since.IsZero() {
+		since = time.Now()
+	}
 	x.w.mu.Lock()
 	x.w.bodyW = w
-	x.w.since.Store(time.Now().UnixNano())
+	x.w.since.Store(since.UnixNano())
 	x.w.phase.Store(phaseBody)
 	x.w.mu.Unlock()
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -43,7 +42,8 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 			s.recoverH2(w, x, p)
 		}
 	}()
-	fields := w.(h2server.FieldRelay).RequestFields()
+	relay := w.(h2server.FieldRelay)
+	fields := relay.RequestFields()
 	if testHook != nil {
 		testHook([]byte(h2key.Value(fields, "x-test-panic")))
 	}
@@ -51,7 +51,7 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 	r.Start = time.Now()
 	grpc := strings.HasPrefix(h2key.Value(fields, "content-type"), "application/grpc")
 	r.SetHTTP2(req, fields, grpc)
-	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
+	if ap := relay.ClientAddr(); ap.IsValid() {
 		r.SetClientAddr(ap.Addr(), nil)
 	}
 	var bp *[]byte
@@ -107,7 +107,6 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 	case grpc:
 		// The node's fields go as they came, after the gateway's own
 		// (which win: X-Request-Id, the variant's).
-		relay := w.(h2server.FieldRelay)
 		resp := x.GRPCResponse()
 		relay.RelayFields(resp.Header)
 		w.WriteHeader(resp.StatusCode)

@@ -55,7 +55,7 @@ type conn struct {
 	w        io.Writer  // &dc, or the TLS connection
 	tls      *tlsReader // nil for plaintext
 	br       *bufio.Reader
-	lastUsed int64 // unix nanos, while idle
+	lastUsed int64 // mono(), while idle (one clock read, not time.Now's two)
 }
 
 // tlsReader reads a TLS connection and remembers that it ended: a node
@@ -94,7 +94,7 @@ func (p *pool) init(n *Node) { p.n = n }
 
 // get returns an idle connection (reused true) or dials a new one.
 func (p *pool) get() (c *conn, reused bool, err error) {
-	now := time.Now().UnixNano()
+	now := mono()
 	var stale [4]*conn
 	ns := 0
 	p.mu.Lock()
@@ -176,7 +176,7 @@ func (p *pool) dial() (*conn, error) {
 
 // put returns a connection whose last exchange completed cleanly.
 func (p *pool) put(c *conn) {
-	c.lastUsed = time.Now().UnixNano()
+	c.lastUsed = mono()
 	p.mu.Lock()
 	if p.closed {
 		p.open--
@@ -208,7 +208,7 @@ func (p *pool) close() {
 }
 
 func (p *pool) closeStale(now time.Time) {
-	cut := now.UnixNano() - int64(idleFor)
+	cut := mono() + int64(time.Until(now)) - int64(idleFor) // now in mono()'s terms
 	p.mu.Lock()
 	var stale []*conn
 	keep := p.idle[:0]

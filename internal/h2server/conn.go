@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type conn struct {
 	fr         *http2.Framer
 	hdec       *hdecode.Decoder // reads fr's frames, header blocks decoded (reader only)
 	remoteAddr string
+	clientAddr netip.AddrPort // remoteAddr parsed, once (zero if it is not an IP address)
 	tls        *tls.ConnectionState
 	closeOnce  sync.Once
 	lingering  atomic.Bool       // GOAWAY sent and streams ended: the reader drains, then closes
@@ -79,6 +81,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if tc, ok := nc.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
 		c.tls = &cs
+	}
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		c.clientAddr = ta.AddrPort()
+	} else {
+		c.clientAddr, _ = netip.ParseAddrPort(c.remoteAddr)
 	}
 	c.fr = http2.NewFramer(c.bw, c.br)
 	c.hdec = hdecode.New(c.fr, c.br, s.maxHeaderBytes())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"runtime/debug"
@@ -358,6 +359,9 @@ func (st *stream) finish() {
 // the headers and the trailers are written, so they must not change
 // until the handler returns.
 type FieldRelay interface {
+	// ClientAddr is the client's address, as Request.RemoteAddr gives it
+	// but parsed once per connection (zero when not an IP address).
+	ClientAddr() netip.AddrPort
 	// RequestFields returns the request's fields as they came (names in
 	// lower case, pseudo-headers left out; with Server.NoHeaderMap the
 	// only copy of them). The handler may change them; they are the
@@ -375,6 +379,7 @@ type FieldRelay interface {
 }
 
 func (st *stream) RequestFields() []hpack.HeaderField            { return st.fields }
+func (st *stream) ClientAddr() netip.AddrPort                    { return st.c.clientAddr }
 func (st *stream) RelayFields(fields []hpack.HeaderField)        { st.relayed = fields }
 func (st *stream) RelayTrailerFields(fields []hpack.HeaderField) { st.relayedTr = fields }
 
