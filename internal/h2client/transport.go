@@ -1,5 +1,7 @@
-// Package h2client is the gateway's HTTP/2 client to one node: an
-// http.RoundTripper for gRPC calls over h2c or TLS (ALPN h2).
+// Package h2client is the gateway's HTTP/2 client to one node, for gRPC
+// calls over h2c or TLS (ALPN h2). Do takes a request as HTTP/2 fields
+// and returns the answer's fields, so that a proxy relays them with no
+// header map on the way; RoundTrip is the same as an http.RoundTripper.
 //
 // net/http's HTTP/2 client starts a goroutine per request to write it,
 // hands every frame between goroutines over channels and selects, and

@@ -353,11 +353,13 @@ func (st *stream) finish() {
 	c.streamDone(st)
 }
 
-// FieldRelay is implemented by the server's http.ResponseWriter: a proxy
-// hands it the fields of the answer it relays, as its node sent them,
-// instead of copying them into the header map. The slices are read when
-// the headers and the trailers are written, so they must not change
-// until the handler returns.
+// FieldRelay is what the server's http.ResponseWriter offers a proxy
+// beyond net/http's interfaces: the request's fields and the client's
+// address as the server has them, and a way to send the fields of the
+// answer it relays as its node sent them, instead of copying them into
+// the header map. Relayed slices are read when the headers and the
+// trailers are written, so they must not change until the handler
+// returns.
 type FieldRelay interface {
 	// ClientAddr is the client's address, as Request.RemoteAddr gives it
 	// but parsed once per connection (zero when not an IP address).

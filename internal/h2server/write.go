@@ -68,8 +68,6 @@ relayed:
 		switch f.Name {
 		case "", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
 			continue
-		case "date":
-			hasDate = true
 		}
 		for _, name := range sent[:nsent] {
 			if f.Name == name {
@@ -79,6 +77,7 @@ relayed:
 		if f.Name[0] == ':' || !httpguts.ValidHeaderFieldValue(f.Value) {
 			continue
 		}
+		hasDate = hasDate || f.Name == "date"
 		b = hpacklit.Append(b, f.Name, f.Value)
 	}
 	if addLength && !st.head && bodyAllowed(st.status) {
