@@ -75,17 +75,30 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 		x.EndBody()
 	}
 	s.forward(x)
-	h := w.Header()
-	if id := h2key.Value(fields, "x-request-id"); id != "" && !x.RequestIDGenerated() {
-		h["X-Request-Id"] = []string{id}
+	id := h2key.Value(fields, "x-request-id")
+	if id == "" || x.RequestIDGenerated() {
+		id = x.RequestIDString() // the string the node got too
+	}
+	var h http.Header
+	if grpc && !x.Local() {
+		// A relayed gRPC answer needs no header map: the gateway's own
+		// fields go with the node's.
+		relay.AddField("x-request-id", id)
+		if k, v := x.Variant(); k != nil {
+			relay.AddField(strings.ToLower(string(k)), string(v))
+		}
+		if k, v := x.Fallback(); k != nil {
+			relay.AddField(strings.ToLower(string(k)), string(v))
+		}
 	} else {
-		h["X-Request-Id"] = []string{x.RequestIDString()} // the string the node got too
-	}
-	if k, v := x.Variant(); k != nil {
-		h.Set(string(k), string(v))
-	}
-	if k, v := x.Fallback(); k != nil {
-		h.Set(string(k), string(v))
+		h = w.Header()
+		h["X-Request-Id"] = []string{id}
+		if k, v := x.Variant(); k != nil {
+			h.Set(string(k), string(v))
+		}
+		if k, v := x.Fallback(); k != nil {
+			h.Set(string(k), string(v))
+		}
 	}
 	var clientErr error
 	switch {

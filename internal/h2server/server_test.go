@@ -1403,3 +1403,22 @@ func TestNoHeaderMap(t *testing.T) {
 		t.Errorf("answer %+v", a)
 	}
 }
+
+// TestAddField: a proxy's own fields need no header map, and win over
+// relayed fields of the same name as the map's keys do.
+func TestAddField(t *testing.T) {
+	s := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		relay := w.(h2server.FieldRelay)
+		relay.AddField("x-request-id", "gateway")
+		relay.AddField("x-variant", "b")
+		relay.RelayFields([]hpack.HeaderField{{Name: "x-request-id", Value: "node"}, {Name: "x-node", Value: "n1"}})
+		w.WriteHeader(http.StatusNoContent)
+	})})
+	rc := dialRaw(t, s.addr)
+	rc.request(1, http.MethodGet, "/", true)
+	a := rc.answer(1)
+	a.header.Del("Date")
+	if want := (http.Header{"X-Request-Id": {"gateway"}, "X-Variant": {"b"}, "X-Node": {"n1"}}); !headerEqual(a.header, want) {
+		t.Errorf("headers %v, want %v", a.header, want)
+	}
+}

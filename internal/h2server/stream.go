@@ -60,6 +60,8 @@ type stream struct {
 	trailerBuf  [4]hpack.HeaderField // trailers' room: a gRPC answer's fit, not allocated
 	fields      []hpack.HeaderField  // the request's regular fields, as they came (RequestFields)
 	fieldBuf    [8]hpack.HeaderField // fields' room: most requests' fit, not allocated
+	own         []hpack.HeaderField  // AddField's, in ownBuf while they fit
+	ownBuf      [4]hpack.HeaderField
 	relayed     []hpack.HeaderField  // RelayFields: sent after the header map's
 	relayedTr   []hpack.HeaderField  // RelayTrailerFields: sent after the map's trailers
 	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
@@ -369,10 +371,16 @@ type FieldRelay interface {
 	// only copy of them). The handler may change them; they are the
 	// stream's until the handler returns.
 	RequestFields() []hpack.HeaderField
+	// AddField adds a header field of the proxy's own to the answer (name
+	// in lower case), with no header map: it is sent with the map's
+	// keys, and wins over relayed fields as they do. Call it before
+	// WriteHeader.
+	AddField(name, value string)
 	// RelayFields adds fields (names in lower case) to the answer's
-	// headers. The header map's keys come first and win: a field whose
-	// name the map also has is not sent. Connection-specific fields are
-	// not sent, nor invalid values. Call it before WriteHeader.
+	// headers. The header map's keys and AddField's come first and win:
+	// a field whose name they have too is not sent. Connection-specific
+	// fields are not sent, nor invalid values. Call it before
+	// WriteHeader.
 	RelayFields(fields []hpack.HeaderField)
 	// RelayTrailerFields adds fields (names in lower case) to the
 	// answer's trailers, after the map's. Call it before the handler
@@ -383,6 +391,13 @@ type FieldRelay interface {
 func (st *stream) RequestFields() []hpack.HeaderField            { return st.fields }
 func (st *stream) ClientAddr() netip.AddrPort                    { return st.c.clientAddr }
 func (st *stream) RelayFields(fields []hpack.HeaderField)        { st.relayed = fields }
+
+func (st *stream) AddField(name, value string) {
+	if st.own == nil {
+		st.own = st.ownBuf[:0]
+	}
+	st.own = append(st.own, hpack.HeaderField{Name: name, Value: value})
+}
 func (st *stream) RelayTrailerFields(fields []hpack.HeaderField) { st.relayedTr = fields }
 
 // http.ResponseWriter, http.Flusher and what http.ResponseController

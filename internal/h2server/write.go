@@ -63,6 +63,21 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 			b = hpacklit.Append(b, name, v)
 		}
 	}
+	for _, f := range st.own {
+		if !httpguts.ValidHeaderFieldValue(f.Value) {
+			continue
+		}
+		if len(st.relayed) > 0 {
+			if nsent == len(sent) {
+				st.dropRelayedLike(f.Name)
+			} else {
+				sent[nsent] = f.Name
+				nsent++
+			}
+		}
+		hasDate = hasDate || f.Name == "date"
+		b = hpacklit.Append(b, f.Name, f.Value)
+	}
 relayed:
 	for _, f := range st.relayed {
 		switch f.Name {
