@@ -62,9 +62,9 @@ type stream struct {
 	fieldBuf    [8]hpack.HeaderField // fields' room: most requests' fit, not allocated
 	own         []hpack.HeaderField  // AddField's, in ownBuf while they fit
 	ownBuf      [4]hpack.HeaderField
-	relayed     []hpack.HeaderField  // RelayFields: sent after the header map's
-	relayedTr   []hpack.HeaderField  // RelayTrailerFields: sent after the map's trailers
-	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
+	relayed     []hpack.HeaderField // RelayFields: sent after the header map's
+	relayedTr   []hpack.HeaderField // RelayTrailerFields: sent after the map's trailers
+	readTimer   *time.Timer         // under c.mu: the watchdog sets deadlines from its own goroutine
 }
 
 func newStream(c *conn, id uint32) *stream {
@@ -388,9 +388,9 @@ type FieldRelay interface {
 	RelayTrailerFields(fields []hpack.HeaderField)
 }
 
-func (st *stream) RequestFields() []hpack.HeaderField            { return st.fields }
-func (st *stream) ClientAddr() netip.AddrPort                    { return st.c.clientAddr }
-func (st *stream) RelayFields(fields []hpack.HeaderField)        { st.relayed = fields }
+func (st *stream) RequestFields() []hpack.HeaderField     { return st.fields }
+func (st *stream) ClientAddr() netip.AddrPort             { return st.c.clientAddr }
+func (st *stream) RelayFields(fields []hpack.HeaderField) { st.relayed = fields }
 
 func (st *stream) AddField(name, value string) {
 	if st.own == nil {
