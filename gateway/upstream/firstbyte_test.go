@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -66,22 +65,7 @@ func TestFirstByteRecord(t *testing.T) {
 		t.Fatalf("a take resets the counts: %+v", s)
 	}
 
-	// A node that accepts and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	h := testNode(t, ln.Addr().String())
+	h := testNode(t, silentNode(t)) // a node that accepts and never answers
 	var call Call
 	done := make(chan error, 1)
 	sent := time.Now()

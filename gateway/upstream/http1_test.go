@@ -11,21 +11,7 @@ import (
 // TestCloseStale: an idle connection is kept until it has been idle for
 // idleFor, counted on the monotonic clock from its return to the pool.
 func TestCloseStale(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	n := New("n", balancer.Address{HTTP: ln.Addr().String()}, &Config{MaxConns: 4})
+	n := New("n", balancer.Address{HTTP: silentNode(t)}, &Config{MaxConns: 4})
 	defer n.Close()
 	c, reused, err := n.pool.get()
 	if err != nil || reused {
@@ -45,4 +31,33 @@ func TestCloseStale(t *testing.T) {
 	if idle() != 0 {
 		t.Fatalf("a connection idle for more than %v was kept", idleFor)
 	}
+}
+
+// silentNode is the address of a loopback listener that accepts
+// connections and never answers; the test's cleanup closes it and them.
+func silentNode(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { _ = ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	return ln.Addr().String()
 }
