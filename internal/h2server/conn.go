@@ -347,7 +347,7 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 	st.peerReset = true
 	c.closeStreamLocked(st, errStreamReset)
 	c.mu.Unlock()
-	st.cancel()
+	st.ctx.cancel()
 	c.sendRefund()
 	return nil
 }
@@ -421,7 +421,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		st.cancel()
+		st.ctx.cancel()
 		return nil
 	}
 	c.streams[id] = st
@@ -694,7 +694,7 @@ func (c *conn) end(err error) {
 		}
 		c.mu.Unlock()
 		for _, st := range open {
-			st.cancel()
+			st.ctx.cancel()
 		}
 		c.wmu.Lock()
 		if c.werr == nil {
@@ -751,7 +751,7 @@ func (c *conn) streamDone(st *stream) {
 // discard releases a stream reset before its handler started: the
 // handler never runs (reader only).
 func (c *conn) discard(st *stream) {
-	st.cancel()
+	st.ctx.cancel()
 	c.releaseSlot(st)
 	c.streamDone(st)
 }
@@ -815,7 +815,7 @@ func (c *conn) resetStream(st *stream, code http2.ErrCode) {
 	already := st.reset
 	c.closeStreamLocked(st, errStreamReset)
 	c.mu.Unlock()
-	st.cancel()
+	st.ctx.cancel()
 	if !already {
 		c.writeReset(st.id, code)
 	}

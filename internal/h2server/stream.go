@@ -1,7 +1,6 @@
 package h2server
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -26,8 +25,8 @@ type stream struct {
 	c      *conn
 	id     uint32
 	req    *http.Request
-	ctx    context.Context
-	cancel context.CancelFunc
+	reqBuf http.Request // req's storage, but for a request cut at MaxHeaderBytes
+	ctx    streamCtx    // the request's context: done when the stream ends
 
 	// Receive side and windows, under c.mu.
 	cond          sync.Cond // L is &c.mu; signalled on data, window and close
@@ -70,11 +69,9 @@ type stream struct {
 func newStream(c *conn, id uint32) *stream {
 	st := &stream{c: c, id: id, declared: -1, recvAvail: int64(c.srv.streamWindow())}
 	st.cond.L = &c.mu
-	// Not under a connection context: the connection cancels its open
-	// streams itself (end), and a stream's context then costs no
-	// registration with a parent, shared by every stream of the
-	// connection, when it starts and when it ends.
-	st.ctx, st.cancel = context.WithCancel(context.Background())
+	// st.ctx is under no connection context: the connection cancels its
+	// open streams itself (end), so a stream costs no registration with
+	// a parent that every stream of the connection shares.
 	return st
 }
 
@@ -171,7 +168,8 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 		}
 	}
 	var zero http.Request
-	r := zero.WithContext(st.ctx)
+	st.reqBuf = *zero.WithContext(&st.ctx) // WithContext is inlined: its copy stays on the stack
+	r := &st.reqBuf
 	r.Method = method
 	r.URL = u
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
@@ -217,7 +215,7 @@ func (st *stream) headerMap(regular []hpack.HeaderField) http.Header {
 // MaxHeaderBytes and lacks what a request needs.
 func (st *stream) minimalRequest() {
 	var zero http.Request
-	r := zero.WithContext(st.ctx)
+	r := zero.WithContext(&st.ctx)
 	r.Method, r.URL, r.RequestURI = http.MethodGet, &url.URL{Path: "/"}, "/"
 	r.Proto, r.ProtoMajor = "HTTP/2.0", 2
 	if !st.c.srv.NoHeaderMap {
@@ -346,7 +344,7 @@ func (st *stream) finish() {
 		st.readTimer.Stop()
 	}
 	c.mu.Unlock()
-	st.cancel()
+	st.ctx.cancel()
 	st.releaseBuf()
 	c.releaseSlot(st) // if no frame ended the stream (a failed write)
 	if c.srv.afterAnswer != nil {
