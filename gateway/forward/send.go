@@ -298,13 +298,13 @@ func (x *Exchange) prepareHTTP() {
 	for _, f := range r.fields {
 		switch f.Name {
 		case "x-forwarded-for":
-			prior = appendList(prior, f.Value)
+			prior = appendJoined(prior, ", ", f.Value)
 			continue
 		case "via":
-			priorVia = appendList(priorVia, f.Value)
+			priorVia = appendJoined(priorVia, ", ", f.Value)
 			continue
 		case "cookie": // one line for HTTP/1.1 (RFC 9113 §8.2.3)
-			cookies = appendCookie(cookies, f.Value)
+			cookies = appendJoined(cookies, "; ", f.Value)
 			continue
 		case "x-switchyard-tenant": // only the gateway names a tenant
 			continue
@@ -426,21 +426,13 @@ func hasStrippedHeader(raw []byte) bool {
 
 func utf8Valid(b []byte) bool { return utf8.Valid(b) }
 
-// appendList adds v to a list header's value (", " between entries); a
-// single value is a view of the field's string, not a copy.
-func appendList(list []byte, v string) []byte {
-	if list == nil {
-		return bytesOf(v)
-	}
-	out := make([]byte, 0, len(list)+2+len(v))
-	return append(append(append(out, list...), ", "...), v...)
-}
-
-// appendCookie is appendList for cookie crumbs, joined with "; ".
-func appendCookie(line []byte, v string) []byte {
+// appendJoined adds v to a header value whose entries are joined by sep
+// (", " for a list, "; " for cookie crumbs); a single value is a view of
+// the field's string, not a copy.
+func appendJoined(line []byte, sep, v string) []byte {
 	if line == nil {
 		return bytesOf(v)
 	}
-	out := make([]byte, 0, len(line)+2+len(v))
-	return append(append(append(out, line...), "; "...), v...)
+	out := make([]byte, 0, len(line)+len(sep)+len(v))
+	return append(append(append(out, line...), sep...), v...)
 }

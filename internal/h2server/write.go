@@ -35,8 +35,7 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 	b = hpacklit.Append(b, ":status", statusText(st.status))
 	declared := st.header["Trailer"]
 	hasDate := false
-	var sent [8]string // the map's names, which relayed fields do not repeat
-	nsent := 0
+	var sent sentNames // the map's and AddField's names, which relayed fields do not repeat
 	for k, vv := range st.header {
 		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Trailer" || len(declared) > 0 && declaredTrailer(declared, k) {
 			continue
@@ -48,14 +47,7 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 		case "date":
 			hasDate = true
 		}
-		if len(st.relayed) > 0 {
-			if nsent == len(sent) {
-				st.dropRelayedLike(name)
-			} else {
-				sent[nsent] = name
-				nsent++
-			}
-		}
+		sent.add(st, name)
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				continue // as net/http: an invalid value is dropped, not sent
@@ -67,29 +59,16 @@ func (st *stream) writeHeaders(addLength bool, n int, endStream, flush bool) err
 		if !httpguts.ValidHeaderFieldValue(f.Value) {
 			continue
 		}
-		if len(st.relayed) > 0 {
-			if nsent == len(sent) {
-				st.dropRelayedLike(f.Name)
-			} else {
-				sent[nsent] = f.Name
-				nsent++
-			}
-		}
+		sent.add(st, f.Name)
 		hasDate = hasDate || f.Name == "date"
 		b = hpacklit.Append(b, f.Name, f.Value)
 	}
-relayed:
 	for _, f := range st.relayed {
 		switch f.Name {
 		case "", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te":
 			continue
 		}
-		for _, name := range sent[:nsent] {
-			if f.Name == name {
-				continue relayed
-			}
-		}
-		if f.Name[0] == ':' || !httpguts.ValidHeaderFieldValue(f.Value) {
+		if sent.has(f.Name) || f.Name[0] == ':' || !httpguts.ValidHeaderFieldValue(f.Value) {
 			continue
 		}
 		hasDate = hasDate || f.Name == "date"
@@ -106,11 +85,26 @@ relayed:
 	return c.writeBlockLocked(st.id, maxFrame, endStream, flush)
 }
 
-// dropRelayedLike takes the relayed fields named name out (a header map
-// with more keys than writeHeaders keeps names of on its stack).
-func (st *stream) dropRelayedLike(name string) {
-	st.relayed = slices.DeleteFunc(slices.Clone(st.relayed), func(f hpack.HeaderField) bool { return f.Name == name })
+// sentNames are the names writeHeaders sent from the header map and
+// AddField, which relayed fields do not repeat: a few on the stack; past
+// them, relayed fields of the name are taken out instead.
+type sentNames struct {
+	names [8]string
+	n     int
 }
+
+func (s *sentNames) add(st *stream, name string) {
+	switch {
+	case len(st.relayed) == 0:
+	case s.n == len(s.names):
+		st.relayed = slices.DeleteFunc(slices.Clone(st.relayed), func(f hpack.HeaderField) bool { return f.Name == name })
+	default:
+		s.names[s.n] = name
+		s.n++
+	}
+}
+
+func (s *sentNames) has(name string) bool { return slices.Contains(s.names[:s.n], name) }
 
 // blockStart returns hblock emptied for a new header block, which on a
 // connection's first block starts with the table size update (answers
