@@ -26,6 +26,7 @@ type stream struct {
 	id     uint32
 	req    *http.Request
 	reqBuf http.Request // req's storage, but for a request cut at MaxHeaderBytes
+	urlBuf url.URL      // reqBuf's URL when its path is plain (parsePath)
 	ctx    streamCtx    // the request's context: done when the stream ends
 
 	// Receive side and windows, under c.mu.
@@ -137,10 +138,14 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 		return errors.New("content-length with no body")
 	}
 	var u *url.URL
-	if connect {
+	switch {
+	case connect:
 		u = &url.URL{Host: authority}
 		path = authority
-	} else {
+	case plainPath(path):
+		st.urlBuf = url.URL{Path: path}
+		u = &st.urlBuf
+	default:
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
 			return errors.New("invalid :path")
@@ -185,6 +190,40 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 	st.head = method == http.MethodHead
 	return nil
 }
+
+// plainPath reports whether path is an origin-form target that
+// url.ParseRequestURI would return as URL{Path: path}: a '/' and then
+// only the bytes that Go's path encoding leaves as they are (no query,
+// no percent-escape, nothing it would re-escape into RawPath).
+func plainPath(path string) bool {
+	if len(path) == 0 || path[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPathByte: RFC 3986's unreserved bytes and the reserved ones Go's
+// path encoding keeps ($ & + , / : ; = @).
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // headerMap is the request's fields as a header map with canonical keys,
 // cookie crumbs joined (RFC 9113 §8.2.3), all values in one backing array.
