@@ -243,17 +243,22 @@ var discard = slog.New(slog.DiscardHandler)
 // stack grows once and stays grown (a new goroutine per stream grew its
 // stack on every deep request). Workers start when none is idle and the
 // idle ones beyond the last period's peak end every retireEvery.
+//
+// An idle worker waits on jobs alone (a select with a quit channel had
+// been 3 % of a gRPC call's CPU); a nil job ends it, and whoever sends
+// the nil counts the worker out.
 type workers struct {
 	jobs chan *stream // unbuffered: a send succeeds only to an idle worker
 	busy atomic.Int32
 	peak atomic.Int32 // the most busy at once since the last retire
 
 	mu       sync.Mutex
-	count    int
+	count    int // workers not yet sent their nil
 	retiring bool
 	stopped  bool
-	quit     chan struct{}
-	wg       sync.WaitGroup
+	quit     chan struct{}  // ends the retire loop
+	wg       sync.WaitGroup // the workers
+	loop     sync.WaitGroup // the retire loop
 }
 
 const retireEvery = 10 * time.Second
@@ -277,7 +282,7 @@ func (w *workers) run(st *stream) {
 	}
 	if !w.retiring {
 		w.retiring = true
-		w.wg.Add(1)
+		w.loop.Add(1)
 		go w.retireLoop()
 	}
 	w.count++
@@ -295,25 +300,16 @@ func (w *workers) notePeak(busy int32) {
 }
 
 func (w *workers) work(st *stream) {
-	defer func() {
-		w.mu.Lock()
-		w.count--
-		w.mu.Unlock()
-		w.wg.Done()
-	}()
+	defer w.wg.Done()
 	for st != nil {
 		st.serve()
 		w.busy.Add(-1)
-		select {
-		case st = <-w.jobs:
-		case <-w.quit:
-			return
-		}
+		st = <-w.jobs
 	}
 }
 
 func (w *workers) retireLoop() {
-	defer w.wg.Done()
+	defer w.loop.Done()
 	t := time.NewTicker(retireEvery)
 	defer t.Stop()
 	for {
@@ -337,6 +333,9 @@ func (w *workers) retire() (ended int) {
 		select {
 		case w.jobs <- nil:
 			ended++
+			w.mu.Lock()
+			w.count--
+			w.mu.Unlock()
 		default:
 			return ended
 		}
@@ -348,13 +347,22 @@ func (w *workers) retire() (ended int) {
 // waits for them.
 func (w *workers) stop() {
 	w.mu.Lock()
-	if !w.stopped {
-		w.stopped = true
-		if w.quit != nil { // nil when no connection was ever served
-			close(w.quit)
-		}
+	first := !w.stopped
+	w.stopped = true            // from here on run starts no worker
+	if first && w.quit != nil { // nil when no connection was ever served
+		close(w.quit)
 	}
 	w.mu.Unlock()
+	if first {
+		w.loop.Wait() // it ends no more workers
+		w.mu.Lock()
+		n := w.count
+		w.count = 0
+		w.mu.Unlock()
+		for range n {
+			w.jobs <- nil
+		}
+	}
 	w.wg.Wait()
 }
 

@@ -1199,6 +1199,90 @@ func TestWorkersReused(t *testing.T) {
 	}
 }
 
+// TestWorkersRetireAndStop checks the workers' life: concurrent streams
+// start one each; once idle, those beyond the last period's peak are
+// ended; a new stream starts one again; Close waits for a busy worker's
+// handler (whose context it cancels) to return.
+func TestWorkersRetireAndStop(t *testing.T) {
+	const n = 4
+	entered := make(chan struct{}, n)
+	release := make(chan struct{})
+	var returned atomic.Int32
+	srv := &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		hold := release
+		if r.URL.Path == "/last" {
+			hold = nil // only Close ends it
+		}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		returned.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	})}
+	s := serve(t, srv)
+	tr := h2cTransport(t)
+	done := make(chan error, n)
+	for i := range n {
+		go func() {
+			resp, err := tr.RoundTrip(newRequest(t, http.MethodGet, s.url("/"+strconv.Itoa(i)), nil))
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	for range n {
+		recv(t, entered, "a handler's start")
+	}
+	if w := srv.Workers(); w != n {
+		t.Fatalf("%d workers for %d concurrent streams, want %d", w, n, n)
+	}
+	close(release)
+	for range n {
+		if err := recv(t, done, "an answer"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first retirement sees this period's peak (n busy): none is excess.
+	if ended := h2server.RetireWorkers(srv); ended != 0 {
+		t.Errorf("first retirement ended %d workers, want 0 (the peak was %d)", ended, n)
+	}
+	// The second sees a period with none busy: every idle worker goes.
+	if ended := h2server.RetireWorkers(srv); ended != n {
+		t.Errorf("second retirement ended %d workers, want %d", ended, n)
+	}
+	if w := srv.Workers(); w != 0 {
+		t.Errorf("%d workers after retiring all, want 0", w)
+	}
+
+	// A new stream starts a worker; Close ends it once its handler,
+	// cancelled, returns.
+	go func() {
+		resp, err := tr.RoundTrip(newRequest(t, http.MethodGet, s.url("/last"), nil))
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	recv(t, entered, "the last handler's start")
+	if w := srv.Workers(); w != 1 {
+		t.Errorf("%d workers for one stream after retiring all, want 1", w)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := returned.Load(); got != n+1 {
+		t.Errorf("Close returned with %d handlers returned, want %d", got, n+1)
+	}
+	if w := srv.Workers(); w != 0 {
+		t.Errorf("%d workers after Close, want 0", w)
+	}
+	recv(t, done, "the last call's end")
+}
+
 // BenchmarkUnary measures small requests and answers over one
 // connection.
 func BenchmarkUnary(b *testing.B) {
