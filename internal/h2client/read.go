@@ -174,7 +174,8 @@ func (cc *conn) response(s *stream, f *http2.MetaHeadersFrame) (*Response, bool)
 		// ends the stream is malformed.
 		return nil, code != http.StatusSwitchingProtocols && !f.StreamEnded()
 	}
-	resp := &Response{StatusCode: code, ContentLength: -1, Body: body{s}}
+	s.respBuf = Response{StatusCode: code, ContentLength: -1, Body: body{s}}
+	resp := &s.respBuf
 	resp.Header = resp.keep(f.RegularFields())
 	for _, hf := range resp.Header {
 		if hf.Name != "content-length" {

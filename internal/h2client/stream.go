@@ -33,7 +33,8 @@ type stream struct {
 
 	wakeWrite   chan struct{} // cap 1, made when a writer first waits: a window grew or the stream ended
 	resp        *Response
-	buf         []byte // answer bytes received, not yet read (from off)
+	respBuf     Response // resp's storage: a stream has one final answer
+	buf         []byte   // answer bytes received, not yet read (from off)
 	off         int
 	trailer     []hpack.HeaderField // the answer's trailers, until Body hands them over at EOF
 	declared    int64               // the answer's content-length, or -1
@@ -49,11 +50,12 @@ type stream struct {
 	bodyClosed  bool
 }
 
-// maxInline is the largest known-length body RoundTrip reads before it
-// writes the headers, so that headers and body leave in one write.
-const maxInline = 16 << 10
+// MaxInlineBody is the largest known-length body Do reads whole before
+// it writes the headers, so that headers and body leave in one write:
+// such a body is read only within Do (and closed, perhaps later).
+const MaxInlineBody = 16 << 10
 
-var inlinePool = sync.Pool{New: func() any { b := make([]byte, maxInline+1); return &b }}
+var inlinePool = sync.Pool{New: func() any { b := make([]byte, MaxInlineBody+1); return &b }}
 
 // errNotSent: the connection closed between reserving a slot and opening
 // the stream; nothing was sent, RoundTrip tries another connection.
@@ -70,7 +72,7 @@ func (cc *conn) roundTrip(req *Request, abort <-chan struct{}) (*Response, error
 	// A small body of known length is read first: it can go with the
 	// headers. (A body the caller streams is read by writeBody.)
 	var out outgoingBody
-	if body != nil && length >= 0 && length <= maxInline {
+	if body != nil && length >= 0 && length <= MaxInlineBody {
 		fb := inlinePool.Get().(*[]byte)
 		// One byte more than declared: a longer body is caught here.
 		n, err := io.ReadFull(body, (*fb)[:length+1])
