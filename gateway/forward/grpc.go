@@ -39,16 +39,14 @@ func KnownUnaryGRPC[P string | []byte](path P) bool {
 // the call's context and timers.
 type grpcState struct {
 	prefix []byte
-	replay *replayState    // per call: the transport may read after the call ended
+	replay *replayState    // per call: the transport may read after the call ended; nil for a whole call
+	whole  wholeBody       // a whole call's body: read only within Do
 	ctx    context.Context // the client's: cancelled when it goes away
 	timer  *callTimer      // the total, first-byte and idle timeouts
 	// noMessage: the client's stream ended before a first message; eof:
 	// it ended right after it (a unary call read to its end).
 	noMessage, eof bool
-	// attempts: upstream requests made; failed: one got no answer
-	// (RoundTrip failed), so the transport may still read it.
-	attempts int
-	failed   bool
+	attempts       int // upstream requests made
 
 	// The upstream request and its fields, built once per call (every
 	// attempt sends the same) and kept from call to call of a pooled
@@ -146,14 +144,24 @@ func (g *grpcState) setup(x *Exchange) {
 	if watched {
 		x.w.timer.Store(g.timer)
 	}
-	g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage || g.eof}
+	if !g.inline() {
+		g.replay = &replayState{rest: x.Req.BodyStream, eof: g.noMessage || g.eof}
+	}
 	if x.shadow.BodyLater() {
-		g.replay.shadow = x.shadow
 		_, _ = x.shadow.WriteBody(g.prefix)
 		if g.noMessage || g.eof {
 			x.shadow.EndBody(true)
+		} else {
+			g.replay.shadow = x.shadow
 		}
 	}
+}
+
+// inline reports whether the whole call is in the prefix and small
+// enough that the transport reads it within Do: its attempts need no
+// replay state, and nothing reads the prefix once Do returned.
+func (g *grpcState) inline() bool {
+	return (g.noMessage || g.eof) && len(g.prefix) <= h2client.MaxInlineBody
 }
 
 // attemptGRPC sends the call to a node's gRPC address over h2c, trailers
@@ -167,11 +175,16 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 	r := &x.Req
 	// First byte: the node's response headers must come within FirstByte.
 	g.timer.setPhase(x.route.Config().Timeouts.FirstByte)
-	body := &replayBody{pre: g.prefix, s: g.replay}
-	resp, err := n.H2().Do(g.request(x, n, body), g.timer.abort)
-	if err != nil {
-		g.failed = true
+	var body io.ReadCloser
+	var replay *replayBody
+	if g.replay == nil {
+		g.whole = wholeBody{rest: g.prefix}
+		body = &g.whole
+	} else {
+		replay = &replayBody{pre: g.prefix, s: g.replay}
+		body = replay
 	}
+	resp, err := n.H2().Do(g.request(x, n, body), g.timer.abort)
 	g.timer.setPhase(0)
 	if err == nil {
 		x.hresp = resp
@@ -183,9 +196,9 @@ func (x *Exchange) attemptGRPC(n *upstream.Node) (status int, replayable bool, e
 		}
 		// A refusal ends the call: a retry may replay it only if no byte
 		// beyond the first message was read.
-		return resp.StatusCode, !body.abandon(), nil
+		return resp.StatusCode, !replay.abandon(), nil
 	}
-	touched := body.abandon()
+	touched := replay.abandon()
 	switch {
 	case g.timer.timedOut():
 		err = errors.Join(ErrTimeout, err)
@@ -391,6 +404,23 @@ func (b *replayBody) Read(p []byte) (int, error) {
 
 func (b *replayBody) Close() error { return nil }
 
+// wholeBody is an attempt's body when the whole call is in the prefix
+// (grpcState.inline).
+type wholeBody struct{ rest []byte }
+
+func (b *wholeBody) Read(p []byte) (int, error) {
+	n := copy(p, b.rest)
+	b.rest = b.rest[n:]
+	if len(b.rest) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close does nothing, and touches nothing: the transport may close the
+// body after the call ended.
+func (b *wholeBody) Close() error { return nil }
+
 // ended reports whether the client's stream is known to end after the
 // first message (a unary call read to its end), while the attempt may
 // still read.
@@ -422,8 +452,11 @@ func (s *replayState) endShadow() {
 }
 
 // abandon stops the attempt's body and reports whether it read client
-// bytes beyond the first message.
+// bytes beyond the first message; a whole call's (nil) read none.
 func (b *replayBody) abandon() bool {
+	if b == nil {
+		return false
+	}
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	b.abandoned = true
