@@ -58,14 +58,18 @@ const (
 	endedByTimeout = 2
 )
 
-// newCallTimer starts a call's timer; deferFar when the watchdog visits
+// newCallTimer starts a call's timer, its instants counted from start
+// (the request's arrival; zero: now); deferFar when the watchdog visits
 // the call (Exchange.check arms far limits).
-func newCallTimer(total time.Duration, deferFar bool) *callTimer {
-	c := &callTimer{start: time.Now(), abort: make(chan struct{}), total: never, armed: never, deferFar: deferFar}
+func newCallTimer(start time.Time, total time.Duration, deferFar bool) *callTimer {
+	if start.IsZero() {
+		start = time.Now()
+	}
+	c := &callTimer{start: start, abort: make(chan struct{}), total: never, armed: never, deferFar: deferFar}
 	if total > 0 {
 		c.total = int64(total)
 		c.mu.Lock()
-		c.armLocked(0)
+		c.armLocked(c.now())
 		c.mu.Unlock()
 	}
 	return c
@@ -116,12 +120,15 @@ func (c *callTimer) armDeferred() {
 func (c *callTimer) setPhase(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	if d > 0 {
-		c.phase.Store(now + int64(d))
-	} else {
+	if d <= 0 {
 		c.phase.Store(0)
+		if c.total < c.armed && !c.stopped { // the total is the limit now, and comes first
+			c.armLocked(c.now())
+		}
+		return
 	}
+	now := c.now()
+	c.phase.Store(now + int64(d))
 	c.armLocked(now)
 }
 

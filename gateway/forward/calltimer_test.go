@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-func newTestTimer(total time.Duration) *callTimer { return newCallTimer(total, false) }
+func newTestTimer(total time.Duration) *callTimer { return newCallTimer(time.Time{}, total, false) }
 
 // advance moves the timer's clock d forward: its instants are offsets
 // from start.
@@ -110,7 +110,7 @@ func TestCallTimerNoLimitNoTimer(t *testing.T) {
 // near one at once; once the watchdog armed it, every limit is armed at
 // once, and a deferred limit that passed fires.
 func TestCallTimerDefersFarLimits(t *testing.T) {
-	c := newCallTimer(time.Hour, true)
+	c := newCallTimer(time.Time{}, time.Hour, true)
 	defer c.stop()
 	c.setPhase(5 * time.Minute) // first byte
 	if c.t != nil || !c.deferred {
@@ -119,7 +119,7 @@ func TestCallTimerDefersFarLimits(t *testing.T) {
 	c.setPhase(20 * time.Millisecond) // a near limit
 	waitTimedOut(t, c, "a near limit of a watched call")
 
-	c = newCallTimer(time.Hour, true)
+	c = newCallTimer(time.Time{}, time.Hour, true)
 	defer c.stop()
 	c.armDeferred()
 	if !c.armedNear(time.Hour) || c.deferFar {
@@ -130,7 +130,7 @@ func TestCallTimerDefersFarLimits(t *testing.T) {
 		t.Fatalf("a limit after the watchdog's visit: armed at %v, want 5m", time.Duration(c.armed))
 	}
 
-	c = newCallTimer(time.Second, true)
+	c = newCallTimer(time.Time{}, time.Second, true)
 	defer c.stop()
 	c.advance(2 * time.Second) // the total passed while deferred
 	c.armDeferred()

@@ -140,7 +140,7 @@ func (g *grpcState) setup(x *Exchange) {
 	// Far limits wait for the watchdog when it watches the call (a
 	// shadow copy's is not: its context bounds it).
 	watched := x.core.watching.Load() && x.w.phase.Load() == phaseForward
-	g.timer = newCallTimer(x.route.Config().Timeouts.Total, watched)
+	g.timer = newCallTimer(x.start, x.route.Config().Timeouts.Total, watched)
 	if watched {
 		x.w.timer.Store(g.timer)
 	}
