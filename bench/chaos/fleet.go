@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/bench/freeport"
 	"github.com/switchyard-dev/switchyard/discovery"
 )
 
@@ -232,7 +233,7 @@ func (t *topology) ack(addr, app, sub string) beatReply {
 // tombstone expired (30 s, the default TombstoneTTL), and then a new app
 // fits.
 func caseTierLimits(ctx context.Context, t *topology, c *caseRun) {
-	addrs, err := freeAddrs(1)
+	addrs, err := freeport.Loopback(1)
 	if !c.check(err == nil, "ports: %v", err) {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/bench/freeport"
 	"github.com/switchyard-dev/switchyard/discovery"
 )
 
@@ -190,7 +191,7 @@ func caseGatewayTierTLS(ctx context.Context, t *topology, c *caseRun) {
 	c.check(eligible == engines, "the gateway routes to %d of %d engines", eligible, engines)
 	r := do(t.ctl, h1Buffered, "http://"+t.gw.addr+"/v1/chat/completions", chatBody(model, 1, false, ""), nil)
 	c.one(r.status, r.outcome == outOK && r.status == 200, fmt.Sprintf("a request through the gateway: %s", r))
-	addrs, err := freeAddrs(2)
+	addrs, err := freeport.Loopback(2)
 	if !c.check(err == nil, "ports: %v", err) {
 		return
 	}
@@ -223,7 +224,7 @@ func caseGatewayTierTLS(ctx context.Context, t *topology, c *caseRun) {
 // (ALPN) to clients that trust the CA; plaintext, h2c, TLS 1.1 and
 // clients that do not trust it get nothing.
 func caseTLSListener(ctx context.Context, t *topology, c *caseRun) {
-	addrs, err := freeAddrs(2)
+	addrs, err := freeport.Loopback(2)
 	if !c.check(err == nil, "ports: %v", err) {
 		return
 	}
@@ -282,7 +283,7 @@ func caseTLSListener(ctx context.Context, t *topology, c *caseRun) {
 // checked over TLS; the same node behind a route trusting another CA
 // is never served (the node's certificate is verified).
 func caseHTTPSNode(ctx context.Context, t *topology, c *caseRun) {
-	addrs, err := freeAddrs(3)
+	addrs, err := freeport.Loopback(3)
 	if !c.check(err == nil, "ports: %v", err) {
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/freeport"
 )
 
 // The topology's names: the app and model the simulated engines serve,
@@ -89,28 +90,6 @@ func sha(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// freeAddrs reserves n loopback ports and releases them for the children
-// to take. Another program could take one in between: start then fails
-// with "address already in use", which the log shows.
-func freeAddrs(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("chaos: reserve a port: %w", err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
-}
-
 func writeFile(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o600)
 }
@@ -148,7 +127,7 @@ func (t *topology) logf(format string, args ...any) {
 }
 
 func (t *topology) start(ctx context.Context) error {
-	addrs, err := freeAddrs(resources + engines + 3)
+	addrs, err := freeport.Loopback(resources + engines + 3)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-dev/switchyard/bench/cpuload"
+	"github.com/switchyard-dev/switchyard/bench/freeport"
 	"github.com/switchyard-dev/switchyard/bench/hist"
 	"github.com/switchyard-dev/switchyard/bench/loadgen"
 )
@@ -692,14 +692,13 @@ func waitQuiet(ctx context.Context, cfg Config, groups []int, logf func(string, 
 	}
 }
 
+// freePort is a loopback address for a contender to listen on.
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Loopback(1)
 	if err != nil {
 		return "", fmt.Errorf("compare: %w", err)
 	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a, nil
+	return a[0], nil
 }
 
 // waitReady polls target with the bench request until it answers 200, the
