@@ -366,18 +366,24 @@ type replayBody struct {
 }
 
 func (b *replayBody) Read(p []byte) (int, error) {
-	if len(b.pre) > 0 {
-		n := copy(p, b.pre)
-		b.pre = b.pre[n:]
-		if len(b.pre) == 0 && b.ended() {
-			return n, io.EOF // the end with the last bytes: one DATA frame
-		}
-		return n, nil
-	}
 	b.s.mu.Lock()
 	if b.abandoned || b.s.closed {
 		b.s.mu.Unlock()
 		return 0, errAbandoned
+	}
+	if len(b.pre) > 0 {
+		// Copied under mu: pre is the pooled call state's prefix, which
+		// the next call reuses once close has run. The transport may
+		// still be reading (a body it sends on its own goroutine, to a
+		// node that answered before taking it all).
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		end := len(b.pre) == 0 && b.s.eof
+		b.s.mu.Unlock()
+		if end {
+			return n, io.EOF // the end with the last bytes: one DATA frame
+		}
+		return n, nil
 	}
 	if b.s.eof {
 		b.s.mu.Unlock()
@@ -420,15 +426,6 @@ func (b *wholeBody) Read(p []byte) (int, error) {
 // Close does nothing, and touches nothing: the transport may close the
 // body after the call ended.
 func (b *wholeBody) Close() error { return nil }
-
-// ended reports whether the client's stream is known to end after the
-// first message (a unary call read to its end), while the attempt may
-// still read.
-func (b *replayBody) ended() bool {
-	b.s.mu.Lock()
-	defer b.s.mu.Unlock()
-	return b.s.eof && !b.abandoned && !b.s.closed
-}
 
 // close makes every later read of the call's body fail: the call is over.
 func (s *replayState) close() {
