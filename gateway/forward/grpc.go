@@ -46,7 +46,8 @@ type grpcState struct {
 	// noMessage: the client's stream ended before a first message; eof:
 	// it ended right after it (a unary call read to its end).
 	noMessage, eof bool
-	attempts       int // upstream requests made
+
+	attempts int // upstream requests made
 
 	// The upstream request and its fields, built once per call (every
 	// attempt sends the same) and kept from call to call of a pooled

@@ -348,8 +348,10 @@ func (w *workers) retire() (ended int) {
 func (w *workers) stop() {
 	w.mu.Lock()
 	first := !w.stopped
-	w.stopped = true            // from here on run starts no worker
-	if first && w.quit != nil { // nil when no connection was ever served
+	// From here on run starts no worker. quit is nil when no connection
+	// was ever served.
+	w.stopped = true
+	if first && w.quit != nil {
 		close(w.quit)
 	}
 	w.mu.Unlock()

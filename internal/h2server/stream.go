@@ -26,7 +26,7 @@ type stream struct {
 	id     uint32
 	req    *http.Request
 	reqBuf http.Request // req's storage, but for a request cut at MaxHeaderBytes
-	urlBuf url.URL      // reqBuf's URL when its path is plain (parsePath)
+	urlBuf url.URL      // reqBuf's URL when its path is plain (plainPath)
 	ctx    streamCtx    // the request's context: done when the stream ends
 
 	// Receive side and windows, under c.mu.
