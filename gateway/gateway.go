@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 	kube "k8s.io/client-go/kubernetes"
 
 	"github.com/switchyard-dev/switchyard/gateway/admin"
+	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/forward"
 	"github.com/switchyard-dev/switchyard/gateway/frontend"
 	"github.com/switchyard-dev/switchyard/gateway/route"
@@ -270,6 +273,10 @@ func (g *Gateway) applyLocked(cfg *Config, force bool) error {
 	g.base = cfg
 	g.install(st, srcs)
 	retireSourcesLocked(oldSrcs, srcs)
+	if now := rayPrefixes(eff.Routes); old == nil && now != "" || old != nil && now != rayPrefixes(old.Config().Routes) {
+		// Routed from here on: the routes are installed with their nodes.
+		g.log.Info("gateway: routes follow the Ray applications", "ray_prefixes", now)
+	}
 	if old == nil {
 		return nil
 	}
@@ -285,6 +292,19 @@ func (g *Gateway) applyLocked(cfg *Config, force bool) error {
 	}
 	old.CloseExtras()
 	return nil
+}
+
+// rayPrefixes lists the route prefixes of the automatic Ray routes among
+// routes, sorted and comma-separated.
+func rayPrefixes(routes []config.RouteConfig) string {
+	var p []string
+	for _, rc := range routes {
+		if rc.Source == config.SourceRay && strings.HasPrefix(rc.Name, config.RayRoutePrefix) {
+			p = append(p, rc.Match.RayPrefix)
+		}
+	}
+	slices.Sort(p)
+	return strings.Join(p, ",")
 }
 
 // install makes st the routing state and srcs its sources: routes that
