@@ -273,7 +273,11 @@ func (g *Gateway) applyLocked(cfg *Config, force bool) error {
 	g.base = cfg
 	g.install(st, srcs)
 	retireSourcesLocked(oldSrcs, srcs)
-	if now := rayPrefixes(eff.Routes); old == nil && now != "" || old != nil && now != rayPrefixes(old.Config().Routes) {
+	prev := ""
+	if old != nil {
+		prev = rayPrefixes(old.Config().Routes)
+	}
+	if now := rayPrefixes(eff.Routes); now != prev {
 		// Routed from here on: the routes are installed with their nodes.
 		g.log.Info("gateway: routes follow the Ray applications", "ray_prefixes", now)
 	}
@@ -298,8 +302,8 @@ func (g *Gateway) applyLocked(cfg *Config, force bool) error {
 // routes, sorted and comma-separated.
 func rayPrefixes(routes []config.RouteConfig) string {
 	var p []string
-	for _, rc := range routes {
-		if rc.Source == config.SourceRay && strings.HasPrefix(rc.Name, config.RayRoutePrefix) {
+	for i := range routes {
+		if rc := &routes[i]; isRayRoute(rc) {
 			p = append(p, rc.Match.RayPrefix)
 		}
 	}

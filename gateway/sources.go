@@ -311,7 +311,7 @@ func (g *Gateway) effective(cfg *Config, srcs sourceSet) (*Config, error) {
 	routed := map[string]string{}
 	if st := g.core.Routes(); st != nil {
 		for _, r := range st.Routes() {
-			if rc := r.Config(); rc.Source == config.SourceRay && strings.HasPrefix(rc.Name, config.RayRoutePrefix) {
+			if rc := r.Config(); isRayRoute(rc) {
 				routed[rc.App] = rc.Match.RayPrefix
 			}
 		}
@@ -328,6 +328,12 @@ func (g *Gateway) effective(cfg *Config, srcs sourceSet) (*Config, error) {
 		return nil, fmt.Errorf("gateway: automatic Ray routes: %w", err)
 	}
 	return &eff, nil
+}
+
+// isRayRoute reports whether rc is an automatic route of a Ray
+// application (made by effective, not written in the configuration).
+func isRayRoute(rc *config.RouteConfig) bool {
+	return rc.Source == config.SourceRay && strings.HasPrefix(rc.Name, config.RayRoutePrefix)
 }
 
 // appsChanged wakes followApps; it never blocks (the Ray source calls it
