@@ -488,3 +488,42 @@ func TestTenantHeaderOnlyFromGateway(t *testing.T) {
 		t.Errorf("the gRPC call reached the node with x-switchyard-tenant %q (x-kept %q)", v, mds[0].Get("x-kept"))
 	}
 }
+
+// TestHTTP2AnswerFieldsFromHTTP1Node: an HTTP/1.1 node's answer reaches an
+// HTTP/2 client with each of its fields as sent, repeated ones in order,
+// and one X-Request-Id, the gateway's (as on HTTP/1.1), even when the node
+// sets its own.
+func TestHTTP2AnswerFieldsFromHTTP1Node(t *testing.T) {
+	var nodeGot headerLog
+	be := backend(t, "fields", func(w http.ResponseWriter, r *http.Request) {
+		nodeGot.add(r)
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Request-Id", "node-made")
+		h["Set-Cookie"] = []string{"a=1", "b=2", "c=3"}
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+	gw := startGateway(t, testConfig(staticRoute("m", be.URL)))
+	for _, clientID := range []string{"", "client-made"} {
+		fields := [][2]string{{"content-type", "application/json"}}
+		if clientID != "" {
+			fields = append(fields, [2]string{"x-request-id", clientID})
+		}
+		a := rawH2(t, gw.addr, "/v1/completions", fields, `{"model":"m"}`)
+		seen := nodeGot.all()
+		sent := seen[len(seen)-1].Get("X-Request-Id")
+		if a.status != "200" || a.body != `{"ok":true}` {
+			t.Fatalf("h2c request: %+v", a)
+		}
+		if ids := a.header["X-Request-Id"]; len(ids) != 1 || ids[0] != sent || clientID != "" && sent != clientID {
+			t.Errorf("client id %q: X-Request-Id %q, want only %q (what the node got)", clientID, ids, sent)
+		}
+		if c := a.header["Set-Cookie"]; !slices.Equal(c, []string{"a=1", "b=2", "c=3"}) {
+			t.Errorf("Set-Cookie %q, want [a=1 b=2 c=3]", c)
+		}
+		if ct, cl := a.header["Content-Type"], a.header["Content-Length"]; !slices.Equal(ct, []string{"application/json"}) || !slices.Equal(cl, []string{"11"}) {
+			t.Errorf("Content-Type %q, Content-Length %q: want the node's, once each", ct, cl)
+		}
+	}
+}

@@ -80,9 +80,9 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 		id = x.RequestIDString() // the string the node got too
 	}
 	var h http.Header
-	if grpc && !x.Local() {
-		// A relayed gRPC answer needs no header map: the gateway's own
-		// fields go with the node's.
+	if !x.Local() {
+		// A relayed answer needs no header map: the gateway's own fields
+		// go first and win over the node's of the same name.
 		relay.AddField("x-request-id", id)
 		if k, v := x.Variant(); k != nil {
 			relay.AddField(strings.ToLower(string(k)), string(v))
@@ -150,11 +150,9 @@ func (s *Server) serveH2Request(w http.ResponseWriter, req *http.Request, refuse
 				len(conn) > 0 && forward.ConnectionListed(conn, k) {
 				continue
 			}
-			key, vals := s.headers.key(k), s.headers.value(v)
-			if prev := h[key]; prev != nil {
-				vals = append(prev[:len(prev):len(prev)], vals[0])
+			if name := s.headers.name(k); name != "" {
+				relay.RelayField(name, s.headers.value(v))
 			}
-			h[key] = vals
 		}
 		w.WriteHeader(resp.StatusCode())
 		if stream {

@@ -1506,3 +1506,36 @@ func TestAddField(t *testing.T) {
 		t.Errorf("headers %v, want %v", a.header, want)
 	}
 }
+
+// TestRelayField: fields relayed one at a time are kept by the stream
+// (the caller's strings may come from anywhere) with RelayFields' rules:
+// a name AddField sent is not repeated, a relayed content-length stands;
+// they follow fields given with RelayFields, whose slice is copied, not
+// appended to; more than the stream's room for them is fine.
+func TestRelayField(t *testing.T) {
+	given := make([]hpack.HeaderField, 1, 4) // room to append: must stay unused
+	given[0] = hpack.HeaderField{Name: "x-given", Value: "g"}
+	s := serve(t, &h2server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		relay := w.(h2server.FieldRelay)
+		relay.AddField("x-request-id", "gateway")
+		relay.RelayFields(given)
+		relay.RelayField("x-request-id", "node")
+		relay.RelayField("content-length", "4")
+		for i := range 10 {
+			relay.RelayField("x-many", strconv.Itoa(i))
+		}
+		_, _ = io.WriteString(w, "body")
+	})})
+	rc := dialRaw(t, s.addr)
+	rc.request(1, http.MethodGet, "/", true)
+	a := rc.answer(1)
+	a.header.Del("Date")
+	want := http.Header{"X-Request-Id": {"gateway"}, "X-Given": {"g"}, "Content-Length": {"4"},
+		"X-Many": {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}}
+	if !headerEqual(a.header, want) || string(a.body) != "body" {
+		t.Errorf("headers %v, body %q; want %v, body", a.header, a.body, want)
+	}
+	if extra := given[:2][1]; extra != (hpack.HeaderField{}) {
+		t.Errorf("RelayField appended %v to the caller's slice", extra)
+	}
+}

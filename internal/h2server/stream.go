@@ -62,9 +62,11 @@ type stream struct {
 	fieldBuf    [8]hpack.HeaderField // fields' room: most requests' fit, not allocated
 	own         []hpack.HeaderField  // AddField's, in ownBuf while they fit
 	ownBuf      [4]hpack.HeaderField
-	relayed     []hpack.HeaderField // RelayFields: sent after the header map's
-	relayedTr   []hpack.HeaderField // RelayTrailerFields: sent after the map's trailers
-	readTimer   *time.Timer         // under c.mu: the watchdog sets deadlines from its own goroutine
+	relayed     []hpack.HeaderField  // RelayFields' or RelayField's: sent after the header map's
+	relayBuf    [4]hpack.HeaderField // RelayField's room: a usual HTTP/1.1 answer's fit (date, server, content-type and -length)
+	relayOwned  bool                 // relayed is the stream's (RelayField), not the caller's
+	relayedTr   []hpack.HeaderField  // RelayTrailerFields: sent after the map's trailers
+	readTimer   *time.Timer          // under c.mu: the watchdog sets deadlines from its own goroutine
 }
 
 func newStream(c *conn, id uint32) *stream {
@@ -397,8 +399,9 @@ func (st *stream) finish() {
 // address as the server has them, and a way to send the fields of the
 // answer it relays as its node sent them, instead of copying them into
 // the header map. Relayed slices are read when the headers and the
-// trailers are written, so they must not change until the handler
-// returns.
+// trailers are written, which may be after the handler returns (an
+// answer's last frames go out then), so they must not change until the
+// stream ends.
 type FieldRelay interface {
 	// ClientAddr is the client's address, as Request.RemoteAddr gives it
 	// but parsed once per connection (zero when not an IP address).
@@ -416,18 +419,34 @@ type FieldRelay interface {
 	// RelayFields adds fields (names in lower case) to the answer's
 	// headers. The header map's keys and AddField's come first and win:
 	// a field whose name they have too is not sent. Connection-specific
-	// fields are not sent, nor invalid values. Call it before
-	// WriteHeader.
+	// fields are not sent, nor invalid values. It replaces what was
+	// relayed before. Call it before WriteHeader.
 	RelayFields(fields []hpack.HeaderField)
+	// RelayField adds one field (name in lower case) to the relayed ones,
+	// with the same rules; the stream keeps it, so the caller needs no
+	// slice that outlives the handler. Call it before WriteHeader.
+	RelayField(name, value string)
 	// RelayTrailerFields adds fields (names in lower case) to the
 	// answer's trailers, after the map's. Call it before the handler
 	// returns.
 	RelayTrailerFields(fields []hpack.HeaderField)
 }
 
-func (st *stream) RequestFields() []hpack.HeaderField     { return st.fields }
-func (st *stream) ClientAddr() netip.AddrPort             { return st.c.clientAddr }
-func (st *stream) RelayFields(fields []hpack.HeaderField) { st.relayed = fields }
+func (st *stream) RequestFields() []hpack.HeaderField { return st.fields }
+func (st *stream) ClientAddr() netip.AddrPort         { return st.c.clientAddr }
+func (st *stream) RelayFields(fields []hpack.HeaderField) {
+	st.relayed, st.relayOwned = fields, false
+}
+
+func (st *stream) RelayField(name, value string) {
+	if !st.relayOwned {
+		// The caller's slice from RelayFields, if any, is copied, never
+		// appended to.
+		st.relayed = append(st.relayBuf[:0:len(st.relayBuf)], st.relayed...)
+		st.relayOwned = true
+	}
+	st.relayed = append(st.relayed, hpack.HeaderField{Name: name, Value: value})
+}
 
 func (st *stream) AddField(name, value string) {
 	if st.own == nil {
