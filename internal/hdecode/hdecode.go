@@ -8,6 +8,12 @@
 // about ten allocations a block, three blocks and two or three PING and
 // WINDOW_UPDATE frames per proxied gRPC call. The other frame types are
 // the framer's.
+//
+// A connection's calls repeat a few header blocks byte for byte, all
+// indexed once the dynamic table holds their fields: the last few blocks
+// that left the table as it was are remembered with their fields, and
+// the same bytes are not decoded again until a block that may change the
+// table comes (a fifth of the cost of decoding a gRPC request's block).
 package hdecode
 
 import (
@@ -42,7 +48,30 @@ type Decoder struct {
 	headersLeft, trailersLeft uint32
 	sawRegular                bool
 	invalid                   error
+
+	// Blocks decoded lately that left the dynamic table as it was, with
+	// their fields: the same bytes decode to the same fields until a
+	// block that may change the table comes.
+	seen     [seenBlocks]seenBlock
+	seenNext int // the entry replaced next
 }
+
+// seenBlock is one block remembered: its fragment and its fields.
+type seenBlock struct {
+	frag   []byte
+	fields []hpack.HeaderField
+	valid  bool // frag decodes to fields with the table as it is
+}
+
+// A connection's calls repeat a few header blocks (a client's requests,
+// a node's answers and trailers), each of them all indexed once the
+// dynamic table holds their fields. Blocks up to maxSeenBlock bytes and
+// maxSeenFields fields are remembered, seenBlocks of them.
+const (
+	seenBlocks    = 4
+	maxSeenBlock  = 256
+	maxSeenFields = 16
+)
 
 // New returns the reader of fr's frames, which fr reads from r, with a
 // 4 KiB dynamic table (the HTTP/2 default). maxList bounds a block's
@@ -189,6 +218,17 @@ func (d *Decoder) parseHeaders(fh http2.FrameHeader, p []byte) ([]byte, error) {
 func (d *Decoder) readBlock(first []byte) (*http2.MetaHeadersFrame, error) {
 	clear(d.mh.Fields) // drop the last block's strings
 	d.mh = http2.MetaHeadersFrame{HeadersFrame: &d.hf, Fields: d.mh.Fields[:0]}
+	whole := d.hf.HeadersEnded() && len(first) <= maxSeenBlock
+	if whole {
+		if e := d.lookup(first); e != nil {
+			d.mh.Fields = append(d.mh.Fields, e.fields...)
+			return &d.mh, nil
+		}
+	}
+	keeps := whole && keepsTable(first)
+	if !keeps {
+		d.forget() // this block may change the dynamic table
+	}
 	d.headersLeft, d.trailersLeft = d.maxList, d.maxList
 	d.sawRegular, d.invalid = false, nil
 	d.dec.SetEmitEnabled(true)
@@ -231,7 +271,110 @@ func (d *Decoder) readBlock(first []byte) (*http2.MetaHeadersFrame, error) {
 	if err := checkPseudos(d.mh.PseudoFields()); err != nil {
 		return nil, http2.StreamError{StreamID: d.hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
+	if keeps && !d.mh.Truncated && len(d.mh.Fields) <= maxSeenFields {
+		d.remember(first, d.mh.Fields)
+	}
 	return &d.mh, nil
+}
+
+// lookup returns the remembered block whose fragment is frag, or nil.
+func (d *Decoder) lookup(frag []byte) *seenBlock {
+	for i := range d.seen {
+		if e := &d.seen[i]; e.valid && string(e.frag) == string(frag) {
+			return e
+		}
+	}
+	return nil
+}
+
+// remember keeps a block that decoded to fields, valid and whole, and
+// left the dynamic table as it was. Its entry's storage is reused.
+func (d *Decoder) remember(frag []byte, fields []hpack.HeaderField) {
+	e := &d.seen[d.seenNext]
+	d.seenNext = (d.seenNext + 1) % seenBlocks
+	e.frag = append(e.frag[:0], frag...)
+	clear(e.fields)
+	e.fields = append(e.fields[:0], fields...)
+	e.valid = true
+}
+
+// forget drops every remembered block (their storage is kept).
+func (d *Decoder) forget() {
+	for i := range d.seen {
+		e := &d.seen[i]
+		if e.valid {
+			clear(e.fields) // drop the strings
+			e.valid = false
+		}
+	}
+}
+
+// keepsTable reports whether decoding the block fragment p leaves the
+// dynamic table as it is: p holds only indexed fields and literals
+// without indexing or never indexed (RFC 7541 §6.1, §6.2.2, §6.2.3), no
+// literal with incremental indexing and no table size update. A
+// malformed fragment reports false (the decoder says what is wrong).
+func keepsTable(p []byte) bool {
+	for len(p) > 0 {
+		var ok bool
+		switch b := p[0]; {
+		case b&0x80 != 0: // indexed
+			if _, p, ok = hpackInt(p, 7); !ok {
+				return false
+			}
+		case b&0xe0 == 0: // literal without indexing (0000), never indexed (0001)
+			var idx uint64
+			if idx, p, ok = hpackInt(p, 4); !ok {
+				return false
+			}
+			if idx == 0 { // a literal name
+				if p, ok = skipString(p); !ok {
+					return false
+				}
+			}
+			if p, ok = skipString(p); !ok {
+				return false
+			}
+		default: // literal with incremental indexing (01), size update (001)
+			return false
+		}
+	}
+	return true
+}
+
+// hpackInt reads an integer with an n-bit prefix (RFC 7541 §5.1) from the
+// start of p and returns the rest.
+func hpackInt(p []byte, n uint) (v uint64, rest []byte, ok bool) {
+	mask := uint64(1)<<n - 1
+	v = uint64(p[0]) & mask
+	p = p[1:]
+	if v < mask {
+		return v, p, true
+	}
+	for shift := uint(0); shift < 28; shift += 7 { // four more bytes at most: far beyond any size here
+		if len(p) == 0 {
+			return 0, nil, false
+		}
+		b := p[0]
+		p = p[1:]
+		v += uint64(b&0x7f) << shift
+		if b&0x80 == 0 {
+			return v, p, true
+		}
+	}
+	return 0, nil, false
+}
+
+// skipString skips a string literal (RFC 7541 §5.2).
+func skipString(p []byte) ([]byte, bool) {
+	if len(p) == 0 {
+		return nil, false
+	}
+	n, p, ok := hpackInt(p, 7)
+	if !ok || n > uint64(len(p)) {
+		return nil, false
+	}
+	return p[n:], true
 }
 
 // emit takes each decoded field: it checks it, counts its size and keeps

@@ -110,7 +110,37 @@ func seeds(t testing.TB) [][]byte {
 		raw(t, rawFrame{http2.FrameHeaders, 0, 1, hpackOf(t, request)[:4]}, rawFrame{http2.FramePing, 0, 0, []byte("12345678")}),
 		raw(t, rawFrame{http2.FrameHeaders, 0, 1, hpackOf(t, request)[:4]}, rawFrame{http2.FrameContinuation, http2.FlagContinuationEndHeaders, 3, hpackOf(t, request)[4:]}),
 		raw(t, rawFrame{http2.FrameContinuation, http2.FlagContinuationEndHeaders, 1, hpackOf(t, request)}),
+		// The same bytes, the newest dynamic entry (index 62), before and
+		// after blocks that change the table: a remembered block must not
+		// outlive the table it was decoded with.
+		raw(t, hdr(1, lit(0x40, "x-a", "1")), hdr(3, []byte{0xbe}), hdr(5, []byte{0xbe}),
+			hdr(7, lit(0x40, "x-b", "2")), hdr(9, []byte{0xbe}), hdr(11, []byte{0xbe}),
+			hdr(13, lit(0x00, "x-c", "3"), []byte{0xbe}), hdr(15, lit(0x00, "x-c", "3"), []byte{0xbe}),
+			hdr(17, []byte{0x20}), hdr(19, []byte{0xbe})),
+		raw(t, hdr(1, lit(0x40, "x-a", "1")), hdr(3, []byte{0xbe}), hdr(5, []byte{0x3f, 0xe1, 0x1f}, []byte{0xbe}),
+			hdr(7, []byte{0xbe}), hdr(9, lit(0x40, "x-big", strings.Repeat("v", 4000))), hdr(11, []byte{0xbe})),
 	}
+}
+
+// hdr is a HEADERS frame on stream whose block is the fragments given,
+// whole.
+func hdr(stream uint32, frags ...[]byte) rawFrame {
+	return rawFrame{http2.FrameHeaders, http2.FlagHeadersEndHeaders, stream, bytes.Join(frags, nil)}
+}
+
+// lit is a literal field with a literal name, first byte first (0x40
+// indexed, 0x00 not, 0x10 never), its strings not Huffman-coded.
+func lit(first byte, name, value string) []byte {
+	b := append([]byte{first, byte(len(name))}, name...)
+	if len(value) < 127 {
+		return append(append(b, byte(len(value))), value...)
+	}
+	n := len(value) - 127
+	b = append(b, 127)
+	for ; n >= 128; n >>= 7 {
+		b = append(b, byte(n&0x7f|0x80))
+	}
+	return append(append(b, byte(n)), value...)
 }
 
 // rawFrame is one frame as it goes on the wire, valid or not.
@@ -228,5 +258,33 @@ func TestFieldsReused(t *testing.T) {
 	}
 	if got[0] != fmt.Sprint(len(request), true) || got[1] != "1 true" {
 		t.Errorf("fields and reuse per block: %v", got)
+	}
+}
+
+// TestRepeatedBlockRemembered: a block whose fields are all in the
+// dynamic table is remembered, and served from memory when its bytes come
+// again; one that adds to the table makes every remembered block go.
+func TestRepeatedBlockRemembered(t *testing.T) {
+	first := frames(t, block{stream: 1, fields: request})
+	in := frames(t, block{stream: 1, fields: request}, block{stream: 3, fields: request}, block{stream: 5, fields: request},
+		block{stream: 7, fields: fields(":status", "200", "x-new", "1")})
+	indexed := in[len(first)+9 : len(first)+9+int(in[len(first)+2])] // the second block's fragment (a 9-byte frame header, then the fragment)
+	r := bytes.NewReader(in)
+	d := New(http2.NewFramer(nil, r), r, 0)
+	var got []string
+	for i := range 4 {
+		f, err := d.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			got = append(got, fmt.Sprint(f.(*http2.MetaHeadersFrame).Fields))
+		}
+		if remembered := d.lookup(indexed) != nil; remembered != (i == 1 || i == 2) {
+			t.Errorf("after block %d: remembered %v", i, remembered)
+		}
+	}
+	if want := fmt.Sprint(request); got[0] != want || got[1] != want || got[2] != want {
+		t.Errorf("fields %q, want %q three times", got, want)
 	}
 }
