@@ -75,21 +75,24 @@ type Exchange struct {
 	clientRsp *fasthttp.Response // the HTTP/1.1 frontend's response, filled in place when buffered
 	resp      *fasthttp.Response // the HTTP node's answer: clientRsp or own
 	own       fasthttp.Response
-	// An HTTP/2 request encoded for an HTTP/1.1 node, and a shadow
-	// copy's request (Sender): each made on first use and then kept with
-	// the pooled Exchange, so one that serves only HTTP/1.1 clients (held
-	// for a whole stream) does not carry their 1.7 KB.
-	out, copyReq *fasthttp.Request
-	hresp        *h2client.Response // the gRPC node's answer
-	body         io.Reader          // the streamed body being relayed
-	failed       bool               // the node broke the stream
-	needDone     bool               // an OpenAI event stream: it must end with data: [DONE]
-	sawDone      bool
-	done         doneScanner
-	abortClient  io.Closer // closed when the node breaks the stream
-	cancelled    bool      // the client went away while the stream was read
-	complete     bool      // the streamed body reached its end
-	g            grpcState
+	// A shadow copy's request (Sender): made on first use and then kept
+	// with the pooled Exchange, so one that serves only HTTP/1.1 clients
+	// (held for a whole stream) does not carry its 1.7 KB.
+	copyReq *fasthttp.Request
+	// An HTTP/2 request written out for an HTTP/1.1 node (writeH1Head),
+	// its head in headBuf.
+	written     upstream.Written
+	headBuf     []byte
+	hresp       *h2client.Response // the gRPC node's answer
+	body        io.Reader          // the streamed body being relayed
+	failed      bool               // the node broke the stream
+	needDone    bool               // an OpenAI event stream: it must end with data: [DONE]
+	sawDone     bool
+	done        doneScanner
+	abortClient io.Closer // closed when the node breaks the stream
+	cancelled   bool      // the client went away while the stream was read
+	complete    bool      // the streamed body reached its end
+	g           grpcState
 
 	w        watch // the watchdog's view
 	reserved int64 // body bytes held against Limits.MaxBufferedBytes
@@ -600,9 +603,10 @@ func (x *Exchange) releaseUpstream() {
 // reset readies x for the pool, keeping its buffers.
 func (x *Exchange) reset() {
 	x.endWatch() // first: the watchdog leaves x alone from here
-	if x.Req.h2 != nil && x.Req.Proto != GRPC && x.out != nil {
-		x.out.Reset() // it held the encoded HTTP/2 request
+	if cap(x.headBuf) > maxKeptHead {
+		x.headBuf = nil
 	}
+	x.written = upstream.Written{}
 	x.Req.reset()
 	x.set, x.route, x.ep, x.node = nil, nil, nil, nil
 	x.start, x.deadline = time.Time{}, time.Time{}

@@ -144,15 +144,19 @@ func (c *Core) send(x *Exchange, rt *route.Route) error {
 // request may go to another node: nothing of it reached this one, or its
 // body is buffered and the failure was not a timeout.
 func (x *Exchange) attemptHTTP(n *upstream.Node) (status int, replayable bool, err error) {
-	req := x.upstreamRequest()
 	resp := x.clientRsp
 	if x.stream || resp == nil {
 		resp = &x.own
 	}
 	x.resp = resp
 	resp.StreamBody = x.stream
-	err = n.Do(&x.call, req, resp, x.deadline)
-	buffered := !req.IsBodyStream()
+	buffered := true // an HTTP/2 request's body is read whole first
+	if req := x.Req.h1; req != nil {
+		err = n.Do(&x.call, req, resp, x.deadline)
+		buffered = !req.IsBodyStream()
+	} else {
+		err = n.DoWritten(&x.call, &x.written, resp, x.deadline)
+	}
 	if err == nil {
 		return resp.StatusCode(), buffered, nil
 	}
@@ -233,16 +237,6 @@ func noConnection(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, upstream.ErrNoFreeConns)
 }
 
-// upstreamRequest is the request an HTTP node receives: the HTTP/1.1
-// client's own request, edited in place (prepareHTTP), or an HTTP/2
-// request written once into x.out (by prepareHTTP).
-func (x *Exchange) upstreamRequest() *fasthttp.Request {
-	if x.Req.h1 != nil {
-		return x.Req.h1
-	}
-	return x.out
-}
-
 // prepareHTTP edits the request for the node: hop-by-hop headers go, the
 // client's address joins X-Forwarded-For, a TLS-terminated request goes
 // on as plain http. An HTTP/2 request is encoded into x.out.
@@ -284,16 +278,30 @@ func (x *Exchange) prepareHTTP() {
 		}
 		return
 	}
-	if x.out == nil {
-		x.out = new(fasthttp.Request)
-	}
-	out := x.out
-	// The client's names are lower case (HTTP/2): the node gets them in
-	// the canonical form HTTP/1.1 clients send.
-	out.Header.EnableNormalizing()
-	out.Header.SetMethodBytes(r.Method)
-	out.SetRequestURIBytes(x.targetURI())
-	out.Header.SetHostBytes(r.Host)
+	x.headBuf = x.writeH1Head(x.headBuf[:0])
+	x.written = upstream.Written{Head: x.headBuf, Body: r.Body, HEAD: string(r.Method) == fasthttp.MethodHead}
+}
+
+// maxKeptHead is the largest written head buffer an Exchange keeps.
+const maxKeptHead = 16 << 10
+
+// writeH1Head appends the HTTP/1.1 request head an HTTP node gets for an
+// HTTP/2 request: the request line with the normalised target, Host, the
+// client's fields under their canonical names but the hop-by-hop ones
+// (and Host: :authority names the host), cookie crumbs joined in one
+// line (RFC 9113 §8.2.3), X-Forwarded-For and Via with this hop added,
+// the gateway's request ID and tenant, and the body's Content-Length.
+// The fields' values were checked when decoded (no CR, LF or NUL); the
+// method is a token (h2server); target bytes a request line cannot hold
+// are percent-encoded.
+func (x *Exchange) writeH1Head(b []byte) []byte {
+	r := &x.Req
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = appendTarget(b, x.targetURI())
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, r.Host...)
+	b = append(b, "\r\n"...)
 	var prior, priorVia, cookies []byte
 	for _, f := range r.fields {
 		switch f.Name {
@@ -306,29 +314,101 @@ func (x *Exchange) prepareHTTP() {
 		case "cookie": // one line for HTTP/1.1 (RFC 9113 §8.2.3)
 			cookies = appendJoined(cookies, "; ", f.Value)
 			continue
-		case "x-switchyard-tenant": // only the gateway names a tenant
+		case "host", "content-length", "x-switchyard-tenant": // the gateway's own; only it names a tenant
 			continue
 		case "authorization", "x-api-key":
 			if x.tenant != nil {
 				continue
 			}
+		case "x-request-id":
+			if x.idGenerated {
+				continue
+			}
 		}
 		if !hopHeader(bytesOf(f.Name)) {
-			out.Header.Add(f.Name, f.Value)
+			b = appendField(b, f.Name, f.Value)
 		}
 	}
 	if len(cookies) > 0 {
-		out.Header.SetBytesV("Cookie", cookies)
+		b = appendCanonicalField(b, "Cookie", cookies)
 	}
 	if x.idGenerated {
-		out.Header.SetCanonical(keyRequestID, x.id)
+		b = appendCanonicalField(b, "X-Request-Id", x.id)
 	}
-	appendForwardedFor(&out.Header, prior, r.ipText)
-	appendVia(&out.Header, priorVia, x.core.via)
+	if len(prior) > 0 || len(r.ipText) > 0 {
+		b = appendListField(b, "X-Forwarded-For", prior, r.ipText)
+	}
+	b = appendListField(b, "Via", priorVia, x.core.via)
 	if x.tenant != nil {
-		out.Header.SetCanonical(keyTenant, bytesOf(x.tenant.Name()))
+		b = appendCanonicalField(b, "X-Switchyard-Tenant", bytesOf(x.tenant.Name()))
 	}
-	out.SetBodyRaw(r.Body)
+	if len(r.Body) > 0 || bodyMethod(r.Method) {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(r.Body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// bodyMethod: a method whose request has content, so that an empty body
+// still gets a Content-Length: 0 (RFC 9110 §8.6).
+func bodyMethod(m []byte) bool {
+	switch string(m) {
+	case fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// appendField appends a header line for an HTTP/2 field: its name (a
+// lower-case token) in canonical form, as HTTP/1.1 clients send it.
+func appendField(b []byte, name, value string) []byte {
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+		upper = c == '-'
+	}
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
+}
+
+// appendListField appends a list field: the values before, then this
+// hop's (either may be empty).
+func appendListField(b []byte, name string, prior, hop []byte) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, prior...)
+	if len(prior) > 0 && len(hop) > 0 {
+		b = append(b, ", "...)
+	}
+	b = append(b, hop...)
+	return append(b, "\r\n"...)
+}
+
+func appendCanonicalField(b []byte, name string, value []byte) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
+}
+
+// appendTarget appends a request target, percent-encoding the bytes a
+// request line cannot hold (controls, space, DEL and non-ASCII).
+func appendTarget(b, target []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // targetURI is the request target the node gets: the normalised path and

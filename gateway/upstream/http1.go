@@ -293,11 +293,59 @@ func (c *Call) attach(cn *conn) bool {
 // exactly one ObserveFirstByte.
 func (n *Node) Do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
 	n.fb.begin()
-	return n.do(c, req, resp, deadline)
+	return n.do(c, outgoing{req: req}, resp, deadline)
 }
 
+// Written is a request written out already, as it goes on the wire.
+type Written struct {
+	// Head is the request line and the header fields, each line ending
+	// in CRLF, then the empty line. It must frame Body with a
+	// Content-Length when Body is not empty, and must not ask to close
+	// the connection.
+	Head []byte
+	Body []byte
+	// HEAD: the request's method is HEAD (its answer has no body).
+	HEAD bool
+}
+
+// DoWritten is Do for a request written out already (see Written): no
+// fasthttp request is filled and serialised again.
+func (n *Node) DoWritten(c *Call, req *Written, resp *fasthttp.Response, deadline time.Time) error {
+	n.fb.begin()
+	return n.do(c, outgoing{w: req}, resp, deadline)
+}
+
+// outgoing is the request of an exchange: a fasthttp request, or one
+// written out already.
+type outgoing struct {
+	req *fasthttp.Request
+	w   *Written
+}
+
+func (o outgoing) write(bw *bufio.Writer) error {
+	if o.w == nil {
+		return o.req.Write(bw)
+	}
+	if _, err := bw.Write(o.w.Head); err != nil {
+		return err
+	}
+	_, err := bw.Write(o.w.Body)
+	return err
+}
+
+func (o outgoing) bodyStream() bool { return o.w == nil && o.req.IsBodyStream() }
+
+func (o outgoing) head() bool {
+	if o.w == nil {
+		return o.req.Header.IsHead()
+	}
+	return o.w.HEAD
+}
+
+func (o outgoing) connectionClose() bool { return o.w == nil && o.req.Header.ConnectionClose() }
+
 // do is Do without the first-byte record (health probes).
-func (n *Node) do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+func (n *Node) do(c *Call, req outgoing, resp *fasthttp.Response, deadline time.Time) error {
 	stream := resp.StreamBody
 	for attempt := 0; ; attempt++ {
 		if c.aborted.Load() {
@@ -330,7 +378,7 @@ func (n *Node) do(c *Call, req *fasthttp.Request, resp *fasthttp.Response, deadl
 		if c.aborted.Load() {
 			return ErrAborted
 		}
-		if reused && attempt == 0 && staleConn(err) && !req.IsBodyStream() {
+		if reused && attempt == 0 && staleConn(err) && !req.bodyStream() {
 			continue
 		}
 		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
@@ -351,7 +399,7 @@ func staleConn(err error) bool {
 
 // exchange writes req and reads the response head (and body unless
 // stream); closeAfter says the connection is not reusable afterwards.
-func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, stream bool) (closeAfter bool, err error) {
+func (n *Node) exchange(cn *conn, req outgoing, resp *fasthttp.Response, deadline time.Time, stream bool) (closeAfter bool, err error) {
 	if err := cn.dc.SetWriteDeadline(deadline); err != nil {
 		return true, err
 	}
@@ -359,11 +407,11 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 	defer writerPool.Put(bw)
 	bw.Reset(cn.w)
 	defer bw.Reset(nil)
-	err = req.Write(bw)
+	err = req.write(bw)
 	// A plaintext request that fit the writer whole is held
 	// (deadline.Upstream.Hold: not when part of it was written already)
 	// and written by the read for its answer; bw keeps it until then.
-	if err == nil && cn.tls == nil && !req.IsBodyStream() && cn.dc.Hold() {
+	if err == nil && cn.tls == nil && !req.bodyStream() && cn.dc.Hold() {
 		defer cn.dc.Unhold()
 	}
 	if err == nil {
@@ -375,14 +423,14 @@ func (n *Node) exchange(cn *conn, req *fasthttp.Request, resp *fasthttp.Response
 	if err := cn.dc.SetReadDeadline(deadline); err != nil {
 		return true, err
 	}
-	skip := resp.SkipBody || req.Header.IsHead()
+	skip := resp.SkipBody || req.head()
 	resp.Reset()
 	resp.SkipBody, resp.StreamBody = skip, stream
 	resp.Header.DisableNormalizing()
 	if err := resp.ReadLimitBody(cn.br, n.cfg.MaxResponseBytes); err != nil {
 		return true, err
 	}
-	return req.Header.ConnectionClose() || resp.ConnectionClose(), nil
+	return req.connectionClose() || resp.ConnectionClose(), nil
 }
 
 // Body is a streamed response's body (Do with resp.StreamBody), read

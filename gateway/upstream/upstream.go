@@ -221,7 +221,7 @@ func (n *Node) health(ctx context.Context, path string, timeout time.Duration) e
 	var call Call
 	stop := context.AfterFunc(ctx, call.Abort)
 	defer stop()
-	if err := n.do(&call, req, resp, dl); err != nil {
+	if err := n.do(&call, outgoing{req: req}, resp, dl); err != nil {
 		return err
 	}
 	if c := resp.StatusCode(); (c < 200 || c > 299) && c != fasthttp.StatusNotFound {

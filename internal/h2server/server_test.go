@@ -887,6 +887,10 @@ func TestMalformedRequests(t *testing.T) {
 			rc.request(1, "POST", "/bad", false, "X-Upper", "v")
 			rc.data(1, true, []byte("body"))
 		}},
+		{name: "a method that is not a token", stream: http2.ErrCodeProtocol, send: func(rc *rawConn) {
+			// A proxy writes it into an HTTP/1.1 request line.
+			rc.request(1, "GET /x HTTP/1.1", "/bad", true)
+		}},
 		{name: "DATA on an idle stream", conn: http2.ErrCodeProtocol, send: func(rc *rawConn) {
 			rc.data(5, true, []byte("x"))
 		}},

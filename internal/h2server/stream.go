@@ -104,6 +104,8 @@ func (st *stream) readRequest(f *http2.MetaHeadersFrame) error {
 		return errors.New("missing :method, :scheme or :path")
 	case !connect && path[0] != '/' && !(path == "*" && method == "OPTIONS"):
 		return errors.New("invalid :path")
+	case !httpguts.ValidHeaderFieldName(method): // a token (RFC 9110 §9.1), as a request line needs
+		return errors.New("invalid :method")
 	}
 	regular := f.RegularFields()
 	// The decoder's fields are its own until the next frame.
