@@ -239,7 +239,8 @@ func noConnection(err error) bool {
 
 // prepareHTTP edits the request for the node: hop-by-hop headers go, the
 // client's address joins X-Forwarded-For, a TLS-terminated request goes
-// on as plain http. An HTTP/2 request is encoded into x.out.
+// on as plain http. An HTTP/2 request is written out into x.written
+// (writeH1Head).
 func (x *Exchange) prepareHTTP() {
 	r := &x.Req
 	if req := r.h1; req != nil {
@@ -286,14 +287,15 @@ func (x *Exchange) prepareHTTP() {
 const maxKeptHead = 16 << 10
 
 // writeH1Head appends the HTTP/1.1 request head an HTTP node gets for an
-// HTTP/2 request: the request line with the normalised target, Host, the
-// client's fields under their canonical names but the hop-by-hop ones
-// (and Host: :authority names the host), cookie crumbs joined in one
-// line (RFC 9113 §8.2.3), X-Forwarded-For and Via with this hop added,
-// the gateway's request ID and tenant, and the body's Content-Length.
-// The fields' values were checked when decoded (no CR, LF or NUL); the
-// method is a token (h2server); target bytes a request line cannot hold
-// are percent-encoded.
+// HTTP/2 request: the request line with the normalised target; Host, the
+// one routing used (a host field is dropped); the client's fields under
+// their canonical names, but the hop-by-hop ones and Content-Length;
+// cookie crumbs joined in one line (RFC 9113 §8.2.3); X-Forwarded-For and
+// Via with this hop added; the gateway's request ID and tenant; and the
+// body's Content-Length. The fields were checked when decoded (lower-case
+// tokens; values without CR, LF or NUL) and the method is a token
+// (h2server); target bytes a request line cannot hold are
+// percent-encoded.
 func (x *Exchange) writeH1Head(b []byte) []byte {
 	r := &x.Req
 	b = append(b, r.Method...)
