@@ -148,8 +148,8 @@ func TestTargets(t *testing.T) {
 			{Name: "haproxy", RPS: []float64{110}, CPUPerReq: []float64{11}},
 		},
 		H2: []*Row{
-			{Name: "switchyard", RPS: []float64{100}, CPUPerReq: []float64{20}},
-			{Name: "nginx", RPS: []float64{90}, CPUPerReq: []float64{10}},
+			{Name: "switchyard", RPS: []float64{100, 100, 100}, CPUPerReq: []float64{20, 9, 30}},
+			{Name: "nginx", RPS: []float64{90, 90, 90}, CPUPerReq: []float64{10, 10, 10}},
 			{Name: "haproxy", Skipped: "not installed"},
 		},
 		GRPC: []*Row{{Name: "switchyard", RPS: []float64{100}, CPUPerReq: []float64{20}}},
@@ -158,10 +158,14 @@ func TestTargets(t *testing.T) {
 	for _, want := range []string{
 		"- HTTP/1.1: Switchyard 10.00 CPU µs/req vs 11.00 (haproxy, the lower of nginx and HAProxy): met (-9.1 %); 100 req/s vs 110 (the higher of the two): not met.",
 		"- HTTP/2 (h2c clients, HTTP/1.1 upstreams): Switchyard 20.00 CPU µs/req vs 10.00 (nginx, the lower of nginx and HAProxy): not met (+100.0 %); 100 req/s vs 90 (the higher of the two): met.",
+		"  - round by round, Switchyard's CPU µs/req ÷ nginx's: median 2.000 (per round 2.000 / 0.900 / 3.000), at or below 1 in 1 of 3 rounds.",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Targets() = %q, want it to contain %q", got, want)
 		}
+	}
+	if strings.Contains(got, "round by round, Switchyard's CPU µs/req ÷ haproxy's") {
+		t.Errorf("a one-round section has a round-by-round line: %q", got)
 	}
 	if strings.Contains(got, "- gRPC") {
 		t.Errorf("gRPC has neither nginx nor HAProxy, yet a target line: %q", got)
