@@ -11,7 +11,8 @@
 //
 // A connection's calls repeat a few header blocks byte for byte, all
 // indexed once the dynamic table holds their fields: the last few blocks
-// that left the table as it was are remembered with their fields, and
+// that left the table as it was are remembered with their fields (not
+// one with a field its sender marked never-indexed, a credential), and
 // the same bytes are not decoded again until a block that may change the
 // table comes (a fifth of the cost of decoding a gRPC request's block).
 package hdecode
@@ -225,7 +226,10 @@ func (d *Decoder) readBlock(first []byte) (*http2.MetaHeadersFrame, error) {
 			return &d.mh, nil
 		}
 	}
-	keeps := whole && keepsTable(first)
+	var keeps, secret bool
+	if whole {
+		keeps, secret = keepsTable(first)
+	}
 	if !keeps {
 		d.forget() // this block may change the dynamic table
 	}
@@ -271,7 +275,7 @@ func (d *Decoder) readBlock(first []byte) (*http2.MetaHeadersFrame, error) {
 	if err := checkPseudos(d.mh.PseudoFields()); err != nil {
 		return nil, http2.StreamError{StreamID: d.hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
-	if keeps && !d.mh.Truncated && len(d.mh.Fields) <= maxSeenFields {
+	if keeps && !secret && !d.mh.Truncated && len(d.mh.Fields) <= maxSeenFields {
 		d.remember(first, d.mh.Fields)
 	}
 	return &d.mh, nil
@@ -314,32 +318,35 @@ func (d *Decoder) forget() {
 // without indexing or never indexed (RFC 7541 §6.1, §6.2.2, §6.2.3), no
 // literal with incremental indexing and no table size update. A
 // malformed fragment reports false (the decoder says what is wrong).
-func keepsTable(p []byte) bool {
+// secret reports a never-indexed field: its sender marked it sensitive
+// (a credential), and such a block is not remembered.
+func keepsTable(p []byte) (keeps, secret bool) {
 	for len(p) > 0 {
 		var ok bool
 		switch b := p[0]; {
 		case b&0x80 != 0: // indexed
 			if _, p, ok = hpackInt(p, 7); !ok {
-				return false
+				return false, false
 			}
 		case b&0xe0 == 0: // literal without indexing (0000), never indexed (0001)
+			secret = secret || b&0x10 != 0
 			var idx uint64
 			if idx, p, ok = hpackInt(p, 4); !ok {
-				return false
+				return false, false
 			}
 			if idx == 0 { // a literal name
 				if p, ok = skipString(p); !ok {
-					return false
+					return false, false
 				}
 			}
 			if p, ok = skipString(p); !ok {
-				return false
+				return false, false
 			}
 		default: // literal with incremental indexing (01), size update (001)
-			return false
+			return false, false
 		}
 	}
-	return true
+	return true, secret
 }
 
 // hpackInt reads an integer with an n-bit prefix (RFC 7541 §5.1) from the

@@ -263,7 +263,8 @@ func TestFieldsReused(t *testing.T) {
 
 // TestRepeatedBlockRemembered: a block whose fields are all in the
 // dynamic table is remembered, and served from memory when its bytes come
-// again; one that adds to the table makes every remembered block go.
+// again; one that adds to the table makes every remembered block go; one
+// with a never-indexed field is not remembered.
 func TestRepeatedBlockRemembered(t *testing.T) {
 	first := frames(t, block{stream: 1, fields: request})
 	in := frames(t, block{stream: 1, fields: request}, block{stream: 3, fields: request}, block{stream: 5, fields: request},
@@ -286,5 +287,23 @@ func TestRepeatedBlockRemembered(t *testing.T) {
 	}
 	if want := fmt.Sprint(request); got[0] != want || got[1] != want || got[2] != want {
 		t.Errorf("fields %q, want %q three times", got, want)
+	}
+
+	// A block with a never-indexed field (a credential) is not
+	// remembered, nor does it make the others go.
+	secret := lit(0x10, "authorization", "Bearer s3cret")
+	r = bytes.NewReader(raw(t, hdr(1, []byte{0x82}), hdr(3, []byte{0x82}, secret), hdr(5, []byte{0x82}, secret)))
+	d = New(http2.NewFramer(nil, r), r, 0)
+	for i := range 3 {
+		f, err := d.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.(*http2.MetaHeadersFrame).Fields); n != 1+min(i, 1) {
+			t.Errorf("block %d: %d fields", i, n)
+		}
+	}
+	if d.lookup(append([]byte{0x82}, secret...)) != nil || d.lookup([]byte{0x82}) == nil {
+		t.Error("the never-indexed block was remembered, or the plain one forgotten")
 	}
 }
