@@ -219,15 +219,12 @@ func (d *Decoder) parseHeaders(fh http2.FrameHeader, p []byte) ([]byte, error) {
 func (d *Decoder) readBlock(first []byte) (*http2.MetaHeadersFrame, error) {
 	clear(d.mh.Fields) // drop the last block's strings
 	d.mh = http2.MetaHeadersFrame{HeadersFrame: &d.hf, Fields: d.mh.Fields[:0]}
-	whole := d.hf.HeadersEnded() && len(first) <= maxSeenBlock
-	if whole {
+	var keeps, secret bool
+	if d.hf.HeadersEnded() && len(first) <= maxSeenBlock {
 		if e := d.lookup(first); e != nil {
 			d.mh.Fields = append(d.mh.Fields, e.fields...)
 			return &d.mh, nil
 		}
-	}
-	var keeps, secret bool
-	if whole {
 		keeps, secret = keepsTable(first)
 	}
 	if !keeps {
