@@ -278,7 +278,9 @@ func (g *Gateway) applyLocked(cfg *Config, force bool) error {
 		prev = rayPrefixes(old.Config().Routes)
 	}
 	if now := rayPrefixes(eff.Routes); now != prev {
-		// Routed from here on: the routes are installed with their nodes.
+		// The routes are installed; each says when its table has ready
+		// nodes ("gateway: route has ready nodes"), which may come later:
+		// the route's owner builds it from the list it was given.
 		g.log.Info("gateway: routes follow the Ray applications", "ray_prefixes", now)
 	}
 	if old == nil {

@@ -223,10 +223,15 @@ func TestGatewayRayQuickStart(t *testing.T) {
 	defer ray.Close()
 	gw := startGatewayRun(ctx, t, "--listen", gwproc.AnyPort, "--admin", gwproc.AnyPort, "--drain-delay", "0", "--ray-dashboard", ray.DashboardURL())
 	addr, errb := gw.client, &gw.errb
-	// The gateway logs the automatic routes once they are installed with
-	// their nodes.
+	// The gateway logs the automatic routes once they are installed, and
+	// each route once its table has ready nodes: from then on it is routed.
 	if !errb.WaitFor(ctx, "ray_prefixes=/llm,/sum") {
 		t.Fatalf("no log line with both Ray routes: %s", errb.String())
+	}
+	for _, name := range []string{"ray/llm", "ray/sum"} {
+		if !errb.WaitFor(ctx, `msg="gateway: route has ready nodes" route=`+name+" ") {
+			t.Fatalf("route %s never had ready nodes: %s", name, errb.String())
+		}
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
 	for _, app := range []struct{ prefix, proxy string }{{"/llm", "w1"}, {"/sum", "head"}} {

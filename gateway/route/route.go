@@ -38,6 +38,7 @@ type Route struct {
 	// Immutable after New.
 	cfg      config.RouteConfig
 	lim      *config.Limits
+	log      *slog.Logger // nil: no log
 	stats    *telemetry.RouteStats
 	modelIdx *telemetry.ModelIndex // the series of the route's models
 	primary  []byte                // the first of match.models; nil for none or "*"
@@ -93,7 +94,7 @@ func New(rc config.RouteConfig, lim *config.Limits, metrics *telemetry.Metrics, 
 		return nil, err
 	}
 	stats := metrics.Route(rc.Name)
-	r := &Route{cfg: rc, lim: lim, stats: stats, trigger: make(chan struct{}, 1), static: len(rc.Nodes) > 0}
+	r := &Route{cfg: rc, lim: lim, log: log, stats: stats, trigger: make(chan struct{}, 1), static: len(rc.Nodes) > 0}
 	r.modelIdx = stats.Models(rc.Match.Models)
 	if len(rc.Match.Models) > 0 && rc.Match.Models[0] != "*" {
 		r.primary = []byte(rc.Match.Models[0])
@@ -436,8 +437,9 @@ func (r *Route) rebuild(now time.Time) {
 		}
 	}
 	r.setQueueLimit(t)
-	r.table.Store(t)
+	prev := r.table.Swap(t)
 	r.meta.Store(&meta)
+	r.logReadiness(prev, t)
 	r.health.SetMembers(members)
 }
 
@@ -541,6 +543,22 @@ func (r *Route) run(ctx context.Context, weightPeriod time.Duration, log *slog.L
 			}
 			r.probeAll(ctx, log)
 		}
+	}
+}
+
+// logReadiness says when a route fed by a source gets its first ready
+// node, from when requests to it are picked a node (it is logged once the
+// table is published), and when it has none left.
+func (r *Route) logReadiness(prev, t *balancer.Table) {
+	if r.static || r.log == nil {
+		return
+	}
+	was := prev != nil && prev.Ready() > 0
+	switch now := t.Ready() > 0; {
+	case now && !was:
+		r.log.Info("gateway: route has ready nodes", "route", r.cfg.Name, "ready", t.Ready())
+	case was && !now:
+		r.log.Warn("gateway: route has no ready node left", "route", r.cfg.Name, "nodes", t.Len())
 	}
 }
 
